@@ -1,0 +1,111 @@
+//! Command-line arguments. Flags map one to one onto the library's options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move an application's data between databases, with proof that nothing was lost."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format when stderr is not a terminal (or with --no-progress).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Plain log lines instead of progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Copy every table of a database into another, then verify.
+    Copy(CopyArgs),
+    /// Compare a source and a target: row counts, content checksums, differing keys.
+    Verify(VerifyArgs),
+    /// Create a sample SQLite application database and copy it into a new SQLite file.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct Endpoints {
+    /// Where to read: sqlite:///path/app.db or postgres://user@host/db.
+    #[arg(long, visible_alias = "source-db", value_name = "URL")]
+    pub source: String,
+    /// Where to write: sqlite:///path/new.db or postgres://user@host/db.
+    #[arg(long, visible_alias = "target-db", value_name = "URL")]
+    pub target: String,
+}
+
+#[derive(Args)]
+pub struct Selection {
+    /// Only these tables: comma-separated names or globs.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub tables: Vec<String>,
+    /// Leave these tables out: comma-separated names or globs.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub exclude: Vec<String>,
+    /// Tables processed at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Write the JSON summary to FILE (always valid JSON, also on failure).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Rows per batch (each batch is written atomically).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub batch_size: usize,
+    /// Print the plan and source row counts; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Erase target tables that already exist (asks first; see --yes).
+    #[arg(long)]
+    pub force: bool,
+    /// Answer yes to the confirmation --force asks for (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// Rows the target rejects go to reject files instead of stopping the run (exit code 1).
+    #[arg(long)]
+    pub ignore_errors: bool,
+    /// Folder for the reject files of --ignore-errors.
+    #[arg(long, default_value = "ferry-rejects", value_name = "DIR")]
+    pub reject_dir: PathBuf,
+    /// Skip the verification that ends every copy.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub selection: Selection,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's two SQLite files.
+    #[arg(long, default_value = "ferry-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Rows in the sample database, about.
+    #[arg(long, default_value_t = 400_000, value_name = "N")]
+    pub rows: u64,
+}

@@ -1,0 +1,144 @@
+//! The connector traits a backend implements: `Source` (introspect and read), `Target` (check,
+//! execute DDL, write) and `Dialect` (the pure part of a target: type mapping and DDL text).
+//!
+//! Contracts, which the shared conformance tests check for every backend:
+//! - A `Source` never writes: it opens its database read-only.
+//! - `Source::read` sends every row of the table exactly once, in batches of at most
+//!   `batch_rows`, paging by key (never OFFSET), and stops promptly when cancelled.
+//! - `TableWriter::write` is atomic per call: on `WriteError::Rejected` nothing of the batch was
+//!   written, so the engine can split the batch to isolate bad rows.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::filter::TableFilter;
+use crate::locator::{Backend, Locator};
+use crate::plan::{Plan, TablePlan};
+use crate::schema::{Column, DataType, Schema, Table};
+use crate::value::Batch;
+
+/// What to discover. Profiling (scanning values to choose types that hold them all) costs a
+/// pass over the data; verification of a target does not need it.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaOptions {
+    pub filter: TableFilter,
+    pub profile: bool,
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    fn locator(&self) -> &Locator;
+
+    /// Discovers every table (and what is not copied: views, triggers, virtual tables), with
+    /// exact row counts.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    async fn schema(&self, options: &SchemaOptions) -> Result<Schema>;
+
+    /// Streams the rows of `table` (its columns in schema order) into `tx`.
+    ///
+    /// # Errors
+    /// When reading fails, or `Error::cancelled()` when `cancel` fires.
+    async fn read(
+        &self,
+        table: &Table,
+        batch_rows: usize,
+        tx: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<()>;
+}
+
+/// How a target stores one source column.
+#[derive(Debug, Clone)]
+pub struct ColumnMapping {
+    /// Values are converted to this portable type before writing; `None` passes them through
+    /// untouched (a same-backend copy of a dynamically typed column).
+    pub convert_to: Option<DataType>,
+    /// The target's type name, for DDL and the report.
+    pub native_type: String,
+    /// The default, translated to the target's SQL; `None` when there is none or it was dropped.
+    pub default_sql: Option<String>,
+    /// Lossy steps and translations, for the report.
+    pub notes: Vec<String>,
+}
+
+/// DDL statements by phase, in the order they run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Ddl {
+    /// Before the data: tables with their columns, types, NOT NULL and defaults.
+    pub create: Vec<String>,
+    /// After the data: primary keys, unique constraints and indexes.
+    pub indexes: Vec<String>,
+    pub foreign_keys: Vec<String>,
+    /// Identity and sequence counters moved past the copied maximum.
+    pub sequences: Vec<String>,
+    pub analyze: Vec<String>,
+    /// To erase tables with `--force`, children first.
+    pub drop: Vec<String>,
+}
+
+/// The pure half of a target: no I/O, so the planner can use it for dry runs and tests.
+pub trait Dialect: Send + Sync {
+    fn backend(&self) -> Backend;
+    /// Longest identifier in bytes.
+    fn max_identifier_bytes(&self) -> usize;
+    /// Whether unquoted identifiers fold case, so that names differing only in case collide.
+    fn folds_case(&self) -> bool;
+    /// How many tables may be written at once (SQLite allows one writer).
+    fn max_parallel_writers(&self) -> usize;
+    fn map_column(&self, column: &Column, table: &Table, source: Backend) -> ColumnMapping;
+    /// Every statement needed to create the planned tables, by phase.
+    fn ddl(&self, plan: &Plan) -> Ddl;
+}
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn locator(&self) -> &Locator;
+    fn dialect(&self) -> &dyn Dialect;
+
+    /// Every table that exists in the target, with its exact row count.
+    ///
+    /// # Errors
+    /// When the target cannot be queried.
+    async fn existing_tables(&self) -> Result<Vec<(String, u64)>>;
+
+    /// Runs statements in order, stopping at the first failure.
+    ///
+    /// # Errors
+    /// The failing statement's error, naming the statement.
+    async fn execute(&self, statements: &[String]) -> Result<()>;
+
+    /// A writer for one table, on its own connection.
+    ///
+    /// # Errors
+    /// When the connection cannot be opened.
+    async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>>;
+
+    /// The same database opened read-only as a source, for verification.
+    ///
+    /// # Errors
+    /// When it cannot be opened.
+    async fn as_source(&self) -> Result<std::sync::Arc<dyn Source>>;
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The target refused data in this batch; nothing of the batch was written. `row` is the
+    /// offending row's index in the batch when the target said which.
+    Rejected { row: Option<usize>, reason: String },
+    /// Anything else (lost connection, full disk): the run cannot go on.
+    Fatal(Error),
+}
+
+#[async_trait]
+pub trait TableWriter: Send {
+    /// Writes every row of `batch`, atomically.
+    ///
+    /// # Errors
+    /// See `WriteError`.
+    async fn write(&mut self, batch: &Batch) -> Result<(), WriteError>;
+}

@@ -1,0 +1,604 @@
+//! The copy engine: executes a plan. Per table, a reader streams batches through a bounded
+//! channel to a writer (so memory does not grow with table size); tables run in parallel on
+//! `workers` tasks in FK-safe order; DDL runs in phases around the data; every copy ends with
+//! verification unless told otherwise. Cancellation is a token passed down, checked per batch.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{SchemaOptions, Source, TableWriter, Target, WriteError};
+use crate::convert::convert;
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::{self, Plan, TablePlan};
+use crate::progress::{Confirm, Event, Observer};
+use crate::report::{Report, Status, TableStats, peak_rss_mb};
+use crate::value::Batch;
+use crate::verify;
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub schema: SchemaOptions,
+    pub batch_rows: usize,
+    pub workers: usize,
+    pub dry_run: bool,
+    /// Erase target tables that already hold rows (after confirmation).
+    pub force: bool,
+    /// Rejected rows go to reject files instead of stopping the run.
+    pub ignore_errors: bool,
+    pub verify: bool,
+    pub reject_dir: PathBuf,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        Self {
+            schema: SchemaOptions {
+                profile: true,
+                ..Default::default()
+            },
+            batch_rows: 10_000,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            dry_run: false,
+            force: false,
+            ignore_errors: false,
+            verify: true,
+            reject_dir: PathBuf::from("ferry-rejects"),
+        }
+    }
+}
+
+/// Everything a copy needs besides its options.
+pub struct Context {
+    pub observer: Arc<dyn Observer>,
+    pub confirm: Arc<dyn Confirm>,
+    pub cancel: CancellationToken,
+}
+
+/// Copies `source` into `target` and verifies the result.
+///
+/// Returns a report for every run that started (failed or cancelled runs included).
+///
+/// # Errors
+/// An input error (exit code 2) when the run could not start: unreadable source, unreachable
+/// target, a non-empty target without `force`, erasing not confirmed.
+pub async fn copy(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    options: &CopyOptions,
+    cx: &Context,
+) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report::new(
+        source.locator().redacted(),
+        target.locator().redacted(),
+        options.dry_run,
+    );
+
+    cx.observer
+        .event(&Event::Phase("Reading the source schema".into()));
+    let schema = source.schema(&options.schema).await?;
+    if let Some(unmatched) = Some(
+        options
+            .schema
+            .filter
+            .unmatched_names(schema.tables.iter().map(|t| t.name.as_str())),
+    ) && !unmatched.is_empty()
+    {
+        return Err(Error::input(format!(
+            "--tables names tables the source does not have: {}; run with --dry-run to list the tables",
+            unmatched.join(", ")
+        )));
+    }
+    let plan = plan::build(&schema, target.dialect());
+    report.not_copied = plan.skipped.clone();
+    report.warnings = plan.warnings.clone();
+    report.lossy = plan.lossy_steps();
+    for t in &plan.tables {
+        report.stats.insert(
+            t.source_name.clone(),
+            TableStats {
+                total: t.row_count,
+                ..Default::default()
+            },
+        );
+    }
+
+    cx.observer
+        .event(&Event::Phase("Checking the target".into()));
+    let existing = target.existing_tables().await?;
+    let fold = target.dialect().folds_case();
+    let same = |a: &str, b: &str| {
+        if fold {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let conflicts: Vec<(String, u64)> = existing
+        .iter()
+        .filter(|(name, _)| plan.tables.iter().any(|t| same(&t.target_name, name)))
+        .cloned()
+        .collect();
+
+    if options.dry_run {
+        if !conflicts.is_empty() {
+            report.warnings.push(format!(
+                "the target already has {}: a real run needs --force",
+                describe_tables(&conflicts)
+            ));
+        }
+        report.plan = Some(plan);
+        report.elapsed_s = started.elapsed().as_secs_f64();
+        report.peak_rss_mb = peak_rss_mb();
+        return Ok(report);
+    }
+
+    if !conflicts.is_empty() {
+        if !options.force {
+            return Err(Error::input(format!(
+                "the target already has {}; ferry creates these tables itself: use --force to erase them (or choose an empty target)",
+                describe_tables(&conflicts)
+            )));
+        }
+        let names: Vec<String> = conflicts.iter().map(|(n, _)| n.clone()).collect();
+        if !cx.confirm.confirm_erase(&names) {
+            return Err(Error::input(format!(
+                "not erasing {} without confirmation: answer the question on a terminal, or pass --yes",
+                describe_tables(&conflicts)
+            )));
+        }
+        cx.observer.event(&Event::Phase(format!(
+            "Erasing {}",
+            describe_tables(&conflicts)
+        )));
+        target.execute(&plan.ddl.drop).await?;
+    }
+
+    let result = run_plan(&source, &target, &plan, options, cx, &mut report).await;
+    if let Err(e) = result {
+        report.status = if e.kind() == ErrorKind::Cancelled {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        report.error = Some(e.to_string());
+    } else if options.verify {
+        cx.observer.event(&Event::Phase("Verifying".into()));
+        match async {
+            verify::verify_plan(
+                source.clone(),
+                target.as_source().await?,
+                &plan,
+                options.workers,
+                cx,
+            )
+            .await
+        }
+        .await
+        {
+            Ok(v) => report.verify = v,
+            Err(e) => {
+                report.status = if e.kind() == ErrorKind::Cancelled {
+                    Status::Cancelled
+                } else {
+                    Status::Failed
+                };
+                report.error = Some(format!("verification could not run: {e}"));
+            }
+        }
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.peak_rss_mb = peak_rss_mb();
+    Ok(report)
+}
+
+fn describe_tables(tables: &[(String, u64)]) -> String {
+    let list: Vec<String> = tables
+        .iter()
+        .map(|(n, rows)| {
+            if *rows == 0 {
+                format!("\"{n}\" (empty)")
+            } else {
+                format!("\"{n}\" ({rows} rows)")
+            }
+        })
+        .collect();
+    format!(
+        "table{} {}",
+        if tables.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
+async fn run_plan(
+    source: &Arc<dyn Source>,
+    target: &Arc<dyn Target>,
+    plan: &Plan,
+    options: &CopyOptions,
+    cx: &Context,
+    report: &mut Report,
+) -> Result<()> {
+    cx.observer.event(&Event::Phase("Creating tables".into()));
+    target.execute(&plan.ddl.create).await?;
+
+    cx.observer.event(&Event::Phase("Copying rows".into()));
+    let workers = options
+        .workers
+        .clamp(1, target.dialect().max_parallel_writers().max(1));
+    let permits = Arc::new(Semaphore::new(workers));
+    // One failing table stops the others (without --ignore-errors a failure ends the run).
+    let stop = cx.cancel.child_token();
+    let mut tasks = JoinSet::new();
+    for table in &plan.tables {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let (source, target, table) = (source.clone(), target.clone(), Arc::new(table.clone()));
+        let (options, observer, stop) = (options.clone(), cx.observer.clone(), stop.clone());
+        tasks.spawn(async move {
+            let name = table.source_name.clone();
+            let result = copy_table(source, target, table, &options, observer, stop.clone()).await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            drop(permit);
+            (name, result)
+        });
+    }
+    let mut first_error: Option<Error> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) =
+            joined.map_err(|e| Error::run(format!("a copy task panicked: {e}")))?;
+        let (stats, error) = match result {
+            Ok(stats) => (stats, None),
+            Err((stats, e)) => (stats, Some(e)),
+        };
+        let entry = report.stats.entry(name).or_default();
+        let total = entry.total;
+        *entry = TableStats { total, ..stats };
+        if let Some(e) = error {
+            // The first real error wins over the cancellations it caused in other tables.
+            let replace = match &first_error {
+                None => true,
+                Some(prev) => {
+                    prev.kind() == ErrorKind::Cancelled && e.kind() != ErrorKind::Cancelled
+                }
+            };
+            if replace {
+                first_error = Some(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        if e.kind() == ErrorKind::Cancelled && cx.cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        return Err(e);
+    }
+    if cx.cancel.is_cancelled() {
+        return Err(Error::cancelled());
+    }
+
+    for (phase, statements) in [
+        ("Creating primary keys and indexes", &plan.ddl.indexes),
+        ("Adding foreign keys", &plan.ddl.foreign_keys),
+        (
+            "Moving identity counters past the copied rows",
+            &plan.ddl.sequences,
+        ),
+        ("Analyzing", &plan.ddl.analyze),
+    ] {
+        if !statements.is_empty() {
+            cx.observer.event(&Event::Phase(phase.into()));
+            target.execute(statements).await?;
+        }
+        if cx.cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+    }
+    Ok(())
+}
+
+type TableResult = std::result::Result<TableStats, (TableStats, Error)>;
+
+async fn copy_table(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    table: Arc<TablePlan>,
+    options: &CopyOptions,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+) -> TableResult {
+    let started = Instant::now();
+    let mut stats = TableStats {
+        total: table.row_count,
+        ..Default::default()
+    };
+    observer.event(&Event::TableStarted {
+        table: table.source_name.clone(),
+        rows: table.row_count,
+    });
+    let result = copy_rows(
+        &source, &target, &table, options, &observer, &cancel, &mut stats,
+    )
+    .await;
+    stats.elapsed_s = started.elapsed().as_secs_f64();
+    observer.event(&Event::TableFinished {
+        table: table.source_name.clone(),
+        migrated: stats.migrated,
+        failed: stats.failed,
+        elapsed_s: stats.elapsed_s,
+    });
+    match result {
+        Ok(()) => Ok(stats),
+        Err(e) => {
+            let e = if e.kind() == ErrorKind::Cancelled {
+                e
+            } else {
+                e.context(format!("table \"{}\"", table.source_name))
+            };
+            Err((stats, e))
+        }
+    }
+}
+
+async fn copy_rows(
+    source: &Arc<dyn Source>,
+    target: &Arc<dyn Target>,
+    table: &Arc<TablePlan>,
+    options: &CopyOptions,
+    observer: &Arc<dyn Observer>,
+    cancel: &CancellationToken,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let mut writer = target.writer(table).await?;
+    // Two batches in flight bound memory to about three batches per table, whatever its size.
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let reader = {
+        let (source, table, cancel, batch_rows) = (
+            source.clone(),
+            table.clone(),
+            cancel.clone(),
+            options.batch_rows,
+        );
+        tokio::spawn(async move { source.read(&table.source, batch_rows, tx, cancel).await })
+    };
+    let mut rejects = Rejects::new(&options.reject_dir, &table.source_name);
+    let outcome: Result<()> = async {
+        while let Some(batch) = rx.recv().await {
+            if cancel.is_cancelled() {
+                return Err(Error::cancelled());
+            }
+            let rows = batch.len() as u64;
+            let (batch, failures) = convert_batch(table, batch);
+            let failed_before = stats.failed;
+            for (row_batch, index, reason) in failures {
+                reject(
+                    table,
+                    &row_batch,
+                    index,
+                    &reason,
+                    options.ignore_errors,
+                    &mut rejects,
+                    stats,
+                )?;
+            }
+            let bytes = batch.wire_size();
+            write_splitting(
+                writer.as_mut(),
+                table,
+                batch,
+                options.ignore_errors,
+                &mut rejects,
+                stats,
+            )
+            .await?;
+            stats.bytes += bytes;
+            let failed = stats.failed - failed_before;
+            observer.event(&Event::TableProgress {
+                table: table.source_name.clone(),
+                rows: rows - failed,
+                failed,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    // If the writer side stopped first, dropping the receiver ends the reader.
+    drop(rx);
+    let read_result = reader
+        .await
+        .map_err(|e| Error::run(format!("reader task failed: {e}")))?;
+    outcome?;
+    read_result?;
+    rejects.finish()?;
+    Ok(())
+}
+
+/// Converts every value to its column's target type. Rows with a value that does not convert
+/// are taken out and returned (as one-row batches) with the reason.
+fn convert_batch(table: &TablePlan, batch: Batch) -> (Batch, Vec<(Batch, usize, String)>) {
+    if table.columns.iter().all(|c| c.convert_to.is_none()) {
+        return (batch, Vec::new());
+    }
+    let width = batch.width;
+    let n = batch.len();
+    let mut out = Batch::new(width, n);
+    let mut failures = Vec::new();
+    let has_locators = !batch.locators.is_empty();
+    let mut values = batch.values.into_iter();
+    for row in 0..n {
+        let original: Vec<_> = values.by_ref().take(width).collect();
+        let mut converted = Vec::with_capacity(width);
+        let mut error = None;
+        for (value, col) in original.iter().zip(&table.columns) {
+            match &col.convert_to {
+                None => converted.push(value.clone()),
+                Some(to) => match convert(value.clone(), to) {
+                    Ok(v) => converted.push(v),
+                    Err(reason) => {
+                        error = Some(format!("column \"{}\": {reason}", col.source_name));
+                        break;
+                    }
+                },
+            }
+        }
+        match error {
+            None => {
+                out.values.extend(converted);
+                if has_locators {
+                    out.locators.push(batch.locators[row]);
+                }
+            }
+            Some(reason) => {
+                let mut one = Batch::new(width, 1);
+                one.values = original;
+                if has_locators {
+                    one.locators.push(batch.locators[row]);
+                }
+                failures.push((one, 0, reason));
+            }
+        }
+    }
+    (out, failures)
+}
+
+/// Writes a batch; when the target rejects it and errors are ignored, splits it to isolate the
+/// bad rows (each write is atomic, so good rows are written exactly once).
+async fn write_splitting(
+    writer: &mut dyn TableWriter,
+    table: &TablePlan,
+    batch: Batch,
+    ignore_errors: bool,
+    rejects: &mut Rejects,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let mut pending = vec![batch];
+    while let Some(batch) = pending.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        match writer.write(&batch).await {
+            Ok(()) => stats.migrated += batch.len() as u64,
+            Err(WriteError::Fatal(e)) => return Err(e),
+            Err(WriteError::Rejected { row, reason }) => {
+                let n = batch.len();
+                if !ignore_errors || n == 1 {
+                    // Name the row when the target said which one; otherwise the batch's range.
+                    return match (ignore_errors, row) {
+                        (true, _) => reject(table, &batch, 0, &reason, true, rejects, stats),
+                        (false, Some(i)) if i < n => {
+                            reject(table, &batch, i, &reason, false, rejects, stats)
+                        }
+                        (false, _) => Err(Error::run(format!(
+                            "a row between {} and {} was rejected: {reason}; rerun with --ignore-errors to copy the rest and list every rejected row",
+                            table.describe_row(&batch, 0),
+                            table.describe_row(&batch, n - 1)
+                        ))),
+                    };
+                }
+                match row {
+                    Some(i) if i < n => {
+                        reject(table, &batch, i, &reason, true, rejects, stats)?;
+                        let rest: Vec<usize> = (0..n).filter(|&r| r != i).collect();
+                        pending.push(batch.select(&rest));
+                    }
+                    _ => {
+                        let half = n / 2;
+                        pending.push(batch.select(&(half..n).collect::<Vec<_>>()));
+                        pending.push(batch.select(&(0..half).collect::<Vec<_>>()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records one rejected row: an error (stopping the run) unless errors are ignored, in which
+/// case it is counted and written to the table's reject file.
+fn reject(
+    table: &TablePlan,
+    batch: &Batch,
+    row: usize,
+    reason: &str,
+    ignore_errors: bool,
+    rejects: &mut Rejects,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let key = table.describe_row(batch, row);
+    if !ignore_errors {
+        return Err(Error::run(format!(
+            "row {key} was rejected: {reason}; rerun with --ignore-errors to copy the rest and list every rejected row"
+        )));
+    }
+    stats.failed += 1;
+    stats.push_error(format!("{key}: {reason}"));
+    let values: serde_json::Map<String, serde_json::Value> = table
+        .columns
+        .iter()
+        .zip(batch.row(row))
+        .map(|(c, v)| (c.source_name.clone(), v.to_json()))
+        .collect();
+    rejects.write(&serde_json::json!({"key": key, "reason": reason, "row": values}))
+}
+
+/// A table's reject file (`<reject dir>/<table>.rejects.jsonl`), created on the first reject.
+struct Rejects {
+    path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Rejects {
+    fn new(dir: &std::path::Path, table: &str) -> Self {
+        let safe: String = table
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            path: dir.join(format!("{safe}.rejects.jsonl")),
+            file: None,
+        }
+    }
+
+    fn write(&mut self, line: &serde_json::Value) -> Result<()> {
+        let io = |e: std::io::Error, path: &PathBuf| {
+            Error::run(format!("cannot write reject file {}: {e}", path.display()))
+        };
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io(e, &self.path))?;
+            }
+            let f = std::fs::File::create(&self.path).map_err(|e| io(e, &self.path))?;
+            self.file = Some(std::io::BufWriter::new(f));
+        }
+        let f = self.file.as_mut().expect("opened above");
+        writeln!(f, "{line}").map_err(|e| io(e, &self.path))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.flush().map_err(|e| {
+                Error::run(format!(
+                    "cannot write reject file {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}

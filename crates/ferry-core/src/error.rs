@@ -1,0 +1,79 @@
+//! The one error type of ferry's libraries: a kind (which decides the exit code) and a sentence
+//! that says what is wrong and what to do.
+
+use std::fmt;
+
+/// What went wrong, coarsely: enough to choose an exit code and to decide whether to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad usage or bad input: unknown scheme, missing file, unreachable server, wrong password,
+    /// refused non-empty target. Exit code 2.
+    Input,
+    /// The run started but failed: a rejected row, a lost connection, a failed statement. Exit 1.
+    Run,
+    /// The run was cancelled by the operator. Exit 1.
+    Cancelled,
+}
+
+/// A ferry error. `Display` prints one line meant for an operator; it never holds a password.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn input(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Input,
+            message: message.into(),
+        }
+    }
+
+    pub fn run(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Run,
+            message: message.into(),
+        }
+    }
+
+    pub fn cancelled() -> Self {
+        Self {
+            kind: ErrorKind::Cancelled,
+            message: "cancelled by the operator".into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefixes the message with where it happened ("table \"users\": ...").
+    #[must_use]
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The process exit code this error stands for (see ARCHITECTURE.md, "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Input => 2,
+            ErrorKind::Run | ErrorKind::Cancelled => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

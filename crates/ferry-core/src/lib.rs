@@ -1,0 +1,25 @@
+//! ferry's core: the portable model every backend speaks, and the backend-independent pipeline.
+//!
+//! Copying between every pair of n databases would need n·(n−1) conversions; converting each
+//! backend to and from one portable model (`schema`, `value`) needs 2·n. A backend implements the
+//! traits in `connector`; everything else here (planning, the engine, verification, the report) is
+//! written once against those traits.
+
+pub mod connector;
+pub mod convert;
+pub mod engine;
+pub mod error;
+pub mod filter;
+pub mod hash;
+pub mod locator;
+pub mod names;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod schema;
+pub mod sqltext;
+pub mod value;
+pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};
+pub use locator::Locator;

@@ -1,0 +1,404 @@
+//! The planner: pure, no I/O. From a source schema and a target dialect it decides which tables
+//! are copied and in what order (parents before children; cycles broken by adding those foreign
+//! keys after the load), what every table and column is called in the target, how every column
+//! is typed and converted, and the target's DDL by phase. `--dry-run` prints exactly this plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::connector::{Ddl, Dialect};
+use crate::locator::Backend;
+use crate::names;
+use crate::schema::{DataType, Index, Schema, SkippedObject, Table};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnPlan {
+    pub source_name: String,
+    pub target_name: String,
+    pub source_type: String,
+    pub data_type: DataType,
+    /// Convert values to this type before writing; `None` passes them through.
+    pub convert_to: Option<DataType>,
+    pub native_type: String,
+    pub nullable: bool,
+    pub default_sql: Option<String>,
+    pub auto_increment: bool,
+    /// Every lossy step or translation, named for the report.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexPlan {
+    pub target_name: String,
+    pub columns: Vec<String>,
+    pub unique: bool,
+    /// The source's own statement, for a same-backend copy.
+    pub native_sql: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignKeyPlan {
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+    pub on_delete: Option<String>,
+    pub on_update: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    /// The source table, restricted to the columns that are copied (readers read exactly these).
+    #[serde(skip)]
+    pub source: Table,
+    pub source_name: String,
+    pub target_name: String,
+    pub columns: Vec<ColumnPlan>,
+    /// Target names of the primary key columns.
+    pub primary_key: Vec<String>,
+    pub uniques: Vec<Vec<String>>,
+    pub indexes: Vec<IndexPlan>,
+    pub foreign_keys: Vec<ForeignKeyPlan>,
+    /// Source names of the tables this one references (inside the copied set, itself excluded).
+    pub depends_on: Vec<String>,
+    pub row_count: u64,
+    /// Indexes into `columns` of the values that name a row in errors; empty: the row locator.
+    pub key_columns: Vec<usize>,
+}
+
+impl TablePlan {
+    /// Names row `row` of a batch for an error message: `id=42` or `rowid 17`.
+    pub fn describe_row(&self, batch: &crate::value::Batch, row: usize) -> String {
+        if self.key_columns.is_empty() {
+            return match batch.locators.get(row) {
+                Some(l) => format!("rowid {l}"),
+                None => format!("row {} of its batch", row + 1),
+            };
+        }
+        let values = batch.row(row);
+        self.key_columns
+            .iter()
+            .map(|&i| format!("{}={}", self.columns[i].source_name, values[i].render()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub source: Backend,
+    pub target: Backend,
+    /// Parents before children.
+    pub tables: Vec<TablePlan>,
+    pub skipped: Vec<SkippedObject>,
+    /// Renames, dropped defaults, broken cycles, foreign keys to tables left out.
+    pub warnings: Vec<String>,
+    pub ddl: Ddl,
+}
+
+impl Plan {
+    pub fn table(&self, source_name: &str) -> Option<&TablePlan> {
+        self.tables.iter().find(|t| t.source_name == source_name)
+    }
+
+    /// Every lossy step, as `table.column: note` lines.
+    pub fn lossy_steps(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .flat_map(|t| {
+                t.columns.iter().flat_map(move |c| {
+                    c.notes
+                        .iter()
+                        .map(move |n| format!("{}.{}: {n}", t.source_name, c.source_name))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Builds the plan for copying `schema` into a target speaking `dialect`.
+pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
+    let mut warnings = Vec::new();
+    let max = dialect.max_identifier_bytes();
+    let fold = dialect.folds_case();
+    let same_backend = schema.backend == dialect.backend();
+
+    // Tables and indexes share one namespace in PostgreSQL, so fit them together.
+    let mut all_names: Vec<String> = schema.tables.iter().map(|t| t.name.clone()).collect();
+    let index_owner: Vec<(usize, usize)> = schema
+        .tables
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, t)| (0..t.indexes.len()).map(move |ii| (ti, ii)))
+        .collect();
+    all_names.extend(
+        index_owner
+            .iter()
+            .map(|&(ti, ii)| schema.tables[ti].indexes[ii].name.clone()),
+    );
+    let fitted = names::fit_all(&all_names, max, fold);
+    for (old, new) in all_names.iter().zip(&fitted) {
+        if old != new {
+            warnings.push(format!(
+                "name '{old}' is longer than the target allows ({max} bytes) and becomes '{new}'"
+            ));
+        }
+    }
+    let table_names: HashMap<&str, &str> = schema
+        .tables
+        .iter()
+        .zip(&fitted)
+        .map(|(t, n)| (t.name.as_str(), n.as_str()))
+        .collect();
+    let mut index_names: HashMap<(usize, usize), String> = HashMap::new();
+    for (k, &(ti, ii)) in index_owner.iter().enumerate() {
+        index_names.insert((ti, ii), fitted[schema.tables.len() + k].clone());
+    }
+
+    let column_names: HashMap<&str, HashMap<String, String>> = schema
+        .tables
+        .iter()
+        .map(|t| {
+            let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+            let fitted = names::fit_all(&cols, max, fold);
+            (t.name.as_str(), cols.into_iter().zip(fitted).collect())
+        })
+        .collect();
+
+    let mut tables = Vec::new();
+    for (ti, table) in schema.tables.iter().enumerate() {
+        let copied: Vec<_> = table
+            .columns
+            .iter()
+            .filter(|c| !(same_backend && c.generated))
+            .cloned()
+            .collect();
+        let col_map = &column_names[table.name.as_str()];
+        let rename = |c: &String| col_map.get(c).cloned().unwrap_or_else(|| c.clone());
+        let mut columns = Vec::new();
+        for col in &copied {
+            let target_name = rename(&col.name);
+            if target_name != col.name {
+                warnings.push(format!(
+                    "column '{}.{}' is longer than the target allows and becomes '{target_name}'",
+                    table.name, col.name
+                ));
+            }
+            let mapping = dialect.map_column(col, table, schema.backend);
+            // The profile's notes describe a conversion; values passed through are not converted.
+            let mut notes = if mapping.convert_to.is_some() {
+                col.notes.clone()
+            } else {
+                Vec::new()
+            };
+            notes.extend(mapping.notes);
+            if col.generated && !same_backend {
+                notes.push(
+                    "generated column: copied as plain values, its expression is not recreated"
+                        .into(),
+                );
+            }
+            columns.push(ColumnPlan {
+                source_name: col.name.clone(),
+                target_name,
+                source_type: col.native_type.clone(),
+                data_type: col.data_type.clone(),
+                convert_to: mapping.convert_to,
+                native_type: mapping.native_type,
+                nullable: col.nullable,
+                default_sql: mapping.default_sql,
+                auto_increment: col.auto_increment,
+                notes,
+            });
+        }
+        let key_columns: Vec<usize> = table
+            .primary_key
+            .iter()
+            .filter_map(|k| copied.iter().position(|c| &c.name == k))
+            .collect();
+        let indexes = table
+            .indexes
+            .iter()
+            .enumerate()
+            .filter_map(|(ii, idx): (usize, &Index)| {
+                if !idx.portable && !same_backend {
+                    warnings.push(format!(
+                        "index '{}' on '{}' uses expressions or a WHERE clause: not recreated on {}",
+                        idx.name,
+                        table.name,
+                        dialect.backend()
+                    ));
+                    return None;
+                }
+                Some(IndexPlan {
+                    target_name: index_names[&(ti, ii)].clone(),
+                    columns: idx.columns.iter().map(rename).collect(),
+                    unique: idx.unique,
+                    native_sql: idx.native_sql.clone(),
+                })
+            })
+            .collect();
+        let mut depends_on = BTreeSet::new();
+        let mut foreign_keys = Vec::new();
+        for fk in &table.foreign_keys {
+            let Some(parent) = schema.table(&fk.ref_table) else {
+                warnings.push(format!(
+                    "foreign key {}({}) references '{}', which is not copied: left out",
+                    table.name,
+                    fk.columns.join(", "),
+                    fk.ref_table
+                ));
+                continue;
+            };
+            if fk.ref_table != table.name {
+                depends_on.insert(fk.ref_table.clone());
+            }
+            let parent_map = &column_names[parent.name.as_str()];
+            let ref_columns = if fk.ref_columns.is_empty() {
+                &parent.primary_key
+            } else {
+                &fk.ref_columns
+            };
+            foreign_keys.push(ForeignKeyPlan {
+                columns: fk.columns.iter().map(rename).collect(),
+                ref_table: table_names[parent.name.as_str()].to_string(),
+                ref_columns: ref_columns
+                    .iter()
+                    .map(|c| parent_map.get(c).cloned().unwrap_or_else(|| c.clone()))
+                    .collect(),
+                on_delete: fk.on_delete.clone(),
+                on_update: fk.on_update.clone(),
+            });
+        }
+        tables.push(TablePlan {
+            source: Table {
+                columns: copied.clone(),
+                ..table.clone()
+            },
+            source_name: table.name.clone(),
+            target_name: table_names[table.name.as_str()].to_string(),
+            primary_key: table.primary_key.iter().map(rename).collect(),
+            uniques: table
+                .uniques
+                .iter()
+                .map(|u| u.iter().map(rename).collect())
+                .collect(),
+            indexes,
+            foreign_keys,
+            depends_on: depends_on.into_iter().collect(),
+            row_count: table.row_count,
+            key_columns,
+            columns,
+        });
+    }
+
+    let (order, cycles) = fk_order(&tables);
+    for cycle in cycles {
+        warnings.push(format!(
+            "foreign keys form a cycle between {}: they are added after all rows are loaded",
+            cycle.join(", ")
+        ));
+    }
+    let mut by_name: BTreeMap<String, TablePlan> = tables
+        .into_iter()
+        .map(|t| (t.source_name.clone(), t))
+        .collect();
+    let tables: Vec<TablePlan> = order.iter().filter_map(|n| by_name.remove(n)).collect();
+
+    let mut plan = Plan {
+        source: schema.backend,
+        target: dialect.backend(),
+        tables,
+        skipped: schema.skipped.clone(),
+        warnings,
+        ddl: Ddl::default(),
+    };
+    plan.ddl = dialect.ddl(&plan);
+    plan
+}
+
+/// Orders tables parents-first (Kahn's algorithm, ties by name for a stable plan). Tables left
+/// in cycles are appended in name order and returned as cycles for the report.
+pub fn fk_order(tables: &[TablePlan]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.source_name.as_str(),
+                t.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let mut order = Vec::new();
+    loop {
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, deps)| deps.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for n in &ready {
+            remaining.remove(n);
+            order.push(n.to_string());
+        }
+        for deps in remaining.values_mut() {
+            for n in &ready {
+                deps.remove(n);
+            }
+        }
+    }
+    let cycles = if remaining.is_empty() {
+        Vec::new()
+    } else {
+        vec![remaining.keys().map(|s| s.to_string()).collect::<Vec<_>>()]
+    };
+    order.extend(remaining.keys().map(|s| s.to_string()));
+    (order, cycles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(name: &str, deps: &[&str]) -> TablePlan {
+        TablePlan {
+            source: Table {
+                name: name.into(),
+                columns: vec![],
+                primary_key: vec![],
+                uniques: vec![],
+                indexes: vec![],
+                foreign_keys: vec![],
+                row_count: 0,
+                native_sql: None,
+                paging: crate::schema::Paging::RowLocator,
+            },
+            source_name: name.into(),
+            target_name: name.into(),
+            columns: vec![],
+            primary_key: vec![],
+            uniques: vec![],
+            indexes: vec![],
+            foreign_keys: vec![],
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            row_count: 0,
+            key_columns: vec![],
+        }
+    }
+
+    #[test]
+    fn parents_come_first_and_cycles_are_reported() {
+        let (order, cycles) = fk_order(&[
+            tp("comments", &["posts", "users"]),
+            tp("posts", &["users"]),
+            tp("users", &[]),
+        ]);
+        assert_eq!(order, ["users", "posts", "comments"]);
+        assert!(cycles.is_empty());
+        let (order, cycles) = fk_order(&[tp("a", &["b"]), tp("b", &["a"]), tp("c", &[])]);
+        assert_eq!(order, ["c", "a", "b"]);
+        assert_eq!(cycles, vec![vec!["a".to_string(), "b".to_string()]]);
+    }
+}

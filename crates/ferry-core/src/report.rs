@@ -1,0 +1,216 @@
+//! The run report: per-table stats and verification results, rendered as the JSON summary
+//! (`--summary FILE`, a stable contract) and as a human table.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableStats {
+    pub total: u64,
+    pub migrated: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// The first errors (capped; `failed` has the full count).
+    pub errors: Vec<String>,
+    pub bytes: u64,
+    pub elapsed_s: f64,
+}
+
+/// At most this many error strings are kept per table.
+pub const MAX_ERRORS_KEPT: usize = 50;
+
+impl TableStats {
+    pub fn push_error(&mut self, error: String) {
+        if self.errors.len() < MAX_ERRORS_KEPT {
+            self.errors.push(error);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyTable {
+    pub source_rows: u64,
+    pub target_rows: u64,
+    pub checksum_match: bool,
+    /// Keys (rendered) of rows missing from the target, extra in it, or different (capped).
+    pub missing_keys: Vec<String>,
+    pub extra_keys: Vec<String>,
+    pub different_keys: Vec<String>,
+    /// How values were compared, in words.
+    pub rule: String,
+    /// Set when the comparison itself could not be made (a table missing on one side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl VerifyTable {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.checksum_match && self.source_rows == self.target_rows
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub dry_run: bool,
+    pub source: String,
+    pub target: String,
+    pub elapsed_s: f64,
+    pub stats: BTreeMap<String, TableStats>,
+    pub verify: BTreeMap<String, VerifyTable>,
+    /// What was not copied (views, triggers, virtual tables) and why.
+    pub not_copied: Vec<crate::schema::SkippedObject>,
+    pub warnings: Vec<String>,
+    /// Every lossy type step, `table.column: what`.
+    pub lossy: Vec<String>,
+    /// Why the run failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub peak_rss_mb: Option<f64>,
+    /// The plan, in dry runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plan::Plan>,
+}
+
+impl Report {
+    pub fn new(source: String, target: String, dry_run: bool) -> Self {
+        Self {
+            status: Status::Completed,
+            dry_run,
+            source,
+            target,
+            elapsed_s: 0.0,
+            stats: BTreeMap::new(),
+            verify: BTreeMap::new(),
+            not_copied: Vec::new(),
+            warnings: Vec::new(),
+            lossy: Vec::new(),
+            error: None,
+            peak_rss_mb: None,
+            plan: None,
+        }
+    }
+
+    /// Failed rows anywhere, or verification differences.
+    pub fn has_failures(&self) -> bool {
+        self.status != Status::Completed
+            || self.stats.values().any(|s| s.failed > 0)
+            || self.verify.values().any(|v| !v.ok())
+    }
+
+    /// The exit code the CLI returns for this report (0 all good, 1 failures or differences).
+    pub fn exit_code(&self) -> i32 {
+        if self.has_failures() { 1 } else { 0 }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// The final human table: rows, failures, time and throughput per table, then verification.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        if !self.stats.is_empty() {
+            let w = self
+                .stats
+                .keys()
+                .map(|k| k.chars().count())
+                .max()
+                .unwrap_or(5)
+                .clamp(5, 48);
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:>10}  {:>10}  {:>7}  {:>8}  {:>12}",
+                "table", "rows", "migrated", "failed", "time", "rows/s"
+            );
+            for (name, s) in &self.stats {
+                let rate = if s.elapsed_s > 0.0 {
+                    s.migrated as f64 / s.elapsed_s
+                } else {
+                    0.0
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<w$}  {:>10}  {:>10}  {:>7}  {:>7.2}s  {:>12.0}",
+                    name, s.total, s.migrated, s.failed, s.elapsed_s, rate
+                );
+            }
+        }
+        if !self.verify.is_empty() {
+            let bad: Vec<_> = self.verify.iter().filter(|(_, v)| !v.ok()).collect();
+            if bad.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "verify: {} tables match (row counts and content checksums)",
+                    self.verify.len()
+                );
+            }
+            for (name, v) in bad {
+                let _ = write!(
+                    out,
+                    "verify: {name}: source {} rows, target {} rows",
+                    v.source_rows, v.target_rows
+                );
+                if let Some(e) = &v.error {
+                    let _ = write!(out, ", {e}");
+                } else if !v.checksum_match {
+                    let _ = write!(out, ", content differs");
+                }
+                let _ = writeln!(out);
+                for (what, keys) in [
+                    ("missing in target", &v.missing_keys),
+                    ("extra in target", &v.extra_keys),
+                    ("different", &v.different_keys),
+                ] {
+                    if !keys.is_empty() {
+                        let _ = writeln!(out, "  {what}: {}", keys.join("; "));
+                    }
+                }
+            }
+        }
+        for s in &self.not_copied {
+            let _ = writeln!(out, "not copied: {} {}: {}", s.kind, s.name, s.reason);
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        let rows: u64 = self.stats.values().map(|s| s.migrated).sum();
+        let failed: u64 = self.stats.values().map(|s| s.failed).sum();
+        let _ = writeln!(
+            out,
+            "{}: {rows} rows copied, {failed} failed, in {:.2}s{}",
+            match self.status {
+                Status::Completed if self.has_failures() => "finished with failures",
+                Status::Completed => "completed",
+                Status::Failed => "failed",
+                Status::Cancelled => "cancelled",
+            },
+            self.elapsed_s,
+            self.peak_rss_mb
+                .map(|m| format!(", peak RSS {m:.0} MB"))
+                .unwrap_or_default()
+        );
+        if let Some(e) = &self.error {
+            let _ = writeln!(out, "error: {e}");
+        }
+        out
+    }
+}
+
+/// This process's peak resident set size in MB (Linux `VmHWM`), for the report and benchmarks.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

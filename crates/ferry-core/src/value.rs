@@ -1,0 +1,146 @@
+//! Portable values: what readers produce, conversions transform, and writers encode.
+//!
+//! A batch is a flat vector of values, `width` per row, so a batch of 10,000 rows is one
+//! allocation plus its strings rather than 10,000 small vectors.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// An exact decimal in plain notation (`-12.3400`, `NaN`, `Infinity`, `-Infinity`).
+    Decimal(String),
+    Text(String),
+    /// Text whose bytes are not valid UTF-8 (SQLite does not check): kept byte for byte.
+    RawText(Vec<u8>),
+    Bytes(Vec<u8>),
+    Date(NaiveDate),
+    Time(NaiveTime),
+    Timestamp(NaiveDateTime),
+    TimestampTz(DateTime<Utc>),
+    Uuid(uuid::Uuid),
+    /// JSON document text (validated when it was converted to the JSON type).
+    Json(String),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// A short rendering for error messages and reject files: keys, not whole documents.
+    pub fn render(&self) -> String {
+        match self {
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Decimal(s) | Value::Json(s) => s.clone(),
+            Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
+            Value::RawText(b) => format!("'{}'", String::from_utf8_lossy(b)),
+            Value::Bytes(b) => format!("x'{}'", hex(b)),
+            Value::Date(d) => d.to_string(),
+            Value::Time(t) => t.to_string(),
+            Value::Timestamp(t) => t.to_string(),
+            Value::TimestampTz(t) => t.to_rfc3339(),
+            Value::Uuid(u) => u.to_string(),
+        }
+    }
+
+    /// The value as JSON for reject files: text as text, bytes as hex, invalid UTF-8 as hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or_else(|| J::String(f.to_string())),
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => J::String(s.clone()),
+            Value::RawText(b) | Value::Bytes(b) => J::String(format!("\\x{}", hex(b))),
+            other => J::String(other.render()),
+        }
+    }
+
+    /// Approximate bytes this value occupies on the wire, for throughput figures.
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_)
+            | Value::Float(_)
+            | Value::Time(_)
+            | Value::Timestamp(_)
+            | Value::TimestampTz(_) => 8,
+            Value::Date(_) => 4,
+            Value::Uuid(_) => 16,
+            Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.len(),
+            Value::RawText(b) | Value::Bytes(b) => b.len(),
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Rows of one table, flattened.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub width: usize,
+    pub values: Vec<Value>,
+    /// Per row, the row locator (SQLite rowid) when the table is paged by it: names the row in
+    /// errors when the table has no primary key.
+    pub locators: Vec<i64>,
+}
+
+impl Batch {
+    pub fn new(width: usize, rows: usize) -> Self {
+        Self {
+            width,
+            values: Vec::with_capacity(width * rows),
+            locators: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.width).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[Value] {
+        &self.values[i * self.width..(i + 1) * self.width]
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &[Value]> {
+        self.values.chunks_exact(self.width.max(1))
+    }
+
+    pub fn wire_size(&self) -> u64 {
+        self.values.iter().map(|v| v.wire_size() as u64).sum()
+    }
+
+    /// A new batch with only the rows whose index is in `keep` (ascending).
+    pub fn select(&self, keep: &[usize]) -> Batch {
+        let mut out = Batch::new(self.width, keep.len());
+        for &i in keep {
+            out.values.extend_from_slice(self.row(i));
+            if !self.locators.is_empty() {
+                out.locators.push(self.locators[i]);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,339 @@
+//! PostgreSQL's binary COPY format, by hand: tokio-postgres frames COPY but its typed writer
+//! encodes from Rust types through `ToSql`, which has no exact decimal and would need a value
+//! per cell boxed as a trait object. Encoding portable values straight into one buffer per
+//! batch is both exact (numeric digits kept as written) and the fastest path we measured.
+//! Decoding reuses tokio-postgres's framing (`BinaryCopyOutStream`) through `FromSql`.
+
+use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use ferry_core::schema::DataType;
+use ferry_core::value::Value;
+use tokio_postgres::types::{FromSql, Type};
+
+const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// Microseconds and days between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+pub fn header(buf: &mut BytesMut) {
+    buf.put_slice(SIGNATURE);
+    buf.put_i32(0); // flags
+    buf.put_i32(0); // header extension length
+}
+
+pub fn trailer(buf: &mut BytesMut) {
+    buf.put_i16(-1);
+}
+
+/// Appends one row. On a value the target cannot hold, the buffer is left as it was and the
+/// reason is returned.
+pub fn encode_row(buf: &mut BytesMut, types: &[DataType], row: &[Value]) -> Result<(), String> {
+    let start = buf.len();
+    buf.put_i16(row.len() as i16);
+    for (v, t) in row.iter().zip(types) {
+        if let Err(e) = encode_value(buf, t, v) {
+            buf.truncate(start);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn with_len(
+    buf: &mut BytesMut,
+    f: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<(), String> {
+    let at = buf.len();
+    buf.put_i32(0);
+    f(buf)?;
+    let len = (buf.len() - at - 4) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+fn encode_value(buf: &mut BytesMut, t: &DataType, v: &Value) -> Result<(), String> {
+    match (t, v) {
+        (_, Value::Null) => buf.put_i32(-1),
+        (DataType::Bool, Value::Bool(b)) => {
+            buf.put_i32(1);
+            buf.put_u8(*b as u8);
+        }
+        (DataType::Int16, Value::Int(i)) => {
+            buf.put_i32(2);
+            buf.put_i16(*i as i16);
+        }
+        (DataType::Int32, Value::Int(i)) => {
+            buf.put_i32(4);
+            buf.put_i32(*i as i32);
+        }
+        (DataType::Int64, Value::Int(i)) => {
+            buf.put_i32(8);
+            buf.put_i64(*i);
+        }
+        (DataType::Float32, Value::Float(f)) => {
+            buf.put_i32(4);
+            buf.put_f32(*f as f32);
+        }
+        (DataType::Float64, Value::Float(f)) => {
+            buf.put_i32(8);
+            buf.put_f64(*f);
+        }
+        (DataType::Decimal { .. }, Value::Decimal(d)) => with_len(buf, |b| encode_numeric(b, d))?,
+        (
+            DataType::Text { .. } | DataType::Char { .. } | DataType::Json,
+            Value::Text(s) | Value::Json(s),
+        ) => {
+            if s.as_bytes().contains(&0) {
+                return Err(
+                    "text contains a NUL character, which PostgreSQL text cannot store".into(),
+                );
+            }
+            buf.put_i32(s.len() as i32);
+            buf.put_slice(s.as_bytes());
+        }
+        (DataType::Bytes, Value::Bytes(b)) => {
+            buf.put_i32(b.len() as i32);
+            buf.put_slice(b);
+        }
+        (DataType::Date, Value::Date(d)) => {
+            buf.put_i32(4);
+            buf.put_i32(d.to_epoch_days() - PG_EPOCH_DAYS);
+        }
+        (DataType::Time, Value::Time(t)) => {
+            buf.put_i32(8);
+            buf.put_i64(
+                t.signed_duration_since(NaiveTime::MIN)
+                    .num_microseconds()
+                    .unwrap_or(0),
+            );
+        }
+        (DataType::Timestamp, Value::Timestamp(t)) => {
+            buf.put_i32(8);
+            buf.put_i64(t.and_utc().timestamp_micros() - PG_EPOCH_MICROS);
+        }
+        (DataType::TimestampTz, Value::TimestampTz(t)) => {
+            buf.put_i32(8);
+            buf.put_i64(t.timestamp_micros() - PG_EPOCH_MICROS);
+        }
+        (DataType::Uuid, Value::Uuid(u)) => {
+            buf.put_i32(16);
+            buf.put_slice(u.as_bytes());
+        }
+        (t, v) => {
+            return Err(format!(
+                "internal: a {} value reached a {t} column unconverted",
+                v.render()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a normalized decimal (`-12.340`, `NaN`, `Infinity`) as PostgreSQL numeric: base-10000
+/// digits with a weight, a sign and the display scale.
+pub fn encode_numeric(buf: &mut BytesMut, text: &str) -> Result<(), String> {
+    let special = match text {
+        "NaN" => Some(0xC000u16),
+        "Infinity" => Some(0xD000),
+        "-Infinity" => Some(0xF000),
+        _ => None,
+    };
+    if let Some(sign) = special {
+        buf.put_i16(0);
+        buf.put_i16(0);
+        buf.put_u16(sign);
+        buf.put_u16(0);
+        return Ok(());
+    }
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{text}' is not a decimal number"));
+    }
+    let int = int.trim_start_matches('0');
+    let dscale = frac.len() as u16;
+    let int_pad = (4 - int.len() % 4) % 4;
+    let frac_pad = (4 - frac.len() % 4) % 4;
+    let all: Vec<u8> = std::iter::repeat_n(b'0', int_pad)
+        .chain(int.bytes())
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', frac_pad))
+        .collect();
+    let mut groups: Vec<i16> = all
+        .chunks(4)
+        .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
+        .collect();
+    let int_groups = (int.len() + int_pad) / 4;
+    let mut weight = int_groups as i32 - 1;
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    buf.put_i16(groups.len() as i16);
+    buf.put_i16(weight as i16);
+    buf.put_u16(if neg && !groups.is_empty() { 0x4000 } else { 0 });
+    buf.put_u16(dscale);
+    for g in groups {
+        buf.put_i16(g);
+    }
+    Ok(())
+}
+
+pub fn decode_numeric(raw: &[u8]) -> Result<String, String> {
+    let bad = || "malformed numeric".to_string();
+    if raw.len() < 8 {
+        return Err(bad());
+    }
+    let rd = |i: usize| i16::from_be_bytes([raw[i], raw[i + 1]]);
+    let ndigits = rd(0) as usize;
+    let weight = rd(2) as i32;
+    let sign = u16::from_be_bytes([raw[4], raw[5]]);
+    let dscale = u16::from_be_bytes([raw[6], raw[7]]) as usize;
+    match sign {
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        _ => {}
+    }
+    if raw.len() < 8 + ndigits * 2 {
+        return Err(bad());
+    }
+    let groups: Vec<i16> = (0..ndigits).map(|i| rd(8 + i * 2)).collect();
+    let mut int = String::new();
+    for k in 0..=weight.max(-1) {
+        let g = groups.get(k as usize).copied().unwrap_or(0);
+        if int.is_empty() {
+            if g != 0 {
+                int = g.to_string();
+            }
+        } else {
+            int.push_str(&format!("{g:04}"));
+        }
+    }
+    if int.is_empty() {
+        int.push('0');
+    }
+    let mut frac = String::new();
+    let mut k = weight + 1;
+    while frac.len() < dscale {
+        let g = if k < 0 {
+            0
+        } else {
+            groups.get(k as usize).copied().unwrap_or(0)
+        };
+        frac.push_str(&format!("{g:04}"));
+        k += 1;
+    }
+    frac.truncate(dscale);
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    out.push_str(&int);
+    if dscale > 0 {
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Ok(out)
+}
+
+/// A value decoded from binary COPY output, for any column type ferry reads.
+pub struct Decoded(pub Value);
+
+impl<'a> FromSql<'a> for Decoded {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let be8 = |raw: &[u8]| -> Result<i64, String> {
+            raw.try_into()
+                .map(i64::from_be_bytes)
+                .map_err(|_| "bad length".to_string())
+        };
+        let v = match *ty {
+            Type::BOOL => Value::Bool(raw.first().copied().unwrap_or(0) != 0),
+            Type::INT2 => Value::Int(i16::from_sql(ty, raw)? as i64),
+            Type::INT4 => Value::Int(i32::from_sql(ty, raw)? as i64),
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::FLOAT4 => Value::Float(f32::from_sql(ty, raw)? as f64),
+            Type::FLOAT8 => Value::Float(f64::from_sql(ty, raw)?),
+            Type::NUMERIC => Value::Decimal(decode_numeric(raw)?),
+            Type::BYTEA => Value::Bytes(raw.to_vec()),
+            Type::DATE => {
+                let days = i32::from_sql(ty, raw)?;
+                let d =
+                    NaiveDate::from_epoch_days(days + PG_EPOCH_DAYS).ok_or("date out of range")?;
+                Value::Date(d)
+            }
+            Type::TIME => {
+                let micros = be8(raw)?;
+                Value::Time(NaiveTime::MIN + chrono::Duration::microseconds(micros))
+            }
+            Type::TIMESTAMP => {
+                let micros = be8(raw)?;
+                let t = DateTime::from_timestamp_micros(micros + PG_EPOCH_MICROS)
+                    .ok_or("timestamp out of range")?;
+                Value::Timestamp(NaiveDateTime::from(t.naive_utc()))
+            }
+            Type::TIMESTAMPTZ => {
+                let micros = be8(raw)?;
+                Value::TimestampTz(
+                    DateTime::from_timestamp_micros(micros + PG_EPOCH_MICROS)
+                        .ok_or("timestamp out of range")?,
+                )
+            }
+            Type::UUID => Value::Uuid(uuid::Uuid::from_slice(raw)?),
+            Type::JSON => Value::Json(String::from_utf8(raw.to_vec())?),
+            Type::JSONB => Value::Json(String::from_utf8(
+                raw.get(1..).unwrap_or_default().to_vec(),
+            )?),
+            _ => Value::Text(String::from_utf8(raw.to_vec())?),
+        };
+        Ok(Decoded(v))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Decoded(Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_round_trips() {
+        for text in [
+            "0",
+            "1",
+            "-1",
+            "12345.6789",
+            "0.0001",
+            "100000000",
+            "-0.50",
+            "123456789012345678901234567890.123",
+            "NaN",
+            "Infinity",
+            "1.000",
+            "0.00",
+        ] {
+            let mut buf = BytesMut::new();
+            encode_numeric(&mut buf, text).unwrap();
+            assert_eq!(decode_numeric(&buf).unwrap(), text, "round trip of {text}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! ferry's PostgreSQL backend: binary COPY writer, binary COPY reader (used for verification
+//! now, and as the PostgreSQL source), catalog introspection and the dialect.
+
+mod connect;
+mod copy_binary;
+mod dialect;
+mod introspect;
+mod read;
+mod type_map;
+mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::plan::TablePlan;
+use ferry_core::schema::{Schema, Table};
+use ferry_core::value::Batch;
+use ferry_core::{Locator, Result};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use dialect::PostgresDialect;
+
+/// A PostgreSQL database, read-only.
+pub struct PostgresSource {
+    locator: Locator,
+    url: String,
+}
+
+impl PostgresSource {
+    /// Checks that the server answers and the credentials work, before any work is planned.
+    ///
+    /// # Errors
+    /// An input error saying what is wrong (unreachable, wrong password, no such database).
+    pub async fn open(locator: &Locator) -> Result<Self> {
+        let url = connect::url_of(locator)?;
+        connect::connect(&url, true).await?;
+        Ok(Self {
+            locator: locator.clone(),
+            url,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    fn locator(&self) -> &Locator {
+        &self.locator
+    }
+
+    async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
+        let client = connect::connect(&self.url, true).await?;
+        introspect::schema(&client, &options.filter).await
+    }
+
+    async fn read(
+        &self,
+        table: &Table,
+        _batch_rows: usize,
+        tx: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let client = connect::connect(&self.url, true).await?;
+        read::read_table(&client, table, tx, &cancel).await
+    }
+}
+
+/// A PostgreSQL database ferry writes into.
+pub struct PostgresTarget {
+    locator: Locator,
+    url: String,
+    dialect: PostgresDialect,
+}
+
+impl PostgresTarget {
+    /// # Errors
+    /// An input error saying what is wrong (unreachable, wrong password, no such database).
+    pub async fn open(locator: &Locator) -> Result<Self> {
+        let url = connect::url_of(locator)?;
+        connect::connect(&url, false).await?;
+        Ok(Self {
+            locator: locator.clone(),
+            url,
+            dialect: PostgresDialect,
+        })
+    }
+}
+
+#[async_trait]
+impl Target for PostgresTarget {
+    fn locator(&self) -> &Locator {
+        &self.locator
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
+        let client = connect::connect(&self.url, false).await?;
+        introspect::tables_with_counts(&client).await
+    }
+
+    async fn execute(&self, statements: &[String]) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let client = connect::connect(&self.url, false).await?;
+        for s in statements {
+            client
+                .batch_execute(s)
+                .await
+                .map_err(|e| connect::error(&e).context(format!("running `{}`", first_line(s))))?;
+        }
+        Ok(())
+    }
+
+    async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {
+        let client = connect::connect(&self.url, false).await?;
+        Ok(Box::new(write::PostgresWriter::new(client, table).await?))
+    }
+
+    async fn as_source(&self) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(PostgresSource {
+            locator: self.locator.clone(),
+            url: self.url.clone(),
+        }))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    if line.len() > 100 {
+        format!("{}...", &line[..line.floor_char_boundary(100)])
+    } else {
+        line.to_string()
+    }
+}

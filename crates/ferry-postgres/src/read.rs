@@ -1,0 +1,74 @@
+//! Reading a PostgreSQL table as one binary COPY stream (`COPY (SELECT ...) TO STDOUT`),
+//! decoded straight into portable values. Types ferry does not model are cast to text.
+
+use ferry_core::schema::Table;
+use ferry_core::value::Batch;
+use ferry_core::{Error, Result};
+use futures_util::{StreamExt, pin_mut};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+use tokio_postgres::binary_copy::BinaryCopyOutStream;
+use tokio_postgres::types::Type;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::error;
+use crate::copy_binary::Decoded;
+use crate::dialect::quote;
+
+const BATCH: usize = 10_000;
+
+pub async fn read_table(
+    client: &Client,
+    table: &Table,
+    tx: mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let mut exprs = Vec::new();
+    let mut types = Vec::new();
+    for c in &table.columns {
+        let (expr, ty) = match crate::type_map::from_catalog_type(&c.native_type) {
+            Some(ty) => (quote(&c.name), ty),
+            None => (format!("{}::text", quote(&c.name)), Type::TEXT),
+        };
+        exprs.push(expr);
+        types.push(ty);
+    }
+    let sql = format!(
+        "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
+        exprs.join(", "),
+        quote(&table.name)
+    );
+    let stream = client.copy_out(&sql).await.map_err(|e| error(&e))?;
+    let rows = BinaryCopyOutStream::new(stream, &types);
+    pin_mut!(rows);
+    let width = types.len();
+    let mut batch = Batch::new(width, BATCH);
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(|e| error(&e))?;
+        for i in 0..width {
+            let Decoded(v) = row.try_get(i).map_err(|e| {
+                Error::run(format!(
+                    "PostgreSQL: cannot decode \"{}\": {e}",
+                    table.columns[i].name
+                ))
+            })?;
+            batch.values.push(v);
+        }
+        if batch.len() == BATCH {
+            if cancel.is_cancelled() {
+                return Err(Error::cancelled());
+            }
+            if tx
+                .send(std::mem::replace(&mut batch, Batch::new(width, BATCH)))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Writing to PostgreSQL with binary COPY: one COPY per batch, so each batch is atomic and a
+//! rejected one can be split by the engine; PostgreSQL's error context names the failing line.
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use ferry_core::connector::{TableWriter, WriteError};
+use ferry_core::plan::TablePlan;
+use ferry_core::schema::DataType;
+use ferry_core::value::Batch;
+use ferry_core::{Error, Result};
+use futures_util::{SinkExt, pin_mut};
+use tokio_postgres::Client;
+
+use crate::connect::error;
+use crate::copy_binary::{encode_row, header, trailer};
+use crate::dialect::quote;
+
+pub struct PostgresWriter {
+    client: Client,
+    sql: String,
+    types: Vec<DataType>,
+    buf: BytesMut,
+}
+
+impl PostgresWriter {
+    pub async fn new(client: Client, table: &TablePlan) -> Result<Self> {
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| quote(&c.target_name))
+            .collect();
+        let types = table
+            .columns
+            .iter()
+            .map(|c| {
+                c.convert_to.clone().ok_or_else(|| {
+                    Error::run(format!(
+                        "internal: column {} has no target type",
+                        c.source_name
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            client,
+            sql: format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                quote(&table.target_name),
+                cols.join(", ")
+            ),
+            types,
+            buf: BytesMut::with_capacity(1 << 20),
+        })
+    }
+}
+
+#[async_trait]
+impl TableWriter for PostgresWriter {
+    async fn write(&mut self, batch: &Batch) -> Result<(), WriteError> {
+        self.buf.clear();
+        header(&mut self.buf);
+        for (i, row) in batch.rows().enumerate() {
+            if let Err(reason) = encode_row(&mut self.buf, &self.types, row) {
+                return Err(WriteError::Rejected {
+                    row: Some(i),
+                    reason,
+                });
+            }
+        }
+        trailer(&mut self.buf);
+        let data = self.buf.split().freeze();
+        let result: Result<u64, tokio_postgres::Error> = async {
+            let sink = self.client.copy_in::<_, bytes::Bytes>(&self.sql).await?;
+            pin_mut!(sink);
+            sink.send(data).await?;
+            sink.as_mut().finish().await
+        }
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// Data errors (class 22) and constraint violations (class 23) reject the batch; anything else
+/// (a lost connection, a full disk) ends the run.
+fn classify(e: &tokio_postgres::Error) -> WriteError {
+    let Some(db) = e.as_db_error() else {
+        return WriteError::Fatal(error(e));
+    };
+    let code = db.code().code();
+    if !(code.starts_with("22") || code.starts_with("23")) {
+        return WriteError::Fatal(error(e));
+    }
+    // "COPY t, line 3, column c: ..." — lines count rows from 1.
+    let row = db.where_().and_then(|w| {
+        let rest = &w[w.find(", line ")? + 7..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<usize>().ok()?.checked_sub(1)
+    });
+    let mut reason = db.message().to_string();
+    if let Some(d) = db.detail() {
+        reason.push_str(&format!(" ({d})"));
+    }
+    WriteError::Rejected { row, reason }
+}

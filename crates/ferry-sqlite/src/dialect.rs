@@ -1,0 +1,148 @@
+//! SQLite as a target, the pure part: type mapping and DDL. Between two SQLite files the
+//! source's own statements are replayed and values pass through untouched, so the copy is
+//! byte-identical; from other backends tables are written from the portable model.
+
+use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
+use ferry_core::locator::Backend;
+use ferry_core::plan::Plan;
+use ferry_core::schema::{Column, DefaultValue, Table};
+
+use crate::open::quote;
+use crate::type_map::native_type;
+
+pub struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn max_identifier_bytes(&self) -> usize {
+        // SQLite has no limit; this only bounds pathological names.
+        1 << 20
+    }
+
+    fn folds_case(&self) -> bool {
+        true
+    }
+
+    fn max_parallel_writers(&self) -> usize {
+        1
+    }
+
+    fn map_column(&self, column: &Column, _table: &Table, source: Backend) -> ColumnMapping {
+        if source == Backend::Sqlite {
+            return ColumnMapping {
+                convert_to: None,
+                native_type: column.native_type.clone(),
+                default_sql: None,
+                notes: vec![],
+            };
+        }
+        let mut notes = Vec::new();
+        let default_sql = column.default.as_ref().and_then(|d| match d {
+            DefaultValue::Null => Some("NULL".into()),
+            DefaultValue::Literal(x) => Some(x.clone()),
+            DefaultValue::StringLiteral(s) => Some(format!("'{}'", s.replace('\'', "''"))),
+            DefaultValue::CurrentTimestamp => Some("CURRENT_TIMESTAMP".into()),
+            DefaultValue::CurrentDate => Some("CURRENT_DATE".into()),
+            DefaultValue::CurrentTime => Some("CURRENT_TIME".into()),
+            DefaultValue::UnixEpochNow => Some("(strftime('%s','now'))".into()),
+            DefaultValue::Expression(e) => {
+                notes.push(format!("default {e} has no SQLite equivalent: dropped"));
+                None
+            }
+        });
+        ColumnMapping {
+            convert_to: Some(column.data_type.clone()),
+            native_type: native_type(&column.data_type),
+            default_sql,
+            notes,
+        }
+    }
+
+    fn ddl(&self, plan: &Plan) -> Ddl {
+        let mut ddl = Ddl::default();
+        let same = plan.source == Backend::Sqlite;
+        for t in &plan.tables {
+            let native = t.source.native_sql.as_ref().filter(|_| same);
+            match native {
+                Some(sql) => ddl.create.push(sql.clone()),
+                None => ddl.create.push(create_table(t)),
+            }
+            for idx in &t.indexes {
+                match idx.native_sql.as_ref().filter(|_| same) {
+                    Some(sql) => ddl.indexes.push(sql.clone()),
+                    None => ddl.indexes.push(format!(
+                        "CREATE {}INDEX {} ON {} ({})",
+                        if idx.unique { "UNIQUE " } else { "" },
+                        quote(&idx.target_name),
+                        quote(&t.target_name),
+                        idx.columns
+                            .iter()
+                            .map(|c| quote(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
+        }
+        for t in plan.tables.iter().rev() {
+            ddl.drop
+                .push(format!("DROP TABLE IF EXISTS {}", quote(&t.target_name)));
+        }
+        if !plan.tables.is_empty() {
+            ddl.analyze.push("ANALYZE".into());
+        }
+        ddl
+    }
+}
+
+/// SQLite cannot add constraints after the fact, so keys and foreign keys are declared inline;
+/// foreign keys are not enforced during the load (the writer turns them off).
+fn create_table(t: &ferry_core::plan::TablePlan) -> String {
+    let mut parts = Vec::new();
+    let single_auto = t.primary_key.len() == 1
+        && t.columns
+            .iter()
+            .any(|c| c.auto_increment && c.target_name == t.primary_key[0]);
+    for c in &t.columns {
+        let mut def = format!("{} {}", quote(&c.target_name), c.native_type);
+        if single_auto && c.target_name == t.primary_key[0] {
+            def = format!("{} INTEGER PRIMARY KEY", quote(&c.target_name));
+        } else if !c.nullable {
+            def.push_str(" NOT NULL");
+        }
+        if let Some(d) = &c.default_sql {
+            def.push_str(&format!(" DEFAULT {d}"));
+        }
+        parts.push(def);
+    }
+    let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    if !t.primary_key.is_empty() && !single_auto {
+        parts.push(format!("PRIMARY KEY ({})", list(&t.primary_key)));
+    }
+    for u in &t.uniques {
+        parts.push(format!("UNIQUE ({})", list(u)));
+    }
+    for fk in &t.foreign_keys {
+        let mut s = format!(
+            "FOREIGN KEY ({}) REFERENCES {} ({})",
+            list(&fk.columns),
+            quote(&fk.ref_table),
+            list(&fk.ref_columns)
+        );
+        if let Some(a) = &fk.on_delete {
+            s.push_str(&format!(" ON DELETE {a}"));
+        }
+        if let Some(a) = &fk.on_update {
+            s.push_str(&format!(" ON UPDATE {a}"));
+        }
+        parts.push(s);
+    }
+    format!(
+        "CREATE TABLE {} (\n  {}\n)",
+        quote(&t.target_name),
+        parts.join(",\n  ")
+    )
+}

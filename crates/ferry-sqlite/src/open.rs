@@ -1,0 +1,145 @@
+//! Opening SQLite files: read-only sources that leave no trace, and checks that turn a wrong
+//! path into a one-line error before anything else happens.
+
+use std::path::Path;
+
+use ferry_core::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+
+const HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// # Errors
+/// An input error when the file is missing, unreadable or not SQLite.
+pub fn check_source_file(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Err(Error::input(format!(
+            "the SQLite file {} does not exist: check the path (absolute paths are written sqlite:///path/app.db)",
+            path.display()
+        )));
+    }
+    check_sqlite_header(path)
+}
+
+pub fn check_sqlite_header(path: &Path) -> Result<()> {
+    let mut header = [0u8; 100];
+    let n = read_prefix(path, &mut header)
+        .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+    if n == 0 {
+        return Ok(()); // An empty file is an empty database.
+    }
+    if n < 16 || &header[..16] != HEADER {
+        return Err(Error::input(format!(
+            "{} is not a SQLite database file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut total = 0;
+    while total < buf.len() {
+        let n = f.read(&mut buf[total..])?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    Ok(total)
+}
+
+/// Opens `path` read-only. A database in WAL mode whose `-wal` file does not exist is opened
+/// `immutable`, because a plain read-only open would create `-wal` and `-shm` files beside it;
+/// when the `-wal` file exists (the application is running or was not closed cleanly) it holds
+/// committed rows, so the normal read-only mode is used to see them.
+///
+/// # Errors
+/// An input error when the file cannot be opened.
+pub fn read_only(path: &Path) -> Result<Connection> {
+    let mut header = [0u8; 100];
+    let n = read_prefix(path, &mut header).unwrap_or(0);
+    let wal_mode = n >= 20 && (header[18] == 2 || header[19] == 2);
+    let wal_file = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let immutable = wal_mode && !wal_file.exists();
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        uri_path(path),
+        if immutable { "&immutable=1" } else { "" }
+    );
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        Error::input(format!(
+            "cannot open SQLite file {} read-only: {e}",
+            path.display()
+        ))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql_err)?;
+    register_unknown_collations(&conn)?;
+    Ok(conn)
+}
+
+/// Applications register their own collations (`COLLATE unicode_nocase`); without them SQLite
+/// refuses any statement that compares such a column. Register a binary stand-in for each
+/// unknown name so reading works; the copy reads in rowid order, which no collation affects.
+fn register_unknown_collations(conn: &Connection) -> Result<()> {
+    let sql: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
+        .map_err(sql_err)?;
+    let mut names = std::collections::BTreeSet::new();
+    for text in &sql {
+        let lower = text.to_ascii_lowercase();
+        let mut rest = lower.as_str();
+        while let Some(i) = rest.find("collate") {
+            rest = &rest[i + 7..];
+            let name: String = rest
+                .trim_start()
+                .trim_start_matches(['"', '`', '[', '\''])
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !matches!(name.as_str(), "binary" | "nocase" | "rtrim") {
+                names.insert(name);
+            }
+        }
+    }
+    for name in names {
+        conn.create_collation(name.as_str(), |a: &str, b: &str| a.cmp(b))
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+fn uri_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn sql_err(e: rusqlite::Error) -> Error {
+    Error::run(format!("SQLite: {e}"))
+}
+
+/// Quotes an identifier for SQLite.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,104 @@
+//! Reading a SQLite table: keyset pages on the rowid (or, for WITHOUT ROWID tables, one
+//! ordered scan of the primary key's b-tree), never OFFSET, inside one read transaction so
+//! every page sees the same snapshot.
+
+use ferry_core::schema::{Paging, Table};
+use ferry_core::value::Batch;
+use ferry_core::{Error, Result};
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::open::{quote, sql_err};
+use crate::value_io::from_ref;
+
+pub fn read_table(
+    conn: &Connection,
+    table: &Table,
+    batch_rows: usize,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let batch_rows = batch_rows.max(1);
+    let width = table.columns.len();
+    let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+    let cols = if cols.is_empty() {
+        "NULL".to_string()
+    } else {
+        cols.join(", ")
+    };
+    conn.execute_batch("BEGIN").map_err(sql_err)?;
+    let result = (|| {
+        match table.paging {
+            Paging::RowLocator => {
+                let sql = format!(
+                    "SELECT rowid, {cols} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    quote(&table.name)
+                );
+                let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
+                let mut last = i64::MIN;
+                loop {
+                    if cancel.is_cancelled() {
+                        return Err(Error::cancelled());
+                    }
+                    let mut batch = Batch::new(width, batch_rows);
+                    let mut rows = stmt.query((last, batch_rows as i64)).map_err(sql_err)?;
+                    while let Some(row) = rows.next().map_err(sql_err)? {
+                        last = row.get(0).map_err(sql_err)?;
+                        batch.locators.push(last);
+                        for i in 0..width {
+                            batch
+                                .values
+                                .push(from_ref(row.get_ref(i + 1).map_err(sql_err)?));
+                        }
+                    }
+                    let n = batch.len();
+                    if n > 0 && tx.blocking_send(batch).is_err() {
+                        return Ok(()); // The consumer stopped; it reports why.
+                    }
+                    if n < batch_rows {
+                        return Ok(());
+                    }
+                }
+            }
+            Paging::PrimaryKey => {
+                let order: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+                let sql = format!(
+                    "SELECT {cols} FROM {} ORDER BY {}",
+                    quote(&table.name),
+                    order.join(", ")
+                );
+                let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
+                let mut rows = stmt.query([]).map_err(sql_err)?;
+                let mut batch = Batch::new(width, batch_rows);
+                while let Some(row) = rows.next().map_err(sql_err)? {
+                    for i in 0..width {
+                        batch
+                            .values
+                            .push(from_ref(row.get_ref(i).map_err(sql_err)?));
+                    }
+                    if batch.len() == batch_rows {
+                        if cancel.is_cancelled() {
+                            return Err(Error::cancelled());
+                        }
+                        if tx
+                            .blocking_send(std::mem::replace(
+                                &mut batch,
+                                Batch::new(width, batch_rows),
+                            ))
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(batch);
+                }
+                Ok(())
+            }
+        }
+    })();
+    let _ = conn.execute_batch("COMMIT");
+    result
+}

@@ -1,0 +1,418 @@
+//! SQLite type mapping. Declared types are free text written by applications, so they are
+//! classified by name and then by SQLite's own affinity rules (contains INT → integer; CHAR,
+//! CLOB or TEXT → text; BLOB or nothing → any; REAL, FLOA or DOUB → real; otherwise numeric);
+//! then the profile of what the column really holds decides the portable type that holds every
+//! value. Each step away from the declaration is noted for the report.
+
+use ferry_core::schema::DataType;
+use ferry_core::sqltext::split_type;
+
+/// What a declaration asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Declared {
+    Bool,
+    Int,
+    Real,
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
+    Numeric,
+    Text {
+        max_chars: Option<u32>,
+    },
+    Date,
+    Time,
+    DateTime,
+    Json,
+    Uuid,
+    /// BLOB or no type at all: anything.
+    Any,
+}
+
+pub fn classify(declared: &str) -> Declared {
+    let (name, params) = split_type(declared);
+    let first = name.split_whitespace().next().unwrap_or("");
+    match first {
+        "bool" | "boolean" => return Declared::Bool,
+        "date" => return Declared::Date,
+        "time" => return Declared::Time,
+        "datetime" | "timestamp" | "timestamptz" => return Declared::DateTime,
+        "json" | "jsonb" => return Declared::Json,
+        "uuid" | "guid" => return Declared::Uuid,
+        "decimal" | "numeric" => {
+            return match params.as_slice() {
+                [p] => Declared::Decimal {
+                    precision: *p,
+                    scale: 0,
+                },
+                [p, s, ..] if s <= p => Declared::Decimal {
+                    precision: *p,
+                    scale: *s,
+                },
+                _ => Declared::Numeric,
+            };
+        }
+        _ => {}
+    }
+    if name.contains("int") {
+        Declared::Int
+    } else if name.contains("char") || name.contains("clob") || name.contains("text") {
+        let limited = first.contains("char") && !first.contains("clob");
+        Declared::Text {
+            max_chars: if limited {
+                params.first().copied()
+            } else {
+                None
+            },
+        }
+    } else if name.is_empty() || name.contains("blob") {
+        Declared::Any
+    } else if name.contains("real") || name.contains("floa") || name.contains("doub") {
+        Declared::Real
+    } else {
+        Declared::Numeric
+    }
+}
+
+/// What a full scan found in one column.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub ints: u64,
+    pub reals: u64,
+    pub texts: u64,
+    pub blobs: u64,
+    /// Values the declared kind cannot take (not 0/1 for booleans, unparsable dates, invalid JSON,
+    /// malformed UUIDs).
+    pub bad: u64,
+    /// Date/time texts that carry a zone offset.
+    pub with_offset: u64,
+    /// Date texts with a time of day other than midnight.
+    pub with_time: u64,
+    /// Longest text, in characters.
+    pub max_chars: Option<u64>,
+}
+
+impl Profile {
+    fn only(&self, texts: bool, ints: bool, reals: bool, blobs: bool) -> bool {
+        (texts || self.texts == 0)
+            && (ints || self.ints == 0)
+            && (reals || self.reals == 0)
+            && (blobs || self.blobs == 0)
+    }
+}
+
+/// The SQL aggregates that fill a `Profile` for column expression `c`, in `Profile` field order
+/// after the four storage-class counts.
+pub fn profile_exprs(declared: &Declared, c: &str) -> [String; 4] {
+    let zero = || "0".to_string();
+    let date_glob = format!("{c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'");
+    let offset = format!(
+        "sum(typeof({c})='text' AND ({c} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' OR {c} GLOB '*[0-9][+-][0-9][0-9][0-9][0-9]' OR {c} GLOB '*[Zz]'))"
+    );
+    match declared {
+        Declared::Bool => [
+            format!(
+                "sum(CASE typeof({c}) WHEN 'integer' THEN {c} NOT IN (0,1) WHEN 'real' THEN {c} NOT IN (0.0,1.0) \
+                 WHEN 'text' THEN lower({c}) NOT IN ('0','1','t','f','true','false') WHEN 'blob' THEN 1 ELSE 0 END)"
+            ),
+            zero(),
+            zero(),
+            zero(),
+        ],
+        Declared::Date | Declared::DateTime => [
+            format!("sum(typeof({c})='text' AND NOT ({date_glob} AND julianday({c}) IS NOT NULL))"),
+            offset,
+            format!("sum(typeof({c})='text' AND length({c}) > 10 AND time({c}) IS NOT '00:00:00')"),
+            zero(),
+        ],
+        Declared::Time => [
+            format!(
+                "sum(typeof({c})='text' AND NOT ({c} GLOB '[0-9][0-9]:[0-9][0-9]*' AND time({c}) IS NOT NULL))"
+            ),
+            offset,
+            zero(),
+            zero(),
+        ],
+        Declared::Json => [
+            format!("sum(typeof({c})='text' AND json_valid({c})=0)"),
+            zero(),
+            zero(),
+            zero(),
+        ],
+        Declared::Uuid => [
+            format!(
+                "sum(CASE typeof({c}) WHEN 'text' THEN length({c}) NOT IN (32,36,38) WHEN 'blob' THEN length({c})!=16 WHEN 'null' THEN 0 ELSE 1 END)"
+            ),
+            zero(),
+            zero(),
+            zero(),
+        ],
+        Declared::Text { max_chars: Some(_) } => [
+            zero(),
+            zero(),
+            zero(),
+            format!("max(CASE WHEN typeof({c})='text' THEN length({c}) END)"),
+        ],
+        _ => [zero(), zero(), zero(), zero()],
+    }
+}
+
+/// Chooses the portable type that holds every value found, with notes for each step away from
+/// the declaration.
+pub fn decide(declared: &Declared, p: &Profile, declared_text: &str) -> (DataType, Vec<String>) {
+    let mut notes = Vec::new();
+    let ty = match declared {
+        Declared::Bool if p.bad == 0 && p.blobs == 0 => DataType::Bool,
+        Declared::Int if p.only(false, true, false, false) => DataType::Int64,
+        Declared::Real if p.only(false, true, true, false) => DataType::Float64,
+        Declared::Decimal { precision, scale } if p.only(false, true, true, false) => {
+            DataType::Decimal {
+                precision: Some(*precision),
+                scale: Some(*scale),
+            }
+        }
+        Declared::Numeric if p.only(false, true, false, false) => DataType::Int64,
+        Declared::Numeric if p.only(false, true, true, false) => DataType::Decimal {
+            precision: None,
+            scale: None,
+        },
+        Declared::Text { max_chars } if p.only(true, false, false, false) => {
+            match (max_chars, p.max_chars) {
+                (Some(limit), Some(longest)) if longest > *limit as u64 => {
+                    notes.push(format!(
+                    "declared {declared_text} but holds text of {longest} characters: widened to unlimited text"
+                ));
+                    DataType::text()
+                }
+                (limit, _) => DataType::Text { max_chars: *limit },
+            }
+        }
+        Declared::Date | Declared::DateTime if p.only(true, false, false, false) && p.bad == 0 => {
+            if p.with_offset > 0 && p.with_offset < p.texts {
+                notes.push(format!("declared {declared_text} but mixes times with and without a zone offset: kept as text"));
+                DataType::text()
+            } else if p.with_offset > 0 {
+                DataType::TimestampTz
+            } else if *declared == Declared::Date && p.with_time > 0 {
+                notes.push(format!(
+                    "declared {declared_text} but holds times of day: copied as timestamp"
+                ));
+                DataType::Timestamp
+            } else if *declared == Declared::Date {
+                DataType::Date
+            } else {
+                DataType::Timestamp
+            }
+        }
+        Declared::Time if p.only(true, false, false, false) && p.bad == 0 && p.with_offset == 0 => {
+            DataType::Time
+        }
+        Declared::Json if p.only(true, false, false, false) && p.bad == 0 => DataType::Json,
+        Declared::Uuid if p.only(true, false, false, true) && p.bad == 0 => DataType::Uuid,
+        _ => {
+            let holds = holds(declared, p);
+            let classes = [p.ints, p.reals, p.texts, p.blobs]
+                .iter()
+                .filter(|&&n| n > 0)
+                .count();
+            if holds_differs(declared, &holds) || classes > 1 {
+                notes.push(format!(
+                    "declared {declared_text} but {}: copied as {holds}",
+                    describe(p)
+                ));
+            }
+            holds
+        }
+    };
+    (ty, notes)
+}
+
+/// The narrowest portable type holding every storage class present.
+fn holds(declared: &Declared, p: &Profile) -> DataType {
+    match (p.ints > 0, p.reals > 0, p.texts > 0, p.blobs > 0) {
+        (_, _, _, true) => DataType::Bytes,
+        (_, _, true, false) => DataType::text(),
+        (true, true, false, false) => DataType::Decimal {
+            precision: None,
+            scale: None,
+        },
+        (false, true, false, false) => DataType::Float64,
+        (true, false, false, false) => DataType::Int64,
+        (false, false, false, false) => match declared {
+            // Empty or all-NULL column: follow the declaration.
+            Declared::Int => DataType::Int64,
+            Declared::Real => DataType::Float64,
+            Declared::Text { max_chars } => DataType::Text {
+                max_chars: *max_chars,
+            },
+            Declared::Any => DataType::Bytes,
+            _ => DataType::Decimal {
+                precision: None,
+                scale: None,
+            },
+        },
+    }
+}
+
+fn holds_differs(declared: &Declared, holds: &DataType) -> bool {
+    !matches!(
+        (declared, holds),
+        (Declared::Int, DataType::Int64)
+            | (Declared::Real, DataType::Float64)
+            | (Declared::Text { .. }, DataType::Text { .. })
+            | (Declared::Numeric, DataType::Decimal { .. })
+            | (Declared::Any, _)
+    )
+}
+
+fn describe(p: &Profile) -> String {
+    let mut kinds = Vec::new();
+    for (n, what) in [
+        (p.ints, "integers"),
+        (p.reals, "reals"),
+        (p.texts, "texts"),
+        (p.blobs, "blobs"),
+    ] {
+        if n > 0 {
+            kinds.push(format!("{n} {what}"));
+        }
+    }
+    if p.bad > 0 {
+        kinds.push(format!("{} values the declared type cannot take", p.bad));
+    }
+    if kinds.is_empty() {
+        "holds only NULLs".into()
+    } else {
+        format!("holds {}", kinds.join(", "))
+    }
+}
+
+/// The SQLite declared type for a portable type (used when the source is another backend).
+pub fn native_type(t: &DataType) -> String {
+    match t {
+        DataType::Bool => "BOOLEAN".into(),
+        DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER".into(),
+        DataType::Float32 | DataType::Float64 => "REAL".into(),
+        // As text: a NUMERIC column would turn 1.50 into the float 1.5 and lose digits.
+        DataType::Decimal {
+            precision: Some(p),
+            scale,
+        } => format!("DECIMAL_TEXT({p},{})", scale.unwrap_or(0)),
+        DataType::Decimal { .. } => "DECIMAL_TEXT".into(),
+        DataType::Text { max_chars: Some(n) } => format!("VARCHAR({n})"),
+        DataType::Text { max_chars: None } => "TEXT".into(),
+        DataType::Char { len } => format!("CHARACTER({len})"),
+        DataType::Bytes => "BLOB".into(),
+        DataType::Date => "DATE_TEXT".into(),
+        DataType::Time => "TIME_TEXT".into(),
+        DataType::Timestamp => "DATETIME_TEXT".into(),
+        DataType::TimestampTz => "TIMESTAMPTZ_TEXT".into(),
+        DataType::Uuid => "UUID_TEXT".into(),
+        DataType::Json => "JSON_TEXT".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_rules() {
+        assert_eq!(classify("INTEGER"), Declared::Int);
+        assert_eq!(classify("UNSIGNED BIG INT"), Declared::Int);
+        assert_eq!(classify("INTEGER_OR_TEXT"), Declared::Int);
+        assert_eq!(classify("LONGVARCHAR"), Declared::Text { max_chars: None });
+        assert_eq!(
+            classify("varchar(20)"),
+            Declared::Text {
+                max_chars: Some(20)
+            }
+        );
+        assert_eq!(classify("text nocase"), Declared::Text { max_chars: None });
+        assert_eq!(
+            classify("BLOB SUB_TYPE TEXT"),
+            Declared::Text { max_chars: None }
+        );
+        assert_eq!(classify(""), Declared::Any);
+        assert_eq!(classify("DOUBLE PRECISION"), Declared::Real);
+        assert_eq!(
+            classify("numeric(10,2)"),
+            Declared::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
+        assert_eq!(classify("DATETIME"), Declared::DateTime);
+        assert_eq!(classify("boolean"), Declared::Bool);
+        assert_eq!(classify("MONEY"), Declared::Numeric);
+    }
+
+    #[test]
+    fn profile_decides() {
+        let ints = Profile {
+            ints: 5,
+            ..Default::default()
+        };
+        assert_eq!(decide(&Declared::Int, &ints, "INTEGER").0, DataType::Int64);
+        let mixed = Profile {
+            ints: 5,
+            texts: 2,
+            ..Default::default()
+        };
+        let (t, notes) = decide(&Declared::Int, &mixed, "INTEGER");
+        assert_eq!(t, DataType::text());
+        assert_eq!(notes.len(), 1, "a mixed column is a named lossy step");
+        let bools = Profile {
+            ints: 3,
+            ..Default::default()
+        };
+        assert_eq!(decide(&Declared::Bool, &bools, "BOOLEAN").0, DataType::Bool);
+        let not_bools = Profile {
+            ints: 3,
+            bad: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&Declared::Bool, &not_bools, "BOOLEAN").0,
+            DataType::Int64
+        );
+        let long = Profile {
+            texts: 3,
+            max_chars: Some(30),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(
+                &Declared::Text {
+                    max_chars: Some(10)
+                },
+                &long,
+                "varchar(10)"
+            )
+            .0,
+            DataType::text()
+        );
+        let tz = Profile {
+            texts: 3,
+            with_offset: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&Declared::DateTime, &tz, "DATETIME").0,
+            DataType::TimestampTz
+        );
+        let any = Profile {
+            ints: 1,
+            reals: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&Declared::Any, &any, "").0,
+            DataType::Decimal {
+                precision: None,
+                scale: None
+            }
+        );
+    }
+}

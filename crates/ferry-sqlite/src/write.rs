@@ -1,0 +1,121 @@
+//! Writing to SQLite: prepared INSERTs, one transaction per batch (atomic, so the engine can
+//! split a rejected batch), foreign key checks off during the load as the file has no other
+//! writer. Needs a multi-threaded tokio runtime (`block_in_place`), which the CLI and server use.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use ferry_core::connector::{TableWriter, WriteError};
+use ferry_core::plan::TablePlan;
+use ferry_core::value::Batch;
+use ferry_core::{Error, Result};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::open::{quote, sql_err};
+use crate::value_io::Bind;
+
+fn open_rw(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        Error::input(format!(
+            "cannot open or create SQLite file {}: {e}",
+            path.display()
+        ))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(sql_err)?;
+    // A crash mid-copy leaves a run that is reported failed and re-run with --force, so the
+    // load does not pay for per-commit fsyncs.
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA synchronous = OFF;")
+        .map_err(sql_err)?;
+    Ok(conn)
+}
+
+pub fn execute(path: &Path, statements: &[String]) -> Result<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let conn = open_rw(path)?;
+    for s in statements {
+        conn.execute_batch(s)
+            .map_err(|e| Error::run(format!("SQLite: {e} in: {}", first_line(s))))?;
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    if line.len() > 120 {
+        format!("{}...", &line[..line.floor_char_boundary(120)])
+    } else {
+        line.to_string()
+    }
+}
+
+pub struct SqliteWriter {
+    conn: Connection,
+    sql: String,
+}
+
+impl SqliteWriter {
+    pub fn open(path: &Path, table: &TablePlan) -> Result<Self> {
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| quote(&c.target_name))
+            .collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(&table.target_name),
+            cols.join(", "),
+            marks.join(", ")
+        );
+        Ok(Self {
+            conn: open_rw(path)?,
+            sql,
+        })
+    }
+
+    fn write_blocking(&mut self, batch: &Batch) -> Result<(), WriteError> {
+        let fatal = |e: rusqlite::Error| WriteError::Fatal(sql_err(e));
+        let tx = self.conn.transaction().map_err(fatal)?;
+        {
+            let mut stmt = tx.prepare_cached(&self.sql).map_err(fatal)?;
+            for (i, row) in batch.rows().enumerate() {
+                let params: Vec<Bind<'_>> = row.iter().map(Bind).collect();
+                if let Err(e) = stmt.execute(rusqlite::params_from_iter(params.iter())) {
+                    let rejected = matches!(
+                        e.sqlite_error_code(),
+                        Some(
+                            ErrorCode::ConstraintViolation
+                                | ErrorCode::TypeMismatch
+                                | ErrorCode::TooBig
+                        )
+                    );
+                    return Err(if rejected {
+                        WriteError::Rejected {
+                            row: Some(i),
+                            reason: e.to_string(),
+                        }
+                    } else {
+                        fatal(e)
+                    });
+                }
+            }
+        }
+        tx.commit().map_err(fatal)
+    }
+}
+
+#[async_trait]
+impl TableWriter for SqliteWriter {
+    async fn write(&mut self, batch: &Batch) -> Result<(), WriteError> {
+        tokio::task::block_in_place(|| self.write_blocking(batch))
+    }
+}
