@@ -1,0 +1,581 @@
+//! SQLite → PostgreSQL against the real server: every quirk of the fixture arrives, typed and
+//! verified; the source is untouched; safety rules hold.
+
+mod common;
+
+use common::*;
+use ferry::Status;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_quirk_arrives_typed_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = quirks_db(dir.path());
+    let before = snapshot(dir.path());
+    let db = TestDb::new().await;
+
+    let opts = with_tables(options(dir.path()), &[], &["bad_text"]);
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.status, Status::Completed, "{}", report.render());
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(
+        report.verify.len() >= 17,
+        "every table verified: {:?}",
+        report.verify.keys()
+    );
+    assert!(
+        report.verify.values().all(|v| v.ok()),
+        "{}",
+        report.render()
+    );
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "the source directory is byte-for-byte unchanged, no -wal/-shm created"
+    );
+
+    // Nothing skipped silently.
+    let not_copied: Vec<String> = report
+        .not_copied
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.name))
+        .collect();
+    for expected in ["view v_tree", "trigger trg_tree", "virtual table search"] {
+        assert!(
+            not_copied.contains(&expected.to_string()),
+            "{expected} listed in {not_copied:?}"
+        );
+    }
+    assert!(
+        not_copied
+            .iter()
+            .any(|s| s.starts_with("shadow table search_")),
+        "{not_copied:?}"
+    );
+    // Every lossy step is named.
+    let lossy = report.lossy.join("\n");
+    for col in ["mixed.val", "mixed.anything", "sized.code"] {
+        assert!(lossy.contains(col), "{col} named as lossy in:\n{lossy}");
+    }
+    assert!(
+        !lossy.contains("reals.r") && !lossy.contains("bigints.n"),
+        "lossless columns are not reported:\n{lossy}"
+    );
+
+    let pg = db.client().await;
+    let ty = |table: &str, col: &str| {
+        let (table, col) = (table.to_string(), col.to_string());
+        let pg = &pg;
+        async move {
+            pg.query_one(
+                "SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute WHERE attrelid = quote_ident($1)::regclass AND attname = $2",
+                &[&table, &col],
+            )
+            .await
+            .map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)))
+            .unwrap_or_else(|e| panic!("{table}.{col}: {e}"))
+        }
+    };
+    assert_eq!(
+        ty("flags", "active").await,
+        ("boolean".into(), true),
+        "NOT NULL kept"
+    );
+    assert_eq!(
+        ty("events", "happened_at").await.0,
+        "timestamp without time zone"
+    );
+    assert_eq!(ty("events", "day").await.0, "date");
+    assert_eq!(ty("events", "at_tz").await.0, "timestamp with time zone");
+    assert_eq!(
+        ty("reals", "r").await.0,
+        "double precision",
+        "REAL is never float4"
+    );
+    assert_eq!(ty("bigints", "n").await.0, "bigint");
+    assert_eq!(
+        ty("mixed", "val").await.0,
+        "text",
+        "an INTEGER column holding text becomes text"
+    );
+    assert_eq!(ty("mixed", "anything").await.0, "bytea");
+    assert_eq!(ty("money", "amount").await.0, "numeric(10,2)");
+    assert_eq!(ty("docs", "meta").await.0, "json");
+    assert_eq!(ty("docs", "ident").await.0, "uuid");
+    assert_eq!(
+        ty("sized", "code").await.0,
+        "text",
+        "varchar(3) holding longer text is widened"
+    );
+    assert_eq!(ty("order items", "group by").await.0, "double precision");
+
+    // Values, exactly.
+    let rows = pg
+        .query("SELECT r::text FROM reals ORDER BY id", &[])
+        .await
+        .unwrap();
+    let reals: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        reals,
+        [
+            "0.1",
+            "0.3333333333333333",
+            "1e+308",
+            "-1e+308",
+            "Infinity",
+            "-Infinity",
+            "5e-324",
+            "123456789.12345679",
+            "2"
+        ]
+    );
+    let n: Vec<i64> = pg
+        .query("SELECT n FROM bigints ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(n, [i64::MAX, i64::MIN, 0]);
+    let secret: String = pg
+        .query_one("SELECT secret FROM binaries WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        secret,
+        "ENC:v3:key-7:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+    let data: Vec<u8> = pg
+        .query_one("SELECT data FROM binaries WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(data, [0, 1, 2, 0xff, 0xfe]);
+    let empty: Vec<u8> = pg
+        .query_one("SELECT data FROM binaries WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(empty.is_empty(), "an empty blob stays empty, not NULL");
+    let nulls: Vec<(Option<String>, String)> = pg
+        .query("SELECT t, t2 FROM nulls ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(nulls[0], (None, String::new()));
+    assert_eq!(
+        nulls[1],
+        (Some(String::new()), String::new()),
+        "empty string is not NULL"
+    );
+    let flags: Vec<(bool, Option<bool>)> = pg
+        .query("SELECT active, verified FROM flags ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (true, Some(false)),
+            (false, None),
+            (true, Some(true)),
+            (false, Some(false))
+        ]
+    );
+    let tz: Vec<String> = pg
+        .query("SELECT to_char(at_tz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM events ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        tz,
+        [
+            "2024-01-02 03:04:05",
+            "2024-01-02 03:04:05",
+            "2024-07-01 05:00:00"
+        ]
+    );
+    let old: String = pg
+        .query_one("SELECT happened_at::text FROM events WHERE id = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, "0999-06-15 12:00:00", "dates before year 1000 survive");
+    let micro: String = pg
+        .query_one("SELECT happened_at::text FROM events WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(micro, "2024-02-29 23:59:59.123456");
+    let money: Vec<String> = pg
+        .query(
+            "SELECT amount::text FROM money WHERE amount IS NOT NULL ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(money, ["12.50", "99999999.99"]);
+    let mixed: Vec<Option<String>> = pg
+        .query("SELECT val FROM mixed ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        mixed,
+        [
+            Some("42".into()),
+            Some("forty-two".into()),
+            None,
+            Some("9223372036854775807".into())
+        ]
+    );
+    let meta: String = pg
+        .query_one("SELECT meta::text FROM docs WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        meta, r#"{"b": 1, "a": [1, 2]}"#,
+        "JSON text kept byte for byte"
+    );
+    let uuid: String = pg
+        .query_one("SELECT ident::text FROM docs WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        uuid, "6f1c1b6e-3f3c-4c8e-9a39-0c3a4d1e2f11",
+        "a 16-byte blob UUID becomes a uuid"
+    );
+    let name: String = pg
+        .query_one("SELECT name FROM tree WHERE id = 10", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Ünïcödé ✓");
+
+    // Long names fit and stay distinct.
+    let long: Vec<String> = pg
+        .query("SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relname LIKE 'a_table_name%' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(long.len(), 2, "{long:?}");
+    assert!(long.iter().all(|n| n.len() <= 63) && long[0] != long[1]);
+
+    // Keys, indexes, foreign keys (the chicken/egg cycle included), identity past the maximum.
+    let constraints: i64 = pg
+        .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(constraints, 3, "tree→tree, chicken→egg, egg→chicken");
+    let pk: i64 = pg
+        .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'composite'::regclass", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1);
+    assert!(
+        pg.query_one(
+            "SELECT 1 FROM pg_class WHERE relname = 'idx_tree_parent'",
+            &[]
+        )
+        .await
+        .is_ok()
+    );
+    let next: i64 = pg
+        .query_one("INSERT INTO tree (name) VALUES ('new') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 11, "the next id follows the copied maximum");
+    let ts: bool = pg
+        .query_one("INSERT INTO events (happened_at) VALUES ('2025-01-01') RETURNING created IS NOT NULL AND epoch > 0 AND label = 'it''s'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ts, "translated defaults work");
+    assert!(
+        lossy.contains("events.weird") && lossy.contains("dropped"),
+        "an untranslatable default is dropped with a warning"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_is_a_reported_row_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = quirks_db(dir.path());
+    let db = TestDb::new().await;
+    let opts = with_tables(options(dir.path()), &["bad_text"], &[]);
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.status, Status::Failed);
+    assert_eq!(report.exit_code(), 1);
+    let error = report.error.clone().unwrap();
+    assert!(
+        error.contains("bad_text") && error.contains("id=2") && error.contains("UTF-8"),
+        "{error}"
+    );
+
+    let db = TestDb::new().await;
+    let opts = ferry::CopyOptions {
+        ignore_errors: true,
+        ..with_tables(options(dir.path()), &["bad_text"], &[])
+    };
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    let stats = &report.stats["bad_text"];
+    assert_eq!((stats.total, stats.migrated, stats.failed), (3, 2, 1));
+    assert_eq!(report.exit_code(), 1, "failed rows mean exit code 1");
+    let rejects =
+        std::fs::read_to_string(dir.path().join("rejects/bad_text.rejects.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(line["key"], "id=2");
+    assert!(line["reason"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        line["row"]["body"], "\\x61ff62",
+        "the rejected bytes are kept, not mangled"
+    );
+    let v = &report.verify["bad_text"];
+    assert_eq!((v.source_rows, v.target_rows), (3, 2));
+    assert_eq!(v.missing_keys, ["id=2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_rows_are_isolated_by_splitting_batches() {
+    // PostgreSQL rejects what SQLite accepted: text with a NUL character, and a varchar limit is
+    // not at play; use NUL in a text column, spread over several batches.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nul.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO t SELECT i, CASE WHEN i IN (17, 500, 999) THEN 'a' || char(0) || 'b' ELSE 'row ' || i END FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::new().await;
+    let opts = ferry::CopyOptions {
+        ignore_errors: true,
+        batch_rows: 64,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    let s = &report.stats["t"];
+    assert_eq!((s.migrated, s.failed), (997, 3), "{}", report.render());
+    let count: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 997, "good rows written exactly once");
+    assert_eq!(report.verify["t"].missing_keys.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = quirks_db(dir.path());
+    let db = TestDb::new().await;
+    let pg = db.client().await;
+    pg.batch_execute(
+        "CREATE TABLE tree (id int); INSERT INTO tree VALUES (99); CREATE TABLE flags (x int)",
+    )
+    .await
+    .unwrap();
+    let opts = with_tables(options(dir.path()), &["tree", "flags"], &[]);
+
+    let err = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().contains("\"tree\" (1 rows)") && err.to_string().contains("--force"),
+        "{err}"
+    );
+
+    let forced = ferry::CopyOptions {
+        force: true,
+        ..opts.clone()
+    };
+    let err = ferry::copy(&sqlite(&src), &db.locator(), &forced, &context(false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("confirmation"), "{err}");
+    let kept: i64 = pg
+        .query_one("SELECT count(*) FROM tree WHERE id = 99", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1, "nothing erased without confirmation");
+
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &forced, &context(true))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let count: i64 = pg
+        .query_one("SELECT count(*) FROM tree", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = quirks_db(dir.path());
+    let db = TestDb::new().await;
+    let opts = ferry::CopyOptions {
+        dry_run: true,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
+        .await
+        .unwrap();
+    assert!(report.dry_run);
+    let plan = report.plan.as_ref().expect("a dry run returns its plan");
+    assert_eq!(plan.table("tree").unwrap().row_count, 4);
+    assert!(!plan.ddl.create.is_empty());
+    let order: Vec<&str> = plan.tables.iter().map(|t| t.source_name.as_str()).collect();
+    assert!(order.iter().position(|&t| t == "tree").is_some());
+    let tables: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "not even the schema is written");
+
+    let target = dir.path().join("never.db");
+    let report = ferry::copy(&sqlite(&src), &sqlite(&target), &opts, &context(true))
+        .await
+        .unwrap();
+    assert!(report.dry_run);
+    assert!(
+        !target.exists(),
+        "a dry run does not create the SQLite target"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_keys_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = quirks_db(dir.path());
+    let db = TestDb::new().await;
+    let opts = with_tables(options(dir.path()), &["tree", "composite", "nokey"], &[]);
+    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+
+    let pg = db.client().await;
+    pg.batch_execute(
+        "UPDATE tree SET name = 'changed' WHERE id = 2; DELETE FROM tree WHERE id = 10; INSERT INTO tree VALUES (50, NULL, 'extra');
+         UPDATE composite SET c = 0.75 WHERE a = 1 AND b = 'x'; INSERT INTO nokey VALUES ('dup', 1);",
+    )
+    .await
+    .unwrap();
+    let filter =
+        ferry::TableFilter::new(&["tree".into(), "composite".into(), "nokey".into()], &[]).unwrap();
+    let report = ferry::verify(&sqlite(&src), &db.locator(), filter, 2, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 1);
+    let tree = &report.verify["tree"];
+    assert!(!tree.checksum_match);
+    assert_eq!(tree.different_keys, ["id=2"]);
+    assert_eq!(tree.missing_keys, ["id=10"]);
+    assert_eq!(tree.extra_keys, ["id=50"]);
+    assert_eq!(report.verify["composite"].different_keys, ["a=1, b='x'"]);
+    let nokey = &report.verify["nokey"];
+    assert_eq!(
+        (nokey.source_rows, nokey.target_rows),
+        (4, 5),
+        "a duplicate row in a keyless table is found"
+    );
+    assert!(!nokey.checksum_match);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_mid_copy_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
+         INSERT INTO big SELECT i, hex(randomblob(40)) FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::new().await;
+    let killer = {
+        let name = db.name.clone();
+        tokio::spawn(async move {
+            let admin = pg_connect(&pg_admin_url()).await;
+            for _ in 0..400 {
+                let killed: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%FROM STDIN%') k",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if killed > 0 {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            false
+        })
+    };
+    let opts = ferry::CopyOptions {
+        batch_rows: 2000,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert!(
+        killer.await.unwrap(),
+        "the copy's connection was found and terminated"
+    );
+    assert_eq!(report.status, Status::Failed, "{}", report.render());
+    assert_eq!(report.exit_code(), 1);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("big")
+            && (error.contains("terminating connection") || error.contains("connection")),
+        "{error}"
+    );
+}
