@@ -393,6 +393,28 @@ fn non_empty_target_needs_force_and_confirmation() {
     pg.query("CREATE TABLE items (id bigint PRIMARY KEY, name text); INSERT INTO items VALUES (99, 'old');");
     let existing = || pg.query("SELECT id, name FROM items ORDER BY id");
 
+    // A dry run only warns.
+    let run = ferry(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &source,
+            "--target",
+            &pg.url,
+            "--dry-run",
+        ],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("\"items\"")
+            && l.contains("--force")),
+        "a dry run must warn about the non-empty table\n{}",
+        run.show()
+    );
+    assert_eq!(existing(), [[s("99"), s("old")]]);
+
     // No --force: refused, naming the table.
     let summary = dir.path().join("summary.json");
     let run = ferry(
@@ -693,6 +715,36 @@ fn verify_finds_changed_and_missing_rows_by_key() {
     // The untouched tables still match.
     assert_eq!(j["verify"]["authors"]["checksum_match"], true);
     assert_eq!(j["verify"]["tags"]["checksum_match"], true);
+
+    // A table missing in the target is a difference too, not a crash.
+    pg.query("DROP TABLE tags");
+    let run = verify();
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("verify: tags: ") && l.contains("missing")),
+        "{}",
+        run.show()
+    );
+    let j = read_summary(&summary);
+    assert_eq!(j["status"], "completed", "{j:#}");
+    assert!(
+        j["verify"]["tags"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("missing")),
+        "{j:#}"
+    );
+    assert_eq!(j["verify"]["tags"]["target_rows"], 0, "{j:#}");
+
+    // --tables narrows verify as it narrows copy.
+    ferry(
+        dir.path(),
+        &[
+            "verify", "--source", &source, "--target", &pg.url, "--tables", "auth*",
+        ],
+    )
+    .expect_code(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -938,4 +990,69 @@ fn copy_sqlite_to_sqlite_and_verify() {
         ],
     )
     .expect_code(0);
+
+    // Relative sqlite paths are relative to the working directory.
+    let run = ferry(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            "sqlite://app.db",
+            "--target",
+            "sqlite:relative.db",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(
+        sqlite_rows(
+            &dir.path().join("relative.db"),
+            "SELECT count(*) FROM books"
+        ),
+        [[s("4")]]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords in a working URL
+
+#[test]
+fn a_password_in_a_working_url_is_printed_nowhere() {
+    let (dir, source) = app_source();
+    let pg = PgDb::new();
+    let (url, password) = common::with_password(&pg.url, "SuperSecret123");
+    let summary = dir.path().join("summary.json");
+    let summary_path = path_str(&summary);
+    let runs: [(&[&str], i32); 4] = [
+        (
+            &["copy", "--source", &source, "--target", &url, "--dry-run"],
+            0,
+        ),
+        (&["copy", "--source", &source, "--target", &url], 0),
+        (&["verify", "--source", &source, "--target", &url], 0),
+        // A failure after connecting: the target is now non-empty.
+        (&["copy", "--source", &source, "--target", &url], 2),
+    ];
+    for (args, code) in runs {
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(["--summary", &summary_path]);
+        let run = ferry(dir.path(), &args);
+        run.expect_code(code);
+        let text = std::fs::read_to_string(&summary).unwrap();
+        for (what, out) in [
+            ("stderr", &run.stderr),
+            ("stdout", &run.stdout),
+            ("summary", &text),
+        ] {
+            assert!(
+                !out.contains(&password),
+                "the password leaked into {what}\n{}\n--- summary:\n{text}",
+                run.show()
+            );
+        }
+        let j = read_summary(&summary);
+        assert!(
+            j["target"].as_str().is_some_and(|t| t.contains(":***@")),
+            "the summary names the target with the password hidden: {j:#}"
+        );
+    }
 }

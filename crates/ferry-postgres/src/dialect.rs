@@ -121,7 +121,8 @@ impl Dialect for PostgresDialect {
             for c in t.columns.iter().filter(|c| c.auto_increment) {
                 let col = quote(&c.target_name);
                 ddl.sequences.push(format!(
-                    "SELECT setval(pg_get_serial_sequence({}, {}), COALESCE(max({col}), 1), max({col}) IS NOT NULL) FROM {table}",
+                    // Identity sequences start at 1: keys at or below 0 leave the counter at 1.
+                    "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST(max({col}), 1), coalesce(max({col}) >= 1, false)) FROM {table}",
                     literal(&table),
                     literal(&c.target_name)
                 ));

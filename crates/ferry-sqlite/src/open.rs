@@ -85,18 +85,21 @@ pub fn read_only(path: &Path) -> Result<Connection> {
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql_err)?;
-    register_unknown_collations(&conn)?;
+    register_unknown_collations(&conn, &[])?;
     Ok(conn)
 }
 
 /// Applications register their own collations (`COLLATE unicode_nocase`); without them SQLite
-/// refuses any statement that compares such a column. Register a binary stand-in for each
-/// unknown name so reading works; the copy reads in rowid order, which no collation affects.
-fn register_unknown_collations(conn: &Connection) -> Result<()> {
-    let sql: Vec<String> = conn
+/// refuses any statement that compares such a column, and any CREATE that names one. Register
+/// a binary stand-in for each unknown name: reading is in rowid order, which no collation
+/// affects; an index a copy builds on such a column is in binary order until the application
+/// runs REINDEX with its own collation (ARCHITECTURE.md, "Known limits").
+pub fn register_unknown_collations(conn: &Connection, extra_sql: &[String]) -> Result<()> {
+    let mut sql: Vec<String> = conn
         .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
         .map_err(sql_err)?;
+    sql.extend_from_slice(extra_sql);
     let mut names = std::collections::BTreeSet::new();
     for text in &sql {
         let lower = text.to_ascii_lowercase();

@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use crate::open::{quote, sql_err};
 use crate::value_io::Bind;
 
-fn open_rw(path: &Path) -> Result<Connection> {
+fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -33,6 +33,7 @@ fn open_rw(path: &Path) -> Result<Connection> {
     // load does not pay for per-commit fsyncs.
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA synchronous = OFF;")
         .map_err(sql_err)?;
+    crate::open::register_unknown_collations(&conn, extra_sql)?;
     Ok(conn)
 }
 
@@ -40,7 +41,7 @@ pub fn execute(path: &Path, statements: &[String]) -> Result<()> {
     if statements.is_empty() {
         return Ok(());
     }
-    let conn = open_rw(path)?;
+    let conn = open_rw(path, statements)?;
     for s in statements {
         conn.execute_batch(s)
             .map_err(|e| Error::run(format!("SQLite: {e} in: {}", first_line(s))))?;
@@ -77,7 +78,7 @@ impl SqliteWriter {
             marks.join(", ")
         );
         Ok(Self {
-            conn: open_rw(path)?,
+            conn: open_rw(path, &[])?,
             sql,
         })
     }

@@ -320,3 +320,27 @@ fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// `url` with a password: the one it has, or `fallback` put in (accepted by a server with trust
+/// authentication, which is what `scripts/test` provides). Returns (url, password).
+pub fn with_password(url: &str, fallback: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((_, pw)) if !pw.is_empty() => (url.to_string(), pw.to_string()),
+            _ => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                (
+                    format!("{scheme}://{user}:{fallback}@{host}{tail}"),
+                    fallback.to_string(),
+                )
+            }
+        },
+        None => (
+            format!("{scheme}://postgres:{fallback}@{authority}{tail}"),
+            fallback.to_string(),
+        ),
+    }
+}
