@@ -24,6 +24,8 @@ pub enum Declared {
     Date,
     Time,
     DateTime,
+    /// Declared with a zone (`TIMESTAMPTZ`).
+    DateTimeTz,
     Json,
     Uuid,
     /// BLOB or no type at all: anything.
@@ -33,11 +35,15 @@ pub enum Declared {
 pub fn classify(declared: &str) -> Declared {
     let (name, params) = split_type(declared);
     let first = name.split_whitespace().next().unwrap_or("");
+    // ferry writes `DATETIME_TEXT`-style names into SQLite targets: TEXT affinity (so SQLite
+    // never turns 1.50 into 1.5) while the name still says what the column holds.
+    let first = first.strip_suffix("_text").unwrap_or(first);
     match first {
         "bool" | "boolean" => return Declared::Bool,
         "date" => return Declared::Date,
         "time" => return Declared::Time,
-        "datetime" | "timestamp" | "timestamptz" => return Declared::DateTime,
+        "datetime" | "timestamp" => return Declared::DateTime,
+        "timestamptz" => return Declared::DateTimeTz,
         "json" | "jsonb" => return Declared::Json,
         "uuid" | "guid" => return Declared::Uuid,
         "decimal" | "numeric" => {
@@ -120,7 +126,7 @@ pub fn profile_exprs(declared: &Declared, c: &str) -> [String; 4] {
             zero(),
             zero(),
         ],
-        Declared::Date | Declared::DateTime => [
+        Declared::Date | Declared::DateTime | Declared::DateTimeTz => [
             format!("sum(typeof({c})='text' AND NOT ({date_glob} AND julianday({c}) IS NOT NULL))"),
             offset,
             format!("sum(typeof({c})='text' AND length({c}) > 10 AND time({c}) IS NOT '00:00:00')"),
@@ -203,6 +209,17 @@ pub fn decide(declared: &Declared, p: &Profile, declared_text: &str) -> (DataTyp
                 DataType::Date
             } else {
                 DataType::Timestamp
+            }
+        }
+        Declared::DateTimeTz if p.only(true, false, false, false) && p.bad == 0 => {
+            if p.with_offset == p.texts {
+                DataType::TimestampTz
+            } else if p.with_offset == 0 {
+                notes.push(format!("declared {declared_text} but holds times without a zone offset: copied as timestamp"));
+                DataType::Timestamp
+            } else {
+                notes.push(format!("declared {declared_text} but mixes times with and without a zone offset: kept as text"));
+                DataType::text()
             }
         }
         Declared::Time if p.only(true, false, false, false) && p.bad == 0 && p.with_offset == 0 => {
@@ -346,6 +363,15 @@ mod tests {
         assert_eq!(classify("DATETIME"), Declared::DateTime);
         assert_eq!(classify("boolean"), Declared::Bool);
         assert_eq!(classify("MONEY"), Declared::Numeric);
+        assert_eq!(
+            classify("DECIMAL_TEXT(10,2)"),
+            Declared::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
+        assert_eq!(classify("TIMESTAMPTZ_TEXT"), Declared::DateTimeTz);
+        assert_eq!(classify("JSON_TEXT"), Declared::Json);
     }
 
     #[test]
