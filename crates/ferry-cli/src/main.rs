@@ -194,11 +194,11 @@ fn finish(
             (report, e.exit_code())
         }
     };
-    if let Some(path) = summary {
-        if let Err(e) = std::fs::write(path, report.to_json()) {
-            eprintln!("error: cannot write the summary to {}: {e}", path.display());
-            return code.max(1);
-        }
+    if let Some(path) = summary
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        eprintln!("error: cannot write the summary to {}: {e}", path.display());
+        return code.max(1);
     }
     code
 }

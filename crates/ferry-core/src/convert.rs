@@ -97,8 +97,8 @@ fn to_bool(value: Value) -> Result<Value, ConvertError> {
         Value::Bool(b) => Ok(Value::Bool(b)),
         Value::Int(0) => Ok(Value::Bool(false)),
         Value::Int(1) => Ok(Value::Bool(true)),
-        Value::Float(f) if f == 0.0 => Ok(Value::Bool(false)),
-        Value::Float(f) if f == 1.0 => Ok(Value::Bool(true)),
+        Value::Float(0.0) => Ok(Value::Bool(false)),
+        Value::Float(1.0) => Ok(Value::Bool(true)),
         Value::Text(ref s) => match s.to_ascii_lowercase().as_str() {
             "0" | "f" | "false" => Ok(Value::Bool(false)),
             "1" | "t" | "true" => Ok(Value::Bool(true)),

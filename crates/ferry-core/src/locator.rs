@@ -102,15 +102,10 @@ fn parse_url(text: &str) -> Result<url::Url> {
 fn redact_free_text(text: &str) -> String {
     if let Some(start) = text.find("//") {
         let after = &text[start + 2..];
-        if let Some(at) = after.rfind('@') {
-            if let Some(colon) = after[..at].find(':') {
-                return format!(
-                    "{}//{}:***{}",
-                    &text[..start],
-                    &after[..colon],
-                    &after[at..]
-                );
-            }
+        if let Some(at) = after.rfind('@')
+            && let Some(colon) = after[..at].find(':')
+        {
+            return format!("{}//{}:***{}", &text[..start], &after[..colon], &after[at..]);
         }
     }
     text.to_string()

@@ -5,7 +5,7 @@
 //! Decoding reuses tokio-postgres's framing (`BinaryCopyOutStream`) through `FromSql`.
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime};
 use ferry_core::schema::DataType;
 use ferry_core::value::Value;
 use tokio_postgres::types::{FromSql, Type};
@@ -283,7 +283,7 @@ impl<'a> FromSql<'a> for Decoded {
                 let micros = be8(raw)?;
                 let t = DateTime::from_timestamp_micros(micros + PG_EPOCH_MICROS)
                     .ok_or("timestamp out of range")?;
-                Value::Timestamp(NaiveDateTime::from(t.naive_utc()))
+                Value::Timestamp(t.naive_utc())
             }
             Type::TIMESTAMPTZ => {
                 let micros = be8(raw)?;
