@@ -201,12 +201,10 @@ pub async fn copy(
 fn describe_tables(tables: &[(String, u64)]) -> String {
     let list: Vec<String> = tables
         .iter()
-        .map(|(n, rows)| {
-            if *rows == 0 {
-                format!("\"{n}\" (empty)")
-            } else {
-                format!("\"{n}\" ({rows} rows)")
-            }
+        .map(|(n, rows)| match rows {
+            0 => format!("\"{n}\" (empty)"),
+            1 => format!("\"{n}\" (1 row)"),
+            _ => format!("\"{n}\" ({rows} rows)"),
         })
         .collect();
     format!(
@@ -499,7 +497,7 @@ async fn write_splitting(
                             reject(table, &batch, i, &reason, false, rejects, stats)
                         }
                         (false, _) => Err(Error::run(format!(
-                            "a row between {} and {} was rejected: {reason}; rerun with --ignore-errors to copy the rest and list every rejected row",
+                            "a row between {} and {} was rejected: {reason}; {RERUN_ADVICE}",
                             table.describe_row(&batch, 0),
                             table.describe_row(&batch, n - 1)
                         ))),
@@ -523,6 +521,9 @@ async fn write_splitting(
     Ok(())
 }
 
+/// What to do after a run stopped on a rejected row (its tables exist now, hence --force).
+const RERUN_ADVICE: &str = "rerun with --force --ignore-errors to copy the other rows and list every rejected row in a reject file";
+
 /// Records one rejected row: an error (stopping the run) unless errors are ignored, in which
 /// case it is counted and written to the table's reject file.
 fn reject(
@@ -535,13 +536,13 @@ fn reject(
     stats: &mut TableStats,
 ) -> Result<()> {
     let key = table.describe_row(batch, row);
-    if !ignore_errors {
-        return Err(Error::run(format!(
-            "row {key} was rejected: {reason}; rerun with --ignore-errors to copy the rest and list every rejected row"
-        )));
-    }
     stats.failed += 1;
     stats.push_error(format!("{key}: {reason}"));
+    if !ignore_errors {
+        return Err(Error::run(format!(
+            "row {key} was rejected: {reason}; {RERUN_ADVICE}"
+        )));
+    }
     let values: serde_json::Map<String, serde_json::Value> = table
         .columns
         .iter()

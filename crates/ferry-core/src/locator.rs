@@ -105,7 +105,12 @@ fn redact_free_text(text: &str) -> String {
         if let Some(at) = after.rfind('@')
             && let Some(colon) = after[..at].find(':')
         {
-            return format!("{}//{}:***{}", &text[..start], &after[..colon], &after[at..]);
+            return format!(
+                "{}//{}:***{}",
+                &text[..start],
+                &after[..colon],
+                &after[at..]
+            );
         }
     }
     text.to_string()

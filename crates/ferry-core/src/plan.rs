@@ -374,6 +374,7 @@ mod tests {
                 row_count: 0,
                 native_sql: None,
                 paging: crate::schema::Paging::RowLocator,
+                locator_range: None,
             },
             source_name: name.into(),
             target_name: name.into(),

@@ -120,7 +120,7 @@ impl Report {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        if !self.stats.is_empty() {
+        if !self.stats.is_empty() && !self.dry_run {
             let w = self
                 .stats
                 .keys()

@@ -156,6 +156,9 @@ pub struct Table {
     pub native_sql: Option<String>,
     /// How the source pages this table: by its key columns, or by a hidden row locator.
     pub paging: Paging,
+    /// The smallest and largest row locator (SQLite rowid) when the source can read ranges of
+    /// them: the engine then splits a large table into chunks copied in parallel.
+    pub locator_range: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

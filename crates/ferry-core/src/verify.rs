@@ -257,6 +257,13 @@ async fn verify_table(
             push_capped(&mut v.extra_keys, shown);
         }
     }
+    for keys in [
+        &mut v.missing_keys,
+        &mut v.different_keys,
+        &mut v.extra_keys,
+    ] {
+        keys.sort();
+    }
     Ok(v)
 }
 

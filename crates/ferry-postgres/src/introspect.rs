@@ -105,6 +105,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             foreign_keys: vec![],
             row_count,
             native_sql: None,
+            locator_range: None,
         });
     }
     Ok(Schema {

@@ -9,12 +9,14 @@ use ferry_core::schema::{
     Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
 };
 use ferry_core::{Error, Result};
+use std::path::Path;
+
 use rusqlite::Connection;
 
 use crate::open::{quote, sql_err};
 use crate::type_map::{self, Declared, Profile};
 
-pub fn schema(conn: &Connection, options: &SchemaOptions) -> Result<Schema> {
+pub fn schema(conn: &Connection, path: &Path, options: &SchemaOptions) -> Result<Schema> {
     let mut tables = Vec::new();
     let mut skipped = Vec::new();
     let listed: Vec<(String, String, bool)> = conn
@@ -30,7 +32,7 @@ pub fn schema(conn: &Connection, options: &SchemaOptions) -> Result<Schema> {
         }
         match kind.as_str() {
             "table" if options.filter.matches(&name) => {
-                tables.push(table(conn, &name, without_rowid, options.profile)?)
+                tables.push(table(conn, path, &name, without_rowid, options.profile)?)
             }
             "table" => {}
             "view" => skipped.push(skip(
@@ -104,7 +106,13 @@ struct RawColumn {
     hidden: i64,
 }
 
-fn table(conn: &Connection, name: &str, without_rowid: bool, profile: bool) -> Result<Table> {
+fn table(
+    conn: &Connection,
+    path: &Path,
+    name: &str,
+    without_rowid: bool,
+    profile: bool,
+) -> Result<Table> {
     let q = quote(name);
     let raw: Vec<RawColumn> = conn
         .prepare(&format!("PRAGMA table_xinfo({q})"))
@@ -134,7 +142,32 @@ fn table(conn: &Connection, name: &str, without_rowid: bool, profile: bool) -> R
         .map(|c| type_map::classify(&c.declared))
         .collect();
 
-    let (row_count, profiles) = scan(conn, &q, &raw, &declared, profile)?;
+    let row_count: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
+        .map_err(sql_err)?;
+    let row_count = row_count as u64;
+    let locator_range: Option<(i64, i64)> = if without_rowid || row_count == 0 {
+        None
+    } else {
+        conn.query_row(
+            &format!("SELECT min(rowid), max(rowid) FROM {q}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(sql_err)
+        .map(Some)?
+    };
+    let alias_index = raw.iter().position(|c| rowid_alias && c.pk == 1);
+    let profiles = scan(
+        path,
+        &q,
+        &raw,
+        &declared,
+        alias_index,
+        locator_range,
+        row_count,
+        profile,
+    )?;
 
     let columns = raw
         .iter()
@@ -187,56 +220,205 @@ fn table(conn: &Connection, name: &str, without_rowid: bool, profile: bool) -> R
         } else {
             Paging::RowLocator
         },
+        locator_range,
     })
 }
 
-/// One pass over the table: the row count and, when profiling, each column's profile.
+/// How per-range partial results of one aggregate combine.
+#[derive(Clone, Copy)]
+enum Combine {
+    Sum,
+    Max,
+}
+
+/// Aggregates for one scan, run over the whole table or over rowid ranges in parallel.
+#[derive(Default)]
+struct Aggregates {
+    exprs: Vec<(String, Combine)>,
+}
+
+impl Aggregates {
+    fn push(&mut self, expr: String, combine: Combine) -> usize {
+        self.exprs.push((expr, combine));
+        self.exprs.len() - 1
+    }
+
+    /// Runs the aggregates; with several rowid ranges, one thread and connection per range
+    /// (the profiling scan is ferry's own CPU work, so it uses every core).
+    fn run(&self, path: &Path, table: &str, ranges: &[(i64, i64)]) -> Result<Vec<i64>> {
+        let select = self
+            .exprs
+            .iter()
+            .map(|(e, _)| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = |conn: &Connection, range: Option<(i64, i64)>| -> Result<Vec<i64>> {
+            let (sql, params) = match range {
+                Some((lo, hi)) => (
+                    format!("SELECT {select} FROM {table} WHERE rowid BETWEEN ?1 AND ?2"),
+                    vec![lo, hi],
+                ),
+                None => (format!("SELECT {select} FROM {table}"), vec![]),
+            };
+            conn.query_row(&sql, rusqlite::params_from_iter(params), |r| {
+                (0..self.exprs.len())
+                    .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
+                    .collect()
+            })
+            .map_err(|e| Error::run(format!("SQLite: cannot scan {table}: {e}")))
+        };
+        let parts: Vec<Vec<i64>> = if ranges.len() <= 1 {
+            vec![query(
+                &crate::open::read_only(path)?,
+                ranges.first().copied(),
+            )?]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ranges
+                    .iter()
+                    .map(|&range| {
+                        scope.spawn(move || query(&crate::open::read_only(path)?, Some(range)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::run("SQLite scan thread panicked")))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        };
+        let mut out = vec![0i64; self.exprs.len()];
+        for part in parts {
+            for (i, v) in part.into_iter().enumerate() {
+                out[i] = match self.exprs[i].1 {
+                    Combine::Sum => out[i] + v,
+                    Combine::Max => out[i].max(v),
+                };
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Splits a rowid range into about `n` ranges for parallel scans of large tables.
+pub fn split_range(range: Option<(i64, i64)>, rows: u64, n: usize) -> Vec<(i64, i64)> {
+    let Some((lo, hi)) = range else { return vec![] };
+    let n = if rows < 200_000 { 1 } else { n.max(1) } as i128;
+    let span = (hi as i128 - lo as i128 + 1).max(1);
+    let step = (span + n - 1) / n;
+    (0..n)
+        .map(|k| {
+            (
+                lo as i128 + k * step,
+                (lo as i128 + (k + 1) * step - 1).min(hi as i128),
+            )
+        })
+        .filter(|(a, b)| a <= b)
+        .map(|(a, b)| (a as i64, b as i64))
+        .collect()
+}
+
+/// The row count and, when profiling, each column's profile. Columns are first checked
+/// against the one storage class their declaration expects (two cheap aggregates); only
+/// columns holding something else get the full per-class count, in a second pass.
+#[allow(clippy::too_many_arguments)]
 fn scan(
-    conn: &Connection,
+    path: &Path,
     table: &str,
     raw: &[RawColumn],
     declared: &[Declared],
+    rowid_alias: Option<usize>,
+    range: Option<(i64, i64)>,
+    rows: u64,
     profile: bool,
-) -> Result<(u64, Vec<Profile>)> {
-    if !profile {
-        let n: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .map_err(sql_err)?;
-        return Ok((n as u64, raw.iter().map(|_| Profile::default()).collect()));
+) -> Result<Vec<Profile>> {
+    let mut profiles: Vec<Profile> = raw.iter().map(|_| Profile::default()).collect();
+    if !profile || rows == 0 {
+        return Ok(profiles);
     }
-    let mut exprs = vec!["count(*)".to_string()];
-    for (c, d) in raw.iter().zip(declared) {
+    let ranges = split_range(
+        range,
+        rows,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let mut aggs = Aggregates::default();
+    let mut expected = Vec::new();
+    let mut specials = Vec::new();
+    for (i, (c, d)) in raw.iter().zip(declared).enumerate() {
         let q = quote(&c.name);
-        exprs.push(format!("sum(typeof({q})='integer')"));
-        exprs.push(format!("sum(typeof({q})='real')"));
-        exprs.push(format!("sum(typeof({q})='text')"));
-        exprs.push(format!("sum(typeof({q})='blob')"));
-        exprs.extend(type_map::profile_exprs(d, &q));
-    }
-    let sql = format!("SELECT {} FROM {table}", exprs.join(", "));
-    conn.query_row(&sql, [], |r| {
-        let get = |i: usize| -> rusqlite::Result<u64> {
-            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
-        };
-        let count = get(0)?;
-        let mut profiles = Vec::with_capacity(raw.len());
-        for i in 0..raw.len() {
-            let b = 1 + i * 8;
-            let max_chars = r.get::<_, Option<i64>>(b + 7)?.map(|n| n.max(0) as u64);
-            profiles.push(Profile {
-                ints: get(b)?,
-                reals: get(b + 1)?,
-                texts: get(b + 2)?,
-                blobs: get(b + 3)?,
-                bad: get(b + 4)?,
-                with_offset: get(b + 5)?,
-                with_time: get(b + 6)?,
-                max_chars,
-            });
+        if Some(i) == rowid_alias {
+            expected.push(None);
+            profiles[i].ints = rows; // A rowid alias holds only integers.
+            specials.push([None; 4]);
+            continue;
         }
-        Ok((count, profiles))
-    })
-    .map_err(|e| Error::run(format!("SQLite: cannot scan {table}: {e}")))
+        let class = type_map::expected_class(d);
+        expected.push(class.map(|cls| {
+            let matched = aggs.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
+            let non_null = (!c.not_null).then(|| aggs.push(format!("count({q})"), Combine::Sum));
+            (cls, matched, non_null)
+        }));
+        let special = type_map::profile_exprs(d, &q).map(|e| {
+            (e != "0").then(|| {
+                aggs.push(
+                    e.clone(),
+                    if e.starts_with("max(") {
+                        Combine::Max
+                    } else {
+                        Combine::Sum
+                    },
+                )
+            })
+        });
+        specials.push(special);
+    }
+    let mut impure = Vec::new();
+    let got = if aggs.exprs.is_empty() {
+        Vec::new()
+    } else {
+        aggs.run(path, table, &ranges)?
+    };
+    for (i, e) in expected.iter().enumerate() {
+        let at = |k: Option<usize>| k.map_or(0, |k| got[k].max(0) as u64);
+        let p = &mut profiles[i];
+        p.bad = at(specials[i][0]);
+        p.with_offset = at(specials[i][1]);
+        p.with_time = at(specials[i][2]);
+        p.max_chars = specials[i][3].map(|k| got[k].max(0) as u64);
+        match e {
+            Some((cls, matched, non_null)) => {
+                let non_null = non_null.map_or(rows, |k| got[k].max(0) as u64);
+                let matched = got[*matched].max(0) as u64;
+                if matched == non_null {
+                    p.set_class(cls, matched);
+                } else {
+                    impure.push(i);
+                }
+            }
+            None if Some(i) == rowid_alias => {}
+            None => impure.push(i),
+        }
+    }
+    if !impure.is_empty() {
+        let mut full = Aggregates::default();
+        for &i in &impure {
+            let q = quote(&raw[i].name);
+            for cls in ["integer", "real", "text", "blob"] {
+                full.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
+            }
+        }
+        let got = full.run(path, table, &ranges)?;
+        for (k, &i) in impure.iter().enumerate() {
+            let p = &mut profiles[i];
+            p.ints = got[k * 4] as u64;
+            p.reals = got[k * 4 + 1] as u64;
+            p.texts = got[k * 4 + 2] as u64;
+            p.blobs = got[k * 4 + 3] as u64;
+        }
+    }
+    Ok(profiles)
 }
 
 fn indexes(conn: &Connection, table: &str) -> Result<(Vec<Vec<String>>, Vec<Index>)> {
@@ -409,5 +591,56 @@ mod tests {
             classify_default("(random())"),
             DefaultValue::Expression(_)
         ));
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+    use ferry_core::schema::DataType;
+
+    /// Large tables are profiled in parallel rowid ranges; a value in any range must count.
+    #[test]
+    fn parallel_profile_sees_every_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, r REAL, d DECIMAL, flag BOOLEAN NOT NULL);
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 250000)
+             INSERT INTO t SELECT i, i, i / 2.0, CASE WHEN i = 249999 THEN 0.5 ELSE i END, i % 2 FROM s;
+             UPDATE t SET n = 'late text' WHERE id = 249000;",
+        )
+        .unwrap();
+        drop(conn);
+        assert!(split_range(Some((1, 250_000)), 250_000, 2).len() == 2);
+        let conn = crate::open::read_only(&path).unwrap();
+        let schema = super::schema(
+            &conn,
+            &path,
+            &SchemaOptions {
+                profile: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let t = &schema.tables[0];
+        assert_eq!(t.row_count, 250_000);
+        let ty = |name: &str| t.column(name).unwrap().data_type.clone();
+        assert_eq!(
+            ty("n"),
+            DataType::text(),
+            "one text value in the last range widens the column"
+        );
+        assert_eq!(ty("r"), DataType::Float64);
+        assert_eq!(
+            ty("d"),
+            DataType::Decimal {
+                precision: None,
+                scale: None
+            }
+        );
+        assert_eq!(ty("flag"), DataType::Bool);
+        assert_eq!(ty("id"), DataType::Int64);
     }
 }

@@ -59,7 +59,7 @@ impl Source for SqliteSource {
         let (path, options) = (self.path.clone(), options.clone());
         blocking(move || {
             let conn = open::read_only(&path)?;
-            introspect::schema(&conn, &options)
+            introspect::schema(&conn, &path, &options)
         })
         .await
     }

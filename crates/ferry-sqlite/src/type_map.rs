@@ -100,11 +100,37 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Records `n` values of one storage class (as `typeof` names it).
+    pub fn set_class(&mut self, class: &str, n: u64) {
+        match class {
+            "integer" => self.ints = n,
+            "real" => self.reals = n,
+            "text" => self.texts = n,
+            _ => self.blobs = n,
+        }
+    }
+
     fn only(&self, texts: bool, ints: bool, reals: bool, blobs: bool) -> bool {
         (texts || self.texts == 0)
             && (ints || self.ints == 0)
             && (reals || self.reals == 0)
             && (blobs || self.blobs == 0)
+    }
+}
+
+/// The one storage class a declaration leads SQLite to store (its affinity), if there is one:
+/// a column holding only that class needs no per-class count.
+pub fn expected_class(declared: &Declared) -> Option<&'static str> {
+    match declared {
+        Declared::Int | Declared::Bool => Some("integer"),
+        Declared::Real => Some("real"),
+        Declared::Text { .. }
+        | Declared::Date
+        | Declared::Time
+        | Declared::DateTime
+        | Declared::DateTimeTz
+        | Declared::Json => Some("text"),
+        Declared::Decimal { .. } | Declared::Numeric | Declared::Uuid | Declared::Any => None,
     }
 }
 

@@ -413,7 +413,7 @@ async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
         .unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(
-        err.to_string().contains("\"tree\" (1 rows)") && err.to_string().contains("--force"),
+        err.to_string().contains("\"tree\" (1 row)") && err.to_string().contains("--force"),
         "{err}"
     );
 

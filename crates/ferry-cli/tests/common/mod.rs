@@ -150,25 +150,23 @@ pub fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
             .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let n = stmt.column_count();
-    let rows = stmt
-        .query_map([], |r| {
-            (0..n)
-                .map(|i| {
-                    use rusqlite::types::ValueRef;
-                    Ok(match r.get_ref(i)? {
-                        ValueRef::Null => None,
-                        ValueRef::Integer(v) => Some(v.to_string()),
-                        ValueRef::Real(v) => Some(v.to_string()),
-                        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                        ValueRef::Blob(b) => Some(format!("{b:?}")),
-                    })
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                use rusqlite::types::ValueRef;
+                Ok(match r.get_ref(i)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(v) => Some(v.to_string()),
+                    ValueRef::Real(v) => Some(v.to_string()),
+                    ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Some(format!("{b:?}")),
                 })
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
