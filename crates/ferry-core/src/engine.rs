@@ -234,15 +234,25 @@ async fn run_plan(
     let stop = cx.cancel.child_token();
     let mut tasks = JoinSet::new();
     for table in &plan.tables {
+        let chunks = chunks(table, workers);
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            p = permits.clone().acquire_many_owned(chunks.len() as u32) => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
         let (source, target, table) = (source.clone(), target.clone(), Arc::new(table.clone()));
         let (options, observer, stop) = (options.clone(), cx.observer.clone(), stop.clone());
         tasks.spawn(async move {
             let name = table.source_name.clone();
-            let result = copy_table(source, target, table, &options, observer, stop.clone()).await;
+            let result = copy_table(
+                source,
+                target,
+                table,
+                chunks,
+                &options,
+                observer,
+                stop.clone(),
+            )
+            .await;
             if result.is_err() {
                 stop.cancel();
             }
@@ -310,23 +320,79 @@ async fn copy_table(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
     table: Arc<TablePlan>,
+    chunks: Vec<Option<(i64, i64)>>,
     options: &CopyOptions,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> TableResult {
     let started = Instant::now();
-    let mut stats = TableStats {
-        total: table.row_count,
-        ..Default::default()
-    };
     observer.event(&Event::TableStarted {
         table: table.source_name.clone(),
         rows: table.row_count,
     });
-    let result = copy_rows(
-        &source, &target, &table, options, &observer, &cancel, &mut stats,
-    )
-    .await;
+    let rejects = Rejects::new(&options.reject_dir, &table.source_name);
+    // A failing chunk stops the table's other chunks.
+    let stop = cancel.child_token();
+    let mut tasks = JoinSet::new();
+    for range in chunks {
+        let chunk = match range {
+            Some(r) => {
+                let mut t = (*table).clone();
+                t.source.locator_range = Some(r);
+                Arc::new(t)
+            }
+            None => table.clone(),
+        };
+        let (source, target, options, observer, stop, rejects) = (
+            source.clone(),
+            target.clone(),
+            options.clone(),
+            observer.clone(),
+            stop.clone(),
+            rejects.clone(),
+        );
+        tasks.spawn(async move {
+            let mut stats = TableStats::default();
+            let result = copy_rows(
+                &source, &target, &chunk, &options, &observer, &stop, &rejects, &mut stats,
+            )
+            .await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            (stats, result)
+        });
+    }
+    let mut stats = TableStats {
+        total: table.row_count,
+        ..Default::default()
+    };
+    let mut error: Option<Error> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (part, result) = joined.unwrap_or_else(|e| {
+            (
+                TableStats::default(),
+                Err(Error::run(format!("a copy task panicked: {e}"))),
+            )
+        });
+        stats.migrated += part.migrated;
+        stats.failed += part.failed;
+        stats.bytes += part.bytes;
+        for e in part.errors {
+            stats.push_error(e);
+        }
+        if let Err(e) = result
+            && error
+                .as_ref()
+                .is_none_or(|prev| prev.kind() == ErrorKind::Cancelled)
+        {
+            error = Some(e);
+        }
+    }
+    let result = match error {
+        Some(e) => Err(e),
+        None => rejects.finish(),
+    };
     stats.elapsed_s = started.elapsed().as_secs_f64();
     observer.event(&Event::TableFinished {
         table: table.source_name.clone(),
@@ -336,15 +402,36 @@ async fn copy_table(
     });
     match result {
         Ok(()) => Ok(stats),
-        Err(e) => {
-            let e = if e.kind() == ErrorKind::Cancelled {
-                e
-            } else {
-                e.context(format!("table \"{}\"", table.source_name))
-            };
-            Err((stats, e))
-        }
+        Err(e) if e.kind() == ErrorKind::Cancelled => Err((stats, e)),
+        Err(e) => Err((stats, e.context(format!("table \"{}\"", table.source_name)))),
     }
+}
+
+/// How a table is split for parallel copying: ranges of its row locator when the source can
+/// read them and the target takes several writers, about 100,000 rows each, at most `workers`.
+fn chunks(table: &TablePlan, workers: usize) -> Vec<Option<(i64, i64)>> {
+    let parts = (table.row_count / 100_000).clamp(1, workers.max(1) as u64) as usize;
+    match table.source.locator_range {
+        Some(range) if parts > 1 => split_range(range, parts).into_iter().map(Some).collect(),
+        _ => vec![None],
+    }
+}
+
+/// Splits an inclusive range of row locators into `parts` contiguous ranges.
+pub fn split_range((lo, hi): (i64, i64), parts: usize) -> Vec<(i64, i64)> {
+    let n = parts.max(1) as i128;
+    let span = (hi as i128 - lo as i128 + 1).max(1);
+    let step = (span + n - 1) / n;
+    (0..n)
+        .map(|k| {
+            (
+                lo as i128 + k * step,
+                (lo as i128 + (k + 1) * step - 1).min(hi as i128),
+            )
+        })
+        .filter(|(a, b)| a <= b)
+        .map(|(a, b)| (a as i64, b as i64))
+        .collect()
 }
 
 async fn copy_rows(
@@ -354,6 +441,7 @@ async fn copy_rows(
     options: &CopyOptions,
     observer: &Arc<dyn Observer>,
     cancel: &CancellationToken,
+    rejects: &Rejects,
     stats: &mut TableStats,
 ) -> Result<()> {
     let mut writer = target.writer(table).await?;
@@ -368,7 +456,6 @@ async fn copy_rows(
         );
         tokio::spawn(async move { source.read(&table.source, batch_rows, tx, cancel).await })
     };
-    let mut rejects = Rejects::new(&options.reject_dir, &table.source_name);
     let outcome: Result<()> = async {
         while let Some(batch) = rx.recv().await {
             if cancel.is_cancelled() {
@@ -384,7 +471,7 @@ async fn copy_rows(
                     index,
                     &reason,
                     options.ignore_errors,
-                    &mut rejects,
+                    rejects,
                     stats,
                 )?;
             }
@@ -394,7 +481,7 @@ async fn copy_rows(
                 table,
                 batch,
                 options.ignore_errors,
-                &mut rejects,
+                rejects,
                 stats,
             )
             .await?;
@@ -417,7 +504,6 @@ async fn copy_rows(
         .map_err(|e| Error::run(format!("reader task failed: {e}")))?;
     outcome?;
     read_result?;
-    rejects.finish()?;
     Ok(())
 }
 
@@ -476,7 +562,7 @@ async fn write_splitting(
     table: &TablePlan,
     batch: Batch,
     ignore_errors: bool,
-    rejects: &mut Rejects,
+    rejects: &Rejects,
     stats: &mut TableStats,
 ) -> Result<()> {
     let mut pending = vec![batch];
@@ -532,7 +618,7 @@ fn reject(
     row: usize,
     reason: &str,
     ignore_errors: bool,
-    rejects: &mut Rejects,
+    rejects: &Rejects,
     stats: &mut TableStats,
 ) -> Result<()> {
     let key = table.describe_row(batch, row);
@@ -552,10 +638,12 @@ fn reject(
     rejects.write(&serde_json::json!({"key": key, "reason": reason, "row": values}))
 }
 
-/// A table's reject file (`<reject dir>/<table>.rejects.jsonl`), created on the first reject.
+/// A table's reject file (`<reject dir>/<table>.rejects.jsonl`), created on the first reject
+/// and shared by the table's chunks.
+#[derive(Clone)]
 struct Rejects {
     path: PathBuf,
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    file: Arc<std::sync::Mutex<Option<std::io::BufWriter<std::fs::File>>>>,
 }
 
 impl Rejects {
@@ -572,34 +660,41 @@ impl Rejects {
             .collect();
         Self {
             path: dir.join(format!("{safe}.rejects.jsonl")),
-            file: None,
+            file: Arc::default(),
         }
     }
 
-    fn write(&mut self, line: &serde_json::Value) -> Result<()> {
-        let io = |e: std::io::Error, path: &PathBuf| {
-            Error::run(format!("cannot write reject file {}: {e}", path.display()))
-        };
-        if self.file.is_none() {
+    fn io_error(&self, e: std::io::Error) -> Error {
+        Error::run(format!(
+            "cannot write reject file {}: {e}",
+            self.path.display()
+        ))
+    }
+
+    fn write(&self, line: &serde_json::Value) -> Result<()> {
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| Error::run("reject file lock poisoned"))?;
+        if file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io(e, &self.path))?;
+                std::fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
             }
-            let f = std::fs::File::create(&self.path).map_err(|e| io(e, &self.path))?;
-            self.file = Some(std::io::BufWriter::new(f));
+            let f = std::fs::File::create(&self.path).map_err(|e| self.io_error(e))?;
+            *file = Some(std::io::BufWriter::new(f));
         }
-        let f = self.file.as_mut().expect("opened above");
-        writeln!(f, "{line}").map_err(|e| io(e, &self.path))
+        let f = file.as_mut().expect("opened above");
+        writeln!(f, "{line}").map_err(|e| self.io_error(e))
     }
 
-    fn finish(&mut self) -> Result<()> {
-        if let Some(f) = self.file.as_mut() {
-            f.flush().map_err(|e| {
-                Error::run(format!(
-                    "cannot write reject file {}: {e}",
-                    self.path.display()
-                ))
-            })?;
+    fn finish(&self) -> Result<()> {
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| Error::run("reject file lock poisoned"))?;
+        match file.as_mut() {
+            Some(f) => f.flush().map_err(|e| self.io_error(e)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }

@@ -302,22 +302,10 @@ impl Aggregates {
     }
 }
 
-/// Splits a rowid range into about `n` ranges for parallel scans of large tables.
+/// Splits a rowid range for parallel scans of large tables.
 pub fn split_range(range: Option<(i64, i64)>, rows: u64, n: usize) -> Vec<(i64, i64)> {
-    let Some((lo, hi)) = range else { return vec![] };
-    let n = if rows < 200_000 { 1 } else { n.max(1) } as i128;
-    let span = (hi as i128 - lo as i128 + 1).max(1);
-    let step = (span + n - 1) / n;
-    (0..n)
-        .map(|k| {
-            (
-                lo as i128 + k * step,
-                (lo as i128 + (k + 1) * step - 1).min(hi as i128),
-            )
-        })
-        .filter(|(a, b)| a <= b)
-        .map(|(a, b)| (a as i64, b as i64))
-        .collect()
+    let Some(range) = range else { return vec![] };
+    ferry_core::engine::split_range(range, if rows < 200_000 { 1 } else { n })
 }
 
 /// The row count and, when profiling, each column's profile. Columns are first checked

@@ -31,18 +31,26 @@ pub fn read_table(
     let result = (|| {
         match table.paging {
             Paging::RowLocator => {
+                // A chunk reads only its range of rowids (the whole table reads from its
+                // smallest to its largest rowid as counted, or everything when it was empty).
+                let (start, end) = match table.locator_range {
+                    Some((lo, hi)) => (lo.saturating_sub(1), hi),
+                    None => (i64::MIN, i64::MAX),
+                };
                 let sql = format!(
-                    "SELECT rowid, {cols} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    "SELECT rowid, {cols} FROM {} WHERE rowid > ?1 AND rowid <= ?3 ORDER BY rowid LIMIT ?2",
                     quote(&table.name)
                 );
                 let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
-                let mut last = i64::MIN;
+                let mut last = start;
                 loop {
                     if cancel.is_cancelled() {
                         return Err(Error::cancelled());
                     }
                     let mut batch = Batch::new(width, batch_rows);
-                    let mut rows = stmt.query((last, batch_rows as i64)).map_err(sql_err)?;
+                    let mut rows = stmt
+                        .query((last, batch_rows as i64, end))
+                        .map_err(sql_err)?;
                     while let Some(row) = rows.next().map_err(sql_err)? {
                         last = row.get(0).map_err(sql_err)?;
                         batch.locators.push(last);

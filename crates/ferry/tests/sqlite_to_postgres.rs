@@ -579,3 +579,64 @@ async fn a_killed_connection_mid_copy_fails_clearly() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_tables_are_copied_in_parallel_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chunks.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
+         INSERT INTO t SELECT i * 3, CASE WHEN i IN (10, 290000) THEN 'a' || char(0) ELSE 'row ' || i END FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::new().await;
+    let opts = ferry::CopyOptions {
+        ignore_errors: true,
+        workers: 3,
+        batch_rows: 7000,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    let s = &report.stats["t"];
+    assert_eq!(
+        (s.total, s.migrated, s.failed),
+        (300_000, 299_998, 2),
+        "{}",
+        report.render()
+    );
+    let rejects = std::fs::read_to_string(dir.path().join("rejects/t.rejects.jsonl")).unwrap();
+    let mut keys: Vec<String> = rejects
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["id=30", "id=870000"],
+        "both chunks write to the one reject file"
+    );
+    let v = &report.verify["t"];
+    assert_eq!((v.source_rows, v.target_rows), (300_000, 299_998));
+    assert_eq!(v.missing_keys, ["id=30", "id=870000"]);
+    let pg = db.client().await;
+    let (count, distinct): (i64, i64) = pg
+        .query_one("SELECT count(*), count(DISTINCT id) FROM t", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        (count, distinct),
+        (299_998, 299_998),
+        "every row exactly once across chunks"
+    );
+}
