@@ -83,15 +83,13 @@ pub async fn copy(
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
     let schema = source.schema(&options.schema).await?;
-    if let Some(unmatched) = Some(
-        options
-            .schema
-            .filter
-            .unmatched_names(schema.tables.iter().map(|t| t.name.as_str())),
-    ) && !unmatched.is_empty()
-    {
+    let unmatched = options
+        .schema
+        .filter
+        .unmatched_names(schema.tables.iter().map(|t| t.name.as_str()));
+    if !unmatched.is_empty() {
         return Err(Error::input(format!(
-            "--tables names tables the source does not have: {}; run with --dry-run to list the tables",
+            "--tables names tables the source does not have: {}; run --dry-run without --tables to list them",
             unmatched.join(", ")
         )));
     }
@@ -230,6 +228,12 @@ async fn run_plan(
         .workers
         .clamp(1, target.dialect().max_parallel_writers().max(1));
     let permits = Arc::new(Semaphore::new(workers));
+    let run = Run {
+        source: source.clone(),
+        target: target.clone(),
+        options: Arc::new(options.clone()),
+        observer: cx.observer.clone(),
+    };
     // One failing table stops the others (without --ignore-errors a failure ends the run).
     let stop = cx.cancel.child_token();
     let mut tasks = JoinSet::new();
@@ -239,20 +243,10 @@ async fn run_plan(
             p = permits.clone().acquire_many_owned(chunks.len() as u32) => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
-        let (source, target, table) = (source.clone(), target.clone(), Arc::new(table.clone()));
-        let (options, observer, stop) = (options.clone(), cx.observer.clone(), stop.clone());
+        let (run, table, stop) = (run.clone(), Arc::new(table.clone()), stop.clone());
         tasks.spawn(async move {
             let name = table.source_name.clone();
-            let result = copy_table(
-                source,
-                target,
-                table,
-                chunks,
-                &options,
-                observer,
-                stop.clone(),
-            )
-            .await;
+            let result = copy_table(run, table, chunks, stop.clone()).await;
             if result.is_err() {
                 stop.cancel();
             }
@@ -316,21 +310,27 @@ async fn run_plan(
 
 type TableResult = std::result::Result<TableStats, (TableStats, Error)>;
 
-async fn copy_table(
+/// What every copy task of a run shares.
+#[derive(Clone)]
+struct Run {
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
+    options: Arc<CopyOptions>,
+    observer: Arc<dyn Observer>,
+}
+
+async fn copy_table(
+    run: Run,
     table: Arc<TablePlan>,
     chunks: Vec<Option<(i64, i64)>>,
-    options: &CopyOptions,
-    observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> TableResult {
     let started = Instant::now();
-    observer.event(&Event::TableStarted {
+    run.observer.event(&Event::TableStarted {
         table: table.source_name.clone(),
         rows: table.row_count,
     });
-    let rejects = Rejects::new(&options.reject_dir, &table.source_name);
+    let rejects = Rejects::new(&run.options.reject_dir, &table.source_name);
     // A failing chunk stops the table's other chunks.
     let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
@@ -343,20 +343,10 @@ async fn copy_table(
             }
             None => table.clone(),
         };
-        let (source, target, options, observer, stop, rejects) = (
-            source.clone(),
-            target.clone(),
-            options.clone(),
-            observer.clone(),
-            stop.clone(),
-            rejects.clone(),
-        );
+        let (run, stop, rejects) = (run.clone(), stop.clone(), rejects.clone());
         tasks.spawn(async move {
             let mut stats = TableStats::default();
-            let result = copy_rows(
-                &source, &target, &chunk, &options, &observer, &stop, &rejects, &mut stats,
-            )
-            .await;
+            let result = copy_rows(&run, &chunk, &stop, &rejects, &mut stats).await;
             if result.is_err() {
                 stop.cancel();
             }
@@ -394,7 +384,7 @@ async fn copy_table(
         None => rejects.finish(),
     };
     stats.elapsed_s = started.elapsed().as_secs_f64();
-    observer.event(&Event::TableFinished {
+    run.observer.event(&Event::TableFinished {
         table: table.source_name.clone(),
         migrated: stats.migrated,
         failed: stats.failed,
@@ -435,21 +425,19 @@ pub fn split_range((lo, hi): (i64, i64), parts: usize) -> Vec<(i64, i64)> {
 }
 
 async fn copy_rows(
-    source: &Arc<dyn Source>,
-    target: &Arc<dyn Target>,
+    run: &Run,
     table: &Arc<TablePlan>,
-    options: &CopyOptions,
-    observer: &Arc<dyn Observer>,
     cancel: &CancellationToken,
     rejects: &Rejects,
     stats: &mut TableStats,
 ) -> Result<()> {
-    let mut writer = target.writer(table).await?;
+    let (options, observer) = (&run.options, &run.observer);
+    let mut writer = run.target.writer(table).await?;
     // Two batches in flight bound memory to about three batches per table, whatever its size.
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let reader = {
         let (source, table, cancel, batch_rows) = (
-            source.clone(),
+            run.source.clone(),
             table.clone(),
             cancel.clone(),
             options.batch_rows,

@@ -298,7 +298,7 @@ async fn digest_side(
     let mut key_buf = Vec::new();
     let mut row_values: Vec<Value> = Vec::with_capacity(pair.compare.len());
     while let Some(batch) = rx.recv().await {
-        for (i, row) in batch.rows().enumerate() {
+        for row in batch.rows() {
             row_values.clear();
             for (v, to) in row.iter().zip(&pair.compare) {
                 // A value that does not convert is hashed as read: it cannot equal the other side.
@@ -326,7 +326,6 @@ async fn digest_side(
                     continue;
                 }
                 let shown = if pair.key.is_empty() {
-                    let _ = batch.locators.get(i);
                     format!(
                         "row ({})",
                         key_values

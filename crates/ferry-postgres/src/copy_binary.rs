@@ -337,3 +337,51 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod roundtrip {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes one encoded field back through the reader's `FromSql`.
+    fn back(t: &DataType, ty: &Type, v: &Value) -> Value {
+        let mut buf = BytesMut::new();
+        encode_value(&mut buf, t, v).unwrap();
+        let len = i32::from_be_bytes(buf[..4].try_into().unwrap());
+        if len < 0 {
+            return Value::Null;
+        }
+        Decoded::from_sql(ty, &buf[4..]).unwrap().0
+    }
+
+    proptest! {
+        #[test]
+        fn ints_floats_text_bytes(i in any::<i64>(), f in any::<f64>(), s in "\\PC*", b in proptest::collection::vec(any::<u8>(), 0..100)) {
+            prop_assert_eq!(back(&DataType::Int64, &Type::INT8, &Value::Int(i)), Value::Int(i));
+            let Value::Float(g) = back(&DataType::Float64, &Type::FLOAT8, &Value::Float(f)) else { panic!() };
+            prop_assert!(g.to_bits() == f.to_bits() || (f.is_nan() && g.is_nan()));
+            let s = s.replace('\0', "");
+            prop_assert_eq!(back(&DataType::text(), &Type::TEXT, &Value::Text(s.clone())), Value::Text(s));
+            prop_assert_eq!(back(&DataType::Bytes, &Type::BYTEA, &Value::Bytes(b.clone())), Value::Bytes(b));
+        }
+
+        #[test]
+        fn decimals(int in "-?[1-9][0-9]{0,30}|0", frac in "[0-9]{0,20}") {
+            let text = if frac.is_empty() { int.clone() } else { format!("{int}.{frac}") };
+            let t = DataType::Decimal { precision: None, scale: None };
+            prop_assert_eq!(back(&t, &Type::NUMERIC, &Value::Decimal(text.clone())), Value::Decimal(text));
+        }
+
+        #[test]
+        fn times(micros in -30_000_000_000_000_000i64..200_000_000_000_000_000i64) {
+            let ts = DateTime::from_timestamp_micros(micros).unwrap();
+            prop_assert_eq!(back(&DataType::TimestampTz, &Type::TIMESTAMPTZ, &Value::TimestampTz(ts)), Value::TimestampTz(ts));
+            let naive = ts.naive_utc();
+            prop_assert_eq!(back(&DataType::Timestamp, &Type::TIMESTAMP, &Value::Timestamp(naive)), Value::Timestamp(naive));
+            let d = naive.date();
+            prop_assert_eq!(back(&DataType::Date, &Type::DATE, &Value::Date(d)), Value::Date(d));
+            let t = naive.time();
+            prop_assert_eq!(back(&DataType::Time, &Type::TIME, &Value::Time(t)), Value::Time(t));
+        }
+    }
+}

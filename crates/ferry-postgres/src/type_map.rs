@@ -69,6 +69,35 @@ pub fn from_catalog(typname: &str, typmod: i32) -> Option<DataType> {
     })
 }
 
+/// The wire type a column is read as, from its `format_type` name; `None` means ferry reads the
+/// column cast to text.
+pub fn from_catalog_type(format_type: &str) -> Option<tokio_postgres::types::Type> {
+    use tokio_postgres::types::Type;
+    let t = format_type;
+    let with_zone = t.contains("with time zone") && !t.contains("without");
+    Some(match t {
+        "boolean" => Type::BOOL,
+        "smallint" => Type::INT2,
+        "integer" => Type::INT4,
+        "bigint" => Type::INT8,
+        "real" => Type::FLOAT4,
+        "double precision" => Type::FLOAT8,
+        "text" => Type::TEXT,
+        "bytea" => Type::BYTEA,
+        "date" => Type::DATE,
+        "uuid" => Type::UUID,
+        "json" => Type::JSON,
+        "jsonb" => Type::JSONB,
+        _ if t.starts_with("numeric") => Type::NUMERIC,
+        _ if t.starts_with("character varying") => Type::VARCHAR,
+        _ if t.starts_with("character") => Type::BPCHAR,
+        _ if t.starts_with("timestamp") && with_zone => Type::TIMESTAMPTZ,
+        _ if t.starts_with("timestamp") => Type::TIMESTAMP,
+        _ if t.starts_with("time") && !with_zone => Type::TIME,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,33 +130,4 @@ mod tests {
             assert_eq!(from_catalog(name, typmod), Some(t.clone()), "{t}");
         }
     }
-}
-
-/// The wire type a column is read as, from its `format_type` name; `None` means ferry reads the
-/// column cast to text.
-pub fn from_catalog_type(format_type: &str) -> Option<tokio_postgres::types::Type> {
-    use tokio_postgres::types::Type;
-    let t = format_type;
-    let with_zone = t.contains("with time zone") && !t.contains("without");
-    Some(match t {
-        "boolean" => Type::BOOL,
-        "smallint" => Type::INT2,
-        "integer" => Type::INT4,
-        "bigint" => Type::INT8,
-        "real" => Type::FLOAT4,
-        "double precision" => Type::FLOAT8,
-        "text" => Type::TEXT,
-        "bytea" => Type::BYTEA,
-        "date" => Type::DATE,
-        "uuid" => Type::UUID,
-        "json" => Type::JSON,
-        "jsonb" => Type::JSONB,
-        _ if t.starts_with("numeric") => Type::NUMERIC,
-        _ if t.starts_with("character varying") => Type::VARCHAR,
-        _ if t.starts_with("character") => Type::BPCHAR,
-        _ if t.starts_with("timestamp") && with_zone => Type::TIMESTAMPTZ,
-        _ if t.starts_with("timestamp") => Type::TIMESTAMP,
-        _ if t.starts_with("time") && !with_zone => Type::TIME,
-        _ => return None,
-    })
 }
