@@ -381,6 +381,9 @@ fn to_timestamp(value: Value) -> Result<Value, ConvertError> {
 fn to_timestamptz(value: Value) -> Result<Value, ConvertError> {
     match value {
         Value::TimestampTz(t) => Ok(Value::TimestampTz(t)),
+        // A zone-less timestamp stands for UTC where a zone is required: that is how ferry
+        // stores instants in databases without a zone type (MySQL datetime, sessions in UTC).
+        Value::Timestamp(t) => Ok(Value::TimestampTz(Utc.from_utc_datetime(&t))),
         Value::Text(ref s) => match parse_datetime(s) {
             Some(Parsed {
                 date,

@@ -112,12 +112,8 @@ pub async fn verify_plan(
         for c in &t.columns {
             match target_table.column(&c.target_name) {
                 Some(tc) => {
-                    compare.push(comparison_type(
-                        plan.source,
-                        plan.target,
-                        &c.data_type,
-                        &tc.data_type,
-                    ));
+                    // Both sides are compared in the type the copy converted into.
+                    compare.push(c.convert_to.clone());
                     columns.push(tc.clone());
                 }
                 None => missing.push(c.target_name.clone()),
@@ -188,29 +184,14 @@ pub async fn verify_plan(
     Ok(results)
 }
 
-/// The type both sides' values are converted to before hashing; `None` compares raw values.
-fn comparison_type(
-    source: Backend,
-    target: Backend,
-    source_type: &DataType,
-    target_type: &DataType,
-) -> Option<DataType> {
-    match (source, target) {
-        (Backend::Sqlite, Backend::Sqlite) => None,
-        // SQLite stores values loosely: read them back as what the source said they are.
-        (_, Backend::Sqlite) => Some(source_type.clone()),
-        _ => Some(target_type.clone()),
-    }
-}
-
 fn rule_text(source: Backend, target: Backend) -> String {
-    match (source, target) {
-        (Backend::Sqlite, Backend::Sqlite) => {
-            "raw SQLite values compared byte for byte, storage class included".into()
-        }
-        (_, Backend::Sqlite) => "values read back as the source's column types; floats bit for bit, text byte for byte".into(),
-        _ => "values compared as the target's column types (0/1 = false/true, instants in any offset equal); floats bit for bit, text byte for byte".into(),
+    if source == target && source == Backend::Sqlite {
+        return "raw SQLite values compared byte for byte, storage class included".into();
     }
+    "both sides read back and converted to the column's copy type (0/1 = false/true; the same instant in any \
+     offset is equal; decimals compared at the column's scale, 1.50 = 1.5 only in unconstrained columns); \
+     floats bit for bit, text byte for byte"
+        .into()
 }
 
 async fn verify_table(

@@ -14,7 +14,7 @@ pub use ferry_core::{Error, ErrorKind, Locator, Result, locator::Backend};
 
 fn unsupported(locator: &Locator) -> Error {
     Error::input(format!(
-        "{} locators are not supported by this build of ferry yet: it copies from sqlite: to sqlite: or postgres:",
+        "{} locators are not supported by this build of ferry: it was built without that backend's feature",
         locator.backend()
     ))
 }
@@ -31,6 +31,8 @@ pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresSource::open(locator).await?,
         )),
+        #[cfg(feature = "mysql")]
+        Locator::Mysql { .. } => Ok(Arc::new(ferry_mysql::MysqlSource::open(locator).await?)),
         #[allow(unreachable_patterns)]
         other => Err(unsupported(other)),
     }
@@ -48,6 +50,8 @@ pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresTarget::open(locator).await?,
         )),
+        #[cfg(feature = "mysql")]
+        Locator::Mysql { .. } => Ok(Arc::new(ferry_mysql::MysqlTarget::open(locator).await?)),
         #[allow(unreachable_patterns)]
         other => Err(unsupported(other)),
     }
@@ -63,6 +67,8 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
         Backend::Sqlite => Ok(Box::new(ferry_sqlite::SqliteDialect)),
         #[cfg(feature = "postgres")]
         Backend::Postgres => Ok(Box::new(ferry_postgres::PostgresDialect)),
+        #[cfg(feature = "mysql")]
+        Backend::Mysql => Ok(Box::new(ferry_mysql::MysqlDialect)),
         #[allow(unreachable_patterns)]
         _ => Err(unsupported(locator)),
     }

@@ -151,3 +151,76 @@ pub fn snapshot(dir: &Path) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+/// The MySQL/MariaDB admin URL: `FERRY_TEST_MYSQL_URL`, else the local service.
+pub fn mysql_admin_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into())
+}
+
+/// A MySQL database created for one test and dropped when it ends.
+pub struct MyDb {
+    pub name: String,
+    pub url: String,
+}
+
+pub async fn my_connect(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(url).await.unwrap_or_else(|e| {
+        panic!("MySQL/MariaDB is needed for this test and {url} does not answer ({e}): run scripts/test, which finds or starts one, or set FERRY_TEST_MYSQL_URL")
+    })
+}
+
+impl MyDb {
+    pub async fn new() -> Self {
+        use mysql_async::prelude::Queryable;
+        let admin = mysql_admin_url();
+        let mut conn = my_connect(&admin).await;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "ferry_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        conn.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+            .await
+            .expect("create MySQL test database");
+        let mut url = url::Url::parse(&admin).expect("admin URL");
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    pub async fn conn(&self) -> mysql_async::Conn {
+        my_connect(&self.url).await
+    }
+
+    pub fn locator(&self) -> ferry::Locator {
+        ferry::Locator::parse(&self.url).unwrap()
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use mysql_async::prelude::Queryable;
+                if let Ok(mut conn) = mysql_async::Conn::from_url(mysql_admin_url()).await {
+                    let _ = conn
+                        .query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+                        .await;
+                    let _ = conn.disconnect().await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,174 @@
+//! MySQL/MariaDB as a target, the pure part: types, defaults and DDL by phase. AUTO_INCREMENT
+//! columns get their primary key inline (MySQL requires it at creation) and MySQL moves the
+//! counter past the copied maximum by itself; other keys, indexes and foreign keys come after
+//! the data.
+
+use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
+use ferry_core::locator::Backend;
+use ferry_core::plan::Plan;
+use ferry_core::schema::{Column, DataType, DefaultValue, Table};
+
+use crate::connect::quote;
+use crate::type_map::{native_type, write_type};
+
+pub struct MysqlDialect;
+
+fn indexed(column: &str, table: &Table) -> bool {
+    table.primary_key.iter().any(|c| c == column)
+        || table.uniques.iter().flatten().any(|c| c == column)
+        || table
+            .indexes
+            .iter()
+            .filter(|i| i.portable)
+            .flat_map(|i| &i.columns)
+            .any(|c| c == column)
+        || table
+            .foreign_keys
+            .iter()
+            .flat_map(|f| &f.columns)
+            .any(|c| c == column)
+}
+
+impl Dialect for MysqlDialect {
+    fn backend(&self) -> Backend {
+        Backend::Mysql
+    }
+
+    fn max_identifier_bytes(&self) -> usize {
+        64
+    }
+
+    fn folds_case(&self) -> bool {
+        true
+    }
+
+    fn max_parallel_writers(&self) -> usize {
+        usize::MAX
+    }
+
+    fn map_column(&self, column: &Column, table: &Table, _source: Backend) -> ColumnMapping {
+        let (native, note) = native_type(&column.data_type, indexed(&column.name, table));
+        let mut notes: Vec<String> = note.into_iter().collect();
+        let unbounded = matches!(native.as_str(), "longtext" | "longblob");
+        let default_sql = column
+            .default
+            .as_ref()
+            .filter(|_| !column.auto_increment)
+            .and_then(|d| match d {
+                _ if unbounded => {
+                    notes.push(
+                        "default dropped: MySQL text and blob columns take no literal default"
+                            .into(),
+                    );
+                    None
+                }
+                DefaultValue::Null => Some("NULL".into()),
+                DefaultValue::Literal(x) if matches!(column.data_type, DataType::Bool) => {
+                    Some(if x == "0" || x.eq_ignore_ascii_case("false") {
+                        "0".into()
+                    } else {
+                        "1".into()
+                    })
+                }
+                DefaultValue::Literal(x) => Some(format!("'{}'", x.replace('\'', "''"))),
+                DefaultValue::StringLiteral(s) => Some(format!("'{}'", s.replace('\'', "''"))),
+                DefaultValue::CurrentTimestamp
+                    if matches!(
+                        column.data_type,
+                        DataType::Timestamp | DataType::TimestampTz
+                    ) =>
+                {
+                    Some("CURRENT_TIMESTAMP(6)".into())
+                }
+                other => {
+                    notes.push(format!(
+                        "default {other:?} has no MySQL equivalent here: dropped"
+                    ));
+                    None
+                }
+            });
+        ColumnMapping {
+            convert_to: Some(write_type(&column.data_type)),
+            native_type: native,
+            default_sql,
+            notes,
+        }
+    }
+
+    fn ddl(&self, plan: &Plan) -> Ddl {
+        let mut ddl = Ddl::default();
+        let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        for t in &plan.tables {
+            let table = quote(&t.target_name);
+            let auto = t
+                .columns
+                .iter()
+                .any(|c| c.auto_increment && t.primary_key.contains(&c.target_name));
+            let mut parts: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut def = format!("{} {}", quote(&c.target_name), c.native_type);
+                    if !c.nullable || (auto && t.primary_key.contains(&c.target_name)) {
+                        def.push_str(" NOT NULL");
+                    }
+                    if let Some(d) = &c.default_sql {
+                        def.push_str(&format!(" DEFAULT {d}"));
+                    }
+                    if c.auto_increment && t.primary_key.contains(&c.target_name) {
+                        def.push_str(" AUTO_INCREMENT");
+                    }
+                    def
+                })
+                .collect();
+            if auto {
+                parts.push(format!("PRIMARY KEY ({})", list(&t.primary_key)));
+            }
+            ddl.create.push(format!(
+                "CREATE TABLE {table} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+                parts.join(",\n  ")
+            ));
+            if !auto && !t.primary_key.is_empty() {
+                ddl.indexes.push(format!(
+                    "ALTER TABLE {table} ADD PRIMARY KEY ({})",
+                    list(&t.primary_key)
+                ));
+            }
+            for u in &t.uniques {
+                ddl.indexes
+                    .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
+            }
+            for idx in &t.indexes {
+                ddl.indexes.push(format!(
+                    "CREATE {}INDEX {} ON {table} ({})",
+                    if idx.unique { "UNIQUE " } else { "" },
+                    quote(&idx.target_name),
+                    list(&idx.columns)
+                ));
+            }
+            for fk in &t.foreign_keys {
+                let mut s = format!(
+                    "ALTER TABLE {table} ADD FOREIGN KEY ({}) REFERENCES {} ({})",
+                    list(&fk.columns),
+                    quote(&fk.ref_table),
+                    list(&fk.ref_columns)
+                );
+                for (what, action) in [("DELETE", &fk.on_delete), ("UPDATE", &fk.on_update)] {
+                    if let Some(a) = action {
+                        s.push_str(&format!(" ON {what} {a}"));
+                    }
+                }
+                ddl.foreign_keys.push(s);
+            }
+            ddl.analyze.push(format!("ANALYZE TABLE {table}"));
+        }
+        if !plan.tables.is_empty() {
+            ddl.drop.push("SET foreign_key_checks = 0".into());
+        }
+        for t in plan.tables.iter().rev() {
+            ddl.drop
+                .push(format!("DROP TABLE IF EXISTS {}", quote(&t.target_name)));
+        }
+        ddl
+    }
+}

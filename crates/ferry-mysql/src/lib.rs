@@ -1,0 +1,143 @@
+//! ferry's MySQL/MariaDB backend: a read-only source (information_schema introspection,
+//! snapshot reads over the binary protocol) and a target (dialect, multi-row INSERT writer).
+
+mod connect;
+mod dialect;
+mod introspect;
+mod read;
+mod type_map;
+mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::plan::TablePlan;
+use ferry_core::schema::{Schema, Table};
+use ferry_core::value::Batch;
+use ferry_core::{Locator, Result};
+use mysql_async::prelude::Queryable;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use connect::ZeroDates;
+pub use dialect::MysqlDialect;
+
+/// A MySQL or MariaDB database, read-only. `?zero_dates=null` maps zero dates to NULL.
+pub struct MysqlSource {
+    locator: Locator,
+    url: String,
+    zero_dates: ZeroDates,
+}
+
+impl MysqlSource {
+    /// # Errors
+    /// An input error saying what is wrong (unreachable, refused user, no such database).
+    pub async fn open(locator: &Locator) -> Result<Self> {
+        let (url, zero_dates) = connect::parse(locator)?;
+        let conn = connect::connect(&url, true).await?;
+        let _ = conn.disconnect().await;
+        Ok(Self {
+            locator: locator.clone(),
+            url,
+            zero_dates,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for MysqlSource {
+    fn locator(&self) -> &Locator {
+        &self.locator
+    }
+
+    async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
+        let mut conn = connect::connect(&self.url, true).await?;
+        let schema = introspect::schema(&mut conn, &options.filter).await;
+        let _ = conn.disconnect().await;
+        schema
+    }
+
+    async fn read(
+        &self,
+        table: &Table,
+        batch_rows: usize,
+        tx: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let mut conn = connect::connect(&self.url, true).await?;
+        let result =
+            read::read_table(&mut conn, table, batch_rows, self.zero_dates, tx, &cancel).await;
+        let _ = conn.disconnect().await;
+        result
+    }
+}
+
+/// A MySQL or MariaDB database ferry writes into.
+pub struct MysqlTarget {
+    locator: Locator,
+    url: String,
+    dialect: MysqlDialect,
+}
+
+impl MysqlTarget {
+    /// # Errors
+    /// An input error saying what is wrong (unreachable, refused user, no such database).
+    pub async fn open(locator: &Locator) -> Result<Self> {
+        let (url, _) = connect::parse(locator)?;
+        let conn = connect::connect(&url, false).await?;
+        let _ = conn.disconnect().await;
+        Ok(Self {
+            locator: locator.clone(),
+            url,
+            dialect: MysqlDialect,
+        })
+    }
+}
+
+#[async_trait]
+impl Target for MysqlTarget {
+    fn locator(&self) -> &Locator {
+        &self.locator
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
+        let mut conn = connect::connect(&self.url, true).await?;
+        introspect::tables_with_counts(&mut conn).await
+    }
+
+    async fn execute(&self, statements: &[String]) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut conn = connect::connect(&self.url, false).await?;
+        for s in statements {
+            conn.query_drop(s.as_str()).await.map_err(|e| {
+                let line = s.lines().next().unwrap_or_default();
+                connect::error(&e).context(format!(
+                    "running `{}`",
+                    &line[..line.floor_char_boundary(100)]
+                ))
+            })?;
+        }
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
+    async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {
+        let conn = connect::connect(&self.url, false).await?;
+        Ok(Box::new(write::MysqlWriter::new(conn, table).await?))
+    }
+
+    async fn as_source(&self) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(MysqlSource {
+            locator: self.locator.clone(),
+            url: self.url.clone(),
+            zero_dates: ZeroDates::Fail,
+        }))
+    }
+}
