@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::filter::TableFilter;
 use crate::locator::{Backend, Locator};
 use crate::plan::{Plan, TablePlan};
-use crate::schema::{Column, DataType, Schema, Table};
+use crate::schema::{Column, DataType, ForeignKey, Schema, Table};
 use crate::value::Batch;
 
 /// What to discover. Profiling (scanning values to choose types that hold them all) costs a
@@ -49,6 +49,21 @@ pub trait Source: Send + Sync {
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()>;
+
+    /// Rows of `table` whose foreign key `fk` points at no row of its parent (databases that
+    /// never enforced foreign keys have them): how many, and up to `limit` of their keys.
+    /// `None` when this source does not check (it enforces foreign keys itself).
+    ///
+    /// # Errors
+    /// When the query fails.
+    async fn orphans(
+        &self,
+        _table: &Table,
+        _fk: &ForeignKey,
+        _limit: usize,
+    ) -> Result<Option<(u64, Vec<String>)>> {
+        Ok(None)
+    }
 }
 
 /// How a target stores one source column.

@@ -93,7 +93,16 @@ pub async fn copy(
             unmatched.join(", ")
         )));
     }
-    let plan = plan::build(&schema, target.dialect());
+    let mut plan = plan::build(&schema, target.dialect());
+    check_orphans(
+        source.as_ref(),
+        &schema,
+        &mut plan,
+        target.dialect(),
+        options,
+        cx,
+    )
+    .await?;
     report.not_copied = plan.skipped.clone();
     report.warnings = plan.warnings.clone();
     report.lossy = plan.lossy_steps();
@@ -194,6 +203,74 @@ pub async fn copy(
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
     Ok(report)
+}
+
+/// Finds rows whose foreign key points at nothing, before anything is written. Without
+/// `--ignore-errors` they stop the run (exit 1); with it they are copied and that foreign key is
+/// left out of the target, said in the report.
+async fn check_orphans(
+    source: &dyn Source,
+    schema: &crate::schema::Schema,
+    plan: &mut Plan,
+    dialect: &dyn crate::connector::Dialect,
+    options: &CopyOptions,
+    cx: &Context,
+) -> Result<()> {
+    let mut found = Vec::new();
+    for table in &schema.tables {
+        for fk in &table.foreign_keys {
+            if schema.table(&fk.ref_table).is_none() {
+                continue;
+            }
+            if let Some((count, keys)) = source.orphans(table, fk, 5).await? {
+                if count > 0 {
+                    found.push((table.name.clone(), fk.clone(), count, keys));
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let describe = |(t, fk, n, keys): &(String, crate::schema::ForeignKey, u64, Vec<String>)| {
+        format!(
+            "{n} row(s) of \"{t}\" have a {}({}) with no \"{}\" row (for example {})",
+            t,
+            fk.columns.join(", "),
+            fk.ref_table,
+            keys.join("; ")
+        )
+    };
+    if !options.ignore_errors && !options.dry_run {
+        let all: Vec<String> = found.iter().map(describe).collect();
+        return Err(Error::run(format!(
+            "orphan rows found before writing anything: {}; rerun with --ignore-errors to copy them and leave those foreign keys out of the target",
+            all.join("; ")
+        )));
+    }
+    for f in &found {
+        let (t, fk, _, _) = f;
+        let note = format!("{}: the foreign key is left out of the target", describe(f));
+        cx.observer.event(&Event::Warning(note.clone()));
+        plan.warnings.push(note);
+        let parent = plan
+            .table(&fk.ref_table)
+            .map(|p| p.target_name.clone())
+            .unwrap_or_default();
+        if let Some(tp) = plan.tables.iter_mut().find(|p| &p.source_name == t) {
+            let target_col = |c: &String| {
+                tp.columns
+                    .iter()
+                    .find(|pc| &pc.source_name == c)
+                    .map_or_else(|| c.clone(), |pc| pc.target_name.clone())
+            };
+            let cols: Vec<String> = fk.columns.iter().map(target_col).collect();
+            tp.foreign_keys
+                .retain(|p| !(p.ref_table == parent && p.columns == cols));
+        }
+    }
+    plan.ddl = dialect.ddl(plan);
+    Ok(())
 }
 
 fn describe_tables(tables: &[(String, u64)]) -> String {

@@ -505,6 +505,77 @@ fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>> {
     Ok(fks.into_iter().map(|(_, fk)| fk).collect())
 }
 
+/// Rows whose foreign key values are all set but match no parent row (SQLite enforces foreign
+/// keys only when an application turns them on, so real files have these).
+pub fn orphans(
+    conn: &Connection,
+    table: &Table,
+    fk: &ForeignKey,
+    limit: usize,
+) -> Result<(u64, Vec<String>)> {
+    let parent_cols: Vec<String> = if fk.ref_columns.is_empty() {
+        let pk: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info({}) WHERE pk > 0 ORDER BY pk",
+                quote_literal(&fk.ref_table)
+            ))
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql_err)?;
+        if pk.is_empty() {
+            vec!["rowid".into()]
+        } else {
+            pk
+        }
+    } else {
+        fk.ref_columns.clone()
+    };
+    let set: Vec<String> = fk
+        .columns
+        .iter()
+        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+        .collect();
+    let join: Vec<String> = fk
+        .columns
+        .iter()
+        .zip(&parent_cols)
+        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+        .collect();
+    let keys: Vec<String> = if table.primary_key.is_empty() {
+        vec!["rowid".into()]
+    } else {
+        table.primary_key.clone()
+    };
+    let shown: Vec<String> = keys
+        .iter()
+        .map(|k| format!("'{}=' || quote(c.{})", k.replace('\'', "''"), quote(k)))
+        .collect();
+    let from = format!(
+        "FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
+        quote(&table.name),
+        set.join(" AND "),
+        quote(&fk.ref_table),
+        join.join(" AND ")
+    );
+    let count: i64 = conn
+        .query_row(&format!("SELECT count(*) {from}"), [], |r| r.get(0))
+        .map_err(sql_err)?;
+    if count == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let sample: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT {} {from} LIMIT {limit}",
+            shown.join(" || ', ' || ")
+        ))
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql_err)?;
+    Ok((count as u64, sample))
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Classifies a default as SQLite wrote it in `PRAGMA table_info`.
 pub fn classify_default(text: &str) -> DefaultValue {
     let mut t = text.trim();

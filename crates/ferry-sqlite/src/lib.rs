@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
 use ferry_core::plan::TablePlan;
-use ferry_core::schema::{Schema, Table};
+use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
 use ferry_core::{Error, Locator, Result};
 use tokio::sync::mpsc;
@@ -75,6 +75,20 @@ impl Source for SqliteSource {
         blocking(move || {
             let conn = open::read_only(&path)?;
             read::read_table(&conn, &table, batch_rows, &tx, &cancel)
+        })
+        .await
+    }
+
+    async fn orphans(
+        &self,
+        table: &Table,
+        fk: &ForeignKey,
+        limit: usize,
+    ) -> Result<Option<(u64, Vec<String>)>> {
+        let (path, table, fk) = (self.path.clone(), table.clone(), fk.clone());
+        blocking(move || {
+            let conn = open::read_only(&path)?;
+            introspect::orphans(&conn, &table, &fk, limit).map(Some)
         })
         .await
     }

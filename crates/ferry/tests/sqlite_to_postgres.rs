@@ -640,3 +640,77 @@ async fn large_tables_are_copied_in_parallel_chunks() {
         "every row exactly once across chunks"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_rows_are_found_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orphans.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
+         INSERT INTO users VALUES (1, 'a'), (2, 'b');
+         INSERT INTO posts VALUES (10, 1, 'ok'), (11, 99, 'orphan'), (12, NULL, 'no author'), (13, 77, 'orphan too');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let db = TestDb::new().await;
+    let err = ferry::copy(
+        &sqlite(&path),
+        &db.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("2 row(s) of \"posts\"")
+            && msg.contains("id=11")
+            && msg.contains("--ignore-errors"),
+        "{msg}"
+    );
+    let tables: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing is written when orphans stop the run");
+
+    let opts = ferry::CopyOptions {
+        ignore_errors: true,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("posts") && w.contains("left out")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(report.stats["posts"].migrated, 4);
+    let fks: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fks, 0, "the foreign key the orphans break is left out");
+}
