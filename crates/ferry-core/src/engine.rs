@@ -222,10 +222,10 @@ async fn check_orphans(
             if schema.table(&fk.ref_table).is_none() {
                 continue;
             }
-            if let Some((count, keys)) = source.orphans(table, fk, 5).await? {
-                if count > 0 {
-                    found.push((table.name.clone(), fk.clone(), count, keys));
-                }
+            if let Some((count, keys)) = source.orphans(table, fk, 5).await?
+                && count > 0
+            {
+                found.push((table.name.clone(), fk.clone(), count, keys));
             }
         }
     }
