@@ -90,6 +90,20 @@ pub struct CopyArgs {
     /// Skip the verification that ends every copy.
     #[arg(long)]
     pub no_verify: bool,
+    /// Tables that exist in the target: fill them (auto: and create the missing ones; existing:
+    /// only fill, never create) or refuse them (create).
+    #[arg(long, value_enum, default_value_t = SchemaArg::Auto)]
+    pub schema: SchemaArg,
+    /// Leave out source columns that the target's existing tables lack (reported).
+    #[arg(long)]
+    pub ignore_missing_columns: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SchemaArg {
+    Auto,
+    Create,
+    Existing,
 }
 
 #[derive(Args)]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 use cli::{Cli, Command, LogFormat, Selection};
 use ferry::{
+    SchemaMode,
     Context, CopyOptions, Error, Locator, Observer, Report, SchemaOptions, Status, TableFilter,
 };
 use tokio_util::sync::CancellationToken;
@@ -100,6 +101,12 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                     ignore_errors: args.ignore_errors,
                     verify: !args.no_verify,
                     reject_dir: args.reject_dir.clone(),
+                    schema_mode: match args.schema {
+                        cli::SchemaArg::Auto => SchemaMode::Auto,
+                        cli::SchemaArg::Create => SchemaMode::Create,
+                        cli::SchemaArg::Existing => SchemaMode::Existing,
+                    },
+                    ignore_missing_columns: args.ignore_missing_columns,
                 };
                 ferry::copy(&source, &target, &options, &context(bars, args.yes)).await
             }

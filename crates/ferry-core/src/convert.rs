@@ -357,18 +357,16 @@ fn to_timestamp(value: Value) -> Result<Value, ConvertError> {
     match value {
         Value::Timestamp(t) => Ok(Value::Timestamp(t)),
         Value::Date(d) => Ok(Value::Timestamp(d.and_time(NaiveTime::MIN))),
+        // An instant in a column without a zone is written in UTC (how ferry stores instants
+        // where the target has no zone type): the same instant, never a dropped offset.
+        Value::TimestampTz(t) => Ok(Value::Timestamp(t.naive_utc())),
         Value::Text(ref s) => match parse_datetime(s) {
-            Some(Parsed {
-                date,
-                time,
-                offset: None,
-            }) => Ok(Value::Timestamp(
-                date.and_time(time.unwrap_or(NaiveTime::MIN)),
-            )),
-            Some(_) => Err(format!(
-                "{} has a zone offset; the column holds times without a zone",
-                value.render()
-            )),
+            Some(Parsed { date, time, offset }) => {
+                let naive = date.and_time(time.unwrap_or(NaiveTime::MIN));
+                Ok(Value::Timestamp(
+                    naive - chrono::Duration::seconds(offset.unwrap_or(0) as i64),
+                ))
+            }
             None => Err(format!(
                 "{} is not a timestamp (YYYY-MM-DD HH:MM:SS)",
                 value.render()

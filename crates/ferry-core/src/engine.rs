@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{SchemaOptions, Source, TableWriter, Target, WriteError};
 use crate::convert::convert;
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{self, Plan, TablePlan};
+use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::progress::{Confirm, Event, Observer};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::value::Batch;
@@ -33,6 +33,10 @@ pub struct CopyOptions {
     pub ignore_errors: bool,
     pub verify: bool,
     pub reject_dir: PathBuf,
+    /// Whether tables that already exist in the target are filled (`auto`, `existing`).
+    pub schema_mode: SchemaMode,
+    /// Source columns the target's existing table lacks are left out instead of stopping.
+    pub ignore_missing_columns: bool,
 }
 
 impl Default for CopyOptions {
@@ -49,6 +53,8 @@ impl Default for CopyOptions {
             ignore_errors: false,
             verify: true,
             reject_dir: PathBuf::from("ferry-rejects"),
+            schema_mode: SchemaMode::Auto,
+            ignore_missing_columns: false,
         }
     }
 }
@@ -103,6 +109,46 @@ pub async fn copy(
         cx,
     )
     .await?;
+    cx.observer
+        .event(&Event::Phase("Checking the target".into()));
+    let existing = target.existing_tables().await?;
+    let fold = target.dialect().folds_case();
+    let same = |a: &str, b: &str| a == b || (fold && a.eq_ignore_ascii_case(b));
+    let overlaps = existing.iter().any(|(name, _)| {
+        plan.tables
+            .iter()
+            .any(|t| same(&t.target_name, name) || same(&t.source_name, name))
+    });
+    if options.schema_mode == SchemaMode::Existing
+        || (options.schema_mode == SchemaMode::Auto && overlaps)
+    {
+        let target_schema = target
+            .as_source()
+            .await?
+            .schema(&SchemaOptions {
+                filter: Default::default(),
+                profile: false,
+            })
+            .await?;
+        let notes = plan::adopt(
+            &mut plan,
+            &target_schema,
+            target.dialect(),
+            options.schema_mode,
+            options.ignore_missing_columns,
+        )?;
+        plan.warnings.extend(notes);
+    }
+    // Tables ferry would create must not exist; tables it fills must be empty.
+    let conflicts: Vec<(String, u64)> = existing
+        .iter()
+        .filter(|(name, rows)| {
+            plan.tables
+                .iter()
+                .any(|t| same(&t.target_name, name) && (!t.existing || *rows > 0))
+        })
+        .cloned()
+        .collect();
     report.not_copied = plan.skipped.clone();
     report.warnings = plan.warnings.clone();
     report.lossy = plan.lossy_steps();
@@ -115,23 +161,6 @@ pub async fn copy(
             },
         );
     }
-
-    cx.observer
-        .event(&Event::Phase("Checking the target".into()));
-    let existing = target.existing_tables().await?;
-    let fold = target.dialect().folds_case();
-    let same = |a: &str, b: &str| {
-        if fold {
-            a.eq_ignore_ascii_case(b)
-        } else {
-            a == b
-        }
-    };
-    let conflicts: Vec<(String, u64)> = existing
-        .iter()
-        .filter(|(name, _)| plan.tables.iter().any(|t| same(&t.target_name, name)))
-        .cloned()
-        .collect();
 
     if options.dry_run {
         if !conflicts.is_empty() {
@@ -149,7 +178,7 @@ pub async fn copy(
     if !conflicts.is_empty() {
         if !options.force {
             return Err(Error::input(format!(
-                "the target already has {}; ferry creates these tables itself: use --force to erase them (or choose an empty target)",
+                "the target already has {}: use --force to erase them (or choose an empty target)",
                 describe_tables(&conflicts)
             )));
         }
@@ -314,7 +343,19 @@ async fn run_plan(
     // One failing table stops the others (without --ignore-errors a failure ends the run).
     let stop = cx.cancel.child_token();
     let mut tasks = JoinSet::new();
+    let mut first_error: Option<Error> = None;
+    // Tables the application created keep their foreign keys during the load, so parents are
+    // loaded before their children (ferry's own tables get their foreign keys afterwards).
+    let ordered = plan.tables.iter().any(|t| t.existing);
+    let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     for table in &plan.tables {
+        while ordered && !tasks.is_empty() && !table.depends_on.iter().all(|d| finished.contains(d))
+        {
+            if let Some(joined) = tasks.join_next().await {
+                let name = record(joined, report, &mut first_error)?;
+                finished.insert(name);
+            }
+        }
         let chunks = chunks(table, workers);
         let permit = tokio::select! {
             p = permits.clone().acquire_many_owned(chunks.len() as u32) => p.expect("semaphore is never closed"),
@@ -331,29 +372,8 @@ async fn run_plan(
             (name, result)
         });
     }
-    let mut first_error: Option<Error> = None;
     while let Some(joined) = tasks.join_next().await {
-        let (name, result) =
-            joined.map_err(|e| Error::run(format!("a copy task panicked: {e}")))?;
-        let (stats, error) = match result {
-            Ok(stats) => (stats, None),
-            Err((stats, e)) => (stats, Some(e)),
-        };
-        let entry = report.stats.entry(name).or_default();
-        let total = entry.total;
-        *entry = TableStats { total, ..stats };
-        if let Some(e) = error {
-            // The first real error wins over the cancellations it caused in other tables.
-            let replace = match &first_error {
-                None => true,
-                Some(prev) => {
-                    prev.kind() == ErrorKind::Cancelled && e.kind() != ErrorKind::Cancelled
-                }
-            };
-            if replace {
-                first_error = Some(e);
-            }
-        }
+        record(joined, report, &mut first_error)?;
     }
     if let Some(e) = first_error {
         if e.kind() == ErrorKind::Cancelled && cx.cancel.is_cancelled() {
@@ -383,6 +403,33 @@ async fn run_plan(
         }
     }
     Ok(())
+}
+
+/// Files a finished table's stats in the report and keeps the first real error (over the
+/// cancellations it caused in other tables). Returns the table's name.
+fn record(
+    joined: std::result::Result<(String, TableResult), tokio::task::JoinError>,
+    report: &mut Report,
+    first_error: &mut Option<Error>,
+) -> Result<String> {
+    let (name, result) = joined.map_err(|e| Error::run(format!("a copy task panicked: {e}")))?;
+    let (stats, error) = match result {
+        Ok(stats) => (stats, None),
+        Err((stats, e)) => (stats, Some(e)),
+    };
+    let entry = report.stats.entry(name.clone()).or_default();
+    *entry = TableStats {
+        total: entry.total,
+        ..stats
+    };
+    if let Some(e) = error
+        && first_error.as_ref().is_none_or(|prev| {
+            prev.kind() == ErrorKind::Cancelled && e.kind() != ErrorKind::Cancelled
+        })
+    {
+        *first_error = Some(e);
+    }
+    Ok(name)
 }
 
 type TableResult = std::result::Result<TableStats, (TableStats, Error)>;

@@ -64,6 +64,9 @@ pub struct TablePlan {
     pub row_count: u64,
     /// Indexes into `columns` of the values that name a row in errors; empty: the row locator.
     pub key_columns: Vec<usize>,
+    /// The table already exists in the target (created by the application's migrations): ferry
+    /// fills it and creates nothing, erasing rows (not the table) under `--force`.
+    pub existing: bool,
 }
 
 impl TablePlan {
@@ -289,6 +292,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             row_count: table.row_count,
             key_columns,
             columns,
+            existing: false,
         });
     }
 
@@ -315,6 +319,137 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     };
     plan.ddl = dialect.ddl(&plan);
     plan
+}
+
+/// Where the target's own tables are used (`--schema auto|existing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaMode {
+    /// Fill tables that exist in the target, create the missing ones.
+    #[default]
+    Auto,
+    /// ferry creates every table (existing ones are refused, or dropped under `--force`).
+    Create,
+    /// Only fill tables the application created; a missing one is an error.
+    Existing,
+}
+
+/// Points the plan at tables that already exist in the target: columns matched by name (exactly,
+/// else case-insensitively), values converted to each target column's own type, nothing created
+/// for those tables. Returns notes for the report.
+///
+/// # Errors
+/// An input error for a table missing under `Existing`, or a source column with no target
+/// column (unless `ignore_missing_columns`, which leaves it out and says so).
+pub fn adopt(
+    plan: &mut Plan,
+    target: &Schema,
+    dialect: &dyn Dialect,
+    mode: SchemaMode,
+    ignore_missing_columns: bool,
+) -> crate::error::Result<Vec<String>> {
+    use crate::error::Error;
+    let mut notes = Vec::new();
+    if mode == SchemaMode::Create {
+        return Ok(notes);
+    }
+    let same_backend = plan.source == plan.target;
+    let find = |name: &str| {
+        target.tables.iter().find(|t| t.name == name).or_else(|| {
+            target
+                .tables
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(name))
+        })
+    };
+    for tp in &mut plan.tables {
+        let Some(existing) = find(&tp.target_name).or_else(|| find(&tp.source_name)) else {
+            if mode == SchemaMode::Existing {
+                return Err(Error::input(format!(
+                    "table \"{}\" does not exist in the target: --schema existing only fills tables the application created (--schema auto creates missing ones)",
+                    tp.source_name
+                )));
+            }
+            continue;
+        };
+        tp.existing = true;
+        tp.target_name = existing.name.clone();
+        let mut missing = Vec::new();
+        let mut keep = Vec::new();
+        for (i, c) in tp.columns.iter_mut().enumerate() {
+            let found = existing
+                .columns
+                .iter()
+                .find(|t| t.name == c.source_name)
+                .or_else(|| {
+                    existing
+                        .columns
+                        .iter()
+                        .find(|t| t.name.eq_ignore_ascii_case(&c.source_name))
+                });
+            match found {
+                Some(t) => {
+                    c.target_name = t.name.clone();
+                    c.native_type = t.native_type.clone();
+                    c.auto_increment = t.auto_increment;
+                    c.nullable = t.nullable;
+                    c.default_sql = None;
+                    // Between two SQLite files values pass through as they are.
+                    c.convert_to = if same_backend && plan.target == crate::locator::Backend::Sqlite
+                    {
+                        None
+                    } else {
+                        Some(t.data_type.clone())
+                    };
+                    c.notes.clear();
+                    keep.push(i);
+                }
+                None => missing.push(c.source_name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            if !ignore_missing_columns {
+                return Err(Error::input(format!(
+                    "the target's table \"{}\" has no column for {}: add them to the target, or pass --ignore-missing-columns to leave them out",
+                    existing.name,
+                    missing
+                        .iter()
+                        .map(|m| format!("\"{m}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            notes.push(format!(
+                "{}: source columns {} have no target column and are not copied (--ignore-missing-columns)",
+                tp.source_name,
+                missing.join(", ")
+            ));
+            tp.columns = keep.iter().map(|&i| tp.columns[i].clone()).collect();
+            tp.source.columns = keep.iter().map(|&i| tp.source.columns[i].clone()).collect();
+            tp.key_columns = tp
+                .source
+                .primary_key
+                .iter()
+                .filter_map(|k| tp.source.columns.iter().position(|c| &c.name == k))
+                .collect();
+        }
+        let filled: Vec<&str> = tp.columns.iter().map(|c| c.target_name.as_str()).collect();
+        let defaulted: Vec<&str> = existing
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !filled.contains(n))
+            .collect();
+        if !defaulted.is_empty() {
+            notes.push(format!(
+                "{}: target columns {} have no source column and are left to their defaults",
+                existing.name,
+                defaulted.join(", ")
+            ));
+        }
+    }
+    plan.ddl = dialect.ddl(plan);
+    Ok(notes)
 }
 
 /// Orders tables parents-first (Kahn's algorithm, ties by name for a stable plan). Tables left
@@ -386,6 +521,7 @@ mod tests {
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
             row_count: 0,
             key_columns: vec![],
+            existing: false,
         }
     }
 

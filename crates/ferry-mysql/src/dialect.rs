@@ -100,6 +100,10 @@ impl Dialect for MysqlDialect {
         let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         for t in &plan.tables {
             let table = quote(&t.target_name);
+            if t.existing {
+                ddl.analyze.push(format!("ANALYZE TABLE {table}"));
+                continue;
+            }
             let auto = t
                 .columns
                 .iter()
@@ -166,8 +170,11 @@ impl Dialect for MysqlDialect {
             ddl.drop.push("SET foreign_key_checks = 0".into());
         }
         for t in plan.tables.iter().rev() {
-            ddl.drop
-                .push(format!("DROP TABLE IF EXISTS {}", quote(&t.target_name)));
+            ddl.drop.push(if t.existing {
+                format!("DELETE FROM {}", quote(&t.target_name))
+            } else {
+                format!("DROP TABLE IF EXISTS {}", quote(&t.target_name))
+            });
         }
         ddl
     }

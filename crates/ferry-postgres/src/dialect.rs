@@ -58,6 +58,12 @@ impl Dialect for PostgresDialect {
         let mut ddl = Ddl::default();
         for t in &plan.tables {
             let table = quote(&t.target_name);
+            if t.existing {
+                // The application's own table: only its counters and statistics are ferry's.
+                ddl.sequences.extend(sequence_resets(t));
+                ddl.analyze.push(format!("ANALYZE {table}"));
+                continue;
+            }
             let cols: Vec<String> = t
                 .columns
                 .iter()
@@ -118,25 +124,36 @@ impl Dialect for PostgresDialect {
                 }
                 ddl.foreign_keys.push(s);
             }
-            for c in t.columns.iter().filter(|c| c.auto_increment) {
-                let col = quote(&c.target_name);
-                ddl.sequences.push(format!(
-                    // Identity sequences start at 1: keys at or below 0 leave the counter at 1.
-                    "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST(max({col}), 1), coalesce(max({col}) >= 1, false)) FROM {table}",
-                    literal(&table),
-                    literal(&c.target_name)
-                ));
-            }
+            ddl.sequences.extend(sequence_resets(t));
             ddl.analyze.push(format!("ANALYZE {table}"));
         }
         for t in plan.tables.iter().rev() {
-            ddl.drop.push(format!(
-                "DROP TABLE IF EXISTS {} CASCADE",
-                quote(&t.target_name)
-            ));
+            ddl.drop.push(if t.existing {
+                format!("DELETE FROM {}", quote(&t.target_name))
+            } else {
+                format!("DROP TABLE IF EXISTS {} CASCADE", quote(&t.target_name))
+            });
         }
         ddl
     }
+}
+
+/// Moves identity and serial counters past the copied maximum.
+fn sequence_resets(t: &ferry_core::plan::TablePlan) -> Vec<String> {
+    let table = quote(&t.target_name);
+    t.columns
+        .iter()
+        .filter(|c| c.auto_increment)
+        .map(|c| {
+            let col = quote(&c.target_name);
+            // Identity sequences start at 1: keys at or below 0 leave the counter at 1.
+            format!(
+                "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST(max({col}), 1), coalesce(max({col}) >= 1, false)) FROM {table}",
+                literal(&table),
+                literal(&c.target_name)
+            )
+        })
+        .collect()
 }
 
 /// Translates a default to PostgreSQL, or drops it with a note. SQLite's clock defaults are in

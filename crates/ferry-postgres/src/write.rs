@@ -24,6 +24,14 @@ pub struct PostgresWriter {
 
 impl PostgresWriter {
     pub async fn new(client: Client, table: &TablePlan) -> Result<Self> {
+        if table.existing {
+            // The application's table keeps its foreign keys and triggers: as a superuser,
+            // load it the way a restore does (no FK checks or triggers for these rows, the
+            // source was checked for orphans first); otherwise parents load before children.
+            let _ = client
+                .batch_execute("SET session_replication_role = replica")
+                .await;
+        }
         let cols: Vec<String> = table
             .columns
             .iter()

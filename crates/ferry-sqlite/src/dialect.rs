@@ -64,7 +64,7 @@ impl Dialect for SqliteDialect {
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
         let same = plan.source == Backend::Sqlite;
-        for t in &plan.tables {
+        for t in plan.tables.iter().filter(|t| !t.existing) {
             let native = t.source.native_sql.as_ref().filter(|_| same);
             match native {
                 Some(sql) => ddl.create.push(sql.clone()),
@@ -88,8 +88,11 @@ impl Dialect for SqliteDialect {
             }
         }
         for t in plan.tables.iter().rev() {
-            ddl.drop
-                .push(format!("DROP TABLE IF EXISTS {}", quote(&t.target_name)));
+            ddl.drop.push(if t.existing {
+                format!("DELETE FROM {}", quote(&t.target_name))
+            } else {
+                format!("DROP TABLE IF EXISTS {}", quote(&t.target_name))
+            });
         }
         if !plan.tables.is_empty() {
             ddl.analyze.push("ANALYZE".into());

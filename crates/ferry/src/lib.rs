@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub use ferry_core::connector::{Dialect, SchemaOptions, Source, Target};
 pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
+pub use ferry_core::plan::SchemaMode;
 pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
 pub use ferry_core::report::{Report, Status};
 pub use ferry_core::{Error, ErrorKind, Locator, Result, locator::Backend};

@@ -406,7 +406,12 @@ async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
     )
     .await
     .unwrap();
-    let opts = with_tables(options(dir.path()), &["tree", "flags"], &[]);
+    // In create mode ferry makes these tables itself (auto mode would fill them: see
+    // tests/existing_schema.rs).
+    let opts = ferry::CopyOptions {
+        schema_mode: ferry::SchemaMode::Create,
+        ..with_tables(options(dir.path()), &["tree", "flags"], &[])
+    };
 
     let err = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
         .await
