@@ -35,6 +35,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Create a sample SQLite application database and copy it into a new SQLite file.
     Demo(DemoArgs),
+    /// Copy or verify the files an application's rows point at, between storage backends.
+    #[command(subcommand)]
+    Blobs(crate::blobs::BlobsCommand),
 }
 
 #[derive(Args)]

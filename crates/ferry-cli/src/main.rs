@@ -1,5 +1,6 @@
 //! The `ferry` binary: parses arguments, sets up output, and calls the library.
 
+mod blobs;
 mod cli;
 mod ui;
 
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use clap::Parser;
 use cli::{Cli, Command, LogFormat, Selection};
 use ferry::{
-    SchemaMode,
-    Context, CopyOptions, Error, Locator, Observer, Report, SchemaOptions, Status, TableFilter,
+    Context, CopyOptions, Error, Locator, Observer, Report, SchemaMode, SchemaOptions, Status,
+    TableFilter,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +131,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             .await;
             finish(result, summary.as_deref(), &args.endpoints, false)
         }
+        Command::Blobs(command) => blobs::run(command, bars).await,
         Command::Demo(args) => {
             let result = async {
                 std::fs::create_dir_all(&args.dir).map_err(|e| {

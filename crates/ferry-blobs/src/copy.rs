@@ -1,0 +1,321 @@
+//! `ferry blobs copy`: resolves the manifest, then copies each file on N workers, skipping files
+//! already at the target with the same size and content hash (so re-runs and resumed runs move
+//! only what is missing), and reading each copied file back when asked.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_core::error::{Error, Result};
+use ferry_core::report::{Report, Status, TableStats};
+use opendal::Operator;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Kind, Store, one_line};
+use crate::transfer::{self, Side};
+use crate::{BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, default_workers};
+
+/// The result of one file.
+pub(crate) struct Done {
+    pub key: String,
+    pub outcome: Outcome,
+    pub size: u64,
+    pub moved: u64,
+    pub error: Option<String>,
+}
+
+/// Copies the files `manifest` names from `source` to `target`.
+///
+/// # Errors
+/// Input errors (exit 2) when a side cannot be opened or the manifest cannot be read; file
+/// failures are counted in the report instead.
+pub async fn copy(
+    source: &Store,
+    target: &Store,
+    manifest: &Manifest,
+    options: &CopyOptions,
+    ctx: &Context,
+) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report::new(source.to_string(), target.to_string(), options.dry_run);
+    let src = open_source(source).await?;
+    let dst = target.operator(!options.dry_run)?;
+    reachable(target, &dst).await?;
+
+    ctx.observer.event(&BlobEvent::Phase(format!(
+        "Reading the manifest ({source})"
+    )));
+    let resolved = manifest.resolve(source, &src).await?;
+    for w in &resolved.warnings {
+        ctx.observer.event(&BlobEvent::Warning(w.clone()));
+    }
+    report.warnings.extend(resolved.warnings);
+    let keys = resolved.keys;
+    ctx.observer.event(&BlobEvent::Started {
+        files: keys.len() as u64,
+    });
+
+    let workers = options
+        .workers
+        .unwrap_or_else(|| default_workers(source, target))
+        .max(1);
+    let side = Side {
+        kind: target.kind(),
+    };
+    let shared = Arc::new(Shared {
+        src,
+        dst,
+        side,
+        source: source.clone(),
+        target: target.clone(),
+        dry_run: options.dry_run,
+        verify: options.verify,
+        observer: ctx.observer.clone(),
+    });
+
+    let mut stats = TableStats {
+        total: keys.len() as u64,
+        ..TableStats::default()
+    };
+    let (mut would_copy, mut would_copy_bytes, mut skipped_bytes) = (0u64, 0u64, 0u64);
+    let mut first_failure: Option<String> = None;
+    let ignore_errors = options.ignore_errors;
+    let cancelled = pool(
+        keys,
+        workers,
+        &ctx.cancel,
+        {
+            let shared = shared.clone();
+            move |key| {
+                let shared = shared.clone();
+                async move { shared.one(key).await }
+            }
+        },
+        |done: Done| {
+            ctx.observer.event(&BlobEvent::File {
+                key: done.key.clone(),
+                outcome: done.outcome,
+                size: done.size,
+                moved: done.moved,
+            });
+            stats.bytes += done.moved;
+            match done.outcome {
+                Outcome::Copied => stats.migrated += 1,
+                Outcome::Skipped => {
+                    stats.skipped += 1;
+                    skipped_bytes += done.size;
+                }
+                Outcome::WouldCopy => {
+                    would_copy += 1;
+                    would_copy_bytes += done.size;
+                }
+                Outcome::Failed | Outcome::Differs | Outcome::Matched => {
+                    stats.failed += 1;
+                    let e = done
+                        .error
+                        .unwrap_or_else(|| format!("{}: failed", done.key));
+                    if first_failure.is_none() {
+                        first_failure = Some(e.clone());
+                    }
+                    stats.push_error(e);
+                    // Without --ignore-errors the first failure stops new transfers; the ones
+                    // running finish.
+                    return ignore_errors;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+
+    stats.elapsed_s = started.elapsed().as_secs_f64();
+    if options.dry_run {
+        report.warnings.push(format!(
+            "dry run: {would_copy} files ({}) would be copied, {} ({}) skipped as already identical; nothing was written",
+            human_bytes(would_copy_bytes),
+            stats.skipped,
+            human_bytes(skipped_bytes)
+        ));
+    }
+    if stats.failed > 0 && !ignore_errors {
+        report.status = Status::Failed;
+        report.error = first_failure.map(|e| {
+            format!(
+                "{e} (stopped after the first failure; --ignore-errors counts failures and goes on)"
+            )
+        });
+    }
+    if cancelled {
+        report.status = Status::Cancelled;
+        report.error = Some("cancelled by the operator; rerun to copy the rest".into());
+    }
+    report.stats.insert(options.name.clone(), stats);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.peak_rss_mb = ferry_core::report::peak_rss_mb();
+    Ok(report)
+}
+
+struct Shared {
+    src: Operator,
+    dst: Operator,
+    side: Side,
+    source: Store,
+    target: Store,
+    dry_run: bool,
+    verify: bool,
+    observer: Arc<dyn BlobObserver>,
+}
+
+impl Shared {
+    async fn one(&self, key: String) -> Done {
+        let mut done = Done {
+            key,
+            outcome: Outcome::Failed,
+            size: 0,
+            moved: 0,
+            error: None,
+        };
+        match self.try_one(&mut done).await {
+            Ok(outcome) => done.outcome = outcome,
+            Err(e) => {
+                done.outcome = Outcome::Failed;
+                done.error = Some(format!("{}: {e}", done.key));
+            }
+        }
+        done
+    }
+
+    async fn try_one(&self, done: &mut Done) -> std::result::Result<Outcome, String> {
+        let key = done.key.clone();
+        let src_err = |e: opendal::Error| {
+            self.source
+                .scrub(&format!("reading the source: {}", one_line(&e)))
+        };
+        let dst_err = |e: opendal::Error| {
+            self.target
+                .scrub(&format!("at the target: {}", one_line(&e)))
+        };
+        let Some(size) = transfer::size_of(&self.src, &key).await.map_err(src_err)? else {
+            return Err("missing in the source".into());
+        };
+        done.size = size;
+        if let Some(existing) = transfer::size_of(&self.dst, &key).await.map_err(dst_err)?
+            && existing == size
+        {
+            // Same size: compare content hashes of both sides before trusting it.
+            let same = transfer::same_content(&self.src, &self.dst, &key)
+                .await
+                .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
+            if same {
+                return Ok(Outcome::Skipped);
+            }
+        }
+        if self.dry_run {
+            return Ok(Outcome::WouldCopy);
+        }
+        let observer = &self.observer;
+        let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
+        let (hash, moved) = transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
+            .await
+            .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
+        done.moved = moved;
+        if moved != size {
+            return Err(format!(
+                "the source changed during the copy ({size} bytes listed, {moved} read); rerun to copy it again"
+            ));
+        }
+        if self.verify {
+            let (back, len) = transfer::hash(&self.dst, &key)
+                .await
+                .map_err(|e| format!("reading back: {}", self.target.scrub(&one_line(&e))))?;
+            if back != hash || len != moved {
+                return Err(format!(
+                    "read back from the target it differs ({len} bytes, content hash mismatch)"
+                ));
+            }
+        } else if transfer::size_of(&self.dst, &key).await.map_err(dst_err)? != Some(moved) {
+            return Err("the target's size differs after the copy".into());
+        }
+        Ok(Outcome::Copied)
+    }
+}
+
+/// Opens the source: a local folder must exist (a source is never created).
+pub(crate) async fn open_source(source: &Store) -> Result<Operator> {
+    if let Some(p) = source.local_path()
+        && !p.is_dir()
+    {
+        return Err(Error::input(format!(
+            "the source folder {} does not exist",
+            p.display()
+        )));
+    }
+    let op = source.operator(false)?;
+    reachable(source, &op).await?;
+    Ok(op)
+}
+
+/// Fails fast (exit 2) when remote storage cannot be reached or the bucket is missing, before
+/// any file is looked at.
+pub(crate) async fn reachable(store: &Store, op: &Operator) -> Result<()> {
+    if store.kind() == Kind::Local {
+        return Ok(());
+    }
+    op.check().await.map_err(|e| {
+        Error::input(store.scrub(&format!(
+            "cannot reach {store}: {} (check the endpoint, bucket and credentials)",
+            one_line(&e)
+        )))
+    })
+}
+
+/// Runs `work` for each key on at most `workers` tasks. `on_done` sees each result in
+/// completion order and returns false to stop starting new work (running work finishes).
+/// Returns whether the run was cancelled.
+pub(crate) async fn pool<T, W, F>(
+    keys: Vec<String>,
+    workers: usize,
+    cancel: &CancellationToken,
+    work: W,
+    mut on_done: impl FnMut(T) -> bool,
+) -> Result<bool>
+where
+    T: Send + 'static,
+    W: Fn(String) -> F,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut keys = keys.into_iter();
+    let mut go_on = true;
+    loop {
+        while go_on && !cancel.is_cancelled() && set.len() < workers {
+            let Some(key) = keys.next() else { break };
+            set.spawn(work(key));
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let done = joined.map_err(|e| Error::run(format!("a transfer task failed: {e}")))?;
+        if !on_done(done) {
+            go_on = false;
+        }
+    }
+    Ok(cancel.is_cancelled() && keys.next().is_some())
+}
+
+/// 1234567 → "1.2 MB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,172 @@
+//! The manifest: which files a run covers. Either a full listing of the source, a fixed key
+//! list, or the keys a SQL query returns from the application's database (SQLite or
+//! PostgreSQL: the first column of every row, as text).
+
+use std::collections::HashSet;
+
+use ferry_core::error::{Error, Result};
+use ferry_core::locator::Locator;
+use futures_util::TryStreamExt;
+use opendal::Operator;
+
+use crate::store::{Store, one_line};
+
+/// Which files a run covers.
+#[derive(Debug, Clone)]
+pub enum Manifest {
+    /// Every file under the source.
+    Listing,
+    /// These keys (relative to the source root).
+    Keys(Vec<String>),
+    /// The first column of each row `sql` returns from the database at `db` (a ferry locator).
+    Sql { db: String, sql: String },
+}
+
+/// The resolved manifest: keys in a stable order, and anything worth a warning.
+pub(crate) struct Resolved {
+    pub keys: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Manifest {
+    /// Resolves to keys. A listing reads the source; a query runs read-only against its
+    /// database.
+    pub(crate) async fn resolve(&self, store: &Store, op: &Operator) -> Result<Resolved> {
+        let mut warnings = Vec::new();
+        let raw = match self {
+            Manifest::Listing => list(store, op).await?,
+            Manifest::Keys(k) => k.clone(),
+            Manifest::Sql { db, sql } => {
+                let (keys, nulls) = query_keys(db, sql).await?;
+                if nulls > 0 {
+                    warnings.push(format!(
+                        "the manifest query returned {nulls} NULL or empty keys; they were left out"
+                    ));
+                }
+                keys
+            }
+        };
+        // Keys are relative to the root; the same file named twice is copied once.
+        let mut seen = HashSet::new();
+        let mut keys = Vec::with_capacity(raw.len());
+        for k in raw {
+            let k = k.trim_start_matches('/').to_string();
+            if k.is_empty() || k.ends_with('/') {
+                continue;
+            }
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+        Ok(Resolved { keys, warnings })
+    }
+}
+
+/// Every file under the operator's root, in lexical order.
+pub(crate) async fn list(store: &Store, op: &Operator) -> Result<Vec<String>> {
+    let fail = |e: opendal::Error| {
+        Error::input(store.scrub(&format!("cannot list {store}: {}", one_line(&e))))
+    };
+    let mut lister = op.lister_with("").recursive(true).await.map_err(fail)?;
+    let mut keys = Vec::new();
+    while let Some(entry) = lister.try_next().await.map_err(fail)? {
+        if entry.metadata().is_file() && !entry.path().ends_with('/') {
+            keys.push(entry.path().to_string());
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Runs the manifest query; returns the keys and the number of NULL/empty values skipped.
+async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
+    let locator = Locator::parse(db)?;
+    match &locator {
+        #[cfg(feature = "sqlite")]
+        Locator::Sqlite { path } => {
+            let path = path.clone();
+            let sql = sql.to_string();
+            let shown = locator.redacted();
+            tokio::task::spawn_blocking(move || sqlite_keys(&path, &sql, &shown))
+                .await
+                .map_err(|e| Error::run(format!("manifest query task failed: {e}")))?
+        }
+        #[cfg(feature = "postgres")]
+        Locator::Postgres { url } => postgres_keys(url.as_str(), sql, &locator.redacted()).await,
+        other => Err(Error::input(format!(
+            "manifest queries against {} databases are not supported in this build (use sqlite: or postgres:)",
+            other.backend()
+        ))),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_keys(path: &std::path::Path, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
+    use rusqlite::{OpenFlags, types::ValueRef};
+    if !path.is_file() {
+        return Err(Error::input(format!(
+            "manifest database {shown} does not exist"
+        )));
+    }
+    // Read-only, like every ferry source: never creates -wal/-shm files or writes.
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::input(format!("cannot open manifest database {shown}: {e}")))?;
+    let bad = |e: rusqlite::Error| {
+        Error::input(format!(
+            "manifest query failed on {shown}: {}",
+            e.to_string().replace('\n', " ")
+        ))
+    };
+    let mut stmt = conn.prepare(sql).map_err(bad)?;
+    if stmt.column_count() == 0 {
+        return Err(Error::input(
+            "the manifest query returns no columns: it must SELECT one key per row",
+        ));
+    }
+    let mut rows = stmt.query([]).map_err(bad)?;
+    let (mut keys, mut nulls) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(bad)? {
+        let key = match row.get_ref(0).map_err(bad)? {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(f) => Some(f.to_string()),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        };
+        match key {
+            Some(k) if !k.is_empty() => keys.push(k),
+            _ => nulls += 1,
+        }
+    }
+    Ok((keys, nulls))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
+    let conn = tokio::spawn(connection);
+    // The simple protocol returns every value as text, whatever its type.
+    let messages = client.simple_query(sql).await.map_err(|e| {
+        Error::input(format!(
+            "manifest query failed on {shown}: {}",
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+        ))
+    });
+    drop(client);
+    let _ = conn.await;
+    let (mut keys, mut nulls) = (Vec::new(), 0);
+    for m in messages? {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
+            match row.get(0) {
+                Some(k) if !k.is_empty() => keys.push(k.to_string()),
+                _ => nulls += 1,
+            }
+        }
+    }
+    Ok((keys, nulls))
+}

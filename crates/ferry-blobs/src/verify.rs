@@ -1,0 +1,214 @@
+//! `ferry blobs verify`: reads the target back and compares every manifest file with the
+//! source (size, then BLAKE3 of the full content of both sides), and lists missing, different
+//! and extra objects; `--delete-extra` removes the extras after confirmation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_core::error::{Error, Result};
+use ferry_core::report::{MAX_ERRORS_KEPT, Report, TableStats, VerifyTable};
+use opendal::Operator;
+
+use crate::copy::{open_source, pool, reachable};
+use crate::manifest::list;
+use crate::store::{Store, one_line};
+use crate::transfer;
+use crate::{BlobEvent, Context, Manifest, Outcome, VerifyOptions, default_workers};
+
+enum Found {
+    Match(u64),
+    MissingInSource,
+    MissingInTarget(u64),
+    Different(u64, String),
+    Error(String),
+}
+
+/// Compares the files `manifest` names at `source` and `target`, and looks for extras.
+///
+/// # Errors
+/// Input errors (exit 2) when a side cannot be opened or the manifest cannot be read.
+pub async fn verify(
+    source: &Store,
+    target: &Store,
+    manifest: &Manifest,
+    options: &VerifyOptions,
+    ctx: &Context,
+) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report::new(source.to_string(), target.to_string(), false);
+    let src = open_source(source).await?;
+    let dst = target.operator(false)?;
+    reachable(target, &dst).await?;
+
+    ctx.observer.event(&BlobEvent::Phase(format!(
+        "Reading the manifest ({source})"
+    )));
+    let resolved = manifest.resolve(source, &src).await?;
+    report.warnings.extend(resolved.warnings);
+    let keys = resolved.keys;
+    ctx.observer
+        .event(&BlobEvent::Phase(format!("Listing the target ({target})")));
+    let target_keys = list(target, &dst).await?;
+    let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let extra: Vec<String> = target_keys
+        .iter()
+        .filter(|k| !wanted.contains(k.as_str()))
+        .cloned()
+        .collect();
+
+    ctx.observer.event(&BlobEvent::Started {
+        files: keys.len() as u64,
+    });
+    let workers = options
+        .workers
+        .unwrap_or_else(|| default_workers(source, target))
+        .max(1);
+    let sides = Arc::new((src, dst, source.clone(), target.clone()));
+    let mut table = VerifyTable {
+        rule: "size, then BLAKE3 of the whole content read back from both sides".into(),
+        ..VerifyTable::default()
+    };
+    let mut stats = TableStats {
+        total: keys.len() as u64,
+        ..TableStats::default()
+    };
+    let (mut missing, mut different) = (0u64, 0u64);
+    let cap = |list: &mut Vec<String>, item: String| {
+        if list.len() < MAX_ERRORS_KEPT {
+            list.push(item);
+        }
+    };
+    let cancelled = pool(
+        keys,
+        workers,
+        &ctx.cancel,
+        |key| {
+            let sides = sides.clone();
+            async move {
+                let (src, dst, s, t) = &*sides;
+                let found = compare(src, dst, s, t, &key).await;
+                (key, found)
+            }
+        },
+        |(key, found): (String, Found)| {
+            let (outcome, size) = match &found {
+                Found::Match(n) => (Outcome::Matched, *n),
+                Found::MissingInTarget(n) | Found::Different(n, _) => (Outcome::Differs, *n),
+                Found::MissingInSource | Found::Error(_) => (Outcome::Failed, 0),
+            };
+            ctx.observer.event(&BlobEvent::File {
+                key: key.clone(),
+                outcome,
+                size,
+                moved: 0,
+            });
+            match found {
+                Found::Match(_) => {
+                    table.source_rows += 1;
+                    stats.migrated += 1;
+                }
+                Found::MissingInTarget(_) => {
+                    table.source_rows += 1;
+                    missing += 1;
+                    cap(&mut table.missing_keys, key);
+                }
+                Found::Different(_, why) => {
+                    table.source_rows += 1;
+                    different += 1;
+                    cap(&mut table.different_keys, format!("{key} ({why})"));
+                }
+                Found::MissingInSource => {
+                    stats.failed += 1;
+                    stats.push_error(format!("{key}: missing in the source"));
+                }
+                Found::Error(e) => {
+                    stats.failed += 1;
+                    stats.push_error(format!("{key}: {e}"));
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    if cancelled {
+        return Err(Error::cancelled());
+    }
+
+    let mut extras_left = extra.len() as u64;
+    if !extra.is_empty() && options.delete_extra {
+        if !ctx.confirm.confirm_erase(&extra) {
+            return Err(Error::input(format!(
+                "refused to delete {} extra objects at {target}: confirm on a terminal or pass --yes",
+                extra.len()
+            )));
+        }
+        ctx.observer.event(&BlobEvent::Phase(format!(
+            "Deleting {} extra objects",
+            extra.len()
+        )));
+        for key in &extra {
+            match sides.1.delete(key).await {
+                Ok(()) => extras_left -= 1,
+                Err(e) => {
+                    stats.failed += 1;
+                    stats.push_error(target.scrub(&format!(
+                        "{key}: cannot delete the extra object: {}",
+                        one_line(&e)
+                    )));
+                }
+            }
+        }
+        report.warnings.push(format!(
+            "deleted {} extra objects at the target",
+            extra.len() as u64 - extras_left
+        ));
+    } else {
+        for key in extra.iter().take(MAX_ERRORS_KEPT) {
+            table.extra_keys.push(key.clone());
+        }
+    }
+    // The target's count of manifest files plus what is extra there.
+    table.target_rows = table.source_rows - missing + extras_left;
+    table.checksum_match = missing == 0 && different == 0 && extras_left == 0;
+    if missing + different + extras_left > 0 {
+        report.warnings.push(format!(
+            "verify: {missing} missing at the target, {different} different, {extras_left} extra{}",
+            if extras_left > 0 && !options.delete_extra {
+                " (--delete-extra removes extras)"
+            } else {
+                ""
+            }
+        ));
+    }
+    stats.elapsed_s = started.elapsed().as_secs_f64();
+    report.verify.insert(options.name.clone(), table);
+    report.stats.insert(options.name.clone(), stats);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.peak_rss_mb = ferry_core::report::peak_rss_mb();
+    Ok(report)
+}
+
+async fn compare(src: &Operator, dst: &Operator, s: &Store, t: &Store, key: &str) -> Found {
+    let size = match transfer::size_of(src, key).await {
+        Ok(Some(n)) => n,
+        Ok(None) => return Found::MissingInSource,
+        Err(e) => return Found::Error(s.scrub(&format!("reading the source: {}", one_line(&e)))),
+    };
+    match transfer::size_of(dst, key).await {
+        Ok(None) => return Found::MissingInTarget(size),
+        Ok(Some(n)) if n != size => {
+            return Found::Different(
+                size,
+                format!("{n} bytes at the target, {size} at the source"),
+            );
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return Found::Error(t.scrub(&format!("at the target: {}", one_line(&e)))),
+    }
+    match transfer::same_content(src, dst, key).await {
+        Ok(true) => Found::Match(size),
+        Ok(false) => Found::Different(size, "same size, content differs".into()),
+        Err(e) => Found::Error(t.scrub(&s.scrub(&one_line(&e)))),
+    }
+}
