@@ -1,0 +1,236 @@
+//! Black-box tests of `ferry blobs copy|verify`: exit codes, summary JSON, dry-run listing,
+//! credentials never printed, and a killed run resumed. S3 is a real SeaweedFS (see
+//! crates/ferry-blobs/tests/common).
+
+mod common;
+#[path = "../../ferry-blobs/tests/common/mod.rs"]
+mod storage;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ferry, make_sqlite, read_summary, sqlite_url};
+use storage::{bytes, read_tree, s3, unique, write_tree};
+
+#[test]
+fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files");
+    write_tree(
+        &src,
+        &[("7/a b.png", bytes(1, 3000)), ("7/c", bytes(2, 10))],
+    );
+    let db = make_sqlite(
+        &dir.path().join("app.db"),
+        "CREATE TABLE f(dir INTEGER, name TEXT, status TEXT);
+         INSERT INTO f VALUES (7, 'a b.png', 'uploaded'), (7, 'gone', 'uploaded'), (7, 'c', 'draft');",
+    );
+    let summary = dir.path().join("s.json");
+    let from = format!("file://{}", src.display());
+    let to = format!("file://{}", dir.path().join("out").display());
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "blobs",
+            "copy",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--manifest-db",
+            &sqlite_url(&db),
+            "--manifest-sql",
+            "SELECT dir || '/' || name FROM f WHERE status = 'uploaded'",
+            "--summary",
+            summary.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+
+    // Dry run: lists each file's fate on stdout, writes nothing.
+    let run = ferry(dir.path(), &args(&["--dry-run", "--ignore-errors"]));
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("copy\t3000\t7/a b.png"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        !dir.path().join("out").exists(),
+        "a dry run creates nothing"
+    );
+
+    let run = ferry(dir.path(), &args(&["--ignore-errors"]));
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("7/gone: missing in the source"),
+        "{}",
+        run.show()
+    );
+    let s = read_summary(&summary);
+    let m = &s["stats"]["media"];
+    assert_eq!(
+        (
+            m["total"].as_u64(),
+            m["migrated"].as_u64(),
+            m["failed"].as_u64(),
+            m["bytes"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(3000)),
+        "{s}"
+    );
+    assert_eq!(s["status"], "completed");
+    assert_eq!(
+        std::fs::read(dir.path().join("out/7/a b.png")).unwrap(),
+        bytes(1, 3000)
+    );
+
+    // Without --ignore-errors: stops, status failed, exit 1.
+    let run = ferry(dir.path(), &args(&[]));
+    run.expect_code(1);
+    assert_eq!(read_summary(&summary)["status"], "failed");
+
+    // Bad input is exit 2 with one line.
+    let run = ferry(
+        dir.path(),
+        &["blobs", "copy", "--from", "ftp9://x/y", "--to", &to],
+    );
+    run.expect_code(2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
+}
+
+#[test]
+fn s3_credentials_are_never_printed() {
+    let s3 = s3();
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(&dir.path().join("src"), &[("x", bytes(3, 100))]);
+    let from = format!("file://{}", dir.path().join("src").display());
+    let summary = dir.path().join("s.json");
+    let good = s3.locator(&unique("creds"));
+    let run = ferry(
+        dir.path(),
+        &[
+            "blobs",
+            "copy",
+            "--from",
+            &from,
+            "--to",
+            &good,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    let all = format!(
+        "{}{}{}",
+        run.stdout,
+        run.stderr,
+        std::fs::read_to_string(&summary).unwrap()
+    );
+    assert!(!all.contains(&s3.secret_key), "{all}");
+
+    // A wrong secret: the server refuses; the message must not echo the secret either.
+    let bad = good.replace(&s3.secret_key, "WRONG-SECRET-abc123");
+    let run = ferry(
+        dir.path(),
+        &[
+            "blobs",
+            "verify",
+            "--from",
+            &from,
+            "--to",
+            &bad,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(run.code, 0, "{}", run.show());
+    let all = format!(
+        "{}{}{}",
+        run.stdout,
+        run.stderr,
+        std::fs::read_to_string(&summary).unwrap()
+    );
+    assert!(!all.contains("WRONG-SECRET-abc123"), "{all}");
+    assert!(!all.contains(&s3.secret_key), "{all}");
+}
+
+#[test]
+fn a_killed_copy_resumed_copies_only_the_rest_and_verifies() {
+    let s3 = s3();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|i| (format!("d{}/f{i}", i % 7), bytes(i, 16 * 1024)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_tree(&src, &refs);
+    let from = format!("file://{}", src.display());
+    let to = s3.locator(&unique("killed"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "--no-progress",
+            "blobs",
+            "copy",
+            "--workers",
+            "2",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_none(),
+        "the first run should still be running when killed"
+    );
+
+    let summary = dir.path().join("s.json");
+    let run = ferry(
+        dir.path(),
+        &[
+            "blobs",
+            "copy",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    let m = read_summary(&summary)["stats"]["media"].clone();
+    let (skipped, migrated) = (
+        m["skipped"].as_u64().unwrap(),
+        m["migrated"].as_u64().unwrap(),
+    );
+    assert!(skipped > 0 && migrated > 0, "{m}");
+    assert_eq!(skipped + migrated, 600, "{m}");
+
+    let run = ferry(
+        dir.path(),
+        &["blobs", "verify", "--from", &from, "--to", &to],
+    );
+    run.expect_code(0);
+    // And back to disk, byte for byte.
+    let back = dir.path().join("back");
+    let back_url = format!("file://{}", back.display());
+    ferry(
+        dir.path(),
+        &["blobs", "copy", "--from", &to, "--to", &back_url],
+    )
+    .expect_code(0);
+    assert!(read_tree(&back) == read_tree(&src));
+}
