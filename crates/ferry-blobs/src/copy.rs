@@ -3,6 +3,7 @@
 //! only what is missing), and reading each copied file back when asked.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,9 +64,17 @@ pub async fn copy(
     let side = Side {
         kind: target.kind(),
     };
+    // Both sides local folders: the fast path reads and writes files directly.
+    let local_roots = match (source.local_path(), target.local_path()) {
+        (Some(s), Some(t)) if !options.dry_run => {
+            Some((s.canonicalize().unwrap_or(s), t.canonicalize().unwrap_or(t)))
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         src,
         dst,
+        local_roots,
         side,
         source: source.clone(),
         target: target.clone(),
@@ -159,6 +168,7 @@ pub async fn copy(
 struct Shared {
     src: Operator,
     dst: Operator,
+    local_roots: Option<(PathBuf, PathBuf)>,
     side: Side,
     source: Store,
     target: Store,
@@ -188,6 +198,9 @@ impl Shared {
 
     async fn try_one(&self, done: &mut Done) -> std::result::Result<Outcome, String> {
         let key = done.key.clone();
+        if key.split('/').any(|part| part == ".." || part == ".") {
+            return Err("the key has a '.' or '..' segment; refusing to leave the root".into());
+        }
         let src_err = |e: opendal::Error| {
             self.source
                 .scrub(&format!("reading the source: {}", one_line(&e)))
@@ -214,11 +227,17 @@ impl Shared {
         if self.dry_run {
             return Ok(Outcome::WouldCopy);
         }
-        let observer = &self.observer;
-        let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
-        let (hash, moved) = transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
-            .await
-            .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
+        let (hash, moved) = if let Some((s, t)) = &self.local_roots {
+            transfer::copy_local(s.join(&key), t.join(&key), self.observer.clone())
+                .await
+                .map_err(|e| e.to_string())?
+        } else {
+            let observer = &self.observer;
+            let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
+            transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
+                .await
+                .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?
+        };
         done.moved = moved;
         if moved != size {
             return Err(format!(
@@ -226,9 +245,14 @@ impl Shared {
             ));
         }
         if self.verify {
-            let (back, len) = transfer::hash(&self.dst, &key)
-                .await
-                .map_err(|e| format!("reading back: {}", self.target.scrub(&one_line(&e))))?;
+            let (back, len) = match &self.local_roots {
+                Some((_, t)) => transfer::hash_local(t.join(&key))
+                    .await
+                    .map_err(|e| format!("reading back: {e}"))?,
+                None => transfer::hash(&self.dst, &key)
+                    .await
+                    .map_err(|e| format!("reading back: {}", self.target.scrub(&one_line(&e))))?,
+            };
             if back != hash || len != moved {
                 return Err(format!(
                     "read back from the target it differs ({len} bytes, content hash mismatch)"

@@ -48,6 +48,10 @@ pub struct Endpoints {
     /// Where to write: sqlite:///path/new.db or postgres://user@host/db.
     #[arg(long, visible_alias = "target-db", value_name = "URL")]
     pub target: String,
+    /// The PostgreSQL schema to read from the source (default: the user's current schema,
+    /// usually public); same as `?schema=NAME` in the URL.
+    #[arg(long, value_name = "NAME")]
+    pub schema_name: Option<String>,
 }
 
 #[derive(Args)]

@@ -71,7 +71,16 @@ fn context(bars: bool, yes: bool) -> Context {
 }
 
 fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
-    Ok((Locator::parse(&e.source)?, Locator::parse(&e.target)?))
+    let mut source = Locator::parse(&e.source)?;
+    if let Some(schema) = &e.schema_name {
+        match &mut source {
+            Locator::Postgres { url } => {
+                url.query_pairs_mut().append_pair("schema", schema);
+            }
+            _ => return Err(Error::input("--schema-name applies to a postgres: source only")),
+        }
+    }
+    Ok((source, Locator::parse(&e.target)?))
 }
 
 fn workers(s: &Selection) -> usize {
@@ -161,10 +170,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                 ferry::copy(&source, &target, &options, &context(bars, true)).await
             }
             .await;
-            let endpoints = cli::Endpoints {
-                source: String::new(),
-                target: String::new(),
-            };
+            let endpoints = cli::Endpoints { source: String::new(), target: String::new(), schema_name: None };
             finish(result, None, &endpoints, false)
         }
     }
