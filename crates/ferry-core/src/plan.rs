@@ -35,6 +35,8 @@ pub struct IndexPlan {
     pub unique: bool,
     /// The source's own statement, for a same-backend copy.
     pub native_sql: Option<String>,
+    /// Plain columns only (no expressions, no WHERE clause): any backend can build it.
+    pub portable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -238,6 +240,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     columns: idx.columns.iter().map(rename).collect(),
                     unique: idx.unique,
                     native_sql: idx.native_sql.clone(),
+                    portable: idx.portable,
                 })
             })
             .collect();

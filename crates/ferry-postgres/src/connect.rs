@@ -4,15 +4,46 @@
 use ferry_core::{Error, Locator, Result};
 use tokio_postgres::{Client, NoTls};
 
-pub fn url_of(locator: &Locator) -> Result<String> {
-    match locator {
-        Locator::Postgres { url } => Ok(url.as_str().to_string()),
-        other => Err(Error::input(format!("{other} is not a PostgreSQL locator"))),
+/// Where to connect, and which schema ferry reads or writes (`?schema=name` in the locator, or
+/// `--schema-name`; default: the user's current schema, usually `public`).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub schema: Option<String>,
+}
+
+pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
+    let Locator::Postgres { url } = locator else {
+        return Err(Error::input(format!(
+            "{locator} is not a PostgreSQL locator"
+        )));
+    };
+    let mut url = url.clone();
+    let mut schema = None;
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter_map(|(k, v)| {
+            if k == "schema" {
+                schema = Some(v.into_owned());
+                None
+            } else {
+                Some((k.into_owned(), v.into_owned()))
+            }
+        })
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
     }
+    Ok(Endpoint {
+        url: url.to_string(),
+        schema,
+    })
 }
 
 /// Opens a connection; `read_only` sessions cannot write even by mistake.
-pub async fn connect(url: &str, read_only: bool) -> Result<Client> {
+pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
+    let url = endpoint.url.as_str();
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::input(format!("bad PostgreSQL URL: {e}")))?;
@@ -33,6 +64,28 @@ pub async fn connect(url: &str, read_only: bool) -> Result<Client> {
         "SET synchronous_commit = off; SET client_min_messages = warning"
     };
     client.batch_execute(setup).await.map_err(|e| error(&e))?;
+    if let Some(schema) = &endpoint.schema {
+        let exists: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[schema],
+            )
+            .await
+            .map_err(|e| error(&e))?
+            .get(0);
+        if !exists {
+            return Err(Error::input(format!(
+                "PostgreSQL schema \"{schema}\" does not exist: check --schema-name (CREATE SCHEMA to make it)"
+            )));
+        }
+        client
+            .batch_execute(&format!(
+                "SET search_path = {}",
+                crate::dialect::quote(schema)
+            ))
+            .await
+            .map_err(|e| error(&e))?;
+    }
     Ok(client)
 }
 

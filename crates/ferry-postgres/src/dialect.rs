@@ -103,6 +103,18 @@ impl Dialect for PostgresDialect {
                     .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
             }
             for idx in &t.indexes {
+                if !idx.portable {
+                    // Expression and partial indexes come only from PostgreSQL itself: replay
+                    // its definition on this table (the plan dropped them for other sources).
+                    if let Some(def) = idx
+                        .native_sql
+                        .as_deref()
+                        .and_then(|d| retarget_index(d, &idx.target_name, &table))
+                    {
+                        ddl.indexes.push(def);
+                    }
+                    continue;
+                }
                 ddl.indexes.push(format!(
                     "CREATE {}INDEX {} ON {table} ({})",
                     if idx.unique { "UNIQUE " } else { "" },
@@ -136,6 +148,21 @@ impl Dialect for PostgresDialect {
         }
         ddl
     }
+}
+
+/// Rewrites `pg_get_indexdef` output (`CREATE INDEX name ON [ONLY] schema.table USING ...`)
+/// for the target's index and table names.
+fn retarget_index(def: &str, index: &str, table: &str) -> Option<String> {
+    let on = def.find(" ON ")?;
+    let head = &def[..on];
+    let unique = head.contains("UNIQUE ");
+    let using = def[on..].find(" USING ")? + on;
+    Some(format!(
+        "CREATE {}INDEX {} ON {table}{}",
+        if unique { "UNIQUE " } else { "" },
+        quote(index),
+        &def[using..]
+    ))
 }
 
 /// Moves identity and serial counters past the copied maximum.

@@ -5,7 +5,9 @@
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
 use ferry_core::locator::Backend;
-use ferry_core::schema::{Column, DataType, Paging, Schema, Table};
+use ferry_core::schema::{
+    Column, DataType, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
+};
 use tokio_postgres::Client;
 
 use crate::connect::error;
@@ -40,13 +42,15 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
         if !filter.matches(&name) {
             continue;
         }
+        let table_name = name.clone();
         let cols = client
             .query(
                 "SELECT a.attname, t.typname, a.atttypmod, NOT a.attnotnull, format_type(a.atttypid, a.atttypmod), \
                  a.attidentity <> '' OR coalesce(pg_get_serial_sequence(quote_ident(c.relname), a.attname), '') <> '', \
-                 a.attgenerated <> '' \
+                 a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&name],
             )
@@ -68,7 +72,11 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                     name: r.get(0),
                     data_type,
                     nullable: r.get(3),
-                    default: None,
+                    default: r
+                        .get::<_, Option<String>>(7)
+                        .filter(|_| !r.get::<_, bool>(6))
+                        .as_deref()
+                        .and_then(classify_default),
                     auto_increment: r.get(5),
                     generated: r.get(6),
                     native_type: native,
@@ -100,9 +108,9 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             name,
             columns,
             primary_key: pk,
-            uniques: vec![],
-            indexes: vec![],
-            foreign_keys: vec![],
+            uniques: uniques(client, &table_name).await?,
+            indexes: indexes(client, &table_name).await?,
+            foreign_keys: foreign_keys(client, &table_name).await?,
             row_count,
             native_sql: None,
             locator_range: None,
@@ -111,6 +119,160 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
     Ok(Schema {
         backend: Backend::Postgres,
         tables,
-        skipped: vec![],
+        skipped: skipped(client).await?,
     })
+}
+
+/// Classifies a default as `pg_get_expr` prints it; sequences are the identity, not a default.
+fn classify_default(expr: &str) -> Option<DefaultValue> {
+    let e = expr.trim();
+    let lower = e.to_ascii_lowercase();
+    if lower.starts_with("nextval(") {
+        return None;
+    }
+    Some(match lower.as_str() {
+        "now()" | "current_timestamp" | "statement_timestamp()" | "transaction_timestamp()" => {
+            DefaultValue::CurrentTimestamp
+        }
+        "current_date" => DefaultValue::CurrentDate,
+        "true" => DefaultValue::Literal("1".into()),
+        "false" => DefaultValue::Literal("0".into()),
+        _ if lower.starts_with("null") => DefaultValue::Null,
+        _ if e.starts_with('\'') => match quoted(e) {
+            Some(text) => DefaultValue::StringLiteral(text),
+            None => DefaultValue::Expression(e.to_string()),
+        },
+        _ => {
+            let bare = e
+                .trim_start_matches('(')
+                .split("::")
+                .next()
+                .unwrap_or(e)
+                .trim_end_matches(')');
+            if ferry_core::convert::normalize_decimal(bare).is_some() {
+                DefaultValue::Literal(bare.to_string())
+            } else {
+                DefaultValue::Expression(e.to_string())
+            }
+        }
+    })
+}
+
+/// The text of a leading SQL string literal (`'it''s'::text` → `it's`).
+fn quoted(e: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = e[1..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.peek() == Some(&'\'') {
+                chars.next();
+                out.push('\'');
+            } else {
+                return Some(out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+async fn uniques(client: &Client, table: &str) -> Result<Vec<Vec<String>>> {
+    let rows = client
+        .query(
+            "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_constraint con \
+             JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+             WHERE con.contype = 'u' AND n.nspname = current_schema() AND c.relname = $1 GROUP BY con.oid ORDER BY con.oid",
+            &[&table],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+async fn indexes(client: &Client, table: &str) -> Result<Vec<Index>> {
+    let rows = client
+        .query(
+            "SELECT ic.relname::text, i.indisunique, i.indpred IS NOT NULL OR 0 = ANY(i.indkey::int2[]), \
+               coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum), '{}'), pg_get_indexdef(i.indexrelid) \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relname = $1 AND NOT i.indisprimary \
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid) ORDER BY 1",
+            &[&table],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Index {
+            name: r.get(0),
+            unique: r.get(1),
+            portable: !r.get::<_, bool>(2),
+            columns: r.get(3),
+            native_sql: Some(r.get(4)),
+        })
+        .collect())
+}
+
+async fn foreign_keys(client: &Client, table: &str) -> Result<Vec<ForeignKey>> {
+    let rows = client
+        .query(
+            "SELECT p.relname::text, \
+               (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) \
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum), \
+               (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord) \
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum), \
+               con.confdeltype::text, con.confupdtype::text \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_class p ON p.oid = con.confrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f' AND n.nspname = current_schema() AND c.relname = $1 ORDER BY con.conname",
+            &[&table],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    let action = |code: String| match code.as_str() {
+        "c" => Some("CASCADE".to_string()),
+        "n" => Some("SET NULL".to_string()),
+        "d" => Some("SET DEFAULT".to_string()),
+        "r" => Some("RESTRICT".to_string()),
+        _ => None,
+    };
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            ref_table: r.get(0),
+            columns: r.get(1),
+            ref_columns: r.get(2),
+            on_delete: action(r.get(3)),
+            on_update: action(r.get(4)),
+        })
+        .collect())
+}
+
+/// Views, materialized views and triggers: listed in the report as not copied.
+async fn skipped(client: &Client) -> Result<Vec<SkippedObject>> {
+    let rows = client
+        .query(
+            "SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, c.relname::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') \
+             UNION ALL SELECT 'trigger', t.tgname::text || ' on ' || c.relname::text FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND NOT t.tgisinternal ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(rows
+        .iter()
+        .map(|r| SkippedObject {
+            kind: r.get(0),
+            name: r.get(1),
+            reason: "not copied; recreate it on the target".into(),
+        })
+        .collect())
 }

@@ -25,7 +25,10 @@ pub use dialect::PostgresDialect;
 /// A PostgreSQL database, read-only.
 pub struct PostgresSource {
     locator: Locator,
-    url: String,
+    endpoint: connect::Endpoint,
+    /// A connection holding a REPEATABLE READ READ ONLY transaction whose exported snapshot
+    /// every reader joins, so all tables are read as of one instant while the application runs.
+    snapshot: tokio::sync::Mutex<Option<(tokio_postgres::Client, String)>>,
 }
 
 impl PostgresSource {
@@ -34,11 +37,12 @@ impl PostgresSource {
     /// # Errors
     /// An input error saying what is wrong (unreachable, wrong password, no such database).
     pub async fn open(locator: &Locator) -> Result<Self> {
-        let url = connect::url_of(locator)?;
-        connect::connect(&url, true).await?;
+        let endpoint = connect::endpoint(locator)?;
+        connect::connect(&endpoint, true).await?;
         Ok(Self {
             locator: locator.clone(),
-            url,
+            endpoint,
+            snapshot: Default::default(),
         })
     }
 }
@@ -50,8 +54,22 @@ impl Source for PostgresSource {
     }
 
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
-        let client = connect::connect(&self.url, true).await?;
-        introspect::schema(&client, &options.filter).await
+        let mut snapshot = self.snapshot.lock().await;
+        if snapshot.is_none() {
+            let client = connect::connect(&self.endpoint, true).await?;
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| connect::error(&e))?;
+            let id: String = client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(|e| connect::error(&e))?
+                .get(0);
+            *snapshot = Some((client, id));
+        }
+        let (client, _) = snapshot.as_ref().expect("set above");
+        introspect::schema(client, &options.filter).await
     }
 
     async fn read(
@@ -61,7 +79,16 @@ impl Source for PostgresSource {
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
-        let client = connect::connect(&self.url, true).await?;
+        let client = connect::connect(&self.endpoint, true).await?;
+        if let Some((_, id)) = self.snapshot.lock().await.as_ref() {
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                    id.replace('\'', "''")
+                ))
+                .await
+                .map_err(|e| connect::error(&e))?;
+        }
         read::read_table(&client, table, tx, &cancel).await
     }
 }
@@ -69,7 +96,7 @@ impl Source for PostgresSource {
 /// A PostgreSQL database ferry writes into.
 pub struct PostgresTarget {
     locator: Locator,
-    url: String,
+    endpoint: connect::Endpoint,
     dialect: PostgresDialect,
 }
 
@@ -77,11 +104,11 @@ impl PostgresTarget {
     /// # Errors
     /// An input error saying what is wrong (unreachable, wrong password, no such database).
     pub async fn open(locator: &Locator) -> Result<Self> {
-        let url = connect::url_of(locator)?;
-        connect::connect(&url, false).await?;
+        let endpoint = connect::endpoint(locator)?;
+        connect::connect(&endpoint, false).await?;
         Ok(Self {
             locator: locator.clone(),
-            url,
+            endpoint,
             dialect: PostgresDialect,
         })
     }
@@ -98,7 +125,7 @@ impl Target for PostgresTarget {
     }
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
-        let client = connect::connect(&self.url, false).await?;
+        let client = connect::connect(&self.endpoint, false).await?;
         introspect::tables_with_counts(&client).await
     }
 
@@ -106,7 +133,7 @@ impl Target for PostgresTarget {
         if statements.is_empty() {
             return Ok(());
         }
-        let client = connect::connect(&self.url, false).await?;
+        let client = connect::connect(&self.endpoint, false).await?;
         for s in statements {
             client
                 .batch_execute(s)
@@ -117,14 +144,15 @@ impl Target for PostgresTarget {
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {
-        let client = connect::connect(&self.url, false).await?;
+        let client = connect::connect(&self.endpoint, false).await?;
         Ok(Box::new(write::PostgresWriter::new(client, table).await?))
     }
 
     async fn as_source(&self) -> Result<Arc<dyn Source>> {
         Ok(Arc::new(PostgresSource {
             locator: self.locator.clone(),
-            url: self.url.clone(),
+            endpoint: self.endpoint.clone(),
+            snapshot: Default::default(),
         }))
     }
 }
