@@ -77,7 +77,11 @@ fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
             Locator::Postgres { url } => {
                 url.query_pairs_mut().append_pair("schema", schema);
             }
-            _ => return Err(Error::input("--schema-name applies to a postgres: source only")),
+            _ => {
+                return Err(Error::input(
+                    "--schema-name applies to a postgres: source only",
+                ));
+            }
         }
     }
     Ok((source, Locator::parse(&e.target)?))
@@ -170,7 +174,11 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                 ferry::copy(&source, &target, &options, &context(bars, true)).await
             }
             .await;
-            let endpoints = cli::Endpoints { source: String::new(), target: String::new(), schema_name: None };
+            let endpoints = cli::Endpoints {
+                source: String::new(),
+                target: String::new(),
+                schema_name: None,
+            };
             finish(result, None, &endpoints, false)
         }
     }
