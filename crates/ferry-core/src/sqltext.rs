@@ -39,3 +39,49 @@ mod tests {
         );
     }
 }
+
+/// The standard-SQL pieces of DDL that PostgreSQL, MySQL and SQLite share, written once with
+/// each backend's identifier quoting.
+pub mod ddl {
+    use crate::plan::{ForeignKeyPlan, IndexPlan};
+
+    /// `"a", "b"` with the backend's quoting.
+    pub fn list(quote: impl Fn(&str) -> String, columns: &[String]) -> String {
+        columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `FOREIGN KEY (..) REFERENCES parent (..) [ON DELETE ..] [ON UPDATE ..]`.
+    pub fn foreign_key(quote: impl Fn(&str) -> String + Copy, fk: &ForeignKeyPlan) -> String {
+        let mut s = format!(
+            "FOREIGN KEY ({}) REFERENCES {} ({})",
+            list(quote, &fk.columns),
+            quote(&fk.ref_table),
+            list(quote, &fk.ref_columns)
+        );
+        for (what, action) in [("DELETE", &fk.on_delete), ("UPDATE", &fk.on_update)] {
+            if let Some(a) = action {
+                s.push_str(&format!(" ON {what} {a}"));
+            }
+        }
+        s
+    }
+
+    /// `CREATE [UNIQUE] INDEX name ON table (..)` for a plain-column index.
+    pub fn create_index(
+        quote: impl Fn(&str) -> String + Copy,
+        table: &str,
+        idx: &IndexPlan,
+    ) -> String {
+        format!(
+            "CREATE {}INDEX {} ON {} ({})",
+            if idx.unique { "UNIQUE " } else { "" },
+            quote(&idx.target_name),
+            quote(table),
+            list(quote, &idx.columns)
+        )
+    }
+}

@@ -7,6 +7,7 @@ use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
 use ferry_core::schema::{Column, DataType, DefaultValue, Table};
+use ferry_core::sqltext::ddl as sql;
 
 use crate::connect::quote;
 use crate::type_map::{native_type, write_type};
@@ -97,7 +98,7 @@ impl Dialect for MysqlDialect {
 
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
-        let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let list = |cols: &[String]| sql::list(quote, cols);
         for t in &plan.tables {
             let table = quote(&t.target_name);
             if t.existing {
@@ -143,26 +144,14 @@ impl Dialect for MysqlDialect {
                     .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
             }
             for idx in &t.indexes {
-                ddl.indexes.push(format!(
-                    "CREATE {}INDEX {} ON {table} ({})",
-                    if idx.unique { "UNIQUE " } else { "" },
-                    quote(&idx.target_name),
-                    list(&idx.columns)
-                ));
+                ddl.indexes
+                    .push(sql::create_index(quote, &t.target_name, idx));
             }
             for fk in &t.foreign_keys {
-                let mut s = format!(
-                    "ALTER TABLE {table} ADD FOREIGN KEY ({}) REFERENCES {} ({})",
-                    list(&fk.columns),
-                    quote(&fk.ref_table),
-                    list(&fk.ref_columns)
-                );
-                for (what, action) in [("DELETE", &fk.on_delete), ("UPDATE", &fk.on_update)] {
-                    if let Some(a) = action {
-                        s.push_str(&format!(" ON {what} {a}"));
-                    }
-                }
-                ddl.foreign_keys.push(s);
+                ddl.foreign_keys.push(format!(
+                    "ALTER TABLE {table} ADD {}",
+                    sql::foreign_key(quote, fk)
+                ));
             }
             ddl.analyze.push(format!("ANALYZE TABLE {table}"));
         }

@@ -7,6 +7,7 @@ use ferry_core::convert::convert;
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
 use ferry_core::schema::{Column, DataType, DefaultValue, Table};
+use ferry_core::sqltext::ddl as sql;
 use ferry_core::value::Value;
 
 use crate::type_map::native_type;
@@ -90,8 +91,7 @@ impl Dialect for PostgresDialect {
                 "CREATE TABLE {table} (\n  {}\n)",
                 cols.join(",\n  ")
             ));
-            let list =
-                |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+            let list = |cols: &[String]| sql::list(quote, cols);
             if !t.primary_key.is_empty() {
                 ddl.indexes.push(format!(
                     "ALTER TABLE {table} ADD PRIMARY KEY ({})",
@@ -115,26 +115,14 @@ impl Dialect for PostgresDialect {
                     }
                     continue;
                 }
-                ddl.indexes.push(format!(
-                    "CREATE {}INDEX {} ON {table} ({})",
-                    if idx.unique { "UNIQUE " } else { "" },
-                    quote(&idx.target_name),
-                    list(&idx.columns)
-                ));
+                ddl.indexes
+                    .push(sql::create_index(quote, &t.target_name, idx));
             }
             for fk in &t.foreign_keys {
-                let mut s = format!(
-                    "ALTER TABLE {table} ADD FOREIGN KEY ({}) REFERENCES {} ({})",
-                    list(&fk.columns),
-                    quote(&fk.ref_table),
-                    list(&fk.ref_columns)
-                );
-                for (what, action) in [("DELETE", &fk.on_delete), ("UPDATE", &fk.on_update)] {
-                    if let Some(a) = action {
-                        s.push_str(&format!(" ON {what} {a}"));
-                    }
-                }
-                ddl.foreign_keys.push(s);
+                ddl.foreign_keys.push(format!(
+                    "ALTER TABLE {table} ADD {}",
+                    sql::foreign_key(quote, fk)
+                ));
             }
             ddl.sequences.extend(sequence_resets(t));
             ddl.analyze.push(format!("ANALYZE {table}"));

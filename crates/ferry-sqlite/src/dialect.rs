@@ -6,6 +6,7 @@ use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
 use ferry_core::schema::{Column, DefaultValue, Table};
+use ferry_core::sqltext::ddl as sql;
 
 use crate::open::quote;
 use crate::type_map::native_type;
@@ -73,17 +74,9 @@ impl Dialect for SqliteDialect {
             for idx in &t.indexes {
                 match idx.native_sql.as_ref().filter(|_| same) {
                     Some(sql) => ddl.indexes.push(sql.clone()),
-                    None => ddl.indexes.push(format!(
-                        "CREATE {}INDEX {} ON {} ({})",
-                        if idx.unique { "UNIQUE " } else { "" },
-                        quote(&idx.target_name),
-                        quote(&t.target_name),
-                        idx.columns
-                            .iter()
-                            .map(|c| quote(c))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
+                    None => ddl
+                        .indexes
+                        .push(sql::create_index(quote, &t.target_name, idx)),
                 }
             }
         }
@@ -121,7 +114,7 @@ fn create_table(t: &ferry_core::plan::TablePlan) -> String {
         }
         parts.push(def);
     }
-    let list = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let list = |cols: &[String]| sql::list(quote, cols);
     if !t.primary_key.is_empty() && !single_auto {
         parts.push(format!("PRIMARY KEY ({})", list(&t.primary_key)));
     }
@@ -129,19 +122,7 @@ fn create_table(t: &ferry_core::plan::TablePlan) -> String {
         parts.push(format!("UNIQUE ({})", list(u)));
     }
     for fk in &t.foreign_keys {
-        let mut s = format!(
-            "FOREIGN KEY ({}) REFERENCES {} ({})",
-            list(&fk.columns),
-            quote(&fk.ref_table),
-            list(&fk.ref_columns)
-        );
-        if let Some(a) = &fk.on_delete {
-            s.push_str(&format!(" ON DELETE {a}"));
-        }
-        if let Some(a) = &fk.on_update {
-            s.push_str(&format!(" ON UPDATE {a}"));
-        }
-        parts.push(s);
+        parts.push(sql::foreign_key(quote, fk));
     }
     format!(
         "CREATE TABLE {} (\n  {}\n)",

@@ -31,8 +31,8 @@ impl Place {
     }
 }
 
-/// Quirks every backend can hold (MySQL stores no infinities, PostgreSQL and MySQL no invalid
-/// UTF-8: those have their own tests).
+/// Quirk tables not every backend can hold (MySQL stores no infinities, PostgreSQL and MySQL no
+/// invalid UTF-8): their row failures have their own tests.
 const NOT_PORTABLE: &[&str] = &["bad_text", "reals"];
 
 async fn round_trip(backend: &str) {
