@@ -64,17 +64,12 @@ pub async fn copy(
     let side = Side {
         kind: target.kind(),
     };
-    // Both sides local folders: the fast path reads and writes files directly.
-    let local_roots = match (source.local_path(), target.local_path()) {
-        (Some(s), Some(t)) if !options.dry_run => {
-            Some((s.canonicalize().unwrap_or(s), t.canonicalize().unwrap_or(t)))
-        }
-        _ => None,
-    };
+    // Local folders are read (and, both sides local, copied) straight through std::fs.
     let shared = Arc::new(Shared {
         src,
         dst,
-        local_roots,
+        src_root: local_root(source),
+        dst_root: local_root(target),
         side,
         source: source.clone(),
         target: target.clone(),
@@ -168,7 +163,8 @@ pub async fn copy(
 struct Shared {
     src: Operator,
     dst: Operator,
-    local_roots: Option<(PathBuf, PathBuf)>,
+    src_root: Option<PathBuf>,
+    dst_root: Option<PathBuf>,
     side: Side,
     source: Store,
     target: Store,
@@ -217,26 +213,48 @@ impl Shared {
             && existing == size
         {
             // Same size: compare content hashes of both sides before trusting it.
-            let same = transfer::same_content(&self.src, &self.dst, &key)
-                .await
-                .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
-            if same {
+            let (a, b) = tokio::try_join!(
+                transfer::hash_side(&self.src, self.src_root.as_ref(), &key),
+                transfer::hash_side(&self.dst, self.dst_root.as_ref(), &key)
+            )
+            .map_err(|e| self.target.scrub(&self.source.scrub(&e)))?;
+            if a == b {
                 return Ok(Outcome::Skipped);
             }
         }
         if self.dry_run {
             return Ok(Outcome::WouldCopy);
         }
-        let (hash, moved) = if let Some((s, t)) = &self.local_roots {
-            transfer::copy_local(s.join(&key), t.join(&key), self.observer.clone())
+        let (hash, moved) = if let (Some(s), Some(t)) = (&self.src_root, &self.dst_root) {
+            let moved = transfer::copy_local(s.join(&key), t.join(&key), self.observer.clone())
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if !self.verify {
+                // Size only (checked below).
+                (None, moved)
+            } else {
+                // The kernel copied; hash both files now (from the page cache).
+                let (a, b) = tokio::try_join!(
+                    transfer::hash_local(s.join(&key)),
+                    transfer::hash_local(t.join(&key))
+                )
+                .map_err(|e| format!("reading back: {e}"))?;
+                if a != b {
+                    return Err(
+                        "read back from the target it differs from the source (content hash mismatch); rerun to copy it again"
+                            .into(),
+                    );
+                }
+                (None, moved)
+            }
         } else {
             let observer = &self.observer;
             let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
-            transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
-                .await
-                .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?
+            let (hash, moved) =
+                transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
+                    .await
+                    .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
+            (Some(hash), moved)
         };
         done.moved = moved;
         if moved != size {
@@ -244,15 +262,10 @@ impl Shared {
                 "the source changed during the copy ({size} bytes listed, {moved} read); rerun to copy it again"
             ));
         }
-        if self.verify {
-            let (back, len) = match &self.local_roots {
-                Some((_, t)) => transfer::hash_local(t.join(&key))
-                    .await
-                    .map_err(|e| format!("reading back: {e}"))?,
-                None => transfer::hash(&self.dst, &key)
-                    .await
-                    .map_err(|e| format!("reading back: {}", self.target.scrub(&one_line(&e))))?,
-            };
+        if let (true, Some(hash)) = (self.verify, hash) {
+            let (back, len) = transfer::hash_side(&self.dst, self.dst_root.as_ref(), &key)
+                .await
+                .map_err(|e| format!("reading back: {}", self.target.scrub(&e)))?;
             if back != hash || len != moved {
                 return Err(format!(
                     "read back from the target it differs ({len} bytes, content hash mismatch)"
@@ -263,6 +276,12 @@ impl Shared {
         }
         Ok(Outcome::Copied)
     }
+}
+
+/// The canonical local folder of a `file:` store, when it exists (a dry run's missing target
+/// folder stays an empty in-memory store).
+fn local_root(store: &Store) -> Option<PathBuf> {
+    store.local_path().and_then(|p| p.canonicalize().ok())
 }
 
 /// Opens the source: a local folder must exist (a source is never created).

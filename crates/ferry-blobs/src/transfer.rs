@@ -44,16 +44,6 @@ pub(crate) async fn hash(op: &Operator, key: &str) -> opendal::Result<(blake3::H
     Ok((hasher.finalize(), n))
 }
 
-/// Do both sides hold the same bytes? Reads both at once.
-pub(crate) async fn same_content(
-    src: &Operator,
-    dst: &Operator,
-    key: &str,
-) -> opendal::Result<bool> {
-    let (a, b) = tokio::try_join!(hash(src, key), hash(dst, key))?;
-    Ok(a == b)
-}
-
 /// Streams `key` from `src` to `dst`, hashing on the way; returns the hash and the bytes
 /// moved. `progress` is called with each chunk's length.
 pub(crate) async fn copy_one(
@@ -102,55 +92,64 @@ pub(crate) async fn copy_one(
     }
 }
 
-/// Read buffer of the local fast path: large enough for few syscalls, small enough to keep
-/// N workers' memory trivial.
+/// Read buffer for hashing local files: few syscalls, trivial memory per worker.
 const LOCAL_BUF: usize = 1024 * 1024;
 
-/// A local folder on both sides: plain blocking reads and writes on the blocking pool (no
-/// async file shims), hashing on the way. Returns the hash and the bytes moved.
+/// A local folder on both sides: the kernel copies (`std::fs::copy`, which is
+/// `copy_file_range` on Linux: no trip through user space, as `cp` does). The content check is
+/// a separate hash of both files (see `hash_local`). Returns the bytes moved.
 pub(crate) async fn copy_local(
     src: PathBuf,
     dst: PathBuf,
     progress: Arc<dyn BlobObserver>,
-) -> std::io::Result<(blake3::Hash, u64)> {
+) -> std::io::Result<u64> {
     tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut r = std::fs::File::open(&src)?;
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let mut w = std::fs::File::create(&dst)?;
+        let n = std::fs::copy(&src, &dst)?;
+        progress.event(&BlobEvent::Bytes(n));
+        Ok(n)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// BLAKE3 and length of a local file, read on the blocking pool in 1 MiB reads.
+pub(crate) async fn hash_local(path: PathBuf) -> std::io::Result<(blake3::Hash, u64)> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
         let mut buf = vec![0u8; LOCAL_BUF];
         let mut hasher = blake3::Hasher::new();
         let mut n = 0u64;
         loop {
-            let got = match r.read(&mut buf) {
+            match f.read(&mut buf) {
                 Ok(0) => break,
-                Ok(got) => got,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(got) => {
+                    hasher.update(&buf[..got]);
+                    n += got as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..got]);
-            w.write_all(&buf[..got])?;
-            n += got as u64;
-            progress.event(&BlobEvent::Bytes(got as u64));
+            }
         }
-        w.flush()?;
         Ok((hasher.finalize(), n))
     })
     .await
     .map_err(std::io::Error::other)?
 }
 
-/// BLAKE3 and length of a local file, read on the blocking pool.
-pub(crate) async fn hash_local(path: PathBuf) -> std::io::Result<(blake3::Hash, u64)> {
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let n = std::io::copy(&mut std::fs::File::open(&path)?, &mut hasher)?;
-        Ok((hasher.finalize(), n))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+/// Hash of `key` on one side: straight from disk when the side is a local folder.
+pub(crate) async fn hash_side(
+    op: &Operator,
+    root: Option<&PathBuf>,
+    key: &str,
+) -> Result<(blake3::Hash, u64), String> {
+    match root {
+        Some(r) => hash_local(r.join(key)).await.map_err(|e| e.to_string()),
+        None => hash(op, key).await.map_err(|e| crate::store::one_line(&e)),
+    }
 }
 
 fn from_io(e: std::io::Error) -> opendal::Error {
