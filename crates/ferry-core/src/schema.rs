@@ -156,8 +156,9 @@ pub struct Table {
     pub native_sql: Option<String>,
     /// How the source pages this table: by its key columns, or by a hidden row locator.
     pub paging: Paging,
-    /// The smallest and largest row locator (SQLite rowid) when the source can read ranges of
-    /// them: the engine then splits a large table into chunks copied in parallel.
+    /// The smallest and largest row locator (SQLite rowid, or a single-column integer primary
+    /// key elsewhere) when the source can read ranges of it: the engine then splits a large
+    /// table into chunks copied in parallel. Readers read only rows inside it.
     pub locator_range: Option<(i64, i64)>,
 }
 

@@ -169,6 +169,30 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
         fk.columns.push(column);
         fk.ref_columns.extend(parent_col);
     }
+    let locator_range = match primary_key.as_slice() {
+        [key]
+            if columns.iter().any(|c| {
+                &c.name == key
+                    && matches!(
+                        c.data_type,
+                        ferry_core::schema::DataType::Int16
+                            | ferry_core::schema::DataType::Int32
+                            | ferry_core::schema::DataType::Int64
+                    )
+            }) =>
+        {
+            let range: Option<(Option<i64>, Option<i64>)> = conn
+                .query_first(format!(
+                    "SELECT MIN({k}), MAX({k}) FROM {t}",
+                    k = quote(key),
+                    t = quote(&name)
+                ))
+                .await
+                .map_err(|e| error(&e))?;
+            range.and_then(|(lo, hi)| lo.zip(hi))
+        }
+        _ => None,
+    };
     Ok(Table {
         paging: if primary_key.is_empty() {
             Paging::RowLocator
@@ -183,7 +207,7 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
         foreign_keys: fks.into_values().collect(),
         row_count,
         native_sql: None,
-        locator_range: None,
+        locator_range,
     })
 }
 

@@ -39,8 +39,13 @@ pub async fn read_table(
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         .await
         .map_err(|e| error(&e))?;
+    // A chunk of a large table: its range of the integer primary key.
+    let range = match (&table.locator_range, table.primary_key.as_slice()) {
+        (Some((lo, hi)), [key]) => format!(" WHERE {} BETWEEN {lo} AND {hi}", quote(key)),
+        _ => String::new(),
+    };
     let sql = format!(
-        "SELECT {} FROM {}{order}",
+        "SELECT {} FROM {}{range}{order}",
         cols.join(", "),
         quote(&table.name)
     );

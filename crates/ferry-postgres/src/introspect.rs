@@ -56,7 +56,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             )
             .await
             .map_err(|e| error(&e))?;
-        let columns = cols
+        let columns: Vec<Column> = cols
             .iter()
             .map(|r| {
                 let typname: String = r.get(1);
@@ -99,6 +99,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let locator_range = integer_key_range(client, &table_name, &pk, &columns).await?;
         tables.push(Table {
             paging: if pk.is_empty() {
                 Paging::RowLocator
@@ -113,7 +114,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             foreign_keys: foreign_keys(client, &table_name).await?,
             row_count,
             native_sql: None,
-            locator_range: None,
+            locator_range,
         });
     }
     Ok(Schema {
@@ -275,4 +276,39 @@ async fn skipped(client: &Client) -> Result<Vec<SkippedObject>> {
             reason: "not copied; recreate it on the target".into(),
         })
         .collect())
+}
+
+/// The smallest and largest value of a single-column integer primary key: large tables are
+/// then read and written in parallel chunks of that range.
+async fn integer_key_range(
+    client: &Client,
+    table: &str,
+    pk: &[String],
+    columns: &[Column],
+) -> Result<Option<(i64, i64)>> {
+    let [key] = pk else { return Ok(None) };
+    let integer = columns.iter().any(|c| {
+        &c.name == key
+            && matches!(
+                c.data_type,
+                DataType::Int16 | DataType::Int32 | DataType::Int64
+            )
+    });
+    if !integer {
+        return Ok(None);
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT min({k})::int8, max({k})::int8 FROM {t}",
+                k = quote(key),
+                t = quote(table)
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(row
+        .get::<_, Option<i64>>(0)
+        .zip(row.get::<_, Option<i64>>(1)))
 }

@@ -33,8 +33,13 @@ pub async fn read_table(
         exprs.push(expr);
         types.push(ty);
     }
+    // A chunk of a large table: its range of the integer primary key.
+    let range = match (&table.locator_range, table.primary_key.as_slice()) {
+        (Some((lo, hi)), [key]) => format!(" WHERE {} BETWEEN {lo} AND {hi}", quote(key)),
+        _ => String::new(),
+    };
     let sql = format!(
-        "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {}{range}) TO STDOUT (FORMAT binary)",
         exprs.join(", "),
         quote(&table.name)
     );

@@ -198,3 +198,57 @@ async fn another_schema_is_selected_by_name() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_tables_are_read_in_parallel_key_ranges() {
+    use mysql_async::prelude::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let src = TestDb::new().await;
+    src.client()
+        .await
+        .batch_execute("CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT i * 7, 'row ' || i FROM generate_series(1, 250000) i;")
+        .await
+        .unwrap();
+    let opts = ferry::CopyOptions {
+        workers: 3,
+        ..options(dir.path())
+    };
+    let dst = TestDb::new().await;
+    let report = ferry::copy(&src.locator(), &dst.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert_eq!(report.stats["big"].migrated, 250_000);
+    let (n, d): (i64, i64) = dst
+        .client()
+        .await
+        .query_one("SELECT count(*), count(DISTINCT id) FROM big", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        (n, d),
+        (250_000, 250_000),
+        "each row once across the chunks"
+    );
+
+    let my = MyDb::new().await;
+    let report = ferry::copy(&dst.locator(), &my.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let back = TestDb::new().await;
+    let report = ferry::copy(&my.locator(), &back.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert_eq!(report.stats["big"].migrated, 250_000);
+    let mut conn = my.conn().await;
+    let n: i64 = conn
+        .query_first("SELECT COUNT(*) FROM big")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 250_000);
+    conn.disconnect().await.unwrap();
+}
