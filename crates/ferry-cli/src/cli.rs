@@ -38,6 +38,8 @@ pub enum Command {
     /// Copy or verify the files an application's rows point at, between storage backends.
     #[command(subcommand)]
     Blobs(crate::blobs::BlobsCommand),
+    /// Move a whole application (rows, stored file locations, files) as a TOML spec says.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 
 mod blobs;
 mod cli;
+mod migrate;
 mod ui;
 
 use std::io::IsTerminal;
@@ -145,6 +146,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             finish(result, summary.as_deref(), &args.endpoints, false)
         }
         Command::Blobs(command) => blobs::run(command, bars).await,
+        Command::Migrate(args) => migrate::run(args, bars).await,
         Command::Demo(args) => {
             let result = async {
                 std::fs::create_dir_all(&args.dir).map_err(|e| {

@@ -234,3 +234,115 @@ fn a_killed_copy_resumed_copies_only_the_rest_and_verifies() {
     .expect_code(0);
     assert!(read_tree(&back) == read_tree(&src));
 }
+
+#[test]
+fn migrate_spec_moves_rows_rewrites_locations_and_copies_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    write_tree(
+        &files,
+        &[
+            ("u1/a.jpg", bytes(20, 5000)),
+            ("u2/b c.pdf", bytes(21, 700)),
+        ],
+    );
+    let db = make_sqlite(
+        &dir.path().join("app.db"),
+        "CREATE TABLE attachments(id INTEGER PRIMARY KEY, path TEXT NOT NULL, status TEXT);
+         INSERT INTO attachments VALUES (1, '/srv/files/u1/a.jpg', 'uploaded'),
+                                        (2, '/srv/files/u2/b c.pdf', 'uploaded'),
+                                        (3, '/srv/files/u3/never.txt', 'deleted');",
+    );
+    let target_db = dir.path().join("new.db");
+    let out = dir.path().join("out");
+    let spec = dir.path().join("move.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+[database]
+source = "{src}"
+target = "{dst}"
+
+[blobs]
+source = "file://{files}"
+target = "file://{out}"
+manifest_sql = "SELECT substr(path, length('/srv/files/') + 1) FROM attachments WHERE status = 'uploaded'"
+
+[[rewrite]]
+table = "attachments"
+column = "path"
+from = "/srv/files/"
+to = "s3://media/"
+"#,
+            src = sqlite_url(&db),
+            dst = sqlite_url(&target_db),
+            files = files.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let spec_arg = spec.to_str().unwrap();
+
+    // Mutually exclusive flags: exit 2.
+    ferry(
+        dir.path(),
+        &[
+            "migrate",
+            "--spec",
+            spec_arg,
+            "--metadata-only",
+            "--data-only",
+        ],
+    )
+    .expect_code(2);
+    // A dry run covers both and writes nothing.
+    let run = ferry(dir.path(), &["migrate", "--spec", spec_arg, "--dry-run"]);
+    run.expect_code(0);
+    assert!(!target_db.exists() && !out.exists(), "{}", run.show());
+    assert!(
+        run.stdout.contains("rewrite (not run, dry run): UPDATE"),
+        "{}",
+        run.show()
+    );
+
+    let summary = dir.path().join("s.json");
+    let run = ferry(
+        dir.path(),
+        &[
+            "migrate",
+            "--spec",
+            spec_arg,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    let s = read_summary(&summary);
+    assert_eq!(s["stats"]["media"]["migrated"], 2, "{s}");
+    assert_eq!(s["stats"]["attachments"]["migrated"], 3, "{s}");
+    assert_eq!(
+        std::fs::read(out.join("u2/b c.pdf")).unwrap(),
+        bytes(21, 700)
+    );
+    let rows = common::sqlite_rows(&target_db, "SELECT path FROM attachments ORDER BY id");
+    assert_eq!(rows[0][0].as_deref(), Some("s3://media/u1/a.jpg"));
+    assert_eq!(rows[2][0].as_deref(), Some("s3://media/u3/never.txt"));
+
+    // --data-only reruns the files alone: all skipped.
+    let run = ferry(
+        dir.path(),
+        &[
+            "migrate",
+            "--spec",
+            spec_arg,
+            "--data-only",
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    let s = read_summary(&summary);
+    assert_eq!(s["stats"]["media"]["skipped"], 2, "{s}");
+    assert!(s["stats"].get("attachments").is_none(), "{s}");
+}
