@@ -443,3 +443,38 @@ async fn unreachable_s3_is_one_line_input_error_without_the_secret() {
     assert!(!text.contains("TOPSECRET123"), "{text}");
     assert!(!text.contains('\n'), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_manifest_from_postgresql() {
+    // scripts/test exports FERRY_TEST_PG_URL; the local service is the fallback. No server:
+    // the test fails, it never skips.
+    let pg = std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_tree(
+        src.path(),
+        &[("1/7", bytes(30, 10)), ("dir x/ü", bytes(31, 20))],
+    );
+    // Values of any type arrive as text; NULLs are left out with a warning.
+    let manifest = Manifest::Sql {
+        db: pg,
+        sql: "SELECT k FROM (VALUES (1 || '/' || 7), ('dir x/ü'), (NULL)) AS t(k)".into(),
+    };
+    let r = copy(
+        &local(src.path()),
+        &local(dst.path()),
+        &manifest,
+        &CopyOptions::default(),
+        &Context::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("PostgreSQL manifest (is FERRY_TEST_PG_URL reachable?): {e}"));
+    assert_eq!(stats(&r).migrated, 2, "{}", r.to_json());
+    assert!(
+        r.warnings.iter().any(|w| w.contains("1 NULL")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(read_tree(dst.path()), read_tree(src.path()));
+}
