@@ -64,8 +64,18 @@ pub async fn copy(
     let side = Side {
         kind: target.kind(),
     };
+    // Object stores: one listing of the target instead of a HEAD per file. (Local folders
+    // are stat'ed per file: cheap, and always exact.)
+    let existing = if target.kind() == Kind::Local {
+        None
+    } else {
+        ctx.observer
+            .event(&BlobEvent::Phase(format!("Listing the target ({target})")));
+        Some(crate::manifest::list_sizes(target, &dst).await?)
+    };
     // Local folders are read (and, both sides local, copied) straight through std::fs.
     let shared = Arc::new(Shared {
+        existing,
         src,
         dst,
         src_root: local_root(source),
@@ -161,6 +171,8 @@ pub async fn copy(
 }
 
 struct Shared {
+    /// Sizes of what the target already holds, when listed up front.
+    existing: Option<std::collections::HashMap<String, u64>>,
     src: Operator,
     dst: Operator,
     src_root: Option<PathBuf>,
@@ -209,7 +221,11 @@ impl Shared {
             return Err("missing in the source".into());
         };
         done.size = size;
-        if let Some(existing) = transfer::size_of(&self.dst, &key).await.map_err(dst_err)?
+        let existing = match &self.existing {
+            Some(listed) => listed.get(&key).copied(),
+            None => transfer::size_of(&self.dst, &key).await.map_err(dst_err)?,
+        };
+        if let Some(existing) = existing
             && existing == size
         {
             // Same size: compare content hashes of both sides before trusting it.

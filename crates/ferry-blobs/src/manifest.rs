@@ -78,6 +78,25 @@ pub(crate) async fn list(store: &Store, op: &Operator) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+/// Every file under the operator's root with its size, from the listing's metadata (one
+/// request per thousand objects on S3 instead of one HEAD per file).
+pub(crate) async fn list_sizes(
+    store: &Store,
+    op: &Operator,
+) -> Result<std::collections::HashMap<String, u64>> {
+    let fail = |e: opendal::Error| {
+        Error::input(store.scrub(&format!("cannot list {store}: {}", one_line(&e))))
+    };
+    let mut lister = op.lister_with("").recursive(true).await.map_err(fail)?;
+    let mut sizes = std::collections::HashMap::new();
+    while let Some(entry) = lister.try_next().await.map_err(fail)? {
+        if entry.metadata().is_file() && !entry.path().ends_with('/') {
+            sizes.insert(entry.path().to_string(), entry.metadata().content_length());
+        }
+    }
+    Ok(sizes)
+}
+
 /// Runs the manifest query; returns the keys and the number of NULL/empty values skipped.
 async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
     let locator = Locator::parse(db)?;
