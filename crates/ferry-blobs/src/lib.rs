@@ -132,11 +132,12 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Parallel transfers by backend: local disks saturate with a few streams, object stores need
-/// many requests in flight to hide per-request latency.
+/// Parallel transfers by backend: local disks saturate with a few streams (more only add
+/// file-system lock contention; measured on bench/blobs), object stores need many requests
+/// in flight to hide per-request latency.
 pub fn default_workers(source: &Store, target: &Store) -> usize {
     if source.kind() == Kind::Local && target.kind() == Kind::Local {
-        8
+        4
     } else {
         32
     }

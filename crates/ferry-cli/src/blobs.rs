@@ -35,7 +35,7 @@ pub struct BlobsCommon {
     /// Query returning one key per row (relative to --from), e.g. SELECT path FROM files.
     #[arg(long, value_name = "SQL", requires = "manifest_db")]
     pub manifest_sql: Option<String>,
-    /// Parallel transfers (default: 8 between local folders, 32 with object storage).
+    /// Parallel transfers (default: 4 between local folders, 32 with object storage).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Name of the manifest in the summary's stats.
