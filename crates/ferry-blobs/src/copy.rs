@@ -209,6 +209,20 @@ impl Shared {
         if key.split('/').any(|part| part == ".." || part == ".") {
             return Err("the key has a '.' or '..' segment; refusing to leave the root".into());
         }
+        if let (Some(s), Some(t)) = (&self.src_root, &self.dst_root) {
+            // Both sides local: the whole file in one blocking call (no async hops).
+            let (s, t) = (s.join(&key), t.join(&key));
+            let (dry_run, verify) = (self.dry_run, self.verify);
+            let observer = self.observer.clone();
+            let (outcome, size, moved) = tokio::task::spawn_blocking(move || {
+                transfer::local_one(&s, &t, dry_run, verify, observer.as_ref())
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            done.size = size;
+            done.moved = moved;
+            return Ok(outcome);
+        }
         let src_err = |e: opendal::Error| {
             self.source
                 .scrub(&format!("reading the source: {}", one_line(&e)))
@@ -241,44 +255,19 @@ impl Shared {
         if self.dry_run {
             return Ok(Outcome::WouldCopy);
         }
-        let (hash, moved) = if let (Some(s), Some(t)) = (&self.src_root, &self.dst_root) {
-            let moved = transfer::copy_local(s.join(&key), t.join(&key), self.observer.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            if !self.verify {
-                // Size only (checked below).
-                (None, moved)
-            } else {
-                // The kernel copied; hash both files now (from the page cache).
-                let (a, b) = tokio::try_join!(
-                    transfer::hash_local(s.join(&key)),
-                    transfer::hash_local(t.join(&key))
-                )
-                .map_err(|e| format!("reading back: {e}"))?;
-                if a != b {
-                    return Err(
-                        "read back from the target it differs from the source (content hash mismatch); rerun to copy it again"
-                            .into(),
-                    );
-                }
-                (None, moved)
-            }
-        } else {
-            let observer = &self.observer;
-            let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
-            let (hash, moved) =
-                transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
-                    .await
-                    .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
-            (Some(hash), moved)
-        };
+        // Local → local returned above; here at least one side is an object store.
+        let observer = &self.observer;
+        let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
+        let (hash, moved) = transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
+            .await
+            .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
         done.moved = moved;
         if moved != size {
             return Err(format!(
                 "the source changed during the copy ({size} bytes listed, {moved} read); rerun to copy it again"
             ));
         }
-        if let (true, Some(hash)) = (self.verify, hash) {
+        if self.verify {
             let (back, len) = transfer::hash_side(&self.dst, self.dst_root.as_ref(), &key)
                 .await
                 .map_err(|e| format!("reading back: {}", self.target.scrub(&e)))?;

@@ -1,14 +1,13 @@
 //! One file at a time: stat, streaming content hash, and the streaming copy (multipart for large
 //! objects). Memory per transfer is bounded by the chunk sizes, never by the file size.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use opendal::{ErrorKind, Operator};
 
 use crate::store::Kind;
-use crate::{BlobEvent, BlobObserver};
+use crate::{BlobEvent, BlobObserver, Outcome};
 
 /// Upload part size for object stores: above S3's 5 MiB minimum, few requests per large file.
 const PART: usize = 8 * 1024 * 1024;
@@ -95,49 +94,89 @@ pub(crate) async fn copy_one(
 /// Read buffer for hashing local files: few syscalls, trivial memory per worker.
 const LOCAL_BUF: usize = 1024 * 1024;
 
-/// A local folder on both sides: the kernel copies (`std::fs::copy`, which is
-/// `copy_file_range` on Linux: no trip through user space, as `cp` does). The content check is
-/// a separate hash of both files (see `hash_local`). Returns the bytes moved.
-pub(crate) async fn copy_local(
-    src: PathBuf,
-    dst: PathBuf,
-    progress: Arc<dyn BlobObserver>,
-) -> std::io::Result<u64> {
-    tokio::task::spawn_blocking(move || {
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)?;
+/// Local folder to local folder, one file, blocking: stat both, skip when the same size and
+/// hash, else let the kernel copy (`std::fs::copy` is `copy_file_range` on Linux, as `cp`),
+/// then hash both files (or check the size). Returns the outcome, size and bytes moved.
+pub(crate) fn local_one(
+    src: &Path,
+    dst: &Path,
+    dry_run: bool,
+    verify: bool,
+    progress: &dyn BlobObserver,
+) -> Result<(Outcome, u64, u64), String> {
+    let size = match std::fs::metadata(src) {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return Err("missing in the source (not a file)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("missing in the source".into());
         }
-        let n = std::fs::copy(&src, &dst)?;
-        progress.event(&BlobEvent::Bytes(n));
-        Ok(n)
-    })
-    .await
-    .map_err(std::io::Error::other)?
+        Err(e) => return Err(format!("reading the source: {e}")),
+    };
+    if let Ok(m) = std::fs::metadata(dst)
+        && m.is_file()
+        && m.len() == size
+        && hash_file(src).map_err(|e| format!("reading the source: {e}"))?
+            == hash_file(dst).map_err(|e| format!("at the target: {e}"))?
+    {
+        return Ok((Outcome::Skipped, size, 0));
+    }
+    if dry_run {
+        return Ok((Outcome::WouldCopy, size, 0));
+    }
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("at the target: {e}"))?;
+    }
+    let moved = std::fs::copy(src, dst).map_err(|e| e.to_string())?;
+    progress.event(&BlobEvent::Bytes(moved));
+    if moved != size {
+        return Err(format!(
+            "the source changed during the copy ({size} bytes listed, {moved} copied); rerun to copy it again"
+        ));
+    }
+    if verify {
+        if hash_file(src).map_err(|e| format!("reading the source: {e}"))?
+            != hash_file(dst).map_err(|e| format!("reading back: {e}"))?
+        {
+            return Err(
+                "read back from the target it differs from the source (content hash mismatch); rerun to copy it again"
+                    .into(),
+            );
+        }
+    } else if std::fs::metadata(dst)
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())?
+        != moved
+    {
+        return Err("the target's size differs after the copy".into());
+    }
+    Ok((Outcome::Copied, size, moved))
+}
+
+fn hash_file(path: &Path) -> std::io::Result<(blake3::Hash, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; LOCAL_BUF];
+    let mut hasher = blake3::Hasher::new();
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(got) => {
+                hasher.update(&buf[..got]);
+                n += got as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((hasher.finalize(), n))
 }
 
 /// BLAKE3 and length of a local file, read on the blocking pool in 1 MiB reads.
 pub(crate) async fn hash_local(path: PathBuf) -> std::io::Result<(blake3::Hash, u64)> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut buf = vec![0u8; LOCAL_BUF];
-        let mut hasher = blake3::Hasher::new();
-        let mut n = 0u64;
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(got) => {
-                    hasher.update(&buf[..got]);
-                    n += got as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((hasher.finalize(), n))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || hash_file(&path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// Hash of `key` on one side: straight from disk when the side is a local folder.
