@@ -49,6 +49,13 @@ pub struct ForeignKeyPlan {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct GeneratedColumn {
+    pub name: String,
+    pub native_type: String,
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct TablePlan {
     /// The source table, restricted to the columns that are copied (readers read exactly these).
     #[serde(skip)]
@@ -66,6 +73,8 @@ pub struct TablePlan {
     pub row_count: u64,
     /// Indexes into `columns` of the values that name a row in errors; empty: the row locator.
     pub key_columns: Vec<usize>,
+    /// Generated columns recreated from their expression (same backend), not copied.
+    pub generated: Vec<GeneratedColumn>,
     /// The table already exists in the target (created by the application's migrations): ferry
     /// fills it and creates nothing, erasing rows (not the table) under `--force`.
     pub existing: bool,
@@ -172,11 +181,28 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
 
     let mut tables = Vec::new();
     for (ti, table) in schema.tables.iter().enumerate() {
+        // Between two databases of one backend a generated column is recreated, not copied:
+        // SQLite replays its own CREATE TABLE; others need the expression.
+        let recreated = |c: &crate::schema::Column| {
+            same_backend
+                && c.generated
+                && (schema.backend == Backend::Sqlite || c.generation.is_some())
+        };
         let copied: Vec<_> = table
             .columns
             .iter()
-            .filter(|c| !(same_backend && c.generated))
+            .filter(|c| !recreated(c))
             .cloned()
+            .collect();
+        let generated: Vec<GeneratedColumn> = table
+            .columns
+            .iter()
+            .filter(|c| recreated(c) && c.generation.is_some())
+            .map(|c| GeneratedColumn {
+                name: c.name.clone(),
+                native_type: c.native_type.clone(),
+                expression: c.generation.clone().unwrap_or_default(),
+            })
             .collect();
         let col_map = &column_names[table.name.as_str()];
         let rename = |c: &String| col_map.get(c).cloned().unwrap_or_else(|| c.clone());
@@ -197,7 +223,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                 Vec::new()
             };
             notes.extend(mapping.notes);
-            if col.generated && !same_backend {
+            if col.generated {
                 notes.push(
                     "generated column: copied as plain values, its expression is not recreated"
                         .into(),
@@ -295,6 +321,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             row_count: table.row_count,
             key_columns,
             columns,
+            generated,
             existing: false,
         });
     }
@@ -524,6 +551,7 @@ mod tests {
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
             row_count: 0,
             key_columns: vec![],
+            generated: vec![],
             existing: false,
         }
     }

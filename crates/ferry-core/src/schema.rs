@@ -111,6 +111,9 @@ pub struct Column {
     pub auto_increment: bool,
     /// Computed by the database from other columns; copied as plain values.
     pub generated: bool,
+    /// A generated column's expression in the source's SQL, where the source exposes it: a
+    /// target of the same backend recreates the column as generated instead of copying values.
+    pub generation: Option<String>,
     /// The type exactly as the source declared it (free text on SQLite).
     pub native_type: String,
     /// Collation name where the source declared one.

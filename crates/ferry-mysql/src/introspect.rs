@@ -107,6 +107,7 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
             nullable: nullable == "YES",
             auto_increment: extra.contains("auto_increment"),
             generated,
+            generation: None,
             native_type: column_type,
             collation: None,
             notes: note.into_iter().collect(),

@@ -87,6 +87,15 @@ impl Dialect for PostgresDialect {
                     def
                 })
                 .collect();
+            let mut cols = cols;
+            cols.extend(t.generated.iter().map(|g| {
+                format!(
+                    "{} {} GENERATED ALWAYS AS ({}) STORED",
+                    quote(&g.name),
+                    g.native_type,
+                    g.expression
+                )
+            }));
             ddl.create.push(format!(
                 "CREATE TABLE {table} (\n  {}\n)",
                 cols.join(",\n  ")

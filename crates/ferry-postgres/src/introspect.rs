@@ -79,6 +79,9 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                         .and_then(classify_default),
                     auto_increment: r.get(5),
                     generated: r.get(6),
+                    generation: r
+                        .get::<_, Option<String>>(7)
+                        .filter(|_| r.get::<_, bool>(6)),
                     native_type: native,
                     collation: None,
                     notes,

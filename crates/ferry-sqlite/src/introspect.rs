@@ -191,6 +191,7 @@ fn table(
                 default: c.default.as_deref().map(classify_default),
                 auto_increment: is_alias,
                 generated: c.hidden == 2 || c.hidden == 3,
+                generation: None,
                 native_type: c.declared.clone(),
                 collation: None,
                 notes,

@@ -31,6 +31,7 @@ const APP: &str = "
         ratio double precision,
         small real
     );
+    ALTER TABLE books ADD COLUMN title_len integer GENERATED ALWAYS AS (length(title)) STORED;
     CREATE INDEX books_by_title ON books (title);
     CREATE INDEX books_lower ON books (lower(title));
     CREATE TABLE events (at timestamptz, what text);
@@ -97,6 +98,19 @@ async fn postgres_clones_into_postgres() {
     assert_eq!(
         keys, 4,
         "two primary keys, the unique handle, the foreign key"
+    );
+    let (generated, len): (String, i32) = pg
+        .query_one(
+            "SELECT (SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 'books'::regclass AND attname = 'title_len'), title_len FROM books WHERE id = 1",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        (generated.as_str(), len),
+        ("s", 3),
+        "a generated column is recreated as generated, not copied"
     );
     let index: i64 = pg
         .query_one(
