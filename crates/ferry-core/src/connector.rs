@@ -157,3 +157,57 @@ pub trait TableWriter: Send {
     /// See `WriteError`.
     async fn write(&mut self, batch: &Batch) -> Result<(), WriteError>;
 }
+
+/// Cuts a reader's rows into batches of `rows` and sends each full one, checking for
+/// cancellation between batches: the loop every async `Source::read` shares.
+pub struct BatchSender<'a> {
+    tx: &'a mpsc::Sender<Batch>,
+    cancel: &'a CancellationToken,
+    batch: Batch,
+    rows: usize,
+}
+
+impl<'a> BatchSender<'a> {
+    pub fn new(
+        tx: &'a mpsc::Sender<Batch>,
+        cancel: &'a CancellationToken,
+        width: usize,
+        rows: usize,
+    ) -> Self {
+        let rows = rows.max(1);
+        Self {
+            tx,
+            cancel,
+            batch: Batch::new(width, rows),
+            rows,
+        }
+    }
+
+    pub fn push(&mut self, value: crate::value::Value) {
+        self.batch.values.push(value);
+    }
+
+    /// Ends a row; sends the batch when it is full. `Ok(false)`: the consumer stopped (it
+    /// reports why), so the reader should stop too.
+    ///
+    /// # Errors
+    /// `Error::cancelled()` when the run was cancelled.
+    pub async fn end_row(&mut self) -> Result<bool> {
+        if self.batch.len() < self.rows {
+            return Ok(true);
+        }
+        if self.cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        let next = Batch::new(self.batch.width, self.rows);
+        let full = std::mem::replace(&mut self.batch, next);
+        Ok(self.tx.send(full).await.is_ok())
+    }
+
+    /// Sends the last, partial batch.
+    pub async fn finish(self) {
+        if !self.batch.is_empty() {
+            let _ = self.tx.send(self.batch).await;
+        }
+    }
+}

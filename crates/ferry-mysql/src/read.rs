@@ -3,9 +3,10 @@
 //! transaction; ordered by the primary key when there is one.
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use ferry_core::Result;
+use ferry_core::connector::BatchSender;
 use ferry_core::schema::{DataType, Table};
 use ferry_core::value::{Batch, Value};
-use ferry_core::{Error, Result};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 use tokio::sync::mpsc;
@@ -53,27 +54,16 @@ pub async fn read_table(
     let types: Vec<DataType> = table.columns.iter().map(|c| c.data_type.clone()).collect();
     {
         let mut result = conn.exec_iter(sql, ()).await.map_err(|e| error(&e))?;
-        let mut batch = Batch::new(width, batch_rows);
+        let mut out = BatchSender::new(&tx, cancel, width, batch_rows);
         while let Some(row) = result.next().await.map_err(|e| error(&e))? {
             for (v, t) in row.unwrap().into_iter().zip(&types) {
-                batch.values.push(value(v, t, zero));
+                out.push(value(v, t, zero));
             }
-            if batch.len() == batch_rows {
-                if cancel.is_cancelled() {
-                    return Err(Error::cancelled());
-                }
-                if tx
-                    .send(std::mem::replace(&mut batch, Batch::new(width, batch_rows)))
-                    .await
-                    .is_err()
-                {
-                    return Ok(());
-                }
+            if !out.end_row().await? {
+                return Ok(());
             }
         }
-        if !batch.is_empty() {
-            let _ = tx.send(batch).await;
-        }
+        out.finish().await;
     }
     conn.query_drop("COMMIT").await.map_err(|e| error(&e))?;
     Ok(())

@@ -75,7 +75,7 @@ impl Source for PostgresSource {
     async fn read(
         &self,
         table: &Table,
-        _batch_rows: usize,
+        batch_rows: usize,
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
@@ -89,7 +89,7 @@ impl Source for PostgresSource {
                 .await
                 .map_err(|e| connect::error(&e))?;
         }
-        read::read_table(&client, table, tx, &cancel).await
+        read::read_table(&client, table, batch_rows, tx, &cancel).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reading a PostgreSQL table as one binary COPY stream (`COPY (SELECT ...) TO STDOUT`),
 //! decoded straight into portable values. Types ferry does not model are cast to text.
 
+use ferry_core::connector::BatchSender;
 use ferry_core::schema::Table;
 use ferry_core::value::Batch;
 use ferry_core::{Error, Result};
@@ -15,11 +16,10 @@ use crate::connect::error;
 use crate::copy_binary::Decoded;
 use crate::dialect::quote;
 
-const BATCH: usize = 10_000;
-
 pub async fn read_table(
     client: &Client,
     table: &Table,
+    batch_rows: usize,
     tx: mpsc::Sender<Batch>,
     cancel: &CancellationToken,
 ) -> Result<()> {
@@ -47,7 +47,7 @@ pub async fn read_table(
     let rows = BinaryCopyOutStream::new(stream, &types);
     pin_mut!(rows);
     let width = types.len();
-    let mut batch = Batch::new(width, BATCH);
+    let mut out = BatchSender::new(&tx, cancel, width, batch_rows);
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| error(&e))?;
         for i in 0..width {
@@ -57,23 +57,12 @@ pub async fn read_table(
                     table.columns[i].name
                 ))
             })?;
-            batch.values.push(v);
+            out.push(v);
         }
-        if batch.len() == BATCH {
-            if cancel.is_cancelled() {
-                return Err(Error::cancelled());
-            }
-            if tx
-                .send(std::mem::replace(&mut batch, Batch::new(width, BATCH)))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
+        if !out.end_row().await? {
+            return Ok(());
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch).await;
-    }
+    out.finish().await;
     Ok(())
 }
