@@ -1,0 +1,921 @@
+//! The import engine: everything a profile does not say. It checks the source version, reads
+//! every entity inside one read-only snapshot in keyset pages (never OFFSET), evaluates the
+//! column expressions, upserts batches (`INSERT … ON CONFLICT (id) DO UPDATE … WHERE` something
+//! changed), counts per entity, remembers a watermark per entity and source host for
+//! incremental runs, copies the files rows name through ferry blobs, and verifies counts.
+//! A dry run walks the same path and writes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferry_blobs::{BlobEvent, BlobObserver, Manifest, Outcome, Store};
+use ferry_core::engine::Context;
+use ferry_core::progress::{Answer, Event};
+use ferry_core::report::{Report, Status, TableStats, VerifyTable};
+use ferry_core::{Error, ErrorKind, Locator, Result};
+use serde_json::{Map, Value};
+use tokio_postgres::Client;
+
+use crate::expr::{Env, entity_id, render};
+use crate::format::{Entity, Profile};
+use crate::pg::{self, bind, quote};
+
+/// The state table in the target: the last watermark imported per profile, source host and
+/// entity.
+const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
+    profile text NOT NULL,
+    source_host text NOT NULL,
+    entity text NOT NULL,
+    watermark timestamptz,
+    finished_at timestamptz NOT NULL,
+    PRIMARY KEY (profile, source_host, entity)
+)";
+
+/// What an import reads, writes and how.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The application's database (postgres://), opened read-only.
+    pub source: Locator,
+    /// The new platform's database (postgres://).
+    pub target: Locator,
+    /// Names the source in ids and in `source_host` columns; default: the profile's host query,
+    /// else the source URL's host.
+    pub source_host: Option<String>,
+    /// Where the application's files are (a ferry blobs locator: `file:///…`, `s3://…`).
+    pub media_from: Option<String>,
+    /// Where the files go.
+    pub media_to: Option<String>,
+    pub dry_run: bool,
+    /// Run against a source version the profile does not list.
+    pub allow_unsupported_version: bool,
+    /// Carry no password hashes; users must set a new password.
+    pub require_password_reset: bool,
+    /// Import remote content too (default: counted as skipped).
+    pub include_remote: bool,
+    /// Rows per page and per upsert statement.
+    pub batch_size: usize,
+}
+
+impl ImportOptions {
+    pub fn new(source: Locator, target: Locator) -> Self {
+        Self {
+            source,
+            target,
+            source_host: None,
+            media_from: None,
+            media_to: None,
+            dry_run: false,
+            allow_unsupported_version: false,
+            require_password_reset: false,
+            include_remote: false,
+            batch_size: 1000,
+        }
+    }
+}
+
+/// What [`validate_source`] found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    /// The source's schema version (`None` when the profile has no version query).
+    pub version: Option<String>,
+    pub supported_versions: Vec<String>,
+    /// Whether the version is one the profile supports.
+    pub supported: bool,
+    /// The source host ids and rows are made with.
+    pub source_host: String,
+    /// The application, in words ("PeerTube 6.3").
+    pub application: String,
+}
+
+/// Connects to the source read-only and checks its version against the profile (this is the
+/// `validating` step of a server job).
+///
+/// # Errors
+/// An input error when the source cannot be reached, or runs a version the profile does not
+/// support and `allow_unsupported_version` is off (the message names both versions).
+pub async fn validate_source(profile: &Profile, options: &ImportOptions) -> Result<SourceInfo> {
+    let client = pg::connect(&options.source, true, "source").await?;
+    check_source(profile, options, &client).await
+}
+
+async fn check_source(
+    profile: &Profile,
+    options: &ImportOptions,
+    client: &Client,
+) -> Result<SourceInfo> {
+    let version = match &profile.version_query {
+        Some(q) => first_value(client, q).await.map_err(|e| {
+            Error::input(format!(
+                "cannot read the source's version for profile {} ({}): is this a {} database? ({e})",
+                profile.name,
+                options.source.redacted(),
+                if profile.source_app.is_empty() { &profile.name } else { &profile.source_app }
+            ))
+        })?,
+        None => None,
+    };
+    let supported = profile.supported_versions.is_empty()
+        || version
+            .as_ref()
+            .is_some_and(|v| profile.supported_versions.contains(v));
+    if !supported && !options.allow_unsupported_version {
+        return Err(Error::input(format!(
+            "the source is at version {} but profile {} supports {} ({}); use a matching profile, or pass --allow-unsupported-version to try anyway",
+            version.as_deref().unwrap_or("(none)"),
+            profile.name,
+            profile.supported_versions.join(", "),
+            profile.source_app
+        )));
+    }
+    let host = match &options.source_host {
+        Some(h) => Some(h.trim().to_string()),
+        None => match &profile.host_query {
+            Some(q) => first_value(client, q).await.map_err(|e| {
+                Error::input(format!("cannot read the source host: {e}; pass --source-host"))
+            })?,
+            None => None,
+        },
+    }
+    .filter(|h| !h.is_empty())
+    .or_else(|| match &options.source {
+        Locator::Postgres { url } => url.host_str().map(str::to_string),
+        _ => None,
+    })
+    .ok_or_else(|| Error::input("cannot tell the source host: pass --source-host"))?;
+    Ok(SourceInfo {
+        version,
+        supported_versions: profile.supported_versions.clone(),
+        supported,
+        source_host: host,
+        application: profile.source_app.clone(),
+    })
+}
+
+/// The first column of the first row, as text.
+async fn first_value(client: &Client, sql: &str) -> Result<Option<String>> {
+    let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) AS q LIMIT 1");
+    let row = client.query_opt(&wrapped, &[]).await.map_err(|e| pg::db(&e))?;
+    let Some(row) = row else { return Ok(None) };
+    let json: String = row.get(0);
+    let map: Map<String, Value> =
+        serde_json::from_str(&json).map_err(|e| Error::run(e.to_string()))?;
+    Ok(map.values().next().and_then(render))
+}
+
+/// Runs `profile`: every entity, then the media, then verification.
+///
+/// Returns a report for every run that started (failed and cancelled runs included: see its
+/// `status`). Stats keys are the entities' `stats` names; `verify` has one entry per entity.
+///
+/// # Errors
+/// An input error (exit 2) when the run cannot start: unreachable databases, an unsupported
+/// source version, a source query that lacks a column the profile reads, bad media locators.
+pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) -> Result<Report> {
+    let started = Instant::now();
+    if options.batch_size == 0 {
+        return Err(Error::input("the batch size must be at least 1"));
+    }
+    let mut report = Report::new(
+        options.source.redacted(),
+        options.target.redacted(),
+        options.dry_run,
+    );
+    let media = media_stores(options)?;
+
+    cx.observer.event(&Event::Phase(format!(
+        "Checking the source ({})",
+        options.source.redacted()
+    )));
+    let source = pg::connect(&options.source, true, "source").await?;
+    let info = check_source(profile, options, &source).await?;
+    if !info.supported {
+        report.warnings.push(format!(
+            "the source is at version {} which profile {} does not list ({}); running anyway as asked",
+            info.version.as_deref().unwrap_or("(none)"),
+            profile.name,
+            info.supported_versions.join(", ")
+        ));
+    }
+    // One snapshot for every entity: references between entities stay consistent while the
+    // application keeps running.
+    source
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| pg::db(&e))?;
+    let flags: HashMap<&str, Option<String>> = HashMap::from([
+        ("include_remote", Some(options.include_remote.to_string())),
+        (
+            "require_password_reset",
+            Some(options.require_password_reset.to_string()),
+        ),
+    ]);
+    for entity in &profile.entities {
+        describe(&source, profile, entity, &flags).await?;
+    }
+
+    let target = pg::connect(&options.target, options.dry_run, "target").await?;
+    if !options.dry_run {
+        cx.observer
+            .event(&Event::Phase("Creating the target schema if missing".into()));
+        target
+            .batch_execute(&profile.target_schema)
+            .await
+            .map_err(|e| pg::db(&e).context("the profile's target schema"))
+            .map_err(|e| Error::input(e.to_string()))?;
+        target
+            .batch_execute(STATE_DDL)
+            .await
+            .map_err(|e| pg::db(&e))?;
+    }
+    let state = read_state(&target, &profile.name, &info.source_host).await?;
+
+    let run = Run {
+        profile,
+        options,
+        cx,
+        host: info.source_host.clone(),
+        source: &source,
+        target: &target,
+        flags,
+    };
+    let mut media_keys: Vec<String> = Vec::new();
+    let mut media_stats = TableStats::default();
+    let mut pending_state: Vec<(String, Option<String>)> = Vec::new();
+    let mut skip_notes: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut cancelled = false;
+    let mut failure: Option<Error> = None;
+
+    for entity in &profile.entities {
+        if cx.cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        let since = state.get(&entity.name).cloned().flatten();
+        let outcome = match run.entity(entity, since.as_deref()).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == ErrorKind::Cancelled => {
+                cancelled = true;
+                break;
+            }
+            Err(e) => {
+                failure = Some(e.context(format!("entity {}", entity.name)));
+                break;
+            }
+        };
+        for (reason, n) in &outcome.skip_reasons {
+            *skip_notes
+                .entry((entity.stats.clone(), reason.clone()))
+                .or_default() += n;
+        }
+        let into = if entity.table.is_some() {
+            report.stats.entry(entity.stats.clone()).or_default()
+        } else {
+            &mut media_stats
+        };
+        merge(into, &outcome.stats);
+        if let Some(v) = outcome.verify {
+            report.verify.insert(entity.name.clone(), v);
+        }
+        if !entity.media.is_empty() {
+            media_keys.extend(outcome.media_keys);
+        }
+        if outcome.cancelled {
+            cancelled = true;
+            break;
+        }
+        if outcome.stats.failed == 0 {
+            if entity.media.is_empty() {
+                save_state(&run, &entity.name, outcome.new_watermark.as_deref()).await?;
+            } else {
+                pending_state.push((entity.name.clone(), outcome.new_watermark.clone()));
+            }
+        }
+    }
+
+    // Files, after the rows that name them.
+    let has_media = profile.entities.iter().any(|e| !e.media.is_empty());
+    if has_media && failure.is_none() && !cancelled {
+        let files = copy_media(&run, media.as_ref(), media_keys, &mut media_stats, &mut report).await?;
+        if files.cancelled {
+            cancelled = true;
+        }
+        if media_stats.failed == 0 && !cancelled {
+            for (name, wm) in &pending_state {
+                save_state(&run, name, wm.as_deref()).await?;
+            }
+        }
+    }
+    if has_media {
+        let counted = media_stats.migrated + media_stats.skipped + media_stats.failed;
+        media_stats.total = media_stats.total.max(counted);
+        media_stats.elapsed_s = started.elapsed().as_secs_f64();
+        report.stats.insert("media".into(), media_stats);
+    }
+
+    for ((stats, reason), n) in skip_notes {
+        report
+            .warnings
+            .push(format!("{stats}: {n} skipped ({reason})"));
+    }
+    let _ = source.batch_execute("ROLLBACK").await;
+
+    if let Some(e) = failure {
+        report.status = Status::Failed;
+        report.error = Some(e.to_string());
+    } else if cancelled {
+        report.status = Status::Cancelled;
+        report.error = Some("cancelled by the operator; rerun to continue (finished entities are not redone)".into());
+    }
+    if options.dry_run {
+        report.warnings.push(
+            "dry run: `migrated` counts what would be migrated; nothing was written to the target"
+                .into(),
+        );
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.peak_rss_mb = ferry_core::report::peak_rss_mb();
+    Ok(report)
+}
+
+fn merge(into: &mut TableStats, from: &TableStats) {
+    into.total += from.total;
+    into.migrated += from.migrated;
+    into.skipped += from.skipped;
+    into.failed += from.failed;
+    into.bytes += from.bytes;
+    into.elapsed_s += from.elapsed_s;
+    for e in &from.errors {
+        into.push_error(e.clone());
+    }
+}
+
+fn media_stores(options: &ImportOptions) -> Result<Option<(Store, Store)>> {
+    match (&options.media_from, &options.media_to) {
+        (None, None) => Ok(None),
+        (Some(from), Some(to)) => {
+            let from = Store::parse(from)?;
+            if let Some(p) = from.local_path()
+                && !p.is_dir()
+            {
+                return Err(Error::input(format!(
+                    "the media folder {} does not exist: give the application's storage folder with --media-from",
+                    p.display()
+                )));
+            }
+            Ok(Some((from, Store::parse(to)?)))
+        }
+        _ => Err(Error::input(
+            "--media-from and --media-to go together: give both (or neither to import rows only)",
+        )),
+    }
+}
+
+/// Checks that the source query returns every column the entity reads, before any work.
+async fn describe(
+    client: &Client,
+    profile: &Profile,
+    entity: &Entity,
+    flags: &HashMap<&str, Option<String>>,
+) -> Result<()> {
+    let mut values = flags.clone();
+    values.insert("since", None);
+    let b = bind(&entity.source, &values);
+    let sql = format!("SELECT * FROM ({}) AS q LIMIT 0", b.sql);
+    let stmt = client.prepare(&sql).await.map_err(|e| {
+        Error::input(format!(
+            "profile {} entity {}: the source query fails: {}",
+            profile.name,
+            entity.name,
+            pg::db(&e)
+        ))
+    })?;
+    let have: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    for need in entity.source_columns() {
+        if !have.contains(&need.as_str()) {
+            return Err(Error::input(format!(
+                "profile {} entity {}: the source query returns no column '{need}' (it returns {})",
+                profile.name,
+                entity.name,
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn read_state(
+    target: &Client,
+    profile: &str,
+    host: &str,
+) -> Result<HashMap<String, Option<String>>> {
+    let exists: bool = target
+        .query_one(
+            "SELECT to_regclass('ferry_import_state') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| pg::db(&e))?
+        .get(0);
+    if !exists {
+        return Ok(HashMap::new());
+    }
+    let rows = target
+        .query(
+            "SELECT entity, watermark::text FROM ferry_import_state WHERE profile = $1 AND source_host = $2",
+            &[&profile, &host],
+        )
+        .await
+        .map_err(|e| pg::db(&e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn save_state(run: &Run<'_>, entity: &str, watermark: Option<&str>) -> Result<()> {
+    if run.options.dry_run {
+        return Ok(());
+    }
+    run.target
+        .execute(
+            "INSERT INTO ferry_import_state (profile, source_host, entity, watermark, finished_at)
+             VALUES ($1, $2, $3, $4::text::timestamptz, now())
+             ON CONFLICT (profile, source_host, entity)
+             DO UPDATE SET watermark = COALESCE(EXCLUDED.watermark, ferry_import_state.watermark),
+                           finished_at = EXCLUDED.finished_at",
+            &[&run.profile.name, &run.host, &entity, &watermark],
+        )
+        .await
+        .map_err(|e| pg::db(&e))?;
+    Ok(())
+}
+
+struct Run<'a> {
+    profile: &'a Profile,
+    options: &'a ImportOptions,
+    cx: &'a Context,
+    host: String,
+    source: &'a Client,
+    target: &'a Client,
+    flags: HashMap<&'a str, Option<String>>,
+}
+
+#[derive(Default)]
+struct EntityOutcome {
+    stats: TableStats,
+    verify: Option<VerifyTable>,
+    new_watermark: Option<String>,
+    media_keys: Vec<String>,
+    skip_reasons: BTreeMap<String, u64>,
+    cancelled: bool,
+}
+
+impl Run<'_> {
+    /// One entity: count, page through what changed, write, verify.
+    async fn entity(&self, entity: &Entity, since: Option<&str>) -> Result<EntityOutcome> {
+        let started = Instant::now();
+        let mut out = EntityOutcome::default();
+        let mut values = self.flags.clone();
+        values.insert("since", since.map(str::to_string));
+
+        // Counts first, in the same snapshot the pages read.
+        let mut b = bind(&entity.source, &values);
+        let changed = match (&entity.watermark, since) {
+            (Some(w), Some(s)) => format!("q.{} > {}", quote(w), b.param(Some(s.to_string()), "timestamptz")),
+            _ => "true".into(),
+        };
+        let skip_any = if entity.skip.is_empty() {
+            "false".to_string()
+        } else {
+            entity
+                .skip
+                .iter()
+                .map(|s| format!("COALESCE(q.{}, false)", quote(&s.when)))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        let max_wm = entity
+            .watermark
+            .as_ref()
+            .map_or("NULL::text".to_string(), |w| format!("max(q.{})::text", quote(w)));
+        let count_sql = format!(
+            "SELECT count(*)::bigint, (count(*) FILTER (WHERE {changed}))::bigint, \
+             (count(*) FILTER (WHERE NOT ({skip_any})))::bigint, {max_wm} FROM ({}) AS q",
+            b.sql
+        );
+        let row = self
+            .source
+            .query_one(&count_sql, &b.refs())
+            .await
+            .map_err(|e| pg::db(&e))?;
+        let (total, changed_n, expected): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        out.new_watermark = row.get(3);
+        out.stats.total = total as u64;
+        let unchanged = (total - changed_n) as u64;
+        out.stats.skipped += unchanged;
+        if unchanged > 0 {
+            out.skip_reasons
+                .insert("unchanged since the last run".into(), unchanged);
+        }
+        self.cx.observer.event(&Event::TableStarted {
+            table: entity.stats.clone(),
+            rows: total as u64,
+        });
+        if unchanged > 0 {
+            self.cx.observer.event(&Event::TableProgress {
+                table: entity.stats.clone(),
+                rows: unchanged,
+                failed: 0,
+                bytes: 0,
+            });
+        }
+
+        let writer = match &entity.table {
+            Some(t) if !self.options.dry_run => Some(Writer::new(t, entity)),
+            _ => None,
+        };
+        let env = Env {
+            host: &self.host,
+            enums: &entity.enums,
+        };
+        let mut after: i64 = i64::MIN;
+        loop {
+            if self.cx.cancel.is_cancelled() {
+                out.cancelled = true;
+                break;
+            }
+            let mut b = bind(&entity.source, &values);
+            let mut filters = Vec::new();
+            if let (Some(w), Some(s)) = (&entity.watermark, since) {
+                filters.push(format!(
+                    "q.{} > {}",
+                    quote(w),
+                    b.param(Some(s.to_string()), "timestamptz")
+                ));
+            }
+            let sql = match &entity.key {
+                Some(k) => {
+                    filters.push(format!(
+                        "q.{} > {}",
+                        quote(k),
+                        b.param(Some(after.to_string()), "bigint")
+                    ));
+                    format!(
+                        "SELECT q.{k}::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {} ORDER BY q.{k} LIMIT {}",
+                        b.sql,
+                        filters.join(" AND "),
+                        self.options.batch_size,
+                        k = quote(k)
+                    )
+                }
+                None => format!(
+                    "SELECT 0::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {}",
+                    b.sql,
+                    if filters.is_empty() { "true".into() } else { filters.join(" AND ") }
+                ),
+            };
+            let rows = self
+                .source
+                .query(&sql, &b.refs())
+                .await
+                .map_err(|e| pg::db(&e))?;
+            if rows.is_empty() {
+                break;
+            }
+            let n = rows.len();
+            let mut batch: Vec<(String, Value)> = Vec::with_capacity(n);
+            let (mut skipped, mut failed) = (0u64, 0u64);
+            for r in &rows {
+                let key: i64 = r.get(0);
+                after = after.max(key);
+                let text: String = r.get(1);
+                let row: Map<String, Value> = serde_json::from_str(&text)
+                    .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))?;
+                let source_id = entity
+                    .key
+                    .as_ref()
+                    .and_then(|k| row.get(k))
+                    .and_then(render)
+                    .unwrap_or_default();
+                if let Some(rule) = entity
+                    .skip
+                    .iter()
+                    .find(|s| row.get(&s.when) == Some(&Value::Bool(true)))
+                {
+                    skipped += 1;
+                    *out.skip_reasons.entry(rule.reason.clone()).or_default() += 1;
+                    continue;
+                }
+                match self.target_row(entity, &row, &source_id, &env) {
+                    Ok(obj) => {
+                        for m in &entity.media {
+                            match m.eval(&row, &env) {
+                                Ok(v) => out.media_keys.extend(render(&v)),
+                                Err(e) => out.stats.push_error(format!(
+                                    "{} {source_id}: media: {e}",
+                                    entity.name
+                                )),
+                            }
+                        }
+                        batch.push((source_id, obj));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        out.stats
+                            .push_error(format!("{} {source_id}: {e}", entity.name));
+                    }
+                }
+            }
+            let (mut migrated, mut unchanged) = (0u64, 0u64);
+            match &writer {
+                Some(w) if !batch.is_empty() => {
+                    let (m, u, f) = w.write(self.target, &batch, &entity.name, &mut out.stats).await?;
+                    migrated += m;
+                    unchanged += u;
+                    failed += f;
+                }
+                // Dry runs (and media-only entities) count what would be migrated.
+                _ => migrated += batch.len() as u64,
+            }
+            if unchanged > 0 {
+                *out.skip_reasons
+                    .entry("identical in the target".into())
+                    .or_default() += unchanged;
+            }
+            if entity.table.is_some() {
+                out.stats.migrated += migrated;
+                out.stats.skipped += skipped + unchanged;
+                out.stats.failed += failed;
+                self.cx.observer.event(&Event::TableProgress {
+                    table: entity.stats.clone(),
+                    rows: migrated + skipped + unchanged,
+                    failed,
+                    bytes: 0,
+                });
+            } else {
+                // Media rows: skipped ones are counted here, the rest by the file copy.
+                out.stats.skipped += skipped;
+            }
+            if entity.key.is_none() || n < self.options.batch_size {
+                break;
+            }
+        }
+        out.stats.elapsed_s = started.elapsed().as_secs_f64();
+        if entity.table.is_some() {
+            self.cx.observer.event(&Event::TableFinished {
+                table: entity.stats.clone(),
+                migrated: out.stats.migrated,
+                failed: out.stats.failed,
+                elapsed_s: out.stats.elapsed_s,
+            });
+        }
+        if let (Some(table), false, false) = (&entity.table, self.options.dry_run, out.cancelled) {
+            self.cx.observer.event(&Event::VerifyStarted {
+                table: entity.name.clone(),
+                rows: expected as u64,
+            });
+            let got: i64 = self
+                .target
+                .query_one(
+                    &format!("SELECT count(*)::bigint FROM {} WHERE source_host = $1", quote(table)),
+                    &[&self.host],
+                )
+                .await
+                .map_err(|e| pg::db(&e))?
+                .get(0);
+            let v = VerifyTable {
+                source_rows: expected as u64,
+                target_rows: got as u64,
+                checksum_match: expected == got,
+                rule: format!(
+                    "row counts: the source query's rows that are not skipped vs {table} rows with source_host = '{}' (no content checksum)",
+                    self.host
+                ),
+                ..VerifyTable::default()
+            };
+            self.cx.observer.event(&Event::VerifyFinished {
+                table: entity.name.clone(),
+                matched: v.ok(),
+            });
+            out.verify = Some(v);
+        }
+        Ok(out)
+    }
+
+    /// The target row: ferry's id and source host, then the profile's columns.
+    fn target_row(
+        &self,
+        entity: &Entity,
+        row: &Map<String, Value>,
+        source_id: &str,
+        env: &Env<'_>,
+    ) -> std::result::Result<Value, String> {
+        let mut obj = Map::new();
+        if entity.table.is_some() {
+            obj.insert(
+                "id".into(),
+                Value::String(entity_id(&self.host, &entity.name, source_id).to_string()),
+            );
+            obj.insert("source_host".into(), Value::String(self.host.clone()));
+        }
+        for (col, e) in &entity.columns {
+            obj.insert(col.clone(), e.eval(row, env).map_err(|m| format!("{col}: {m}"))?);
+        }
+        Ok(Value::Object(obj))
+    }
+}
+
+/// The upsert of one entity's table.
+struct Writer {
+    sql: String,
+}
+
+impl Writer {
+    fn new(table: &str, entity: &Entity) -> Self {
+        let mut cols = vec!["id".to_string(), "source_host".to_string()];
+        cols.extend(entity.columns.iter().map(|(c, _)| c.clone()));
+        let list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let rest: Vec<&String> = cols.iter().skip(1).collect();
+        let set = rest
+            .iter()
+            .map(|c| format!("{q} = EXCLUDED.{q}", q = quote(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let old = rest.iter().map(|c| format!("t.{}", quote(c))).collect::<Vec<_>>().join(", ");
+        let new = rest
+            .iter()
+            .map(|c| format!("EXCLUDED.{}", quote(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Rows identical to what the target holds are not rewritten (no dead tuples, no
+        // trigger runs, and the count of changed rows is what RETURNING gives back).
+        let sql = format!(
+            "INSERT INTO {t} AS t ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{t}, $1::text::jsonb) \
+             ON CONFLICT (\"id\") DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING 1",
+            t = quote(table)
+        );
+        Self { sql }
+    }
+
+    /// Writes a batch in one statement; if the target rejects it, row by row so one bad row
+    /// fails alone. Returns (written, identical, failed).
+    async fn write(
+        &self,
+        target: &Client,
+        batch: &[(String, Value)],
+        entity: &str,
+        stats: &mut TableStats,
+    ) -> Result<(u64, u64, u64)> {
+        let all = Value::Array(batch.iter().map(|(_, v)| v.clone()).collect()).to_string();
+        match target.query(&self.sql, &[&all]).await {
+            Ok(rows) => {
+                let n = rows.len() as u64;
+                return Ok((n, batch.len() as u64 - n, 0));
+            }
+            Err(e) if e.is_closed() => return Err(pg::db(&e)),
+            Err(_) => {}
+        }
+        let (mut written, mut same, mut failed) = (0, 0, 0);
+        for (id, v) in batch {
+            let one = Value::Array(vec![v.clone()]).to_string();
+            match target.query(&self.sql, &[&one]).await {
+                Ok(rows) if rows.is_empty() => same += 1,
+                Ok(_) => written += 1,
+                Err(e) if e.is_closed() => return Err(pg::db(&e)),
+                Err(e) => {
+                    failed += 1;
+                    stats.push_error(format!("{entity} {id}: {}", pg::db(&e)));
+                }
+            }
+        }
+        Ok((written, same, failed))
+    }
+}
+
+struct Files {
+    cancelled: bool,
+}
+
+/// Copies (or, in dry runs, inventories) the files rows named, through ferry blobs.
+async fn copy_media(
+    run: &Run<'_>,
+    stores: Option<&(Store, Store)>,
+    keys: Vec<String>,
+    stats: &mut TableStats,
+    report: &mut Report,
+) -> Result<Files> {
+    let mut keys = keys;
+    keys.sort();
+    keys.dedup();
+    let cx = run.cx;
+    let Some((from, to)) = stores else {
+        stats.skipped += keys.len() as u64;
+        report.warnings.push(format!(
+            "media: {} files named by the rows were not {} (give --media-from and --media-to)",
+            keys.len(),
+            if run.options.dry_run { "looked at" } else { "copied" }
+        ));
+        return Ok(Files { cancelled: false });
+    };
+    cx.observer.event(&Event::Phase(format!(
+        "{} the files ({from} → {to})",
+        if run.options.dry_run { "Looking at" } else { "Copying" }
+    )));
+    cx.observer.event(&Event::TableStarted {
+        table: "media".into(),
+        rows: keys.len() as u64,
+    });
+    let tally = Arc::new(Tally {
+        observer: cx.observer.clone(),
+        found_bytes: Mutex::new((0, 0)),
+    });
+    let bcx = ferry_blobs::Context {
+        observer: tally.clone(),
+        confirm: Arc::new(Answer(false)),
+        cancel: cx.cancel.clone(),
+    };
+    let options = ferry_blobs::CopyOptions {
+        dry_run: run.options.dry_run,
+        ignore_errors: true,
+        verify: true,
+        ..ferry_blobs::CopyOptions::default()
+    };
+    let named = keys.len() as u64;
+    let blob = ferry_blobs::copy(from, to, &Manifest::Keys(keys), &options, &bcx).await?;
+    let b = blob.stats.get("media").cloned().unwrap_or_default();
+    stats.migrated += b.migrated;
+    stats.skipped += b.skipped;
+    stats.failed += b.failed;
+    for e in &b.errors {
+        stats.push_error(e.clone());
+    }
+    let (found, bytes) = *tally.found_bytes.lock().expect("not poisoned");
+    if run.options.dry_run {
+        stats.migrated += found - b.skipped.min(found);
+        stats.bytes = bytes;
+        report.warnings.push(format!(
+            "dry run: media inventory: {found} files, {} ({} missing)",
+            ferry_blobs::human_bytes(bytes),
+            b.failed
+        ));
+    } else {
+        stats.bytes += b.bytes;
+        report.verify.insert(
+            "media".into(),
+            VerifyTable {
+                source_rows: named,
+                target_rows: b.migrated + b.skipped,
+                checksum_match: b.failed == 0,
+                missing_keys: b
+                    .errors
+                    .iter()
+                    .filter_map(|e| e.split(": ").next().map(str::to_string))
+                    .collect(),
+                rule: "each file read back from the target and its BLAKE3 hash compared with the source's (ferry blobs)".into(),
+                ..VerifyTable::default()
+            },
+        );
+    }
+    cx.observer.event(&Event::TableFinished {
+        table: "media".into(),
+        migrated: stats.migrated,
+        failed: stats.failed,
+        elapsed_s: b.elapsed_s,
+    });
+    Ok(Files {
+        cancelled: blob.status == Status::Cancelled,
+    })
+}
+
+/// Turns file events into the row events a CLI or server already shows, and sums what a dry
+/// run found (files, bytes).
+struct Tally {
+    observer: Arc<dyn ferry_core::progress::Observer>,
+    found_bytes: Mutex<(u64, u64)>,
+}
+
+impl BlobObserver for Tally {
+    fn event(&self, event: &BlobEvent) {
+        match event {
+            BlobEvent::File {
+                outcome,
+                size,
+                moved,
+                ..
+            } => {
+                let failed = matches!(outcome, Outcome::Failed | Outcome::Differs);
+                if !failed {
+                    let mut t = self.found_bytes.lock().expect("not poisoned");
+                    t.0 += 1;
+                    t.1 += size;
+                }
+                self.observer.event(&Event::TableProgress {
+                    table: "media".into(),
+                    rows: u64::from(!failed),
+                    failed: u64::from(failed),
+                    bytes: *moved,
+                });
+            }
+            BlobEvent::Warning(w) => self.observer.event(&Event::Warning(w.clone())),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The profile file format (TOML) as serde types, and its validation into a [`Profile`] the
+//! engine runs. Every error names the file, line and column it is about (toml's spans).
+//! docs/profiles.md documents each key.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use ferry_core::error::{Error, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::expr::{self, Expr};
+
+/// The shipped PeerTube 6.3 profile and its target schema, so `ferry import peertube` works
+/// without the files on disk.
+const BUILTIN: &[(&str, &str, &str, &str)] = &[(
+    "peertube",
+    include_str!("../../../profiles/peertube.toml"),
+    "peertube-target.sql",
+    include_str!("../../../profiles/peertube-target.sql"),
+)];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    profile: Header,
+    target: TargetSpec,
+    #[serde(default)]
+    enums: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default, rename = "entity")]
+    entities: Vec<EntitySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// The profile's own version.
+    #[serde(default)]
+    version: String,
+    /// The application it reads, in words ("PeerTube 6.3").
+    #[serde(default)]
+    source: String,
+    version_query: Option<Spanned<String>>,
+    #[serde(default)]
+    supported_versions: Vec<String>,
+    host_query: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetSpec {
+    schema: Option<String>,
+    schema_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntitySpec {
+    name: Spanned<String>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    source: Spanned<String>,
+    key: Option<Spanned<String>>,
+    watermark: Option<String>,
+    table: Option<String>,
+    stats: Option<String>,
+    #[serde(default)]
+    columns: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    enums: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    skip: Vec<SkipRule>,
+    #[serde(default)]
+    media: Vec<Spanned<String>>,
+}
+
+/// Rows where the boolean source column `when` is true are counted as skipped with `reason`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipRule {
+    pub when: String,
+    pub reason: String,
+}
+
+/// A validated profile, entities in the order they run (dependencies first).
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub version: String,
+    /// The application read, in words.
+    pub source_app: String,
+    /// Returns one value: the source's schema version.
+    pub version_query: Option<String>,
+    pub supported_versions: Vec<String>,
+    /// Returns one value: the source's host name (the default `source_host`).
+    pub host_query: Option<String>,
+    /// DDL run on the target before the import (`CREATE … IF NOT EXISTS`).
+    pub target_schema: String,
+    pub entities: Vec<Entity>,
+    /// Where the profile came from (path or `builtin:name`), for messages.
+    pub origin: String,
+}
+
+/// One entity: a source query, and either a target table or only media (or both).
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    /// The source SQL, placeholders not yet bound.
+    pub source: String,
+    /// The integer source column pages are keyed on; `None` reads the query in one pass (media
+    /// entities only).
+    pub key: Option<String>,
+    pub watermark: Option<String>,
+    pub table: Option<String>,
+    /// The report key (default: the entity name).
+    pub stats: String,
+    /// Target column → expression, in name order.
+    pub columns: Vec<(String, Expr)>,
+    /// The profile's enum maps overlaid with this entity's own.
+    pub enums: BTreeMap<String, BTreeMap<String, String>>,
+    pub skip: Vec<SkipRule>,
+    /// Path templates of the files each row names (string expressions).
+    pub media: Vec<Expr>,
+}
+
+impl Entity {
+    /// Every source column the entity reads (columns, skip rules, key, watermark, media).
+    pub fn source_columns(&self) -> BTreeSet<String> {
+        let mut out = Vec::new();
+        for (_, e) in &self.columns {
+            e.columns(&mut out);
+        }
+        for e in &self.media {
+            e.columns(&mut out);
+        }
+        out.extend(self.skip.iter().map(|s| s.when.clone()));
+        out.extend(self.key.clone());
+        out.extend(self.watermark.clone());
+        out.into_iter().collect()
+    }
+}
+
+impl Profile {
+    /// Reads and validates a profile file.
+    ///
+    /// # Errors
+    /// An input error naming the file (and line, for content errors).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::input(format!(
+                "cannot read the profile {}: {e}; give a profile file path or a shipped name ({})",
+                path.display(),
+                builtin_names().join(", ")
+            ))
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates profile text; `origin` is its path (a `schema_file` is relative to it).
+    ///
+    /// # Errors
+    /// An input error `origin:line:column: what is wrong`.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let dir = Path::new(origin)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        parse_with(text, origin, &|file| {
+            let path: PathBuf = dir.join(file);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the target schema {}: {e}", path.display()))
+        })
+    }
+
+    /// A profile shipped inside ferry (`peertube`).
+    pub fn builtin(name: &str) -> Option<Self> {
+        BUILTIN
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(n, text, file, ddl)| {
+                parse_with(text, &format!("builtin:{n}"), &|f| {
+                    if f == *file {
+                        Ok((*ddl).to_string())
+                    } else {
+                        Err(format!("the shipped profile names an unknown file {f}"))
+                    }
+                })
+                .expect("the shipped profiles are valid (tested)")
+            })
+    }
+
+    /// A shipped profile's name, or a path to a profile file.
+    ///
+    /// # Errors
+    /// As [`Profile::load`].
+    pub fn find(name_or_path: &str) -> Result<Self> {
+        if let Some(p) = Self::builtin(name_or_path) {
+            return Ok(p);
+        }
+        Self::load(Path::new(name_or_path))
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+}
+
+/// Names of the shipped profiles.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, ..)| *n).collect()
+}
+
+/// `origin:line:column` of a byte offset.
+fn at(text: &str, origin: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |n| before.len() - n - 1) + 1;
+    format!("{origin}:{line}:{col}")
+}
+
+fn parse_with(
+    text: &str,
+    origin: &str,
+    read: &dyn Fn(&str) -> std::result::Result<String, String>,
+) -> Result<Profile> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let place = e
+            .span()
+            .map_or_else(|| origin.to_string(), |s| at(text, origin, s.start));
+        Error::input(format!(
+            "{place}: invalid profile: {}",
+            e.message().trim()
+        ))
+    })?;
+    let err = |offset: usize, msg: String| Error::input(format!("{}: {msg}", at(text, origin, offset)));
+
+    let target_schema = match (&file.target.schema, &file.target.schema_file) {
+        (Some(s), None) => s.clone(),
+        (None, Some(f)) => read(f.get_ref()).map_err(|m| err(f.span().start, m))?,
+        _ => {
+            return Err(Error::input(format!(
+                "{origin}: [target] needs exactly one of schema (inline DDL) or schema_file (a path relative to the profile)"
+            )));
+        }
+    };
+    if file.entities.is_empty() {
+        return Err(Error::input(format!(
+            "{origin}: the profile has no [[entity]]"
+        )));
+    }
+    if !file.profile.supported_versions.is_empty() && file.profile.version_query.is_none() {
+        return Err(Error::input(format!(
+            "{origin}: [profile] supported_versions needs a version_query that returns the source's version"
+        )));
+    }
+
+    let names: HashMap<&str, usize> = file
+        .entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.get_ref().as_str(), i))
+        .collect();
+    let mut entities = Vec::new();
+    let mut seen = BTreeSet::new();
+    for spec in &file.entities {
+        let name = spec.name.get_ref().clone();
+        if !seen.insert(name.clone()) {
+            return Err(err(
+                spec.name.span().start,
+                format!("entity '{name}' is declared twice"),
+            ));
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(err(
+                spec.name.span().start,
+                format!("entity name '{name}' must be letters, digits and _"),
+            ));
+        }
+        for d in &spec.depends_on {
+            if !names.contains_key(d.get_ref().as_str()) {
+                return Err(err(
+                    d.span().start,
+                    format!("entity '{name}' depends on '{}', which the profile does not declare", d.get_ref()),
+                ));
+            }
+        }
+        if spec.table.is_none() && spec.media.is_empty() {
+            return Err(err(
+                spec.name.span().start,
+                format!("entity '{name}' has neither a table nor media: give table = \"…\" with [entity.columns], or media = [\"path template\"]"),
+            ));
+        }
+        if spec.table.is_some() && spec.key.is_none() {
+            return Err(err(
+                spec.name.span().start,
+                format!("entity '{name}' fills a table and needs key = \"<integer source id column>\" (pages and ids are keyed on it)"),
+            ));
+        }
+        if spec.table.is_some() && spec.columns.is_empty() {
+            return Err(err(
+                spec.name.span().start,
+                format!("entity '{name}' fills a table but has no [entity.columns]"),
+            ));
+        }
+        let mut enums = file.enums.clone();
+        enums.extend(spec.enums.clone());
+        let mut columns = Vec::new();
+        for (col, text_expr) in &spec.columns {
+            if col == "id" || col == "source_host" {
+                return Err(err(
+                    text_expr.span().start,
+                    format!("entity '{name}': column '{col}' is filled by ferry itself (the deterministic id and the source host); remove it"),
+                ));
+            }
+            let e = expr::parse(text_expr.get_ref())
+                .map_err(|m| err(text_expr.span().start, format!("entity '{name}' column '{col}': {m}")))?;
+            check_refs(&e, &enums, &names)
+                .map_err(|m| err(text_expr.span().start, format!("entity '{name}' column '{col}': {m}")))?;
+            columns.push((col.clone(), e));
+        }
+        let mut media = Vec::new();
+        for m in &spec.media {
+            let e = expr::parse(m.get_ref())
+                .map_err(|msg| err(m.span().start, format!("entity '{name}' media: {msg}")))?;
+            check_refs(&e, &enums, &names)
+                .map_err(|msg| err(m.span().start, format!("entity '{name}' media: {msg}")))?;
+            media.push(e);
+        }
+        check_placeholders(spec.source.get_ref())
+            .map_err(|m| err(spec.source.span().start, format!("entity '{name}' source: {m}")))?;
+        entities.push(Entity {
+            name: name.clone(),
+            depends_on: spec.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
+            source: spec.source.get_ref().clone(),
+            key: spec.key.as_ref().map(|k| k.get_ref().clone()),
+            watermark: spec.watermark.clone(),
+            table: spec.table.clone(),
+            stats: spec.stats.clone().unwrap_or(name),
+            columns,
+            enums,
+            skip: spec.skip.clone(),
+            media,
+        });
+    }
+    let entities = order(entities).map_err(|m| Error::input(format!("{origin}: {m}")))?;
+    Ok(Profile {
+        name: file.profile.name,
+        description: file.profile.description,
+        version: file.profile.version,
+        source_app: file.profile.source,
+        version_query: file.profile.version_query.map(|q| q.into_inner()),
+        supported_versions: file.profile.supported_versions,
+        host_query: file.profile.host_query,
+        target_schema,
+        entities,
+        origin: origin.to_string(),
+    })
+}
+
+fn check_refs(
+    e: &Expr,
+    enums: &BTreeMap<String, BTreeMap<String, String>>,
+    entities: &HashMap<&str, usize>,
+) -> std::result::Result<(), String> {
+    match e {
+        Expr::Enum { map, arg } => {
+            if !enums.contains_key(map) {
+                return Err(format!("enum map '{map}' is not declared ([enums.{map}] or [entity.enums.{map}])"));
+            }
+            check_refs(arg, enums, entities)
+        }
+        Expr::Uuid5 { entity, arg } => {
+            if !entities.contains_key(entity.as_str()) {
+                return Err(format!("uuid5 names entity '{entity}', which the profile does not declare"));
+            }
+            check_refs(arg, enums, entities)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The placeholders a source query may use, bound as parameters by the engine.
+pub const PLACEHOLDERS: &[&str] = &["since", "include_remote", "require_password_reset"];
+
+fn check_placeholders(sql: &str) -> std::result::Result<(), String> {
+    for name in placeholder_names(sql) {
+        if !PLACEHOLDERS.contains(&name.as_str()) {
+            return Err(format!(
+                "unknown placeholder {{{name}}}: source queries may use {}",
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `{name}` occurrences (letters and _ only) in SQL.
+pub(crate) fn placeholder_names(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = sql;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        if let Some(close) = after.find('}') {
+            let name = &after[..close];
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                out.push(name.to_string());
+            }
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Dependencies first, otherwise in file order (Kahn's algorithm); a cycle is an error.
+fn order(entities: Vec<Entity>) -> std::result::Result<Vec<Entity>, String> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut left = entities;
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let Some(i) = left
+            .iter()
+            .position(|e| e.depends_on.iter().all(|d| done.contains(d)))
+        else {
+            let names: Vec<_> = left.iter().map(|e| e.name.as_str()).collect();
+            return Err(format!(
+                "the depends_on of these entities form a cycle: {}",
+                names.join(", ")
+            ));
+        };
+        let e = left.remove(i);
+        done.insert(e.name.clone());
+        out.push(e);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"
+[profile]
+name = "mini"
+
+[target]
+schema = "CREATE TABLE IF NOT EXISTS t (id uuid PRIMARY KEY, source_host text, n text)"
+
+[[entity]]
+name = "b"
+depends_on = ["a"]
+source = "SELECT 1 AS id"
+key = "id"
+table = "t"
+columns = { n = "uuid5(a, id)" }
+
+[[entity]]
+name = "a"
+source = "SELECT 1 AS id"
+key = "id"
+table = "t"
+columns = { n = "'x'" }
+"#;
+
+    #[test]
+    fn dependencies_run_first() {
+        let p = Profile::parse(MINI, "mini.toml").unwrap();
+        let names: Vec<_> = p.entities.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let bad = MINI.replace("uuid5(a, id)", "uuid5(nope, id)");
+        let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(e.starts_with("mini.toml:14:"), "{e}");
+        assert!(e.contains("'nope'"), "{e}");
+        let bad = MINI.replace("depends_on = [\"a\"]", "depends_on = [\"zz\"]");
+        let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(e.starts_with("mini.toml:10:"), "{e}");
+        let bad = MINI.replace("key = \"id\"\ntable = \"t\"\ncolumns = { n = \"'x'\" }", "kee = 1");
+        let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(e.contains("mini.toml:19:") && e.contains("kee"), "{e}");
+        let bad = MINI.replace("SELECT 1 AS id\"\nkey", "SELECT {nope} AS id\"\nkey");
+        let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown placeholder {nope}"), "{e}");
+    }
+
+    #[test]
+    fn cycles_are_refused() {
+        let bad = MINI.replace("name = \"a\"", "name = \"a\"\ndepends_on = [\"b\"]");
+        let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(e.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_profiles_are_valid() {
+        for name in builtin_names() {
+            let p = Profile::builtin(name).unwrap();
+            assert!(!p.entities.is_empty());
+        }
+        let p = Profile::builtin("peertube").unwrap();
+        let stats: BTreeSet<_> = p.entities.iter().map(|e| e.stats.as_str()).collect();
+        assert_eq!(
+            stats,
+            BTreeSet::from([
+                "users",
+                "channels",
+                "videos",
+                "captions",
+                "comments",
+                "playlists",
+                "subscriptions",
+                "media"
+            ])
+        );
+        assert_eq!(p.supported_versions, ["865"]);
+    }
+}

@@ -1,0 +1,138 @@
+-- The new video platform's schema that profiles/peertube.toml fills (ferry runs it before an
+-- import; every statement is idempotent). Ids are uuid: UUIDv5 of source host, entity and
+-- PeerTube id (see docs/profiles.md), so a re-run updates rows instead of duplicating them.
+-- source_host says which instance a row came from (several can be merged into one platform).
+--
+-- comments.parent_id and comments.thread_id carry no foreign key on purpose: PeerTube ids do
+-- not order replies after their parents (a reply can have a lower id than its parent), and the
+-- deterministic ids make the reference right whatever order rows arrive in.
+
+CREATE TABLE IF NOT EXISTS users (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    username text NOT NULL,
+    email text NOT NULL,
+    email_verified boolean,
+    display_name text NOT NULL,
+    description text,
+    role text NOT NULL CHECK (role IN ('admin', 'moderator', 'user')),
+    password_hash text,
+    password_scheme text,
+    must_reset_password boolean NOT NULL DEFAULT false,
+    two_factor_enabled boolean NOT NULL DEFAULT false,
+    blocked boolean NOT NULL DEFAULT false,
+    avatar_path text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS channels (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    owner_id uuid REFERENCES users (id) ON DELETE CASCADE,
+    handle text NOT NULL,
+    display_name text NOT NULL,
+    description text,
+    support text,
+    is_local boolean NOT NULL,
+    avatar_path text,
+    banner_path text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS videos (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    uuid uuid NOT NULL,
+    channel_id uuid NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    description text,
+    support text,
+    privacy text NOT NULL CHECK (privacy IN ('public', 'unlisted', 'private', 'internal', 'password_protected')),
+    state text NOT NULL,
+    comments_policy text NOT NULL,
+    duration_s integer NOT NULL,
+    views bigint NOT NULL DEFAULT 0,
+    likes bigint NOT NULL DEFAULT 0,
+    dislikes bigint NOT NULL DEFAULT 0,
+    language text,
+    category integer,
+    licence integer,
+    nsfw boolean NOT NULL,
+    is_live boolean NOT NULL DEFAULT false,
+    download_enabled boolean NOT NULL DEFAULT true,
+    is_local boolean NOT NULL,
+    tags text[] NOT NULL DEFAULT '{}',
+    thumbnail_path text,
+    preview_path text,
+    -- One entry per file on disk: {"kind": "web_video"|"hls", "resolution", "size", "fps", "path"}.
+    files jsonb NOT NULL DEFAULT '[]',
+    published_at timestamptz NOT NULL,
+    originally_published_at timestamptz,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS videos_source_uuid ON videos (source_host, uuid);
+
+CREATE TABLE IF NOT EXISTS captions (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    language text NOT NULL,
+    path text NOT NULL,
+    automatically_generated boolean NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS comments (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    author_id uuid REFERENCES users (id) ON DELETE SET NULL,
+    parent_id uuid,
+    thread_id uuid NOT NULL,
+    body text,
+    status text NOT NULL CHECK (status IN ('published', 'pending', 'deleted')),
+    deleted_at timestamptz,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS comments_thread ON comments (thread_id);
+
+CREATE TABLE IF NOT EXISTS playlists (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    uuid uuid NOT NULL,
+    owner_id uuid REFERENCES users (id) ON DELETE CASCADE,
+    channel_id uuid REFERENCES channels (id) ON DELETE SET NULL,
+    kind text NOT NULL CHECK (kind IN ('regular', 'watch_later')),
+    name text NOT NULL,
+    description text,
+    privacy text NOT NULL CHECK (privacy IN ('public', 'unlisted', 'private')),
+    thumbnail_path text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS playlist_items (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    playlist_id uuid NOT NULL REFERENCES playlists (id) ON DELETE CASCADE,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    position integer NOT NULL,
+    start_s integer,
+    stop_s integer,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    channel_id uuid NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
