@@ -132,7 +132,9 @@ async fn check_source(
         Some(h) => Some(h.trim().to_string()),
         None => match &profile.host_query {
             Some(q) => first_value(client, q).await.map_err(|e| {
-                Error::input(format!("cannot read the source host: {e}; pass --source-host"))
+                Error::input(format!(
+                    "cannot read the source host: {e}; pass --source-host"
+                ))
             })?,
             None => None,
         },
@@ -155,7 +157,10 @@ async fn check_source(
 /// The first column of the first row, as text.
 async fn first_value(client: &Client, sql: &str) -> Result<Option<String>> {
     let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) AS q LIMIT 1");
-    let row = client.query_opt(&wrapped, &[]).await.map_err(|e| pg::db(&e))?;
+    let row = client
+        .query_opt(&wrapped, &[])
+        .await
+        .map_err(|e| pg::db(&e))?;
     let Some(row) = row else { return Ok(None) };
     let json: String = row.get(0);
     let map: Map<String, Value> =
@@ -216,8 +221,9 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
 
     let target = pg::connect(&options.target, options.dry_run, "target").await?;
     if !options.dry_run {
-        cx.observer
-            .event(&Event::Phase("Creating the target schema if missing".into()));
+        cx.observer.event(&Event::Phase(
+            "Creating the target schema if missing".into(),
+        ));
         target
             .batch_execute(&profile.target_schema)
             .await
@@ -296,7 +302,14 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     // Files, after the rows that name them.
     let has_media = profile.entities.iter().any(|e| !e.media.is_empty());
     if has_media && failure.is_none() && !cancelled {
-        let files = copy_media(&run, media.as_ref(), media_keys, &mut media_stats, &mut report).await?;
+        let files = copy_media(
+            &run,
+            media.as_ref(),
+            media_keys,
+            &mut media_stats,
+            &mut report,
+        )
+        .await?;
         if files.cancelled {
             cancelled = true;
         }
@@ -325,7 +338,10 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         report.error = Some(e.to_string());
     } else if cancelled {
         report.status = Status::Cancelled;
-        report.error = Some("cancelled by the operator; rerun to continue (finished entities are not redone)".into());
+        report.error = Some(
+            "cancelled by the operator; rerun to continue (finished entities are not redone)"
+                .into(),
+        );
     }
     if options.dry_run {
         report.warnings.push(
@@ -410,10 +426,7 @@ async fn read_state(
     host: &str,
 ) -> Result<HashMap<String, Option<String>>> {
     let exists: bool = target
-        .query_one(
-            "SELECT to_regclass('ferry_import_state') IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT to_regclass('ferry_import_state') IS NOT NULL", &[])
         .await
         .map_err(|e| pg::db(&e))?
         .get(0);
@@ -479,7 +492,11 @@ impl Run<'_> {
         // Counts first, in the same snapshot the pages read.
         let mut b = bind(&entity.source, &values);
         let changed = match (&entity.watermark, since) {
-            (Some(w), Some(s)) => format!("q.{} > {}", quote(w), b.param(Some(s.to_string()), "timestamptz")),
+            (Some(w), Some(s)) => format!(
+                "q.{} > {}",
+                quote(w),
+                b.param(Some(s.to_string()), "timestamptz")
+            ),
             _ => "true".into(),
         };
         let skip_any = if entity.skip.is_empty() {
@@ -495,7 +512,9 @@ impl Run<'_> {
         let max_wm = entity
             .watermark
             .as_ref()
-            .map_or("NULL::text".to_string(), |w| format!("max(q.{})::text", quote(w)));
+            .map_or("NULL::text".to_string(), |w| {
+                format!("max(q.{})::text", quote(w))
+            });
         let count_sql = format!(
             "SELECT count(*)::bigint, (count(*) FILTER (WHERE {changed}))::bigint, \
              (count(*) FILTER (WHERE NOT ({skip_any})))::bigint, {max_wm} FROM ({}) AS q",
@@ -569,7 +588,11 @@ impl Run<'_> {
                 None => format!(
                     "SELECT 0::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {}",
                     b.sql,
-                    if filters.is_empty() { "true".into() } else { filters.join(" AND ") }
+                    if filters.is_empty() {
+                        "true".into()
+                    } else {
+                        filters.join(" AND ")
+                    }
                 ),
             };
             let rows = self
@@ -609,10 +632,9 @@ impl Run<'_> {
                         for m in &entity.media {
                             match m.eval(&row, &env) {
                                 Ok(v) => out.media_keys.extend(render(&v)),
-                                Err(e) => out.stats.push_error(format!(
-                                    "{} {source_id}: media: {e}",
-                                    entity.name
-                                )),
+                                Err(e) => out
+                                    .stats
+                                    .push_error(format!("{} {source_id}: media: {e}", entity.name)),
                             }
                         }
                         batch.push((source_id, obj));
@@ -627,7 +649,9 @@ impl Run<'_> {
             let (mut migrated, mut unchanged) = (0u64, 0u64);
             match &writer {
                 Some(w) if !batch.is_empty() => {
-                    let (m, u, f) = w.write(self.target, &batch, &entity.name, &mut out.stats).await?;
+                    let (m, u, f) = w
+                        .write(self.target, &batch, &entity.name, &mut out.stats)
+                        .await?;
                     migrated += m;
                     unchanged += u;
                     failed += f;
@@ -675,7 +699,10 @@ impl Run<'_> {
             let got: i64 = self
                 .target
                 .query_one(
-                    &format!("SELECT count(*)::bigint FROM {} WHERE source_host = $1", quote(table)),
+                    &format!(
+                        "SELECT count(*)::bigint FROM {} WHERE source_host = $1",
+                        quote(table)
+                    ),
                     &[&self.host],
                 )
                 .await
@@ -717,7 +744,10 @@ impl Run<'_> {
             obj.insert("source_host".into(), Value::String(self.host.clone()));
         }
         for (col, e) in &entity.columns {
-            obj.insert(col.clone(), e.eval(row, env).map_err(|m| format!("{col}: {m}"))?);
+            obj.insert(
+                col.clone(),
+                e.eval(row, env).map_err(|m| format!("{col}: {m}"))?,
+            );
         }
         Ok(Value::Object(obj))
     }
@@ -739,7 +769,11 @@ impl Writer {
             .map(|c| format!("{q} = EXCLUDED.{q}", q = quote(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        let old = rest.iter().map(|c| format!("t.{}", quote(c))).collect::<Vec<_>>().join(", ");
+        let old = rest
+            .iter()
+            .map(|c| format!("t.{}", quote(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let new = rest
             .iter()
             .map(|c| format!("EXCLUDED.{}", quote(c)))
@@ -811,13 +845,21 @@ async fn copy_media(
         report.warnings.push(format!(
             "media: {} files named by the rows were not {} (give --media-from and --media-to)",
             keys.len(),
-            if run.options.dry_run { "looked at" } else { "copied" }
+            if run.options.dry_run {
+                "looked at"
+            } else {
+                "copied"
+            }
         ));
         return Ok(Files { cancelled: false });
     };
     cx.observer.event(&Event::Phase(format!(
         "{} the files ({from} → {to})",
-        if run.options.dry_run { "Looking at" } else { "Copying" }
+        if run.options.dry_run {
+            "Looking at"
+        } else {
+            "Copying"
+        }
     )));
     cx.observer.event(&Event::TableStarted {
         table: "media".into(),

@@ -308,7 +308,11 @@ mod tests {
         );
         assert_eq!(eval("'x/{none}'").unwrap(), Value::Null);
         assert_eq!(eval("enum(role, role)").unwrap(), json!("admin"));
-        assert!(eval("enum(role, id)").unwrap_err().contains("not in the enum map"));
+        assert!(
+            eval("enum(role, id)")
+                .unwrap_err()
+                .contains("not in the enum map")
+        );
         assert_eq!(
             eval("uuid5(users, id)").unwrap(),
             json!(entity_id("pt.example", "users", "7").to_string())

@@ -219,7 +219,10 @@ pub fn builtin_names() -> Vec<&'static str> {
 fn at(text: &str, origin: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |n| before.len() - n - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |n| before.len() - n - 1)
+        + 1;
     format!("{origin}:{line}:{col}")
 }
 
@@ -232,12 +235,10 @@ fn parse_with(
         let place = e
             .span()
             .map_or_else(|| origin.to_string(), |s| at(text, origin, s.start));
-        Error::input(format!(
-            "{place}: invalid profile: {}",
-            e.message().trim()
-        ))
+        Error::input(format!("{place}: invalid profile: {}", e.message().trim()))
     })?;
-    let err = |offset: usize, msg: String| Error::input(format!("{}: {msg}", at(text, origin, offset)));
+    let err =
+        |offset: usize, msg: String| Error::input(format!("{}: {msg}", at(text, origin, offset)));
 
     let target_schema = match (&file.target.schema, &file.target.schema_file) {
         (Some(s), None) => s.clone(),
@@ -285,20 +286,27 @@ fn parse_with(
             if !names.contains_key(d.get_ref().as_str()) {
                 return Err(err(
                     d.span().start,
-                    format!("entity '{name}' depends on '{}', which the profile does not declare", d.get_ref()),
+                    format!(
+                        "entity '{name}' depends on '{}', which the profile does not declare",
+                        d.get_ref()
+                    ),
                 ));
             }
         }
         if spec.table.is_none() && spec.media.is_empty() {
             return Err(err(
                 spec.name.span().start,
-                format!("entity '{name}' has neither a table nor media: give table = \"…\" with [entity.columns], or media = [\"path template\"]"),
+                format!(
+                    "entity '{name}' has neither a table nor media: give table = \"…\" with [entity.columns], or media = [\"path template\"]"
+                ),
             ));
         }
         if spec.table.is_some() && spec.key.is_none() {
             return Err(err(
                 spec.name.span().start,
-                format!("entity '{name}' fills a table and needs key = \"<integer source id column>\" (pages and ids are keyed on it)"),
+                format!(
+                    "entity '{name}' fills a table and needs key = \"<integer source id column>\" (pages and ids are keyed on it)"
+                ),
             ));
         }
         if spec.table.is_some() && spec.columns.is_empty() {
@@ -314,13 +322,23 @@ fn parse_with(
             if col == "id" || col == "source_host" {
                 return Err(err(
                     text_expr.span().start,
-                    format!("entity '{name}': column '{col}' is filled by ferry itself (the deterministic id and the source host); remove it"),
+                    format!(
+                        "entity '{name}': column '{col}' is filled by ferry itself (the deterministic id and the source host); remove it"
+                    ),
                 ));
             }
-            let e = expr::parse(text_expr.get_ref())
-                .map_err(|m| err(text_expr.span().start, format!("entity '{name}' column '{col}': {m}")))?;
-            check_refs(&e, &enums, &names)
-                .map_err(|m| err(text_expr.span().start, format!("entity '{name}' column '{col}': {m}")))?;
+            let e = expr::parse(text_expr.get_ref()).map_err(|m| {
+                err(
+                    text_expr.span().start,
+                    format!("entity '{name}' column '{col}': {m}"),
+                )
+            })?;
+            check_refs(&e, &enums, &names).map_err(|m| {
+                err(
+                    text_expr.span().start,
+                    format!("entity '{name}' column '{col}': {m}"),
+                )
+            })?;
             columns.push((col.clone(), e));
         }
         let mut media = Vec::new();
@@ -331,11 +349,19 @@ fn parse_with(
                 .map_err(|msg| err(m.span().start, format!("entity '{name}' media: {msg}")))?;
             media.push(e);
         }
-        check_placeholders(spec.source.get_ref())
-            .map_err(|m| err(spec.source.span().start, format!("entity '{name}' source: {m}")))?;
+        check_placeholders(spec.source.get_ref()).map_err(|m| {
+            err(
+                spec.source.span().start,
+                format!("entity '{name}' source: {m}"),
+            )
+        })?;
         entities.push(Entity {
             name: name.clone(),
-            depends_on: spec.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
+            depends_on: spec
+                .depends_on
+                .iter()
+                .map(|d| d.get_ref().clone())
+                .collect(),
             source: spec.source.get_ref().clone(),
             key: spec.key.as_ref().map(|k| k.get_ref().clone()),
             watermark: spec.watermark.clone(),
@@ -370,13 +396,17 @@ fn check_refs(
     match e {
         Expr::Enum { map, arg } => {
             if !enums.contains_key(map) {
-                return Err(format!("enum map '{map}' is not declared ([enums.{map}] or [entity.enums.{map}])"));
+                return Err(format!(
+                    "enum map '{map}' is not declared ([enums.{map}] or [entity.enums.{map}])"
+                ));
             }
             check_refs(arg, enums, entities)
         }
         Expr::Uuid5 { entity, arg } => {
             if !entities.contains_key(entity.as_str()) {
-                return Err(format!("uuid5 names entity '{entity}', which the profile does not declare"));
+                return Err(format!(
+                    "uuid5 names entity '{entity}', which the profile does not declare"
+                ));
             }
             check_refs(arg, enums, entities)
         }
@@ -486,7 +516,10 @@ columns = { n = "'x'" }
         let bad = MINI.replace("depends_on = [\"a\"]", "depends_on = [\"zz\"]");
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
         assert!(e.starts_with("mini.toml:10:"), "{e}");
-        let bad = MINI.replace("key = \"id\"\ntable = \"t\"\ncolumns = { n = \"'x'\" }", "kee = 1");
+        let bad = MINI.replace(
+            "key = \"id\"\ntable = \"t\"\ncolumns = { n = \"'x'\" }",
+            "kee = 1",
+        );
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
         assert!(e.contains("mini.toml:19:") && e.contains("kee"), "{e}");
         let bad = MINI.replace("SELECT 1 AS id\"\nkey", "SELECT {nope} AS id\"\nkey");
