@@ -1,0 +1,361 @@
+//! The HTTP API (axum): routes, the `{"success": …}` envelope, bearer authentication, and
+//! strict request parsing (malformed JSON, wrong types, unknown fields and oversized bodies are
+//! 4xx with a message, never a crash).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{self, Throttle};
+use crate::jobs::{self, JobError, Jobs};
+use crate::kinds::Kind;
+use crate::store::{Role, Store, User, unix_now};
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub jobs: Arc<Jobs>,
+    pub throttle: Throttle,
+    pub token_ttl_s: u64,
+}
+
+type Shared = Arc<AppState>;
+
+/// An error answer: `{"success": false, "error": "…"}` with its status.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, message.into())
+    }
+    fn unauthorized(message: impl Into<String>) -> Self {
+        Self(StatusCode::UNAUTHORIZED, message.into())
+    }
+    fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!("Internal error: {message}");
+        Self(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.0, Json(json!({"success": false, "error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::BadRequest(m) => ApiError::bad(m),
+            JobError::NotFound(m) => ApiError::not_found(m),
+            JobError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            JobError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<crate::error::Error> for ApiError {
+    fn from(e: crate::error::Error) -> Self {
+        ApiError::internal(e.0)
+    }
+}
+
+fn ok(status: StatusCode, data: Value) -> Response {
+    (status, Json(json!({"success": true, "data": data}))).into_response()
+}
+
+/// The caller of an admin route: a valid bearer token of an admin.
+pub struct Admin(pub User);
+
+impl FromRequestParts<Shared> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header: log in at POST /api/v1/auth/login"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be Bearer <token>")
+            })?;
+        let user = state
+            .store
+            .token_user(&auth::token_hash(token), unix_now())
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized("the token is invalid, expired or revoked: log in again")
+            })?;
+        if user.role != Role::Admin {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "this route needs an admin account".into(),
+            ));
+        }
+        Ok(Admin(user))
+    }
+}
+
+/// The body as a JSON object, or a 4xx saying what is wrong with it.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(status, "the request body is too large".into())
+        } else {
+            ApiError(status, format!("cannot read the request body: {e}"))
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad(
+            "the request body is empty: send a JSON object",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad("the request body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_body(body)?;
+    let login: Login = crate::kinds::parse_body(&value).map_err(|e| {
+        // Never echo what was sent as a password.
+        if e.0.starts_with("password") {
+            ApiError::bad("password: must be a string")
+        } else {
+            ApiError::bad(e.0)
+        }
+    })?;
+    let delay = state.throttle.delay(&login.username);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let Some(user) =
+        auth::check_login(state.store.as_ref(), &login.username, &login.password).await?
+    else {
+        state.throttle.failed(&login.username);
+        tracing::warn!("Failed login for user name {:?}", login.username);
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    };
+    state.throttle.succeeded(&login.username);
+    let (token, hash) = auth::new_token()?;
+    state
+        .store
+        .insert_token(&hash, user.id, unix_now() + state.token_ttl_s as i64)
+        .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": state.token_ttl_s}),
+    ))
+}
+
+fn kind_of(segment: &str) -> Result<Kind, ApiError> {
+    Kind::parse(segment).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown migration kind '{}': use copy or blobs",
+            segment.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+async fn create(
+    state: Shared,
+    admin: User,
+    kind: &str,
+    dry_run: bool,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let kind = kind_of(kind)?;
+    let value = json_body(body)?;
+    let job = state.jobs.create(kind, value, dry_run, &admin).await?;
+    Ok(ok(StatusCode::CREATED, jobs::to_json(&job)))
+}
+
+async fn start(
+    State(state): State<Shared>,
+    Admin(admin): Admin,
+    Path(kind): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    create(state, admin, &kind, false, body).await
+}
+
+async fn start_dry_run(
+    State(state): State<Shared>,
+    Admin(admin): Admin,
+    Path(kind): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    create(state, admin, &kind, true, body).await
+}
+
+/// Job ids are UUIDs; anything else cannot name a job.
+fn job_id(text: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(text)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::not_found("no migration with that id (ids are UUIDs)"))
+}
+
+async fn get_job(
+    State(state): State<Shared>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let job = state
+        .store
+        .job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no migration with id {id}")))?;
+    Ok(ok(StatusCode::OK, jobs::to_json(&job)))
+}
+
+async fn cancel_job(
+    State(state): State<Shared>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    state.jobs.cancel(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct Page {
+    count: Option<u64>,
+    start: Option<u64>,
+}
+
+pub const MAX_PAGE: u64 = 100;
+
+async fn list_jobs(
+    State(state): State<Shared>,
+    Admin(_): Admin,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::bad(e.body_text()))?;
+    let count = page.count.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&count) {
+        return Err(ApiError::bad(format!(
+            "count: must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let start = page.start.unwrap_or(0);
+    if start > i64::MAX as u64 {
+        return Err(ApiError::bad("start: too large"));
+    }
+    let (rows, total) = state.store.jobs(start, count).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"total": total, "count": count, "start": start, "data": rows.iter().map(jobs::to_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn health() -> Response {
+    ok(StatusCode::OK, json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Shared>) -> Response {
+    // The master key is loaded before the server listens; the store is what can go away.
+    match state.store.ping().await {
+        Ok(()) => ok(
+            StatusCode::OK,
+            json!({"status": "ready", "store": "ok", "master_key": "loaded"}),
+        ),
+        Err(e) => ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the job store does not answer: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(state.store.as_ref()).await,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route: see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route: see /api/v1/openapi.json".into(),
+    )
+}
+
+/// The whole application: API, operational routes and the dashboard.
+pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/admin/migrations", get(list_jobs))
+        .route(
+            "/api/v1/admin/migrations/{key}",
+            post(start).get(get_job).delete(cancel_job),
+        )
+        .route(
+            "/api/v1/admin/migrations/{kind}/dry-run",
+            post(start_dry_run),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    api.merge(crate::dashboard::routes())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+}

@@ -1,0 +1,33 @@
+//! How `ferry serve` runs: listen address, job store, master key, token lifetime.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the server needs to start; the CLI fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// `sqlite://ferry.db`, `sqlite:///abs/path.db` or `postgres://…`.
+    pub store: String,
+    /// The master key file; `None` means `FERRY_MASTER_KEY`, else `ferry-master.key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Lifetime of an access token, in seconds.
+    pub token_ttl_s: u64,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: "sqlite://ferry.db".into(),
+            master_key_file: None,
+            token_ttl_s: 3600,
+            body_limit: 256 * 1024,
+        }
+    }
+}
+
+/// The default master key file when neither a file nor `FERRY_MASTER_KEY` is given.
+pub const DEFAULT_KEY_FILE: &str = "ferry-master.key";

@@ -1,0 +1,421 @@
+//! Jobs: creation (validate, seal the body, insert), the runner (pending → validating →
+//! running | dry_run → completed | failed | cancelled, one cancellation token per job, live
+//! stats written to the store every second while they change), cancel, and shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_blobs::{BlobEvent, BlobObserver, Outcome};
+use ferry_core::progress::{Event, Observer};
+use ferry_core::report::{Report, Status, TableStats};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::crypto::MasterKey;
+use crate::kinds::{BadRequest, Kind, RunContext};
+use crate::store::{InsertError, JobRecord, Store, User, now};
+
+/// How often running jobs' stats are written to the store (when they changed).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The reason written on jobs a dead server left unfinished.
+pub const ABANDONED: &str = "the server stopped while this job was {status} (killed or crashed); its work did not finish: start the job again";
+
+/// Per-table counters fed by the copy's (or the blob copy's) progress events.
+pub struct LiveStats {
+    tables: Mutex<BTreeMap<String, TableStats>>,
+    dirty: AtomicBool,
+}
+
+impl LiveStats {
+    fn new() -> Self {
+        Self {
+            tables: Mutex::new(BTreeMap::new()),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    fn update(&self, table: &str, f: impl FnOnce(&mut TableStats)) {
+        let mut map = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(table.to_string()).or_default());
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The stats as JSON, when they changed since the last call.
+    fn take_changed(&self) -> Option<String> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let map = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_string(&*map).ok()
+    }
+}
+
+impl Observer for LiveStats {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::TableStarted { table, rows } => self.update(table, |s| s.total = *rows),
+            Event::TableProgress {
+                table,
+                rows,
+                failed,
+                bytes,
+            } => {
+                crate::metrics::rows_and_bytes(*rows, *bytes);
+                self.update(table, |s| {
+                    s.migrated += rows;
+                    s.failed += failed;
+                    s.bytes += bytes;
+                });
+            }
+            Event::TableFinished {
+                table,
+                migrated,
+                failed,
+                elapsed_s,
+            } => self.update(table, |s| {
+                s.migrated = *migrated;
+                s.failed = *failed;
+                s.elapsed_s = *elapsed_s;
+            }),
+            _ => {}
+        }
+    }
+}
+
+impl BlobObserver for LiveStats {
+    fn event(&self, event: &BlobEvent) {
+        let name = crate::kinds::blobs::STATS_NAME;
+        match event {
+            BlobEvent::Started { files } => self.update(name, |s| s.total = *files),
+            BlobEvent::File {
+                key,
+                outcome,
+                moved,
+                ..
+            } => {
+                if *outcome == Outcome::Copied {
+                    crate::metrics::rows_and_bytes(1, *moved);
+                }
+                self.update(name, |s| match outcome {
+                    Outcome::Copied => {
+                        s.migrated += 1;
+                        s.bytes += moved;
+                    }
+                    Outcome::Failed | Outcome::Differs => {
+                        s.failed += 1;
+                        s.push_error(key.clone());
+                    }
+                    Outcome::Skipped | Outcome::WouldCopy | Outcome::Matched => s.skipped += 1,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Why a job could not be created or cancelled, as the API answers it.
+#[derive(Debug)]
+pub enum JobError {
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    Internal(String),
+}
+
+impl From<BadRequest> for JobError {
+    fn from(e: BadRequest) -> Self {
+        JobError::BadRequest(e.0)
+    }
+}
+
+impl From<crate::error::Error> for JobError {
+    fn from(e: crate::error::Error) -> Self {
+        JobError::Internal(e.0)
+    }
+}
+
+/// The running jobs of this server.
+pub struct Jobs {
+    store: Arc<dyn Store>,
+    key: MasterKey,
+    tokens: Mutex<HashMap<String, CancellationToken>>,
+    tracker: TaskTracker,
+    work_root: PathBuf,
+}
+
+impl Jobs {
+    pub fn new(store: Arc<dyn Store>, key: MasterKey) -> Self {
+        Self {
+            store,
+            key,
+            tokens: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            work_root: std::env::temp_dir().join("ferry-serve"),
+        }
+    }
+
+    /// Validates, stores (body sealed) and starts a job.
+    ///
+    /// # Errors
+    /// 400 for a bad body, 409 when the target already has an unfinished job.
+    pub async fn create(
+        self: &Arc<Self>,
+        kind: Kind,
+        body: Value,
+        dry_run: bool,
+        user: &User,
+    ) -> Result<JobRecord, JobError> {
+        let validated = kind.validate(&body)?;
+        let sealed = self.key.seal(body.to_string().as_bytes())?;
+        let at = now();
+        let job = JobRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            admin_user_id: user.id,
+            kind: kind.name().to_string(),
+            source_host: validated.source_host,
+            target_key: validated.target_key,
+            status: "pending".into(),
+            dry_run,
+            stats: "{}".into(),
+            error_message: None,
+            created_at: at.clone(),
+            updated_at: at,
+            started_at: None,
+            finished_at: None,
+        };
+        match self.store.insert_job(&job, &sealed).await {
+            Ok(()) => {}
+            Err(InsertError::Conflict) => {
+                return Err(JobError::Conflict(
+                    "another migration into this target is pending or running: wait for it or cancel it".into(),
+                ));
+            }
+            Err(InsertError::Store(e)) => return Err(e.into()),
+        }
+        let token = CancellationToken::new();
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.id.clone(), token.clone());
+        let this = self.clone();
+        let id = job.id.clone();
+        self.tracker.spawn(async move {
+            this.run(kind, id, body, dry_run, token).await;
+        });
+        Ok(job)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        kind: Kind,
+        id: String,
+        body: Value,
+        dry_run: bool,
+        cancel: CancellationToken,
+    ) {
+        let store = self.store.clone();
+        if let Err(e) = store.advance(&id, "validating", &now(), true).await {
+            tracing::warn!("Job {id}: cannot record its status: {e}");
+        }
+        let stats = Arc::new(LiveStats::new());
+        let validated = Arc::new(tokio::sync::Notify::new());
+        let cx = RunContext::new(
+            stats.clone(),
+            cancel.clone(),
+            id.clone(),
+            self.work_root.join(&id),
+            validated.clone(),
+        );
+        // Status and stats writers run beside the work; they stop when it ends.
+        let done = CancellationToken::new();
+        let writer = {
+            let (store, id, done, stats) = (store.clone(), id.clone(), done.clone(), stats.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = validated.notified() => {
+                        let status = if dry_run { "dry_run" } else { "running" };
+                        let _ = store.advance(&id, status, &now(), true).await;
+                    }
+                    () = done.cancelled() => return,
+                }
+                let mut tick = tokio::time::interval(STATS_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if let Some(json) = stats.take_changed()
+                                && let Err(e) = store.set_stats(&id, &json, &now()).await
+                            {
+                                tracing::warn!("Job {id}: cannot store its stats: {e}");
+                            }
+                        }
+                        () = done.cancelled() => return,
+                    }
+                }
+            })
+        };
+        tracing::info!(
+            "Job {id} ({}) started{}",
+            kind.name(),
+            if dry_run { " as a dry run" } else { "" }
+        );
+        let result = kind.run(body, dry_run, cx).await;
+        done.cancel();
+        let _ = writer.await;
+        let (status, stats_json, error) = outcome(result, &stats, cancel.is_cancelled());
+        tracing::info!("Job {id} ended: {status}");
+        if let Err(e) = store
+            .finish(&id, status, stats_json.as_deref(), error.as_deref(), &now())
+            .await
+        {
+            tracing::error!("Job {id}: cannot record its end: {e}");
+        }
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Cancels a pending or running job.
+    ///
+    /// # Errors
+    /// 404 for an unknown id, 400 for a job already finished.
+    pub async fn cancel(&self, id: &str) -> Result<(), JobError> {
+        let Some(job) = self.store.job(id).await? else {
+            return Err(JobError::NotFound(format!("no migration with id {id}")));
+        };
+        if !self.store.cancel(&job.id, &now()).await? {
+            return Err(JobError::BadRequest(format!(
+                "the migration is already {}: only pending or running migrations can be cancelled",
+                self.store.job(id).await?.map_or(job.status, |j| j.status)
+            )));
+        }
+        if let Some(token) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            token.cancel();
+        }
+        tracing::info!("Job {id} cancelled");
+        Ok(())
+    }
+
+    /// Stops every running job (they end `cancelled`) and waits for them, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        let running: Vec<(String, CancellationToken)> = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, token) in &running {
+            tracing::info!("Cancelling job {id}: the server is stopping");
+            let _ = self.store.cancel(id, &now()).await;
+            token.cancel();
+        }
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Jobs still running after {grace:?}; marking them failed");
+            let _ = self
+                .store
+                .fail_unfinished("the server stopped while this job was {status}", &now())
+                .await;
+        }
+    }
+}
+
+/// The job's final status, stats and error message from what the run returned.
+fn outcome(
+    result: ferry_core::Result<Report>,
+    live: &LiveStats,
+    cancelled: bool,
+) -> (&'static str, Option<String>, Option<String>) {
+    let live_json = || {
+        let map = live.tables.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_string(&*map).ok()
+    };
+    match result {
+        Ok(report) => {
+            let stats = serde_json::to_string(&report.stats).ok();
+            let status = match report.status {
+                _ if cancelled => "cancelled",
+                Status::Completed => "completed",
+                Status::Failed => "failed",
+                Status::Cancelled => "cancelled",
+            };
+            let error = match report.status {
+                Status::Failed => Some(
+                    report
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the run failed".into()),
+                ),
+                Status::Cancelled => Some("cancelled".into()),
+                Status::Completed => failure_summary(&report),
+            };
+            (status, stats, error)
+        }
+        Err(e) if cancelled || e.kind() == ferry_core::ErrorKind::Cancelled => {
+            ("cancelled", live_json(), Some("cancelled".into()))
+        }
+        Err(e) => ("failed", live_json(), Some(e.to_string())),
+    }
+}
+
+/// One sentence on a completed run's failed rows and verification differences, if any.
+fn failure_summary(report: &Report) -> Option<String> {
+    let failed: Vec<String> = report
+        .stats
+        .iter()
+        .filter(|(_, s)| s.failed > 0)
+        .map(|(t, s)| format!("{t}: {}", s.failed))
+        .collect();
+    let differ: Vec<&str> = report
+        .verify
+        .iter()
+        .filter(|(_, v)| !v.ok())
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        let total: u64 = report.stats.values().map(|s| s.failed).sum();
+        parts.push(format!("{total} rows failed ({})", failed.join(", ")));
+    }
+    if !differ.is_empty() {
+        parts.push(format!(
+            "verification found differences in {}",
+            differ.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The job as the API shows it (never the sealed body).
+pub fn to_json(job: &JobRecord) -> Value {
+    let stats: Value =
+        serde_json::from_str(&job.stats).unwrap_or_else(|_| Value::Object(Default::default()));
+    serde_json::json!({
+        "id": job.id,
+        "admin_user_id": job.admin_user_id,
+        "kind": job.kind,
+        "source_host": job.source_host,
+        "status": job.status,
+        "dry_run": job.dry_run,
+        "stats": stats,
+        "error_message": job.error_message,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    })
+}

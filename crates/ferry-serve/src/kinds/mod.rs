@@ -1,0 +1,178 @@
+//! Job kinds: what `POST /api/v1/admin/migrations/{kind}` accepts and runs. A kind is one
+//! variant of [`Kind`] plus one module with two functions: `validate` (pure: the request body
+//! to a [`Validated`] job or a 400 naming the field) and `run` (async: the job's work under a
+//! [`RunContext`], returning ferry's `Report`).
+//!
+//! Adding a kind (e.g. `peertube`, whose `validate` is already in [`peertube`]): add the
+//! variant, its arms in `Kind::parse`, `Kind::name`, `Kind::validate`, `Kind::run`, and its
+//! request schema in `openapi.rs`.
+
+pub mod blobs;
+pub mod copy;
+pub mod peertube;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferry_core::report::Report;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::LiveStats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Copy,
+    Blobs,
+}
+
+impl Kind {
+    /// The kind a path segment names; `None` is a 404 ("unknown migration kind").
+    pub fn parse(segment: &str) -> Option<Self> {
+        match segment {
+            "copy" => Some(Kind::Copy),
+            "blobs" => Some(Kind::Blobs),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Copy => "copy",
+            Kind::Blobs => "blobs",
+        }
+    }
+
+    /// Checks a request body; never touches the network.
+    ///
+    /// # Errors
+    /// A [`BadRequest`] naming the field that is missing or wrong.
+    pub fn validate(self, body: &Value) -> Result<Validated, BadRequest> {
+        match self {
+            Kind::Copy => copy::validate(body),
+            Kind::Blobs => blobs::validate(body),
+        }
+    }
+
+    /// Runs a validated body. Calls [`RunContext::validated`] once the source and target have
+    /// been reached, before the work starts.
+    ///
+    /// # Errors
+    /// When the job could not run (the message never holds a credential).
+    pub async fn run(
+        self,
+        body: Value,
+        dry_run: bool,
+        cx: RunContext,
+    ) -> ferry_core::Result<Report> {
+        match self {
+            Kind::Copy => copy::run(body, dry_run, cx).await,
+            Kind::Blobs => blobs::run(body, dry_run, cx).await,
+        }
+    }
+}
+
+/// What validation gives the job store: the job's public fields and the body to seal.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The source's host (or file path), without credentials.
+    pub source_host: String,
+    /// Where the job writes, without credentials: one non-dry-run job per key at a time.
+    pub target_key: String,
+}
+
+/// A 400 with its message (which names the field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest(pub String);
+
+/// What a running job gets: where to report progress, when to stop, where to put rejects.
+#[derive(Clone)]
+pub struct RunContext {
+    pub stats: Arc<LiveStats>,
+    pub cancel: CancellationToken,
+    pub job_id: String,
+    pub work_dir: PathBuf,
+    validated: Arc<tokio::sync::Notify>,
+}
+
+impl RunContext {
+    pub fn new(
+        stats: Arc<LiveStats>,
+        cancel: CancellationToken,
+        job_id: String,
+        work_dir: PathBuf,
+        validated: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            stats,
+            cancel,
+            job_id,
+            work_dir,
+            validated,
+        }
+    }
+
+    /// The source and target answered: the job moves from `validating` to `running`
+    /// (or `dry_run`).
+    pub fn validated(&self) {
+        self.validated.notify_one();
+    }
+}
+
+/// Fields whose values may hold credentials: their type errors do not echo the value.
+const SECRET_FIELDS: [&str; 6] = [
+    "source_url",
+    "target_url",
+    "from",
+    "to",
+    "manifest_db",
+    "source_db_password",
+];
+
+/// Deserialises a body into a kind's request type; errors name the field.
+///
+/// # Errors
+/// A [`BadRequest`] like ``missing field `source_url` `` or `batch_size: invalid type: …`.
+pub fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, BadRequest> {
+    if !body.is_object() {
+        return Err(BadRequest(
+            "the request body must be a JSON object".to_string(),
+        ));
+    }
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        let inner = inner
+            .split(" at line ")
+            .next()
+            .unwrap_or(&inner)
+            .to_string();
+        if path == "." || path.is_empty() {
+            BadRequest(inner)
+        } else if SECRET_FIELDS.iter().any(|f| path.starts_with(f)) {
+            BadRequest(format!("{path}: must be a string"))
+        } else {
+            BadRequest(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// A required text field must not be blank.
+pub fn non_empty(field: &str, value: &str) -> Result<(), BadRequest> {
+    if value.trim().is_empty() {
+        Err(BadRequest(format!("{field}: must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+/// A count option within bounds.
+pub fn in_range(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), BadRequest> {
+    match value {
+        Some(v) if v < min || v > max => Err(BadRequest(format!(
+            "{field}: must be between {min} and {max} (got {v})"
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,257 @@
+//! `GET /api/v1/openapi.json`: the API described for clients and for fuzzing (schemathesis).
+//!
+//! Written by hand as a `serde_json` document rather than derived with utoipa: the request
+//! bodies are checked by hand-written validation (ranges, `additionalProperties: false`, one
+//! path per job kind), and stating those constraints directly keeps the document exactly as
+//! strict as the server, which is what lets a fuzzer tell valid requests from invalid ones.
+//! A test in this module checks that every route the router serves is described.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn job_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobEnvelope"}}}
+    })
+}
+
+fn start_operation(kind: &str, schema: &str, dry_run: bool) -> Value {
+    let summary = if dry_run {
+        format!("Start a {kind} migration as a dry run (writes nothing to the target)")
+    } else {
+        format!("Start a {kind} migration")
+    };
+    json!({
+        "post": {
+            "summary": summary,
+            "operationId": format!("start_{kind}{}", if dry_run { "_dry_run" } else { "" }),
+            "tags": ["migrations"],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+            },
+            "responses": {
+                "201": job_response("The job, created (status pending)"),
+                "400": error_response("Malformed JSON, a missing field or a bad value (the message names the field)"),
+                "401": error_response("No, an invalid or an expired token"),
+                "403": error_response("The token is not an admin's"),
+                "409": error_response("Another non-dry-run migration into the same target is pending or running"),
+                "413": error_response("The body is larger than the server accepts")
+            }
+        }
+    })
+}
+
+/// The OpenAPI 3.0 document.
+pub fn document() -> Value {
+    let id_param = json!({
+        "name": "id", "in": "path", "required": true,
+        "schema": {"type": "string", "format": "uuid"}
+    });
+    let plain = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ferry serve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Migrations as background jobs: start, watch, cancel. Every JSON answer is an envelope: {\"success\": true, \"data\": …} or {\"success\": false, \"error\": \"…\"}."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object", "required": ["success", "error"],
+                    "properties": {"success": {"type": "boolean", "enum": [false]}, "error": {"type": "string"}}
+                },
+                "Status": {
+                    "type": "object", "required": ["success"],
+                    "properties": {"success": {"type": "boolean"}, "data": {"type": "object"}, "error": {"type": "string"}}
+                },
+                "Login": {
+                    "type": "object", "additionalProperties": false, "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}}
+                },
+                "Token": {
+                    "type": "object", "required": ["success", "data"],
+                    "properties": {
+                        "success": {"type": "boolean", "enum": [true]},
+                        "data": {
+                            "type": "object", "required": ["access_token", "token_type", "expires_in"],
+                            "properties": {
+                                "access_token": {"type": "string"},
+                                "token_type": {"type": "string", "enum": ["Bearer"]},
+                                "expires_in": {"type": "integer", "minimum": 0}
+                            }
+                        }
+                    }
+                },
+                "CopyRequest": {
+                    "type": "object", "additionalProperties": false, "required": ["source_url", "target_url"],
+                    "properties": {
+                        "source_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb):", "description": "sqlite:///path.db, postgres://user:pass@host/db, mysql://…"},
+                        "target_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb):"},
+                        "tables": {"type": "array", "items": {"type": "string"}, "description": "names or globs; default all"},
+                        "exclude": {"type": "array", "items": {"type": "string"}},
+                        "batch_size": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_BATCH},
+                        "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
+                        "force": {"type": "boolean", "description": "erase target tables that already hold rows"},
+                        "ignore_errors": {"type": "boolean"}
+                    }
+                },
+                "BlobsRequest": {
+                    "type": "object", "additionalProperties": false, "required": ["from", "to"],
+                    "properties": {
+                        "from": {"type": "string", "minLength": 1, "description": "file:///dir or s3://bucket/prefix?endpoint=…"},
+                        "to": {"type": "string", "minLength": 1},
+                        "manifest_db": {"type": "string", "minLength": 1, "description": "with manifest_sql: the database whose rows name the files"},
+                        "manifest_sql": {"type": "string", "minLength": 1},
+                        "workers": {"type": "integer", "minimum": 1, "maximum": 256},
+                        "ignore_errors": {"type": "boolean"}
+                    }
+                },
+                "TableStats": {
+                    "type": "object", "required": ["total", "migrated", "skipped", "failed", "errors"],
+                    "properties": {
+                        "total": {"type": "integer"}, "migrated": {"type": "integer"},
+                        "skipped": {"type": "integer"}, "failed": {"type": "integer"},
+                        "errors": {"type": "array", "items": {"type": "string"}},
+                        "bytes": {"type": "integer"}, "elapsed_s": {"type": "number"}
+                    }
+                },
+                "Job": {
+                    "type": "object",
+                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "admin_user_id": {"type": "integer"},
+                        "kind": {"type": "string"},
+                        "source_host": {"type": "string"},
+                        "status": {"type": "string", "enum": ["pending", "validating", "running", "dry_run", "completed", "failed", "cancelled"]},
+                        "dry_run": {"type": "boolean"},
+                        "stats": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TableStats"}},
+                        "error_message": {"type": "string", "nullable": true},
+                        "created_at": {"type": "string"},
+                        "updated_at": {"type": "string"},
+                        "started_at": {"type": "string", "nullable": true},
+                        "finished_at": {"type": "string", "nullable": true}
+                    }
+                },
+                "JobEnvelope": {
+                    "type": "object", "required": ["success", "data"],
+                    "properties": {"success": {"type": "boolean", "enum": [true]}, "data": {"$ref": "#/components/schemas/Job"}}
+                },
+                "JobPage": {
+                    "type": "object", "required": ["success", "data"],
+                    "properties": {
+                        "success": {"type": "boolean", "enum": [true]},
+                        "data": {
+                            "type": "object", "required": ["total", "count", "start", "data"],
+                            "properties": {
+                                "total": {"type": "integer"}, "count": {"type": "integer"}, "start": {"type": "integer"},
+                                "data": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "paths": {
+            "/health": {"get": {"summary": "The process is up", "operationId": "health", "responses": {"200": plain("Up")}}},
+            "/ready": {"get": {"summary": "The job store answers and the master key is loaded", "operationId": "ready",
+                "responses": {"200": plain("Ready"), "503": error_response("Not ready")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/api/v1/auth/login": {"post": {
+                "summary": "Log in: a bearer token for the admin routes", "operationId": "login", "tags": ["auth"],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Login"}}}},
+                "responses": {
+                    "200": {"description": "A token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}},
+                    "400": error_response("Malformed body"),
+                    "401": error_response("Wrong user name or password (repeated failures are slowed down)"),
+                    "413": error_response("Body too large")
+                }
+            }},
+            "/api/v1/admin/migrations": {"get": {
+                "summary": "A page of jobs, newest first", "operationId": "list_migrations", "tags": ["migrations"],
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "count", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::api::MAX_PAGE, "default": 20}},
+                    {"name": "start", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}}
+                ],
+                "responses": {
+                    "200": {"description": "The page and the total", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobPage"}}}},
+                    "400": error_response("Bad count or start"),
+                    "401": error_response("No, an invalid or an expired token"),
+                    "403": error_response("The token is not an admin's")
+                }
+            }},
+            "/api/v1/admin/migrations/copy": start_operation("copy", "CopyRequest", false),
+            "/api/v1/admin/migrations/copy/dry-run": start_operation("copy", "CopyRequest", true),
+            "/api/v1/admin/migrations/blobs": start_operation("blobs", "BlobsRequest", false),
+            "/api/v1/admin/migrations/blobs/dry-run": start_operation("blobs", "BlobsRequest", true),
+            "/api/v1/admin/migrations/{id}": {
+                "get": {
+                    "summary": "One job", "operationId": "get_migration", "tags": ["migrations"],
+                    "security": [{"bearer": []}], "parameters": [id_param.clone()],
+                    "responses": {
+                        "200": job_response("The job"),
+                        "401": error_response("No, an invalid or an expired token"),
+                        "403": error_response("The token is not an admin's"),
+                        "404": error_response("No job with this id")
+                    }
+                },
+                "delete": {
+                    "summary": "Cancel a pending or running job", "operationId": "cancel_migration", "tags": ["migrations"],
+                    "security": [{"bearer": []}], "parameters": [id_param],
+                    "responses": {
+                        "204": {"description": "Cancelled: the work stops within seconds"},
+                        "400": error_response("The job already finished"),
+                        "401": error_response("No, an invalid or an expired token"),
+                        "403": error_response("The token is not an admin's"),
+                        "404": error_response("No job with this id")
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described() {
+        let doc = super::document();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "/health",
+            "/ready",
+            "/metrics",
+            "/api/v1/openapi.json",
+            "/api/v1/auth/login",
+            "/api/v1/admin/migrations",
+            "/api/v1/admin/migrations/copy",
+            "/api/v1/admin/migrations/copy/dry-run",
+            "/api/v1/admin/migrations/blobs",
+            "/api/v1/admin/migrations/blobs/dry-run",
+            "/api/v1/admin/migrations/{id}",
+        ] {
+            assert!(paths.contains_key(p), "{p} is not described");
+        }
+        // Every $ref resolves.
+        let text = doc.to_string();
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+        }
+    }
+}
