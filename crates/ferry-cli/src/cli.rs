@@ -35,6 +35,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Create a sample SQLite application database and copy it into a new SQLite file.
     Demo(DemoArgs),
+    /// Run the job server: migrations as background jobs behind an admin HTTP API.
+    Serve(crate::serve::ServeArgs),
+    /// Users and tokens of the job server's store.
+    #[command(subcommand)]
+    Admin(crate::serve::AdminCommand),
     /// Copy or verify the files an application's rows point at, between storage backends.
     #[command(subcommand)]
     Blobs(crate::blobs::BlobsCommand),

@@ -3,6 +3,7 @@
 mod blobs;
 mod cli;
 mod migrate;
+mod serve;
 mod ui;
 
 use std::io::IsTerminal;
@@ -145,6 +146,8 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             .await;
             finish(result, summary.as_deref(), &args.endpoints, false)
         }
+        Command::Serve(args) => serve::run(args).await,
+        Command::Admin(command) => serve::admin(command).await,
         Command::Blobs(command) => blobs::run(command, bars).await,
         Command::Migrate(args) => migrate::run(args, bars).await,
         Command::Demo(args) => {

@@ -1,0 +1,162 @@
+//! `ferry serve` (the job server) and `ferry admin` (users and tokens of its store): argument
+//! parsing and signal handling; the server itself is the ferry-serve library.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the real address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Job store: sqlite://ferry.db (default) or postgres://user@host/db.
+    #[arg(long, env = "FERRY_STORE", default_value = "sqlite://ferry.db", value_name = "URL")]
+    pub store: String,
+    /// File holding the master key (64 hex characters); created (mode 0600) when missing.
+    /// Without it: FERRY_MASTER_KEY, else ./ferry-master.key.
+    #[arg(long, value_name = "PATH")]
+    pub master_key_file: Option<PathBuf>,
+    /// Lifetime of the access tokens login returns, in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub token_ttl: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
+    pub max_body: usize,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a user of `ferry serve` (password from --password-stdin or FERRY_NEW_PASSWORD).
+    CreateUser(CreateUserArgs),
+    /// Revoke the access tokens of one user (--username) or of everyone.
+    RevokeTokens(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct StoreArg {
+    /// The job store `ferry serve` uses.
+    #[arg(long, env = "FERRY_STORE", default_value = "sqlite://ferry.db", value_name = "URL")]
+    pub store: String,
+}
+
+#[derive(Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[arg(long, value_name = "NAME")]
+    pub username: String,
+    /// Read the password from standard input (first line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+    pub role: RoleArg,
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Only this user's tokens.
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RoleArg {
+    Admin,
+    User,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("ferry serve: stopping (cancelling running jobs)");
+}
+
+pub async fn run(args: ServeArgs) -> i32 {
+    let config = ferry_serve::ServeConfig {
+        listen: args.listen,
+        store: args.store,
+        master_key_file: args.master_key_file,
+        token_ttl_s: args.token_ttl,
+        body_limit: args.max_body,
+    };
+    match ferry_serve::serve(config, stop_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn password(from_stdin: bool) -> Result<String, String> {
+    if from_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let line = text.lines().next().unwrap_or_default().to_string();
+        if line.is_empty() {
+            return Err("standard input held no password".into());
+        }
+        return Ok(line);
+    }
+    std::env::var("FERRY_NEW_PASSWORD").map_err(|_| {
+        "no password: pass --password-stdin (and pipe it in) or set FERRY_NEW_PASSWORD".into()
+    })
+}
+
+pub async fn admin(command: AdminCommand) -> i32 {
+    let result = match command {
+        AdminCommand::CreateUser(a) => match password(a.password_stdin) {
+            Err(e) => Err(e),
+            Ok(pw) => {
+                let role = match a.role {
+                    RoleArg::Admin => ferry_serve::Role::Admin,
+                    RoleArg::User => ferry_serve::Role::User,
+                };
+                ferry_serve::create_user(&a.store.store, &a.username, &pw, role)
+                    .await
+                    .map(|id| format!("Created user {} (id {id}, role {})", a.username, role.as_str()))
+                    .map_err(|e| e.to_string())
+            }
+        },
+        AdminCommand::RevokeTokens(a) => {
+            ferry_serve::revoke_tokens(&a.store.store, a.username.as_deref())
+                .await
+                .map(|n| format!("Revoked {n} token(s)"))
+                .map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(line) => {
+            eprintln!("{line}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
