@@ -45,6 +45,8 @@ pub enum Command {
     Blobs(crate::blobs::BlobsCommand),
     /// Move a whole application (rows, stored file locations, files) as a TOML spec says.
     Migrate(crate::migrate::MigrateArgs),
+    /// Import an application into a new platform as a profile declares (peertube, or a file).
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Args)]

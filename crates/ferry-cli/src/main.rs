@@ -2,6 +2,7 @@
 
 mod blobs;
 mod cli;
+mod import;
 mod migrate;
 mod serve;
 mod ui;
@@ -150,6 +151,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
         Command::Admin(command) => serve::admin(command).await,
         Command::Blobs(command) => blobs::run(command, bars).await,
         Command::Migrate(args) => migrate::run(args, bars).await,
+        Command::Import(args) => import::run(args, bars).await,
         Command::Demo(args) => {
             let result = async {
                 std::fs::create_dir_all(&args.dir).map_err(|e| {

@@ -1,0 +1,89 @@
+//! `ferry import <profile> --source … --target …`: an app-to-app import declared by a profile
+//! (a shipped name such as `peertube`, or a path to a profile file). Glue only: the work is
+//! `ferry_profile::import`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ferry::{Error, Locator};
+use ferry_profile::{ImportOptions, Profile};
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A shipped profile (peertube) or the path to a profile file.
+    #[arg(value_name = "PROFILE")]
+    pub profile: String,
+    /// The application's database: postgres://user@host/db (opened read-only).
+    #[arg(long, visible_alias = "source-db", value_name = "URL")]
+    pub source: String,
+    /// The new platform's database: postgres://user@host/db (its schema is created if missing).
+    #[arg(long, visible_alias = "target-db", value_name = "URL")]
+    pub target: String,
+    /// The source instance's host name, used in the target ids and source_host columns
+    /// (default: read from the source, e.g. PeerTube's instance account).
+    #[arg(long, value_name = "HOST")]
+    pub source_host: Option<String>,
+    /// Where the application's files are: file:///var/www/peertube/storage or any blob locator.
+    #[arg(long, value_name = "LOCATOR", requires = "media_to")]
+    pub media_from: Option<String>,
+    /// Where the files go (file:// or s3://…).
+    #[arg(long, value_name = "LOCATOR", requires = "media_from")]
+    pub media_to: Option<String>,
+    /// Count what would be migrated and skipped and list the files (count, bytes); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the JSON summary to FILE (always valid JSON, also on failure).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Run against a source version the profile does not list.
+    #[arg(long)]
+    pub allow_unsupported_version: bool,
+    /// Carry no password hashes: every user must set a new password.
+    #[arg(long)]
+    pub require_password_reset: bool,
+    /// Import remote (federated) content too; by default it is counted as skipped.
+    #[arg(long)]
+    pub include_remote: bool,
+    /// Rows per page and per upsert statement.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub batch_size: usize,
+}
+
+pub async fn run(args: ImportArgs, bars: bool) -> i32 {
+    let result = async {
+        let profile = Profile::find(&args.profile)?;
+        let mut options =
+            ImportOptions::new(Locator::parse(&args.source)?, Locator::parse(&args.target)?);
+        options.source_host = args.source_host.clone();
+        options.media_from = args.media_from.clone();
+        options.media_to = args.media_to.clone();
+        options.dry_run = args.dry_run;
+        options.allow_unsupported_version = args.allow_unsupported_version;
+        options.require_password_reset = args.require_password_reset;
+        options.include_remote = args.include_remote;
+        if args.batch_size == 0 {
+            return Err(Error::input("--batch-size must be at least 1"));
+        }
+        options.batch_size = args.batch_size;
+        let info = ferry_profile::validate_source(&profile, &options).await?;
+        eprintln!(
+            "Importing {} (version {}) from {} as source host {}",
+            if info.application.is_empty() {
+                &profile.name
+            } else {
+                &info.application
+            },
+            info.version.as_deref().unwrap_or("unknown"),
+            options.source.redacted(),
+            info.source_host
+        );
+        ferry_profile::import(&profile, &options, &crate::context(bars, false)).await
+    }
+    .await;
+    let endpoints = crate::cli::Endpoints {
+        source: args.source,
+        target: args.target,
+        schema_name: None,
+    };
+    crate::finish(result, args.summary.as_deref(), &endpoints, args.dry_run)
+}
