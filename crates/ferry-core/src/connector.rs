@@ -95,6 +95,17 @@ pub struct Ddl {
     pub drop: Vec<String>,
 }
 
+/// For a target of another backend than the source's: a native column as the text column it
+/// becomes there, with the note that names the lossy step.
+pub fn native_as_text(column: &Column) -> Option<(Column, String)> {
+    let DataType::Native { name, .. } = &column.data_type else {
+        return None;
+    };
+    let mut text = column.clone();
+    text.data_type = DataType::text();
+    Some((text, format!("{name} is copied as its text form")))
+}
+
 /// The pure half of a target: no I/O, so the planner can use it for dry runs and tests.
 pub trait Dialect: Send + Sync {
     fn backend(&self) -> Backend;

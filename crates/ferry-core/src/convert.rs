@@ -70,6 +70,12 @@ pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
             },
             other => Err(format!("{} is not JSON text", other.render())),
         },
+        // Bytes are the backend's own binary form (a same-backend copy reads it raw); any
+        // other value goes in as its text form, which enums and text domains accept.
+        DataType::Native { .. } => match value {
+            Value::Bytes(b) => Ok(Value::Bytes(b)),
+            other => to_text(other),
+        },
     }
 }
 

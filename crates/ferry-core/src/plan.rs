@@ -105,6 +105,8 @@ pub struct Plan {
     /// Parents before children.
     pub tables: Vec<TablePlan>,
     pub skipped: Vec<SkippedObject>,
+    /// The source's user-defined types, created first by a target of the same backend.
+    pub native_types: Vec<crate::schema::NativeType>,
     /// Renames, dropped defaults, broken cycles, foreign keys to tables left out.
     pub warnings: Vec<String>,
     pub ddl: Ddl,
@@ -302,7 +304,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                 on_update: fk.on_update.clone(),
             });
         }
-        tables.push(TablePlan {
+        let mut tp = TablePlan {
             source: Table {
                 columns: copied.clone(),
                 ..table.clone()
@@ -323,7 +325,9 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             columns,
             generated,
             existing: false,
-        });
+        };
+        read_native_as_text(&mut tp);
+        tables.push(tp);
     }
 
     let (order, cycles) = fk_order(&tables);
@@ -344,11 +348,28 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         target: dialect.backend(),
         tables,
         skipped: schema.skipped.clone(),
+        native_types: if same_backend {
+            schema.native_types.clone()
+        } else {
+            Vec::new()
+        },
         warnings,
         ddl: Ddl::default(),
     };
     plan.ddl = dialect.ddl(&plan);
     plan
+}
+
+/// A native column whose values are not written in the backend's own form (another target, or
+/// an existing target column of another type) is read as its text form.
+fn read_native_as_text(tp: &mut TablePlan) {
+    for (src, col) in tp.source.columns.iter_mut().zip(&tp.columns) {
+        if matches!(src.data_type, DataType::Native { .. })
+            && !matches!(col.convert_to, Some(DataType::Native { .. }))
+        {
+            src.data_type = DataType::text();
+        }
+    }
 }
 
 /// Where the target's own tables are used (`--schema auto|existing`).
@@ -463,6 +484,7 @@ pub fn adopt(
                 .filter_map(|k| tp.source.columns.iter().position(|c| &c.name == k))
                 .collect();
         }
+        read_native_as_text(tp);
         let filled: Vec<&str> = tp.columns.iter().map(|c| c.target_name.as_str()).collect();
         let defaulted: Vec<&str> = existing
             .columns

@@ -39,6 +39,15 @@ pub enum DataType {
     TimestampTz,
     Uuid,
     Json,
+    /// A type of the source backend that ferry does not model (PostgreSQL enums, domains,
+    /// arrays, inet, interval, ranges...): between two databases of that backend values travel
+    /// in the backend's own binary form; every other target gets the text form, named lossy.
+    Native {
+        /// The type as the backend spells it in DDL (`mood`, `integer[]`, `inet`).
+        name: String,
+        /// An array: its binary form names the element type by a per-database id.
+        array: bool,
+    },
 }
 
 impl DataType {
@@ -77,6 +86,7 @@ impl std::fmt::Display for DataType {
             DataType::TimestampTz => f.write_str("timestamptz"),
             DataType::Uuid => f.write_str("uuid"),
             DataType::Json => f.write_str("json"),
+            DataType::Native { name, .. } => write!(f, "native({name})"),
         }
     }
 }
@@ -198,6 +208,16 @@ pub struct Schema {
     pub backend: Backend,
     pub tables: Vec<Table>,
     pub skipped: Vec<SkippedObject>,
+    /// User-defined types the tables use (enums, domains), as the source's own DDL: a target of
+    /// the same backend creates them before the tables.
+    pub native_types: Vec<NativeType>,
+}
+
+/// A user-defined type and the statement that creates it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeType {
+    pub name: String,
+    pub sql: String,
 }
 
 impl Schema {

@@ -65,6 +65,9 @@ struct Pair {
     source: Table,
     target: Table,
     compare: Vec<Option<DataType>>,
+    /// Columns compared as JSON documents (key order and duplicate keys ignored) because a
+    /// side is jsonb, which keeps neither.
+    documents: Vec<bool>,
     key: Vec<usize>,
 }
 
@@ -108,13 +111,23 @@ pub async fn verify_plan(
         };
         let mut columns = Vec::new();
         let mut compare = Vec::new();
+        let mut documents = Vec::new();
         let mut missing = Vec::new();
-        for c in &t.columns {
+        for (c, sc) in t.columns.iter().zip(&t.source.columns) {
             match target_table.column(&c.target_name) {
                 Some(tc) => {
-                    // Both sides are compared in the type the copy converted into.
-                    compare.push(c.convert_to.clone());
-                    columns.push(tc.clone());
+                    let mut tc = tc.clone();
+                    documents.push(tc.native_type == "jsonb" || sc.native_type == "jsonb");
+                    // Both sides are compared in the type the copy converted into; a native
+                    // column filled from text is compared as text (its raw form cannot match).
+                    let native = |t: &DataType| matches!(t, DataType::Native { .. });
+                    if native(&tc.data_type) && !native(&sc.data_type) {
+                        tc.data_type = DataType::text();
+                        compare.push(Some(DataType::text()));
+                    } else {
+                        compare.push(c.convert_to.clone());
+                    }
+                    columns.push(tc);
                 }
                 None => missing.push(c.target_name.clone()),
             }
@@ -142,6 +155,7 @@ pub async fn verify_plan(
                 ..target_table.clone()
             },
             compare,
+            documents,
             key: t.key_columns.clone(),
         });
     }
@@ -184,13 +198,39 @@ pub async fn verify_plan(
     Ok(results)
 }
 
+/// A JSON document with sorted keys (the last of duplicate keys wins, as in jsonb) and no
+/// insignificant whitespace; text that does not parse is left as it is.
+fn canonical_json(text: String) -> String {
+    // Sorted explicitly: serde_json keeps insertion order when any crate in the build enables
+    // its `preserve_order` feature.
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sorted).collect())
+            }
+            other => other,
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(doc) => sorted(doc).to_string(),
+        Err(_) => text,
+    }
+}
+
 fn rule_text(source: Backend, target: Backend) -> String {
     if source == target && source == Backend::Sqlite {
         return "raw SQLite values compared byte for byte, storage class included".into();
     }
     "both sides read back and converted to the column's copy type (0/1 = false/true; the same instant in any \
      offset is equal; decimals compared at the column's scale, 1.50 = 1.5 only in unconstrained columns); \
-     floats bit for bit, text byte for byte"
+     floats bit for bit, text byte for byte, JSON as documents where a side is jsonb"
         .into()
 }
 
@@ -281,11 +321,15 @@ async fn digest_side(
     while let Some(batch) = rx.recv().await {
         for row in batch.rows() {
             row_values.clear();
-            for (v, to) in row.iter().zip(&pair.compare) {
+            for ((v, to), document) in row.iter().zip(&pair.compare).zip(&pair.documents) {
                 // A value that does not convert is hashed as read: it cannot equal the other side.
-                row_values.push(match to {
+                let v = match to {
                     Some(to) => convert(v.clone(), to).unwrap_or_else(|_| v.clone()),
                     None => v.clone(),
+                };
+                row_values.push(match v {
+                    Value::Json(text) if *document => Value::Json(canonical_json(text)),
+                    v => v,
                 });
             }
             let row_hash = hash::hash_values(&row_values, &mut buf);

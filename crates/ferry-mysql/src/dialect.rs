@@ -48,6 +48,11 @@ impl Dialect for MysqlDialect {
     }
 
     fn map_column(&self, column: &Column, table: &Table, _source: Backend) -> ColumnMapping {
+        if let Some((text, note)) = ferry_core::connector::native_as_text(column) {
+            let mut mapping = self.map_column(&text, table, _source);
+            mapping.notes.push(note);
+            return mapping;
+        }
         let (native, note) = native_type(&column.data_type, indexed(&column.name, table));
         let mut notes: Vec<String> = note.into_iter().collect();
         let unbounded = matches!(native.as_str(), "longtext" | "longblob");

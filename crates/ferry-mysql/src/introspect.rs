@@ -78,6 +78,7 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
         backend: Backend::Mysql,
         tables,
         skipped,
+        native_types: Vec::new(),
     })
 }
 

@@ -98,6 +98,7 @@ pub fn native_type(t: &DataType, indexed: bool) -> (String, Option<String>) {
         DataType::TimestampTz => ("datetime(6)".into(), Some("instant stored as a UTC datetime (MySQL has no zone type)".into())),
         DataType::Uuid => s("char(36)"),
         DataType::Json => ("longtext".into(), Some("JSON kept as text: MySQL's JSON type would reorder its keys".into())),
+        DataType::Native { name, .. } => ("longtext".into(), Some(format!("{name} is copied as its text form"))),
     }
 }
 

@@ -26,18 +26,75 @@ pub fn trailer(buf: &mut BytesMut) {
     buf.put_i16(-1);
 }
 
+/// How one target column's values are encoded.
+#[derive(Debug, Clone)]
+pub enum Encoding {
+    /// From a portable value.
+    Portable(DataType),
+    /// JSON text into a jsonb column (its binary form is a version byte and the text).
+    Jsonb,
+    /// A value already in PostgreSQL's binary form (read raw from another PostgreSQL), or text
+    /// for a type that accepts it (enums, text domains). `elem_oid` is the target's element
+    /// type of an array column: the binary form names it, and user types differ per database.
+    Native { elem_oid: u32 },
+}
+
 /// Appends one row. On a value the target cannot hold, the buffer is left as it was and the
 /// reason is returned.
-pub fn encode_row(buf: &mut BytesMut, types: &[DataType], row: &[Value]) -> Result<(), String> {
+pub fn encode_row(buf: &mut BytesMut, columns: &[Encoding], row: &[Value]) -> Result<(), String> {
     let start = buf.len();
     buf.put_i16(row.len() as i16);
-    for (v, t) in row.iter().zip(types) {
-        if let Err(e) = encode_value(buf, t, v) {
+    for (v, c) in row.iter().zip(columns) {
+        if let Err(e) = encode_field(buf, c, v) {
             buf.truncate(start);
             return Err(e);
         }
     }
     Ok(())
+}
+
+fn encode_field(buf: &mut BytesMut, column: &Encoding, v: &Value) -> Result<(), String> {
+    match (column, v) {
+        (Encoding::Portable(t), v) => encode_value(buf, t, v),
+        (_, Value::Null) => {
+            buf.put_i32(-1);
+            Ok(())
+        }
+        (Encoding::Jsonb, Value::Json(s) | Value::Text(s)) => {
+            buf.put_i32(s.len() as i32 + 1);
+            buf.put_u8(1);
+            buf.put_slice(s.as_bytes());
+            Ok(())
+        }
+        (Encoding::Native { elem_oid }, Value::Bytes(b)) => {
+            buf.put_i32(b.len() as i32);
+            let at = buf.len();
+            buf.put_slice(b);
+            // Array header: dimensions, flags, element type.
+            if *elem_oid != 0 && b.len() >= 12 {
+                buf[at + 8..at + 12].copy_from_slice(&elem_oid.to_be_bytes());
+            }
+            Ok(())
+        }
+        (Encoding::Native { elem_oid: 0 }, Value::Text(_)) => {
+            encode_value(buf, &DataType::text(), v)
+        }
+        (Encoding::Native { .. }, Value::Text(s)) => Err(format!(
+            "'{s}' is text and this column is a PostgreSQL array: only arrays read from another PostgreSQL database can be loaded into it"
+        )),
+        (c, v) => Err(format!(
+            "internal: a {} value reached a {c:?} column unconverted",
+            v.render()
+        )),
+    }
+}
+
+/// Clears the element type of a raw array value read from PostgreSQL, so that the same array
+/// read from two databases (whose user types have different ids) compares equal.
+pub fn normalize_array(raw: &mut [u8]) {
+    if raw.len() >= 12 {
+        raw[8..12].fill(0);
+    }
 }
 
 fn with_len(

@@ -18,7 +18,7 @@ pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn literal(text: &str) -> String {
+pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -47,9 +47,15 @@ impl Dialect for PostgresDialect {
             .as_ref()
             .filter(|_| !column.auto_increment)
             .and_then(|d| translate_default(d, &column.data_type, source, &mut notes));
+        // Between two PostgreSQL databases jsonb stays jsonb (ferry models it as JSON text).
+        let native_type = if source == Backend::Postgres && column.native_type == "jsonb" {
+            column.native_type.clone()
+        } else {
+            native_type(&column.data_type)
+        };
         ColumnMapping {
             convert_to: Some(column.data_type.clone()),
-            native_type: native_type(&column.data_type),
+            native_type,
             default_sql,
             notes,
         }
@@ -57,6 +63,8 @@ impl Dialect for PostgresDialect {
 
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
+        ddl.create
+            .extend(plan.native_types.iter().map(|t| t.sql.clone()));
         for t in &plan.tables {
             let table = quote(&t.target_name);
             if t.existing {

@@ -6,12 +6,13 @@ use ferry_core::Result;
 use ferry_core::filter::TableFilter;
 use ferry_core::locator::Backend;
 use ferry_core::schema::{
-    Column, DataType, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
+    Column, DataType, DefaultValue, ForeignKey, Index, NativeType, Paging, Schema, SkippedObject,
+    Table,
 };
 use tokio_postgres::Client;
 
 use crate::connect::error;
-use crate::dialect::quote;
+use crate::dialect::{literal, quote};
 use crate::type_map::from_catalog;
 
 const TABLES: &str = "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -47,9 +48,10 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             .query(
                 "SELECT a.attname, t.typname, a.atttypmod, NOT a.attnotnull, format_type(a.atttypid, a.atttypmod), \
                  a.attidentity <> '' OR coalesce(pg_get_serial_sequence(quote_ident(c.relname), a.attname), '') <> '', \
-                 a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid) \
+                 a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid), \
+                 t.typtype IN ('c', 'p') OR coalesce(e.typtype, '') = 'c', t.typcategory = 'A' \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_type t ON t.oid = a.atttypid \
+                 JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&name],
@@ -63,9 +65,17 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                 let native: String = r.get(4);
                 let (data_type, notes) = match from_catalog(&typname, r.get(2)) {
                     Some(t) => (t, vec![]),
-                    None => (
+                    // Composite values name their fields' types by per-database ids.
+                    None if r.get::<_, bool>(8) => (
                         DataType::text(),
                         vec![format!("{native} is read as its text form")],
+                    ),
+                    None => (
+                        DataType::Native {
+                            name: native.clone(),
+                            array: r.get(9),
+                        },
+                        vec![],
                     ),
                 };
                 Column {
@@ -124,7 +134,55 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
         backend: Backend::Postgres,
         tables,
         skipped: skipped(client).await?,
+        native_types: native_types(client).await?,
     })
+}
+
+/// The schema's enums and domains as idempotent DDL (a target that already has a type keeps
+/// it), enums first since domains may be over them, then in creation order.
+async fn native_types(client: &Client) -> Result<Vec<NativeType>> {
+    let rows = client
+        .query(
+            "SELECT t.typname, t.typtype::text, \
+             array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder), \
+             format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault, \
+             array(SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.contypid = t.oid ORDER BY k.oid) \
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'd') \
+             ORDER BY t.typtype DESC, t.oid",
+            &[],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let create = if r.get::<_, String>(1) == "e" {
+                let labels: Vec<String> = r.get(2);
+                let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
+                format!("CREATE TYPE {} AS ENUM ({})", quote(&name), labels.join(", "))
+            } else {
+                let mut sql = format!("CREATE DOMAIN {} AS {}", quote(&name), r.get::<_, String>(3));
+                if let Some(d) = r.get::<_, Option<String>>(5) {
+                    sql.push_str(&format!(" DEFAULT {d}"));
+                }
+                if r.get(4) {
+                    sql.push_str(" NOT NULL");
+                }
+                for check in r.get::<_, Vec<String>>(6) {
+                    sql.push_str(&format!(" {check}"));
+                }
+                sql
+            };
+            NativeType {
+                sql: format!(
+                    "DO $ferry$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$"
+                ),
+                name,
+            }
+        })
+        .collect())
 }
 
 /// Classifies a default as `pg_get_expr` prints it; sequences are the identity, not a default.

@@ -1,9 +1,10 @@
 //! Reading a PostgreSQL table as one binary COPY stream (`COPY (SELECT ...) TO STDOUT`),
-//! decoded straight into portable values. Types ferry does not model are cast to text.
+//! decoded straight into portable values. Types ferry does not model are read raw for a
+//! PostgreSQL target and cast to text for any other.
 
 use ferry_core::connector::BatchSender;
-use ferry_core::schema::Table;
-use ferry_core::value::Batch;
+use ferry_core::schema::{DataType, Table};
+use ferry_core::value::{Batch, Value};
 use ferry_core::{Error, Result};
 use futures_util::{StreamExt, pin_mut};
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::error;
-use crate::copy_binary::Decoded;
+use crate::copy_binary::{Decoded, normalize_array};
 use crate::dialect::quote;
 
 pub async fn read_table(
@@ -25,10 +26,21 @@ pub async fn read_table(
 ) -> Result<()> {
     let mut exprs = Vec::new();
     let mut types = Vec::new();
-    for c in &table.columns {
-        let (expr, ty) = match crate::type_map::from_catalog_type(&c.native_type) {
-            Some(ty) => (quote(&c.name), ty),
-            None => (format!("{}::text", quote(&c.name)), Type::TEXT),
+    let mut arrays = Vec::new();
+    for (i, c) in table.columns.iter().enumerate() {
+        let (expr, ty) = match (
+            &c.data_type,
+            crate::type_map::from_catalog_type(&c.native_type),
+        ) {
+            // Raw binary form, for a PostgreSQL target (bytea's decoder keeps bytes as they are).
+            (DataType::Native { array, .. }, _) => {
+                if *array {
+                    arrays.push(i);
+                }
+                (quote(&c.name), Type::BYTEA)
+            }
+            (_, Some(ty)) => (quote(&c.name), ty),
+            (_, None) => (format!("{}::text", quote(&c.name)), Type::TEXT),
         };
         exprs.push(expr);
         types.push(ty);
@@ -51,14 +63,20 @@ pub async fn read_table(
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| error(&e))?;
         for i in 0..width {
-            let Decoded(v) = row.try_get(i).map_err(|e| {
+            let Decoded(mut v) = row.try_get(i).map_err(|e| {
                 Error::run(format!(
                     "PostgreSQL: cannot decode \"{}\": {e}",
                     table.columns[i].name
                 ))
             })?;
+            if arrays.contains(&i)
+                && let Value::Bytes(b) = &mut v
+            {
+                normalize_array(b);
+            }
             out.push(v);
         }
+
         if !out.end_row().await? {
             return Ok(());
         }

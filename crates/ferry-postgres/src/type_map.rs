@@ -27,6 +27,7 @@ pub fn native_type(t: &DataType) -> String {
         DataType::Uuid => "uuid".into(),
         // json keeps the document's text exactly; jsonb would reorder keys and drop duplicates.
         DataType::Json => "json".into(),
+        DataType::Native { name, .. } => name.clone(),
     }
 }
 
@@ -75,6 +76,9 @@ pub fn from_catalog_type(format_type: &str) -> Option<tokio_postgres::types::Typ
     use tokio_postgres::types::Type;
     let t = format_type;
     let with_zone = t.contains("with time zone") && !t.contains("without");
+    if t.ends_with(']') {
+        return None;
+    }
     Some(match t {
         "boolean" => Type::BOOL,
         "smallint" => Type::INT2,

@@ -1,6 +1,8 @@
 //! Writing to PostgreSQL with binary COPY: one COPY per batch, so each batch is atomic and a
 //! rejected one can be split by the engine; PostgreSQL's error context names the failing line.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use bytes::BytesMut;
 use ferry_core::connector::{TableWriter, WriteError};
@@ -12,13 +14,13 @@ use futures_util::{SinkExt, pin_mut};
 use tokio_postgres::Client;
 
 use crate::connect::error;
-use crate::copy_binary::{encode_row, header, trailer};
+use crate::copy_binary::{Encoding, encode_row, header, trailer};
 use crate::dialect::quote;
 
 pub struct PostgresWriter {
     client: Client,
     sql: String,
-    types: Vec<DataType>,
+    types: Vec<Encoding>,
     buf: BytesMut,
 }
 
@@ -37,15 +39,23 @@ impl PostgresWriter {
             .iter()
             .map(|c| quote(&c.target_name))
             .collect();
+        let elem_oids = array_element_types(&client, &table.target_name).await?;
         let types = table
             .columns
             .iter()
             .map(|c| {
-                c.convert_to.clone().ok_or_else(|| {
+                let t = c.convert_to.clone().ok_or_else(|| {
                     Error::run(format!(
                         "internal: column {} has no target type",
                         c.source_name
                     ))
+                })?;
+                Ok(match t {
+                    DataType::Json if c.native_type == "jsonb" => Encoding::Jsonb,
+                    DataType::Native { .. } => Encoding::Native {
+                        elem_oid: elem_oids.get(&c.target_name).copied().unwrap_or(0),
+                    },
+                    t => Encoding::Portable(t),
                 })
             })
             .collect::<Result<_>>()?;
@@ -89,6 +99,22 @@ impl TableWriter for PostgresWriter {
             Err(e) => Err(classify(&e)),
         }
     }
+}
+
+/// The element type of each array column of the target table (domains over arrays included).
+async fn array_element_types(client: &Client, table: &str) -> Result<HashMap<String, u32>> {
+    let rows = client
+        .query(
+            "SELECT a.attname, coalesce(nullif(t.typelem, 0), b.typelem, 0)::oid \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_type b ON b.oid = t.typbasetype \
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+             AND coalesce(nullif(t.typcategory, 'U'), b.typcategory) = 'A'",
+            &[&quote(table)],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Data errors (class 22) and constraint violations (class 23) reject the batch; anything else

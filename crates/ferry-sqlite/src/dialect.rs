@@ -40,6 +40,11 @@ impl Dialect for SqliteDialect {
                 notes: vec![],
             };
         }
+        if let Some((text, note)) = ferry_core::connector::native_as_text(column) {
+            let mut mapping = self.map_column(&text, _table, source);
+            mapping.notes.push(note);
+            return mapping;
+        }
         let mut notes = Vec::new();
         let default_sql = column.default.as_ref().and_then(|d| match d {
             DefaultValue::Null => Some("NULL".into()),

@@ -68,6 +68,7 @@ pub fn schema(conn: &Connection, path: &Path, options: &SchemaOptions) -> Result
         backend: Backend::Sqlite,
         tables,
         skipped,
+        native_types: Vec::new(),
     })
 }
 

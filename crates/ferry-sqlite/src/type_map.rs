@@ -353,6 +353,7 @@ pub fn native_type(t: &DataType) -> String {
         DataType::TimestampTz => "TIMESTAMPTZ_TEXT".into(),
         DataType::Uuid => "UUID_TEXT".into(),
         DataType::Json => "JSON_TEXT".into(),
+        DataType::Native { .. } => "TEXT".into(),
     }
 }
 

@@ -255,3 +255,59 @@ async fn fills_an_existing_mysql_schema() {
     assert_eq!(id, 6);
     conn.disconnect().await.unwrap();
 }
+
+/// The application's PostgreSQL-only column types (enum, jsonb, a text domain) filled from
+/// SQLite text: values land in the column's own type and verify compares them as text. Text
+/// bound for an array column is a reported row failure, not a crash or a silent loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_enum_jsonb_and_domain_columns_from_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typed.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, state TEXT, doc JSON, code TEXT);
+             INSERT INTO items VALUES (1, 'open', '{\"b\": 1, \"a\": 2}', 'AB'), (2, NULL, NULL, NULL);
+             CREATE TABLE lists (id INTEGER PRIMARY KEY, tags TEXT);
+             INSERT INTO lists VALUES (1, '{x,y}'), (2, NULL);",
+        )
+        .unwrap();
+    let db = TestDb::new().await;
+    let pg = db.client().await;
+    pg.batch_execute(
+        "CREATE TYPE state AS ENUM ('open', 'closed');
+         CREATE DOMAIN code AS text CHECK (VALUE ~ '^[A-Z]+$');
+         CREATE TABLE items (id integer PRIMARY KEY, state state, doc jsonb, code code);
+         CREATE TABLE lists (id integer PRIMARY KEY, tags text[]);",
+    )
+    .await
+    .unwrap();
+    let opts = ferry::CopyOptions {
+        schema_mode: SchemaMode::Existing,
+        ignore_errors: true,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
+        .await
+        .unwrap();
+    assert_eq!(report.stats["items"].migrated, 2, "{}", report.render());
+    assert!(report.verify["items"].ok(), "{}", report.render());
+    let row = pg
+        .query_one(
+            "SELECT state::text, doc->>'a', code::text FROM items WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "open");
+    assert_eq!(row.get::<_, String>(1), "2");
+    assert_eq!(row.get::<_, String>(2), "AB");
+    assert_eq!(report.stats["lists"].migrated, 1, "{}", report.render());
+    assert_eq!(report.stats["lists"].failed, 1);
+    assert!(
+        report.stats["lists"].errors[0].contains("PostgreSQL array"),
+        "{:?}",
+        report.stats["lists"].errors
+    );
+    assert_eq!(report.exit_code(), 1);
+}
