@@ -252,13 +252,44 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     let mut cancelled = false;
     let mut failure: Option<Error> = None;
 
+    // Every count first (one snapshot), so each stats key starts once with its whole total.
+    cx.observer
+        .event(&Event::Phase("Counting the source rows".into()));
+    let mut counts = Vec::new();
     for entity in &profile.entities {
+        let since = state.get(&entity.name).cloned().flatten();
+        counts.push(
+            run.count(entity, since.as_deref())
+                .await
+                .map_err(|e| e.context(format!("entity {}", entity.name)))?,
+        );
+    }
+    let mut started_keys: Vec<&str> = Vec::new();
+    for entity in &profile.entities {
+        let key = report_key(entity);
+        if !started_keys.contains(&key) {
+            started_keys.push(key);
+            let rows = profile
+                .entities
+                .iter()
+                .zip(&counts)
+                .filter(|(e, _)| report_key(e) == key)
+                .map(|(_, c)| c.total)
+                .sum();
+            cx.observer.event(&Event::TableStarted {
+                table: key.to_string(),
+                rows,
+            });
+        }
+    }
+
+    for (i, entity) in profile.entities.iter().enumerate() {
         if cx.cancel.is_cancelled() {
             cancelled = true;
             break;
         }
         let since = state.get(&entity.name).cloned().flatten();
-        let outcome = match run.entity(entity, since.as_deref()).await {
+        let outcome = match run.entity(entity, since.as_deref(), &counts[i]).await {
             Ok(o) => o,
             Err(e) if e.kind() == ErrorKind::Cancelled => {
                 cancelled = true;
@@ -280,6 +311,19 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
             &mut media_stats
         };
         merge(into, &outcome.stats);
+        let last_of_key = entity.table.is_some()
+            && !profile.entities[i + 1..]
+                .iter()
+                .any(|e| e.table.is_some() && e.stats == entity.stats);
+        if last_of_key {
+            let s = &report.stats[&entity.stats];
+            cx.observer.event(&Event::TableFinished {
+                table: entity.stats.clone(),
+                migrated: s.migrated,
+                failed: s.failed,
+                elapsed_s: s.elapsed_s,
+            });
+        }
         if let Some(v) = outcome.verify {
             report.verify.insert(entity.name.clone(), v);
         }
@@ -352,6 +396,15 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = ferry_core::report::peak_rss_mb();
     Ok(report)
+}
+
+/// Where an entity's numbers go: its `stats` key, or `media` for a files-only entity.
+fn report_key(entity: &Entity) -> &str {
+    if entity.table.is_some() {
+        &entity.stats
+    } else {
+        "media"
+    }
 }
 
 fn merge(into: &mut TableStats, from: &TableStats) {
@@ -471,6 +524,16 @@ struct Run<'a> {
     flags: HashMap<&'a str, Option<String>>,
 }
 
+/// What an entity's query holds in the snapshot.
+struct Counts {
+    total: u64,
+    /// Rows past the last watermark (all rows on a first run).
+    changed: u64,
+    /// Rows not skipped by a rule: what the target should hold.
+    expected: u64,
+    new_watermark: Option<String>,
+}
+
 #[derive(Default)]
 struct EntityOutcome {
     stats: TableStats,
@@ -482,14 +545,10 @@ struct EntityOutcome {
 }
 
 impl Run<'_> {
-    /// One entity: count, page through what changed, write, verify.
-    async fn entity(&self, entity: &Entity, since: Option<&str>) -> Result<EntityOutcome> {
-        let started = Instant::now();
-        let mut out = EntityOutcome::default();
+    /// An entity's counts, in the same snapshot the pages read.
+    async fn count(&self, entity: &Entity, since: Option<&str>) -> Result<Counts> {
         let mut values = self.flags.clone();
         values.insert("since", since.map(str::to_string));
-
-        // Counts first, in the same snapshot the pages read.
         let mut b = bind(&entity.source, &values);
         let changed = match (&entity.watermark, since) {
             (Some(w), Some(s)) => format!(
@@ -525,19 +584,35 @@ impl Run<'_> {
             .query_one(&count_sql, &b.refs())
             .await
             .map_err(|e| pg::db(&e))?;
-        let (total, changed_n, expected): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        out.new_watermark = row.get(3);
-        out.stats.total = total as u64;
-        let unchanged = (total - changed_n) as u64;
+        let (total, changed, expected): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        Ok(Counts {
+            total: total as u64,
+            changed: changed as u64,
+            expected: expected as u64,
+            new_watermark: row.get(3),
+        })
+    }
+
+    /// One entity: page through what changed, write, verify.
+    async fn entity(
+        &self,
+        entity: &Entity,
+        since: Option<&str>,
+        counts: &Counts,
+    ) -> Result<EntityOutcome> {
+        let started = Instant::now();
+        let mut out = EntityOutcome::default();
+        let mut values = self.flags.clone();
+        values.insert("since", since.map(str::to_string));
+        let (total, expected) = (counts.total, counts.expected);
+        out.new_watermark = counts.new_watermark.clone();
+        out.stats.total = total;
+        let unchanged = total - counts.changed;
         out.stats.skipped += unchanged;
         if unchanged > 0 {
             out.skip_reasons
                 .insert("unchanged since the last run".into(), unchanged);
         }
-        self.cx.observer.event(&Event::TableStarted {
-            table: entity.stats.clone(),
-            rows: total as u64,
-        });
         if unchanged > 0 {
             self.cx.observer.event(&Event::TableProgress {
                 table: entity.stats.clone(),
@@ -677,24 +752,24 @@ impl Run<'_> {
             } else {
                 // Media rows: skipped ones are counted here, the rest by the file copy.
                 out.stats.skipped += skipped;
+                if skipped > 0 {
+                    self.cx.observer.event(&Event::TableProgress {
+                        table: entity.stats.clone(),
+                        rows: skipped,
+                        failed: 0,
+                        bytes: 0,
+                    });
+                }
             }
             if entity.key.is_none() || n < self.options.batch_size {
                 break;
             }
         }
         out.stats.elapsed_s = started.elapsed().as_secs_f64();
-        if entity.table.is_some() {
-            self.cx.observer.event(&Event::TableFinished {
-                table: entity.stats.clone(),
-                migrated: out.stats.migrated,
-                failed: out.stats.failed,
-                elapsed_s: out.stats.elapsed_s,
-            });
-        }
         if let (Some(table), false, false) = (&entity.table, self.options.dry_run, out.cancelled) {
             self.cx.observer.event(&Event::VerifyStarted {
                 table: entity.name.clone(),
-                rows: expected as u64,
+                rows: expected,
             });
             let got: i64 = self
                 .target
@@ -709,9 +784,9 @@ impl Run<'_> {
                 .map_err(|e| pg::db(&e))?
                 .get(0);
             let v = VerifyTable {
-                source_rows: expected as u64,
+                source_rows: expected,
                 target_rows: got as u64,
-                checksum_match: expected == got,
+                checksum_match: expected == got as u64,
                 rule: format!(
                     "row counts: the source query's rows that are not skipped vs {table} rows with source_host = '{}' (no content checksum)",
                     self.host
@@ -842,6 +917,12 @@ async fn copy_media(
     let cx = run.cx;
     let Some((from, to)) = stores else {
         stats.skipped += keys.len() as u64;
+        cx.observer.event(&Event::TableFinished {
+            table: "media".into(),
+            migrated: 0,
+            failed: 0,
+            elapsed_s: 0.0,
+        });
         report.warnings.push(format!(
             "media: {} files named by the rows were not {} (give --media-from and --media-to)",
             keys.len(),
@@ -861,10 +942,6 @@ async fn copy_media(
             "Copying"
         }
     )));
-    cx.observer.event(&Event::TableStarted {
-        table: "media".into(),
-        rows: keys.len() as u64,
-    });
     let tally = Arc::new(Tally {
         observer: cx.observer.clone(),
         found_bytes: Mutex::new((0, 0)),

@@ -127,6 +127,34 @@ async fn peertube_import_maps_every_entity_field_by_field() {
                 .any(|e| matches!(e, Event::TableFinished { table, .. } if table == key)),
             "{key} finished"
         );
+        let started: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TableStarted { table, rows } if table == key => Some(*rows),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [r.stats[key].total],
+            "{key} starts once with its whole total"
+        );
+        let done: u64 = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TableProgress {
+                    table,
+                    rows,
+                    failed,
+                    ..
+                } if table == key => Some(rows + failed),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(
+            done, r.stats[key].total,
+            "{key}: progress adds up to the total"
+        );
     }
 
     let c = dst.client().await;
