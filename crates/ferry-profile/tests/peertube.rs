@@ -898,3 +898,71 @@ async fn conformance_with_the_real_peertube_schema() {
         2
     );
 }
+
+/// Cancels the run when the first batch of a stats key is reported.
+struct CancelOn {
+    key: &'static str,
+    token: tokio_util::sync::CancellationToken,
+}
+
+impl ferry_core::progress::Observer for CancelOn {
+    fn event(&self, event: &Event) {
+        if let Event::TableProgress { table, .. } = event
+            && table == self.key
+        {
+            self.token.cancel();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_between_batches_and_a_rerun_finishes() {
+    let src = min_source().await;
+    let dst = TestDb::new().await;
+    let o = options(&src, &dst, None);
+    let token = tokio_util::sync::CancellationToken::new();
+    let cx = ferry_core::engine::Context {
+        observer: std::sync::Arc::new(CancelOn {
+            key: "videos",
+            token: token.clone(),
+        }),
+        confirm: std::sync::Arc::new(ferry_core::progress::Answer(false)),
+        cancel: token,
+    };
+    let r = import(&profile(), &o, &cx).await.unwrap();
+    assert_eq!(r.status, Status::Cancelled);
+    assert_eq!(r.exit_code(), 1);
+    assert_eq!(
+        r.stats["videos"].migrated, 2,
+        "one batch of two, then stopped"
+    );
+    assert!(
+        !r.stats.contains_key("comments"),
+        "later entities never started"
+    );
+    let c = dst.client().await;
+    assert_eq!(count(&c, "SELECT count(*) FROM videos").await, 2);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM ferry_import_state WHERE entity = 'videos'"
+        )
+        .await,
+        0,
+        "a cancelled entity keeps no watermark"
+    );
+
+    let r = run(&o).await;
+    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
+    assert_eq!(
+        stat(&r, "users"),
+        (3, 0, 3, 0),
+        "finished entities are not redone"
+    );
+    assert_eq!(
+        stat(&r, "videos"),
+        (7, 4, 3, 0),
+        "the two written videos are identical: skipped"
+    );
+    assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
+}
