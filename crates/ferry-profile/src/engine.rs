@@ -357,7 +357,9 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         if files.cancelled {
             cancelled = true;
         }
-        if media_stats.failed == 0 && !cancelled {
+        // Without media stores no file moved: the watermark stays so a later run with
+        // --media-from/--media-to still copies every file.
+        if media.is_some() && media_stats.failed == 0 && !cancelled {
             for (name, wm) in &pending_state {
                 save_state(&run, name, wm.as_deref()).await?;
             }

@@ -754,6 +754,16 @@ async fn password_reset_and_remote_content_options() {
         r.warnings.iter().any(|w| w.contains("not copied")),
         "no media stores: said so"
     );
+    assert_eq!(r.stats["media"].skipped, r.stats["media"].total);
+    // Files were not copied, so a later run with the stores still copies every one.
+    let media = media_dir();
+    let out = tempfile::tempdir().unwrap();
+    let mut o2 = options(&src, &dst, Some((media.path(), out.path())));
+    o2.source_host = o.source_host.clone();
+    o2.include_remote = true;
+    let r = run(&o2).await;
+    assert_eq!(r.stats["videos"].migrated, 0, "rows are unchanged");
+    assert_eq!(r.stats["media"].migrated, 18, "{:?}", r.stats["media"]);
 }
 
 #[tokio::test]
