@@ -13,7 +13,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Job store: sqlite://ferry.db (default) or postgres://user@host/db.
-    #[arg(long, env = "FERRY_STORE", default_value = "sqlite://ferry.db", value_name = "URL")]
+    #[arg(
+        long,
+        env = "FERRY_STORE",
+        default_value = "sqlite://ferry.db",
+        value_name = "URL"
+    )]
     pub store: String,
     /// File holding the master key (64 hex characters); created (mode 0600) when missing.
     /// Without it: FERRY_MASTER_KEY, else ./ferry-master.key.
@@ -38,7 +43,12 @@ pub enum AdminCommand {
 #[derive(Args)]
 pub struct StoreArg {
     /// The job store `ferry serve` uses.
-    #[arg(long, env = "FERRY_STORE", default_value = "sqlite://ferry.db", value_name = "URL")]
+    #[arg(
+        long,
+        env = "FERRY_STORE",
+        default_value = "sqlite://ferry.db",
+        value_name = "URL"
+    )]
     pub store: String,
 }
 
@@ -70,27 +80,30 @@ pub enum RoleArg {
     User,
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future resolving on Ctrl-C or SIGTERM. The handlers are installed now, not when the
+/// future is first polled, so a signal right after start-up is not lost.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        eprintln!("ferry serve: stopping (cancelling running jobs)");
     }
-    eprintln!("ferry serve: stopping (cancelling running jobs)");
 }
 
 pub async fn run(args: ServeArgs) -> i32 {
@@ -138,7 +151,13 @@ pub async fn admin(command: AdminCommand) -> i32 {
                 };
                 ferry_serve::create_user(&a.store.store, &a.username, &pw, role)
                     .await
-                    .map(|id| format!("Created user {} (id {id}, role {})", a.username, role.as_str()))
+                    .map(|id| {
+                        format!(
+                            "Created user {} (id {id}, role {})",
+                            a.username,
+                            role.as_str()
+                        )
+                    })
                     .map_err(|e| e.to_string())
             }
         },

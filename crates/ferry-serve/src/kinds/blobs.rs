@@ -36,8 +36,8 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
     non_empty("from", &body.from)?;
     non_empty("to", &body.to)?;
     in_range("workers", body.workers, 1, 256)?;
-    let from = Store::parse(&body.from).map_err(|e| BadRequest(format!("from: {e}")))?;
-    let to = Store::parse(&body.to).map_err(|e| BadRequest(format!("to: {e}")))?;
+    let from = Store::parse(&body.from).map_err(|e| super::bad_secret("from", &body.from, &e))?;
+    let to = Store::parse(&body.to).map_err(|e| super::bad_secret("to", &body.to, &e))?;
     if from.to_string() == to.to_string() {
         return Err(BadRequest(
             "to: the source and the target are the same place".into(),

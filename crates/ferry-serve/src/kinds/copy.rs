@@ -42,10 +42,10 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
     non_empty("target_url", &body.target_url)?;
     in_range("batch_size", body.batch_size, 1, MAX_BATCH)?;
     in_range("workers", body.workers, 1, MAX_WORKERS)?;
-    let source =
-        Locator::parse(&body.source_url).map_err(|e| BadRequest(format!("source_url: {e}")))?;
-    let target =
-        Locator::parse(&body.target_url).map_err(|e| BadRequest(format!("target_url: {e}")))?;
+    let source = Locator::parse(&body.source_url)
+        .map_err(|e| super::bad_secret("source_url", &body.source_url, &e))?;
+    let target = Locator::parse(&body.target_url)
+        .map_err(|e| super::bad_secret("target_url", &body.target_url, &e))?;
     if source.redacted() == target.redacted() {
         return Err(BadRequest(
             "target_url: the source and the target are the same database".into(),
@@ -169,6 +169,10 @@ mod tests {
     #[test]
     fn secrets_are_not_echoed() {
         let e = err(json!({"source_url": "postgres://u:hunter2@h/db", "target_url": 5}));
+        assert!(e.starts_with("target_url") && !e.contains("hunter2"), "{e}");
+        let e = err(json!({"source_url": "hunter2", "target_url": "sqlite:///t.db"}));
+        assert!(e.starts_with("source_url") && !e.contains("hunter2"), "{e}");
+        let e = err(json!({"source_url": "postgres://u:hunter2@h/db", "target_url": "x:hunter2"}));
         assert!(e.starts_with("target_url") && !e.contains("hunter2"), "{e}");
     }
 

@@ -158,6 +158,25 @@ pub fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, BadRequest> {
     })
 }
 
+/// A locator that does not parse: the library's reason, without the text that was sent (it
+/// may be a password pasted into the wrong field).
+pub fn bad_secret(field: &str, value: &str, error: &dyn std::fmt::Display) -> BadRequest {
+    let mut message = error.to_string();
+    let value = value.trim();
+    if !value.is_empty() {
+        message = message.replace(value, "(the value given)");
+    }
+    // Userinfo of a URL-looking value, even when the library quoted it differently.
+    if let Some((_, rest)) = value.split_once("://")
+        && let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+        && !password.is_empty()
+    {
+        message = message.replace(password, "***");
+    }
+    BadRequest(format!("{field}: {message}"))
+}
+
 /// A required text field must not be blank.
 pub fn non_empty(field: &str, value: &str) -> Result<(), BadRequest> {
     if value.trim().is_empty() {

@@ -1,0 +1,1016 @@
+//! HTTP-level tests of `ferry serve` against the real binary, a real PostgreSQL and real
+//! SQLite files: a copy job's whole lifecycle (with both job stores), dry run, cancel, the
+//! 400/401/403/404/409/413 paths, restart after kill -9, SIGTERM, wrong master key, login
+//! slow-down, token expiry and revocation, and credentials never leaked.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{PgDb, sqlite_url, with_password};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin";
+const ADMIN_PW: &str = "admin-password-1";
+const BIG: i64 = 300_000;
+/// Rows for the lifecycle: enough for the copy to take several stats intervals.
+const LIFECYCLE_ROWS: i64 = 1_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+struct Server {
+    child: Child,
+    url: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn drain(
+    stream: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    tx: Option<std::sync::mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(tx) = &tx
+                && let Some(addr) = line.strip_prefix("ferry serve: listening on ")
+            {
+                let _ = tx.send(addr.trim().to_string());
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+/// Starts `ferry serve` on a free port; `Err((exit code, stderr))` when it exits instead.
+fn try_start(dir: &Path, store: &str, key: &Path, extra: &[&str]) -> Result<Server, (i32, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--master-key-file",
+        ])
+        .arg(key)
+        .args(extra)
+        .current_dir(dir)
+        .env("FERRY_ADMIN_USER", ADMIN)
+        .env("FERRY_ADMIN_PASSWORD", ADMIN_PW)
+        .env("FERRY_LOG", "info")
+        .env_remove("FERRY_MASTER_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry serve");
+    let (stdout, stderr) = (
+        Arc::new(Mutex::new(String::new())),
+        Arc::new(Mutex::new(String::new())),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    drain(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+    drain(child.stderr.take().unwrap(), stderr.clone(), None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(addr) = rx.recv_timeout(Duration::from_millis(100)) {
+            return Ok(Server {
+                child,
+                url: addr.trim_start_matches("http://").to_string(),
+                stdout,
+                stderr,
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            std::thread::sleep(Duration::from_millis(200));
+            return Err((status.code().unwrap_or(-1), stderr.lock().unwrap().clone()));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "ferry serve did not print its address in 60 s:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+    }
+}
+
+fn start(dir: &Path, store: &str, key: &Path, extra: &[&str]) -> Server {
+    try_start(dir, store, key, extra)
+        .unwrap_or_else(|(code, err)| panic!("ferry serve exited with {code}:\n{err}"))
+}
+
+impl Server {
+    fn output(&self) -> String {
+        format!(
+            "{}{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit; returns its code.
+    fn terminate(&mut self, within: Duration) -> i32 {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ferry serve did not stop within {within:?} of SIGTERM:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for_log(&self, text: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.output().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/// A client that remembers every response body (for the leak checks).
+struct Api {
+    base: String,
+    http: reqwest::blocking::Client,
+    token: Option<String>,
+    seen: Mutex<String>,
+}
+
+impl Api {
+    fn new(server: &Server) -> Self {
+        Self {
+            base: format!("http://{}", server.url),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            token: None,
+            seen: Mutex::new(String::new()),
+        }
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        self.seen.lock().unwrap().push_str(&text);
+        (status, text)
+    }
+
+    /// A request with the logged-in token; the body parsed (Null when empty).
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, text) = self.raw(
+            method,
+            path,
+            self.token.as_deref(),
+            body.map(|b| b.to_string().into_bytes()),
+        );
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        };
+        (status, value)
+    }
+
+    fn login_as(&mut self, user: &str, password: &str) {
+        let (status, body) = self.call(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": user, "password": password})),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["success"], true);
+        assert_eq!(body["data"]["token_type"], "Bearer");
+        assert!(body["data"]["expires_in"].as_u64().unwrap() > 0);
+        self.token = Some(body["data"]["access_token"].as_str().unwrap().to_string());
+    }
+
+    fn login(server: &Server) -> Self {
+        let mut api = Self::new(server);
+        api.login_as(ADMIN, ADMIN_PW);
+        api
+    }
+
+    /// Starts a job; asserts 201 and returns it.
+    fn start(&self, kind: &str, body: Value) -> Value {
+        let (status, resp) = self.call(
+            "POST",
+            &format!("/api/v1/admin/migrations/{kind}"),
+            Some(body),
+        );
+        assert_eq!(status, 201, "{resp}");
+        assert_eq!(resp["success"], true);
+        resp["data"].clone()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        let (status, resp) = self.call("GET", &format!("/api/v1/admin/migrations/{id}"), None);
+        assert_eq!(status, 200, "{resp}");
+        resp["data"].clone()
+    }
+
+    /// Polls a job until `done` says so; panics after `within`.
+    fn wait(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let job = self.job(id);
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job did not get there in {within:?}: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn finished(job: &Value) -> bool {
+    matches!(
+        job["status"].as_str(),
+        Some("completed" | "failed" | "cancelled")
+    )
+}
+
+fn migrated(job: &Value, table: &str) -> i64 {
+    job["stats"][table]["migrated"].as_i64().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// An SQLite file with `rows` rows in `items`.
+fn big_source(path: &Path, rows: i64) -> PathBuf {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, note TEXT);",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare("INSERT INTO items (id, name, qty, note) VALUES (?1, ?2, ?3, ?4)")
+            .unwrap();
+        for i in 1..=rows {
+            stmt.execute(rusqlite::params![
+                i,
+                format!("item number {i}"),
+                i % 97,
+                "some words to make the row a bit wider than tiny"
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    path.to_path_buf()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("master.key");
+    Setup { dir, key }
+}
+
+impl Setup {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn sqlite_store(&self) -> String {
+        format!("sqlite://{}", self.path("jobs.db").display())
+    }
+}
+
+fn target_count(db: &PgDb) -> i64 {
+    if !db.tables().contains(&"items".to_string()) {
+        return 0;
+    }
+    db.scalar("SELECT count(*) FROM items")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/// create → (validating) → running → completed, stats growing while it runs.
+fn lifecycle(store: &str, s: &Setup) {
+    let source = big_source(&s.path("src.db"), LIFECYCLE_ROWS);
+    let target = PgDb::new();
+    let server = start(s.dir.path(), store, &s.key, &[]);
+    let api = Api::login(&server);
+    let job = api.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    for field in [
+        "id",
+        "admin_user_id",
+        "kind",
+        "source_host",
+        "status",
+        "dry_run",
+        "stats",
+        "error_message",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(job.get(field).is_some(), "job lacks {field}: {job}");
+    }
+    assert_eq!(job["status"], "pending");
+    assert_eq!(job["kind"], "copy");
+    assert_eq!(job["dry_run"], false);
+    assert_eq!(job["source_host"], source.display().to_string());
+    assert!(job.get("source_url").is_none() && job.get("target_url").is_none());
+
+    let order = ["pending", "validating", "running", "completed"];
+    let mut seen: Vec<String> = Vec::new();
+    let mut growing: Vec<i64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let last = loop {
+        let job = api.job(&id);
+        let status = job["status"].as_str().unwrap().to_string();
+        assert!(order.contains(&status.as_str()), "unexpected status: {job}");
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        let m = migrated(&job, "items");
+        if status == "running" && m > 0 && m < LIFECYCLE_ROWS && growing.last() != Some(&m) {
+            growing.push(m);
+            assert_eq!(job["stats"]["items"]["total"], LIFECYCLE_ROWS, "{job}");
+        }
+        if finished(&job) {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "job did not finish: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ranks: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .collect();
+    assert!(
+        ranks.windows(2).all(|w| w[0] < w[1]),
+        "statuses out of order: {seen:?}"
+    );
+    assert!(
+        seen.contains(&"running".to_string()),
+        "never seen running: {seen:?}"
+    );
+    assert!(
+        growing.len() >= 2 && growing.windows(2).all(|w| w[0] < w[1]),
+        "stats did not grow while running: {growing:?}"
+    );
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["error_message"], Value::Null);
+    let items = &last["stats"]["items"];
+    assert_eq!(
+        (
+            items["total"].as_i64(),
+            items["migrated"].as_i64(),
+            items["failed"].as_i64()
+        ),
+        (Some(LIFECYCLE_ROWS), Some(LIFECYCLE_ROWS), Some(0)),
+        "{last}"
+    );
+    assert!(items["errors"].as_array().unwrap().is_empty());
+    assert!(last["started_at"].is_string() && last["finished_at"].is_string());
+    assert_eq!(target_count(&target), LIFECYCLE_ROWS);
+
+    // The list: newest first, with the total.
+    let second = api.start(
+        "copy/dry-run",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    let (status, page) = api.call("GET", "/api/v1/admin/migrations?count=1&start=0", None);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["total"], 2);
+    assert_eq!(page["data"]["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"]["data"][0]["id"], second["id"]);
+    let (_, page) = api.call("GET", "/api/v1/admin/migrations", None);
+    assert_eq!(page["data"]["data"][1]["id"].as_str(), Some(id.as_str()));
+}
+
+#[test]
+fn copy_job_lifecycle_with_the_sqlite_store() {
+    let s = setup();
+    let store = s.sqlite_store();
+    lifecycle(&store, &s);
+}
+
+#[test]
+fn copy_job_lifecycle_with_the_postgres_store() {
+    let s = setup();
+    let store = PgDb::new();
+    lifecycle(&store.url, &s);
+    // The jobs really are in PostgreSQL.
+    assert_eq!(
+        store.scalar("SELECT count(*) FROM ferry_jobs").as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing_and_reports_counts() {
+    let s = setup();
+    let source = big_source(&s.path("src.db"), 1234);
+    let target = PgDb::new();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+    let job = api.start(
+        "copy/dry-run",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    assert_eq!(job["dry_run"], true);
+    let id = job["id"].as_str().unwrap();
+    let done = api.wait(id, Duration::from_secs(60), finished);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["dry_run"], true);
+    assert_eq!(done["stats"]["items"]["total"], 1234, "{done}");
+    assert!(
+        target.tables().is_empty(),
+        "a dry run wrote tables: {:?}",
+        target.tables()
+    );
+}
+
+#[test]
+fn cancel_stops_a_large_job_within_seconds_leaving_whole_batches() {
+    let s = setup();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+    let job = api.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    api.wait(&id, Duration::from_secs(120), |j| {
+        migrated(j, "items") > 0 || finished(j)
+    });
+    let (status, body) = api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
+    assert_eq!(status, 204, "{body}");
+    let cancelled_at = Instant::now();
+    assert_eq!(api.job(&id)["status"], "cancelled");
+    // The work itself ends (the runner logs it) within seconds, and the job stays cancelled.
+    assert!(
+        server.wait_for_log(&format!("Job {id} ended"), Duration::from_secs(10)),
+        "the work did not stop within 10 s of the cancel:\n{}",
+        server.output()
+    );
+    assert!(cancelled_at.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let a = target_count(&target);
+    std::thread::sleep(Duration::from_secs(2));
+    let b = target_count(&target);
+    assert_eq!(a, b, "rows still arriving after the cancel");
+    assert!(
+        b < BIG,
+        "the whole table was copied before the cancel landed"
+    );
+    assert_eq!(b % 1000, 0, "the target holds a partial batch: {b} rows");
+    let after = api.job(&id);
+    assert_eq!(after["status"], "cancelled", "{after}");
+    assert!(after["finished_at"].is_string());
+    // Cancelling a finished job: 400.
+    let (status, body) = api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["success"], false);
+}
+
+#[test]
+fn bad_requests_get_4xx_with_a_message() {
+    let s = setup();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let mut api = Api::new(&server);
+
+    // 401: no token, a bad token, wrong credentials (same envelope).
+    let (status, body) = api.call("GET", "/api/v1/admin/migrations", None);
+    assert_eq!((status, &body["success"]), (401, &json!(false)), "{body}");
+    assert!(body["error"].is_string());
+    api.token = Some("not-a-token".into());
+    assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 401);
+    let (status, body) = api.call(
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": ADMIN, "password": "wrong-password"})),
+    );
+    assert_eq!((status, &body["success"]), (401, &json!(false)), "{body}");
+
+    // 403: a user that is not an admin.
+    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "admin",
+            "create-user",
+            "--store",
+            &s.sqlite_store(),
+            "--username",
+            "viewer",
+            "--role",
+            "user",
+        ])
+        .env("FERRY_NEW_PASSWORD", "viewer-password")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    api.login_as("viewer", "viewer-password");
+    let (status, body) = api.call("GET", "/api/v1/admin/migrations", None);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        api.call("POST", "/api/v1/admin/migrations/copy", Some(json!({})))
+            .0,
+        403
+    );
+
+    api.login_as(ADMIN, ADMIN_PW);
+    let copy = |body: Value| api.call("POST", "/api/v1/admin/migrations/copy", Some(body));
+    let expect = |(status, body): (u16, Value), code: u16, text: &str| {
+        assert_eq!(status, code, "{body}");
+        assert_eq!(body["success"], false, "{body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains(text), "error {e:?} does not mention {text:?}");
+    };
+    // 400: missing field named, wrong type, unknown field, bad value, malformed JSON.
+    expect(copy(json!({"target_url": target.url})), 400, "source_url");
+    expect(
+        copy(
+            json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": "many"}),
+        ),
+        400,
+        "batch_size",
+    );
+    expect(
+        copy(json!({"source_url": sqlite_url(&source), "target_url": target.url, "workers": 0})),
+        400,
+        "workers",
+    );
+    expect(
+        copy(json!({"source_url": sqlite_url(&source), "target_url": target.url, "colour": "red"})),
+        400,
+        "colour",
+    );
+    expect(
+        copy(json!({"source_url": "ftp://x", "target_url": target.url})),
+        400,
+        "source_url",
+    );
+    let (status, text) = api.raw(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        api.token.as_deref(),
+        Some(b"{\"source_url\": ".to_vec()),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("malformed JSON"), "{text}");
+    let (status, text) = api.raw(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        api.token.as_deref(),
+        Some(b"[1, 2]".to_vec()),
+    );
+    assert_eq!(status, 400, "{text}");
+    // A huge body: 413, and the server lives on.
+    let huge = format!("{{\"source_url\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    // On its own connection: the server closes a connection whose body it refused.
+    let (status, text) = Api::new(&server).raw(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        api.token.as_deref(),
+        Some(huge.into_bytes()),
+    );
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("\"success\":false"), "{text}");
+    expect(
+        api.call("GET", "/api/v1/admin/migrations?count=500", None),
+        400,
+        "count",
+    );
+    expect(
+        api.call("GET", "/api/v1/admin/migrations?count=abc", None),
+        400,
+        "count",
+    );
+
+    // 404: unknown kind, unknown id, unknown route.
+    expect(
+        api.call("POST", "/api/v1/admin/migrations/teleport", Some(json!({}))),
+        404,
+        "unknown migration kind",
+    );
+    expect(
+        api.call("POST", "/api/v1/admin/migrations/peertube", Some(json!({}))),
+        404,
+        "unknown migration kind",
+    );
+    expect(
+        api.call(
+            "GET",
+            "/api/v1/admin/migrations/00000000-0000-4000-8000-000000000000",
+            None,
+        ),
+        404,
+        "no migration",
+    );
+    expect(
+        api.call(
+            "DELETE",
+            "/api/v1/admin/migrations/00000000-0000-4000-8000-000000000000",
+            None,
+        ),
+        404,
+        "no migration",
+    );
+    expect(
+        api.call("GET", "/api/v1/admin/migrations/not-a-uuid", None),
+        404,
+        "no migration",
+    );
+
+    // 409: a second real job into the same target while the first runs; a dry run is fine.
+    let first = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let id = first["id"].as_str().unwrap();
+    expect(
+        copy(json!({"source_url": sqlite_url(&source), "target_url": target.url})),
+        409,
+        "target",
+    );
+    api.start(
+        "copy/dry-run",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None)
+            .0,
+        204
+    );
+    api.wait(id, Duration::from_secs(30), finished);
+    // Once it ended, the target is free again.
+    let again = api.start(
+        "copy/dry-run",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    assert_eq!(again["status"], "pending");
+
+    assert_eq!(api.call("GET", "/health", None).0, 200);
+    assert_eq!(api.call("GET", "/ready", None).0, 200);
+    let (status, doc) = api.call("GET", "/api/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/v1/admin/migrations/{id}"]["delete"].is_object());
+    let (status, metrics) = api.raw("GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    for m in [
+        "ferry_jobs{status=\"cancelled\"} 1",
+        "ferry_rows_migrated_total",
+        "ferry_bytes_migrated_total",
+        "ferry_http_request_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(m), "metrics lack {m}:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_job_running_when_the_server_is_killed_is_failed_on_restart() {
+    let s = setup();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let store = s.sqlite_store();
+    let mut server = start(s.dir.path(), &store, &s.key, &[]);
+    let api = Api::login(&server);
+    let job = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let id = job["id"].as_str().unwrap().to_string();
+    let running = api.wait(&id, Duration::from_secs(120), |j| {
+        migrated(j, "items") > 0 || finished(j)
+    });
+    assert_eq!(running["status"], "running", "{running}");
+    server.kill9();
+
+    let server = start(s.dir.path(), &store, &s.key, &[]);
+    let api = Api::login(&server);
+    let after = api.job(&id);
+    assert_eq!(after["status"], "failed", "{after}");
+    let reason = after["error_message"].as_str().unwrap();
+    assert!(
+        reason.contains("server stopped") && reason.contains("running"),
+        "{reason}"
+    );
+    assert!(after["finished_at"].is_string());
+    // The target is free for a new job.
+    api.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true}),
+    );
+}
+
+#[test]
+fn sigterm_cancels_running_jobs_and_exits() {
+    let s = setup();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let store = s.sqlite_store();
+    let mut server = start(s.dir.path(), &store, &s.key, &[]);
+    let api = Api::login(&server);
+    let job = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let id = job["id"].as_str().unwrap().to_string();
+    api.wait(&id, Duration::from_secs(120), |j| {
+        migrated(j, "items") > 0 || finished(j)
+    });
+    assert_eq!(
+        server.terminate(Duration::from_secs(30)),
+        0,
+        "{}",
+        server.output()
+    );
+
+    let server = start(s.dir.path(), &store, &s.key, &[]);
+    let api = Api::login(&server);
+    let after = api.job(&id);
+    assert_eq!(after["status"], "cancelled", "{after}");
+}
+
+#[test]
+fn a_different_or_malformed_master_key_is_a_clear_startup_error() {
+    let s = setup();
+    let store = s.sqlite_store();
+    let mut server = start(s.dir.path(), &store, &s.key, &[]);
+    assert!(
+        server.output().contains(&s.key.display().to_string()),
+        "the created key file is not named:\n{}",
+        server.output()
+    );
+    assert_eq!(server.terminate(Duration::from_secs(20)), 0);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&s.key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let other = s.path("other.key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
+    let (code, err) = match try_start(s.dir.path(), &store, &other, &[]) {
+        Ok(_) => panic!("the server started with another master key"),
+        Err(e) => e,
+    };
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("master key") && err.contains("differs"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+
+    let bad = s.path("bad.key");
+    std::fs::write(&bad, "not hex at all").unwrap();
+    let (code, err) = match try_start(s.dir.path(), &store, &bad, &[]) {
+        Ok(_) => panic!("the server started with a malformed key"),
+        Err(e) => e,
+    };
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("malformed") && err.contains("64 hex"), "{err}");
+    assert!(!err.contains("not hex at all"), "{err}");
+}
+
+#[test]
+fn credentials_never_leak() {
+    const PW: &str = "Zq9-unguessable-Pw-7731";
+    let s = setup();
+    let source = PgDb::new();
+    source.query("CREATE TABLE things (id int PRIMARY KEY, name text); INSERT INTO things SELECT g, 'n' || g FROM generate_series(1, 500) g;");
+    let target = PgDb::new();
+    let (source_url, _) = with_password(&source.url, PW);
+    let (target_url, _) = with_password(&target.url, PW);
+    let store = s.sqlite_store();
+    let mut server = start(s.dir.path(), &store, &s.key, &[]);
+    let api = Api::login(&server);
+    let good = api.start(
+        "copy",
+        json!({"source_url": source_url, "target_url": target_url}),
+    );
+    let dry = api.start(
+        "copy/dry-run",
+        json!({"source_url": source_url, "target_url": target_url}),
+    );
+    // A source that refuses the connection: its error must not carry the password either.
+    let bad = api.start("copy", json!({"source_url": format!("postgres://postgres:{PW}@127.0.0.1:1/nowhere"), "target_url": format!("sqlite://{}", s.path("t.db").display())}));
+    // Bad values and wrong types of secret fields are not echoed.
+    api.call(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        Some(json!({"source_url": source_url, "target_url": PW})),
+    );
+    api.call(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        Some(json!({"source_url": [PW], "target_url": target_url})),
+    );
+    api.call(
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": ADMIN, "password": [PW]})),
+    );
+    for job in [&good, &dry, &bad] {
+        let id = job["id"].as_str().unwrap();
+        let done = api.wait(id, Duration::from_secs(60), finished);
+        assert_ne!(done["status"], "running");
+    }
+    assert_eq!(api.job(good["id"].as_str().unwrap())["status"], "completed");
+    let failed = api.job(bad["id"].as_str().unwrap());
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    api.call("GET", "/api/v1/admin/migrations?count=100", None);
+    api.raw("GET", "/metrics", None, None);
+    assert_eq!(
+        target.scalar("SELECT count(*) FROM things").as_deref(),
+        Some("500")
+    );
+    server.terminate(Duration::from_secs(20));
+
+    let seen = api.seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(good["id"].as_str().unwrap()),
+        "responses were not recorded"
+    );
+    if let Some(at) = seen.find(PW) {
+        let from = seen[..at]
+            .char_indices()
+            .rev()
+            .nth(200)
+            .map_or(0, |(i, _)| i);
+        panic!(
+            "a response holds the password: …{}…",
+            &seen[from..(at + PW.len() + 50).min(seen.len())]
+        );
+    }
+    let output = server.output();
+    assert!(output.contains("listening on"), "output not captured");
+    assert!(
+        !output.contains(PW),
+        "the server's output holds the password:\n{output}"
+    );
+    let mut files = 0;
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("jobs.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(PW.len()).any(|w| w == PW.as_bytes()),
+                "{} holds the password",
+                path.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 1, "no store file found");
+}
+
+#[test]
+fn repeated_failed_logins_are_slowed_down() {
+    let s = setup();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::new(&server);
+    let attempt = |pw: &str| {
+        let started = Instant::now();
+        let (status, _) = api.call(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": ADMIN, "password": pw})),
+        );
+        (status, started.elapsed())
+    };
+    let (status, first) = attempt("wrong-1");
+    assert_eq!(status, 401);
+    assert!(
+        first < Duration::from_millis(450),
+        "the first failure was already slow: {first:?}"
+    );
+    for i in 2..=4 {
+        assert_eq!(attempt(&format!("wrong-{i}")).0, 401);
+    }
+    let (status, fifth) = attempt("wrong-5");
+    assert_eq!(status, 401);
+    assert!(
+        fifth >= Duration::from_millis(900),
+        "the fifth failure was not slowed down: {fifth:?}"
+    );
+    // The right password still works (after the wait), and resets the count.
+    let (status, _) = attempt(ADMIN_PW);
+    assert_eq!(status, 200);
+    let (_, quick) = attempt("wrong-again");
+    assert!(quick < Duration::from_millis(450), "{quick:?}");
+}
+
+#[test]
+fn tokens_expire_and_can_be_revoked() {
+    let s = setup();
+    let store = s.sqlite_store();
+    let server = start(s.dir.path(), &store, &s.key, &["--token-ttl", "2"]);
+    let api = Api::login(&server);
+    assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 200);
+    std::thread::sleep(Duration::from_millis(3100));
+    let (status, body) = api.call("GET", "/api/v1/admin/migrations", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let api = Api::login(&server);
+    assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 200);
+    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "admin",
+            "revoke-tokens",
+            "--store",
+            &store,
+            "--username",
+            ADMIN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 401);
+}
