@@ -425,6 +425,25 @@ pub fn adopt(
         };
         tp.existing = true;
         tp.target_name = existing.name.clone();
+        // The application's own foreign keys, which the target re-validates after the load.
+        tp.foreign_keys = existing
+            .foreign_keys
+            .iter()
+            .map(|fk| ForeignKeyPlan {
+                columns: fk.columns.clone(),
+                ref_table: fk.ref_table.clone(),
+                ref_columns: if fk.ref_columns.is_empty() {
+                    target
+                        .table(&fk.ref_table)
+                        .map(|p| p.primary_key.clone())
+                        .unwrap_or_default()
+                } else {
+                    fk.ref_columns.clone()
+                },
+                on_delete: fk.on_delete.clone(),
+                on_update: fk.on_update.clone(),
+            })
+            .collect();
         let mut missing = Vec::new();
         let mut keep = Vec::new();
         for (i, c) in tp.columns.iter_mut().enumerate() {

@@ -5,7 +5,7 @@
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::convert::convert;
 use ferry_core::locator::Backend;
-use ferry_core::plan::Plan;
+use ferry_core::plan::{ForeignKeyPlan, Plan};
 use ferry_core::schema::{Column, DataType, DefaultValue, Table};
 use ferry_core::sqltext::ddl as sql;
 use ferry_core::value::Value;
@@ -16,6 +16,37 @@ pub struct PostgresDialect;
 
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A statement that fails, naming the foreign key, when loaded rows reference missing parents.
+fn validate_foreign_key(table: &str, fk: &ForeignKeyPlan) -> String {
+    let not_null: Vec<String> = fk
+        .columns
+        .iter()
+        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+        .collect();
+    let joins: Vec<String> = fk
+        .columns
+        .iter()
+        .zip(&fk.ref_columns)
+        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+        .collect();
+    let message = format!(
+        "rows of {table} reference rows of {} that do not exist (foreign key {table}({}) to {}({})): remove the orphans from the source, then copy again with --force",
+        fk.ref_table,
+        fk.columns.join(", "),
+        fk.ref_table,
+        fk.ref_columns.join(", ")
+    )
+    .replace('%', "%%");
+    format!(
+        "DO $ferry$ BEGIN IF EXISTS (SELECT 1 FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})) THEN RAISE EXCEPTION {}; END IF; END $ferry$",
+        quote(table),
+        not_null.join(" AND "),
+        quote(&fk.ref_table),
+        joins.join(" AND "),
+        literal(&message)
+    )
 }
 
 pub fn literal(text: &str) -> String {
@@ -68,7 +99,13 @@ impl Dialect for PostgresDialect {
         for t in &plan.tables {
             let table = quote(&t.target_name);
             if t.existing {
-                // The application's own table: only its counters and statistics are ferry's.
+                // The application's own table: only its counters and statistics are ferry's,
+                // and its foreign keys are checked again (a superuser loads in replica mode).
+                ddl.foreign_keys.extend(
+                    t.foreign_keys
+                        .iter()
+                        .map(|fk| validate_foreign_key(&t.target_name, fk)),
+                );
                 ddl.sequences.extend(sequence_resets(t));
                 ddl.analyze.push(format!("ANALYZE {table}"));
                 continue;

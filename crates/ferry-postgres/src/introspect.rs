@@ -347,6 +347,19 @@ async fn integer_key_range(
     pk: &[String],
     columns: &[Column],
 ) -> Result<Option<(i64, i64)>> {
+    if pk.is_empty() {
+        // A keyless table is split by its physical pages (ctid ranges, TID range scans), read
+        // inside the snapshot, where pages added later hold only rows the snapshot cannot see.
+        let pages: i64 = client
+            .query_one(
+                "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
+                &[&quote(table)],
+            )
+            .await
+            .map_err(|e| error(&e))?
+            .get(0);
+        return Ok((pages > 0).then(|| (0, pages - 1)));
+    }
     let [key] = pk else { return Ok(None) };
     let integer = columns.iter().any(|c| {
         &c.name == key

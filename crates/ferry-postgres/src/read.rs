@@ -48,6 +48,11 @@ pub async fn read_table(
     // A chunk of a large table: its range of the integer primary key.
     let range = match (&table.locator_range, table.primary_key.as_slice()) {
         (Some((lo, hi)), [key]) => format!(" WHERE {} BETWEEN {lo} AND {hi}", quote(key)),
+        // A keyless table's chunk: its range of pages.
+        (Some((lo, hi)), []) => format!(
+            " WHERE ctid >= '({lo},0)'::tid AND ctid < '({},0)'::tid",
+            hi + 1
+        ),
         _ => String::new(),
     };
     let sql = format!(

@@ -311,3 +311,44 @@ async fn fills_enum_jsonb_and_domain_columns_from_text() {
     );
     assert_eq!(report.exit_code(), 1);
 }
+
+/// The application's foreign keys are checked again after a load that bypassed them (replica
+/// mode): a source without declared foreign keys cannot slip orphans past the target's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_targets_foreign_keys_are_validated_after_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loose.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+             INSERT INTO users VALUES (1, 'a@example.org');
+             CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, title TEXT);
+             INSERT INTO posts VALUES (1, 1, 'fine'), (2, 99, 'orphan');",
+        )
+        .unwrap();
+    let db = TestDb::new().await;
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);
+             CREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users(id), title text);",
+        )
+        .await
+        .unwrap();
+    let report = ferry::copy(
+        &sqlite(&path),
+        &db.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.exit_code(), 1, "{}", report.render());
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("rows of posts reference rows of users that do not exist"),
+        "{}",
+        report.render()
+    );
+}
