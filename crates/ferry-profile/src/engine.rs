@@ -32,6 +32,12 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
     PRIMARY KEY (profile, source_host, entity)
 )";
 
+/// How far behind the snapshot's start the stored watermark stays. A transaction in the
+/// application that stamped its rows before the snapshot but committed after it is invisible
+/// to this run; keeping the watermark this far back makes the next run read such rows (rows
+/// it already has are identical and are neither rewritten nor counted as migrated).
+const WATERMARK_LAG: &str = "5 minutes";
+
 /// What an import reads, writes and how.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -574,7 +580,10 @@ impl Run<'_> {
             .watermark
             .as_ref()
             .map_or("NULL::text".to_string(), |w| {
-                format!("max(q.{})::text", quote(w))
+                format!(
+                    "LEAST(max(q.{}), now() - interval '{WATERMARK_LAG}')::text",
+                    quote(w)
+                )
             });
         let count_sql = format!(
             "SELECT count(*)::bigint, (count(*) FILTER (WHERE {changed}))::bigint, \
