@@ -1014,3 +1014,134 @@ fn tokens_expire_and_can_be_revoked() {
     );
     assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 401);
 }
+
+const BAD_UTF8_SQL: &str = "
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+    INSERT INTO notes VALUES (1, 'first'), (2, CAST(x'61ff62' AS TEXT)), (3, 'third');
+    CREATE TABLE fine (id INTEGER PRIMARY KEY, v TEXT);
+    INSERT INTO fine VALUES (1, 'a'), (2, 'b');
+";
+
+#[test]
+fn failed_rows_complete_with_a_summary_or_fail_the_job_with_the_reason() {
+    let s = setup();
+    let source = common::make_sqlite(&s.path("bad.db"), BAD_UTF8_SQL);
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+
+    let target = PgDb::new();
+    let job = api.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url, "ignore_errors": true}),
+    );
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["stats"]["notes"]["failed"], 1, "{done}");
+    assert_eq!(done["stats"]["notes"]["migrated"], 2, "{done}");
+    let errors = done["stats"]["notes"]["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e.as_str().unwrap().contains("UTF-8")),
+        "{done}"
+    );
+    let message = done["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("1 rows failed") && message.contains("notes"),
+        "{done}"
+    );
+
+    let target = PgDb::new();
+    let job = api.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
+    assert_eq!(done["status"], "failed", "{done}");
+    let reason = done["error_message"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("notes") && reason.contains("id=2"),
+        "{done}"
+    );
+}
+
+#[test]
+fn blobs_job_copies_files_and_counts_them() {
+    let s = setup();
+    let from = s.path("files");
+    std::fs::create_dir_all(from.join("a")).unwrap();
+    std::fs::write(from.join("a/one.txt"), b"one").unwrap();
+    std::fs::write(from.join("two.bin"), vec![7u8; 5000]).unwrap();
+    let to = s.path("copied");
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+    let body = json!({"from": format!("file://{}", from.display()), "to": format!("file://{}", to.display())});
+
+    let dry = api.start("blobs/dry-run", body.clone());
+    let dry = api.wait(
+        dry["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert_eq!(dry["stats"]["media"]["total"], 2, "{dry}");
+    assert!(!to.join("two.bin").exists(), "a dry run copied files");
+
+    let job = api.start("blobs", body);
+    assert_eq!(job["kind"], "blobs");
+    assert_eq!(job["source_host"], from.display().to_string());
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["stats"]["media"]["migrated"], 2, "{done}");
+    assert_eq!(std::fs::read(to.join("a/one.txt")).unwrap(), b"one");
+
+    let (status, body) = api.call(
+        "POST",
+        "/api/v1/admin/migrations/blobs",
+        Some(json!({"from": "file:///x", "to": "file:///y", "manifest_db": "sqlite:///m.db"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("manifest_sql"),
+        "{body}"
+    );
+    // The PeerTube dry-run alias answers like an unknown kind until that kind is wired in.
+    let (status, body) = api.call(
+        "POST",
+        "/api/v1/admin/migrations/dry-run/dry-run",
+        Some(json!({})),
+    );
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
+fn ready_is_503_when_the_postgres_store_goes_away() {
+    let s = setup();
+    let store = PgDb::new();
+    let server = start(s.dir.path(), &store.url, &s.key, &[]);
+    let api = Api::new(&server);
+    let (status, body) = api.call("GET", "/ready", None);
+    assert_eq!(status, 200, "{body}");
+    // Dropping the store's database ends its connections and makes reconnecting fail.
+    let name = store.name.clone();
+    drop(store);
+    common::pg_try_query(
+        &common::pg_admin_url(),
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )
+    .unwrap();
+    let (status, body) = api.call("GET", "/ready", None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(api.call("GET", "/health", None).0, 200);
+}

@@ -204,6 +204,12 @@ async fn create(
     dry_run: bool,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Existing scripts start a PeerTube dry run as `/migrations/dry-run/dry-run`.
+    let kind = if dry_run && kind == "dry-run" {
+        "peertube"
+    } else {
+        kind
+    };
     let kind = kind_of(kind)?;
     let value = json_body(body)?;
     let job = state.jobs.create(kind, value, dry_run, &admin).await?;
