@@ -38,8 +38,8 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
 /// it already has are identical and are neither rewritten nor counted as migrated).
 const WATERMARK_LAG: &str = "5 minutes";
 
-/// What an import reads, writes and how.
-#[derive(Debug, Clone)]
+/// What an import reads, writes and how. `Debug` hides passwords and storage credentials.
+#[derive(Clone)]
 pub struct ImportOptions {
     /// The application's database (postgres://), opened read-only.
     pub source: Locator,
@@ -63,7 +63,31 @@ pub struct ImportOptions {
     pub batch_size: usize,
 }
 
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = |s: &Option<String>| {
+            s.as_ref().map(|s| {
+                Store::parse(s).map_or_else(|_| "(invalid locator)".to_string(), |s| s.to_string())
+            })
+        };
+        f.debug_struct("ImportOptions")
+            .field("source", &self.source)
+            .field("target", &self.target)
+            .field("source_host", &self.source_host)
+            .field("media_from", &store(&self.media_from))
+            .field("media_to", &store(&self.media_to))
+            .field("dry_run", &self.dry_run)
+            .field("allow_unsupported_version", &self.allow_unsupported_version)
+            .field("require_password_reset", &self.require_password_reset)
+            .field("include_remote", &self.include_remote)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
 impl ImportOptions {
+    /// Defaults: no media, not a dry run, supported versions only, hashes carried, local
+    /// content only, 1,000 rows per batch.
     pub fn new(source: Locator, target: Locator) -> Self {
         Self {
             source,
