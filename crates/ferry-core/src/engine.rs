@@ -248,7 +248,7 @@ async fn check_orphans(
     let mut found = Vec::new();
     for table in &schema.tables {
         for fk in &table.foreign_keys {
-            if schema.table(&fk.ref_table).is_none() {
+            if fk.enforced || schema.table(&fk.ref_table).is_none() {
                 continue;
             }
             if let Some((count, keys)) = source.orphans(table, fk, 5).await?

@@ -152,6 +152,10 @@ pub struct ForeignKey {
     pub ref_columns: Vec<String>,
     pub on_delete: Option<String>,
     pub on_update: Option<String>,
+    /// The source database guarantees every row satisfies it (a validated PostgreSQL
+    /// constraint), so ferry does not look for orphans. SQLite and MySQL can hold rows loaded
+    /// with the checks off.
+    pub enforced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

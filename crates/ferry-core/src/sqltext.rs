@@ -84,4 +84,53 @@ pub mod ddl {
             list(quote, &idx.columns)
         )
     }
+
+    /// The orphans of a foreign key, in SQL PostgreSQL and MySQL both run: a count, and a
+    /// query naming each orphan's key (`id=42, ...`), to which the caller appends its LIMIT.
+    pub fn orphans(
+        quote: impl Fn(&str) -> String + Copy,
+        table: &crate::schema::Table,
+        fk: &crate::schema::ForeignKey,
+        parent_key: &[String],
+    ) -> (String, String) {
+        let parent_cols = if fk.ref_columns.is_empty() {
+            parent_key
+        } else {
+            &fk.ref_columns
+        };
+        let mut filter: Vec<String> = fk
+            .columns
+            .iter()
+            .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+            .collect();
+        let join: Vec<String> = fk
+            .columns
+            .iter()
+            .zip(parent_cols)
+            .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+            .collect();
+        filter.push(format!(
+            "NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
+            quote(&fk.ref_table),
+            join.join(" AND ")
+        ));
+        let from = format!(
+            "FROM {} c WHERE {}",
+            quote(&table.name),
+            filter.join(" AND ")
+        );
+        let keys = if table.primary_key.is_empty() {
+            &fk.columns
+        } else {
+            &table.primary_key
+        };
+        let shown: Vec<String> = keys
+            .iter()
+            .map(|k| format!("concat('{}=', c.{})", k.replace('\'', "''"), quote(k)))
+            .collect();
+        (
+            format!("SELECT count(*) {from}"),
+            format!("SELECT concat_ws(', ', {}) {from}", shown.join(", ")),
+        )
+    }
 }

@@ -167,6 +167,7 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
             ref_columns: vec![],
             on_delete: action(on_delete),
             on_update: action(on_update),
+            enforced: false,
         });
         fk.columns.push(column);
         fk.ref_columns.extend(parent_col);

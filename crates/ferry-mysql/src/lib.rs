@@ -71,6 +71,27 @@ impl Source for MysqlSource {
         let _ = conn.disconnect().await;
         result
     }
+
+    /// MySQL enforces foreign keys only while `foreign_key_checks` is on, and dumps are loaded
+    /// with it off: orphans are looked for.
+    async fn orphans(
+        &self,
+        table: &Table,
+        fk: &ferry_core::schema::ForeignKey,
+        limit: usize,
+    ) -> Result<Option<(u64, Vec<String>)>> {
+        let (count, keys) = ferry_core::sqltext::ddl::orphans(connect::quote, table, fk, &[]);
+        let mut conn = connect::connect(&self.url, true).await?;
+        let result = async {
+            let n: Option<u64> = conn.query_first(count).await?;
+            let shown: Vec<String> = conn.query(format!("{keys} LIMIT {limit}")).await?;
+            Ok::<_, mysql_async::Error>((n.unwrap_or(0), shown))
+        }
+        .await
+        .map_err(|e| connect::error(&e));
+        let _ = conn.disconnect().await;
+        result.map(Some)
+    }
 }
 
 /// A MySQL or MariaDB database ferry writes into.

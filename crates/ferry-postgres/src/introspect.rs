@@ -288,7 +288,7 @@ async fn foreign_keys(client: &Client, table: &str) -> Result<Vec<ForeignKey>> {
                   JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum), \
                (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord) \
                   JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum), \
-               con.confdeltype::text, con.confupdtype::text \
+               con.confdeltype::text, con.confupdtype::text, con.convalidated \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_class p ON p.oid = con.confrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE con.contype = 'f' AND n.nspname = current_schema() AND c.relname = $1 ORDER BY con.conname",
@@ -311,6 +311,7 @@ async fn foreign_keys(client: &Client, table: &str) -> Result<Vec<ForeignKey>> {
             ref_columns: r.get(2),
             on_delete: action(r.get(3)),
             on_update: action(r.get(4)),
+            enforced: r.get(5),
         })
         .collect())
 }

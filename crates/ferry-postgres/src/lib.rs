@@ -91,6 +91,34 @@ impl Source for PostgresSource {
         }
         read::read_table(&client, table, batch_rows, tx, &cancel).await
     }
+
+    /// Only constraints PostgreSQL has not validated (`NOT VALID`) can have orphans; the engine
+    /// asks only for those. Runs in the snapshot the copy reads.
+    async fn orphans(
+        &self,
+        table: &Table,
+        fk: &ferry_core::schema::ForeignKey,
+        limit: usize,
+    ) -> Result<Option<(u64, Vec<String>)>> {
+        let (count, keys) = ferry_core::sqltext::ddl::orphans(dialect::quote, table, fk, &[]);
+        let snapshot = self.snapshot.lock().await;
+        let Some((client, _)) = snapshot.as_ref() else {
+            return Ok(None);
+        };
+        let n: i64 = client
+            .query_one(&count, &[])
+            .await
+            .map_err(|e| connect::error(&e))?
+            .get(0);
+        let shown = client
+            .query(&format!("{keys} LIMIT {limit}"), &[])
+            .await
+            .map_err(|e| connect::error(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Some((n as u64, shown)))
+    }
 }
 
 /// A PostgreSQL database ferry writes into.

@@ -499,6 +499,7 @@ fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>> {
                     ref_columns: to.into_iter().collect(),
                     on_delete: action(on_delete),
                     on_update: action(on_update),
+                    enforced: false,
                 },
             )),
         }

@@ -259,3 +259,37 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
         report.stats["reals"].errors
     );
 }
+
+/// Rows loaded with `foreign_key_checks` off (how dumps are restored) can be orphans: found
+/// before any write and reported by key, as for SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_orphans_are_found_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let my = MyDb::new().await;
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "CREATE TABLE users (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB;
+         CREATE TABLE posts (id INT PRIMARY KEY, user_id INT, FOREIGN KEY (user_id) REFERENCES users(id)) ENGINE=InnoDB;
+         INSERT INTO users VALUES (1, 'a');
+         SET foreign_key_checks = 0;
+         INSERT INTO posts VALUES (10, 1), (11, 99), (12, NULL);
+         SET foreign_key_checks = 1;",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+    let db = TestDb::new().await;
+    let err = ferry::copy(
+        &my.locator(),
+        &db.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 row(s) of \"posts\"") && msg.contains("id=11"),
+        "{msg}"
+    );
+}

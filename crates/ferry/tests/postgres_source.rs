@@ -385,3 +385,36 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
     assert_eq!(ip, "10.1.2.3/8");
     assert_eq!(span, "1 year 2 mons 3 days 04:05:06.789");
 }
+
+/// A foreign key PostgreSQL has not validated (`NOT VALID`) can have orphans: found and named;
+/// validated ones are trusted without a scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unvalidated_foreign_keys_are_checked_for_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = TestDb::new().await;
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE users (id int PRIMARY KEY);
+             CREATE TABLE posts (id int PRIMARY KEY, user_id int);
+             INSERT INTO users VALUES (1);
+             INSERT INTO posts VALUES (10, 1), (11, 99);
+             ALTER TABLE posts ADD FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID;",
+        )
+        .await
+        .unwrap();
+    let dst = TestDb::new().await;
+    let err = ferry::copy(
+        &src.locator(),
+        &dst.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 row(s) of \"posts\"") && msg.contains("id=11"),
+        "{msg}"
+    );
+}
