@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "admin";
 const ADMIN_PW: &str = "admin-password-1";
-const BIG: i64 = 300_000;
-/// Rows for the lifecycle: enough for the copy to take several stats intervals.
-const LIFECYCLE_ROWS: i64 = 1_000_000;
+/// Rows in the large sources: enough for a copy to last several stats intervals, so a test
+/// can act while it runs.
+const BIG: i64 = 1_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // The server process
@@ -356,7 +356,7 @@ fn target_count(db: &PgDb) -> i64 {
 
 /// create → (validating) → running → completed, stats growing while it runs.
 fn lifecycle(store: &str, s: &Setup) {
-    let source = big_source(&s.path("src.db"), LIFECYCLE_ROWS);
+    let source = big_source(&s.path("src.db"), BIG);
     let target = PgDb::new();
     let server = start(s.dir.path(), store, &s.key, &[]);
     let api = Api::login(&server);
@@ -399,9 +399,9 @@ fn lifecycle(store: &str, s: &Setup) {
             seen.push(status.clone());
         }
         let m = migrated(&job, "items");
-        if status == "running" && m > 0 && m < LIFECYCLE_ROWS && growing.last() != Some(&m) {
+        if status == "running" && m > 0 && m < BIG && growing.last() != Some(&m) {
             growing.push(m);
-            assert_eq!(job["stats"]["items"]["total"], LIFECYCLE_ROWS, "{job}");
+            assert_eq!(job["stats"]["items"]["total"], BIG, "{job}");
         }
         if finished(&job) {
             break job;
@@ -434,12 +434,12 @@ fn lifecycle(store: &str, s: &Setup) {
             items["migrated"].as_i64(),
             items["failed"].as_i64()
         ),
-        (Some(LIFECYCLE_ROWS), Some(LIFECYCLE_ROWS), Some(0)),
+        (Some(BIG), Some(BIG), Some(0)),
         "{last}"
     );
     assert!(items["errors"].as_array().unwrap().is_empty());
     assert!(last["started_at"].is_string() && last["finished_at"].is_string());
-    assert_eq!(target_count(&target), LIFECYCLE_ROWS);
+    assert_eq!(target_count(&target), BIG);
 
     // The list: newest first, with the total.
     let second = api.start(
