@@ -112,8 +112,11 @@ async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
         }
         #[cfg(feature = "postgres")]
         Locator::Postgres { url } => postgres_keys(url.as_str(), sql, &locator.redacted()).await,
+        #[cfg(feature = "mysql")]
+        Locator::Mysql { url } => mysql_keys(url, sql, &locator.redacted()).await,
+        #[allow(unreachable_patterns)]
         other => Err(Error::input(format!(
-            "manifest queries against {} databases are not supported in this build (use sqlite: or postgres:)",
+            "manifest queries against {} databases are not supported in this build (use sqlite:, postgres: or mysql:)",
             other.backend()
         ))),
     }
@@ -185,6 +188,36 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
                 Some(k) if !k.is_empty() => keys.push(k.to_string()),
                 _ => nulls += 1,
             }
+        }
+    }
+    Ok((keys, nulls))
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql_keys(url: &url::Url, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
+    use mysql_async::Value;
+    use mysql_async::prelude::Queryable;
+    // ferry's own URL options (`?zero_dates=`) mean nothing to the driver.
+    let mut base = url.clone();
+    base.set_query(None);
+    let _ = base.set_scheme("mysql");
+    let opts = mysql_async::Opts::from_url(base.as_str())
+        .map_err(|e| Error::input(format!("bad manifest database URL {shown}: {e}")))?;
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
+    // The text protocol returns every value as text, whatever its type.
+    let rows: std::result::Result<Vec<mysql_async::Row>, _> = conn.query(sql).await;
+    let _ = conn.disconnect().await;
+    let rows = rows.map_err(|e| Error::input(format!("manifest query failed on {shown}: {e}")))?;
+    let (mut keys, mut nulls) = (Vec::new(), 0);
+    for row in rows {
+        match row.as_ref(0) {
+            Some(Value::Bytes(b)) if !b.is_empty() => {
+                keys.push(String::from_utf8_lossy(b).into_owned());
+            }
+            Some(Value::NULL | Value::Bytes(_)) | None => nulls += 1,
+            Some(other) => keys.push(other.as_sql(true).trim_matches('\'').to_string()),
         }
     }
     Ok((keys, nulls))

@@ -478,3 +478,37 @@ async fn sql_manifest_from_postgresql() {
     );
     assert_eq!(read_tree(dst.path()), read_tree(src.path()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_manifest_from_mysql() {
+    // scripts/test exports FERRY_TEST_MYSQL_URL; the local service is the fallback. No server:
+    // the test fails, it never skips.
+    let my = std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_tree(
+        src.path(),
+        &[("1/7", bytes(32, 10)), ("dir x/ü", bytes(33, 20))],
+    );
+    let manifest = Manifest::Sql {
+        db: my,
+        sql: "SELECT CONCAT(1, '/', 7) UNION ALL SELECT 'dir x/ü' UNION ALL SELECT NULL".into(),
+    };
+    let r = copy(
+        &local(src.path()),
+        &local(dst.path()),
+        &manifest,
+        &CopyOptions::default(),
+        &Context::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("MySQL manifest (is FERRY_TEST_MYSQL_URL reachable?): {e}"));
+    assert_eq!(stats(&r).migrated, 2, "{}", r.to_json());
+    assert!(
+        r.warnings.iter().any(|w| w.contains("1 NULL")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(read_tree(dst.path()), read_tree(src.path()));
+}
