@@ -366,7 +366,12 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         }
         if outcome.stats.failed == 0 {
             if entity.media.is_empty() {
-                save_state(&run, &entity.name, outcome.new_watermark.as_deref()).await?;
+                if let Err(e) =
+                    save_state(&run, &entity.name, outcome.new_watermark.as_deref()).await
+                {
+                    failure = Some(e.context("saving the import state"));
+                    break;
+                }
             } else {
                 pending_state.push((entity.name.clone(), outcome.new_watermark.clone()));
             }
@@ -376,22 +381,28 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     // Files, after the rows that name them.
     let has_media = profile.entities.iter().any(|e| !e.media.is_empty());
     if has_media && failure.is_none() && !cancelled {
-        let files = copy_media(
+        // The rows are written: a storage failure now is the run's failure, reported with
+        // every entity's numbers, not an error that loses them.
+        match copy_media(
             &run,
             media.as_ref(),
             media_keys,
             &mut media_stats,
             &mut report,
         )
-        .await?;
-        if files.cancelled {
-            cancelled = true;
+        .await
+        {
+            Ok(files) => cancelled |= files.cancelled,
+            Err(e) => failure = Some(e.context("media")),
         }
         // Without media stores no file moved: the watermark stays so a later run with
         // --media-from/--media-to still copies every file.
-        if media.is_some() && media_stats.failed == 0 && !cancelled {
+        if media.is_some() && media_stats.failed == 0 && !cancelled && failure.is_none() {
             for (name, wm) in &pending_state {
-                save_state(&run, name, wm.as_deref()).await?;
+                if let Err(e) = save_state(&run, name, wm.as_deref()).await {
+                    failure = Some(e.context("saving the import state"));
+                    break;
+                }
             }
         }
     }
