@@ -205,6 +205,21 @@ impl Profile {
         Self::load(Path::new(name_or_path))
     }
 
+    /// The report's stats keys in run order (entities' `stats`, then `media` when any entity
+    /// names files): what a server can show before the run starts.
+    pub fn stats_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for e in self.entities.iter().filter(|e| e.table.is_some()) {
+            if !keys.contains(&e.stats) {
+                keys.push(e.stats.clone());
+            }
+        }
+        if self.entities.iter().any(|e| !e.media.is_empty()) {
+            keys.push("media".into());
+        }
+        keys
+    }
+
     pub fn entity(&self, name: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.name == name)
     }
@@ -556,5 +571,18 @@ columns = { n = "'x'" }
             ])
         );
         assert_eq!(p.supported_versions, ["865"]);
+        assert_eq!(
+            p.stats_keys(),
+            [
+                "users",
+                "channels",
+                "videos",
+                "captions",
+                "comments",
+                "playlists",
+                "subscriptions",
+                "media"
+            ]
+        );
     }
 }
