@@ -334,11 +334,20 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route: see /api/v1/openapi.json")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this route: see /api/v1/openapi.json".into(),
-    )
+/// axum answers a wrong method with an empty 405 and the `Allow` header; give it the
+/// envelope too, keeping the headers.
+async fn envelope_405(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({"success": false, "error": "method not allowed on this route: see the Allow header and /api/v1/openapi.json"});
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// The whole application: API, operational routes and the dashboard.
@@ -359,9 +368,9 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             post(start_dry_run),
         )
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     api.merge(crate::dashboard::routes())
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(envelope_405))
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }

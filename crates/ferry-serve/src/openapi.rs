@@ -96,8 +96,8 @@ pub fn document() -> Value {
                 "CopyRequest": {
                     "type": "object", "additionalProperties": false, "required": ["source_url", "target_url"],
                     "properties": {
-                        "source_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb):", "description": "sqlite:///path.db, postgres://user:pass@host/db, mysql://…"},
-                        "target_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb):"},
+                        "source_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb)://[^/?#]", "description": "sqlite:///path.db, postgres://user:pass@host/db, mysql://…"},
+                        "target_url": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb)://[^/?#]"},
                         "tables": {"type": "array", "items": {"type": "string"}, "description": "names or globs; default all"},
                         "exclude": {"type": "array", "items": {"type": "string"}},
                         "batch_size": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_BATCH},

@@ -164,7 +164,12 @@ pub fn bad_secret(field: &str, value: &str, error: &dyn std::fmt::Display) -> Ba
     let mut message = error.to_string();
     let value = value.trim();
     if !value.is_empty() {
-        message = message.replace(value, "(the value given)");
+        // Quoted, the value is always the caller's; bare, a short one may be a fragment like
+        // `sqlite:` that the library's own advice also contains.
+        message = message.replace(&format!("'{value}'"), "the value given");
+        if value.len() >= 8 {
+            message = message.replace(value, "(the value given)");
+        }
     }
     // Userinfo of a URL-looking value, even when the library quoted it differently.
     if let Some((_, rest)) = value.split_once("://")
