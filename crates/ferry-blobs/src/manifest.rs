@@ -171,8 +171,16 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
         .await
         .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
     let conn = tokio::spawn(connection);
+    // Read-only like every ferry source: a manifest query cannot change the database.
     // The simple protocol returns every value as text, whatever its type.
-    let messages = client.simple_query(sql).await.map_err(|e| {
+    let messages = match client
+        .batch_execute("SET default_transaction_read_only = on")
+        .await
+    {
+        Ok(()) => client.simple_query(sql).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| {
         Error::input(format!(
             "manifest query failed on {shown}: {}",
             e.as_db_error()
@@ -207,7 +215,12 @@ async fn mysql_keys(url: &url::Url, sql: &str, shown: &str) -> Result<(Vec<Strin
         .await
         .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
     // The text protocol returns every value as text, whatever its type.
-    let rows: std::result::Result<Vec<mysql_async::Row>, _> = conn.query(sql).await;
+    // Read-only like every ferry source: a manifest query cannot change the database.
+    let rows: std::result::Result<Vec<mysql_async::Row>, _> =
+        match conn.query_drop("SET SESSION TRANSACTION READ ONLY").await {
+            Ok(()) => conn.query(sql).await,
+            Err(e) => Err(e),
+        };
     let _ = conn.disconnect().await;
     let rows = rows.map_err(|e| Error::input(format!("manifest query failed on {shown}: {e}")))?;
     let (mut keys, mut nulls) = (Vec::new(), 0);

@@ -511,4 +511,21 @@ async fn sql_manifest_from_mysql() {
         r.warnings
     );
     assert_eq!(read_tree(dst.path()), read_tree(src.path()));
+
+    // The query runs read-only: it cannot change the application's database.
+    let writing = Manifest::Sql {
+        db: std::env::var("FERRY_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into()),
+        sql: "CREATE DATABASE ferry_manifest_must_not_exist".into(),
+    };
+    let e = copy(
+        &local(src.path()),
+        &local(dst.path()),
+        &writing,
+        &CopyOptions::default(),
+        &Context::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("READ ONLY"), "{e}");
 }
