@@ -22,7 +22,7 @@ use crate::format::{Entity, Profile};
 use crate::pg::{self, bind, quote};
 
 /// The state table in the target: the last watermark imported per profile, source host and
-/// entity.
+/// entity, and when it was reached (a run that changes nothing leaves it untouched).
 const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
     profile text NOT NULL,
     source_host text NOT NULL,
@@ -32,10 +32,12 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
     PRIMARY KEY (profile, source_host, entity)
 )";
 
-/// How far behind the snapshot's start the stored watermark stays. A transaction in the
-/// application that stamped its rows before the snapshot but committed after it is invisible
-/// to this run; keeping the watermark this far back makes the next run read such rows (rows
-/// it already has are identical and are neither rewritten nor counted as migrated).
+/// How far behind the snapshot's start the stored watermark stays: it is the newest watermark
+/// among rows at least this old. A transaction in the application that stamped its rows before
+/// the snapshot but committed after it is invisible to this run; the next run reads every row
+/// younger than this again (rows it already has are identical: neither rewritten nor counted
+/// as migrated), and the stored watermark only moves when older rows arrive, so a run that
+/// changes nothing leaves the state table untouched.
 const WATERMARK_LAG: &str = "5 minutes";
 
 /// What an import reads, writes and how. `Debug` hides passwords and storage credentials.
@@ -549,7 +551,9 @@ async fn save_state(run: &Run<'_>, entity: &str, watermark: Option<&str>) -> Res
              VALUES ($1, $2, $3, $4::text::timestamptz, now())
              ON CONFLICT (profile, source_host, entity)
              DO UPDATE SET watermark = COALESCE(EXCLUDED.watermark, ferry_import_state.watermark),
-                           finished_at = EXCLUDED.finished_at",
+                           finished_at = EXCLUDED.finished_at
+             WHERE EXCLUDED.watermark IS DISTINCT FROM ferry_import_state.watermark
+               AND EXCLUDED.watermark IS NOT NULL",
             &[&run.profile.name, &run.host, &entity, &watermark],
         )
         .await
@@ -618,8 +622,8 @@ impl Run<'_> {
             .as_ref()
             .map_or("NULL::text".to_string(), |w| {
                 format!(
-                    "LEAST(max(q.{}), now() - interval '{WATERMARK_LAG}')::text",
-                    quote(w)
+                    "(max(q.{w}) FILTER (WHERE q.{w} <= now() - interval '{WATERMARK_LAG}'))::text",
+                    w = quote(w)
                 )
             });
         let count_sql = format!(

@@ -263,7 +263,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
     let first = run(&o).await;
     assert_eq!(first.exit_code(), 0, "{}", first.render());
     let c = dst.client().await;
-    let snapshot = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM (SELECT id, updated_at, xmin::text AS x FROM videos UNION ALL SELECT id, updated_at, xmin::text FROM comments UNION ALL SELECT id, updated_at, xmin::text FROM users UNION ALL SELECT id, updated_at, xmin::text FROM playlist_items) t";
+    let snapshot = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM (SELECT id, updated_at, xmin::text AS x FROM videos UNION ALL SELECT id, updated_at, xmin::text FROM comments UNION ALL SELECT id, updated_at, xmin::text FROM users UNION ALL SELECT id, updated_at, xmin::text FROM playlist_items UNION ALL SELECT NULL, finished_at, xmin::text FROM ferry_import_state) t";
     let before: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
 
     let second = run(&o).await;
