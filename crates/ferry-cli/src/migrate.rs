@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 #[derive(Args)]
 pub struct MigrateArgs {
-    /// The move, as TOML: [database] source/target, [blobs] source/target/manifest_sql,
-    /// [[rewrite]] table/column/from/to.
+    /// The move, as TOML: [database] source/target (tables, exclude, workers, batch_size),
+    /// [blobs] source/target/manifest_sql, [[rewrite]] table/column/from/to.
     #[arg(long, value_name = "FILE")]
     pub spec: PathBuf,
     /// Rows only (no files).
@@ -52,6 +52,14 @@ struct Spec {
 struct DatabaseSpec {
     source: String,
     target: String,
+    /// Only these tables (glob patterns), as `ferry copy --tables`.
+    #[serde(default)]
+    tables: Vec<String>,
+    /// Leave these tables out (glob patterns), as `ferry copy --exclude`.
+    #[serde(default)]
+    exclude: Vec<String>,
+    workers: Option<usize>,
+    batch_size: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +141,10 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
         Some(d) => Some((Locator::parse(&d.source)?, Locator::parse(&d.target)?)),
         None => None,
     };
+    let filter = match &spec.database {
+        Some(d) => ferry::TableFilter::new(&d.tables, &d.exclude)?,
+        None => ferry::TableFilter::default(),
+    };
     let stores = match &spec.blobs {
         Some(b) => Some((Store::parse(&b.source)?, Store::parse(&b.target)?)),
         None => None,
@@ -145,11 +157,19 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
 
     let mut report: Option<Report> = None;
     if rows && let Some((source, target)) = &db {
+        let defaults = CopyOptions::default();
+        let d = spec.database.as_ref().expect("db comes from it");
         let options = CopyOptions {
             dry_run: args.dry_run,
             force: args.force,
             ignore_errors: args.ignore_errors,
-            ..CopyOptions::default()
+            schema: ferry::SchemaOptions {
+                filter: filter.clone(),
+                ..defaults.schema.clone()
+            },
+            workers: d.workers.unwrap_or(defaults.workers).max(1),
+            batch_rows: d.batch_size.unwrap_or(defaults.batch_rows).max(1),
+            ..defaults
         };
         let r = ferry::copy(source, target, &options, &crate::context(bars, args.yes)).await?;
         let ok = r.status == Status::Completed;

@@ -257,7 +257,9 @@ fn migrate_spec_moves_rows_rewrites_locations_and_copies_files() {
         "CREATE TABLE attachments(id INTEGER PRIMARY KEY, path TEXT NOT NULL, status TEXT);
          INSERT INTO attachments VALUES (1, '/srv/files/u1/a.jpg', 'uploaded'),
                                         (2, '/srv/files/u2/b c.pdf', 'uploaded'),
-                                        (3, '/srv/files/u3/never.txt', 'deleted');",
+                                        (3, '/srv/files/u3/never.txt', 'deleted');
+         CREATE TABLE sessions(id INTEGER PRIMARY KEY, token TEXT);
+         INSERT INTO sessions VALUES (1, 'left behind');",
     );
     let target_db = dir.path().join("new.db");
     let out = dir.path().join("out");
@@ -269,6 +271,9 @@ fn migrate_spec_moves_rows_rewrites_locations_and_copies_files() {
 [database]
 source = "{src}"
 target = "{dst}"
+exclude = ["sessions"]
+workers = 2
+batch_size = 500
 
 [blobs]
 source = "file://{files}"
@@ -327,6 +332,7 @@ to = "s3://media/"
     let s = read_summary(&summary);
     assert_eq!(s["stats"]["media"]["migrated"], 2, "{s}");
     assert_eq!(s["stats"]["attachments"]["migrated"], 3, "{s}");
+    assert!(s["stats"].get("sessions").is_none(), "excluded: {s}");
     assert_eq!(
         std::fs::read(out.join("u2/b c.pdf")).unwrap(),
         bytes(21, 700)
