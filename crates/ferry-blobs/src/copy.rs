@@ -53,6 +53,7 @@ pub async fn copy(
     }
     report.warnings.extend(resolved.warnings);
     let keys = resolved.keys;
+    let source_sizes = resolved.sizes;
     ctx.observer.event(&BlobEvent::Started {
         files: keys.len() as u64,
     });
@@ -76,6 +77,7 @@ pub async fn copy(
     // Local folders are read (and, both sides local, copied) straight through std::fs.
     let shared = Arc::new(Shared {
         existing,
+        source_sizes,
         src,
         dst,
         src_root: local_root(source),
@@ -173,6 +175,8 @@ pub async fn copy(
 struct Shared {
     /// Sizes of what the target already holds, when listed up front.
     existing: Option<std::collections::HashMap<String, u64>>,
+    /// Sizes of the source's files, when an object store's listing was the manifest.
+    source_sizes: Option<std::collections::HashMap<String, u64>>,
     src: Operator,
     dst: Operator,
     src_root: Option<PathBuf>,
@@ -231,7 +235,15 @@ impl Shared {
             self.target
                 .scrub(&format!("at the target: {}", one_line(&e)))
         };
-        let Some(size) = transfer::size_of(&self.src, &key).await.map_err(src_err)? else {
+        let listed = self
+            .source_sizes
+            .as_ref()
+            .and_then(|s| s.get(&key).copied());
+        let size = match listed {
+            Some(size) => Some(size),
+            None => transfer::size_of(&self.src, &key).await.map_err(src_err)?,
+        };
+        let Some(size) = size else {
             return Err("missing in the source".into());
         };
         done.size = size;

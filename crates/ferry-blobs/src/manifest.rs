@@ -26,6 +26,8 @@ pub enum Manifest {
 pub(crate) struct Resolved {
     pub keys: Vec<String>,
     pub warnings: Vec<String>,
+    /// Sizes from an object store's listing, so no file needs a HEAD request of its own.
+    pub sizes: Option<std::collections::HashMap<String, u64>>,
 }
 
 impl Manifest {
@@ -33,7 +35,15 @@ impl Manifest {
     /// database.
     pub(crate) async fn resolve(&self, store: &Store, op: &Operator) -> Result<Resolved> {
         let mut warnings = Vec::new();
+        let mut sizes = None;
         let raw = match self {
+            Manifest::Listing if store.kind() != crate::store::Kind::Local => {
+                let listed = list_sizes(store, op).await?;
+                let mut keys: Vec<String> = listed.keys().cloned().collect();
+                keys.sort();
+                sizes = Some(listed);
+                keys
+            }
             Manifest::Listing => list(store, op).await?,
             Manifest::Keys(k) => k.clone(),
             Manifest::Sql { db, sql } => {
@@ -58,7 +68,11 @@ impl Manifest {
                 keys.push(k);
             }
         }
-        Ok(Resolved { keys, warnings })
+        Ok(Resolved {
+            keys,
+            warnings,
+            sizes,
+        })
     }
 }
 
