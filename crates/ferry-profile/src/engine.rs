@@ -385,15 +385,17 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     if has_media && failure.is_none() && !cancelled {
         // The rows are written: a storage failure now is the run's failure, reported with
         // every entity's numbers, not an error that loses them.
-        match copy_media(
+        let files_started = Instant::now();
+        let copied = copy_media(
             &run,
             media.as_ref(),
             media_keys,
             &mut media_stats,
             &mut report,
         )
-        .await
-        {
+        .await;
+        media_stats.elapsed_s += files_started.elapsed().as_secs_f64();
+        match copied {
             Ok(files) => cancelled |= files.cancelled,
             Err(e) => failure = Some(e.context("media")),
         }
@@ -411,7 +413,6 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     if has_media {
         let counted = media_stats.migrated + media_stats.skipped + media_stats.failed;
         media_stats.total = media_stats.total.max(counted);
-        media_stats.elapsed_s = started.elapsed().as_secs_f64();
         report.stats.insert("media".into(), media_stats);
     }
 
