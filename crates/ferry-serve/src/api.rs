@@ -173,7 +173,8 @@ async fn login(
         auth::check_login(state.store.as_ref(), &login.username, &login.password).await?
     else {
         state.throttle.failed(&login.username);
-        tracing::warn!("Failed login for user name {:?}", login.username);
+        // The name is not logged: people type passwords into the name field.
+        tracing::warn!("Failed login");
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
     state.throttle.succeeded(&login.username);

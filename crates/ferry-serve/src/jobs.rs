@@ -263,7 +263,13 @@ impl Jobs {
             kind.name(),
             if dry_run { " as a dry run" } else { "" }
         );
-        let result = kind.run(body, dry_run, cx).await;
+        // On its own task, so a panic in the work fails this job instead of leaving it running.
+        let result = match tokio::spawn(kind.run(body, dry_run, cx)).await {
+            Ok(result) => result,
+            Err(e) => Err(ferry_core::Error::run(format!(
+                "the job stopped unexpectedly ({e}); see the server log"
+            ))),
+        };
         done.cancel();
         let _ = writer.await;
         let (status, stats_json, error) = outcome(result, &stats, cancel.is_cancelled());
