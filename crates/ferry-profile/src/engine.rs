@@ -252,6 +252,9 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     }
 
     let target = pg::connect(&options.target, options.dry_run, "target").await?;
+    // Before the DDL too: an existing table of another shape gets the clear message, not the
+    // error of an index the DDL would put on a column it lacks.
+    check_target_tables(&target, profile).await?;
     if !options.dry_run {
         cx.observer.event(&Event::Phase(
             "Creating the target schema if missing".into(),
@@ -266,6 +269,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
             .await
             .map_err(|e| pg::db(&e))?;
     }
+    check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
 
     let run = Run {
@@ -513,6 +517,41 @@ async fn describe(
                 profile.name,
                 entity.name,
                 have.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every table an entity fills must have the columns it writes (an existing table of another
+/// shape is left alone by `CREATE TABLE IF NOT EXISTS`, and would fail every row). In dry runs
+/// only tables that already exist are checked.
+async fn check_target_tables(target: &Client, profile: &Profile) -> Result<()> {
+    for entity in &profile.entities {
+        let Some(table) = &entity.table else { continue };
+        let rows = target
+            .query(
+                "SELECT a.attname::text FROM pg_attribute a
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&quote(table)],
+            )
+            .await
+            .map_err(|e| pg::db(&e))?;
+        if rows.is_empty() {
+            continue;
+        }
+        let have: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&str> = ["id", "source_host"]
+            .into_iter()
+            .chain(entity.columns.iter().map(|(c, _)| c.as_str()))
+            .filter(|c| !have.iter().any(|h| h == c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::input(format!(
+                "the target table {table} (entity {}) has no column {}: it is not the table profile {} creates; use another target database or schema",
+                entity.name,
+                missing.join(", "),
+                profile.name
             )));
         }
     }

@@ -1014,3 +1014,32 @@ async fn check_every_field(c: &Client) {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn a_target_table_of_another_shape_is_refused_before_any_work() {
+    let src = min_source().await;
+    let dst = TestDb::new().await;
+    dst.client()
+        .await
+        .batch_execute("CREATE TABLE videos (id uuid PRIMARY KEY, title text)")
+        .await
+        .unwrap();
+    let (cx, _) = context();
+    let e = import(&profile(), &options(&src, &dst, None), &cx)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("target table videos")
+            && msg.contains("source_host")
+            && msg.contains("channel_id"),
+        "{msg}"
+    );
+    let c = dst.client().await;
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM users").await,
+        0,
+        "no row written"
+    );
+}
