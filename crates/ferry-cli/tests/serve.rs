@@ -1013,6 +1013,45 @@ fn tokens_expire_and_can_be_revoked() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 401);
+
+    // A second admin, password from standard input; a name already taken is refused.
+    let create = |name: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "admin",
+                "create-user",
+                "--store",
+                &store,
+                "--username",
+                name,
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"stdin-password-9\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let run = create("second");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut second = Api::new(&server);
+    second.login_as("second", "stdin-password-9");
+    assert_eq!(second.call("GET", "/api/v1/admin/migrations", None).0, 200);
+    let run = create("second");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("already exists"));
 }
 
 const BAD_UTF8_SQL: &str = "
