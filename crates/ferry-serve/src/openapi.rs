@@ -28,6 +28,12 @@ fn start_operation(kind: &str, schema: &str, dry_run: bool) -> Value {
     } else {
         format!("Start a {kind} migration")
     };
+    // Links let a stateful fuzzer follow a created job to its GET and DELETE.
+    let mut created = job_response("The job, created (status pending)");
+    created["links"] = json!({
+        "GetMigration": {"operationId": "get_migration", "parameters": {"id": "$response.body#/data/id"}},
+        "CancelMigration": {"operationId": "cancel_migration", "parameters": {"id": "$response.body#/data/id"}}
+    });
     json!({
         "post": {
             "summary": summary,
@@ -39,7 +45,7 @@ fn start_operation(kind: &str, schema: &str, dry_run: bool) -> Value {
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
             },
             "responses": {
-                "201": job_response("The job, created (status pending)"),
+                "201": created,
                 "400": error_response("Malformed JSON, a missing field or a bad value (the message names the field)"),
                 "401": error_response("No, an invalid or an expired token"),
                 "403": error_response("The token is not an admin's"),
