@@ -170,11 +170,15 @@ impl Profile {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        parse_with(text, origin, &|file| {
+        let read = |file: &str| {
             let path: PathBuf = dir.join(file);
             std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read the target schema {}: {e}", path.display()))
-        })
+        };
+        if origin.ends_with(".yaml") || origin.ends_with(".yml") {
+            return parse_yaml(text, origin, &read);
+        }
+        parse_with(text, origin, &read)
     }
 
     /// A profile shipped inside ferry (`peertube`).
@@ -228,6 +232,85 @@ impl Profile {
 /// Names of the shipped profiles.
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTIN.iter().map(|(n, ..)| *n).collect()
+}
+
+/// A YAML profile: the same keys as the TOML format. Syntax errors carry the YAML line; the
+/// document is then read as its TOML equivalent, so content errors name the entity and key
+/// (their TOML line would mean nothing to the author).
+fn parse_yaml(
+    text: &str,
+    origin: &str,
+    read: &dyn Fn(&str) -> std::result::Result<String, String>,
+) -> Result<Profile> {
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
+        let place = e.location().map_or_else(
+            || origin.to_string(),
+            |l| format!("{origin}:{}:{}", l.line(), l.column()),
+        );
+        Error::input(format!("{place}: invalid profile: {e}"))
+    })?;
+    let table = yaml_to_toml(value, "")
+        .map_err(|m| Error::input(format!("{origin}: invalid profile: {m}")))?;
+    let toml_text = toml::to_string(&table)
+        .map_err(|e| Error::input(format!("{origin}: invalid profile: {e}")))?;
+    const INNER: &str = "<yaml>";
+    let mut profile = parse_with(&toml_text, INNER, read).map_err(|e| {
+        let msg = e.message();
+        let rest = msg
+            .strip_prefix(INNER)
+            .map(|r| {
+                r.trim_start_matches(|c: char| c == ':' || c.is_ascii_digit())
+                    .trim_start()
+            })
+            .unwrap_or(msg);
+        Error::input(format!("{origin}: {rest}"))
+    })?;
+    profile.origin = origin.to_string();
+    Ok(profile)
+}
+
+fn yaml_to_toml(v: serde_norway::Value, at: &str) -> std::result::Result<toml::Value, String> {
+    use serde_norway::Value as Y;
+    Ok(match v {
+        Y::Null => {
+            return Err(format!(
+                "{at} is empty (null); remove the key or give a value"
+            ));
+        }
+        Y::Bool(b) => toml::Value::Boolean(b),
+        Y::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Y::String(s) => toml::Value::String(s),
+        Y::Sequence(items) => toml::Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| yaml_to_toml(v, &format!("{at}[{i}]")))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut t = toml::Table::new();
+            for (k, v) in map {
+                // Enum maps have numeric keys (`0: admin`); keys are text in the format.
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => return Err(format!("{at}: the key {other:?} is not text")),
+                };
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                t.insert(key, yaml_to_toml(v, &path)?);
+            }
+            toml::Value::Table(t)
+        }
+        Y::Tagged(t) => yaml_to_toml(t.value, at)?,
+    })
 }
 
 /// `origin:line:column` of a byte offset.
@@ -540,6 +623,38 @@ columns = { n = "'x'" }
         let bad = MINI.replace("SELECT 1 AS id\"\nkey", "SELECT {nope} AS id\"\nkey");
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
         assert!(e.contains("unknown placeholder {nope}"), "{e}");
+    }
+
+    #[test]
+    fn yaml_profiles_read_like_toml() {
+        let yaml = r#"
+profile:
+  name: mini
+target:
+  schema: CREATE TABLE IF NOT EXISTS t (id uuid PRIMARY KEY, source_host text, n text)
+enums:
+  kind:
+    0: zero
+entity:
+  - name: a
+    source: SELECT 1 AS id, 0 AS k
+    key: id
+    table: t
+    columns:
+      n: enum(kind, k)
+"#;
+        let p = Profile::parse(yaml, "mini.yaml").unwrap();
+        assert_eq!(p.entities[0].enums["kind"]["0"], "zero");
+        assert_eq!(p.origin, "mini.yaml");
+        let e = Profile::parse(&yaml.replace("enum(kind, k)", "enum(nope, k)"), "mini.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mini.yaml: entity 'a' column 'n'"), "{e}");
+        let e = Profile::parse("profile:\n  name: [unclosed\n", "bad.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad.yml:"), "{e}");
+        assert!(e.contains("invalid profile"), "{e}");
     }
 
     #[test]
