@@ -1047,3 +1047,11 @@ async fn a_target_table_of_another_shape_is_refused_before_any_work() {
         "nothing created: only the foreign table is there"
     );
 }
+
+/// A server spawns imports on its runtime: the futures must be `Send` (checked at compile time).
+#[allow(dead_code)]
+fn entry_points_are_send(p: &Profile, o: &ImportOptions, cx: &ferry_core::engine::Context) {
+    fn send<T: Send>(_: T) {}
+    send(import(p, o, cx));
+    send(validate_source(p, o));
+}
