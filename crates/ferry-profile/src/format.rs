@@ -658,6 +658,20 @@ entity:
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../docs/profiles.md");
+        let start = doc.find("```toml\n").expect("an example") + 8;
+        let text = &doc[start..start + doc[start..].find("```").unwrap()];
+        let text = text.replace(
+            "schema_file = \"forum-target.sql\"",
+            "schema = \"SELECT 1\"",
+        );
+        let p = Profile::parse(&text, "forum.toml").unwrap();
+        assert_eq!(p.entities[0].media.len(), 1);
+        assert!(p.entities[0].source_columns().contains("avatar"));
+    }
+
+    #[test]
     fn cycles_are_refused() {
         let bad = MINI.replace("name = \"a\"", "name = \"a\"\ndepends_on = [\"b\"]");
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
