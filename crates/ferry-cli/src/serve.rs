@@ -30,6 +30,23 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// The database profile imports (`peertube` jobs) write into: postgres://…. Requests never
+    /// choose it.
+    #[arg(
+        long,
+        env = "FERRY_TARGET_DB",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub target_db: Option<String>,
+    /// Where imported media files go (a blobs locator: file:///dir or s3://bucket/prefix?…).
+    #[arg(
+        long,
+        env = "FERRY_MEDIA_TARGET",
+        value_name = "LOCATOR",
+        hide_env_values = true
+    )]
+    pub media_target: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +130,10 @@ pub async fn run(args: ServeArgs) -> i32 {
         master_key_file: args.master_key_file,
         token_ttl_s: args.token_ttl,
         body_limit: args.max_body,
+        targets: ferry_serve::Targets {
+            database: args.target_db,
+            media: args.media_target,
+        },
     };
     match ferry_serve::serve(config, stop_signal()).await {
         Ok(()) => 0,

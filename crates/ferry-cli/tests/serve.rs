@@ -668,10 +668,18 @@ fn bad_requests_get_4xx_with_a_message() {
         404,
         "unknown migration kind",
     );
+    // A profile import needs the server's own target database; this server has none.
     expect(
-        api.call("POST", "/api/v1/admin/migrations/peertube", Some(json!({}))),
-        404,
-        "unknown migration kind",
+        api.call(
+            "POST",
+            "/api/v1/admin/migrations/peertube",
+            Some(
+                json!({"source_host": "pt.example", "source_db_host": "db", "source_db_name": "pt",
+                        "source_db_user": "pt", "source_db_password": "x"}),
+            ),
+        ),
+        400,
+        "--target-db",
     );
     expect(
         api.call(
@@ -1154,13 +1162,92 @@ fn blobs_job_copies_files_and_counts_them() {
         body["error"].as_str().unwrap().contains("manifest_sql"),
         "{body}"
     );
-    // The PeerTube dry-run alias answers like an unknown kind until that kind is wired in.
+    // The PeerTube dry-run alias checks a PeerTube body.
     let (status, body) = api.call(
         "POST",
         "/api/v1/admin/migrations/dry-run/dry-run",
         Some(json!({})),
     );
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("source_host"),
+        "{body}"
+    );
+}
+
+/// The `peertube` kind: the built-in profile from a PeerTube database (fields of the request)
+/// into the server's own `--target-db`; the compatibility dry-run route writes nothing; the
+/// real run fills the target with per-entity stats; the source password never shows.
+#[test]
+fn peertube_jobs_import_into_the_servers_target_database() {
+    let s = setup();
+    let source = PgDb::new();
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ferry-profile/tests/fixtures/"
+    );
+    for file in ["peertube-min.sql", "peertube-data.sql"] {
+        source.query(&std::fs::read_to_string(format!("{fixtures}{file}")).unwrap());
+    }
+    let target = PgDb::new();
+    let server = start(
+        s.dir.path(),
+        &s.sqlite_store(),
+        &s.key,
+        &["--target-db", &target.url],
+    );
+    let api = Api::login(&server);
+    let url = url::Url::parse(&source.url).unwrap();
+    let body = json!({
+        "source_host": "pt.example",
+        "source_db_host": url.host_str().unwrap(),
+        "source_db_port": url.port().unwrap_or(5432),
+        "source_db_name": url.path().trim_start_matches('/'),
+        "source_db_user": url.username(),
+        "source_db_password": url.password().unwrap_or("not-needed-with-trust"),
+    });
+
+    let dry = api.start("dry-run/dry-run", body.clone());
+    assert_eq!(dry["kind"], "peertube", "{dry}");
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    let dry = api.wait(
+        dry["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+        finished,
+    );
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert!(
+        dry["stats"]["users"]["total"].as_i64().unwrap() > 0,
+        "{dry}"
+    );
+    assert!(target.tables().is_empty(), "a dry run wrote to the target");
+
+    let job = api.start("peertube", body);
+    assert_eq!(job["source_host"], "pt.example");
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+        finished,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    for entity in [
+        "users",
+        "channels",
+        "videos",
+        "comments",
+        "playlists",
+        "subscriptions",
+    ] {
+        assert!(
+            done["stats"][entity]["migrated"].as_i64().unwrap_or(0) > 0,
+            "{entity}: {done}"
+        );
+    }
+    assert!(
+        done["stats"]["videos"]["skipped"].as_i64().unwrap_or(0) > 0,
+        "remote videos are skipped: {done}"
+    );
+    assert!(!target.tables().is_empty());
 }
 
 #[test]

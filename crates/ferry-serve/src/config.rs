@@ -15,6 +15,27 @@ pub struct ServeConfig {
     pub token_ttl_s: u64,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Where profile imports (`peertube`) write: never taken from a request.
+    pub targets: Targets,
+}
+
+/// The server's own destinations for profile imports (`--target-db`, `--media-target`).
+#[derive(Clone, Default)]
+pub struct Targets {
+    /// The new platform's database (postgres://…).
+    pub database: Option<String>,
+    /// Where imported media files go (a ferry blobs locator).
+    pub media: Option<String>,
+}
+
+impl std::fmt::Debug for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Both may hold credentials.
+        f.debug_struct("Targets")
+            .field("database", &self.database.as_ref().map(|_| "(set)"))
+            .field("media", &self.media.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 impl Default for ServeConfig {
@@ -25,6 +46,7 @@ impl Default for ServeConfig {
             master_key_file: None,
             token_ttl_s: 3600,
             body_limit: 256 * 1024,
+            targets: Targets::default(),
         }
     }
 }

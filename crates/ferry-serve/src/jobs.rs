@@ -146,16 +146,18 @@ pub struct Jobs {
     tokens: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
     work_root: PathBuf,
+    targets: Arc<crate::config::Targets>,
 }
 
 impl Jobs {
-    pub fn new(store: Arc<dyn Store>, key: MasterKey) -> Self {
+    pub fn new(store: Arc<dyn Store>, key: MasterKey, targets: crate::config::Targets) -> Self {
         Self {
             store,
             key,
             tokens: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             work_root: std::env::temp_dir().join("ferry-serve"),
+            targets: Arc::new(targets),
         }
     }
 
@@ -170,7 +172,7 @@ impl Jobs {
         dry_run: bool,
         user: &User,
     ) -> Result<JobRecord, JobError> {
-        let validated = kind.validate(&body)?;
+        let validated = kind.validate(&body, &self.targets)?;
         let sealed = self.key.seal(body.to_string().as_bytes())?;
         let at = now();
         let job = JobRecord {
@@ -230,6 +232,7 @@ impl Jobs {
             id.clone(),
             self.work_root.join(&id),
             validated.clone(),
+            self.targets.clone(),
         );
         // Status and stats writers run beside the work; they stop when it ends.
         let done = CancellationToken::new();

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::ServeConfig;
+pub use config::{ServeConfig, Targets};
 pub use error::{Error, Result};
 pub use store::Role;
 
@@ -90,7 +90,7 @@ pub async fn serve(
     first_admin(store.as_ref()).await?;
     metrics::handle();
 
-    let jobs = Arc::new(jobs::Jobs::new(store.clone(), key));
+    let jobs = Arc::new(jobs::Jobs::new(store.clone(), key, config.targets.clone()));
     let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs: jobs.clone(),

@@ -123,6 +123,20 @@ pub fn document() -> Value {
                         "ignore_errors": {"type": "boolean"}
                     }
                 },
+                "PeertubeRequest": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["source_host", "source_db_host", "source_db_name", "source_db_user", "source_db_password"],
+                    "description": "A PeerTube instance's database (read-only) into the server's --target-db; media into its --media-target",
+                    "properties": {
+                        "source_host": {"type": "string", "minLength": 1, "description": "the instance's public host, e.g. videos.example.com"},
+                        "source_db_host": {"type": "string", "minLength": 1},
+                        "source_db_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
+                        "source_db_name": {"type": "string", "minLength": 1},
+                        "source_db_user": {"type": "string", "minLength": 1},
+                        "source_db_password": {"type": "string"},
+                        "source_media_path": {"type": "string", "minLength": 1, "description": "PeerTube's storage directory on this server, or any blobs locator"}
+                    }
+                },
                 "TableStats": {
                     "type": "object", "required": ["total", "migrated", "skipped", "failed", "errors"],
                     "properties": {
@@ -205,6 +219,9 @@ pub fn document() -> Value {
             "/api/v1/admin/migrations/copy/dry-run": start_operation("copy", "CopyRequest", true),
             "/api/v1/admin/migrations/blobs": start_operation("blobs", "BlobsRequest", false),
             "/api/v1/admin/migrations/blobs/dry-run": start_operation("blobs", "BlobsRequest", true),
+            "/api/v1/admin/migrations/peertube": start_operation("peertube", "PeertubeRequest", false),
+            "/api/v1/admin/migrations/peertube/dry-run": start_operation("peertube", "PeertubeRequest", true),
+            "/api/v1/admin/migrations/dry-run/dry-run": start_operation("dry-run", "PeertubeRequest", true),
             "/api/v1/admin/migrations/{id}": {
                 "get": {
                     "summary": "One job", "operationId": "get_migration", "tags": ["migrations"],
@@ -249,6 +266,9 @@ mod tests {
             "/api/v1/admin/migrations/copy/dry-run",
             "/api/v1/admin/migrations/blobs",
             "/api/v1/admin/migrations/blobs/dry-run",
+            "/api/v1/admin/migrations/peertube",
+            "/api/v1/admin/migrations/peertube/dry-run",
+            "/api/v1/admin/migrations/dry-run/dry-run",
             "/api/v1/admin/migrations/{id}",
         ] {
             assert!(paths.contains_key(p), "{p} is not described");

@@ -3,9 +3,8 @@
 //! to a [`Validated`] job or a 400 naming the field) and `run` (async: the job's work under a
 //! [`RunContext`], returning ferry's `Report`).
 //!
-//! Adding a kind (e.g. `peertube`, whose `validate` is already in [`peertube`]): add the
-//! variant, its arms in `Kind::parse`, `Kind::name`, `Kind::validate`, `Kind::run`, and its
-//! request schema in `openapi.rs`.
+//! Adding a kind: add the variant, its arms in `Kind::parse`, `Kind::name`, `Kind::validate`,
+//! `Kind::run`, and its request schema in `openapi.rs`.
 
 pub mod blobs;
 pub mod copy;
@@ -19,12 +18,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Targets;
 use crate::jobs::LiveStats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Copy,
     Blobs,
+    /// The PeerTube profile (ferry-profile), into the server's `--target-db`.
+    Peertube,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
         match segment {
             "copy" => Some(Kind::Copy),
             "blobs" => Some(Kind::Blobs),
+            "peertube" => Some(Kind::Peertube),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl Kind {
         match self {
             Kind::Copy => "copy",
             Kind::Blobs => "blobs",
+            Kind::Peertube => "peertube",
         }
     }
 
@@ -48,10 +52,11 @@ impl Kind {
     ///
     /// # Errors
     /// A [`BadRequest`] naming the field that is missing or wrong.
-    pub fn validate(self, body: &Value) -> Result<Validated, BadRequest> {
+    pub fn validate(self, body: &Value, targets: &Targets) -> Result<Validated, BadRequest> {
         match self {
             Kind::Copy => copy::validate(body),
             Kind::Blobs => blobs::validate(body),
+            Kind::Peertube => peertube::validate(body, targets),
         }
     }
 
@@ -69,6 +74,7 @@ impl Kind {
         match self {
             Kind::Copy => copy::run(body, dry_run, cx).await,
             Kind::Blobs => blobs::run(body, dry_run, cx).await,
+            Kind::Peertube => peertube::run(body, dry_run, cx).await,
         }
     }
 }
@@ -93,6 +99,8 @@ pub struct RunContext {
     pub cancel: CancellationToken,
     pub job_id: String,
     pub work_dir: PathBuf,
+    /// The server's own destinations for profile imports.
+    pub targets: Arc<Targets>,
     validated: Arc<tokio::sync::Notify>,
 }
 
@@ -103,12 +111,14 @@ impl RunContext {
         job_id: String,
         work_dir: PathBuf,
         validated: Arc<tokio::sync::Notify>,
+        targets: Arc<Targets>,
     ) -> Self {
         Self {
             stats,
             cancel,
             job_id,
             work_dir,
+            targets,
             validated,
         }
     }

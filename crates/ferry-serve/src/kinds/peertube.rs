@@ -1,10 +1,17 @@
-//! The `peertube` kind's request body (the fields the PeerTube import APIs take). Validation
-//! only: the run is wired in when the PeerTube profile lands (see `kinds/mod.rs`).
+//! The `peertube` kind: the request body the PeerTube import APIs take, checked, and the run:
+//! the built-in PeerTube profile (ferry-profile) from that source into the server's own
+//! `--target-db` (and `--media-target`), which a request can never choose.
 
+use std::sync::Arc;
+
+use ferry_core::progress::{Answer, Observer};
+use ferry_core::report::Report;
+use ferry_core::{Error, Locator};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BadRequest, Validated, non_empty, parse_body};
+use super::{BadRequest, RunContext, Validated, non_empty, parse_body};
+use crate::config::Targets;
 
 /// The request body of `POST /api/v1/admin/migrations/peertube`.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,14 +54,68 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
 
 /// # Errors
 /// A [`BadRequest`] naming the field.
-pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
+pub fn validate(body: &Value, targets: &Targets) -> Result<Validated, BadRequest> {
     let b = parse(body)?;
+    let target = target_db(targets)?;
+    if b.source_media_path.is_some() && targets.media.is_none() {
+        return Err(BadRequest(
+            "source_media_path: this server has no media target: start ferry serve with --media-target (or FERRY_MEDIA_TARGET) to import media".into(),
+        ));
+    }
     Ok(Validated {
         source_host: b.source_host.clone(),
-        // The target is the server's PeerTube database; the lead sets the real key when the
-        // profile is wired (one PeerTube import at a time per target).
-        target_key: "peertube".into(),
+        // One PeerTube import at a time into the server's database.
+        target_key: target.redacted(),
     })
+}
+
+fn target_db(targets: &Targets) -> Result<Locator, BadRequest> {
+    let url = targets.database.as_deref().ok_or_else(|| {
+        BadRequest(
+            "this server has no target database for imports: start ferry serve with --target-db postgres://… (or FERRY_TARGET_DB)".into(),
+        )
+    })?;
+    Locator::parse(url).map_err(|e| BadRequest(format!("the server's --target-db: {e}")))
+}
+
+/// A media path as a blob locator: a directory on the server, or any locator as it is.
+fn media_locator(path: &str) -> String {
+    if path.contains("://") {
+        path.to_string()
+    } else {
+        format!("file://{}", path)
+    }
+}
+
+/// Runs the built-in PeerTube profile.
+///
+/// # Errors
+/// When the source cannot be reached or its version is not supported (the job fails while
+/// `validating`), or the import cannot start.
+pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Result<Report> {
+    let b = parse(&body).map_err(|e| Error::input(e.0))?;
+    let target = target_db(&cx.targets).map_err(|e| Error::input(e.0))?;
+    let source = Locator::parse(&b.source_url())
+        .map_err(|_| Error::input("the source database fields do not form a valid address"))?;
+    let profile = ferry_profile::Profile::builtin("peertube")
+        .ok_or_else(|| Error::run("the built-in PeerTube profile is missing from this build"))?;
+    let mut options = ferry_profile::ImportOptions::new(source, target);
+    options.source_host = Some(b.source_host.clone());
+    options.dry_run = dry_run;
+    if let Some(path) = &b.source_media_path {
+        options.media_from = Some(media_locator(path));
+        options.media_to = cx.targets.media.clone();
+    }
+    // Validating: the source answers, read-only, with a supported PeerTube version.
+    ferry_profile::validate_source(&profile, &options).await?;
+    cx.validated();
+    let observer: Arc<dyn Observer> = cx.stats.clone();
+    let context = ferry_core::engine::Context {
+        observer,
+        confirm: Arc::new(Answer(false)),
+        cancel: cx.cancel.clone(),
+    };
+    ferry_profile::import(&profile, &options, &context).await
 }
 
 impl PeertubeBody {
