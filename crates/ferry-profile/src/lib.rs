@@ -7,6 +7,7 @@
 mod engine;
 pub mod expr;
 pub mod format;
+mod media;
 mod pg;
 
 pub use engine::{ImportOptions, SourceInfo, import, validate_source};
