@@ -1,0 +1,141 @@
+//! `ferry import` from the outside: the built-in PeerTube profile run by name against real
+//! PostgreSQL databases (the profile crate's fixtures), exit codes, the summary, a re-run that
+//! changes nothing, and one-line errors.
+
+mod common;
+
+use common::*;
+
+fn peertube_source() -> PgDb {
+    let db = PgDb::new();
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ferry-profile/tests/fixtures/"
+    );
+    for file in ["peertube-min.sql", "peertube-data.sql"] {
+        db.query(&std::fs::read_to_string(format!("{fixtures}{file}")).unwrap());
+    }
+    db
+}
+
+#[test]
+fn peertube_import_by_name_then_a_rerun_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = peertube_source();
+    let target = PgDb::new();
+    let summary = dir.path().join("s.json");
+    let args = [
+        "import",
+        "peertube",
+        "--source",
+        &source.url,
+        "--target",
+        &target.url,
+        "--source-host",
+        "pt.example",
+        "--summary",
+        summary.to_str().unwrap(),
+    ];
+
+    let dry = dir.path().join("dry.json");
+    let mut dry_args = args.to_vec();
+    dry_args.extend(["--dry-run"]);
+    *dry_args.iter_mut().find(|a| a.ends_with("s.json")).unwrap() = dry.to_str().unwrap();
+    ferry(dir.path(), &dry_args).expect_code(0);
+    let d = read_summary(&dry);
+    assert_eq!(d["dry_run"], true, "{d}");
+    assert!(d["stats"]["videos"]["total"].as_u64().unwrap() > 0, "{d}");
+    assert!(target.tables().is_empty(), "a dry run wrote to the target");
+
+    let run = ferry(dir.path(), &args);
+    run.expect_code(0);
+    let s = read_summary(&summary);
+    assert_eq!(s["status"], "completed", "{s}");
+    for entity in [
+        "users",
+        "channels",
+        "videos",
+        "comments",
+        "playlists",
+        "subscriptions",
+    ] {
+        assert!(
+            s["stats"][entity]["migrated"].as_u64().unwrap_or(0) > 0,
+            "{entity}: {s}"
+        );
+    }
+    let videos: i64 = target
+        .scalar("SELECT count(*) FROM videos")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(videos > 0);
+
+    ferry(dir.path(), &args).expect_code(0);
+    let again = read_summary(&summary);
+    for (entity, stats) in again["stats"].as_object().unwrap() {
+        assert_eq!(
+            stats["migrated"], 0,
+            "{entity} changed on a re-run: {again}"
+        );
+    }
+    let after: i64 = target
+        .scalar("SELECT count(*) FROM videos")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(after, videos);
+}
+
+#[test]
+fn bad_profiles_and_sources_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = PgDb::new();
+    let run = ferry(
+        dir.path(),
+        &[
+            "import",
+            "no-such-app",
+            "--source",
+            &target.url,
+            "--target",
+            &target.url,
+        ],
+    );
+    run.expect_code(2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[profile]\nname = \"x\"\nversion = [\n").unwrap();
+    let run = ferry(
+        dir.path(),
+        &[
+            "import",
+            broken.to_str().unwrap(),
+            "--source",
+            &target.url,
+            "--target",
+            &target.url,
+        ],
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("broken.toml:"),
+        "names the file and line: {}",
+        run.show()
+    );
+
+    let run = ferry(
+        dir.path(),
+        &[
+            "import",
+            "peertube",
+            "--source",
+            "postgres://pt:hunter2secret@127.0.0.1:1/nowhere",
+            "--target",
+            &target.url,
+        ],
+    );
+    run.expect_code(2);
+    assert!(!run.stderr.contains("hunter2secret"), "{}", run.show());
+}
