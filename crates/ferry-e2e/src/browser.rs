@@ -122,7 +122,18 @@ impl Browser {
 
     /// A DOM property (not the attribute): a `<progress>`'s live `value`, say.
     pub async fn prop(&self, css: &str, name: &str) -> Option<String> {
-        self.try_find(css).await?.prop(name).await.ok().flatten()
+        match self.try_find(css).await?.prop(name).await {
+            Ok(value) => value,
+            // fantoccini turns only strings and booleans into text and calls a number (which
+            // `value` of a `<progress>` is) "not W3C": render it here, integers without ".0".
+            Err(fantoccini::error::CmdError::NotW3C(serde_json::Value::Number(n))) => {
+                Some(match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+                    _ => n.to_string(),
+                })
+            }
+            Err(_) => None,
+        }
     }
 
     pub async fn displayed(&self, css: &str) -> bool {
