@@ -291,6 +291,7 @@
     const box = el.querySelector("[data-testid=job-tables-progress]");
     const rows = new Map([...box.children].map((row) => [row.dataset.table, row]));
     const now = performance.now();
+    const unit = job.kind === "blobs" ? "files" : "rows";
     let previous = null;
     for (const [name, s] of Object.entries(stats)) {
       let row = rows.get(name);
@@ -315,19 +316,24 @@
       bar.dataset.migrated = String(migrated);
       row.dataset.failed = failed > 0 ? "1" : "0";
 
-      let label = job.dry_run && migrated === 0 ? `${numbers.format(total)} rows` : `${numbers.format(migrated)} / ${numbers.format(total)} rows`;
+      let label = job.dry_run && migrated === 0
+        ? `${numbers.format(total)} ${unit}`
+        : `${numbers.format(migrated)} / ${numbers.format(total)} ${unit}`;
       if (failed) label += ` · ${numbers.format(failed)} failed`;
       row.querySelector("[data-testid=table-rows]").textContent = label;
-      // A rate only for a table in flight: a finished or waiting one would read "0 rows/s".
+      // The live rate only for a table in flight (a finished or waiting one would read
+      // "0 rows/s"); a finished table shows its average when the server timed it.
       const moving = active && done > 0 && done < total;
-      const speed = active ? rate(job.id, name, done, now) : "";
-      row.querySelector("[data-testid=table-rate]").textContent = moving ? speed : "";
+      const speed = active ? rate(job.id, name, done, now, unit) : "";
+      const elapsed = Number(s.elapsed_s) || 0;
+      const average = !moving && elapsed > 0 && done > 0 ? `avg ${compact(done / elapsed)} ${unit}/s` : "";
+      row.querySelector("[data-testid=table-rate]").textContent = moving ? speed : average;
     }
     for (const row of rows.values()) row.remove();
   }
 
   // Rows per second between two polls, smoothed so one slow poll does not make it jump.
-  function rate(jobId, table, rows, now) {
+  function rate(jobId, table, rows, now, unit) {
     const key = `${jobId}\u0000${table}`;
     const last = state.rates.get(key);
     const entry = { rows, at: now, rate: last ? last.rate : null };
@@ -339,7 +345,7 @@
       entry.at = last.at;
     }
     state.rates.set(key, entry);
-    return entry.rate === null ? "" : `${compact(entry.rate)} rows/s`;
+    return entry.rate === null ? "" : `${compact(entry.rate)} ${unit}/s`;
   }
 
   function compact(n) {
@@ -353,10 +359,9 @@
     const box = el.querySelector("[data-testid=job-summary]");
     box.hidden = !finished;
     if (!finished) return;
-    const items = [
-      ["tables", totals.tables],
-      [job.dry_run ? "rows counted" : "rows", totals.total],
-    ];
+    const unit = job.kind === "blobs" ? "files" : "rows";
+    const items = unit === "rows" ? [["tables", totals.tables]] : [];
+    items.push([job.dry_run ? `${unit} counted` : unit, totals.total]);
     if (!job.dry_run) items.push(["migrated", totals.migrated], ["skipped", totals.skipped], ["failed", totals.failed]);
     const took = duration(job.started_at, job.finished_at);
     box.replaceChildren(
