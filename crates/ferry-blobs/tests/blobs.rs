@@ -444,32 +444,36 @@ async fn unreachable_s3_is_one_line_input_error_without_the_secret() {
     assert!(!text.contains('\n'), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_manifest_from_postgresql() {
-    // scripts/test exports FERRY_TEST_PG_URL; the local service is the fallback. No server:
-    // the test fails, it never skips.
-    let pg = std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+/// A manifest query against a real database: values of any type arrive as text, NULLs are left
+/// out with a warning, the named files are copied; and the query runs read-only, so a manifest
+/// cannot change the application's database.
+async fn sql_manifest_round_trip(db: &str, sql: &str, write_sql: &str, refused: &str) {
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     write_tree(
         src.path(),
         &[("1/7", bytes(30, 10)), ("dir x/ü", bytes(31, 20))],
     );
-    // Values of any type arrive as text; NULLs are left out with a warning.
-    let manifest = Manifest::Sql {
-        db: pg,
-        sql: "SELECT k FROM (VALUES (1 || '/' || 7), ('dir x/ü'), (NULL)) AS t(k)".into(),
+    let run = |sql: &str| {
+        let manifest = Manifest::Sql {
+            db: db.to_string(),
+            sql: sql.to_string(),
+        };
+        let (from, to) = (local(src.path()), local(dst.path()));
+        async move {
+            copy(
+                &from,
+                &to,
+                &manifest,
+                &CopyOptions::default(),
+                &Context::default(),
+            )
+            .await
+        }
     };
-    let r = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &manifest,
-        &CopyOptions::default(),
-        &Context::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("PostgreSQL manifest (is FERRY_TEST_PG_URL reachable?): {e}"));
+    let r = run(sql)
+        .await
+        .unwrap_or_else(|e| panic!("manifest query on {db} (is the test server reachable?): {e}"));
     assert_eq!(stats(&r).migrated, 2, "{}", r.to_json());
     assert!(
         r.warnings.iter().any(|w| w.contains("1 NULL")),
@@ -477,55 +481,34 @@ async fn sql_manifest_from_postgresql() {
         r.warnings
     );
     assert_eq!(read_tree(dst.path()), read_tree(src.path()));
+    let e = run(write_sql).await.unwrap_err();
+    assert!(e.to_string().contains(refused), "{e}");
+}
+
+// scripts/test exports FERRY_TEST_PG_URL / FERRY_TEST_MYSQL_URL; the local services are the
+// fallback. No server: the tests fail, they never skip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_manifest_from_postgresql() {
+    let pg = std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    sql_manifest_round_trip(
+        &pg,
+        "SELECT k FROM (VALUES (1 || '/' || 7), ('dir x/ü'), (NULL)) AS t(k)",
+        "CREATE TABLE ferry_manifest_must_not_exist (k text)",
+        "read-only transaction",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_manifest_from_mysql() {
-    // scripts/test exports FERRY_TEST_MYSQL_URL; the local service is the fallback. No server:
-    // the test fails, it never skips.
     let my = std::env::var("FERRY_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    write_tree(
-        src.path(),
-        &[("1/7", bytes(32, 10)), ("dir x/ü", bytes(33, 20))],
-    );
-    let manifest = Manifest::Sql {
-        db: my,
-        sql: "SELECT CONCAT(1, '/', 7) UNION ALL SELECT 'dir x/ü' UNION ALL SELECT NULL".into(),
-    };
-    let r = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &manifest,
-        &CopyOptions::default(),
-        &Context::default(),
+    sql_manifest_round_trip(
+        &my,
+        "SELECT CONCAT(1, '/', 7) UNION ALL SELECT 'dir x/ü' UNION ALL SELECT NULL",
+        "CREATE DATABASE ferry_manifest_must_not_exist",
+        "READ ONLY",
     )
-    .await
-    .unwrap_or_else(|e| panic!("MySQL manifest (is FERRY_TEST_MYSQL_URL reachable?): {e}"));
-    assert_eq!(stats(&r).migrated, 2, "{}", r.to_json());
-    assert!(
-        r.warnings.iter().any(|w| w.contains("1 NULL")),
-        "{:?}",
-        r.warnings
-    );
-    assert_eq!(read_tree(dst.path()), read_tree(src.path()));
-
-    // The query runs read-only: it cannot change the application's database.
-    let writing = Manifest::Sql {
-        db: std::env::var("FERRY_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into()),
-        sql: "CREATE DATABASE ferry_manifest_must_not_exist".into(),
-    };
-    let e = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &writing,
-        &CopyOptions::default(),
-        &Context::default(),
-    )
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("READ ONLY"), "{e}");
+    .await;
 }
