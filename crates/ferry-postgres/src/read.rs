@@ -81,7 +81,6 @@ pub async fn read_table(
             }
             out.push(v);
         }
-
         if !out.end_row().await? {
             return Ok(());
         }
