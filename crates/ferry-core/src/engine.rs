@@ -111,18 +111,39 @@ pub async fn copy(
     .await?;
     cx.observer
         .event(&Event::Phase("Checking the target".into()));
-    let existing = target.existing_tables().await?;
+    let mut existing = target.existing_tables().await?;
+    let unfinished = if existing
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(UNFINISHED))
+    {
+        unfinished_tables(target.as_ref(), &cx.cancel).await?
+    } else {
+        Vec::new()
+    };
+    existing.retain(|(n, _)| !n.eq_ignore_ascii_case(UNFINISHED));
+    if !unfinished.is_empty() {
+        plan.warnings.push(format!(
+            "{} left by an interrupted ferry run (created, keys and indexes not yet added): they are dropped and copied again",
+            unfinished
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let fold = target.dialect().folds_case();
     let same = |a: &str, b: &str| a == b || (fold && a.eq_ignore_ascii_case(b));
     let overlaps = existing.iter().any(|(name, _)| {
-        plan.tables
-            .iter()
-            .any(|t| same(&t.target_name, name) || same(&t.source_name, name))
+        !unfinished.contains(name)
+            && plan
+                .tables
+                .iter()
+                .any(|t| same(&t.target_name, name) || same(&t.source_name, name))
     });
     if options.schema_mode == SchemaMode::Existing
         || (options.schema_mode == SchemaMode::Auto && overlaps)
     {
-        let target_schema = target
+        let mut target_schema = target
             .as_source()
             .await?
             .schema(&SchemaOptions {
@@ -130,6 +151,10 @@ pub async fn copy(
                 profile: false,
             })
             .await?;
+        // ferry's own unfinished tables are not the application's: they are created anew.
+        target_schema
+            .tables
+            .retain(|t| !unfinished.contains(&t.name) && !t.name.eq_ignore_ascii_case(UNFINISHED));
         let notes = plan::adopt(
             &mut plan,
             &target_schema,
@@ -327,6 +352,25 @@ async fn run_plan(
     report: &mut Report,
 ) -> Result<()> {
     cx.observer.event(&Event::Phase("Creating tables".into()));
+    let created: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| !t.existing)
+        .map(|t| format!("('{}')", t.target_name.replace('\'', "''")))
+        .collect();
+    if !created.is_empty() {
+        target
+            .execute(&[
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {UNFINISHED} (table_name varchar(255) NOT NULL)"
+                ),
+                format!(
+                    "INSERT INTO {UNFINISHED} (table_name) VALUES {}",
+                    created.join(", ")
+                ),
+            ])
+            .await?;
+    }
     target.execute(&plan.ddl.create).await?;
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
@@ -402,7 +446,53 @@ async fn run_plan(
             return Err(Error::cancelled());
         }
     }
+    if !created.is_empty() {
+        target
+            .execute(&[format!("DROP TABLE {UNFINISHED}")])
+            .await?;
+    }
     Ok(())
+}
+
+/// A table in the target naming the tables a run created and has not finished (their keys,
+/// indexes and foreign keys come after the rows). A later run creates those anew, under
+/// `--force`, instead of filling them as if the application had made them without keys.
+const UNFINISHED: &str = "ferry_unfinished_tables";
+
+/// The table names an interrupted run left in the target's marker table.
+async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> Result<Vec<String>> {
+    let reader = target.as_source().await?;
+    let schema = reader
+        .schema(&SchemaOptions {
+            filter: crate::filter::TableFilter::new(&[UNFINISHED.to_string()], &[])?,
+            profile: false,
+        })
+        .await?;
+    let Some(table) = schema
+        .tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(UNFINISHED))
+    else {
+        return Ok(Vec::new());
+    };
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let read = {
+        let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
+        tokio::spawn(async move { reader.read(&table, 1000, tx, cancel).await })
+    };
+    let mut names = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        for row in batch.rows() {
+            if let Some(crate::value::Value::Text(name)) = row.first()
+                && !names.contains(name)
+            {
+                names.push(name.clone());
+            }
+        }
+    }
+    read.await
+        .map_err(|e| Error::run(format!("reader task failed: {e}")))??;
+    Ok(names)
 }
 
 /// Files a finished table's stats in the report and keeps the first real error (over the

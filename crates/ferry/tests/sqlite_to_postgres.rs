@@ -719,3 +719,75 @@ async fn orphan_rows_are_found_before_writing() {
         .get(0);
     assert_eq!(fks, 0, "the foreign key the orphans break is left out");
 }
+
+/// A run killed after loading rows leaves ferry's tables without their keys, indexes and
+/// foreign keys (they come after the data) and its marker table: the next run does not mistake
+/// them for the application's own tables (which it would fill and leave keyless) but, under
+/// --force, drops and copies them again with everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_copy_is_redone_with_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);
+             INSERT INTO users VALUES (1, 'a@example.org'), (2, 'b@example.org');
+             CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));
+             INSERT INTO posts VALUES (10, 1), (11, 2);",
+        )
+        .unwrap();
+    let db = TestDb::new().await;
+    let pg = db.client().await;
+    pg.batch_execute(
+        "CREATE TABLE users (id bigint NOT NULL, email text NOT NULL);
+         INSERT INTO users VALUES (1, 'a@example.org');
+         CREATE TABLE ferry_unfinished_tables (table_name varchar(255) NOT NULL);
+         INSERT INTO ferry_unfinished_tables VALUES ('users'), ('posts');",
+    )
+    .await
+    .unwrap();
+
+    let err = ferry::copy(
+        &sqlite(&path),
+        &db.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("\"users\""), "{err}");
+
+    let opts = ferry::CopyOptions {
+        force: true,
+        ..options(dir.path())
+    };
+    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(true))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("interrupted ferry run")),
+        "{:?}",
+        report.warnings
+    );
+    let count = |sql: &'static str| {
+        let pg = &pg;
+        async move { pg.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'u', 'f') AND connamespace = 'public'::regnamespace").await,
+        4,
+        "two primary keys, the unique email, the foreign key"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_tables WHERE tablename = 'ferry_unfinished_tables'").await,
+        0,
+        "the marker is gone once the run finished"
+    );
+    assert_eq!(count("SELECT count(*) FROM users").await, 2);
+}
