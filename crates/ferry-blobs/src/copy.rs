@@ -2,20 +2,19 @@
 //! already at the target with the same size and content hash (so re-runs and resumed runs move
 //! only what is missing), and reading each copied file back when asked.
 
-use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_core::error::{Error, Result};
 use ferry_core::report::{Report, Status, TableStats};
 use opendal::Operator;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::store::{Kind, Store, one_line};
 use crate::transfer::{self, Side};
-use crate::{BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, default_workers};
+use crate::{
+    BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, default_workers, local, pool,
+};
 
 /// The result of one file.
 pub(crate) struct Done {
@@ -39,6 +38,7 @@ pub async fn copy(
     ctx: &Context,
 ) -> Result<Report> {
     let started = Instant::now();
+    source.check_apart(target)?;
     let mut report = Report::new(source.to_string(), target.to_string(), options.dry_run);
     let src = open_source(source).await?;
     let dst = target.operator(!options.dry_run)?;
@@ -97,53 +97,61 @@ pub async fn copy(
     let (mut would_copy, mut would_copy_bytes, mut skipped_bytes) = (0u64, 0u64, 0u64);
     let mut first_failure: Option<String> = None;
     let ignore_errors = options.ignore_errors;
-    let cancelled = pool(
-        keys,
-        workers,
-        &ctx.cancel,
-        {
+    let on_done = |done: Done| {
+        stats.bytes += done.moved;
+        match done.outcome {
+            Outcome::Copied => stats.migrated += 1,
+            Outcome::Skipped => {
+                stats.skipped += 1;
+                skipped_bytes += done.size;
+            }
+            Outcome::WouldCopy => {
+                would_copy += 1;
+                would_copy_bytes += done.size;
+            }
+            Outcome::Failed | Outcome::Differs | Outcome::Matched => {
+                stats.failed += 1;
+                let e = done
+                    .error
+                    .unwrap_or_else(|| format!("{}: failed", done.key));
+                if first_failure.is_none() {
+                    first_failure = Some(e.clone());
+                }
+                stats.push_error(e);
+            }
+        }
+    };
+    let observer = ctx.observer.clone();
+    let decide = move |done: &Done| announce(observer.as_ref(), done, ignore_errors);
+    let cancelled = match (shared.src_root.clone(), shared.dst_root.clone()) {
+        // Both sides local: each worker a blocking thread that takes file after file.
+        (Some(src_root), Some(dst_root)) => {
             let shared = shared.clone();
-            move |key| {
-                let shared = shared.clone();
-                async move { shared.one(key).await }
-            }
-        },
-        |done: Done| {
-            ctx.observer.event(&BlobEvent::File {
-                key: done.key.clone(),
-                outcome: done.outcome,
-                size: done.size,
-                moved: done.moved,
-            });
-            stats.bytes += done.moved;
-            match done.outcome {
-                Outcome::Copied => stats.migrated += 1,
-                Outcome::Skipped => {
-                    stats.skipped += 1;
-                    skipped_bytes += done.size;
-                }
-                Outcome::WouldCopy => {
-                    would_copy += 1;
-                    would_copy_bytes += done.size;
-                }
-                Outcome::Failed | Outcome::Differs | Outcome::Matched => {
-                    stats.failed += 1;
-                    let e = done
-                        .error
-                        .unwrap_or_else(|| format!("{}: failed", done.key));
-                    if first_failure.is_none() {
-                        first_failure = Some(e.clone());
-                    }
-                    stats.push_error(e);
-                    // Without --ignore-errors the first failure stops new transfers; the ones
-                    // running finish.
-                    return ignore_errors;
-                }
-            }
-            true
-        },
-    )
-    .await?;
+            pool::threads(
+                keys,
+                workers,
+                &ctx.cancel,
+                move |key, bufs: &mut local::Buffers| shared.local(key, &src_root, &dst_root, bufs),
+                decide,
+                on_done,
+            )
+            .await?
+        }
+        _ => {
+            pool::tasks(
+                keys,
+                workers,
+                &ctx.cancel,
+                move |key| {
+                    let shared = shared.clone();
+                    async move { shared.one(key).await }
+                },
+                decide,
+                on_done,
+            )
+            .await?
+        }
+    };
 
     stats.elapsed_s = started.elapsed().as_secs_f64();
     if options.dry_run {
@@ -172,6 +180,22 @@ pub async fn copy(
     Ok(report)
 }
 
+/// Tells the observer one file is done, and whether new transfers may start: without
+/// --ignore-errors the first failure stops them (the ones running finish).
+fn announce(observer: &dyn BlobObserver, done: &Done, ignore_errors: bool) -> bool {
+    observer.event(&BlobEvent::File {
+        key: done.key.clone(),
+        outcome: done.outcome,
+        size: done.size,
+        moved: done.moved,
+    });
+    ignore_errors
+        || matches!(
+            done.outcome,
+            Outcome::Copied | Outcome::Skipped | Outcome::WouldCopy
+        )
+}
+
 struct Shared {
     /// Sizes of what the target already holds, when listed up front.
     existing: Option<std::collections::HashMap<String, u64>>,
@@ -190,6 +214,42 @@ struct Shared {
 }
 
 impl Shared {
+    /// One file between two local folders, on the calling (blocking) thread.
+    fn local(
+        &self,
+        key: String,
+        src_root: &Path,
+        dst_root: &Path,
+        bufs: &mut local::Buffers,
+    ) -> Done {
+        let result = check_key(&key).and_then(|()| {
+            local::copy_file(
+                &src_root.join(&key),
+                &dst_root.join(&key),
+                self.dry_run,
+                self.verify,
+                bufs,
+                self.observer.as_ref(),
+            )
+        });
+        match result {
+            Ok((outcome, size, moved)) => Done {
+                key,
+                outcome,
+                size,
+                moved,
+                error: None,
+            },
+            Err(e) => Done {
+                error: Some(format!("{key}: {e}")),
+                key,
+                outcome: Outcome::Failed,
+                size: 0,
+                moved: 0,
+            },
+        }
+    }
+
     async fn one(&self, key: String) -> Done {
         let mut done = Done {
             key,
@@ -210,23 +270,7 @@ impl Shared {
 
     async fn try_one(&self, done: &mut Done) -> std::result::Result<Outcome, String> {
         let key = done.key.clone();
-        if key.split('/').any(|part| part == ".." || part == ".") {
-            return Err("the key has a '.' or '..' segment; refusing to leave the root".into());
-        }
-        if let (Some(s), Some(t)) = (&self.src_root, &self.dst_root) {
-            // Both sides local: the whole file in one blocking call (no async hops).
-            let (s, t) = (s.join(&key), t.join(&key));
-            let (dry_run, verify) = (self.dry_run, self.verify);
-            let observer = self.observer.clone();
-            let (outcome, size, moved) = tokio::task::spawn_blocking(move || {
-                transfer::local_one(&s, &t, dry_run, verify, observer.as_ref())
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-            done.size = size;
-            done.moved = moved;
-            return Ok(outcome);
-        }
+        check_key(&key)?;
         let src_err = |e: opendal::Error| {
             self.source
                 .scrub(&format!("reading the source: {}", one_line(&e)))
@@ -295,6 +339,14 @@ impl Shared {
     }
 }
 
+/// Keys stay inside the root.
+pub(crate) fn check_key(key: &str) -> std::result::Result<(), String> {
+    if key.split('/').any(|part| part == ".." || part == ".") {
+        return Err("the key has a '.' or '..' segment; refusing to leave the root".into());
+    }
+    Ok(())
+}
+
 /// The canonical local folder of a `file:` store, when it exists (a dry run's missing target
 /// folder stays an empty in-memory store).
 fn local_root(store: &Store) -> Option<PathBuf> {
@@ -328,40 +380,6 @@ pub(crate) async fn reachable(store: &Store, op: &Operator) -> Result<()> {
             one_line(&e)
         )))
     })
-}
-
-/// Runs `work` for each key on at most `workers` tasks. `on_done` sees each result in
-/// completion order and returns false to stop starting new work (running work finishes).
-/// Returns whether the run was cancelled.
-pub(crate) async fn pool<T, W, F>(
-    keys: Vec<String>,
-    workers: usize,
-    cancel: &CancellationToken,
-    work: W,
-    mut on_done: impl FnMut(T) -> bool,
-) -> Result<bool>
-where
-    T: Send + 'static,
-    W: Fn(String) -> F,
-    F: Future<Output = T> + Send + 'static,
-{
-    let mut set = JoinSet::new();
-    let mut keys = keys.into_iter();
-    let mut go_on = true;
-    loop {
-        while go_on && !cancel.is_cancelled() && set.len() < workers {
-            let Some(key) = keys.next() else { break };
-            set.spawn(work(key));
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let done = joined.map_err(|e| Error::run(format!("a transfer task failed: {e}")))?;
-        if !on_done(done) {
-            go_on = false;
-        }
-    }
-    Ok(cancel.is_cancelled() && keys.next().is_some())
 }
 
 /// 1234567 → "1.2 MB".

@@ -4,7 +4,9 @@
 //! manifest).
 
 mod copy;
+mod local;
 pub mod manifest;
+mod pool;
 pub mod store;
 mod transfer;
 mod verify;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use ferry_core::error::{Error, Result};
 use opendal::Operator;
@@ -133,6 +133,37 @@ impl Store {
         (self.kind() == Kind::Local).then(|| PathBuf::from(&self.place))
     }
 
+    /// Whether both locators name the same place or one lies inside the other: the same local
+    /// folder tree, or the same bucket on the same endpoint with nested prefixes. A copy between
+    /// such places would read what it writes, and `--delete-extra` could delete source files.
+    pub fn overlaps(&self, other: &Store) -> bool {
+        if self.scheme != other.scheme {
+            return false;
+        }
+        let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+        match (self.local_path(), other.local_path()) {
+            (Some(a), Some(b)) => nested(&resolved(&a), &resolved(&b)),
+            _ => {
+                self.place == other.place
+                    && self.params.get("endpoint") == other.params.get("endpoint")
+                    && nested(Path::new(&self.prefix), Path::new(&other.prefix))
+            }
+        }
+    }
+
+    /// Fails (exit 2) when [`Store::overlaps`].
+    ///
+    /// # Errors
+    /// An input error naming both places.
+    pub fn check_apart(&self, target: &Store) -> Result<()> {
+        if self.overlaps(target) {
+            return Err(Error::input(format!(
+                "the source {self} and the target {target} overlap (one is inside the other): pick a target outside the source"
+            )));
+        }
+        Ok(())
+    }
+
     /// Replaces every credential this locator knows of in `text` by `***` (backends sometimes
     /// echo request details in their errors).
     pub fn scrub(&self, text: &str) -> String {
@@ -247,6 +278,28 @@ impl Store {
     }
 }
 
+/// `path` made absolute with symbolic links resolved, as far as it exists (a target folder
+/// may not exist yet).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = absolute.components().collect();
+    for cut in (1..=parts.len()).rev() {
+        if let Ok(mut real) = parts[..cut].iter().collect::<PathBuf>().canonicalize() {
+            for part in &parts[cut..] {
+                match part {
+                    Component::ParentDir => {
+                        real.pop();
+                    }
+                    Component::Normal(name) => real.push(name),
+                    _ => {}
+                }
+            }
+            return real;
+        }
+    }
+    absolute
+}
+
 /// An OpenDAL error as one line (its `Display` can span lines).
 pub(crate) fn one_line(e: &opendal::Error) -> String {
     let text = e.to_string();
@@ -356,5 +409,36 @@ mod tests {
         assert!(Store::parse("ftp2://x").is_err());
         assert!(Store::parse("media").is_err());
         assert!(Store::parse("s3:///prefix").is_err());
+    }
+
+    #[test]
+    fn overlapping_places_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let local = |p: &str| Store::parse(&format!("file://{d}/{p}")).unwrap();
+        assert!(local("files").overlaps(&local("files")));
+        assert!(local("files").overlaps(&local("files/backup/new")));
+        assert!(local("files/backup").overlaps(&local("files")));
+        assert!(local("files/./x/..").overlaps(&local("files")));
+        assert!(!local("files").overlaps(&local("files2")));
+        assert!(!local("a").overlaps(&local("b")));
+        std::fs::create_dir_all(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("alias")).unwrap();
+        assert!(local("alias/x").overlaps(&local("real")));
+        let s3 = |t: &str| Store::parse(t).unwrap();
+        let e = "?endpoint=http://127.0.0.1:1";
+        assert!(s3(&format!("s3://b/media{e}")).overlaps(&s3(&format!("s3://b/media/x{e}"))));
+        assert!(s3(&format!("s3://b{e}")).overlaps(&s3(&format!("s3://b/media{e}"))));
+        assert!(!s3(&format!("s3://b/media{e}")).overlaps(&s3(&format!("s3://b/media2{e}"))));
+        assert!(!s3(&format!("s3://b/media{e}")).overlaps(&s3(&format!("s3://c/media{e}"))));
+        assert!(!s3(&format!("s3://b/m{e}")).overlaps(&s3("s3://b/m?endpoint=http://other")));
+        assert!(!local("b").overlaps(&s3(&format!("s3://b{e}"))));
+        assert!(
+            local("files")
+                .check_apart(&local("files/x"))
+                .unwrap_err()
+                .to_string()
+                .contains("overlap")
+        );
     }
 }

@@ -7,7 +7,6 @@ use futures_util::TryStreamExt;
 use opendal::{ErrorKind, Operator};
 
 use crate::store::Kind;
-use crate::{BlobEvent, BlobObserver, Outcome};
 
 /// Upload part size for object stores: above S3's 5 MiB minimum, few requests per large file.
 const PART: usize = 8 * 1024 * 1024;
@@ -91,102 +90,10 @@ pub(crate) async fn copy_one(
     }
 }
 
-/// Read buffer for hashing local files: few syscalls, trivial memory per worker.
-const LOCAL_BUF: usize = 1024 * 1024;
-
-/// Local folder to local folder, one file, blocking: stat both, skip when the same size and
-/// bytes, else let the kernel copy (`std::fs::copy` is `copy_file_range` on Linux, as `cp`),
-/// then compare both files byte for byte (or check the size). Returns the outcome, size and bytes moved.
-pub(crate) fn local_one(
-    src: &Path,
-    dst: &Path,
-    dry_run: bool,
-    verify: bool,
-    progress: &dyn BlobObserver,
-) -> Result<(Outcome, u64, u64), String> {
-    let size = match std::fs::metadata(src) {
-        Ok(m) if m.is_file() => m.len(),
-        Ok(_) => return Err("missing in the source (not a file)".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("missing in the source".into());
-        }
-        Err(e) => return Err(format!("reading the source: {e}")),
-    };
-    if let Ok(m) = std::fs::metadata(dst)
-        && m.is_file()
-        && m.len() == size
-        && same_content(src, dst)?
-    {
-        return Ok((Outcome::Skipped, size, 0));
-    }
-    if dry_run {
-        return Ok((Outcome::WouldCopy, size, 0));
-    }
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("at the target: {e}"))?;
-    }
-    let moved = std::fs::copy(src, dst).map_err(|e| e.to_string())?;
-    progress.event(&BlobEvent::Bytes(moved));
-    if moved != size {
-        return Err(format!(
-            "the source changed during the copy ({size} bytes listed, {moved} copied); rerun to copy it again"
-        ));
-    }
-    if verify {
-        if !same_content(src, dst)? {
-            return Err(
-                "read back from the target it differs from the source (content mismatch); rerun to copy it again"
-                    .into(),
-            );
-        }
-    } else if std::fs::metadata(dst)
-        .map(|m| m.len())
-        .map_err(|e| e.to_string())?
-        != moved
-    {
-        return Err("the target's size differs after the copy".into());
-    }
-    Ok((Outcome::Copied, size, moved))
-}
-
-/// Whether two local files hold the same bytes, compared directly: with both files at hand a
-/// byte comparison is both stronger than comparing hashes and several times faster (memcmp
-/// instead of two hash passes), which keeps a verified local copy near `cp`'s speed.
-fn same_content(src: &Path, dst: &Path) -> Result<bool, String> {
-    use std::io::Read;
-    let open = |p: &Path, side: &str| std::fs::File::open(p).map_err(|e| format!("{side}: {e}"));
-    let (mut a, mut b) = (open(src, "reading the source")?, open(dst, "reading back")?);
-    let (mut x, mut y) = (vec![0u8; LOCAL_BUF], vec![0u8; LOCAL_BUF]);
-    loop {
-        let got = fill(&mut a, &mut x).map_err(|e| format!("reading the source: {e}"))?;
-        let other = fill(&mut b, &mut y).map_err(|e| format!("reading back: {e}"))?;
-        if got != other || x[..got] != y[..other] {
-            return Ok(false);
-        }
-        if got == 0 {
-            return Ok(true);
-        }
-    }
-
-    /// Reads until the buffer is full or the file ends, so both sides compare equal lengths.
-    fn fill(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match f.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-}
-
 fn hash_file(path: &Path) -> std::io::Result<(blake3::Hash, u64)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; LOCAL_BUF];
+    let mut buf = vec![0u8; crate::local::CHUNK];
     let mut hasher = blake3::Hasher::new();
     let mut n = 0u64;
     loop {
@@ -203,7 +110,7 @@ fn hash_file(path: &Path) -> std::io::Result<(blake3::Hash, u64)> {
     Ok((hasher.finalize(), n))
 }
 
-/// BLAKE3 and length of a local file, read on the blocking pool in 1 MiB reads.
+/// BLAKE3 and length of a local file, read on the blocking pool.
 pub(crate) async fn hash_local(path: PathBuf) -> std::io::Result<(blake3::Hash, u64)> {
     tokio::task::spawn_blocking(move || hash_file(&path))
         .await

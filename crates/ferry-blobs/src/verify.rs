@@ -11,13 +11,17 @@ use ferry_core::error::{Error, Result};
 use ferry_core::report::{MAX_ERRORS_KEPT, Report, TableStats, VerifyTable};
 use opendal::Operator;
 
-use crate::copy::{open_source, pool, reachable};
+use crate::copy::{check_key, open_source, reachable};
 use crate::manifest::list;
 use crate::store::{Store, one_line};
 use crate::transfer;
-use crate::{BlobEvent, Context, Manifest, Outcome, VerifyOptions, default_workers};
+use crate::{
+    BlobEvent, BlobObserver, Context, Manifest, Outcome, VerifyOptions, default_workers, local,
+    pool,
+};
 
-enum Found {
+/// One file's verdict.
+pub(crate) enum Found {
     Match(u64),
     MissingInSource,
     MissingInTarget(u64),
@@ -37,6 +41,7 @@ pub async fn verify(
     ctx: &Context,
 ) -> Result<Report> {
     let started = Instant::now();
+    source.check_apart(target)?;
     let mut report = Report::new(source.to_string(), target.to_string(), false);
     let src = open_source(source).await?;
     let dst = target.operator(false)?;
@@ -50,7 +55,8 @@ pub async fn verify(
     let keys = resolved.keys;
     ctx.observer
         .event(&BlobEvent::Phase(format!("Listing the target ({target})")));
-    let target_keys = list(target, &dst).await?;
+    let (target_keys, left_out) = list(target, &dst).await?;
+    report.warnings.extend(left_out);
     let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let extra: Vec<String> = target_keys
         .iter()
@@ -69,9 +75,14 @@ pub async fn verify(
         source.local_path().and_then(|p| p.canonicalize().ok()),
         target.local_path().and_then(|p| p.canonicalize().ok()),
     );
+    let both_local = roots.0.clone().zip(roots.1.clone());
     let sides = Arc::new((src, dst, source.clone(), target.clone(), roots));
     let mut table = VerifyTable {
-        rule: "size, then BLAKE3 of the whole content read back from both sides".into(),
+        rule: if both_local.is_some() {
+            "size, then every byte of both files compared".into()
+        } else {
+            "size, then BLAKE3 of the whole content read back from both sides".into()
+        },
         ..VerifyTable::default()
     };
     let mut stats = TableStats {
@@ -84,58 +95,74 @@ pub async fn verify(
             list.push(item);
         }
     };
-    let cancelled = pool(
-        keys,
-        workers,
-        &ctx.cancel,
-        |key| {
-            let sides = sides.clone();
-            async move {
-                let (src, dst, s, t, roots) = &*sides;
-                let found = compare(src, dst, s, t, roots, &key).await;
-                (key, found)
-            }
-        },
-        |(key, found): (String, Found)| {
-            let (outcome, size) = match &found {
-                Found::Match(n) => (Outcome::Matched, *n),
-                Found::MissingInTarget(n) | Found::Different(n, _) => (Outcome::Differs, *n),
-                Found::MissingInSource | Found::Error(_) => (Outcome::Failed, 0),
-            };
-            ctx.observer.event(&BlobEvent::File {
-                key: key.clone(),
-                outcome,
-                size,
-                moved: 0,
-            });
-            match found {
-                Found::Match(_) => {
-                    table.source_rows += 1;
-                    stats.migrated += 1;
-                }
-                Found::MissingInTarget(_) => {
-                    table.source_rows += 1;
-                    missing += 1;
-                    cap(&mut table.missing_keys, key);
-                }
-                Found::Different(_, why) => {
-                    table.source_rows += 1;
-                    different += 1;
-                    cap(&mut table.different_keys, format!("{key} ({why})"));
-                }
-                Found::MissingInSource => {
-                    stats.failed += 1;
-                    stats.push_error(format!("{key}: missing in the source"));
-                }
-                Found::Error(e) => {
-                    stats.failed += 1;
-                    stats.push_error(format!("{key}: {e}"));
-                }
-            }
-            true
-        },
-    )
-    .await?;
+    let on_done = |(key, found): (String, Found)| match found {
+        Found::Match(_) => {
+            table.source_rows += 1;
+            stats.migrated += 1;
+        }
+        Found::MissingInTarget(_) => {
+            table.source_rows += 1;
+            missing += 1;
+            cap(&mut table.missing_keys, key);
+        }
+        Found::Different(_, why) => {
+            table.source_rows += 1;
+            different += 1;
+            cap(&mut table.different_keys, format!("{key} ({why})"));
+        }
+        Found::MissingInSource => {
+            stats.failed += 1;
+            stats.push_error(format!("{key}: missing in the source"));
+        }
+        Found::Error(e) => {
+            stats.failed += 1;
+            stats.push_error(format!("{key}: {e}"));
+        }
+    };
+    let observer = ctx.observer.clone();
+    let decide = move |(key, found): &(String, Found)| {
+        announce(observer.as_ref(), key, found);
+        true
+    };
+    let cancelled = match both_local {
+        Some((src_root, dst_root)) => {
+            pool::threads(
+                keys,
+                workers,
+                &ctx.cancel,
+                move |key: String, bufs: &mut local::Buffers| {
+                    let found = match check_key(&key) {
+                        Ok(()) => {
+                            local::compare_files(&src_root.join(&key), &dst_root.join(&key), bufs)
+                        }
+                        Err(e) => Found::Error(e),
+                    };
+                    (key, found)
+                },
+                decide,
+                on_done,
+            )
+            .await?
+        }
+        None => {
+            pool::tasks(
+                keys,
+                workers,
+                &ctx.cancel,
+                |key| {
+                    let sides = sides.clone();
+                    async move {
+                        let (src, dst, s, t, roots) = &*sides;
+                        let found = compare(src, dst, s, t, roots, &key).await;
+                        (key, found)
+                    }
+                },
+                decide,
+                on_done,
+            )
+            .await?
+        }
+    };
     if cancelled {
         return Err(Error::cancelled());
     }
@@ -192,6 +219,21 @@ pub async fn verify(
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = ferry_core::report::peak_rss_mb();
     Ok(report)
+}
+
+/// Tells the observer one file was compared.
+fn announce(observer: &dyn BlobObserver, key: &str, found: &Found) {
+    let (outcome, size) = match found {
+        Found::Match(n) => (Outcome::Matched, *n),
+        Found::MissingInTarget(n) | Found::Different(n, _) => (Outcome::Differs, *n),
+        Found::MissingInSource | Found::Error(_) => (Outcome::Failed, 0),
+    };
+    observer.event(&BlobEvent::File {
+        key: key.to_string(),
+        outcome,
+        size,
+        moved: 0,
+    });
 }
 
 async fn compare(

@@ -512,3 +512,144 @@ async fn sql_manifest_from_mysql() {
     )
     .await;
 }
+
+/// Copies every file from one folder to another with the default options.
+async fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> ferry_blobs::Report {
+    copy(
+        &local(from),
+        &local(to),
+        &Manifest::Listing,
+        &CopyOptions::default(),
+        &Context::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Verifies one folder against another with the default options.
+async fn verify_folder(from: &std::path::Path, to: &std::path::Path) -> ferry_blobs::Report {
+    verify(
+        &local(from),
+        &local(to),
+        &Manifest::Listing,
+        &VerifyOptions::default(),
+        &Context::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_to_local_copies_every_byte_and_verify_catches_one_changed_byte() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let mut files = awkward_tree();
+    // Many 128 KiB chunks and a short last one.
+    files.push(("large/chunks.bin", bytes(21, 5 * 1024 * 1024 + 4097)));
+    write_tree(src.path(), &files);
+    let r = copy_folder(src.path(), dst.path()).await;
+    assert_eq!(r.exit_code(), 0, "{}", r.to_json());
+    let total: u64 = files.iter().map(|(_, c)| c.len() as u64).sum();
+    let s = stats(&r);
+    assert_eq!((s.migrated, s.bytes), (8, total), "{}", r.to_json());
+    assert!(read_tree(dst.path()) == read_tree(src.path()), "every byte");
+
+    // One byte changed in the middle of a chunk at the target: same size, caught.
+    let changed = dst.path().join("large/chunks.bin");
+    let mut content = std::fs::read(&changed).unwrap();
+    content[3 * 128 * 1024 + 5] ^= 0xff;
+    std::fs::write(&changed, &content).unwrap();
+    let v = verify_folder(src.path(), dst.path()).await;
+    let t = &v.verify["media"];
+    assert_eq!(
+        t.different_keys,
+        vec!["large/chunks.bin (same size, content differs)".to_string()],
+        "{}",
+        v.to_json()
+    );
+    assert!(t.rule.contains("every byte"), "{}", t.rule);
+    assert_eq!(v.exit_code(), 1);
+
+    // A rerun copies that file again (and only that one); verify then passes.
+    let r = copy_folder(src.path(), dst.path()).await;
+    let s = stats(&r);
+    assert_eq!((s.migrated, s.skipped), (1, 7), "{}", r.to_json());
+    let v = verify_folder(src.path(), dst.path()).await;
+    assert_eq!(v.exit_code(), 0, "{}", v.to_json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_source_and_target_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    write_tree(&files, &[("a", bytes(1, 10))]);
+    let ctx = Context::default();
+    for (from, to) in [
+        (files.clone(), files.join("backup")),
+        (files.clone(), files.clone()),
+        (files.join("."), dir.path().to_path_buf()),
+    ] {
+        let e = copy(
+            &local(&from),
+            &local(&to),
+            &Manifest::Listing,
+            &CopyOptions::default(),
+            &ctx,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("overlap"), "{e}");
+        let e = verify(
+            &local(&from),
+            &local(&to),
+            &Manifest::Listing,
+            &VerifyOptions::default(),
+            &ctx,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+    }
+    assert!(!files.join("backup").exists(), "nothing created");
+    assert_eq!(read_tree(&files).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_folder_copies_links_to_files_and_names_what_it_leaves_out() {
+    use std::os::unix::fs::symlink;
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_tree(
+        src.path(),
+        &[("real.bin", bytes(5, 300)), ("sub/inner", bytes(6, 20))],
+    );
+    symlink(src.path().join("real.bin"), src.path().join("link.bin")).unwrap();
+    symlink(src.path().join("sub"), src.path().join("link-to-folder")).unwrap();
+    symlink(src.path().join("nowhere"), src.path().join("broken")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(src.path().join("app.sock")).unwrap();
+    let r = copy_folder(src.path(), dst.path()).await;
+    assert_eq!(r.exit_code(), 0, "{}", r.to_json());
+    assert_eq!(stats(&r).migrated, 3, "{}", r.to_json());
+    assert_eq!(
+        read_tree(dst.path()),
+        vec![
+            ("link.bin".to_string(), bytes(5, 300)),
+            ("real.bin".to_string(), bytes(5, 300)),
+            ("sub/inner".to_string(), bytes(6, 20)),
+        ]
+    );
+    let warning = r
+        .warnings
+        .iter()
+        .find(|w| w.contains("left out"))
+        .unwrap_or_else(|| panic!("{:?}", r.warnings));
+    for part in [
+        "3 entries",
+        "link-to-folder (a symbolic link to a folder, not followed)",
+        "broken (a broken symbolic link)",
+        "app.sock (not a regular file)",
+    ] {
+        assert!(warning.contains(part), "{part}: {warning}");
+    }
+}

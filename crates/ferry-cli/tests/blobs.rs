@@ -103,6 +103,25 @@ fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
 }
 
 #[test]
+fn a_target_inside_the_source_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files");
+    write_tree(&src, &[("a", bytes(1, 10))]);
+    let from = format!("file://{}", src.display());
+    let inside = format!("file://{}", src.join("copy").display());
+    for verb in ["copy", "verify"] {
+        let run = ferry(
+            dir.path(),
+            &["blobs", verb, "--from", &from, "--to", &inside],
+        );
+        run.expect_code(2);
+        assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
+        assert!(run.stderr.contains("overlap"), "{}", run.show());
+    }
+    assert!(!src.join("copy").exists(), "nothing created");
+}
+
+#[test]
 fn s3_credentials_are_never_printed() {
     let s3 = s3();
     let dir = tempfile::tempdir().unwrap();
