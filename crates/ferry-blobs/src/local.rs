@@ -276,20 +276,18 @@ pub(crate) fn same_content(a: &File, b: &File, bufs: &mut Buffers) -> Result<boo
 
 /// `ferry blobs verify` for two local folders: sizes, then the bytes.
 pub(crate) fn compare_files(src: &Path, dst: &Path, bufs: &mut Buffers) -> Found {
-    let source = match File::open(src).and_then(|f| f.metadata().map(|m| (f, m))) {
+    let (source, size) = match File::open(src).and_then(|f| f.metadata().map(|m| (f, m))) {
         Ok((f, m)) if m.is_file() => (f, m.len()),
         Ok(_) => return Found::MissingInSource,
         Err(e) if e.kind() == ErrorKind::NotFound => return Found::MissingInSource,
         Err(e) => return Found::Error(format!("reading the source: {e}")),
     };
-    let (source, size) = source;
-    let target = match File::open(dst).and_then(|f| f.metadata().map(|m| (f, m))) {
+    let (target, len) = match File::open(dst).and_then(|f| f.metadata().map(|m| (f, m))) {
         Ok((f, m)) if m.is_file() => (f, m.len()),
         Ok(_) => return Found::MissingInTarget(size),
         Err(e) if e.kind() == ErrorKind::NotFound => return Found::MissingInTarget(size),
         Err(e) => return Found::Error(format!("at the target: {e}")),
     };
-    let (target, len) = target;
     if len != size {
         return Found::Different(
             size,
