@@ -18,6 +18,7 @@ pub mod progress;
 pub mod report;
 pub mod schema;
 pub mod sqltext;
+pub mod tls;
 pub mod value;
 pub mod verify;
 

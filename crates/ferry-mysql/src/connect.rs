@@ -1,10 +1,10 @@
 //! Connections and their errors: one line that says what is wrong and what to do, never the
 //! password. Sessions run in UTC with strict SQL mode, so MySQL rejects (instead of truncating)
-//! what does not fit, and explicit zero keys stay zero.
+//! what does not fit, and explicit zero keys stay zero. TLS as MySQL's ssl-mode and ssl-ca ask.
 
 use ferry_core::{Error, Locator, Result};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::{Conn, Opts, OptsBuilder};
 
 /// How a source maps MySQL's zero dates (`0000-00-00`, `2024-00-00`), from the locator's
 /// `zero_dates` query parameter: `fail` (default: each is a reported row failure) or `null`.
@@ -54,23 +54,183 @@ pub fn parse(locator: &Locator) -> Result<(String, ZeroDates)> {
     Ok((url.to_string(), zero))
 }
 
-pub async fn connect(url: &str, read_only: bool) -> Result<Conn> {
-    let opts = Opts::from_url(url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
-    let host = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+/// MySQL's `--ssl-mode`, as the URL's `ssl-mode` names it (any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SslMode {
+    Disabled,
+    /// Encrypt when the server can, else plain (MySQL's default).
+    Preferred,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+/// ferry's connection parameters (TLS, and `zero_dates`, which `parse` reads) taken out of the
+/// URL, so the driver sees only its own.
+struct Settings {
+    url: String,
+    mode: SslMode,
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+}
+
+fn settings(url: &str) -> Result<Settings> {
+    let mut url =
+        url::Url::parse(url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
+    let (mut mode, mut ca, mut cert, mut key) = (SslMode::Preferred, None, None, None);
+    let mut kept = Vec::new();
+    for (k, v) in url.query_pairs() {
+        match &*k {
+            "ssl-mode" => {
+                mode = match v.to_ascii_uppercase().as_str() {
+                    "DISABLED" => SslMode::Disabled,
+                    "PREFERRED" => SslMode::Preferred,
+                    "REQUIRED" => SslMode::Required,
+                    "VERIFY_CA" => SslMode::VerifyCa,
+                    "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+                    _ => {
+                        return Err(Error::input(format!(
+                            "ssl-mode={v} is not understood: use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+                        )));
+                    }
+                }
+            }
+            "ssl-ca" => ca = Some(v.into_owned().into()),
+            "ssl-cert" => cert = Some(v.into_owned().into()),
+            "ssl-key" => key = Some(v.into_owned().into()),
+            "zero_dates" => {}
+            _ => kept.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if cert.is_some() != key.is_some() {
+        return Err(Error::input(
+            "ssl-cert and ssl-key go together: give both the client certificate and its key",
+        ));
+    }
+    // As the mysql client does: REQUIRED with a CA checks the CA.
+    if mode == SslMode::Required && ca.is_some() {
+        mode = SslMode::VerifyCa;
+    }
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    Ok(Settings {
+        url: url.to_string(),
+        mode,
+        ca,
+        cert,
+        key,
+    })
+}
+
+fn ssl_opts(s: &Settings, mode: SslMode) -> Option<mysql_async::SslOpts> {
+    let mut ssl = mysql_async::SslOpts::default();
+    match mode {
+        SslMode::Disabled => return None,
+        SslMode::Preferred | SslMode::Required => {
+            ssl = ssl
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true);
+        }
+        SslMode::VerifyCa => ssl = ssl.with_danger_skip_domain_validation(true),
+        SslMode::VerifyIdentity => {}
+    }
+    if let Some(ca) = &s.ca {
+        ssl = ssl
+            .with_root_certs(vec![ca.clone().into()])
+            .with_disable_built_in_roots(true);
+    }
+    if let (Some(cert), Some(key)) = (&s.cert, &s.key) {
+        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    Some(ssl)
+}
+
+/// Opens a bare session: TLS as `ssl-mode`/`ssl-ca` ask, the password from the URL or
+/// `MYSQL_PWD`, a Unix socket with `?socket=/path`. Every MySQL connection ferry makes goes
+/// through here.
+pub async fn open(url: &str) -> Result<Conn> {
+    let s = settings(url)?;
+    // mysql_async builds its rustls config from the process's default provider.
+    let _ = ferry_core::tls::provider();
+    let opts = Opts::from_url(&s.url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
+    let host = match opts.socket() {
+        Some(socket) => socket.to_string(),
+        None => format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()),
+    };
     let user = opts.user().unwrap_or("").to_string();
     let db = opts.db_name().unwrap_or("").to_string();
-    let mut conn = Conn::new(opts).await.map_err(|e| match &e {
+    let mut builder = OptsBuilder::from_opts(opts);
+    if url_has_no_password(&s.url)
+        && let Some(pw) = std::env::var("MYSQL_PWD").ok().filter(|p| !p.is_empty())
+    {
+        builder = builder.pass(Some(pw));
+    }
+    let attempt = Conn::new(builder.clone().ssl_opts(ssl_opts(&s, s.mode))).await;
+    let result = match attempt {
+        // PREFERRED falls back to plain only when the server has no TLS at all.
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if s.mode == SslMode::Preferred =>
+        {
+            Conn::new(builder).await
+        }
+        other => other,
+    };
+    result.map_err(|e| connect_error(&e, &s, &host, &user, &db))
+}
+
+/// Whether the URL names no password (mysql_async reads an empty one as none too).
+fn url_has_no_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_none_or(str::is_empty))
+}
+
+fn connect_error(e: &mysql_async::Error, s: &Settings, host: &str, user: &str, db: &str) -> Error {
+    if let Some(r) = ferry_core::tls::rustls_error(e) {
+        let ca = match &s.ca {
+            Some(path) => format!("the CA in ssl-ca {}", path.display()),
+            None => "a CA the system trusts".to_string(),
+        };
+        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let why = ferry_core::tls::reason(r, &ca, name, "use ssl-mode=REQUIRED without ssl-ca");
+        return Error::input(format!("TLS handshake with MySQL at {host} failed: {why}"));
+    }
+    match e {
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            Error::input(format!(
+                "MySQL at {host} does not offer TLS, which ssl-mode asks for: enable TLS on the server, or use ssl-mode=PREFERRED or DISABLED"
+            ))
+        }
+        mysql_async::Error::Io(mysql_async::IoError::Tls(t)) => Error::input(format!(
+            "TLS with MySQL at {host} failed ({t}): check ssl-mode, ssl-ca, ssl-cert and ssl-key"
+        )),
         mysql_async::Error::Server(s) if s.code == 1045 => Error::input(format!(
-            "MySQL at {host} refused user \"{user}\" ({}): check the user and password in the URL",
+            "MySQL at {host} refused user \"{user}\" ({}): check the user and password (URL or MYSQL_PWD)",
             s.message
         )),
-        mysql_async::Error::Server(s) if s.code == 1049 => {
-            Error::input(format!("MySQL database \"{db}\" does not exist at {host}: create it first (CREATE DATABASE `{db}`)"))
+        mysql_async::Error::Server(s) if s.code == 1049 => Error::input(format!(
+            "MySQL database \"{db}\" does not exist at {host}: create it first (CREATE DATABASE `{db}`)"
+        )),
+        mysql_async::Error::Server(s) if s.code == 3159 || s.message.contains("secure transport") => {
+            Error::input(format!(
+                "MySQL at {host} accepts only TLS connections ({}): remove ssl-mode=DISABLED",
+                s.message
+            ))
         }
         _ => Error::input(format!(
             "cannot connect to MySQL at {host} ({e}): check that the server is running and the URL's host and port"
         )),
-    })?;
+    }
+}
+
+/// Opens a session for copying: UTC, strict SQL mode; `read_only` sessions leave foreign key
+/// checks on.
+pub async fn connect(url: &str, read_only: bool) -> Result<Conn> {
+    let mut conn = open(url).await?;
     let mode = "SET NAMES utf8mb4, time_zone = '+00:00', \
         sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
     conn.query_drop(mode).await.map_err(|e| error(&e))?;

@@ -1,15 +1,47 @@
 //! Connections and their errors: each failure becomes one line that says what is wrong and
-//! what to do, without the password.
+//! what to do, without the password; TLS as libpq's sslmode and sslrootcert ask.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ferry_core::{Error, Locator, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, NoTls};
 
 /// Where to connect, and which schema ferry reads or writes (`?schema=name` in the locator, or
 /// `--schema-name`; default: the user's current schema, usually `public`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
+    /// The driver's URL: ferry's own parameters (schema, TLS) removed.
     pub url: String,
     pub schema: Option<String>,
+    pub tls: Tls,
+}
+
+/// libpq's TLS parameters, which tokio-postgres does not know (beyond disable/prefer/require).
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub mode: Mode,
+    /// `sslrootcert`: a CA file, or `system` for the OS's roots.
+    pub root_cert: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// libpq's `sslmode` (without `allow`, which tries plain first and has no use ferry knows of).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    Disable,
+    /// Encrypt when the server can, else plain (libpq's default).
+    #[default]
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
 }
 
 pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
@@ -20,17 +52,37 @@ pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
     };
     let mut url = url.clone();
     let mut schema = None;
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter_map(|(k, v)| {
-            if k == "schema" {
-                schema = Some(v.into_owned());
-                None
-            } else {
-                Some((k.into_owned(), v.into_owned()))
+    let mut tls = Tls::default();
+    let mut kept = Vec::new();
+    for (k, v) in url.query_pairs() {
+        let v = v.into_owned();
+        match &*k {
+            "schema" => schema = Some(v),
+            "sslmode" => {
+                tls.mode = match v.as_str() {
+                    "disable" => Mode::Disable,
+                    "prefer" => Mode::Prefer,
+                    "require" => Mode::Require,
+                    "verify-ca" => Mode::VerifyCa,
+                    "verify-full" => Mode::VerifyFull,
+                    other => {
+                        return Err(Error::input(format!(
+                            "sslmode={other} is not understood: use disable, prefer, require, verify-ca or verify-full"
+                        )));
+                    }
+                }
             }
-        })
-        .collect();
+            "sslrootcert" => tls.root_cert = Some(v),
+            "sslcert" => tls.cert = Some(v.into()),
+            "sslkey" => tls.key = Some(v.into()),
+            _ => kept.push((k.into_owned(), v)),
+        }
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(Error::input(
+            "sslcert and sslkey go together: give both the client certificate and its key",
+        ));
+    }
     url.set_query(None);
     if !kept.is_empty() {
         url.query_pairs_mut().extend_pairs(kept);
@@ -38,24 +90,256 @@ pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
     Ok(Endpoint {
         url: url.to_string(),
         schema,
+        tls,
     })
 }
 
-/// Opens a connection; `read_only` sessions cannot write even by mistake.
-pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
-    let url = endpoint.url.as_str();
-    let config: tokio_postgres::Config = url
+/// Opens a plain session: TLS as the URL asks, the password from the URL or the environment
+/// (`PGPASSWORD`, then `PGPASSFILE` or `~/.pgpass`). Every PostgreSQL connection ferry makes
+/// (copies, profiles, manifests, the job store) goes through here.
+pub async fn open(endpoint: &Endpoint) -> Result<Client> {
+    let mut config: tokio_postgres::Config = endpoint
+        .url
         .parse()
         .map_err(|e| Error::input(format!("bad PostgreSQL URL: {e}")))?;
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| connect_error(&config, &e))?;
+    if config.get_password().is_none()
+        && let Some(password) = crate::pgpass::password(&config)
+    {
+        config.password(password);
+    }
+    // PostgreSQL has no TLS on Unix sockets; libpq ignores sslmode there, and so does ferry.
+    let unix = matches!(config.get_hosts().first(), Some(Host::Unix(_)));
+    let mode = if unix { Mode::Disable } else { endpoint.tls.mode };
+    config.ssl_mode(match mode {
+        Mode::Disable => SslMode::Disable,
+        Mode::Prefer => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    let client = if mode == Mode::Disable {
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| connect_error(&config, &endpoint.tls, &e))?;
+        spawn(connection);
+        client
+    } else {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&endpoint.tls)?);
+        let (client, connection) = config
+            .connect(tls)
+            .await
+            .map_err(|e| connect_error(&config, &endpoint.tls, &e))?;
+        spawn(connection);
+        client
+    };
+    Ok(client)
+}
+
+fn spawn<F>(connection: F)
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "PostgreSQL connection closed");
         }
     });
+}
+
+/// The rustls configuration for libpq's modes: prefer and require encrypt without checking the
+/// certificate unless `sslrootcert` is given (then the chain is checked, as libpq does),
+/// verify-ca checks the chain, verify-full the chain and the host name.
+fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+    let provider = ferry_core::tls::provider();
+    let roots = match (&tls.root_cert, tls.mode) {
+        (Some(r), _) => Some(root_store(r)?),
+        (None, Mode::VerifyCa | Mode::VerifyFull) => {
+            let mode = if tls.mode == Mode::VerifyCa { "verify-ca" } else { "verify-full" };
+            return Err(Error::input(format!(
+                "sslmode={mode} needs the CA to check against: add sslrootcert=/path/to/ca.pem (or sslrootcert=system for the system's CAs)"
+            )));
+        }
+        (None, _) => None,
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match roots {
+        None => Arc::new(Unverified(provider.clone())),
+        Some(roots) => {
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::input(format!("sslrootcert holds no usable CA: {e}")))?;
+            if tls.mode == Mode::VerifyFull {
+                webpki
+            } else {
+                Arc::new(ChainOnly(webpki))
+            }
+        }
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::input(format!("TLS setup failed: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert, "sslcert")?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                Error::input(format!(
+                    "sslkey {}: no private key read ({e}): give the client key in PEM form",
+                    key.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                Error::input(format!(
+                    "sslcert and sslkey do not make a client identity ({e}): check that the key belongs to the certificate"
+                ))
+            })
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn read_certs(path: &Path, param: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let bad = |why: String| {
+        Error::input(format!(
+            "{param} {}: {why}: give a PEM file of certificates",
+            path.display()
+        ))
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+fn root_store(root_cert: &str) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    if root_cert == "system" {
+        let found = rustls_native_certs::load_native_certs();
+        store.add_parsable_certificates(found.certs);
+        if store.is_empty() {
+            return Err(Error::input(
+                "sslrootcert=system found no CA certificates on this system: install the CA bundle (ca-certificates) or give sslrootcert=/path/to/ca.pem",
+            ));
+        }
+    } else {
+        for cert in read_certs(Path::new(root_cert), "sslrootcert")? {
+            store.add(cert).map_err(|e| {
+                Error::input(format!(
+                    "sslrootcert {root_cert}: a certificate is not usable as a CA ({e})"
+                ))
+            })?;
+        }
+    }
+    Ok(store)
+}
+
+/// sslmode=verify-ca: the chain must lead to the CA, whatever name the certificate carries.
+/// webpki checks the chain before the name, so a name error means the chain was good.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// sslmode=prefer/require without sslrootcert: encryption against passive eavesdroppers only,
+/// as in libpq; the handshake signatures are still checked.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens a connection; `read_only` sessions cannot write even by mistake.
+pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
+    let client = open(endpoint).await?;
     let setup = if read_only {
         "SET default_transaction_read_only = on; SET client_min_messages = warning"
     } else {
@@ -89,22 +373,56 @@ pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
     Ok(client)
 }
 
-fn connect_error(config: &tokio_postgres::Config, e: &tokio_postgres::Error) -> Error {
+fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres::Error) -> Error {
     let host = config
         .get_hosts()
         .first()
         .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => p.display().to_string(),
         })
         .unwrap_or_else(|| "localhost".into());
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("(default user)");
     let db = config.get_dbname().unwrap_or(user);
+    if let Some(r) = ferry_core::tls::rustls_error(e) {
+        let ca = match tls.root_cert.as_deref() {
+            Some("system") => "a CA the system trusts".to_string(),
+            Some(path) => format!("the CA in sslrootcert {path}"),
+            None => "a trusted CA".to_string(),
+        };
+        let why = ferry_core::tls::reason(r, &ca, &host, "use sslmode=require without sslrootcert");
+        let hint = match r {
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => ", or sslmode=verify-ca to check only the CA",
+            _ => "",
+        };
+        return Error::input(format!(
+            "TLS handshake with PostgreSQL at {host}:{port} failed: {why}{hint}"
+        ));
+    }
+    if e.to_string().contains("TLS") {
+        let cause = std::error::Error::source(e)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.to_string());
+        let hint = if cause.contains("does not support TLS") {
+            "turn ssl on in the server, or use sslmode=prefer or sslmode=disable"
+        } else {
+            "check the TLS settings (sslmode, sslrootcert, sslcert, sslkey)"
+        };
+        return Error::input(format!(
+            "TLS with PostgreSQL at {host}:{port} failed ({cause}): {hint}"
+        ));
+    }
     if let Some(db_err) = e.as_db_error() {
         return match db_err.code().code() {
+            "28000" if db_err.message().contains("no encryption") => Error::input(format!(
+                "PostgreSQL at {host}:{port} accepts only TLS connections ({}): remove sslmode=disable",
+                db_err.message()
+            )),
             "28P01" | "28000" => Error::input(format!(
-                "PostgreSQL at {host}:{port} refused user \"{user}\": {}; check the user and password in the URL",
+                "PostgreSQL at {host}:{port} refused user \"{user}\": {}; check the user and password (URL, PGPASSWORD or .pgpass)",
                 db_err.message()
             )),
             "3D000" => Error::input(format!(

@@ -1,7 +1,8 @@
 //! ferry's PostgreSQL backend: binary COPY writer, binary COPY reader (used for verification
 //! now, and as the PostgreSQL source), catalog introspection and the dialect.
 
-mod connect;
+pub mod connect;
+mod pgpass;
 mod copy_binary;
 mod dialect;
 mod introspect;
