@@ -211,7 +211,7 @@ async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
                 .map_err(|e| Error::run(format!("manifest query task failed: {e}")))?
         }
         #[cfg(feature = "postgres")]
-        Locator::Postgres { url } => postgres_keys(url.as_str(), sql, &locator.redacted()).await,
+        Locator::Postgres { .. } => postgres_keys(&locator, sql).await,
         #[cfg(feature = "mysql")]
         Locator::Mysql { url } => mysql_keys(url, sql, &locator.redacted()).await,
         #[allow(unreachable_patterns)]
@@ -266,21 +266,15 @@ fn sqlite_keys(path: &std::path::Path, sql: &str, shown: &str) -> Result<(Vec<St
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
-    let conn = tokio::spawn(connection);
+async fn postgres_keys(locator: &Locator, sql: &str) -> Result<(Vec<String>, usize)> {
+    let shown = locator.redacted();
+    let endpoint = ferry_postgres::connect::endpoint(locator)?;
     // Read-only like every ferry source: a manifest query cannot change the database.
-    // The simple protocol returns every value as text, whatever its type.
-    let messages = match client
-        .batch_execute("SET default_transaction_read_only = on")
+    let client = ferry_postgres::connect::connect(&endpoint, true)
         .await
-    {
-        Ok(()) => client.simple_query(sql).await,
-        Err(e) => Err(e),
-    }
-    .map_err(|e| {
+        .map_err(|e| e.context(format!("manifest database {shown}")))?;
+    // The simple protocol returns every value as text, whatever its type.
+    let messages = client.simple_query(sql).await.map_err(|e| {
         Error::input(format!(
             "manifest query failed on {shown}: {}",
             e.as_db_error()
@@ -288,7 +282,6 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
         ))
     });
     drop(client);
-    let _ = conn.await;
     let (mut keys, mut nulls) = (Vec::new(), 0);
     for m in messages? {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
@@ -305,15 +298,11 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
 async fn mysql_keys(url: &url::Url, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
     use mysql_async::Value;
     use mysql_async::prelude::Queryable;
-    // ferry's own URL options (`?zero_dates=`) mean nothing to the driver.
     let mut base = url.clone();
-    base.set_query(None);
     let _ = base.set_scheme("mysql");
-    let opts = mysql_async::Opts::from_url(base.as_str())
-        .map_err(|e| Error::input(format!("bad manifest database URL {shown}: {e}")))?;
-    let mut conn = mysql_async::Conn::new(opts)
+    let mut conn = ferry_mysql::connect::open(base.as_str())
         .await
-        .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
+        .map_err(|e| e.context(format!("manifest database {shown}")))?;
     // The text protocol returns every value as text, whatever its type.
     // Read-only like every ferry source: a manifest query cannot change the database.
     let rows: std::result::Result<Vec<mysql_async::Row>, _> =

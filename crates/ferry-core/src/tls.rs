@@ -58,7 +58,9 @@ pub fn reason(e: &rustls::Error, ca: &str, host: &str, relax: &str) -> String {
             | AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateUnknown,
-        ) => format!("the server refused the client certificate ({e}): check the client certificate and key"),
+        ) => format!(
+            "the server refused the client certificate ({e}): check the client certificate and key"
+        ),
         other => other.to_string(),
     }
 }

@@ -76,8 +76,7 @@ struct Settings {
 }
 
 fn settings(url: &str) -> Result<Settings> {
-    let mut url =
-        url::Url::parse(url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
+    let mut url = url::Url::parse(url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
     let (mut mode, mut ca, mut cert, mut key) = (SslMode::Preferred, None, None, None);
     let mut kept = Vec::new();
     for (k, v) in url.query_pairs() {
@@ -159,6 +158,7 @@ pub async fn open(url: &str) -> Result<Conn> {
     // mysql_async builds its rustls config from the process's default provider.
     let _ = ferry_core::tls::provider();
     let opts = Opts::from_url(&s.url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
+    let socket = opts.socket().is_some();
     let host = match opts.socket() {
         Some(socket) => socket.to_string(),
         None => format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()),
@@ -171,16 +171,22 @@ pub async fn open(url: &str) -> Result<Conn> {
     {
         builder = builder.pass(Some(pw));
     }
-    let attempt = Conn::new(builder.clone().ssl_opts(ssl_opts(&s, s.mode))).await;
-    let result = match attempt {
-        // PREFERRED falls back to plain only when the server has no TLS at all.
-        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
-            if s.mode == SslMode::Preferred =>
-        {
-            Conn::new(builder).await
-        }
-        other => other,
-    };
+    // A Unix socket is local and needs no TLS (the mysql client skips it there too; the driver
+    // cannot run TLS over a socket). Over TCP with TLS, no switch to the server's socket either.
+    let mode = if socket { SslMode::Disabled } else { s.mode };
+    let ssl = ssl_opts(&s, mode);
+    if ssl.is_some() {
+        builder = builder.prefer_socket(false);
+    }
+    let attempt = Conn::new(builder.clone().ssl_opts(ssl)).await;
+    let result =
+        match attempt {
+            // PREFERRED falls back to plain only when the server has no TLS at all.
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if s.mode == SslMode::Preferred => Conn::new(builder.prefer_socket(None)).await,
+            other => other,
+        };
     result.map_err(|e| connect_error(&e, &s, &host, &user, &db))
 }
 
@@ -208,6 +214,14 @@ fn connect_error(e: &mysql_async::Error, s: &Settings, host: &str, user: &str, d
         mysql_async::Error::Io(mysql_async::IoError::Tls(t)) => Error::input(format!(
             "TLS with MySQL at {host} failed ({t}): check ssl-mode, ssl-ca, ssl-cert and ssl-key"
         )),
+        // MariaDB answers a plain connection to a TLS-only server (require_secure_transport)
+        // with "access denied" too, so the hint names both causes.
+        mysql_async::Error::Server(e) if e.code == 1045 && s.mode == SslMode::Disabled => {
+            Error::input(format!(
+                "MySQL at {host} refused user \"{user}\" ({}): check the user and password (URL or MYSQL_PWD), and remove ssl-mode=DISABLED if the server accepts only TLS",
+                e.message
+            ))
+        }
         mysql_async::Error::Server(s) if s.code == 1045 => Error::input(format!(
             "MySQL at {host} refused user \"{user}\" ({}): check the user and password (URL or MYSQL_PWD)",
             s.message
@@ -215,7 +229,9 @@ fn connect_error(e: &mysql_async::Error, s: &Settings, host: &str, user: &str, d
         mysql_async::Error::Server(s) if s.code == 1049 => Error::input(format!(
             "MySQL database \"{db}\" does not exist at {host}: create it first (CREATE DATABASE `{db}`)"
         )),
-        mysql_async::Error::Server(s) if s.code == 3159 || s.message.contains("secure transport") => {
+        mysql_async::Error::Server(s)
+            if s.code == 3159 || s.message.contains("secure transport") =>
+        {
             Error::input(format!(
                 "MySQL at {host} accepts only TLS connections ({}): remove ssl-mode=DISABLED",
                 s.message

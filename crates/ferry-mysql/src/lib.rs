@@ -1,7 +1,7 @@
 //! ferry's MySQL/MariaDB backend: a read-only source (information_schema introspection,
 //! snapshot reads over the binary protocol) and a target (dialect, multi-row INSERT writer).
 
-mod connect;
+pub mod connect;
 mod dialect;
 mod introspect;
 mod read;

@@ -109,7 +109,11 @@ pub async fn open(endpoint: &Endpoint) -> Result<Client> {
     }
     // PostgreSQL has no TLS on Unix sockets; libpq ignores sslmode there, and so does ferry.
     let unix = matches!(config.get_hosts().first(), Some(Host::Unix(_)));
-    let mode = if unix { Mode::Disable } else { endpoint.tls.mode };
+    let mode = if unix {
+        Mode::Disable
+    } else {
+        endpoint.tls.mode
+    };
     config.ssl_mode(match mode {
         Mode::Disable => SslMode::Disable,
         Mode::Prefer => SslMode::Prefer,
@@ -136,7 +140,9 @@ pub async fn open(endpoint: &Endpoint) -> Result<Client> {
 
 fn spawn<F>(connection: F)
 where
-    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static,
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
 {
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -153,7 +159,11 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
     let roots = match (&tls.root_cert, tls.mode) {
         (Some(r), _) => Some(root_store(r)?),
         (None, Mode::VerifyCa | Mode::VerifyFull) => {
-            let mode = if tls.mode == Mode::VerifyCa { "verify-ca" } else { "verify-full" };
+            let mode = if tls.mode == Mode::VerifyCa {
+                "verify-ca"
+            } else {
+                "verify-full"
+            };
             return Err(Error::input(format!(
                 "sslmode={mode} needs the CA to check against: add sslrootcert=/path/to/ca.pem (or sslrootcert=system for the system's CAs)"
             )));
@@ -402,10 +412,15 @@ fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres:
             "TLS handshake with PostgreSQL at {host}:{port} failed: {why}{hint}"
         ));
     }
+    let cause = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| e.to_string());
+    if cause.contains("password missing") {
+        return Error::input(format!(
+            "PostgreSQL at {host}:{port} asks for a password for user \"{user}\": put it in the URL, PGPASSWORD or ~/.pgpass (mode 0600)"
+        ));
+    }
     if e.to_string().contains("TLS") {
-        let cause = std::error::Error::source(e)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| e.to_string());
         let hint = if cause.contains("does not support TLS") {
             "turn ssl on in the server, or use sslmode=prefer or sslmode=disable"
         } else {
@@ -431,9 +446,6 @@ fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres:
             _ => Error::input(format!("PostgreSQL at {host}:{port}: {}", db_err.message())),
         };
     }
-    let cause = std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| e.to_string());
     Error::input(format!(
         "cannot connect to PostgreSQL at {host}:{port} ({cause}): check that the server is running and the URL's host and port"
     ))

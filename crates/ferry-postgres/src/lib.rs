@@ -2,10 +2,10 @@
 //! now, and as the PostgreSQL source), catalog introspection and the dialect.
 
 pub mod connect;
-mod pgpass;
 mod copy_binary;
 mod dialect;
 mod introspect;
+mod pgpass;
 mod read;
 mod type_map;
 mod write;

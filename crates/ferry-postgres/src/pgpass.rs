@@ -44,7 +44,12 @@ pub(crate) fn password(config: &tokio_postgres::Config) -> Option<Vec<u8>> {
             }
         }
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = config.get_user()?;
     let db = config.get_dbname().unwrap_or(user);
     lookup(&contents, [&host, &port, db, user]).map(String::into_bytes)

@@ -5,64 +5,29 @@
 use std::collections::HashMap;
 
 use ferry_core::{Error, Locator, Result};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Opens a connection. `read_only` sets `default_transaction_read_only`, so not even a
 /// mistaken statement in a profile can write.
 pub(crate) async fn connect(locator: &Locator, read_only: bool, role: &str) -> Result<Client> {
-    let Locator::Postgres { url } = locator else {
+    let Locator::Postgres { .. } = locator else {
         return Err(Error::input(format!(
             "the {role} must be a postgres:// locator (got {})",
             locator.redacted()
         )));
     };
-    let mut url = url.clone();
-    let mut schema = None;
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter_map(|(k, v)| {
-            if k == "schema" {
-                schema = Some(v.into_owned());
-                None
-            } else {
-                Some((k.into_owned(), v.into_owned()))
-            }
-        })
-        .collect();
-    url.set_query(None);
-    if !kept.is_empty() {
-        url.query_pairs_mut().extend_pairs(kept);
-    }
-    let config: tokio_postgres::Config = url.as_str().parse().map_err(|e| {
-        Error::input(format!(
-            "bad PostgreSQL URL for the {role} {}: {e}",
-            locator.redacted()
-        ))
-    })?;
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        let why = e
-            .as_db_error()
-            .map(|d| d.message().to_string())
-            .or_else(|| std::error::Error::source(&e).map(|s| s.to_string()))
-            .unwrap_or_else(|| e.to_string());
-        Error::input(format!(
-            "cannot connect to the {role} {} ({why}): check that the server runs, the database exists and the URL is right",
-            locator.redacted()
-        ))
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "PostgreSQL connection closed");
-        }
-    });
+    let endpoint = ferry_postgres::connect::endpoint(locator)?;
+    let client = ferry_postgres::connect::open(&endpoint)
+        .await
+        .map_err(|e| e.context(format!("the {role} {}", locator.redacted())))?;
     // No JIT: pages are small and fast, but a costly-looking plan (a correlated subquery that
     // rarely runs) made PostgreSQL spend ~0.4 s compiling every page.
     let mut setup = String::from("SET client_min_messages = warning; SET jit = off;");
     if read_only {
         setup.push_str("SET default_transaction_read_only = on;");
     }
-    if let Some(s) = schema {
-        setup.push_str(&format!("SET search_path = {};", quote(&s)));
+    if let Some(s) = &endpoint.schema {
+        setup.push_str(&format!("SET search_path = {};", quote(s)));
     }
     client.batch_execute(&setup).await.map_err(|e| db(&e))?;
     Ok(client)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 use super::{InsertError, JobRecord, Role, Store, User};
 use crate::error::{Error, Result};
@@ -55,18 +55,14 @@ pub struct PostgresStore {
 }
 
 async fn connect(url: &str) -> Result<Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
-        let shown = ferry_core::Locator::parse(url)
-            .map(|l| l.redacted())
-            .unwrap_or_else(|_| "the --store URL".into());
-        Error::new(format!("cannot connect to the job store {shown}: {e}"))
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!("Job store connection closed: {e}");
-        }
-    });
-    Ok(client)
+    let opened = async {
+        let locator = ferry_core::Locator::parse(url)?;
+        let endpoint = ferry_postgres::connect::endpoint(&locator)?;
+        ferry_postgres::connect::open(&endpoint)
+            .await
+            .map_err(|e| e.context(format!("the job store {}", locator.redacted())))
+    };
+    opened.await.map_err(|e| Error::new(e.to_string()))
 }
 
 impl PostgresStore {

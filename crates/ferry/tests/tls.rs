@@ -1,0 +1,341 @@
+//! TLS and passwords against private servers that demand them (TLS-only TCP, users with
+//! passwords), started by each test and removed when it ends: libpq's sslmode/sslrootcert and
+//! MySQL's ssl-mode/ssl-ca, PGPASSWORD/.pgpass and MYSQL_PWD, Unix sockets.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{context, options, sqlite};
+use ferry_testsupport::certs::Certs;
+use ferry_testsupport::mariadb::PrivateMariadb;
+use ferry_testsupport::postgres::PrivatePg;
+
+const PASSWORD: &str = "tls:Secret-1";
+
+fn small_sqlite(dir: &Path) -> PathBuf {
+    let path = dir.join("small.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO items (name) VALUES ('one'), ('two'), ('three');",
+    )
+    .unwrap();
+    path
+}
+
+fn locator(url: &str) -> ferry::Locator {
+    ferry::Locator::parse(url).unwrap()
+}
+
+/// Sets or clears an environment variable. Sound here: nextest runs each test in its own
+/// process, and no other thread of this test reads the environment at the same time.
+fn set_env(key: &str, value: Option<&str>) {
+    unsafe {
+        match value {
+            Some(v) => std::env::set_var(key, v),
+            None => std::env::remove_var(key),
+        }
+    }
+}
+
+async fn pg_open(url: &str) -> ferry::Result<tokio_postgres::Client> {
+    let endpoint = ferry_postgres::connect::endpoint(&locator(url))?;
+    ferry_postgres::connect::open(&endpoint).await
+}
+
+/// Connects and proves the session is encrypted (or not, over the Unix socket).
+async fn pg_ssl(url: &str) -> bool {
+    let client = pg_open(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url} should connect: {e}"));
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The one-line error for `url`, which must not connect.
+async fn pg_refused(url: &str) -> String {
+    let err = pg_open(url)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{url} should be refused"))
+        .to_string();
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(!err.contains(PASSWORD), "never the password: {err}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_tls_modes_and_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(dir.path());
+    let pg = PrivatePg::start(&certs, "ferry_tls", PASSWORD);
+    let (ca, other) = (certs.ca.display(), certs.other_ca.display());
+    let port = pg.port;
+    let pw = Some(PASSWORD);
+    set_env("PGPASSWORD", None);
+    set_env(
+        "PGPASSFILE",
+        Some(&dir.path().join("none").display().to_string()),
+    );
+
+    // verify-full with the right CA: a real copy into the server.
+    let full = pg.url(
+        "127.0.0.1",
+        pw,
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let src = small_sqlite(dir.path());
+    let report = ferry::copy(
+        &sqlite(&src),
+        &locator(&full),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("copy over verify-full TLS: {e}"));
+    assert_eq!(report.stats["items"].migrated, 3, "{report:?}");
+    let client = pg_open(&full).await.unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    assert!(pg_ssl(&full).await);
+    assert!(
+        pg_ssl(&pg.url(
+            "localhost",
+            pw,
+            &format!("sslmode=verify-full&sslrootcert={ca}")
+        ))
+        .await
+    );
+
+    // The wrong CA is refused, naming TLS and the file; so is require with a CA (libpq checks
+    // the chain then).
+    let err = pg_refused(&pg.url(
+        "127.0.0.1",
+        pw,
+        &format!("sslmode=verify-full&sslrootcert={other}"),
+    ))
+    .await;
+    assert!(
+        err.starts_with(&format!(
+            "TLS handshake with PostgreSQL at 127.0.0.1:{port} failed: certificate not signed by the CA in sslrootcert {other}"
+        )),
+        "{err}"
+    );
+    let err = pg_refused(&pg.url(
+        "127.0.0.1",
+        pw,
+        &format!("sslmode=require&sslrootcert={other}"),
+    ))
+    .await;
+    assert!(err.starts_with("TLS handshake"), "{err}");
+
+    // A name the certificate does not list: verify-full refuses, verify-ca accepts.
+    let elsewhere = |mode: &str| {
+        pg.url(
+            "not-in-the-cert.test",
+            pw,
+            &format!("sslmode={mode}&sslrootcert={ca}&hostaddr=127.0.0.1"),
+        )
+    };
+    let err = pg_refused(&elsewhere("verify-full")).await;
+    assert!(
+        err.contains("TLS handshake") && err.contains("not valid for \"not-in-the-cert.test\""),
+        "{err}"
+    );
+    assert!(pg_ssl(&elsewhere("verify-ca")).await);
+
+    // require without a CA encrypts without checking; prefer (the default) encrypts too.
+    assert!(pg_ssl(&pg.url("127.0.0.1", pw, "sslmode=require")).await);
+    assert!(pg_ssl(&pg.url("127.0.0.1", pw, "")).await);
+    // verify-full without a CA is an input error before any connection.
+    let err = pg_refused(&pg.url("127.0.0.1", pw, "sslmode=verify-full")).await;
+    assert!(err.contains("add sslrootcert="), "{err}");
+
+    // The server takes TCP only over TLS.
+    let err = pg_refused(&pg.url("127.0.0.1", pw, "sslmode=disable")).await;
+    assert!(
+        err.contains(&format!(
+            "PostgreSQL at 127.0.0.1:{port} accepts only TLS connections"
+        )),
+        "{err}"
+    );
+
+    // Passwords from the environment: PGPASSWORD, then the password file (0600 only).
+    let no_pw = pg.url(
+        "127.0.0.1",
+        None,
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let err = pg_refused(&no_pw).await;
+    assert!(err.contains("asks for a password"), "{err}");
+    set_env("PGPASSWORD", Some(PASSWORD));
+    assert!(pg_ssl(&no_pw).await);
+    set_env("PGPASSWORD", Some("wrong"));
+    let err = pg_refused(&no_pw).await;
+    assert!(err.contains("refused user \"ferry_tls\""), "{err}");
+    set_env("PGPASSWORD", None);
+    let pgpass = dir.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("# ferry test\nother:*:*:*:nope\n127.0.0.1:{port}:*:ferry_tls:tls\\:Secret-1\n"),
+    )
+    .unwrap();
+    set_env("PGPASSFILE", Some(&pgpass.display().to_string()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(pg_ssl(&no_pw).await);
+    // Readable by others: ignored, as libpq does.
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = pg_refused(&no_pw).await;
+    assert!(err.contains("asks for a password"), "{err}");
+
+    // The Unix socket (no TLS there, whatever sslmode says), password required too: as an
+    // encoded host with the password in the URL, or as ?host= with PGPASSWORD.
+    let socket_dir = pg.socket_dir.display().to_string();
+    let socket = format!(
+        "postgres://ferry_tls:tls%3ASecret-1@{}:{port}/ferry_tls?sslmode=verify-full&sslrootcert={ca}",
+        socket_dir.replace('/', "%2F")
+    );
+    assert!(!pg_ssl(&socket).await);
+    let socket = format!("postgres:///ferry_tls?host={socket_dir}&port={port}&user=ferry_tls");
+    let err = pg_refused(&socket).await;
+    assert!(err.contains("asks for a password"), "{err}");
+    set_env("PGPASSWORD", Some(PASSWORD));
+    assert!(!pg_ssl(&socket).await);
+}
+
+async fn my_open(url: &str) -> ferry::Result<mysql_async::Conn> {
+    ferry_mysql::connect::open(url).await
+}
+
+/// Connects and returns the session's TLS cipher ("" when not encrypted).
+async fn my_cipher(url: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let mut conn = my_open(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url} should connect: {e}"));
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    let _ = conn.disconnect().await;
+    row.map(|r| r.1).unwrap_or_default()
+}
+
+async fn my_refused(url: &str) -> String {
+    let err = my_open(url)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{url} should be refused"))
+        .to_string();
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(!err.contains(PASSWORD), "never the password: {err}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_tls_modes_and_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(dir.path());
+    let my = PrivateMariadb::start(&certs, "ferry_tls", PASSWORD);
+    let (ca, other) = (certs.ca.display(), certs.other_ca.display());
+    let port = my.port;
+    let pw = Some(PASSWORD);
+    set_env("MYSQL_PWD", None);
+
+    // VERIFY_IDENTITY with the right CA: a real copy into the server.
+    let full = my.url(
+        "127.0.0.1",
+        pw,
+        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    );
+    let src = small_sqlite(dir.path());
+    let report = ferry::copy(
+        &sqlite(&src),
+        &locator(&full),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("copy over VERIFY_IDENTITY TLS: {e}"));
+    assert_eq!(report.stats["items"].migrated, 3, "{report:?}");
+    assert!(!my_cipher(&full).await.is_empty());
+    assert!(
+        !my_cipher(&my.url(
+            "localhost",
+            pw,
+            &format!("ssl-mode=verify_identity&ssl-ca={ca}")
+        ))
+        .await
+        .is_empty()
+    );
+
+    // The wrong CA is refused, naming TLS and the file.
+    let err = my_refused(&my.url(
+        "127.0.0.1",
+        pw,
+        &format!("ssl-mode=VERIFY_CA&ssl-ca={other}"),
+    ))
+    .await;
+    assert!(
+        err.starts_with(&format!(
+            "TLS handshake with MySQL at 127.0.0.1:{port} failed: certificate not signed by the CA in ssl-ca {other}"
+        )),
+        "{err}"
+    );
+    // REQUIRED encrypts without checking; PREFERRED (the default) encrypts when it can.
+    assert!(
+        !my_cipher(&my.url("127.0.0.1", pw, "ssl-mode=REQUIRED"))
+            .await
+            .is_empty()
+    );
+    assert!(!my_cipher(&my.url("127.0.0.1", pw, "")).await.is_empty());
+
+    // The server takes TCP only over TLS (MariaDB says "access denied" then).
+    let err = my_refused(&my.url("127.0.0.1", pw, "ssl-mode=DISABLED")).await;
+    assert!(
+        err.contains(&format!("MySQL at 127.0.0.1:{port} refused user"))
+            && err.contains("remove ssl-mode=DISABLED if the server accepts only TLS"),
+        "{err}"
+    );
+
+    // MYSQL_PWD when the URL has no password.
+    let no_pw = my.url(
+        "127.0.0.1",
+        None,
+        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    );
+    let err = my_refused(&no_pw).await;
+    assert!(err.contains("refused user \"ferry_tls\""), "{err}");
+    set_env("MYSQL_PWD", Some(PASSWORD));
+    assert!(!my_cipher(&no_pw).await.is_empty());
+    set_env("MYSQL_PWD", Some("wrong"));
+    let err = my_refused(&no_pw).await;
+    assert!(err.contains("refused user \"ferry_tls\""), "{err}");
+    set_env("MYSQL_PWD", None);
+
+    // The Unix socket.
+    let socket = my.url("localhost", pw, &format!("socket={}", my.socket.display()));
+    my_cipher(&socket).await;
+    let err = my_refused(&my.url(
+        "localhost",
+        Some("wrong"),
+        &format!("socket={}", my.socket.display()),
+    ))
+    .await;
+    assert!(
+        err.contains(&format!("MySQL at {}", my.socket.display())),
+        "{err}"
+    );
+}
