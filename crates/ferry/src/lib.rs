@@ -5,7 +5,7 @@ pub mod demo;
 
 use std::sync::Arc;
 
-pub use ferry_core::connector::{Dialect, SchemaOptions, Source, Target};
+pub use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, Target};
 pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
 pub use ferry_core::plan::SchemaMode;
@@ -75,6 +75,7 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
     }
 }
 
+/// The cheap check, before any connection: the same text (or the same SQLite path).
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
     let same = match (source, target) {
         (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
@@ -83,11 +84,61 @@ fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
         (a, b) => a == b,
     };
     if same {
-        return Err(Error::input(
-            "the source and the target are the same database: choose another target",
-        ));
+        return Err(Error::input(format!(
+            "the source and the target are the same database ({target}): choose another target"
+        )));
     }
     Ok(())
+}
+
+/// Refuses a target that is the source under another spelling (`localhost` for `127.0.0.1`, a
+/// default port written or not, a hard or symbolic link to the file), asked of the databases
+/// themselves: a copy with `--force` would erase the source and copy it into itself.
+///
+/// # Errors
+/// An input error (exit code 2) naming both sides and why they are one database.
+pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> Result<()> {
+    let (Some(s), Some(t)) = (source.identity().await?, target.identity().await?) else {
+        return Ok(());
+    };
+    let Some(shared) = s.shared(&t) else {
+        return Ok(());
+    };
+    let (from, to) = (source.locator(), target.locator());
+    let why = match (from, to) {
+        (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
+            let main = s.parts.first().is_some_and(|p| p == shared)
+                && t.parts.first().is_some_and(|p| p == shared);
+            let (ca, cb) = (a.canonicalize().ok(), b.canonicalize().ok());
+            if main && ca.is_some() && ca == cb {
+                format!(
+                    "{} leads to {} through a symbolic link or `..`: {s}",
+                    b.display(),
+                    a.display()
+                )
+            } else if main {
+                format!("{} is a hard link of {}: {s}", b.display(), a.display())
+            } else {
+                format!(
+                    "{} and {} share their -wal file, so writing one rewrites the other",
+                    b.display(),
+                    a.display()
+                )
+            }
+        }
+        _ => format!("both are {t}"),
+    };
+    Err(Error::input(format!(
+        "the source {from} and the target {to} are the same database ({why}): choose another target"
+    )))
+}
+
+/// Which database a locator names as a target, asked of the database (see [`Identity`]).
+///
+/// # Errors
+/// When the target cannot be reached (or is a PostgreSQL standby).
+pub async fn target_identity(locator: &Locator) -> Result<Option<Identity>> {
+    open_target(locator).await?.identity().await
 }
 
 /// Copies `source` into `target`, then verifies (unless `options.verify` is false).
@@ -103,6 +154,7 @@ pub async fn copy(
     refuse_same(source, target)?;
     let source = open_source(source).await?;
     let target = open_target(target).await?;
+    refuse_same_database(source.as_ref(), target.as_ref()).await?;
     ferry_core::engine::copy(source, target, options, cx).await
 }
 
