@@ -113,7 +113,10 @@ pub async fn identity(client: &Client) -> Result<Identity> {
         .map_err(|e| error(&e))?;
     let (oid, name, schema): (String, String, String) = (row.get(0), row.get(1), row.get(2));
     let (cluster, cluster_label) = match client
-        .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+        .query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        )
         .await
     {
         Ok(r) => {

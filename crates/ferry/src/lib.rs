@@ -3,6 +3,7 @@
 
 pub mod demo;
 
+use std::path::Path;
 use std::sync::Arc;
 
 pub use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, Target};
@@ -75,20 +76,38 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
     }
 }
 
-/// The cheap check, before any connection: the same text (or the same SQLite path).
+/// The cheap check, before any connection: the same text, or the same SQLite file by its
+/// real path.
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
-    let same = match (source, target) {
+    let why = match (source, target) {
+        (a, b) if a == b => Some("the same locator".to_string()),
         (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
-            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+            match (a.canonicalize(), b.canonicalize()) {
+                (Ok(x), Ok(y)) if x == y => Some(through_link(a, b, &x)),
+                _ => None,
+            }
         }
-        (a, b) => a == b,
+        _ => None,
     };
-    if same {
-        return Err(Error::input(format!(
-            "the source and the target are the same database ({target}): choose another target"
-        )));
+    match why {
+        Some(why) => Err(same_database(source, target, &why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+fn through_link(source: &Path, target: &Path, real: &Path) -> String {
+    format!(
+        "{} leads to {} through a symbolic link or `..`: both are {}",
+        target.display(),
+        source.display(),
+        real.display()
+    )
+}
+
+fn same_database(source: &Locator, target: &Locator, why: &str) -> Error {
+    Error::input(format!(
+        "the source {source} and the target {target} are the same database ({why}): choose another target"
+    ))
 }
 
 /// Refuses a target that is the source under another spelling (`localhost` for `127.0.0.1`, a
@@ -109,13 +128,9 @@ pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> R
         (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
             let main = s.parts.first().is_some_and(|p| p == shared)
                 && t.parts.first().is_some_and(|p| p == shared);
-            let (ca, cb) = (a.canonicalize().ok(), b.canonicalize().ok());
-            if main && ca.is_some() && ca == cb {
-                format!(
-                    "{} leads to {} through a symbolic link or `..`: {s}",
-                    b.display(),
-                    a.display()
-                )
+            let real = a.canonicalize().ok();
+            if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r)) {
+                through_link(a, b, &real)
             } else if main {
                 format!("{} is a hard link of {}: {s}", b.display(), a.display())
             } else {
@@ -128,9 +143,7 @@ pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> R
         }
         _ => format!("both are {t}"),
     };
-    Err(Error::input(format!(
-        "the source {from} and the target {to} are the same database ({why}): choose another target"
-    )))
+    Err(same_database(from, to, &why))
 }
 
 /// Which database a locator names as a target, asked of the database (see [`Identity`]).

@@ -122,7 +122,10 @@ pub async fn normalised_key(target: &ferry::Locator) -> String {
                 let parent = parent.unwrap_or(std::path::Path::new("."));
                 Some(parent.canonicalize().ok()?.join(path.file_name()?))
             });
-            format!("sqlite://{}", real.unwrap_or_else(|| path.clone()).display())
+            format!(
+                "sqlite://{}",
+                real.unwrap_or_else(|| path.clone()).display()
+            )
         }
         Locator::Postgres { url } | Locator::Mysql { url } => {
             let postgres = matches!(target, Locator::Postgres { .. });
