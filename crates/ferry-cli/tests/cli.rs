@@ -1056,3 +1056,310 @@ fn a_password_in_a_working_url_is_printed_nowhere() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The source is untouchable: a target that is the source under another spelling
+
+/// `ferry copy --force --yes` from `source` into `target`: refused with exit code 2 and one
+/// line naming both sides; returns that line.
+#[track_caller]
+fn refused_as_the_same_database(cwd: &Path, source: &str, target: &str) -> String {
+    let run = ferry(
+        cwd,
+        &[
+            "copy", "--source", source, "--target", target, "--force", "--yes",
+        ],
+    );
+    run.expect_code(2);
+    let line = assert_one_error_line(&run);
+    assert!(line.contains("are the same database"), "{line}");
+    line
+}
+
+#[test]
+fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_untouched() {
+    let (dir, source) = app_source();
+    let app = dir.path().join("app.db");
+    let before = std::fs::read(&app).unwrap();
+    std::fs::hard_link(&app, dir.path().join("hard.db")).unwrap();
+    std::os::unix::fs::symlink(&app, dir.path().join("sym.db")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("hard.db"),
+        dir.path().join("sym-to-hard.db"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+
+    let line = refused_as_the_same_database(
+        dir.path(),
+        &source,
+        &sqlite_url(&dir.path().join("hard.db")),
+    );
+    assert!(line.contains("hard.db is a hard link of"), "{line}");
+    assert!(line.contains("inode"), "{line}");
+    let line = refused_as_the_same_database(
+        dir.path(),
+        &source,
+        &sqlite_url(&dir.path().join("sym-to-hard.db")),
+    );
+    assert!(line.contains("hard link"), "{line}");
+    for alias in ["sym.db", "sub/../app.db"] {
+        let line =
+            refused_as_the_same_database(dir.path(), &source, &sqlite_url(&dir.path().join(alias)));
+        assert!(line.contains("symbolic link or `..`"), "{line}");
+    }
+    // The other way round too: the alias as the source, the file as the target.
+    refused_as_the_same_database(
+        dir.path(),
+        &sqlite_url(&dir.path().join("hard.db")),
+        &source,
+    );
+
+    // ferry migrate writes through the same door.
+    let spec = dir.path().join("move.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[database]\nsource = \"{source}\"\ntarget = \"{}\"\n",
+            sqlite_url(&dir.path().join("hard.db"))
+        ),
+    )
+    .unwrap();
+    let run = ferry(
+        dir.path(),
+        &[
+            "migrate",
+            "--spec",
+            &path_str(&spec),
+            "--metadata-only",
+            "--force",
+            "--yes",
+        ],
+    );
+    run.expect_code(2);
+    assert!(run.stderr.contains("hard link"), "{}", run.show());
+
+    assert!(
+        std::fs::read(&app).unwrap() == before,
+        "the source file changed"
+    );
+    assert_eq!(sqlite_rows(&app, "SELECT count(*) FROM books"), [[s("4")]]);
+}
+
+/// `url` with its host or port changed (the URL crate keeps everything else).
+fn respelled(url: &str, host: Option<&str>, port: Option<Option<u16>>) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    if let Some(h) = host {
+        u.set_host(Some(h)).unwrap();
+    }
+    if let Some(p) = port {
+        u.set_port(p).unwrap();
+    }
+    u.to_string()
+}
+
+#[test]
+fn the_same_postgres_database_under_another_spelling_is_refused() {
+    let db = PgDb::new();
+    db.query(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); \
+         INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g; \
+         CREATE SCHEMA other",
+    );
+    let rows = || db.query("SELECT id::text, v FROM t ORDER BY id");
+    let before = rows();
+    let url = url::Url::parse(&db.url).unwrap();
+    let host = url.host_str().unwrap().to_string();
+    let other_host = match host.as_str() {
+        "127.0.0.1" => "localhost",
+        "localhost" => "127.0.0.1",
+        other => panic!("these tests spell the server as localhost and 127.0.0.1, not {other}"),
+    };
+    let mut aliases = vec![respelled(&db.url, Some(other_host), None)];
+    if url.port() == Some(5432) {
+        aliases.push(respelled(&db.url, None, Some(None)));
+        aliases.push(respelled(&db.url, Some(other_host), Some(None)));
+    }
+    let cwd = TempDir::new().unwrap();
+    for alias in &aliases {
+        let line = refused_as_the_same_database(cwd.path(), &db.url, alias);
+        assert!(line.contains("system identifier"), "{line}");
+        assert!(
+            line.contains(&format!("database \"{}\"", db.name)),
+            "{line}"
+        );
+        assert!(line.contains("schema \"public\""), "{line}");
+        assert_eq!(rows(), before, "the source changed");
+    }
+    // Another schema of the same database is another place: allowed.
+    let target = format!("{}?schema=other", aliases[0]);
+    ferry(
+        cwd.path(),
+        &["copy", "--source", &db.url, "--target", &target],
+    )
+    .expect_code(0);
+    assert_eq!(
+        db.query("SELECT id::text, v FROM other.t ORDER BY id"),
+        before
+    );
+    assert_eq!(rows(), before);
+}
+
+/// A private primary and its standby, started from the installed PostgreSQL binaries (as the
+/// `postgres` OS user when run as root) and stopped and removed when dropped.
+struct Standby {
+    dir: TempDir,
+    bin: std::path::PathBuf,
+    url: String,
+}
+
+impl Standby {
+    fn run(&self, program: &str, args: &[&str]) {
+        let exe = self.bin.join(program);
+        let mut cmd = if unsafe { libc::geteuid() } == 0 {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("pg_basebackup").exists())
+            .max()
+            .expect("initdb, pg_ctl and pg_basebackup in /usr/lib/postgresql/*/bin");
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-standby")
+            .tempdir_in("/tmp")
+            .unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            let status = std::process::Command::new("chown")
+                .args(["postgres:", &path_str(dir.path())])
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the standby folder to postgres");
+        }
+        let mut me = Self {
+            dir,
+            bin,
+            url: String::new(),
+        };
+        let d = path_str(me.dir.path());
+        let (primary, standby) = (format!("{d}/primary"), format!("{d}/standby"));
+        me.run(
+            "initdb",
+            &[
+                "-D",
+                &primary,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let options =
+            |port: u16| format!("-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off");
+        let p1 = Self::free_port();
+        me.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-D",
+                &primary,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                &format!("{d}/primary.log"),
+                "-o",
+                &options(p1),
+            ],
+        );
+        me.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p1.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &standby,
+                "-R",
+            ],
+        );
+        let p2 = Self::free_port();
+        me.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-D",
+                &standby,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                &format!("{d}/standby.log"),
+                "-o",
+                &options(p2),
+            ],
+        );
+        me.url = format!("postgres://postgres@127.0.0.1:{p2}/postgres");
+        me
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let d = path_str(self.dir.path());
+        for data in ["standby", "primary"] {
+            let data = format!("{d}/{data}");
+            if Path::new(&data).join("postmaster.pid").exists() {
+                self.run("pg_ctl", &["stop", "-D", &data, "-m", "immediate"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_postgres_standby_target_is_refused_as_read_only() {
+    let standby = Standby::start();
+    assert_eq!(
+        common::pg_try_query(&standby.url, "SELECT pg_is_in_recovery()").unwrap(),
+        [[s("t")]]
+    );
+    let (dir, source) = app_source();
+    for extra in [&[][..], &["--force", "--yes"][..], &["--dry-run"][..]] {
+        let mut args = vec!["copy", "--source", &source, "--target", &standby.url];
+        args.extend_from_slice(extra);
+        let run = ferry(dir.path(), &args);
+        run.expect_code(2);
+        let line = assert_one_error_line(&run);
+        assert!(line.contains("standby (a read-only replica"), "{line}");
+    }
+}

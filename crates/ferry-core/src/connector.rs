@@ -27,9 +27,56 @@ pub struct SchemaOptions {
     pub profile: bool,
 }
 
+/// Which database a locator reaches, whatever its spelling (`localhost` or `127.0.0.1`, a hard
+/// link or a symbolic link to the file): two sides that share a part are the same database. It
+/// prints what an operator can check (a file's device and inode, a server's identifier, a
+/// schema), never a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Each part alone names the database: SQLite has one for the file and one for its `-wal`
+    /// (two files sharing either would write into each other); servers have one.
+    pub parts: Vec<String>,
+    /// For messages: `the file /srv/app.db (device 2049, inode 131)`.
+    pub label: String,
+}
+
+impl Identity {
+    pub fn new(part: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            parts: vec![part.into()],
+            label: label.into(),
+        }
+    }
+
+    /// The first part the two identities share: then they are the same database.
+    pub fn shared<'a>(&'a self, other: &Identity) -> Option<&'a str> {
+        self.parts
+            .iter()
+            .find(|p| other.parts.contains(p))
+            .map(String::as_str)
+    }
+
+    /// One text naming the database, for keys such as the job server's one-job-per-target rule.
+    pub fn key(&self) -> String {
+        self.parts.join(" + ")
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
 #[async_trait]
 pub trait Source: Send + Sync {
     fn locator(&self) -> &Locator;
+
+    /// Which database this is (see [`Identity`]), to refuse a target that is the source.
+    ///
+    /// # Errors
+    /// When the database cannot be asked.
+    async fn identity(&self) -> Result<Option<Identity>>;
 
     /// Discovers every table (and what is not copied: views, triggers, virtual tables), with
     /// exact row counts.
@@ -124,6 +171,13 @@ pub trait Dialect: Send + Sync {
 pub trait Target: Send + Sync {
     fn locator(&self) -> &Locator;
     fn dialect(&self) -> &dyn Dialect;
+
+    /// Which database this is (see [`Identity`]); `None` when it does not exist yet (a SQLite
+    /// file a copy would create), which no source can be.
+    ///
+    /// # Errors
+    /// When the database cannot be asked.
+    async fn identity(&self) -> Result<Option<Identity>>;
 
     /// Every table that exists in the target, with its exact row count.
     ///

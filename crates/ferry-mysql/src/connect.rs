@@ -1,7 +1,9 @@
 //! Connections and their errors: one line that says what is wrong and what to do, never the
 //! password. Sessions run in UTC with strict SQL mode, so MySQL rejects (instead of truncating)
 //! what does not fit, and explicit zero keys stay zero. TLS as MySQL's ssl-mode and ssl-ca ask.
+//! Also which database a connection reached (its identity).
 
+use ferry_core::connector::Identity;
 use ferry_core::{Error, Locator, Result};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
@@ -256,6 +258,38 @@ pub async fn connect(url: &str, read_only: bool) -> Result<Conn> {
             .map_err(|e| error(&e))?;
     }
     Ok(conn)
+}
+
+/// The server (MySQL's `@@server_uuid`; MariaDB has none, so `@@hostname`, `@@port` and
+/// `@@datadir`, which no two running servers share) and the schema (`DATABASE()`).
+///
+/// # Errors
+/// When the queries fail.
+pub async fn identity(conn: &mut Conn) -> Result<Identity> {
+    let uuid: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL VARIABLES LIKE 'server_uuid'")
+        .await
+        .map_err(|e| error(&e))?;
+    let (host, port, datadir, schema): (String, u16, String, Option<String>) = conn
+        .query_first("SELECT @@hostname, @@port, @@datadir, DATABASE()")
+        .await
+        .map_err(|e| error(&e))?
+        .ok_or_else(|| Error::run("MySQL returned no row for its own identity"))?;
+    let schema = schema.unwrap_or_default();
+    let (server, label) = match uuid.map(|(_, v)| v).filter(|v| !v.is_empty()) {
+        Some(uuid) => (
+            format!("uuid {uuid}"),
+            format!("the MySQL server with server_uuid {uuid}"),
+        ),
+        None => (
+            format!("host {host} port {port} datadir {datadir}"),
+            format!("the server on host {host}, port {port}, data directory {datadir}"),
+        ),
+    };
+    Ok(Identity::new(
+        format!("mysql:{server}:schema {schema}"),
+        format!("schema `{schema}` of {label}"),
+    ))
 }
 
 pub fn error(e: &mysql_async::Error) -> Error {

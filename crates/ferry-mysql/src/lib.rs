@@ -11,7 +11,7 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -28,6 +28,13 @@ pub struct MysqlSource {
     locator: Locator,
     url: String,
     zero_dates: ZeroDates,
+}
+
+async fn identity(url: &str) -> Result<Option<Identity>> {
+    let mut conn = connect::connect(url, true).await?;
+    let identity = connect::identity(&mut conn).await;
+    let _ = conn.disconnect().await;
+    identity.map(Some)
 }
 
 impl MysqlSource {
@@ -49,6 +56,10 @@ impl MysqlSource {
 impl Source for MysqlSource {
     fn locator(&self) -> &Locator {
         &self.locator
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        identity(&self.url).await
     }
 
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
@@ -124,6 +135,10 @@ impl Target for MysqlTarget {
 
     fn dialect(&self) -> &dyn Dialect {
         &self.dialect
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        identity(&self.url).await
     }
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {

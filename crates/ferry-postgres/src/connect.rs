@@ -1,9 +1,11 @@
 //! Connections and their errors: each failure becomes one line that says what is wrong and
-//! what to do, without the password; TLS as libpq's sslmode and sslrootcert ask.
+//! what to do, without the password; TLS as libpq's sslmode and sslrootcert ask. Also what a
+//! connection reached: the database's identity and whether the server is a standby.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferry_core::connector::Identity;
 use ferry_core::{Error, Locator, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -381,6 +383,75 @@ pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
             .map_err(|e| error(&e))?;
     }
     Ok(client)
+}
+
+/// The cluster's `system_identifier` (from `pg_control_system()`, which PostgreSQL grants to
+/// every user by default), the database's OID and the schema ferry reads or writes: copying
+/// one schema into another of the same database is legitimate. Where `pg_control_system()` is
+/// revoked (some hosted services) the cluster is named by its postmaster's start time (to the
+/// microsecond), port and `cluster_name`, which every user may read and no two running servers
+/// share.
+///
+/// # Errors
+/// When the catalog queries fail.
+pub async fn identity(client: &Client) -> Result<Identity> {
+    let row = client
+        .query_one(
+            "SELECT d.oid::text, d.datname::text, coalesce(current_schema()::text, ''), \
+                    pg_postmaster_start_time()::text, current_setting('port'), \
+                    current_setting('cluster_name') \
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    let (oid, name, schema): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let (cluster, cluster_label) = match client
+        .query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        )
+        .await
+    {
+        Ok(r) => {
+            let id: String = r.get(0);
+            (
+                format!("system {id}"),
+                format!("the PostgreSQL cluster with system identifier {id}"),
+            )
+        }
+        Err(_) => {
+            let (started, port, cluster_name): (String, String, String) =
+                (row.get(3), row.get(4), row.get(5));
+            (
+                format!("started {started} port {port} cluster {cluster_name}"),
+                format!("the PostgreSQL server on port {port} started at {started}"),
+            )
+        }
+    };
+    Ok(Identity::new(
+        format!("postgres:{cluster}:database {oid}:schema {schema}"),
+        format!("database \"{name}\" (oid {oid}), schema \"{schema}\", of {cluster_label}"),
+    ))
+}
+
+/// A standby (a read-only replica, in recovery) cannot be written: say so before anything else
+/// fails on it.
+///
+/// # Errors
+/// An input error naming the target when it is a standby.
+pub async fn refuse_standby(client: &Client, locator: &Locator) -> Result<()> {
+    let standby: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| error(&e))?
+        .get(0);
+    if standby {
+        return Err(Error::input(format!(
+            "the target {locator} is a PostgreSQL standby (a read-only replica in recovery): ferry cannot write there; give the primary server's URL"
+        )));
+    }
+    Ok(())
 }
 
 fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres::Error) -> Error {

@@ -13,7 +13,7 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -52,6 +52,11 @@ impl PostgresSource {
 impl Source for PostgresSource {
     fn locator(&self) -> &Locator {
         &self.locator
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        let client = connect::connect(&self.endpoint, true).await?;
+        connect::identity(&client).await.map(Some)
     }
 
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
@@ -131,10 +136,12 @@ pub struct PostgresTarget {
 
 impl PostgresTarget {
     /// # Errors
-    /// An input error saying what is wrong (unreachable, wrong password, no such database).
+    /// An input error saying what is wrong (unreachable, wrong password, no such database, a
+    /// standby).
     pub async fn open(locator: &Locator) -> Result<Self> {
         let endpoint = connect::endpoint(locator)?;
-        connect::connect(&endpoint, false).await?;
+        let client = connect::connect(&endpoint, false).await?;
+        connect::refuse_standby(&client, locator).await?;
         Ok(Self {
             locator: locator.clone(),
             endpoint,
@@ -151,6 +158,11 @@ impl Target for PostgresTarget {
 
     fn dialect(&self) -> &dyn Dialect {
         &self.dialect
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        let client = connect::connect(&self.endpoint, true).await?;
+        connect::identity(&client).await.map(Some)
     }
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {

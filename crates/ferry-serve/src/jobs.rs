@@ -172,7 +172,10 @@ impl Jobs {
         dry_run: bool,
         user: &User,
     ) -> Result<JobRecord, JobError> {
-        let validated = kind.validate(&body, &self.targets)?;
+        let mut validated = kind.validate(&body, &self.targets)?;
+        if let Some(target) = &validated.target {
+            validated.target_key = crate::kinds::database_key(target).await;
+        }
         let sealed = self.key.seal(body.to_string().as_bytes())?;
         let at = now();
         let job = JobRecord {

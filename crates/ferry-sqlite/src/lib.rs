@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
@@ -53,6 +53,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl Source for SqliteSource {
     fn locator(&self) -> &Locator {
         &self.locator
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        open::identity(&self.path)
     }
 
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
@@ -137,6 +141,10 @@ impl Target for SqliteTarget {
 
     fn dialect(&self) -> &dyn Dialect {
         &self.dialect
+    }
+
+    async fn identity(&self) -> Result<Option<Identity>> {
+        open::identity(&self.path)
     }
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {

@@ -1,8 +1,10 @@
 //! Opening SQLite files: read-only sources that leave no trace, and checks that turn a wrong
 //! path into a one-line error before anything else happens.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use ferry_core::connector::Identity;
 use ferry_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
 
@@ -50,6 +52,47 @@ fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(total)
 }
 
+/// The file's device and inode (symbolic links followed, so an alias by symbolic link, hard
+/// link or `..` is the same file), and its `-wal`'s when there is one: a target sharing either
+/// with the source would write into it. `None` when neither exists yet.
+///
+/// # Errors
+/// An input error when the file exists but cannot be examined.
+pub fn identity(path: &Path) -> Result<Option<Identity>> {
+    let mut parts = Vec::new();
+    let mut label = None;
+    for file in [path.to_path_buf(), wal_path(path)] {
+        let meta = match std::fs::metadata(&file) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Error::input(format!(
+                    "cannot examine {}: {e}",
+                    file.display()
+                )));
+            }
+        };
+        parts.push(format!("sqlite:{}:{}", meta.dev(), meta.ino()));
+        if label.is_none() {
+            let real = file.canonicalize().unwrap_or(file);
+            label = Some(format!(
+                "the file {} (device {}, inode {})",
+                real.display(),
+                meta.dev(),
+                meta.ino()
+            ));
+        }
+    }
+    Ok(label.map(|label| Identity { parts, label }))
+}
+
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ))
+}
+
 /// Opens `path` read-only. A database in WAL mode whose `-wal` file does not exist is opened
 /// `immutable`, because a plain read-only open would create `-wal` and `-shm` files beside it;
 /// when the `-wal` file exists (the application is running or was not closed cleanly) it holds
@@ -61,10 +104,7 @@ pub fn read_only(path: &Path) -> Result<Connection> {
     let mut header = [0u8; 100];
     let n = read_prefix(path, &mut header).unwrap_or(0);
     let wal_mode = n >= 20 && (header[18] == 2 || header[19] == 2);
-    let wal_file = path.with_file_name(format!(
-        "{}-wal",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    let wal_file = wal_path(path);
     let immutable = wal_mode && !wal_file.exists();
     let uri = format!(
         "file:{}?mode=ro{}",

@@ -3,9 +3,10 @@
 
 pub mod demo;
 
+use std::path::Path;
 use std::sync::Arc;
 
-pub use ferry_core::connector::{Dialect, SchemaOptions, Source, Target};
+pub use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, Target};
 pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
 pub use ferry_core::plan::SchemaMode;
@@ -75,19 +76,82 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
     }
 }
 
+/// The cheap check, before any connection: the same text, or the same SQLite file by its
+/// real path.
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
-    let same = match (source, target) {
+    let why = match (source, target) {
+        (a, b) if a == b => Some("the same locator".to_string()),
         (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
-            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+            match (a.canonicalize(), b.canonicalize()) {
+                (Ok(x), Ok(y)) if x == y => Some(through_link(a, b, &x)),
+                _ => None,
+            }
         }
-        (a, b) => a == b,
+        _ => None,
     };
-    if same {
-        return Err(Error::input(
-            "the source and the target are the same database: choose another target",
-        ));
+    match why {
+        Some(why) => Err(same_database(source, target, &why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+fn through_link(source: &Path, target: &Path, real: &Path) -> String {
+    format!(
+        "{} leads to {} through a symbolic link or `..`: both are {}",
+        target.display(),
+        source.display(),
+        real.display()
+    )
+}
+
+fn same_database(source: &Locator, target: &Locator, why: &str) -> Error {
+    Error::input(format!(
+        "the source {source} and the target {target} are the same database ({why}): choose another target"
+    ))
+}
+
+/// Refuses a target that is the source under another spelling (`localhost` for `127.0.0.1`, a
+/// default port written or not, a hard or symbolic link to the file), asked of the databases
+/// themselves: a copy with `--force` would erase the source and copy it into itself.
+///
+/// # Errors
+/// An input error (exit code 2) naming both sides and why they are one database.
+pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> Result<()> {
+    let (Some(s), Some(t)) = (source.identity().await?, target.identity().await?) else {
+        return Ok(());
+    };
+    let Some(shared) = s.shared(&t) else {
+        return Ok(());
+    };
+    let (from, to) = (source.locator(), target.locator());
+    let why = match (from, to) {
+        (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
+            let main = s.parts.first().is_some_and(|p| p == shared)
+                && t.parts.first().is_some_and(|p| p == shared);
+            let real = a.canonicalize().ok();
+            if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r)) {
+                through_link(a, b, &real)
+            } else if main {
+                format!("{} is a hard link of {}: both are {s}", b.display(), a.display())
+            } else {
+                format!(
+                    "{} and {} share their -wal file, so writing one rewrites the other",
+                    b.display(),
+                    a.display()
+                )
+            }
+        }
+        _ => format!("both are {t}"),
+    };
+    Err(same_database(from, to, &why))
+}
+
+/// Which database a locator names as a target, asked of the database (see [`Identity`]).
+///
+/// # Errors
+/// When the target cannot be reached (or is a PostgreSQL standby).
+pub async fn target_identity(locator: &Locator) -> Result<Option<Identity>> {
+    open_target(locator).await?.identity().await
 }
 
 /// Copies `source` into `target`, then verifies (unless `options.verify` is false).
@@ -103,6 +167,7 @@ pub async fn copy(
     refuse_same(source, target)?;
     let source = open_source(source).await?;
     let target = open_target(target).await?;
+    refuse_same_database(source.as_ref(), target.as_ref()).await?;
     ferry_core::engine::copy(source, target, options, cx).await
 }
 

@@ -293,3 +293,49 @@ async fn mysql_orphans_are_found_before_writing() {
         "{msg}"
     );
 }
+
+/// `localhost` and `127.0.0.1` are one MySQL server: copying a database into itself is refused
+/// before anything is written, `--force` or not, and the source keeps its rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_mysql_database_under_another_spelling_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let my = MyDb::new().await;
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB;
+         INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c');",
+    )
+    .await
+    .unwrap();
+    let rows = "SELECT id, name FROM items ORDER BY id";
+    let before: Vec<(i32, String)> = conn.query(rows).await.unwrap();
+    let source = my.locator();
+    let mut url = url::Url::parse(&my.url).unwrap();
+    let other = match url.host_str() {
+        Some("127.0.0.1") => "localhost",
+        Some("localhost") => "127.0.0.1",
+        other => panic!("this test spells the server as localhost and 127.0.0.1, not {other:?}"),
+    };
+    url.set_host(Some(other)).unwrap();
+    let target = ferry::Locator::parse(url.as_str()).unwrap();
+    for force in [false, true] {
+        let o = ferry::CopyOptions {
+            force,
+            ..options(dir.path())
+        };
+        let err = ferry::copy(&source, &target, &o, &context(true))
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("are the same database")
+                && msg.contains(&format!("schema `{}`", my.name))
+                && !msg.contains('\n'),
+            "{msg}"
+        );
+        let after: Vec<(i32, String)> = conn.query(rows).await.unwrap();
+        assert_eq!(after, before);
+    }
+    conn.disconnect().await.unwrap();
+}

@@ -83,6 +83,7 @@ pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
     Ok(Validated {
         source_host,
         target_key: c.to.to_string(),
+        target: None,
     })
 }
 

@@ -81,23 +81,10 @@ pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
     let c = check(body)?;
     Ok(Validated {
         source_host: host_of(&c.source),
-        target_key: target_key(&c.target),
+        // Replaced by the database's identity when the job is created (`super::database_key`).
+        target_key: format!("{}://{}", c.target.backend(), host_of(&c.target)),
+        target: Some(c.target),
     })
-}
-
-/// The target without user, password or query: the same database however it is logged into.
-fn target_key(target: &Locator) -> String {
-    match target {
-        Locator::Sqlite { path } => format!(
-            "sqlite://{}",
-            path.canonicalize()
-                .unwrap_or_else(|_| path.clone())
-                .display()
-        ),
-        Locator::Postgres { url } | Locator::Mysql { url } => {
-            format!("{}://{}{}", target.backend(), host_of(target), url.path())
-        }
-    }
 }
 
 /// # Errors
@@ -184,6 +171,29 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(v.source_host, "db.example:5433");
-        assert_eq!(v.target_key, "postgres://127.0.0.1/new");
+        assert!(!v.target_key.contains("secret"), "{}", v.target_key);
+    }
+
+    /// Unreachable at creation, the spellings of one server still give one key.
+    #[tokio::test]
+    async fn normalised_keys_join_spellings_and_hide_credentials() {
+        let key = |u: &str| {
+            let l = Locator::parse(u).unwrap();
+            async move { super::super::normalised_key(&l).await }
+        };
+        let a = key("postgres://w:secret@127.0.0.1:5432/new").await;
+        assert_eq!(a, "postgres://127.0.0.1:5432/new");
+        assert_eq!(key("postgres://other@localhost/new").await, a);
+        assert_ne!(key("postgres://w@localhost/new?schema=b").await, a);
+        assert_eq!(
+            key("mysql://root:pw@localhost/app").await,
+            "mysql://127.0.0.1:3306/app"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let through = format!("sqlite://{}/../t.db", sub.display());
+        let direct = format!("sqlite://{}/t.db", dir.path().display());
+        assert_eq!(key(&through).await, key(&direct).await);
     }
 }

@@ -12,6 +12,7 @@ pub mod peertube;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_core::report::Report;
 use serde::de::DeserializeOwned;
@@ -86,6 +87,81 @@ pub struct Validated {
     pub source_host: String,
     /// Where the job writes, without credentials: one non-dry-run job per key at a time.
     pub target_key: String,
+    /// The database the job writes into, when it writes into one: the job's `target_key` is
+    /// then [`database_key`] of it, resolved when the job is created.
+    pub target: Option<ferry::Locator>,
+}
+
+/// How long creating a job waits for its target database to say who it is.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one-job-per-target key of a database: what the database says it is (so `localhost` and
+/// `127.0.0.1`, a default port written or not, and another user's login are one target), or,
+/// when it cannot be reached at this moment, [`normalised_key`]. A SQLite file is keyed by its
+/// real path, as a target file usually does not exist until its first job creates it.
+pub async fn database_key(target: &ferry::Locator) -> String {
+    if matches!(target, ferry::Locator::Sqlite { .. }) {
+        return normalised_key(target).await;
+    }
+    match tokio::time::timeout(IDENTIFY_TIMEOUT, ferry::target_identity(target)).await {
+        Ok(Ok(Some(identity))) => identity.key(),
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => normalised_key(target).await,
+    }
+}
+
+/// The target as an address: the host resolved (its lowest IPv4 address, else its lowest IPv6
+/// one, so `localhost` is `127.0.0.1`), the default port filled in, the database (PostgreSQL's
+/// default: the user's name) and schema; no user or password. A SQLite file: its real path
+/// (the folder's, with the file name, when the file does not exist yet).
+pub async fn normalised_key(target: &ferry::Locator) -> String {
+    use ferry::Locator;
+    match target {
+        Locator::Sqlite { path } => {
+            let real = path.canonicalize().ok().or_else(|| {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                let parent = parent.unwrap_or(std::path::Path::new("."));
+                Some(parent.canonicalize().ok()?.join(path.file_name()?))
+            });
+            format!(
+                "sqlite://{}",
+                real.unwrap_or_else(|| path.clone()).display()
+            )
+        }
+        Locator::Postgres { url } | Locator::Mysql { url } => {
+            let postgres = matches!(target, Locator::Postgres { .. });
+            let host = url
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .unwrap_or("localhost")
+                .trim_matches(['[', ']'])
+                .to_ascii_lowercase();
+            let port = url.port().unwrap_or(if postgres { 5432 } else { 3306 });
+            let address = resolve(&host, port).await.unwrap_or(host);
+            let mut db = url.path().trim_matches('/').to_string();
+            if db.is_empty() && postgres {
+                db = url.username().to_string();
+            }
+            let schema = url
+                .query_pairs()
+                .find(|(k, _)| k == "schema")
+                .map(|(_, v)| format!("?schema={v}"))
+                .unwrap_or_default();
+            format!("{}://{address}:{port}/{db}{schema}", target.backend())
+        }
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Option<String> {
+    let found = tokio::time::timeout(IDENTIFY_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .ok()?
+        .ok()?;
+    let mut addresses: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
+    addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+    addresses.first().map(|a| match a {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    })
 }
 
 /// A 400 with its message (which names the field).

@@ -64,8 +64,10 @@ pub fn validate(body: &Value, targets: &Targets) -> Result<Validated, BadRequest
     }
     Ok(Validated {
         source_host: b.source_host.clone(),
-        // One PeerTube import at a time into the server's database.
+        // One import at a time into the server's database (the key is its identity, shared
+        // with copy jobs into it: `super::database_key`).
         target_key: target.redacted(),
+        target: Some(target),
     })
 }
 
