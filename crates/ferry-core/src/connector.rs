@@ -31,6 +31,12 @@ pub struct SchemaOptions {
 pub trait Source: Send + Sync {
     fn locator(&self) -> &Locator;
 
+    /// How this source gives every read one consistent picture of the data (for the report:
+    /// "SQLite WAL snapshot", "PostgreSQL exported snapshot"...), once `schema` has run.
+    fn snapshot_method(&self) -> Option<String> {
+        None
+    }
+
     /// Discovers every table (and what is not copied: views, triggers, virtual tables), with
     /// exact row counts.
     ///

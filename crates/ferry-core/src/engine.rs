@@ -89,6 +89,7 @@ pub async fn copy(
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
     let schema = source.schema(&options.schema).await?;
+    report.source_snapshot = source.snapshot_method();
     let unmatched = options
         .schema
         .filter

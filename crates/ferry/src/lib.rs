@@ -27,7 +27,7 @@ fn unsupported(locator: &Locator) -> Error {
 pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
     match locator {
         #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path } => Ok(Arc::new(ferry_sqlite::SqliteSource::open(path)?)),
+        Locator::Sqlite { .. } => Ok(Arc::new(ferry_sqlite::SqliteSource::open(locator)?)),
         #[cfg(feature = "postgres")]
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresSource::open(locator).await?,
@@ -46,7 +46,14 @@ pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
 pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
     match locator {
         #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path } => Ok(Arc::new(ferry_sqlite::SqliteTarget::open(path)?)),
+        Locator::Sqlite { path, snapshot } => {
+            if *snapshot != ferry_core::locator::SqliteSnapshot::InPlace {
+                return Err(Error::input(format!(
+                    "{locator}: ?snapshot= applies to a source only: remove it from the target"
+                )));
+            }
+            Ok(Arc::new(ferry_sqlite::SqliteTarget::open(path)?))
+        }
         #[cfg(feature = "postgres")]
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresTarget::open(locator).await?,
@@ -77,7 +84,7 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
 
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
     let same = match (source, target) {
-        (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
+        (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
             a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
         }
         (a, b) => a == b,
@@ -122,7 +129,11 @@ pub async fn verify(
     let src = open_source(source).await?;
     let tgt = open_source(target).await?;
     let mut report = Report::new(source.redacted(), target.redacted(), false);
-    match ferry_core::verify::verify_only(src, tgt, dialect.as_ref(), filter, workers, cx).await {
+    let result =
+        ferry_core::verify::verify_only(src.clone(), tgt, dialect.as_ref(), filter, workers, cx)
+            .await;
+    report.source_snapshot = src.snapshot_method();
+    match result {
         Ok(v) => report.verify = v,
         Err(e) if e.kind() == ErrorKind::Cancelled => report.status = Status::Cancelled,
         Err(e) => {
