@@ -37,6 +37,11 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// How many reads the caller runs at once (the copy's and verification's workers), told
+    /// before `schema`: a source whose reader connections share one snapshot, opened together
+    /// at the start, opens that many.
+    fn expect_readers(&self, _readers: usize) {}
+
     /// Discovers every table (and what is not copied: views, triggers, virtual tables), with
     /// exact row counts.
     ///

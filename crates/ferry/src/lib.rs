@@ -128,6 +128,7 @@ pub async fn verify(
     let dialect = dialect(target)?;
     let src = open_source(source).await?;
     let tgt = open_source(target).await?;
+    src.expect_readers(workers);
     let mut report = Report::new(source.redacted(), target.redacted(), false);
     let result =
         ferry_core::verify::verify_only(src.clone(), tgt, dialect.as_ref(), filter, workers, cx)
