@@ -248,10 +248,7 @@ mod tests {
             }
         );
         assert_eq!(l.to_string(), "sqlite:///var/lib/app.db?snapshot=backup");
-        for bad in [
-            "sqlite:///app.db?mode=ro",
-            "sqlite:///app.db?snapshot=wal",
-        ] {
+        for bad in ["sqlite:///app.db?mode=ro", "sqlite:///app.db?snapshot=wal"] {
             let err = Locator::parse(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2);
             assert_eq!(err.to_string().lines().count(), 1, "{err}");

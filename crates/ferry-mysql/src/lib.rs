@@ -106,9 +106,15 @@ impl Source for MysqlSource {
     ) -> Result<()> {
         let snapshot = self.snapshot().await?;
         let mut lease = snapshot.checkout().await?;
-        let result =
-            read::read_table(&mut lease.conn, table, batch_rows, self.zero_dates, tx, &cancel)
-                .await;
+        let result = read::read_table(
+            &mut lease.conn,
+            table,
+            batch_rows,
+            self.zero_dates,
+            tx,
+            &cancel,
+        )
+        .await;
         snapshot.give_back(lease, result.is_ok()).await;
         result
     }

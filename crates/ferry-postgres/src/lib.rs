@@ -54,7 +54,11 @@ impl Source for PostgresSource {
     }
 
     fn snapshot_method(&self) -> Option<String> {
-        let held = self.snapshot.try_lock().map(|s| s.is_some()).unwrap_or(true);
+        let held = self
+            .snapshot
+            .try_lock()
+            .map(|s| s.is_some())
+            .unwrap_or(true);
         held.then(|| "PostgreSQL exported snapshot".to_string())
     }
 

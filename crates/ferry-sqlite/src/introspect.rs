@@ -288,9 +288,7 @@ impl Aggregates {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = ranges
                     .iter()
-                    .map(|&range| {
-                        scope.spawn(move || query(&*pool.checkout()?, Some(range)))
-                    })
+                    .map(|&range| scope.spawn(move || query(&*pool.checkout()?, Some(range))))
                     .collect();
                 handles
                     .into_iter()

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{Dialect, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::locator::SqliteSnapshot;
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
-use ferry_core::locator::SqliteSnapshot;
 use ferry_core::{Error, Locator, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -41,6 +41,9 @@ pub struct Snapshot {
     single: bool,
     /// Immutable reads of a file other processes could open: what must not change.
     stamp: Option<Stamp>,
+    /// The first connection, kept out of the pool when its read transaction is what holds the
+    /// picture for the others (the shared lock, the WAL snapshot): no read error can end it.
+    _holder: Option<Mutex<Connection>>,
     idle: Mutex<Idle>,
     returned: Condvar,
     description: String,
@@ -219,14 +222,29 @@ impl Snapshot {
         {
             let src = live.checkout()?;
             let mut dst = Connection::open(&copy).map_err(sql_err)?;
-            rusqlite::backup::Backup::new(&src, &mut dst)
-                .and_then(|b| b.run_to_completion(-1, std::time::Duration::from_millis(50), None))
-                .map_err(|e| Error::run(format!("SQLite backup of {}: {e}", path.display())))?;
+            let failed = |e: rusqlite::Error| {
+                Error::run(format!("SQLite backup of {}: {e}", path.display()))
+            };
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(failed)?;
+            // Every page in one step: the source connection's read transaction stays open
+            // throughout, so the copy is exactly its snapshot.
+            loop {
+                use rusqlite::backup::StepResult;
+                match backup.step(-1).map_err(failed)? {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                }
+            }
+            drop(backup);
             dst.pragma_update(None, "journal_mode", "DELETE")
                 .map_err(sql_err)?;
         }
         live.check()?;
-        let description = format!("SQLite online backup copy (taken in a {})", live.description);
+        let description = format!(
+            "SQLite online backup copy (taken in a {})",
+            live.description
+        );
         drop(live);
         let conn = open::connect(&copy, true)?;
         begin(&conn)?;
@@ -250,16 +268,22 @@ impl Snapshot {
         description: String,
         backup: Option<tempfile::TempDir>,
     ) -> Self {
+        // Rollback journal (immutable readers behind the first one's lock) and WAL snapshots:
+        // the first connection only holds.
+        let hold = (immutable && stamp.is_none() && backup.is_none()) || wal.is_some();
+        let (holder, conns) = if hold {
+            (Some(Mutex::new(first)), Vec::new())
+        } else {
+            (None, vec![first])
+        };
         Self {
             path: path.to_path_buf(),
             immutable,
             wal,
             single: false,
             stamp,
-            idle: Mutex::new(Idle {
-                conns: vec![first],
-                lost: false,
-            }),
+            _holder: holder,
+            idle: Mutex::new(Idle { conns, lost: false }),
             returned: Condvar::new(),
             description,
             _backup: backup,
@@ -307,15 +331,18 @@ impl Snapshot {
                     self.path.display()
                 )));
             }
-            idle = self
-                .returned
-                .wait(idle)
-                .unwrap_or_else(|e| e.into_inner());
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     fn join(&self) -> Result<Connection> {
         let conn = open::connect(&self.path, self.immutable)?;
+        if self.wal.is_some() {
+            // SQLite can only move a connection to a snapshot once it has opened the WAL,
+            // which its first read does.
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(sql_err)?;
+        }
         conn.execute_batch("BEGIN").map_err(sql_err)?;
         if let Some(wal) = &self.wal {
             let mut tries = 0;

@@ -35,7 +35,9 @@ impl WalSnapshot {
         Ok(Self(snapshot))
     }
 
-    /// Starts `conn`'s read transaction (after `BEGIN`, before any read) on this snapshot.
+    /// Starts `conn`'s read transaction on this snapshot: after `BEGIN`, before any read in
+    /// that transaction, and after a first read before it (SQLite opens the WAL on a
+    /// connection's first read and cannot move a connection without one to a snapshot).
     pub fn join(&self, conn: &Connection) -> Result<(), String> {
         // SAFETY: the handle is a live connection used only by this thread for the call; the
         // snapshot record is alive (owned by self) and SQLite only reads it.
@@ -51,5 +53,54 @@ impl Drop for WalSnapshot {
     fn drop(&mut self) {
         // SAFETY: the record was allocated by sqlite3_snapshot_get and is freed exactly once.
         unsafe { ffi::sqlite3_snapshot_free(self.0) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.cargo/config.toml` must reach the C build (a build without it would not even link).
+    #[test]
+    fn sqlite_is_built_with_the_snapshot_api() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "ENABLE_SNAPSHOT"),
+            "{options:?}"
+        );
+    }
+
+    /// A second connection joins the first one's snapshot, not the data committed since.
+    #[test]
+    fn a_joined_connection_sees_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let app = Connection::open(&path).unwrap();
+        app.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        let first = Connection::open(&path).unwrap();
+        first.execute_batch("BEGIN").unwrap();
+        assert_eq!(count(&first), 1);
+        let snapshot = WalSnapshot::get(&first).unwrap();
+        app.execute_batch("INSERT INTO t VALUES (2)").unwrap();
+        let second = Connection::open(&path).unwrap();
+        assert_eq!(count(&second), 2);
+        second.execute_batch("BEGIN").unwrap();
+        snapshot.join(&second).unwrap();
+        assert_eq!(count(&second), 1);
+        assert_eq!(count(&app), 2);
     }
 }
