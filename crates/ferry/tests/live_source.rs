@@ -27,6 +27,12 @@ struct Tally {
 }
 
 impl Tally {
+    /// After the writer stopped: it never failed, and it committed during the copy.
+    fn worked_during_copy(&self, during: u64) {
+        assert!(self.errors.lock().unwrap().is_empty(), "{:?}", self.errors);
+        assert!(during > 0, "the writer committed during the copy");
+    }
+
     fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
     }
@@ -123,6 +129,22 @@ fn copy_options(dir: &std::path::Path) -> ferry::CopyOptions {
     }
 }
 
+/// Copies `source` into a new PostgreSQL database once the writer runs: the report, the
+/// target and how many transfers the writer committed during the copy.
+async fn copy_during_writes(
+    source: &ferry::Locator,
+    tally: &Tally,
+    dir: &std::path::Path,
+) -> (ferry::Report, TestDb, u64) {
+    tally.wait_for_commits(5).await;
+    let pg = TestDb::new().await;
+    let before = tally.commits();
+    let report = ferry::copy(source, &pg.locator(), &copy_options(dir), &context(false))
+        .await
+        .unwrap();
+    (report, pg, tally.commits() - before)
+}
+
 /// The copy in PostgreSQL: the total, the events and the transfer counter.
 async fn copied(pg: &TestDb) -> (i64, i64, i64) {
     let row = pg
@@ -170,26 +192,10 @@ async fn sqlite_wal_source_copied_while_written() {
     sqlite_source(&src, "WAL");
     let tally = Tally::default();
     let writer = sqlite_writer(&src, &tally);
-    tally.wait_for_commits(5).await;
-    let pg = TestDb::new().await;
-    let before = tally.commits();
-    let report = ferry::copy(
-        &sqlite(&src),
-        &pg.locator(),
-        &copy_options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    let during = tally.commits() - before;
+    let (report, pg, during) = copy_during_writes(&sqlite(&src), &tally, dir.path()).await;
     tally.stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    assert!(
-        tally.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        tally.errors
-    );
-    assert!(during > 0, "the writer committed during the copy");
+    tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "SQLite WAL snapshot").await;
 }
 
@@ -215,11 +221,7 @@ async fn sqlite_rollback_journal_source_makes_writers_wait() {
     tally.wait_for_commits(after + 5).await;
     tally.stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    assert!(
-        tally.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        tally.errors
-    );
+    assert!(tally.errors.lock().unwrap().is_empty());
     assert_consistent(&report, &pg, "SQLite shared lock (writers wait)").await;
     assert!(
         !dir.path().join("app.db-wal").exists() && !dir.path().join("app.db-shm").exists(),
@@ -252,12 +254,7 @@ async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
     let files_after: Vec<String> = snapshot(dir.path()).into_iter().map(|(n, _)| n).collect();
     tally.stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    assert!(
-        tally.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        tally.errors
-    );
-    assert!(during > 0, "the writer committed during the copy");
+    tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "SQLite online backup copy").await;
     assert_eq!(
         files_after, files_before,
@@ -378,26 +375,10 @@ async fn postgres_source_copied_while_written() {
             }
         })
     };
-    tally.wait_for_commits(5).await;
-    let pg = TestDb::new().await;
-    let before = tally.commits();
-    let report = ferry::copy(
-        &src.locator(),
-        &pg.locator(),
-        &copy_options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    let during = tally.commits() - before;
+    let (report, pg, during) = copy_during_writes(&src.locator(), &tally, dir.path()).await;
     tally.stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
-    assert!(
-        tally.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        tally.errors
-    );
-    assert!(during > 0, "the writer committed during the copy");
+    tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "PostgreSQL exported snapshot").await;
 }
 
@@ -452,26 +433,10 @@ async fn mysql_source_copied_while_written() {
             let _ = conn.disconnect().await;
         })
     };
-    tally.wait_for_commits(5).await;
-    let pg = TestDb::new().await;
-    let before = tally.commits();
-    let report = ferry::copy(
-        &my.locator(),
-        &pg.locator(),
-        &copy_options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    let during = tally.commits() - before;
+    let (report, pg, during) = copy_during_writes(&my.locator(), &tally, dir.path()).await;
     tally.stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
-    assert!(
-        tally.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        tally.errors
-    );
-    assert!(during > 0, "the writer committed during the copy");
+    tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "MySQL consistent snapshot on 2 connections").await;
     assert!(
         report
@@ -480,5 +445,50 @@ async fn mysql_source_copied_while_written() {
             .is_some_and(|s| s.contains("FLUSH TABLES WITH READ LOCK held")),
         "{:?}",
         report.source_snapshot
+    );
+}
+
+/// A user without the RELOAD privilege cannot take FLUSH TABLES WITH READ LOCK: one
+/// connection's snapshot serves every read, and the report says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_without_reload_reads_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let my = MyDb::new().await;
+    let user = format!("ferry_noreload_{}", std::process::id());
+    let mut admin = my_connect(&mysql_admin_url()).await;
+    admin
+        .query_drop(format!(
+            "CREATE TABLE {db}.a (id INT PRIMARY KEY, v INT); INSERT INTO {db}.a VALUES (1, 10), (2, 20);
+             CREATE TABLE {db}.b (id INT PRIMARY KEY); INSERT INTO {db}.b VALUES (1);
+             DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%';
+             GRANT SELECT, SHOW VIEW ON {db}.* TO '{user}'@'%';",
+            db = my.name
+        ))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&my.url).unwrap();
+    url.set_username(&user).unwrap();
+    let pg = TestDb::new().await;
+    let report = ferry::copy(
+        &ferry::Locator::parse(url.as_str()).unwrap(),
+        &pg.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await;
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert_eq!(report.verify.len(), 2);
+    let how = report.source_snapshot.unwrap();
+    assert!(
+        how.starts_with(
+            "MySQL consistent snapshot on 1 connection (FLUSH TABLES WITH READ LOCK refused"
+        ),
+        "{how}"
     );
 }
