@@ -202,7 +202,7 @@ async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
     let locator = Locator::parse(db)?;
     match &locator {
         #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path } => {
+        Locator::Sqlite { path, .. } => {
             let path = path.clone();
             let sql = sql.to_string();
             let shown = locator.redacted();

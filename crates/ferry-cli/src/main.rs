@@ -171,8 +171,16 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                 for suffix in ["", "-wal", "-shm", "-journal"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", dst.display()));
                 }
-                let (source, target) =
-                    (Locator::Sqlite { path: src }, Locator::Sqlite { path: dst });
+                let (source, target) = (
+                    Locator::Sqlite {
+                        path: src,
+                        snapshot: Default::default(),
+                    },
+                    Locator::Sqlite {
+                        path: dst,
+                        snapshot: Default::default(),
+                    },
+                );
                 eprintln!("Copying {source} to {target}");
                 let options = CopyOptions {
                     reject_dir: dir.join("rejects"),

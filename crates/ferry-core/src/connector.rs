@@ -78,6 +78,17 @@ pub trait Source: Send + Sync {
     /// When the database cannot be asked.
     async fn identity(&self) -> Result<Option<Identity>>;
 
+    /// How this source gives every read one consistent picture of the data (for the report:
+    /// "SQLite WAL snapshot", "PostgreSQL exported snapshot"...), once `schema` has run.
+    fn snapshot_method(&self) -> Option<String> {
+        None
+    }
+
+    /// How many reads the caller runs at once (the copy's and verification's workers), told
+    /// before `schema`: a source whose reader connections share one snapshot, opened together
+    /// at the start, opens that many.
+    fn expect_readers(&self, _readers: usize) {}
+
     /// Discovers every table (and what is not copied: views, triggers, virtual tables), with
     /// exact row counts.
     ///

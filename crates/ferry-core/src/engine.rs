@@ -88,7 +88,9 @@ pub async fn copy(
 
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
+    source.expect_readers(options.workers);
     let schema = source.schema(&options.schema).await?;
+    report.source_snapshot = source.snapshot_method();
     let unmatched = options
         .schema
         .filter

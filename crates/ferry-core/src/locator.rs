@@ -8,12 +8,25 @@ use crate::error::{Error, Result};
 /// Where data lives. Parsing checks the scheme before any connection is made.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Locator {
-    /// `sqlite:///abs/app.db` or `sqlite://rel/app.db` (also `sqlite:app.db`).
-    Sqlite { path: PathBuf },
+    /// `sqlite:///abs/app.db` or `sqlite://rel/app.db` (also `sqlite:app.db`);
+    /// `?snapshot=backup` reads a source through a temporary copy made by SQLite's backup API.
+    Sqlite {
+        path: PathBuf,
+        snapshot: SqliteSnapshot,
+    },
     /// `postgres://user:pass@host:port/db` (or `postgresql://`). Kept whole for the driver.
     Postgres { url: url::Url },
     /// `mysql://user:pass@host:port/db` (or `mariadb://`).
     Mysql { url: url::Url },
+}
+
+/// How a SQLite source is read: in place, in one snapshot held for the whole run (default), or
+/// from a temporary copy taken with SQLite's online backup API (`?snapshot=backup`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSnapshot {
+    #[default]
+    InPlace,
+    Backup,
 }
 
 /// The backends ferry knows, as data: the planner and the registry match on this, not on URLs.
@@ -51,7 +64,8 @@ impl Locator {
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" | "sqlite3" => {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
-                let path = path.split('?').next().unwrap_or_default();
+                let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                let snapshot = sqlite_query(query)?;
                 if path.is_empty() {
                     return Err(Error::input(
                         "sqlite locator has no path: write sqlite:///absolute/path.db or sqlite://relative/path.db",
@@ -60,6 +74,7 @@ impl Locator {
                 let path = percent_decode(path);
                 Ok(Locator::Sqlite {
                     path: PathBuf::from(path),
+                    snapshot,
                 })
             }
             "postgres" | "postgresql" => Ok(Locator::Postgres {
@@ -86,6 +101,27 @@ impl Locator {
     pub fn redacted(&self) -> String {
         self.to_string()
     }
+}
+
+/// The query string of a SQLite locator: only `snapshot=backup` is understood.
+fn sqlite_query(query: &str) -> Result<SqliteSnapshot> {
+    let mut snapshot = SqliteSnapshot::InPlace;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match (key.as_ref(), value.as_ref()) {
+            ("snapshot", "backup") => snapshot = SqliteSnapshot::Backup,
+            ("snapshot", other) => {
+                return Err(Error::input(format!(
+                    "snapshot={other} is not understood in a sqlite locator: use ?snapshot=backup (or nothing)"
+                )));
+            }
+            (other, _) => {
+                return Err(Error::input(format!(
+                    "unknown sqlite locator parameter '{other}': the only one is ?snapshot=backup"
+                )));
+            }
+        }
+    }
+    Ok(snapshot)
 }
 
 fn parse_url(text: &str) -> Result<url::Url> {
@@ -126,7 +162,13 @@ fn percent_decode(text: &str) -> String {
 impl fmt::Display for Locator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Locator::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
+            Locator::Sqlite { path, snapshot } => {
+                write!(f, "sqlite://{}", path.display())?;
+                if *snapshot == SqliteSnapshot::Backup {
+                    f.write_str("?snapshot=backup")?;
+                }
+                Ok(())
+            }
             Locator::Postgres { url } | Locator::Mysql { url } => {
                 let mut url = url.clone();
                 if url.password().is_some() {
@@ -168,26 +210,54 @@ mod tests {
         assert_eq!(
             Locator::parse("sqlite:///var/lib/app.db").unwrap(),
             Locator::Sqlite {
-                path: "/var/lib/app.db".into()
+                path: "/var/lib/app.db".into(),
+                snapshot: SqliteSnapshot::InPlace
             }
         );
         assert_eq!(
             Locator::parse("sqlite://rel/app.db").unwrap(),
             Locator::Sqlite {
-                path: "rel/app.db".into()
+                path: "rel/app.db".into(),
+                snapshot: SqliteSnapshot::InPlace
             }
         );
         assert_eq!(
             Locator::parse("sqlite:app.db").unwrap(),
             Locator::Sqlite {
-                path: "app.db".into()
+                path: "app.db".into(),
+                snapshot: SqliteSnapshot::InPlace
             }
         );
         assert_eq!(
             Locator::parse("sqlite:///tmp/my%20app.db").unwrap(),
             Locator::Sqlite {
-                path: "/tmp/my app.db".into()
+                path: "/tmp/my app.db".into(),
+                snapshot: SqliteSnapshot::InPlace
             }
+        );
+    }
+
+    #[test]
+    fn sqlite_query_parameters() {
+        let l = Locator::parse("sqlite:///var/lib/app.db?snapshot=backup").unwrap();
+        assert_eq!(
+            l,
+            Locator::Sqlite {
+                path: "/var/lib/app.db".into(),
+                snapshot: SqliteSnapshot::Backup
+            }
+        );
+        assert_eq!(l.to_string(), "sqlite:///var/lib/app.db?snapshot=backup");
+        for bad in ["sqlite:///app.db?mode=ro", "sqlite:///app.db?snapshot=wal"] {
+            let err = Locator::parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert_eq!(err.to_string().lines().count(), 1, "{err}");
+        }
+        assert!(
+            Locator::parse("sqlite:///app.db?mode=ro")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown sqlite locator parameter 'mode'")
         );
     }
 

@@ -64,6 +64,10 @@ pub struct Report {
     pub dry_run: bool,
     pub source: String,
     pub target: String,
+    /// How the source was read as one consistent picture while its application may run
+    /// ("SQLite WAL snapshot", "PostgreSQL exported snapshot", ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_snapshot: Option<String>,
     pub elapsed_s: f64,
     pub stats: BTreeMap<String, TableStats>,
     pub verify: BTreeMap<String, VerifyTable>,
@@ -88,6 +92,7 @@ impl Report {
             dry_run,
             source,
             target,
+            source_snapshot: None,
             elapsed_s: 0.0,
             stats: BTreeMap::new(),
             verify: BTreeMap::new(),
@@ -177,6 +182,9 @@ impl Report {
                     }
                 }
             }
+        }
+        if let Some(how) = &self.source_snapshot {
+            let _ = writeln!(out, "source read: {how}");
         }
         for s in &self.not_copied {
             let _ = writeln!(out, "not copied: {} {}: {}", s.kind, s.name, s.reason);

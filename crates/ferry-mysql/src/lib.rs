@@ -5,6 +5,7 @@ pub mod connect;
 mod dialect;
 mod introspect;
 mod read;
+mod snapshot;
 mod type_map;
 mod write;
 
@@ -23,11 +24,18 @@ use tokio_util::sync::CancellationToken;
 pub use connect::ZeroDates;
 pub use dialect::MysqlDialect;
 
-/// A MySQL or MariaDB database, read-only. `?zero_dates=null` maps zero dates to NULL.
+/// A MySQL or MariaDB database, read-only. `?zero_dates=null` maps zero dates to NULL. Every
+/// read (schema, rows, orphans, verification) runs on a connection of one consistent snapshot,
+/// taken at the first use and held until the source is dropped (`snapshot.rs`).
 pub struct MysqlSource {
     locator: Locator,
     url: String,
     zero_dates: ZeroDates,
+    readers: std::sync::atomic::AtomicUsize,
+    /// Take the global read lock so every connection starts at one moment (not for a target
+    /// read back after ferry wrote it).
+    lock: bool,
+    snapshot: tokio::sync::OnceCell<Arc<snapshot::Snapshot>>,
 }
 
 async fn identity(url: &str) -> Result<Option<Identity>> {
@@ -44,11 +52,32 @@ impl MysqlSource {
         let (url, zero_dates) = connect::parse(locator)?;
         let conn = connect::connect(&url, true).await?;
         let _ = conn.disconnect().await;
-        Ok(Self {
-            locator: locator.clone(),
+        Ok(Self::new(locator.clone(), url, zero_dates, true))
+    }
+
+    fn new(locator: Locator, url: String, zero_dates: ZeroDates, lock: bool) -> Self {
+        Self {
+            locator,
             url,
             zero_dates,
-        })
+            lock,
+            readers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .into(),
+            snapshot: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<&snapshot::Snapshot> {
+        self.snapshot
+            .get_or_try_init(|| async {
+                let readers = self.readers.load(std::sync::atomic::Ordering::Relaxed);
+                snapshot::Snapshot::start(&self.url, readers, self.lock)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .map(|s| s.as_ref())
     }
 }
 
@@ -62,10 +91,20 @@ impl Source for MysqlSource {
         identity(&self.url).await
     }
 
+    fn snapshot_method(&self) -> Option<String> {
+        self.snapshot.get().map(|s| s.description().to_string())
+    }
+
+    fn expect_readers(&self, readers: usize) {
+        self.readers
+            .store(readers.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
-        let mut conn = connect::connect(&self.url, true).await?;
-        let schema = introspect::schema(&mut conn, &options.filter).await;
-        let _ = conn.disconnect().await;
+        let snapshot = self.snapshot().await?;
+        let mut lease = snapshot.checkout().await?;
+        let schema = introspect::schema(&mut lease.conn, &options.filter).await;
+        snapshot.give_back(lease, schema.is_ok()).await;
         schema
     }
 
@@ -76,10 +115,18 @@ impl Source for MysqlSource {
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
-        let mut conn = connect::connect(&self.url, true).await?;
-        let result =
-            read::read_table(&mut conn, table, batch_rows, self.zero_dates, tx, &cancel).await;
-        let _ = conn.disconnect().await;
+        let snapshot = self.snapshot().await?;
+        let mut lease = snapshot.checkout().await?;
+        let result = read::read_table(
+            &mut lease.conn,
+            table,
+            batch_rows,
+            self.zero_dates,
+            tx,
+            &cancel,
+        )
+        .await;
+        snapshot.give_back(lease, result.is_ok()).await;
         result
     }
 
@@ -92,7 +139,9 @@ impl Source for MysqlSource {
         limit: usize,
     ) -> Result<Option<(u64, Vec<String>)>> {
         let (count, keys) = ferry_core::sqltext::ddl::orphans(connect::quote, table, fk, &[]);
-        let mut conn = connect::connect(&self.url, true).await?;
+        let snapshot = self.snapshot().await?;
+        let mut lease = snapshot.checkout().await?;
+        let conn = &mut lease.conn;
         let result = async {
             let n: Option<u64> = conn.query_first(count).await?;
             let shown: Vec<String> = conn.query(format!("{keys} LIMIT {limit}")).await?;
@@ -100,7 +149,7 @@ impl Source for MysqlSource {
         }
         .await
         .map_err(|e| connect::error(&e));
-        let _ = conn.disconnect().await;
+        snapshot.give_back(lease, result.is_ok()).await;
         result.map(Some)
     }
 }
@@ -170,10 +219,11 @@ impl Target for MysqlTarget {
     }
 
     async fn as_source(&self) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(MysqlSource {
-            locator: self.locator.clone(),
-            url: self.url.clone(),
-            zero_dates: ZeroDates::Fail,
-        }))
+        Ok(Arc::new(MysqlSource::new(
+            self.locator.clone(),
+            self.url.clone(),
+            ZeroDates::Fail,
+            false,
+        )))
     }
 }

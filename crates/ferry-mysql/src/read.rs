@@ -1,6 +1,6 @@
 //! Reading a MySQL table: one streamed SELECT (binary protocol, so numbers, dates and times
-//! arrive typed and decimals as their exact text) inside a consistent-snapshot read-only
-//! transaction; ordered by the primary key when there is one.
+//! arrive typed and decimals as their exact text) on a connection of the source's consistent
+//! snapshot (`snapshot.rs`); ordered by the primary key when there is one.
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use ferry_core::Result;
@@ -37,9 +37,6 @@ pub async fn read_table(
                 .join(", ")
         )
     };
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .map_err(|e| error(&e))?;
     // A chunk of a large table: its range of the integer primary key.
     let range = match (&table.locator_range, table.primary_key.as_slice()) {
         (Some((lo, hi)), [key]) => format!(" WHERE {} BETWEEN {lo} AND {hi}", quote(key)),
@@ -65,7 +62,6 @@ pub async fn read_table(
         }
         out.finish().await;
     }
-    conn.query_drop("COMMIT").await.map_err(|e| error(&e))?;
     Ok(())
 }
 

@@ -59,6 +59,15 @@ impl Source for PostgresSource {
         connect::identity(&client).await.map(Some)
     }
 
+    fn snapshot_method(&self) -> Option<String> {
+        let held = self
+            .snapshot
+            .try_lock()
+            .map(|s| s.is_some())
+            .unwrap_or(true);
+        held.then(|| "PostgreSQL exported snapshot".to_string())
+    }
+
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
         let mut snapshot = self.snapshot.lock().await;
         if snapshot.is_none() {

@@ -9,14 +9,14 @@ use ferry_core::schema::{
     Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
 };
 use ferry_core::{Error, Result};
-use std::path::Path;
 
 use rusqlite::Connection;
 
 use crate::open::{quote, sql_err};
+use crate::snapshot::Snapshot;
 use crate::type_map::{self, Declared, Profile};
 
-pub fn schema(conn: &Connection, path: &Path, options: &SchemaOptions) -> Result<Schema> {
+pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Result<Schema> {
     let mut tables = Vec::new();
     let mut skipped = Vec::new();
     let listed: Vec<(String, String, bool)> = conn
@@ -32,7 +32,7 @@ pub fn schema(conn: &Connection, path: &Path, options: &SchemaOptions) -> Result
         }
         match kind.as_str() {
             "table" if options.filter.matches(&name) => {
-                tables.push(table(conn, path, &name, without_rowid, options.profile)?)
+                tables.push(table(conn, pool, &name, without_rowid, options.profile)?)
             }
             "table" => {}
             "view" => skipped.push(skip(
@@ -109,7 +109,7 @@ struct RawColumn {
 
 fn table(
     conn: &Connection,
-    path: &Path,
+    pool: &Snapshot,
     name: &str,
     without_rowid: bool,
     profile: bool,
@@ -160,7 +160,8 @@ fn table(
     };
     let alias_index = raw.iter().position(|c| rowid_alias && c.pk == 1);
     let profiles = scan(
-        path,
+        conn,
+        pool,
         &q,
         &raw,
         &declared,
@@ -245,9 +246,16 @@ impl Aggregates {
         self.exprs.len() - 1
     }
 
-    /// Runs the aggregates; with several rowid ranges, one thread and connection per range
-    /// (the profiling scan is ferry's own CPU work, so it uses every core).
-    fn run(&self, path: &Path, table: &str, ranges: &[(i64, i64)]) -> Result<Vec<i64>> {
+    /// Runs the aggregates; with several rowid ranges, one thread and connection of the
+    /// snapshot per range (the profiling scan is ferry's own CPU work, so it uses every core),
+    /// or the ranges in turn on `conn` when the snapshot has only that one connection.
+    fn run(
+        &self,
+        conn: &Connection,
+        pool: &Snapshot,
+        table: &str,
+        ranges: &[(i64, i64)],
+    ) -> Result<Vec<i64>> {
         let select = self
             .exprs
             .iter()
@@ -270,17 +278,17 @@ impl Aggregates {
             .map_err(|e| Error::run(format!("SQLite: cannot scan {table}: {e}")))
         };
         let parts: Vec<Vec<i64>> = if ranges.len() <= 1 {
-            vec![query(
-                &crate::open::read_only(path)?,
-                ranges.first().copied(),
-            )?]
+            vec![query(conn, ranges.first().copied())?]
+        } else if !pool.parallel() {
+            ranges
+                .iter()
+                .map(|&range| query(conn, Some(range)))
+                .collect::<Result<Vec<_>>>()?
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = ranges
                     .iter()
-                    .map(|&range| {
-                        scope.spawn(move || query(&crate::open::read_only(path)?, Some(range)))
-                    })
+                    .map(|&range| scope.spawn(move || query(&*pool.checkout()?, Some(range))))
                     .collect();
                 handles
                     .into_iter()
@@ -315,7 +323,8 @@ pub fn split_range(range: Option<(i64, i64)>, rows: u64, n: usize) -> Vec<(i64, 
 /// columns holding something else get the full per-class count, in a second pass.
 #[allow(clippy::too_many_arguments)]
 fn scan(
-    path: &Path,
+    conn: &Connection,
+    pool: &Snapshot,
     table: &str,
     raw: &[RawColumn],
     declared: &[Declared],
@@ -368,7 +377,7 @@ fn scan(
     let got = if aggs.exprs.is_empty() {
         Vec::new()
     } else {
-        aggs.run(path, table, &ranges)?
+        aggs.run(conn, pool, table, &ranges)?
     };
     for (i, e) in expected.iter().enumerate() {
         let at = |k: Option<usize>| k.map_or(0, |k| got[k].max(0) as u64);
@@ -399,7 +408,7 @@ fn scan(
                 full.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
             }
         }
-        let got = full.run(path, table, &ranges)?;
+        let got = full.run(conn, pool, table, &ranges)?;
         for (k, &i) in impure.iter().enumerate() {
             let p = &mut profiles[i];
             p.ints = got[k * 4] as u64;
@@ -676,10 +685,11 @@ mod scan_tests {
         .unwrap();
         drop(conn);
         assert!(split_range(Some((1, 250_000)), 250_000, 2).len() == 2);
-        let conn = crate::open::read_only(&path).unwrap();
+        let pool = Snapshot::open(&path, Default::default(), false).unwrap();
+        let conn = pool.checkout().unwrap();
         let schema = super::schema(
             &conn,
-            &path,
+            &pool,
             &SchemaOptions {
                 profile: true,
                 ..Default::default()

@@ -5,8 +5,10 @@ mod dialect;
 mod introspect;
 mod open;
 mod read;
+mod snapshot;
 mod type_map;
 mod value_io;
+mod wal_snapshot;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::locator::SqliteSnapshot;
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
@@ -24,22 +27,62 @@ use tokio_util::sync::CancellationToken;
 pub use dialect::SqliteDialect;
 
 /// A SQLite file opened read-only: never modified, no `-wal`/`-shm` files created beside it.
+/// Every read (schema, profiling, rows, orphans, verification) sees one snapshot, taken at the
+/// first use and held until the source is dropped (`snapshot.rs`).
 pub struct SqliteSource {
     locator: Locator,
     path: PathBuf,
+    how: SqliteSnapshot,
+    /// Log how the file is read (not for a target read back by its own writer, ferry).
+    announce: bool,
+    snapshot: tokio::sync::OnceCell<Arc<snapshot::Snapshot>>,
 }
 
 impl SqliteSource {
     /// # Errors
-    /// An input error when the file is missing or is not a SQLite database.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// An input error when the locator is not SQLite, or the file is missing or is not a
+    /// SQLite database.
+    pub fn open(locator: &Locator) -> Result<Self> {
+        let Locator::Sqlite { path, snapshot } = locator else {
+            return Err(Error::input(format!("{locator} is not a SQLite locator")));
+        };
         open::check_source_file(path)?;
         Ok(Self {
-            locator: Locator::Sqlite {
-                path: path.to_path_buf(),
-            },
-            path: path.to_path_buf(),
+            locator: locator.clone(),
+            path: path.clone(),
+            how: *snapshot,
+            announce: true,
+            snapshot: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The snapshot, taken on first use.
+    async fn snapshot(&self) -> Result<Arc<snapshot::Snapshot>> {
+        self.snapshot
+            .get_or_try_init(|| {
+                let (path, how, announce) = (self.path.clone(), self.how, self.announce);
+                blocking(move || snapshot::Snapshot::open(&path, how, announce).map(Arc::new))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs `f` on a connection of the snapshot, on a blocking thread, then checks that an
+    /// immutable file did not change meanwhile.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &snapshot::Snapshot) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let snapshot = self.snapshot().await?;
+        blocking(move || {
+            let out = {
+                let conn = snapshot.checkout()?;
+                f(&conn, &snapshot)
+            };
+            snapshot.check()?;
+            out
+        })
+        .await
     }
 }
 
@@ -59,13 +102,14 @@ impl Source for SqliteSource {
         open::identity(&self.path)
     }
 
+    fn snapshot_method(&self) -> Option<String> {
+        self.snapshot.get().map(|s| s.description().to_string())
+    }
+
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema> {
-        let (path, options) = (self.path.clone(), options.clone());
-        blocking(move || {
-            let conn = open::read_only(&path)?;
-            introspect::schema(&conn, &path, &options)
-        })
-        .await
+        let options = options.clone();
+        self.with_conn(move |conn, pool| introspect::schema(conn, pool, &options))
+            .await
     }
 
     async fn read(
@@ -75,12 +119,9 @@ impl Source for SqliteSource {
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
-        let (path, table) = (self.path.clone(), table.clone());
-        blocking(move || {
-            let conn = open::read_only(&path)?;
-            read::read_table(&conn, &table, batch_rows, &tx, &cancel)
-        })
-        .await
+        let table = table.clone();
+        self.with_conn(move |conn, _| read::read_table(conn, &table, batch_rows, &tx, &cancel))
+            .await
     }
 
     async fn orphans(
@@ -89,12 +130,9 @@ impl Source for SqliteSource {
         fk: &ForeignKey,
         limit: usize,
     ) -> Result<Option<(u64, Vec<String>)>> {
-        let (path, table, fk) = (self.path.clone(), table.clone(), fk.clone());
-        blocking(move || {
-            let conn = open::read_only(&path)?;
-            introspect::orphans(&conn, &table, &fk, limit).map(Some)
-        })
-        .await
+        let (table, fk) = (table.clone(), fk.clone());
+        self.with_conn(move |conn, _| introspect::orphans(conn, &table, &fk, limit).map(Some))
+            .await
     }
 }
 
@@ -126,6 +164,7 @@ impl SqliteTarget {
         Ok(Self {
             locator: Locator::Sqlite {
                 path: path.to_path_buf(),
+                snapshot: SqliteSnapshot::InPlace,
             },
             path: path.to_path_buf(),
             dialect: SqliteDialect,
@@ -175,6 +214,8 @@ impl Target for SqliteTarget {
     }
 
     async fn as_source(&self) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(SqliteSource::open(&self.path)?))
+        let mut source = SqliteSource::open(&self.locator)?;
+        source.announce = false;
+        Ok(Arc::new(source))
     }
 }

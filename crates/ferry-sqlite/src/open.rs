@@ -61,7 +61,7 @@ fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn identity(path: &Path) -> Result<Option<Identity>> {
     let mut parts = Vec::new();
     let mut label = None;
-    for file in [path.to_path_buf(), wal_path(path)] {
+    for file in [path.to_path_buf(), crate::snapshot::wal_file(path)] {
         let meta = match std::fs::metadata(&file) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -86,26 +86,34 @@ pub fn identity(path: &Path) -> Result<Option<Identity>> {
     Ok(label.map(|label| Identity { parts, label }))
 }
 
-fn wal_path(path: &Path) -> std::path::PathBuf {
-    path.with_file_name(format!(
-        "{}-wal",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ))
+/// Whether the file's header says WAL mode.
+pub fn wal_header(path: &Path) -> bool {
+    let mut header = [0u8; 100];
+    let n = read_prefix(path, &mut header).unwrap_or(0);
+    n >= 20 && (header[18] == 2 || header[19] == 2)
 }
 
 /// Opens `path` read-only. A database in WAL mode whose `-wal` file does not exist is opened
 /// `immutable`, because a plain read-only open would create `-wal` and `-shm` files beside it;
 /// when the `-wal` file exists (the application is running or was not closed cleanly) it holds
-/// committed rows, so the normal read-only mode is used to see them.
+/// committed rows, so the normal read-only mode is used to see them. (Sources read through
+/// `snapshot::Snapshot`, which also checks that no other process has the file open.)
 ///
 /// # Errors
 /// An input error when the file cannot be opened.
 pub fn read_only(path: &Path) -> Result<Connection> {
-    let mut header = [0u8; 100];
-    let n = read_prefix(path, &mut header).unwrap_or(0);
-    let wal_mode = n >= 20 && (header[18] == 2 || header[19] == 2);
-    let wal_file = wal_path(path);
-    let immutable = wal_mode && !wal_file.exists();
+    let immutable = wal_header(path) && !crate::snapshot::wal_file(path).exists();
+    let conn = connect(path, immutable)?;
+    register_unknown_collations(&conn, &[])?;
+    Ok(conn)
+}
+
+/// Opens `path` read-only (`immutable`: without locks, trusting that nothing writes it), with
+/// a busy timeout.
+///
+/// # Errors
+/// An input error when the file cannot be opened.
+pub fn connect(path: &Path, immutable: bool) -> Result<Connection> {
     let uri = format!(
         "file:{}?mode=ro{}",
         uri_path(path),
@@ -125,7 +133,6 @@ pub fn read_only(path: &Path) -> Result<Connection> {
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql_err)?;
-    register_unknown_collations(&conn, &[])?;
     Ok(conn)
 }
 

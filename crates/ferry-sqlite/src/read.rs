@@ -1,6 +1,6 @@
 //! Reading a SQLite table: keyset pages on the rowid (or, for WITHOUT ROWID tables, one
-//! ordered scan of the primary key's b-tree), never OFFSET, inside one read transaction so
-//! every page sees the same snapshot.
+//! ordered scan of the primary key's b-tree), never OFFSET, on a connection of the source's
+//! snapshot (`snapshot.rs`), so every page of every table sees the same data.
 
 use ferry_core::schema::{Paging, Table};
 use ferry_core::value::Batch;
@@ -27,8 +27,7 @@ pub fn read_table(
     } else {
         cols.join(", ")
     };
-    conn.execute_batch("BEGIN").map_err(sql_err)?;
-    let result = (|| {
+    (|| {
         match table.paging {
             Paging::RowLocator => {
                 // A chunk reads only its range of rowids (the whole table reads from its
@@ -106,7 +105,5 @@ pub fn read_table(
                 Ok(())
             }
         }
-    })();
-    let _ = conn.execute_batch("COMMIT");
-    result
+    })()
 }

@@ -28,7 +28,7 @@ fn unsupported(locator: &Locator) -> Error {
 pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
     match locator {
         #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path } => Ok(Arc::new(ferry_sqlite::SqliteSource::open(path)?)),
+        Locator::Sqlite { .. } => Ok(Arc::new(ferry_sqlite::SqliteSource::open(locator)?)),
         #[cfg(feature = "postgres")]
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresSource::open(locator).await?,
@@ -47,7 +47,14 @@ pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
 pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
     match locator {
         #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path } => Ok(Arc::new(ferry_sqlite::SqliteTarget::open(path)?)),
+        Locator::Sqlite { path, snapshot } => {
+            if *snapshot != ferry_core::locator::SqliteSnapshot::InPlace {
+                return Err(Error::input(format!(
+                    "{locator}: ?snapshot= applies to a source only: remove it from the target"
+                )));
+            }
+            Ok(Arc::new(ferry_sqlite::SqliteTarget::open(path)?))
+        }
         #[cfg(feature = "postgres")]
         Locator::Postgres { .. } => Ok(Arc::new(
             ferry_postgres::PostgresTarget::open(locator).await?,
@@ -81,7 +88,7 @@ pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
     let why = match (source, target) {
         (a, b) if a == b => Some("the same locator".to_string()),
-        (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
+        (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
             match (a.canonicalize(), b.canonicalize()) {
                 (Ok(x), Ok(y)) if x == y => Some(through_link(a, b, &x)),
                 _ => None,
@@ -125,7 +132,7 @@ pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> R
     };
     let (from, to) = (source.locator(), target.locator());
     let why = match (from, to) {
-        (Locator::Sqlite { path: a }, Locator::Sqlite { path: b }) => {
+        (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
             let main = s.parts.first().is_some_and(|p| p == shared)
                 && t.parts.first().is_some_and(|p| p == shared);
             let real = a.canonicalize().ok();
@@ -186,8 +193,13 @@ pub async fn verify(
     let dialect = dialect(target)?;
     let src = open_source(source).await?;
     let tgt = open_source(target).await?;
+    src.expect_readers(workers);
     let mut report = Report::new(source.redacted(), target.redacted(), false);
-    match ferry_core::verify::verify_only(src, tgt, dialect.as_ref(), filter, workers, cx).await {
+    let result =
+        ferry_core::verify::verify_only(src.clone(), tgt, dialect.as_ref(), filter, workers, cx)
+            .await;
+    report.source_snapshot = src.snapshot_method();
+    match result {
         Ok(v) => report.verify = v,
         Err(e) if e.kind() == ErrorKind::Cancelled => report.status = Status::Cancelled,
         Err(e) => {

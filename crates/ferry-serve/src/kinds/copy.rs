@@ -64,7 +64,7 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
 /// The host (and port) of a database locator, or the file of a SQLite one.
 pub fn host_of(locator: &Locator) -> String {
     match locator {
-        Locator::Sqlite { path } => path.display().to_string(),
+        Locator::Sqlite { path, .. } => path.display().to_string(),
         Locator::Postgres { url } | Locator::Mysql { url } => {
             let host = url.host_str().unwrap_or("localhost");
             match url.port() {

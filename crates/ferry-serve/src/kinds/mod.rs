@@ -116,7 +116,7 @@ pub async fn database_key(target: &ferry::Locator) -> String {
 pub async fn normalised_key(target: &ferry::Locator) -> String {
     use ferry::Locator;
     match target {
-        Locator::Sqlite { path } => {
+        Locator::Sqlite { path, .. } => {
             let real = path.canonicalize().ok().or_else(|| {
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
                 let parent = parent.unwrap_or(std::path::Path::new("."));

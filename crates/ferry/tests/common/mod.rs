@@ -104,6 +104,7 @@ pub fn quirks_db(dir: &Path) -> PathBuf {
 pub fn sqlite(path: &Path) -> ferry::Locator {
     ferry::Locator::Sqlite {
         path: path.to_path_buf(),
+        snapshot: Default::default(),
     }
 }
 
