@@ -122,8 +122,32 @@ pub async fn verify(
     let src = open_source(source).await?;
     let tgt = open_source(target).await?;
     let mut report = Report::new(source.redacted(), target.redacted(), false);
-    match ferry_core::verify::verify_only(src, tgt, dialect.as_ref(), filter, workers, cx).await {
-        Ok(v) => report.verify = v,
+    let verified = async {
+        let mut v = ferry_core::verify::verify_only(
+            src,
+            tgt.clone(),
+            dialect.as_ref(),
+            filter,
+            workers,
+            cx,
+        )
+        .await?;
+        // Differences from a source still taking writes are not a failed copy: read the
+        // differing tables' source once more, in a new read, to tell the two apart.
+        if !v.differing().is_empty() {
+            let again = open_source(source).await?;
+            v.recheck_source(again, tgt, cx).await?;
+        }
+        Ok::<_, Error>(v)
+    }
+    .await;
+    match verified {
+        Ok(v) => {
+            report.verify = v.tables;
+            report.warnings = v.warnings;
+        }
+        // A --tables name the source lacks: bad input, exit 2.
+        Err(e) if e.kind() == ErrorKind::Input => return Err(e),
         Err(e) if e.kind() == ErrorKind::Cancelled => report.status = Status::Cancelled,
         Err(e) => {
             report.status = Status::Failed;
