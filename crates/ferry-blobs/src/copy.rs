@@ -375,10 +375,13 @@ pub(crate) async fn reachable(store: &Store, op: &Operator) -> Result<()> {
         return Ok(());
     }
     op.check().await.map_err(|e| {
-        Error::input(store.scrub(&format!(
-            "cannot reach {store}: {} (check the endpoint, bucket and credentials)",
-            one_line(&e)
-        )))
+        // An S3 error code already says what to do; a transport error does not.
+        let hint = if crate::store::s3_code(&e).is_some() {
+            ""
+        } else {
+            ": check the endpoint and that the server runs"
+        };
+        Error::input(store.scrub(&format!("cannot reach {store}: {}{hint}", one_line(&e))))
     })
 }
 

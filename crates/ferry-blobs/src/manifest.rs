@@ -269,7 +269,12 @@ fn sqlite_keys(path: &std::path::Path, sql: &str, shown: &str) -> Result<(Vec<St
 async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| Error::input(format!("cannot connect to manifest database {shown}: {e}")))?;
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot connect to manifest database {shown}: {}",
+                pg_message(&e)
+            ))
+        })?;
     let conn = tokio::spawn(connection);
     // Read-only like every ferry source: a manifest query cannot change the database.
     // The simple protocol returns every value as text, whatever its type.
@@ -283,8 +288,7 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
     .map_err(|e| {
         Error::input(format!(
             "manifest query failed on {shown}: {}",
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            pg_message(&e)
         ))
     });
     drop(client);
@@ -299,6 +303,17 @@ async fn postgres_keys(url: &str, sql: &str, shown: &str) -> Result<(Vec<String>
         }
     }
     Ok((keys, nulls))
+}
+
+/// The server's own message (tokio-postgres' `Display` says only "db error" for those), else
+/// the error with its cause.
+#[cfg(feature = "postgres")]
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
 }
 
 #[cfg(feature = "mysql")]

@@ -93,9 +93,14 @@ fn a_tenth_of_a_million_rows_changed_is_counted_exactly_in_bounded_memory() {
         "{extra:?}"
     );
 
-    let rss = j["peak_rss_mb"].as_f64().expect("peak_rss_mb in the summary");
+    let rss = j["peak_rss_mb"]
+        .as_f64()
+        .expect("peak_rss_mb in the summary");
     eprintln!("peak RSS {rss:.0} MB");
-    assert!(rss < 100.0, "ferry verify peaked at {rss:.0} MB (limit 100)");
+    assert!(
+        rss < 100.0,
+        "ferry verify peaked at {rss:.0} MB (limit 100)"
+    );
 
     assert!(
         run.stderr

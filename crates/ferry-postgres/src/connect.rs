@@ -53,7 +53,7 @@ pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
         .map_err(|e| connect_error(&config, &e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "PostgreSQL connection closed");
+            tracing::debug!(error = %error(&e), "PostgreSQL connection closed");
         }
     });
     let setup = if read_only {

@@ -59,11 +59,17 @@ async fn connect(url: &str) -> Result<Client> {
         let shown = ferry_core::Locator::parse(url)
             .map(|l| l.redacted())
             .unwrap_or_else(|_| "the --store URL".into());
-        Error::new(format!("cannot connect to the job store {shown}: {e}"))
+        Error::new(format!(
+            "cannot connect to the job store {shown}: {}",
+            crate::error::pg_message(&e)
+        ))
     })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::warn!("Job store connection closed: {e}");
+            tracing::warn!(
+                "Job store connection closed: {}",
+                crate::error::pg_message(&e)
+            );
         }
     });
     Ok(client)
