@@ -41,13 +41,17 @@ pub async fn copy(
     source.check_apart(target)?;
     let mut report = Report::new(source.to_string(), target.to_string(), options.dry_run);
     let src = open_source(source).await?;
-    let dst = target.operator(!options.dry_run)?;
-    reachable(target, &dst).await?;
+    // A remote target is checked before the manifest is read (fail fast); a local target
+    // folder is created only once the manifest has been read (bad input writes nothing).
+    if target.kind() != Kind::Local {
+        reachable(target, &target.operator(false)?).await?;
+    }
 
     ctx.observer.event(&BlobEvent::Phase(format!(
         "Reading the manifest ({source})"
     )));
     let resolved = manifest.resolve(source, &src).await?;
+    let dst = target.operator(!options.dry_run)?;
     for w in &resolved.warnings {
         ctx.observer.event(&BlobEvent::Warning(w.clone()));
     }
