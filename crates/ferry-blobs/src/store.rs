@@ -224,13 +224,13 @@ impl Store {
             }
         }
         .map_err(|e| Error::input(self.scrub(&format!("{self}: {}", one_line(&e)))))?;
-        // Transient failures are retried a few times within about two seconds (OpenDAL's
-        // default waits up to a minute and logs every attempt at warn level with the request
-        // context: hundreds of lines for an unreachable endpoint). Retries are logged at debug.
+        // Transient failures are retried three times within about two seconds (OpenDAL's
+        // default logs every attempt at warn level with the whole request context: hundreds
+        // of lines for an unreachable endpoint). Retries are logged at debug.
         let secrets = self.secrets.clone();
         let retry = opendal::layers::RetryLayer::new()
             .with_jitter()
-            .with_min_delay(std::time::Duration::from_millis(200))
+            .with_min_delay(std::time::Duration::from_millis(250))
             .with_max_delay(std::time::Duration::from_secs(1))
             .with_max_times(3)
             .with_notify(move |event: opendal::layers::RetryEvent<'_>| {

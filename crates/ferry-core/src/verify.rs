@@ -598,3 +598,30 @@ fn render_key(pair: &Pair, row_values: &[Value], key_values: &[Value]) -> String
             .join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_counts_each_kind_and_duplicates_of_a_keyless_row() {
+        let mut source = vec![(3, 30), (1, 10), (2, 20), (2, 20), (5, 50)];
+        let mut target = vec![(2, 20), (3, 31), (4, 40), (5, 50)];
+        source.sort_unstable_by_key(|p| p.0);
+        target.sort_unstable_by_key(|p| p.0);
+        let d = merge(&source, &target);
+        assert_eq!((d.missing, d.extra, d.different), (1, 1, 2));
+        assert_eq!(d.missing_keys, [1]);
+        assert_eq!(d.extra_keys, [4]);
+        // Key 2: two identical rows in the source, one in the target.
+        assert_eq!(d.different_keys, [2, 3]);
+    }
+
+    #[test]
+    fn merge_counts_past_the_keys_it_lists() {
+        let source: Vec<(u64, u64)> = (0..1000).map(|k| (k, k)).collect();
+        let d = merge(&source, &[]);
+        assert_eq!(d.missing, 1000);
+        assert_eq!(d.missing_keys.len(), MAX_KEYS);
+    }
+}
