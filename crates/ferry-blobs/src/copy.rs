@@ -41,13 +41,17 @@ pub async fn copy(
     source.check_apart(target)?;
     let mut report = Report::new(source.to_string(), target.to_string(), options.dry_run);
     let src = open_source(source).await?;
-    let dst = target.operator(!options.dry_run)?;
-    reachable(target, &dst).await?;
+    // A remote target is checked before the manifest is read (fail fast); a local target
+    // folder is created only once the manifest has been read (bad input writes nothing).
+    if target.kind() != Kind::Local {
+        reachable(target, &target.operator(false)?).await?;
+    }
 
     ctx.observer.event(&BlobEvent::Phase(format!(
         "Reading the manifest ({source})"
     )));
     let resolved = manifest.resolve(source, &src).await?;
+    let dst = target.operator(!options.dry_run)?;
     for w in &resolved.warnings {
         ctx.observer.event(&BlobEvent::Warning(w.clone()));
     }
@@ -375,10 +379,13 @@ pub(crate) async fn reachable(store: &Store, op: &Operator) -> Result<()> {
         return Ok(());
     }
     op.check().await.map_err(|e| {
-        Error::input(store.scrub(&format!(
-            "cannot reach {store}: {} (check the endpoint, bucket and credentials)",
-            one_line(&e)
-        )))
+        // An S3 error code already says what to do; a transport error does not.
+        let hint = if crate::store::s3_code(&e).is_some() {
+            ""
+        } else {
+            ": check the endpoint and that the server runs"
+        };
+        Error::input(store.scrub(&format!("cannot reach {store}: {}{hint}", one_line(&e))))
     })
 }
 

@@ -277,8 +277,7 @@ async fn postgres_keys(locator: &Locator, sql: &str) -> Result<(Vec<String>, usi
     let messages = client.simple_query(sql).await.map_err(|e| {
         Error::input(format!(
             "manifest query failed on {shown}: {}",
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            pg_message(&e)
         ))
     });
     drop(client);
@@ -292,6 +291,17 @@ async fn postgres_keys(locator: &Locator, sql: &str) -> Result<(Vec<String>, usi
         }
     }
     Ok((keys, nulls))
+}
+
+/// The server's own message (tokio-postgres' `Display` says only "db error" for those), else
+/// the error with its cause.
+#[cfg(feature = "postgres")]
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
 }
 
 #[cfg(feature = "mysql")]

@@ -224,7 +224,28 @@ impl Store {
             }
         }
         .map_err(|e| Error::input(self.scrub(&format!("{self}: {}", one_line(&e)))))?;
-        Ok(op.layer(opendal::layers::RetryLayer::new().with_jitter()))
+        // Transient failures are retried three times within about two seconds (OpenDAL's
+        // default logs every attempt at warn level with the whole request context: hundreds
+        // of lines for an unreachable endpoint). Retries are logged at debug.
+        let secrets = self.secrets.clone();
+        let retry = opendal::layers::RetryLayer::new()
+            .with_jitter()
+            .with_min_delay(std::time::Duration::from_millis(250))
+            .with_max_delay(std::time::Duration::from_secs(1))
+            .with_max_times(3)
+            .with_notify(move |event: opendal::layers::RetryEvent<'_>| {
+                let mut why = one_line(event.err);
+                for s in &secrets {
+                    why = why.replace(s.as_str(), "***");
+                }
+                tracing::debug!(
+                    "retrying {:?} (attempt {}) in {:.1}s: {why}",
+                    event.op,
+                    event.attempt,
+                    event.retry_after.as_secs_f64()
+                );
+            });
+        Ok(op.layer(retry))
     }
 
     /// S3 (and compatible servers): options from the URL's query, else the standard AWS
@@ -300,10 +321,77 @@ fn resolved(path: &Path) -> PathBuf {
     absolute
 }
 
-/// An OpenDAL error as one line (its `Display` can span lines).
+/// An OpenDAL error as one short line: an S3 error by its status and code (what to do about
+/// refused credentials or a missing bucket), anything else by its kind, message and innermost
+/// cause ("Connection refused"). The request context (URL, every response header) is left out:
+/// it made a 900-character line and says nothing an operator acts on.
 pub(crate) fn one_line(e: &opendal::Error) -> String {
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = flat(e.message());
     let text = e.to_string();
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    if let Some(code) = s3_code(e) {
+        let status = text
+            .find("status: ")
+            .map(|i| {
+                text[i + 8..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("{s} "))
+            .unwrap_or_default();
+        let said = quoted_field(&message, "message").unwrap_or_default();
+        return match code.as_str() {
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "InvalidSecurity" => format!(
+                "S3 refused the credentials ({status}{code}): check access_key_id and secret_access_key"
+            ),
+            "AccessDenied" => format!(
+                "S3 denied access ({status}{code}): check that the credentials may use this bucket"
+            ),
+            "NoSuchBucket" => {
+                format!("the bucket does not exist ({status}{code}): create it or check its name")
+            }
+            _ => format!("S3 said {status}{code}: {said}"),
+        };
+    }
+    let head = text
+        .split([',', '='])
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut line = if message.is_empty() {
+        head
+    } else {
+        format!("{head}: {message}")
+    };
+    let mut cause = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c);
+        cause = c.source();
+    }
+    if let Some(c) = innermost {
+        line.push_str(&format!(" ({})", flat(&c.to_string())));
+    }
+    line
+}
+
+/// The error code of an S3 error response (`InvalidAccessKeyId`, `NoSuchBucket`...).
+pub(crate) fn s3_code(e: &opendal::Error) -> Option<String> {
+    quoted_field(e.message(), "code")
+}
+
+/// `name: "value"` in a Rust `Debug` rendering (how OpenDAL shows an S3 error body).
+fn quoted_field(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+    let end = text[start..].find('"')?;
+    Some(text[start..start + end].to_string())
 }
 
 /// The optional OpenDAL services compiled into this build.

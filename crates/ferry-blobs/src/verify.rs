@@ -203,6 +203,11 @@ pub async fn verify(
     // The target's count of manifest files plus what is extra there.
     table.target_rows = table.source_rows - missing + extras_left;
     table.checksum_match = missing == 0 && different == 0 && extras_left == 0;
+    (
+        table.missing_count,
+        table.different_count,
+        table.extra_count,
+    ) = (missing, different, extras_left);
     if missing + different + extras_left > 0 {
         report.warnings.push(format!(
             "verify: {missing} missing at the target, {different} different, {extras_left} extra{}",

@@ -90,10 +90,28 @@ fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
     Ok((source, Locator::parse(&e.target)?))
 }
 
-fn workers(s: &Selection) -> usize {
-    s.workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1)
+fn workers(s: &Selection) -> Result<usize, Error> {
+    match s.workers {
+        Some(0) => Err(Error::input(
+            "--workers must be at least 1: it is how many tables are processed at once",
+        )),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+    }
+}
+
+/// `--batch-size` (or a spec's `batch_size`, named by `what`) within 1..=MAX_BATCH_ROWS.
+pub(crate) fn check_batch_size(rows: usize, what: &str) -> Result<(), Error> {
+    let max = ferry_core::engine::MAX_BATCH_ROWS;
+    if rows == 0 {
+        return Err(Error::input(format!("{what} must be at least 1 row")));
+    }
+    if rows > max {
+        return Err(Error::input(format!(
+            "{what} {rows} is too large: at most {max} rows per batch (each batch is held in memory, about three per table); the default is 10000"
+        )));
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli, bars: bool) -> i32 {
@@ -103,16 +121,15 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             let result = async {
                 let (source, target) = locators(&args.endpoints)?;
                 let filter = TableFilter::new(&args.selection.tables, &args.selection.exclude)?;
-                if args.batch_size == 0 {
-                    return Err(Error::input("--batch-size must be at least 1"));
-                }
+                check_batch_size(args.batch_size, "--batch-size")?;
+                let workers = workers(&args.selection)?;
                 let options = CopyOptions {
                     schema: SchemaOptions {
                         filter,
                         profile: true,
                     },
                     batch_rows: args.batch_size,
-                    workers: workers(&args.selection),
+                    workers,
                     dry_run: args.dry_run,
                     force: args.force,
                     ignore_errors: args.ignore_errors,
@@ -135,14 +152,8 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             let result = async {
                 let (source, target) = locators(&args.endpoints)?;
                 let filter = TableFilter::new(&args.selection.tables, &args.selection.exclude)?;
-                ferry::verify(
-                    &source,
-                    &target,
-                    filter,
-                    workers(&args.selection),
-                    &context(bars, false),
-                )
-                .await
+                let workers = workers(&args.selection)?;
+                ferry::verify(&source, &target, filter, workers, &context(bars, false)).await
             }
             .await;
             finish(result, summary.as_deref(), &args.endpoints, false)

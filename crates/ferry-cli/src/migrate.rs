@@ -145,6 +145,19 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
         Some(d) => ferry::TableFilter::new(&d.tables, &d.exclude)?,
         None => ferry::TableFilter::default(),
     };
+    if let Some(d) = &spec.database {
+        if let Some(rows) = d.batch_size {
+            crate::check_batch_size(rows, "[database] batch_size")?;
+        }
+        if d.workers == Some(0) {
+            return Err(Error::input("[database] workers must be at least 1"));
+        }
+    }
+    if let Some(b) = &spec.blobs
+        && b.workers == Some(0)
+    {
+        return Err(Error::input("[blobs] workers must be at least 1"));
+    }
     let stores = match &spec.blobs {
         Some(b) => Some((Store::parse(&b.source)?, Store::parse(&b.target)?)),
         None => None,
@@ -167,8 +180,8 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
                 filter: filter.clone(),
                 ..defaults.schema.clone()
             },
-            workers: d.workers.unwrap_or(defaults.workers).max(1),
-            batch_rows: d.batch_size.unwrap_or(defaults.batch_rows).max(1),
+            workers: d.workers.unwrap_or(defaults.workers),
+            batch_rows: d.batch_size.unwrap_or(defaults.batch_rows),
             ..defaults
         };
         let r = ferry::copy(source, target, &options, &crate::context(bars, args.yes)).await?;

@@ -21,6 +21,9 @@ use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::value::Batch;
 use crate::verify;
 
+/// The largest batch accepted: a batch is held in memory about three times per table.
+pub const MAX_BATCH_ROWS: usize = 1_000_000;
+
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
     pub schema: SchemaOptions,
@@ -80,6 +83,13 @@ pub async fn copy(
     cx: &Context,
 ) -> Result<Report> {
     let started = Instant::now();
+    // The front-ends say this in their own words (flag or spec key); this guards the rest.
+    if !(1..=MAX_BATCH_ROWS).contains(&options.batch_rows) || options.workers == 0 {
+        return Err(Error::input(format!(
+            "the batch size must be 1 to {MAX_BATCH_ROWS} rows and workers at least 1 (got {} and {})",
+            options.batch_rows, options.workers
+        )));
+    }
     let mut report = Report::new(
         source.locator().redacted(),
         target.locator().redacted(),
@@ -91,17 +101,9 @@ pub async fn copy(
     source.expect_readers(options.workers);
     let schema = source.schema(&options.schema).await?;
     report.source_snapshot = source.snapshot_method();
-    let unmatched = options
-        .schema
-        .filter
-        .unmatched_names(schema.tables.iter().map(|t| t.name.as_str()));
-    if !unmatched.is_empty() {
-        return Err(Error::input(format!(
-            "--tables names tables the source does not have: {}; run --dry-run without --tables to list them",
-            unmatched.join(", ")
-        )));
-    }
+    let filter_warnings = options.schema.filter.check(&schema)?;
     let mut plan = plan::build(&schema, target.dialect());
+    plan.warnings.extend(filter_warnings);
     check_orphans(
         source.as_ref(),
         &schema,

@@ -45,6 +45,21 @@ pub struct VerifyTable {
     pub missing_keys: Vec<String>,
     pub extra_keys: Vec<String>,
     pub different_keys: Vec<String>,
+    /// How many rows (keys) are missing from the target, extra in it, or different: exact,
+    /// unless `counts_partial` says they cover only part of the table.
+    pub missing_count: u64,
+    pub extra_count: u64,
+    pub different_count: u64,
+    /// Set when so many rows differ that only some key buckets were counted (memory bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts_partial: Option<String>,
+    /// Set when a second read of the source found it changed since the first: the
+    /// differences may be writes made since the copy, not a failed copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_changed: Option<String>,
+    /// The source's (rows, digest) from the first read, to tell a live source from a bad copy.
+    #[serde(skip)]
+    pub source_digest: (u64, u64),
     /// How values were compared, in words.
     pub rule: String,
     /// Set when the comparison itself could not be made (a table missing on one side).
@@ -170,8 +185,21 @@ impl Report {
                     let _ = write!(out, ", {e}");
                 } else if !v.checksum_match {
                     let _ = write!(out, ", content differs");
+                    if v.missing_count + v.extra_count + v.different_count > 0 {
+                        let _ = write!(
+                            out,
+                            ": {} missing in target, {} extra, {} different",
+                            v.missing_count, v.extra_count, v.different_count
+                        );
+                    }
+                    if let Some(p) = &v.counts_partial {
+                        let _ = write!(out, " ({p})");
+                    }
                 }
                 let _ = writeln!(out);
+                if let Some(c) = &v.source_changed {
+                    let _ = writeln!(out, "verify: {c}");
+                }
                 for (what, keys) in [
                     ("missing in target", &v.missing_keys),
                     ("extra in target", &v.extra_keys),

@@ -210,6 +210,10 @@ pub struct SkippedObject {
 #[derive(Debug, Clone, Serialize)]
 pub struct Schema {
     pub backend: Backend,
+    /// Tables the source has that `--tables`/`--exclude` left out (to warn about an
+    /// `--exclude` name that matches nothing).
+    #[serde(skip)]
+    pub filtered_out: Vec<String>,
     pub tables: Vec<Table>,
     pub skipped: Vec<SkippedObject>,
     /// User-defined types the tables use (enums, domains), as the source's own DDL: a target of

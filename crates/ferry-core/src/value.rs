@@ -105,9 +105,12 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(width: usize, rows: usize) -> Self {
+        // Room for the batch up front only up to a bound: a huge `--batch-size` against a small
+        // table must not reserve rows × width values it will never fill.
+        const MAX_RESERVED_VALUES: usize = 1 << 18;
         Self {
             width,
-            values: Vec::with_capacity(width * rows),
+            values: Vec::with_capacity(width.saturating_mul(rows).min(MAX_RESERVED_VALUES)),
             locators: Vec::new(),
         }
     }

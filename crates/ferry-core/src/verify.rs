@@ -1,7 +1,9 @@
 //! Verification: reads both sides back and compares, per table, the row count and an
-//! order-independent content digest of canonicalised rows (see `hash`). On a mismatch a second,
-//! narrowed pass (only rows whose key falls in a differing bucket) lists the keys that differ.
-//! The copy's own counters are never taken as proof.
+//! order-independent content digest of canonicalised rows (see `hash`). On a mismatch a second
+//! pass keeps 16 bytes per row of the differing key buckets (key hash, row hash), capped, and a
+//! sorted merge of both sides counts the missing, extra and different keys exactly; a third pass
+//! renders only the keys shown (at most `MAX_KEYS` of each kind). Memory stays bounded however
+//! many rows differ. The copy's own counters are never taken as proof.
 //!
 //! Values are compared by meaning: each side's value is converted to the column's comparison
 //! type before hashing (0/1 and false/true are equal as booleans; the same instant written with
@@ -30,15 +32,24 @@ use crate::value::{Batch, Value};
 
 /// At most this many keys are listed per kind of difference.
 const MAX_KEYS: usize = 20;
-/// The narrowed pass gives up listing keys past this many candidate rows (memory bound).
+/// Rows of differing buckets the second pass keeps per side (16 bytes each: 32 MB a side);
+/// buckets past it are left out and the counts say they cover part of the table.
 const MAX_DIFF_ROWS: usize = 2_000_000;
 const VERIFY_BATCH: usize = 10_000;
+
+/// The outcome of `verify_only`.
+pub struct Verified {
+    pub tables: BTreeMap<String, VerifyTable>,
+    /// About the table selection (an `--exclude` name the source does not have).
+    pub warnings: Vec<String>,
+    plan: Plan,
+}
 
 /// Verifies a source against a target on its own (`ferry verify`): plans as a copy would, so
 /// table and column names match what the copy created.
 ///
 /// # Errors
-/// When either side cannot be read.
+/// When either side cannot be read; an input error for a `--tables` name the source lacks.
 pub async fn verify_only(
     source: Arc<dyn Source>,
     target: Arc<dyn Source>,
@@ -46,17 +57,81 @@ pub async fn verify_only(
     filter: TableFilter,
     workers: usize,
     cx: &Context,
-) -> Result<BTreeMap<String, VerifyTable>> {
+) -> Result<Verified> {
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
     let schema = source
         .schema(&SchemaOptions {
-            filter,
+            filter: filter.clone(),
             profile: true,
         })
         .await?;
+    let warnings = filter.check(&schema)?;
     let plan = plan::build(&schema, dialect);
-    verify_plan(source, target, &plan, workers, cx).await
+    let tables = verify_plan(source, target, &plan, workers, cx).await?;
+    Ok(Verified {
+        tables,
+        warnings,
+        plan,
+    })
+}
+
+impl Verified {
+    /// Tables whose content differs (a comparison was made and did not match).
+    pub fn differing(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|(_, v)| v.error.is_none() && !v.ok())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Reads the source side of every differing table once more through `source` (opened
+    /// again by the caller: a new read, so a new snapshot) and, where its digest moved since the
+    /// first read, says the source is taking writes: the differences may be writes made since
+    /// the copy rather than a failed copy. Returns the tables that moved.
+    ///
+    /// # Errors
+    /// When a side cannot be read.
+    pub async fn recheck_source(
+        &mut self,
+        source: Arc<dyn Source>,
+        target: Arc<dyn Source>,
+        cx: &Context,
+    ) -> Result<Vec<String>> {
+        let differing = self.differing();
+        if differing.is_empty() {
+            return Ok(Vec::new());
+        }
+        cx.observer.event(&Event::Phase(
+            "Reading the differing tables' source again (is it taking writes?)".into(),
+        ));
+        let (_, pairs) = prepare(target.as_ref(), &self.plan).await?;
+        let mut moved = Vec::new();
+        for pair in pairs.iter().filter(|p| differing.contains(&p.name)) {
+            // The whole table as it is now: the first read stopped at the largest row locator
+            // the schema counted, which would hide rows inserted since.
+            let whole = Table {
+                locator_range: None,
+                ..pair.source.clone()
+            };
+            let again = digest_side(&source, &whole, pair, &Pass::Digest, &cx.cancel)
+                .await
+                .map_err(|e| e.context(format!("verifying \"{}\"", pair.name)))?;
+            let Some(v) = self.tables.get_mut(&pair.name) else {
+                continue;
+            };
+            if (again.digest.rows, again.digest.sum) != v.source_digest {
+                v.source_changed = Some(format!(
+                    "the source changed while verifying: table {} is taking writes ({} rows, then {}); \
+                     differences may be writes since the copy, not a failed copy: stop the application's writes and verify again",
+                    pair.name, v.source_digest.0, again.digest.rows
+                ));
+                moved.push(pair.name.clone());
+            }
+        }
+        Ok(moved)
+    }
 }
 
 /// One table's comparison, prepared: what to read on each side and how to compare.
@@ -82,6 +157,51 @@ pub async fn verify_plan(
     workers: usize,
     cx: &Context,
 ) -> Result<BTreeMap<String, VerifyTable>> {
+    let (mut results, pairs) = prepare(target.as_ref(), plan).await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
+    let mut tasks = JoinSet::new();
+    for pair in pairs {
+        let (source, target, permits) = (source.clone(), target.clone(), permits.clone());
+        let (observer, cancel) = (cx.observer.clone(), cx.cancel.clone());
+        let rule = rule_text(plan.source, plan.target);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            observer.event(&Event::VerifyStarted {
+                table: pair.name.clone(),
+                rows: pair.source.row_count,
+            });
+            let result = verify_table(&source, &target, &pair, &cancel)
+                .await
+                .map(|mut v| {
+                    v.rule = rule;
+                    v
+                });
+            if let Ok(v) = &result {
+                observer.event(&Event::VerifyFinished {
+                    table: pair.name.clone(),
+                    matched: v.ok(),
+                });
+            }
+            (pair.name, result)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) =
+            joined.map_err(|e| Error::run(format!("a verify task panicked: {e}")))?;
+        results.insert(
+            name.clone(),
+            result.map_err(|e| e.context(format!("verifying \"{name}\"")))?,
+        );
+    }
+    Ok(results)
+}
+
+/// Matches every planned table with the target's: the pairs to compare, and a result already
+/// for each table that cannot be compared (missing in the target, columns missing).
+async fn prepare(
+    target: &dyn Source,
+    plan: &Plan,
+) -> Result<(BTreeMap<String, VerifyTable>, Vec<Pair>)> {
     let target_schema = target
         .schema(&SchemaOptions {
             filter: TableFilter::default(),
@@ -160,42 +280,7 @@ pub async fn verify_plan(
         });
     }
 
-    let permits = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
-    let mut tasks = JoinSet::new();
-    for pair in pairs {
-        let (source, target, permits) = (source.clone(), target.clone(), permits.clone());
-        let (observer, cancel) = (cx.observer.clone(), cx.cancel.clone());
-        let rule = rule_text(plan.source, plan.target);
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("never closed");
-            observer.event(&Event::VerifyStarted {
-                table: pair.name.clone(),
-                rows: pair.source.row_count,
-            });
-            let result = verify_table(&source, &target, &pair, &cancel)
-                .await
-                .map(|mut v| {
-                    v.rule = rule;
-                    v
-                });
-            if let Ok(v) = &result {
-                observer.event(&Event::VerifyFinished {
-                    table: pair.name.clone(),
-                    matched: v.ok(),
-                });
-            }
-            (pair.name, result)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (name, result) =
-            joined.map_err(|e| Error::run(format!("a verify task panicked: {e}")))?;
-        results.insert(
-            name.clone(),
-            result.map_err(|e| e.context(format!("verifying \"{name}\"")))?,
-        );
-    }
-    Ok(results)
+    Ok((results, pairs))
 }
 
 /// A JSON document with sorted keys (the last of duplicate keys wins, as in jsonb) and no
@@ -241,72 +326,192 @@ async fn verify_table(
     cancel: &CancellationToken,
 ) -> Result<VerifyTable> {
     let (s, t) = tokio::try_join!(
-        digest_side(source, &pair.source, pair, None, cancel),
-        digest_side(target, &pair.target, pair, None, cancel)
+        digest_side(source, &pair.source, pair, &Pass::Digest, cancel),
+        digest_side(target, &pair.target, pair, &Pass::Digest, cancel)
     )?;
     let mut v = VerifyTable {
         source_rows: s.digest.rows,
         target_rows: t.digest.rows,
         checksum_match: s.digest.sum == t.digest.sum && s.digest.rows == t.digest.rows,
+        source_digest: (s.digest.rows, s.digest.sum),
         ..Default::default()
     };
     if v.checksum_match {
         return Ok(v);
     }
-    let differing: HashSet<usize> = (0..hash::BUCKETS)
-        .filter(|&b| s.digest.buckets[b] != t.digest.buckets[b])
-        .collect();
+
+    // Pass 2: (key hash, row hash) of the rows in differing buckets, as many buckets as fit
+    // under the cap on each side (pass 1's per-bucket row counts say how many that is).
+    let mut selected = vec![false; hash::BUCKETS];
+    let (mut s_rows, mut t_rows, mut left_out) = (0usize, 0usize, 0usize);
+    for b in 0..hash::BUCKETS {
+        let (sb, tb) = (s.bucket_rows[b] as usize, t.bucket_rows[b] as usize);
+        if s.digest.buckets[b] == t.digest.buckets[b] && sb == tb {
+            continue;
+        }
+        if s_rows + sb <= MAX_DIFF_ROWS && t_rows + tb <= MAX_DIFF_ROWS {
+            selected[b] = true;
+            (s_rows, t_rows) = (s_rows + sb, t_rows + tb);
+        } else {
+            left_out += 1;
+        }
+    }
+    drop((s, t));
+    let (s_pass, t_pass) = (
+        Pass::Collect(&selected, s_rows),
+        Pass::Collect(&selected, t_rows),
+    );
     let (s, t) = tokio::try_join!(
-        digest_side(source, &pair.source, pair, Some(&differing), cancel),
-        digest_side(target, &pair.target, pair, Some(&differing), cancel)
+        digest_side(source, &pair.source, pair, &s_pass, cancel),
+        digest_side(target, &pair.target, pair, &t_pass, cancel)
     )?;
-    if s.overflow || t.overflow {
-        v.error = Some(format!(
-            "too many differing rows to list (over {MAX_DIFF_ROWS})"
+    let (mut s_pairs, mut t_pairs) = (s.pairs, t.pairs);
+    s_pairs.sort_unstable_by_key(|p| p.0);
+    t_pairs.sort_unstable_by_key(|p| p.0);
+    let diff = merge(&s_pairs, &t_pairs);
+    drop((s_pairs, t_pairs));
+    v.missing_count = diff.missing;
+    v.extra_count = diff.extra;
+    v.different_count = diff.different;
+    if left_out > 0 {
+        v.counts_partial = Some(format!(
+            "counted in {} of the {} differing key buckets (they hold over {MAX_DIFF_ROWS} rows): the counts cover only part of the table",
+            selected.iter().filter(|&&b| b).count(),
+            selected.iter().filter(|&&b| b).count() + left_out
         ));
-        return Ok(v);
     }
-    for (key, (hash, shown)) in &s.rows {
-        match t.rows.get(key) {
-            None => push_capped(&mut v.missing_keys, shown),
-            Some((th, _)) if th != hash => push_capped(&mut v.different_keys, shown),
-            _ => {}
+
+    // Pass 3: render only the keys shown.
+    let from_source: HashSet<u64> = diff
+        .missing_keys
+        .iter()
+        .chain(&diff.different_keys)
+        .copied()
+        .collect();
+    let from_target: HashSet<u64> = diff.extra_keys.iter().copied().collect();
+    let (s, t) = tokio::try_join!(
+        async {
+            if from_source.is_empty() {
+                return Ok(Side::default());
+            }
+            let pass = Pass::Render(&from_source);
+            digest_side(source, &pair.source, pair, &pass, cancel).await
+        },
+        async {
+            if from_target.is_empty() {
+                return Ok(Side::default());
+            }
+            let pass = Pass::Render(&from_target);
+            digest_side(target, &pair.target, pair, &pass, cancel).await
         }
-    }
-    for (key, (_, shown)) in &t.rows {
-        if !s.rows.contains_key(key) {
-            push_capped(&mut v.extra_keys, shown);
-        }
-    }
-    for keys in [
-        &mut v.missing_keys,
-        &mut v.different_keys,
-        &mut v.extra_keys,
-    ] {
-        keys.sort();
-    }
+    )?;
+    // A key that a live source no longer has is counted but not shown.
+    let shown = |keys: &[u64], side: &Side| -> Vec<String> {
+        let mut out: Vec<String> = keys
+            .iter()
+            .filter_map(|k| side.shown.get(k).cloned())
+            .collect();
+        out.sort();
+        out
+    };
+    v.missing_keys = shown(&diff.missing_keys, &s);
+    v.different_keys = shown(&diff.different_keys, &s);
+    v.extra_keys = shown(&diff.extra_keys, &t);
     Ok(v)
 }
 
-fn push_capped(list: &mut Vec<String>, key: &str) {
-    if list.len() < MAX_KEYS {
-        list.push(key.to_string());
+/// The outcome of merging both sides' sorted (key hash, row hash) lists: exact counts, and the
+/// first `MAX_KEYS` key hashes of each kind.
+#[derive(Default, Debug)]
+struct Diff {
+    missing: u64,
+    extra: u64,
+    different: u64,
+    missing_keys: Vec<u64>,
+    extra_keys: Vec<u64>,
+    different_keys: Vec<u64>,
+}
+
+/// Sorted (key hash, row hash) pairs folded per key: the sum of the row hashes of every row
+/// with that key (keyless tables count duplicates this way).
+fn per_key(pairs: &[(u64, u64)]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pairs.chunk_by(|a, b| a.0 == b.0).map(|rows| {
+        (
+            rows[0].0,
+            rows.iter().fold(0u64, |sum, r| sum.wrapping_add(r.1)),
+        )
+    })
+}
+
+/// A sorted merge of the two sides by key hash.
+fn merge(source: &[(u64, u64)], target: &[(u64, u64)]) -> Diff {
+    fn note(count: &mut u64, keys: &mut Vec<u64>, key: u64) {
+        *count += 1;
+        if keys.len() < MAX_KEYS {
+            keys.push(key);
+        }
     }
+    let mut d = Diff::default();
+    let (mut s, mut t) = (per_key(source).peekable(), per_key(target).peekable());
+    loop {
+        match (s.peek().copied(), t.peek().copied()) {
+            (None, None) => break,
+            (Some((k, _)), None) => {
+                note(&mut d.missing, &mut d.missing_keys, k);
+                s.next();
+            }
+            (None, Some((k, _))) => {
+                note(&mut d.extra, &mut d.extra_keys, k);
+                t.next();
+            }
+            (Some((sk, sh)), Some((tk, th))) => match sk.cmp(&tk) {
+                std::cmp::Ordering::Less => {
+                    note(&mut d.missing, &mut d.missing_keys, sk);
+                    s.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    note(&mut d.extra, &mut d.extra_keys, tk);
+                    t.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if sh != th {
+                        note(&mut d.different, &mut d.different_keys, sk);
+                    }
+                    s.next();
+                    t.next();
+                }
+            },
+        }
+    }
+    d
+}
+
+/// What one read of a side does besides the digest.
+enum Pass<'a> {
+    /// Only the digest (and per-bucket row counts).
+    Digest,
+    /// Also keep (key hash, row hash) of rows in the selected buckets (with room for this many).
+    Collect(&'a [bool], usize),
+    /// Also render the keys of these key hashes, for the operator.
+    Render(&'a HashSet<u64>),
 }
 
 #[derive(Default)]
 struct Side {
     digest: TableDigest,
-    /// Narrowed pass: canonical key bytes → (row hash, key as shown to the operator).
-    rows: HashMap<Vec<u8>, (u64, String)>,
-    overflow: bool,
+    /// Rows per key bucket (pass 1), to choose what fits under the cap in pass 2.
+    bucket_rows: Vec<u32>,
+    /// Pass 2: (key hash, row hash), 16 bytes a row.
+    pairs: Vec<(u64, u64)>,
+    /// Pass 3: key hash → the key as shown to the operator.
+    shown: HashMap<u64, String>,
 }
 
 async fn digest_side(
     reader: &Arc<dyn Source>,
     table: &Table,
     pair: &Pair,
-    only_buckets: Option<&HashSet<usize>>,
+    pass: &Pass<'_>,
     cancel: &CancellationToken,
 ) -> Result<Side> {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
@@ -314,10 +519,18 @@ async fn digest_side(
         let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
         tokio::spawn(async move { reader.read(&table, VERIFY_BATCH, tx, cancel).await })
     };
-    let mut side = Side::default();
+    let mut side = Side {
+        bucket_rows: vec![0; hash::BUCKETS],
+        pairs: match pass {
+            Pass::Collect(_, rows) => Vec::with_capacity(*rows),
+            _ => Vec::new(),
+        },
+        ..Default::default()
+    };
     let mut buf = Vec::new();
     let mut key_buf = Vec::new();
     let mut row_values: Vec<Value> = Vec::with_capacity(pair.compare.len());
+    let mut key_values: Vec<Value> = Vec::with_capacity(pair.key.len());
     while let Some(batch) = rx.recv().await {
         for row in batch.rows() {
             row_values.clear();
@@ -333,48 +546,82 @@ async fn digest_side(
                 });
             }
             let row_hash = hash::hash_values(&row_values, &mut buf);
-            let key_values: Vec<Value> = if pair.key.is_empty() {
-                row_values.clone()
+            key_values.clear();
+            if pair.key.is_empty() {
+                key_values.extend_from_slice(&row_values);
             } else {
-                pair.key.iter().map(|&k| row_values[k].clone()).collect()
-            };
+                key_values.extend(pair.key.iter().map(|&k| row_values[k].clone()));
+            }
             hash::encode_canonical(&key_values, &mut key_buf);
             let key_hash = xxhash_rust::xxh3::xxh3_64(&key_buf);
             side.digest.add(key_hash, row_hash);
-            if let Some(buckets) = only_buckets
-                && buckets.contains(&hash::bucket_of(key_hash))
-                && !side.overflow
-            {
-                if side.rows.len() >= MAX_DIFF_ROWS {
-                    side.overflow = true;
-                    side.rows.clear();
-                    continue;
+            let bucket = hash::bucket_of(key_hash);
+            side.bucket_rows[bucket] = side.bucket_rows[bucket].saturating_add(1);
+            match pass {
+                Pass::Digest => {}
+                Pass::Collect(selected, _) => {
+                    // The cap holds even when a live source grew since pass 1.
+                    if selected[bucket] && side.pairs.len() < MAX_DIFF_ROWS {
+                        side.pairs.push((key_hash, row_hash));
+                    }
                 }
-                let shown = if pair.key.is_empty() {
-                    format!(
-                        "row ({})",
-                        key_values
-                            .iter()
-                            .map(Value::render)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                } else {
-                    pair.key
-                        .iter()
-                        .map(|&k| {
-                            format!("{}={}", pair.source.columns[k].name, row_values[k].render())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                // Keyless tables: identical rows are one key; count duplicates into the hash.
-                let entry = side.rows.entry(key_buf.clone()).or_insert((0, shown));
-                entry.0 = entry.0.wrapping_add(row_hash);
+                Pass::Render(keys) => {
+                    if keys.contains(&key_hash) && !side.shown.contains_key(&key_hash) {
+                        side.shown
+                            .insert(key_hash, render_key(pair, &row_values, &key_values));
+                    }
+                }
             }
         }
     }
     read.await
         .map_err(|e| Error::run(format!("reader task failed: {e}")))??;
     Ok(side)
+}
+
+/// A key as the operator reads it: `id=7, lang=en`, or the whole row of a keyless table.
+fn render_key(pair: &Pair, row_values: &[Value], key_values: &[Value]) -> String {
+    if pair.key.is_empty() {
+        format!(
+            "row ({})",
+            key_values
+                .iter()
+                .map(Value::render)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        pair.key
+            .iter()
+            .map(|&k| format!("{}={}", pair.source.columns[k].name, row_values[k].render()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_counts_each_kind_and_duplicates_of_a_keyless_row() {
+        let mut source = vec![(3, 30), (1, 10), (2, 20), (2, 20), (5, 50)];
+        let mut target = vec![(2, 20), (3, 31), (4, 40), (5, 50)];
+        source.sort_unstable_by_key(|p| p.0);
+        target.sort_unstable_by_key(|p| p.0);
+        let d = merge(&source, &target);
+        assert_eq!((d.missing, d.extra, d.different), (1, 1, 2));
+        assert_eq!(d.missing_keys, [1]);
+        assert_eq!(d.extra_keys, [4]);
+        // Key 2: two identical rows in the source, one in the target.
+        assert_eq!(d.different_keys, [2, 3]);
+    }
+
+    #[test]
+    fn merge_counts_past_the_keys_it_lists() {
+        let source: Vec<(u64, u64)> = (0..1000).map(|k| (k, k)).collect();
+        let d = merge(&source, &[]);
+        assert_eq!(d.missing, 1000);
+        assert_eq!(d.missing_keys.len(), MAX_KEYS);
+    }
 }

@@ -69,13 +69,17 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
         });
     }
     let mut tables = Vec::new();
+    let mut filtered_out = Vec::new();
     for (name, row_count) in tables_with_counts(conn).await? {
         if filter.matches(&name) {
             tables.push(table(conn, name, row_count).await?);
+        } else {
+            filtered_out.push(name);
         }
     }
     Ok(Schema {
         backend: Backend::Mysql,
+        filtered_out,
         tables,
         skipped,
         native_types: Vec::new(),

@@ -148,7 +148,7 @@ where
 {
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "PostgreSQL connection closed");
+            tracing::debug!(error = %error(&e), "PostgreSQL connection closed");
         }
     });
 }

@@ -39,8 +39,10 @@ pub async fn tables_with_counts(client: &Client) -> Result<Vec<(String, u64)>> {
 
 pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
     let mut tables = Vec::new();
+    let mut filtered_out = Vec::new();
     for (name, row_count) in tables_with_counts(client).await? {
         if !filter.matches(&name) {
+            filtered_out.push(name);
             continue;
         }
         let table_name = name.clone();
@@ -132,6 +134,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
     }
     Ok(Schema {
         backend: Backend::Postgres,
+        filtered_out,
         tables,
         skipped: skipped(client).await?,
         native_types: native_types(client).await?,

@@ -49,7 +49,10 @@ pub(crate) fn db(e: &tokio_postgres::Error) -> Error {
             Error::run(msg)
         }
         None if e.is_closed() => Error::run("the PostgreSQL connection was lost; rerun the import"),
-        None => Error::run(format!("PostgreSQL: {e}")),
+        None => Error::run(match std::error::Error::source(e) {
+            Some(cause) => format!("PostgreSQL: {e}: {cause}"),
+            None => format!("PostgreSQL: {e}"),
+        }),
     }
 }
 

@@ -19,11 +19,17 @@ impl From<rusqlite::Error> for Error {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        let detail = e
-            .as_db_error()
-            .map(|d| d.message().to_string())
-            .unwrap_or_else(|| e.to_string());
-        Self(format!("job store (PostgreSQL): {detail}"))
+        Self(format!("job store (PostgreSQL): {}", pg_message(&e)))
+    }
+}
+
+/// The server's own message (tokio-postgres' `Display` says only "db error" for those), else
+/// the error with its cause.
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::type_map::{self, Declared, Profile};
 pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Result<Schema> {
     let mut tables = Vec::new();
     let mut skipped = Vec::new();
+    let mut filtered_out = Vec::new();
     let listed: Vec<(String, String, bool)> = conn
         .prepare("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' ORDER BY name")
         .and_then(|mut s| {
@@ -34,7 +35,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
             "table" if options.filter.matches(&name) => {
                 tables.push(table(conn, pool, &name, without_rowid, options.profile)?)
             }
-            "table" => {}
+            "table" => filtered_out.push(name),
             "view" => skipped.push(skip(
                 "view",
                 &name,
@@ -66,6 +67,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
     }
     Ok(Schema {
         backend: Backend::Sqlite,
+        filtered_out,
         tables,
         skipped,
         native_types: Vec::new(),

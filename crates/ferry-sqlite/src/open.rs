@@ -35,6 +35,59 @@ pub fn check_sqlite_header(path: &Path) -> Result<()> {
             path.display()
         )));
     }
+    check_whole(path, &header[..n])
+}
+
+/// A file cut short (an interrupted download or copy) has a valid header but not the pages it
+/// promises; SQLite itself says only "database disk image is malformed" once a query reaches
+/// the missing part, possibly after a copy has created tables. Checked from the 100-byte
+/// header (file format: sqlite.org/fileformat.html, 1.3): the page size, and the page count
+/// when the header's "version-valid-for" number says it is current.
+fn check_whole(path: &Path, header: &[u8]) -> Result<()> {
+    let truncated = |detail: String| {
+        Error::input(format!(
+            "the SQLite file {} is truncated ({detail}): copy the whole file again or restore it from a backup",
+            path.display()
+        ))
+    };
+    if header.len() < 100 {
+        return Err(truncated(format!(
+            "{} bytes, shorter than the 100-byte header",
+            header.len()
+        )));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    if !page_size.is_power_of_two() || !(512..=65_536).contains(&page_size) {
+        return Err(Error::input(format!(
+            "{} is damaged: its header gives a page size of {page_size} bytes: restore it from a backup",
+            path.display()
+        )));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    if size < page_size || size % page_size != 0 {
+        return Err(truncated(format!(
+            "{size} bytes, not a whole number of its {page_size}-byte pages"
+        )));
+    }
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let pages = u64::from(word(28));
+    // With a -wal file beside it, the newest pages may live there until a checkpoint.
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    if word(92) == word(24) && pages * page_size > size && !wal.exists() {
+        return Err(truncated(format!(
+            "{size} bytes, but its header counts {pages} pages of {page_size} bytes"
+        )));
+    }
     Ok(())
 }
 
@@ -186,6 +239,12 @@ fn uri_path(path: &Path) -> String {
 }
 
 pub fn sql_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    if matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase)) {
+        return Error::input(format!(
+            "SQLite: the database file is damaged ({e}): restore it from a backup or copy the whole file again"
+        ));
+    }
     Error::run(format!("SQLite: {e}"))
 }
 

@@ -195,12 +195,34 @@ pub async fn verify(
     let tgt = open_source(target).await?;
     src.expect_readers(workers);
     let mut report = Report::new(source.redacted(), target.redacted(), false);
-    let result =
-        ferry_core::verify::verify_only(src.clone(), tgt, dialect.as_ref(), filter, workers, cx)
-            .await;
+    let verified = async {
+        let mut v = ferry_core::verify::verify_only(
+            src.clone(),
+            tgt.clone(),
+            dialect.as_ref(),
+            filter,
+            workers,
+            cx,
+        )
+        .await?;
+        // Differences from a source still taking writes are not a failed copy: read the
+        // differing tables' source once more, in a new read, to tell the two apart.
+        if !v.differing().is_empty() {
+            let again = open_source(source).await?;
+            again.expect_readers(workers);
+            v.recheck_source(again, tgt, cx).await?;
+        }
+        Ok::<_, Error>(v)
+    }
+    .await;
     report.source_snapshot = src.snapshot_method();
-    match result {
-        Ok(v) => report.verify = v,
+    match verified {
+        Ok(v) => {
+            report.verify = v.tables;
+            report.warnings = v.warnings;
+        }
+        // A --tables name the source lacks: bad input, exit 2.
+        Err(e) if e.kind() == ErrorKind::Input => return Err(e),
         Err(e) if e.kind() == ErrorKind::Cancelled => report.status = Status::Cancelled,
         Err(e) => {
             report.status = Status::Failed;
