@@ -141,6 +141,9 @@ impl SlowDown {
         self.max_delay * 2
     }
 
+    /// How often forgotten keys are deleted from the store.
+    pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
     fn rule(&self, max_wait: Duration) -> TurnRule {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
         TurnRule {
@@ -151,6 +154,21 @@ impl SlowDown {
             max_wait_ms: ms(max_wait),
         }
     }
+}
+
+/// Deletes the keys the slow-down has forgotten, every [`SlowDown::PRUNE_EVERY`], for as long
+/// as the runtime runs (a store error is logged and tried again next time).
+pub fn spawn_pruning(store: std::sync::Arc<dyn Store>, slow: SlowDown) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SlowDown::PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let forget = slow.rule(Duration::ZERO).forget_ms;
+            if let Err(e) = store.login_prune(unix_ms() - forget).await {
+                tracing::warn!("Cannot prune the login slow-down's counts: {e}");
+            }
+        }
+    });
 }
 
 /// What a login attempt came to.
@@ -191,7 +209,7 @@ pub fn shown_name(username: &str) -> String {
         .flat_map(char::escape_debug)
         .collect();
     if username.chars().nth(MAX).is_some() {
-        shown.push_str("…");
+        shown.push('…');
     }
     format!("\"{shown}\"")
 }
@@ -221,9 +239,13 @@ pub async fn attempt(
 ) -> Result<Attempt> {
     let address = address_key(client);
     let max_wait = slow.max_wait();
-    let turn = store
-        .login_turn(&address, unix_ms(), &slow.rule(max_wait))
-        .await?;
+    let rule = slow.rule(max_wait);
+    // A flood of attempts from a held address is refused on a read, without a write each.
+    let now = unix_ms();
+    let turn = match rule.busy(now, store.login_peek(&address).await?) {
+        Some(busy) => busy,
+        None => store.login_turn(&address, now, &rule).await?,
+    };
     let (start_ms, next_ms) = match turn {
         Turn::Busy { retry_ms } => {
             return Ok(Attempt::Busy(Duration::from_millis(retry_ms as u64)));
@@ -250,9 +272,6 @@ pub async fn attempt(
     // this turn), and not before this failure is answered.
     store
         .login_hold(&address, (now + next_ms - start_ms).max(answer_ms), now)
-        .await?;
-    store
-        .login_prune(now - slow.rule(max_wait).forget_ms)
         .await?;
     tracing::warn!(
         "Failed login for user name {} from {client}",
@@ -288,7 +307,10 @@ mod tests {
     #[test]
     fn keys_and_shown_names() {
         assert_eq!(address_key("10.1.2.3".parse().unwrap()), "ip:10.1.2.3");
-        assert_eq!(address_key("::ffff:10.1.2.3".parse().unwrap()), "ip:10.1.2.3");
+        assert_eq!(
+            address_key("::ffff:10.1.2.3".parse().unwrap()),
+            "ip:10.1.2.3"
+        );
         assert_eq!(
             address_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
             "ip:2001:db8:1:2::/64"
@@ -297,10 +319,7 @@ mod tests {
         assert_ne!(name_key("bob"), name_key("Bob"));
         assert!(!name_key("hunter2").contains("hunter2"));
         assert_eq!(shown_name("bob"), "\"bob\"");
-        assert_eq!(
-            shown_name("a\nb\u{1b}[31m\"c"),
-            "\"a\\nb\\u{1b}[31m\\\"c\""
-        );
+        assert_eq!(shown_name("a\nb\u{1b}[31m\"c"), "\"a\\nb\\u{1b}[31m\\\"c\"");
         let long = shown_name(&"x".repeat(1000));
         assert_eq!(long.chars().count(), 64 + 3);
         assert!(long.ends_with("…\""));

@@ -90,6 +90,7 @@ pub async fn serve(
     }
     first_admin(store.as_ref()).await?;
     metrics::handle();
+    auth::spawn_pruning(store.clone(), config.login_slow_down);
 
     let jobs = Arc::new(jobs::Jobs::new(store.clone(), key, config.targets.clone()));
     let state = Arc::new(api::AppState {
@@ -114,9 +115,9 @@ pub async fn serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::new(format!("the server failed: {e}")))?;
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| Error::new(format!("the server failed: {e}")))?;
     tracing::info!("Shutting down: cancelling running jobs");
     jobs.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

@@ -288,7 +288,10 @@ mod tests {
                 assert!(post["responses"]["415"].is_object(), "{path} lacks 415");
             }
         }
-        assert!(paths["/api/v1/auth/login"]["post"]["responses"]["429"]["headers"]["Retry-After"].is_object());
+        assert!(
+            paths["/api/v1/auth/login"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+                .is_object()
+        );
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

@@ -122,6 +122,9 @@ pub trait Store: Send + Sync {
     async fn fail_unfinished(&self, reason: &str, now: &str) -> Result<u64>;
     async fn status_counts(&self) -> Result<Vec<(String, u64)>>;
 
+    /// A login slow-down key's next turn and last change (`next_at`, `updated_at`), if any: a
+    /// read, so that attempts refused as busy write nothing.
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>>;
     /// Takes the next turn of a login slow-down key (one atomic statement, see [`TURN_SQL`]).
     async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn>;
     /// No turn of `key` starts before `until_ms` (a failure just happened).
@@ -194,10 +197,23 @@ pub static TURN_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+pub const PEEK_SQL: &str = "SELECT next_at, updated_at FROM ferry_login_slowdown WHERE key = $1";
 pub const HOLD_SQL: &str = "UPDATE ferry_login_slowdown SET next_at = GREATEST(next_at, $2), updated_at = $3 WHERE key = $1";
 pub const UNDO_SQL: &str = "UPDATE ferry_login_slowdown SET failures = GREATEST(failures - 1, 0),
      next_at = CASE WHEN next_at = $2 THEN $3 ELSE next_at END WHERE key = $1";
 pub const PRUNE_SQL: &str = "DELETE FROM ferry_login_slowdown WHERE updated_at < $1";
+
+impl TurnRule {
+    /// The answer [`TURN_SQL`] would give a key whose row [`Store::login_peek`] read, when it
+    /// is busy; `None` when it would take a turn.
+    pub fn busy(&self, now_ms: i64, peeked: Option<(i64, i64)>) -> Option<Turn> {
+        let (next_at, updated_at) = peeked?;
+        let fresh = updated_at < now_ms - self.forget_ms;
+        (!fresh && next_at - now_ms > self.max_wait_ms).then_some(Turn::Busy {
+            retry_ms: next_at - now_ms,
+        })
+    }
+}
 
 /// A [`TURN_SQL`] row (failures, next_at, last_wait) as a [`Turn`].
 fn turn_of(now_ms: i64, failures: i64, next_ms: i64, last_wait: i64) -> Turn {
@@ -327,10 +343,25 @@ mod tests {
         s.login_hold("k", 60 * SECOND, 23500).await.unwrap();
         assert_eq!(
             s.login_turn("k", 30 * SECOND, &DEFAULTS).await.unwrap(),
-            Turn::Busy { retry_ms: 30 * SECOND }
+            Turn::Busy {
+                retry_ms: 30 * SECOND
+            }
         );
+        // The read-only check agrees.
+        let peeked = s.login_peek("k").await.unwrap();
+        assert_eq!(
+            DEFAULTS.busy(30 * SECOND, peeked),
+            Some(Turn::Busy {
+                retry_ms: 30 * SECOND
+            })
+        );
+        assert_eq!(DEFAULTS.busy(50 * SECOND, peeked), None);
+        assert_eq!(DEFAULTS.busy(0, None), None);
         // Other keys are not affected; a key is forgotten after 15 minutes without a change.
-        assert_eq!(start(s.login_turn("other", 100, &DEFAULTS).await.unwrap()), 100);
+        assert_eq!(
+            start(s.login_turn("other", 100, &DEFAULTS).await.unwrap()),
+            100
+        );
         let later = 23500 + DEFAULTS.forget_ms + 1;
         match s.login_turn("k", later, &DEFAULTS).await.unwrap() {
             Turn::Go {
@@ -339,6 +370,9 @@ mod tests {
             busy => panic!("{busy:?}"),
         }
         s.login_prune(later).await.unwrap();
-        assert_eq!(start(s.login_turn("other", later, &DEFAULTS).await.unwrap()), later);
+        assert_eq!(
+            start(s.login_turn("other", later, &DEFAULTS).await.unwrap()),
+            later
+        );
     }
 }

@@ -377,6 +377,12 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        let c = self.client().await?;
+        let row = c.query_opt(super::PEEK_SQL, &[&key]).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
     async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn> {
         let c = self.client().await?;
         // Typed parameters: in `$4 << …` and `1 < $3` PostgreSQL could not infer them.

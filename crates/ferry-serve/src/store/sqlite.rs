@@ -106,21 +106,28 @@ fn make_private(path: &str) -> Result<()> {
         if path == ":memory:" || path.starts_with("file:") {
             return Ok(());
         }
-        let cannot = |e: std::io::Error| Error::new(format!("cannot open the job store {path}: {e}"));
+        let cannot =
+            |e: std::io::Error| Error::new(format!("cannot open the job store {path}: {e}"));
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(path)
             .map_err(cannot)?;
-        for file in [path.to_string(), format!("{path}-wal"), format!("{path}-shm")] {
+        for file in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
             let Ok(meta) = std::fs::metadata(&file) else {
                 continue;
             };
             if meta.permissions().mode() & 0o077 != 0 {
                 std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
                     .map_err(cannot)?;
-                tracing::warn!("Made the job store file {file} readable by its owner only (mode 0600)");
+                tracing::warn!(
+                    "Made the job store file {file} readable by its owner only (mode 0600)"
+                );
             }
         }
     }
@@ -434,6 +441,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        let key = key.to_string();
+        self.call(move |c| {
+            c.prepare_cached(&sqlite_sql(super::PEEK_SQL))?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .await
+    }
+
     async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn> {
         let (key, rule) = (key.to_string(), *rule);
         let (failures, next_ms, last_wait) = self
@@ -473,8 +490,11 @@ impl Store for SqliteStore {
         };
         let key = key.to_string();
         self.call(move |c| {
-            c.execute(&sqlite_sql(super::UNDO_SQL), params![key, next_ms, start_ms])
-                .map(|_| ())
+            c.execute(
+                &sqlite_sql(super::UNDO_SQL),
+                params![key, next_ms, start_ms],
+            )
+            .map(|_| ())
         })
         .await
     }
