@@ -997,15 +997,7 @@ fn repeated_failed_logins_are_slowed_down() {
     let s = setup();
     let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
     let api = Api::new(&server);
-    let attempt = |pw: &str| {
-        let started = Instant::now();
-        let (status, _) = api.call(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"username": ADMIN, "password": pw})),
-        );
-        (status, started.elapsed())
-    };
+    let attempt = |pw: &str| api.try_login(ADMIN, pw);
     let (status, first) = attempt("wrong-1");
     assert_eq!(status, 401);
     assert!(

@@ -256,7 +256,7 @@ pub async fn attempt(
     };
     sleep_until_ms(start_ms, max_wait).await;
     if let Some(user) = check_login(store, username, password).await? {
-        store.login_undo(&address, &turn).await?;
+        store.login_undo(&address, next_ms, start_ms).await?;
         return Ok(Attempt::Success(user));
     }
     let now = unix_ms();

@@ -129,9 +129,9 @@ pub trait Store: Send + Sync {
     async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn>;
     /// No turn of `key` starts before `until_ms` (a failure just happened).
     async fn login_hold(&self, key: &str, until_ms: i64, now_ms: i64) -> Result<()>;
-    /// Gives back a turn that ended in a success: one failure fewer, and the key's next turn
-    /// back to `start_ms` unless another attempt took a turn since.
-    async fn login_undo(&self, key: &str, turn: &Turn) -> Result<()>;
+    /// Gives back a turn ([`Turn::Go`]) that ended in a success: one failure fewer, and the
+    /// key's next turn back to `start_ms` unless another attempt took a turn since.
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()>;
     /// Forgets the keys with no change since before `before_ms`.
     async fn login_prune(&self, before_ms: i64) -> Result<()>;
 }
@@ -337,7 +337,13 @@ mod tests {
         // A success gives its turn back; a failure holds the key.
         let last = s.login_turn("k", 23500, &DEFAULTS).await.unwrap();
         assert_eq!(start(last), 23500);
-        s.login_undo("k", &last).await.unwrap();
+        let Turn::Go {
+            start_ms, next_ms, ..
+        } = last
+        else {
+            unreachable!()
+        };
+        s.login_undo("k", next_ms, start_ms).await.unwrap();
         let again = s.login_turn("k", 23500, &DEFAULTS).await.unwrap();
         assert_eq!(last, again, "the undone turn is handed out again");
         s.login_hold("k", 60 * SECOND, 23500).await.unwrap();

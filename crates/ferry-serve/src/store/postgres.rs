@@ -413,13 +413,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn login_undo(&self, key: &str, turn: &Turn) -> Result<()> {
-        let Turn::Go {
-            start_ms, next_ms, ..
-        } = *turn
-        else {
-            return Ok(());
-        };
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()> {
         let c = self.client().await?;
         c.execute(super::UNDO_SQL, &[&key, &next_ms, &start_ms])
             .await?;

@@ -481,13 +481,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn login_undo(&self, key: &str, turn: &Turn) -> Result<()> {
-        let Turn::Go {
-            start_ms, next_ms, ..
-        } = *turn
-        else {
-            return Ok(());
-        };
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()> {
         let key = key.to_string();
         self.call(move |c| {
             c.execute(
