@@ -47,6 +47,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub media_target: Option<String>,
+    /// Tests only: the login slow-down's first delay, in milliseconds (default 500).
+    #[arg(long, hide = true, value_name = "MS")]
+    pub login_delay_ms: Option<u64>,
+    /// Tests only: the login slow-down's longest delay, in milliseconds (default 8000).
+    #[arg(long, hide = true, value_name = "MS")]
+    pub login_max_delay_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +130,13 @@ fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 pub async fn run(args: ServeArgs) -> i32 {
+    let mut login_slow_down = ferry_serve::SlowDown::default();
+    if let Some(ms) = args.login_delay_ms {
+        login_slow_down.base_delay = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.login_max_delay_ms {
+        login_slow_down.max_delay = std::time::Duration::from_millis(ms);
+    }
     let config = ferry_serve::ServeConfig {
         listen: args.listen,
         store: args.store,
@@ -134,6 +147,7 @@ pub async fn run(args: ServeArgs) -> i32 {
             database: args.target_db,
             media: args.media_target,
         },
+        login_slow_down,
     };
     match ferry_serve::serve(config, stop_signal()).await {
         Ok(()) => 0,

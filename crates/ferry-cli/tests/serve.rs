@@ -1,11 +1,13 @@
 //! HTTP-level tests of `ferry serve` against the real binary, a real PostgreSQL and real
 //! SQLite files: a copy job's whole lifecycle (with both job stores), dry run, cancel, the
-//! 400/401/403/404/409/413 paths, restart after kill -9, SIGTERM, wrong master key, login
-//! slow-down, token expiry and revocation, and credentials never leaked.
+//! 400/401/403/404/409/413/415 paths, restart after kill -9, SIGTERM, wrong master key, the
+//! login slow-down (parallel guesses, many names, two servers sharing a store), token expiry and
+//! revocation, private store files, and credentials never leaked.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -174,10 +176,17 @@ struct Api {
 
 impl Api {
     fn new(server: &Server) -> Self {
+        Self::from_address(server, None)
+    }
+
+    /// A client whose connections come from `local` (any of 127.0.0.0/8 reaches the server
+    /// on 127.0.0.1, so a test can play several client addresses).
+    fn from_address(server: &Server, local: Option<IpAddr>) -> Self {
         Self {
             base: format!("http://{}", server.url),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .local_address(local)
                 .build()
                 .unwrap(),
             token: None,
@@ -192,22 +201,54 @@ impl Api {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, String) {
+        let typed = body.map(|b| ("application/json", b));
+        let (status, _, text) = self.send(method, path, token, typed);
+        (status, text)
+    }
+
+    /// A request with the body (if any) under the given Content-Type; the status, the
+    /// Retry-After header and the body.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, Option<String>, String) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
+        if let Some((content_type, b)) = body {
+            if !content_type.is_empty() {
+                req = req.header("content-type", content_type);
+            }
+            req = req.body(b);
         }
         let resp = req
             .send()
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
         let text = resp.text().unwrap_or_default();
         self.seen.lock().unwrap().push_str(&text);
-        (status, text)
+        (status, retry_after, text)
+    }
+
+    /// One login attempt: the status and how long it took.
+    fn try_login(&self, user: &str, password: &str) -> (u16, Duration) {
+        let started = Instant::now();
+        let (status, _) = self.call(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": user, "password": password})),
+        );
+        (status, started.elapsed())
     }
 
     /// A request with the logged-in token; the body parsed (Null when empty).
@@ -979,15 +1020,7 @@ fn repeated_failed_logins_are_slowed_down() {
     let s = setup();
     let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
     let api = Api::new(&server);
-    let attempt = |pw: &str| {
-        let started = Instant::now();
-        let (status, _) = api.call(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"username": ADMIN, "password": pw})),
-        );
-        (status, started.elapsed())
-    };
+    let attempt = |pw: &str| api.try_login(ADMIN, pw);
     let (status, first) = attempt("wrong-1");
     assert_eq!(status, 401);
     assert!(
@@ -1003,7 +1036,8 @@ fn repeated_failed_logins_are_slowed_down() {
         fifth >= Duration::from_millis(900),
         "the fifth failure was not slowed down: {fifth:?}"
     );
-    // The right password still works (after the wait), and resets the count.
+    // The right password still works (after the address's turn) and gives its turn back, so
+    // it does not hold the next attempt.
     let (status, _) = attempt(ADMIN_PW);
     assert_eq!(status, 200);
     let (_, quick) = attempt("wrong-again");
@@ -1293,4 +1327,259 @@ fn ready_is_503_when_the_postgres_store_goes_away() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["success"], false);
     assert_eq!(api.call("GET", "/health", None).0, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The login slow-down under parallel attempts, private store files, log lines, content types
+
+/// Shortened slow-down delays for the parallel tests (the real 0.5 s → 8 s would make 60
+/// failures last minutes; the real defaults' rate is tested in ferry-serve's store tests and
+/// by the sequential and two-server tests below).
+const FAST_DELAYS: [&str; 4] = ["--login-delay-ms", "25", "--login-max-delay-ms", "50"];
+
+/// The least time 60 failures of one key can take under FAST_DELAYS: the turns after failures
+/// 1 and 2 are free, after the 3rd 25 ms, after each further one 50 ms.
+const SIXTY_FAILURES_AT_LEAST: Duration = Duration::from_millis(25 + 56 * 50);
+
+fn ip(text: &str) -> Option<IpAddr> {
+    Some(text.parse().unwrap())
+}
+
+/// 60 wrong passwords from 127.0.0.1, 30 at a time, for `name(i)`; an attempt answered 429 is
+/// sent again 100 ms later (sooner than its Retry-After). Returns how long the 60 failures took and
+/// how many 429s came back.
+fn flood(server: &Server, name: impl Fn(usize) -> String + Sync) -> (Duration, usize) {
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    let busy = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..30 {
+            scope.spawn(|| {
+                let api = Api::from_address(server, ip("127.0.0.1"));
+                loop {
+                    let i = failures.load(std::sync::atomic::Ordering::SeqCst);
+                    if i >= 60 {
+                        return;
+                    }
+                    let body = json!({"username": name(i), "password": format!("guess-{i}")});
+                    let (status, retry_after, text) = api.send(
+                        "POST",
+                        "/api/v1/auth/login",
+                        None,
+                        Some(("application/json", body.to_string().into_bytes())),
+                    );
+                    match status {
+                        401 => {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        429 => {
+                            let secs: u64 = retry_after
+                                .expect("429 without Retry-After")
+                                .parse()
+                                .unwrap();
+                            assert!(secs >= 1, "{secs}");
+                            assert!(text.contains("\"success\":false"), "{text}");
+                            busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        other => panic!("a wrong password got {other}: {text}"),
+                    }
+                }
+            });
+        }
+    });
+    (
+        started.elapsed(),
+        busy.load(std::sync::atomic::Ordering::SeqCst),
+    )
+}
+
+#[test]
+fn parallel_guesses_at_one_name_are_spaced_and_its_owner_still_logs_in_promptly() {
+    let s = setup();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &FAST_DELAYS);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (took, busy, owner) = std::thread::scope(|scope| {
+        // The admin, from an address of their own, logs in while the guessing goes on.
+        let owner = scope.spawn(|| {
+            let api = Api::from_address(&server, ip("127.0.0.2"));
+            let mut latencies = Vec::new();
+            std::thread::sleep(Duration::from_millis(500));
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || latencies.is_empty() {
+                let (status, took) = api.try_login(ADMIN, ADMIN_PW);
+                assert_eq!(status, 200);
+                latencies.push(took);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            latencies
+        });
+        let (took, busy) = flood(&server, |_| ADMIN.to_string());
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (took, busy, owner.join().unwrap())
+    });
+    println!(
+        "60 failures in {took:?} ({busy} attempts answered 429); the owner's logins took {owner:?}"
+    );
+    assert!(
+        took >= SIXTY_FAILURES_AT_LEAST,
+        "60 parallel failures took {took:?}, less than the slow-down allows ({SIXTY_FAILURES_AT_LEAST:?})"
+    );
+    assert!(busy > 0, "30 at a time never found the address busy");
+    assert!(owner.len() >= 2, "{owner:?}");
+    assert!(
+        owner.iter().all(|t| *t < Duration::from_secs(2)),
+        "the right password waited: {owner:?}"
+    );
+    let log = server.output();
+    assert!(
+        log.contains("Failed login for user name \"admin\" from 127.0.0.1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn guesses_spread_over_many_names_from_one_address_are_spaced() {
+    let s = setup();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &FAST_DELAYS);
+    let (took, busy) = flood(&server, |i| format!("user-{i}"));
+    println!("60 failures for 60 names in {took:?} ({busy} attempts answered 429)");
+    assert!(
+        took >= SIXTY_FAILURES_AT_LEAST,
+        "60 failures for 60 names took {took:?}, less than the slow-down allows ({SIXTY_FAILURES_AT_LEAST:?})"
+    );
+    // Another address is not held by them.
+    let (status, took) = Api::from_address(&server, ip("127.0.0.2")).try_login(ADMIN, ADMIN_PW);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// With the real delays (3 free failures, then 0.5 s doubling): failures recorded by server A
+/// hold the same address, and the same name, on server B.
+#[test]
+fn two_servers_sharing_a_postgres_store_share_the_slow_down() {
+    let s = setup();
+    let store = PgDb::new();
+    let a = start(s.dir.path(), &store.url, &s.key, &[]);
+    let b = start(s.dir.path(), &store.url, &s.key, &[]);
+    let on_a = Api::from_address(&a, ip("127.0.0.1"));
+    for i in 1..=4 {
+        assert_eq!(on_a.try_login(ADMIN, &format!("wrong-{i}")).0, 401);
+    }
+    // The 5th attempt from that address, on B, waits for its turn: 1 s after the 4th failure.
+    let (status, took) = Api::from_address(&b, ip("127.0.0.1")).try_login(ADMIN, "wrong-5");
+    assert_eq!(status, 401);
+    assert!(
+        took >= Duration::from_millis(900),
+        "not held on B: {took:?}"
+    );
+    // A new address guessing the same name on B: checked at once, but its failure is
+    // answered at the name's turn (2 s after the 5th failure).
+    let (status, took) = Api::from_address(&b, ip("127.0.0.3")).try_login(ADMIN, "wrong-6");
+    assert_eq!(status, 401);
+    assert!(
+        took >= Duration::from_millis(1500),
+        "name not held on B: {took:?}"
+    );
+    // The admin's right password, from an address of their own, does not wait.
+    let (status, took) = Api::from_address(&b, ip("127.0.0.4")).try_login(ADMIN, ADMIN_PW);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        store
+            .scalar("SELECT count(*) FROM ferry_login_slowdown")
+            .is_some_and(|n| n.parse::<i64>().unwrap() >= 3),
+        "the counts are not in the shared store"
+    );
+}
+
+#[test]
+fn the_sqlite_store_and_its_wal_and_shm_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A new store, and one an older ferry left readable to everyone.
+    let fresh = setup();
+    let old = setup();
+    std::fs::write(old.path("jobs.db"), b"").unwrap();
+    std::fs::set_permissions(old.path("jobs.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    for s in [&fresh, &old] {
+        let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+        // A login writes a token: the -wal and -shm exist while the server runs.
+        Api::login(&server);
+        for name in ["jobs.db", "jobs.db-wal", "jobs.db-shm"] {
+            let path = s.path(name);
+            assert!(path.exists(), "{name} missing");
+            assert_eq!(mode(&path), 0o600, "{name} is {:o}", mode(&path));
+        }
+    }
+}
+
+#[test]
+fn a_failed_login_is_logged_with_the_escaped_name_and_the_address_never_the_password() {
+    const PW: &str = "Log-Check-Password-8812";
+    let s = setup();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::new(&server);
+    let name = format!("mallory\nFAKE LOG LINE\u{1b}[2J{}", "x".repeat(500));
+    assert_eq!(api.try_login(&name, PW).0, 401);
+    assert_eq!(api.try_login(ADMIN, PW).0, 401);
+    assert!(
+        server.wait_for_log("user name \"admin\"", Duration::from_secs(5)),
+        "{}",
+        server.output()
+    );
+    let log = server.output();
+    let kept = 64 - "mallory\nFAKE LOG LINE\u{1b}[2J".chars().count();
+    let shown = format!(
+        "Failed login for user name \"mallory\\nFAKE LOG LINE\\u{{1b}}[2J{}…\" from 127.0.0.1",
+        "x".repeat(kept)
+    );
+    assert!(log.contains(&shown), "no {shown:?} in:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("FAKE LOG LINE")) && !log.contains('\u{1b}'),
+        "the name was logged raw:\n{log}"
+    );
+    assert!(!log.contains(PW), "the password was logged:\n{log}");
+}
+
+#[test]
+fn json_endpoints_refuse_other_content_types_with_415() {
+    let s = setup();
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+    let login = json!({"username": ADMIN, "password": ADMIN_PW}).to_string();
+    let copy =
+        json!({"source_url": "sqlite:///nowhere.db", "target_url": "sqlite:///t.db"}).to_string();
+    for (path, token, body) in [
+        ("/api/v1/auth/login", None, &login),
+        ("/api/v1/admin/migrations/copy", api.token.as_deref(), &copy),
+        (
+            "/api/v1/admin/migrations/copy/dry-run",
+            api.token.as_deref(),
+            &copy,
+        ),
+    ] {
+        for content_type in ["text/plain", "application/x-www-form-urlencoded", ""] {
+            let (status, _, text) = api.send(
+                "POST",
+                path,
+                token,
+                Some((content_type, body.clone().into_bytes())),
+            );
+            assert_eq!(status, 415, "{path} with {content_type:?}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["success"], false);
+            assert!(
+                body["error"].as_str().unwrap().contains("application/json"),
+                "{body}"
+            );
+        }
+    }
+    // Parameters of the media type are fine.
+    let (status, _, text) = api.send(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(("Application/JSON; charset=utf-8", login.into_bytes())),
+    );
+    assert_eq!(status, 200, "{text}");
 }

@@ -1,21 +1,22 @@
 //! The HTTP API (axum): routes, the `{"success": …}` envelope, bearer authentication, and
-//! strict request parsing (malformed JSON, wrong types, unknown fields and oversized bodies are
-//! 4xx with a message, never a crash).
+//! strict request parsing (a body not declared `application/json`, malformed JSON, wrong types,
+//! unknown fields and oversized bodies are 4xx with a message, never a crash).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{self, Throttle};
+use crate::auth::{self, Attempt, SlowDown};
 use crate::jobs::{self, JobError, Jobs};
 use crate::kinds::Kind;
 use crate::store::{Role, Store, User, unix_now};
@@ -24,7 +25,7 @@ use crate::store::{Role, Store, User, unix_now};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub jobs: Arc<Jobs>,
-    pub throttle: Throttle,
+    pub slow_down: SlowDown,
     pub token_ttl_s: u64,
 }
 
@@ -122,8 +123,21 @@ impl FromRequestParts<Shared> for Admin {
     }
 }
 
-/// The body as a JSON object, or a 4xx saying what is wrong with it.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+/// The body as a JSON object, or a 4xx saying what is wrong with it. The body must be declared
+/// `application/json` (parameters such as `charset` allowed): a form or text body is refused
+/// with 415 rather than parsed as JSON anyway.
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if !declared.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be JSON sent with Content-Type: application/json".into(),
+        ));
+    }
     let bytes = body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -154,9 +168,11 @@ struct Login {
 
 async fn login(
     State(state): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let value = json_body(body)?;
+    let value = json_body(&headers, body)?;
     let login: Login = crate::kinds::parse_body(&value).map_err(|e| {
         // Never echo what was sent as a password.
         if e.0.starts_with("password") {
@@ -165,19 +181,30 @@ async fn login(
             ApiError::bad(e.0)
         }
     })?;
-    let delay = state.throttle.delay(&login.username);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let Some(user) =
-        auth::check_login(state.store.as_ref(), &login.username, &login.password).await?
-    else {
-        state.throttle.failed(&login.username);
-        // The name is not logged: people type passwords into the name field.
-        tracing::warn!("Failed login");
-        return Err(ApiError::unauthorized("wrong user name or password"));
+    let user = match auth::attempt(
+        state.store.as_ref(),
+        &state.slow_down,
+        client.ip(),
+        &login.username,
+        &login.password,
+    )
+    .await?
+    {
+        Attempt::Success(user) => user,
+        Attempt::Failure => return Err(ApiError::unauthorized("wrong user name or password")),
+        Attempt::Busy(retry) => {
+            let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
+            let mut response = ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins from this address: try again in {secs} s"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            return Ok(response);
+        }
     };
-    state.throttle.succeeded(&login.username);
     let (token, hash) = auth::new_token()?;
     state
         .store
@@ -203,7 +230,7 @@ async fn create(
     admin: User,
     kind: &str,
     dry_run: bool,
-    body: Result<Bytes, BytesRejection>,
+    (headers, body): (HeaderMap, Result<Bytes, BytesRejection>),
 ) -> Result<Response, ApiError> {
     // Existing scripts start a PeerTube dry run as `/migrations/dry-run/dry-run`.
     let kind = if dry_run && kind == "dry-run" {
@@ -212,7 +239,7 @@ async fn create(
         kind
     };
     let kind = kind_of(kind)?;
-    let value = json_body(body)?;
+    let value = json_body(&headers, body)?;
     let job = state.jobs.create(kind, value, dry_run, &admin).await?;
     Ok(ok(StatusCode::CREATED, jobs::to_json(&job)))
 }
@@ -221,18 +248,20 @@ async fn start(
     State(state): State<Shared>,
     Admin(admin): Admin,
     Path(kind): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    create(state, admin, &kind, false, body).await
+    create(state, admin, &kind, false, (headers, body)).await
 }
 
 async fn start_dry_run(
     State(state): State<Shared>,
     Admin(admin): Admin,
     Path(kind): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    create(state, admin, &kind, true, body).await
+    create(state, admin, &kind, true, (headers, body)).await
 }
 
 /// Job ids are UUIDs; anything else cannot name a job.

@@ -1,9 +1,8 @@
 //! Users and tokens: argon2 password hashes, random bearer tokens stored only as SHA-256
-//! hashes with an expiry, and a slow-down of repeated failed logins per user name.
+//! hashes with an expiry, and the slow-down of failed logins per client address and user name.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
-use crate::store::{Role, Store, User};
+use crate::store::{Role, Store, Turn, TurnRule, User};
 
 /// Hashes a password with argon2id and a random salt (slow on purpose: run it off the
 /// async threads).
@@ -100,53 +99,186 @@ pub async fn create_user(
     store.create_user(username, &hash, role).await
 }
 
-/// Repeated failed logins per user name: after a few, each further attempt waits longer
-/// (doubling, capped), whether or not its password is right.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+/// The login slow-down. Failed attempts are counted in the store per client address and per
+/// user name typed (so the count holds across servers sharing a PostgreSQL store), and each key
+/// hands out turns: after `free_failures` failures, a key's next turn comes `base_delay` after
+/// its last one, doubling with each further failure up to `max_delay`.
+///
+/// - The address's turn comes before the password is checked: attempts from one address, for
+///   any names and however many at once, are checked one turn at a time. An attempt whose turn
+///   is more than [`SlowDown::max_wait`] away is answered 429 with `Retry-After`, unchecked.
+/// - The name's turn comes after a wrong password: the 401 is answered at that turn, and the
+///   address gets no new turn before it, so guesses at one name from many addresses queue up
+///   too. A right password never waits for the name's turn: guessing at an admin's name does
+///   not lock the admin out (from an address of their own).
+/// - Unknown names are counted and checked (against a dummy hash) like known ones.
+/// - A success gives its turn back (it does not count as a failure) but forgives nothing, so
+///   logging in to one's own account does not reset the guesses at another's. A key is
+///   forgotten `forget_after` after its last change.
+#[derive(Debug, Clone, Copy)]
+pub struct SlowDown {
+    pub free_failures: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub forget_after: Duration,
 }
 
-/// Failures allowed before attempts are delayed.
-const FREE_FAILURES: u32 = 3;
-const MAX_DELAY: Duration = Duration::from_secs(8);
-/// A name's failures are forgotten after this long without one.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+impl Default for SlowDown {
+    fn default() -> Self {
+        Self {
+            free_failures: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            forget_after: Duration::from_secs(15 * 60),
+        }
+    }
+}
 
-impl Throttle {
-    /// How long the next attempt for `username` waits.
-    pub fn delay(&self, username: &str) -> Duration {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(username) {
-            Some((n, last)) if *n >= FREE_FAILURES && last.elapsed() < FORGET_AFTER => {
-                let exp = (*n - FREE_FAILURES).min(5);
-                (Duration::from_millis(500) * 2u32.pow(exp)).min(MAX_DELAY)
+impl SlowDown {
+    /// The longest an attempt waits for its address's turn (and a failure for its name's):
+    /// twice the longest delay, so a client trying one password at a time never sees a 429.
+    pub fn max_wait(&self) -> Duration {
+        self.max_delay * 2
+    }
+
+    /// How often forgotten keys are deleted from the store.
+    pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+    fn rule(&self, max_wait: Duration) -> TurnRule {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+        TurnRule {
+            free_failures: i64::from(self.free_failures),
+            base_ms: ms(self.base_delay),
+            max_ms: ms(self.max_delay),
+            forget_ms: ms(self.forget_after),
+            max_wait_ms: ms(max_wait),
+        }
+    }
+}
+
+/// Deletes the keys the slow-down has forgotten, every [`SlowDown::PRUNE_EVERY`], for as long
+/// as the runtime runs (a store error is logged and tried again next time).
+pub fn spawn_pruning(store: std::sync::Arc<dyn Store>, slow: SlowDown) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SlowDown::PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let forget = slow.rule(Duration::ZERO).forget_ms;
+            if let Err(e) = store.login_prune(unix_ms() - forget).await {
+                tracing::warn!("Cannot prune the login slow-down's counts: {e}");
             }
-            _ => Duration::ZERO,
         }
-    }
+    });
+}
 
-    pub fn failed(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
-        }
-        let entry = map
-            .entry(username.to_string())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FORGET_AFTER {
-            entry.0 = 0;
-        }
-        entry.0 += 1;
-        entry.1 = Instant::now();
-    }
+/// What a login attempt came to.
+pub enum Attempt {
+    Success(User),
+    /// Wrong name or password; already answered at the name's turn.
+    Failure,
+    /// The address's turn is too far ahead: try again after this long (nothing was checked).
+    Busy(Duration),
+}
 
-    pub fn succeeded(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(username);
+/// The slow-down's key of a client address. An IPv6 client usually holds a whole /64, so the
+/// key is that prefix.
+fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let prefix = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("ip:{prefix}/64")
+        }
     }
+}
+
+/// The slow-down's key of a user name: hashed, since people type passwords into the name field
+/// and the name is the attacker's text of any length.
+fn name_key(username: &str) -> String {
+    format!("user:{}", hex::encode(Sha256::digest(username.as_bytes())))
+}
+
+/// A user name fit for a log line: control characters, quotes and backslashes escaped, at most
+/// 64 characters (the name is whatever the client sent).
+pub fn shown_name(username: &str) -> String {
+    const MAX: usize = 64;
+    let mut shown: String = username
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if username.chars().nth(MAX).is_some() {
+        shown.push('…');
+    }
+    format!("\"{shown}\"")
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn sleep_until_ms(at_ms: i64, limit: Duration) {
+    let wait = Duration::from_millis(u64::try_from(at_ms - unix_ms()).unwrap_or(0));
+    if !wait.is_zero() {
+        tokio::time::sleep(wait.min(limit)).await;
+    }
+}
+
+/// One login attempt under the slow-down (see [`SlowDown`]); a failure is logged with the name
+/// typed and the client address, never the password.
+///
+/// # Errors
+/// When the store cannot be read or written.
+pub async fn attempt(
+    store: &dyn Store,
+    slow: &SlowDown,
+    client: IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<Attempt> {
+    let address = address_key(client);
+    let max_wait = slow.max_wait();
+    let rule = slow.rule(max_wait);
+    // A flood of attempts from a held address is refused on a read, without a write each.
+    let now = unix_ms();
+    let turn = match rule.busy(now, store.login_peek(&address).await?) {
+        Some(busy) => busy,
+        None => store.login_turn(&address, now, &rule).await?,
+    };
+    let (start_ms, next_ms) = match turn {
+        Turn::Busy { retry_ms } => {
+            return Ok(Attempt::Busy(Duration::from_millis(retry_ms as u64)));
+        }
+        Turn::Go {
+            start_ms, next_ms, ..
+        } => (start_ms, next_ms),
+    };
+    sleep_until_ms(start_ms, max_wait).await;
+    if let Some(user) = check_login(store, username, password).await? {
+        store.login_undo(&address, next_ms, start_ms).await?;
+        return Ok(Attempt::Success(user));
+    }
+    let now = unix_ms();
+    // Never busy: the guess was made, its answer has to wait for the name's turn.
+    let name_turn = store
+        .login_turn(&name_key(username), now, &slow.rule(Duration::MAX))
+        .await?;
+    let answer_ms = match name_turn {
+        Turn::Go { start_ms, .. } => start_ms.min(now + max_wait.as_millis() as i64),
+        Turn::Busy { .. } => now,
+    };
+    // The address's next attempt comes its delay after this failure (not after the start of
+    // this turn), and not before this failure is answered.
+    store
+        .login_hold(&address, (now + next_ms - start_ms).max(answer_ms), now)
+        .await?;
+    tracing::warn!(
+        "Failed login for user name {} from {client}",
+        shown_name(username)
+    );
+    sleep_until_ms(answer_ms, max_wait).await;
+    Ok(Attempt::Failure)
 }
 
 #[cfg(test)]
@@ -173,17 +305,23 @@ mod tests {
     }
 
     #[test]
-    fn throttle_grows_after_free_failures() {
-        let t = Throttle::default();
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(t.delay("bob"), Duration::ZERO);
-            t.failed("bob");
-        }
-        assert_eq!(t.delay("bob"), Duration::from_millis(500));
-        t.failed("bob");
-        assert_eq!(t.delay("bob"), Duration::from_secs(1));
-        assert_eq!(t.delay("alice"), Duration::ZERO);
-        t.succeeded("bob");
-        assert_eq!(t.delay("bob"), Duration::ZERO);
+    fn keys_and_shown_names() {
+        assert_eq!(address_key("10.1.2.3".parse().unwrap()), "ip:10.1.2.3");
+        assert_eq!(
+            address_key("::ffff:10.1.2.3".parse().unwrap()),
+            "ip:10.1.2.3"
+        );
+        assert_eq!(
+            address_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(name_key("bob"), name_key("bob"));
+        assert_ne!(name_key("bob"), name_key("Bob"));
+        assert!(!name_key("hunter2").contains("hunter2"));
+        assert_eq!(shown_name("bob"), "\"bob\"");
+        assert_eq!(shown_name("a\nb\u{1b}[31m\"c"), "\"a\\nb\\u{1b}[31m\\\"c\"");
+        let long = shown_name(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), 64 + 3);
+        assert!(long.ends_with("…\""));
     }
 }

@@ -1,4 +1,5 @@
-//! How `ferry serve` runs: listen address, job store, master key, token lifetime.
+//! How `ferry serve` runs: listen address, job store, master key, token lifetime, login
+//! slow-down.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ pub struct ServeConfig {
     pub body_limit: usize,
     /// Where profile imports (`peertube`) write: never taken from a request.
     pub targets: Targets,
+    /// The failed-login slow-down (tests shorten its delays).
+    pub login_slow_down: crate::auth::SlowDown,
 }
 
 /// The server's own destinations for profile imports (`--target-db`, `--media-target`).
@@ -47,6 +50,7 @@ impl Default for ServeConfig {
             token_ttl_s: 3600,
             body_limit: 256 * 1024,
             targets: Targets::default(),
+            login_slow_down: crate::auth::SlowDown::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::SlowDown;
 pub use config::{ServeConfig, Targets};
 pub use error::{Error, Result};
 pub use store::Role;
@@ -89,12 +90,13 @@ pub async fn serve(
     }
     first_admin(store.as_ref()).await?;
     metrics::handle();
+    auth::spawn_pruning(store.clone(), config.login_slow_down);
 
     let jobs = Arc::new(jobs::Jobs::new(store.clone(), key, config.targets.clone()));
     let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs: jobs.clone(),
-        throttle: auth::Throttle::default(),
+        slow_down: config.login_slow_down,
         token_ttl_s: config.token_ttl_s,
     });
     let app = api::router(state, config.body_limit);
@@ -108,10 +110,14 @@ pub async fn serve(
     println!("ferry serve: listening on http://{addr}");
     let _ = std::io::stdout().flush();
     tracing::info!("Listening on http://{addr} (dashboard at /, API under /api/v1)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::new(format!("the server failed: {e}")))?;
+    // The client address keys the login slow-down.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| Error::new(format!("the server failed: {e}")))?;
     tracing::info!("Shutting down: cancelling running jobs");
     jobs.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

@@ -50,7 +50,8 @@ fn start_operation(kind: &str, schema: &str, dry_run: bool) -> Value {
                 "401": error_response("No, an invalid or an expired token"),
                 "403": error_response("The token is not an admin's"),
                 "409": error_response("Another non-dry-run migration into the same target is pending or running"),
-                "413": error_response("The body is larger than the server accepts")
+                "413": error_response("The body is larger than the server accepts"),
+                "415": error_response("The body is not sent as Content-Type: application/json")
             }
         }
     })
@@ -197,8 +198,14 @@ pub fn document() -> Value {
                 "responses": {
                     "200": {"description": "A token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}},
                     "400": error_response("Malformed body"),
-                    "401": error_response("Wrong user name or password (repeated failures are slowed down)"),
-                    "413": error_response("Body too large")
+                    "401": error_response("Wrong user name or password. After 3 failures from one address or for one user name, the next attempt waits its turn: 0.5 s after the last failure, doubling up to 8 s (a right password never waits for its name's turn)"),
+                    "413": error_response("Body too large"),
+                    "415": error_response("The body is not sent as Content-Type: application/json"),
+                    "429": {
+                        "description": "This address's next login turn is too far ahead (more than 16 s): nothing was checked; try again after Retry-After",
+                        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                    }
                 }
             }},
             "/api/v1/admin/migrations": {"get": {
@@ -273,6 +280,18 @@ mod tests {
         ] {
             assert!(paths.contains_key(p), "{p} is not described");
         }
+        // Every operation with a JSON body says it refuses other bodies.
+        for (path, item) in paths {
+            if let Some(post) = item.get("post")
+                && post.get("requestBody").is_some()
+            {
+                assert!(post["responses"]["415"].is_object(), "{path} lacks 415");
+            }
+        }
+        assert!(
+            paths["/api/v1/auth/login"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+                .is_object()
+        );
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

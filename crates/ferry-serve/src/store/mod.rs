@@ -1,7 +1,8 @@
 //! The job store: users, tokens and jobs, behind one trait with two implementations (an
 //! embedded SQLite file, the default, and PostgreSQL). The schema is created on open.
 //! At most one unfinished non-dry-run job per target is enforced by a partial unique index, so
-//! it holds across several servers sharing a PostgreSQL store.
+//! it holds across several servers sharing a PostgreSQL store; the login slow-down's counters
+//! (`ferry_login_slowdown`) live here for the same reason.
 
 mod postgres;
 mod sqlite;
@@ -120,6 +121,113 @@ pub trait Store: Send + Sync {
     /// Marks every unfinished job failed with `reason` (a server died under them).
     async fn fail_unfinished(&self, reason: &str, now: &str) -> Result<u64>;
     async fn status_counts(&self) -> Result<Vec<(String, u64)>>;
+
+    /// A login slow-down key's next turn and last change (`next_at`, `updated_at`), if any: a
+    /// read, so that attempts refused as busy write nothing.
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>>;
+    /// Takes the next turn of a login slow-down key (one atomic statement, see [`TURN_SQL`]).
+    async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn>;
+    /// No turn of `key` starts before `until_ms` (a failure just happened).
+    async fn login_hold(&self, key: &str, until_ms: i64, now_ms: i64) -> Result<()>;
+    /// Gives back a turn ([`Turn::Go`]) that ended in a success: one failure fewer, and the
+    /// key's next turn back to `start_ms` unless another attempt took a turn since.
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()>;
+    /// Forgets the keys with no change since before `before_ms`.
+    async fn login_prune(&self, before_ms: i64) -> Result<()>;
+}
+
+/// The numbers a login slow-down turn is computed from (milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct TurnRule {
+    /// Failures of a key that cost no delay.
+    pub free_failures: i64,
+    /// The delay after the first failure beyond the free ones; it doubles with each further one.
+    pub base_ms: i64,
+    pub max_ms: i64,
+    /// A key with no change for this long starts again from zero.
+    pub forget_ms: i64,
+    /// A turn further ahead than this is not taken: the attempt is [`Turn::Busy`].
+    pub max_wait_ms: i64,
+}
+
+/// The answer of [`Store::login_turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The turn starts at `start_ms` (wait until then); the key now counts `failures` (this
+    /// attempt included, as if it failed) and its next turn is at `next_ms`.
+    Go {
+        start_ms: i64,
+        next_ms: i64,
+        failures: i64,
+    },
+    /// The key's next turn is more than `max_wait_ms` away: nothing was recorded.
+    Busy { retry_ms: i64 },
+}
+
+/// A key's next turn: `start = max(now, next_at)`; when that is within `max_wait`, the key
+/// counts one failure more and its next turn moves to `start + delay(failures)`. Written once,
+/// in PostgreSQL's spelling (the SQLite store translates it), as one upsert, so concurrent
+/// attempts (from any number of servers) each get a turn of their own: PostgreSQL locks the
+/// row for the conflict update, SQLite writes one statement at a time. `last_wait` returns this
+/// statement's result (negative: busy, retry in that many ms) since `RETURNING` only sees the
+/// new row. Parameters: key, now, free failures, base, max, forget, max wait (all ms).
+pub static TURN_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let fresh = "(t.updated_at < $2 - $6)";
+    let f0 = format!("(CASE WHEN {fresh} THEN 0 ELSE t.failures END)");
+    let n0 = format!("(CASE WHEN {fresh} THEN 0 ELSE t.next_at END)");
+    let start = format!("GREATEST($2, {n0})");
+    let busy = format!("({start} - $2 > $7)");
+    // The shift is the doubling; 30 bounds it long after any sane maximum is reached.
+    let delay = |f: &str| {
+        format!(
+            "(CASE WHEN {f} < $3 THEN 0 ELSE LEAST($5, $4 << CAST(LEAST({f} - $3, 30) AS INTEGER)) END)"
+        )
+    };
+    format!(
+        "INSERT INTO ferry_login_slowdown AS t (key, failures, next_at, updated_at, last_wait)
+         VALUES ($1, 1, $2 + {first}, $2, 0)
+         ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN {busy} THEN t.failures ELSE {f0} + 1 END,
+             next_at = CASE WHEN {busy} THEN t.next_at ELSE {start} + {next} END,
+             updated_at = CASE WHEN {busy} THEN t.updated_at ELSE $2 END,
+             last_wait = CASE WHEN {busy} THEN $2 - {start} ELSE {start} - $2 END
+         RETURNING failures, next_at, last_wait",
+        first = delay("1"),
+        next = delay(&format!("({f0} + 1)")),
+    )
+});
+
+pub const PEEK_SQL: &str = "SELECT next_at, updated_at FROM ferry_login_slowdown WHERE key = $1";
+pub const HOLD_SQL: &str = "UPDATE ferry_login_slowdown SET next_at = GREATEST(next_at, $2), updated_at = $3 WHERE key = $1";
+pub const UNDO_SQL: &str = "UPDATE ferry_login_slowdown SET failures = GREATEST(failures - 1, 0),
+     next_at = CASE WHEN next_at = $2 THEN $3 ELSE next_at END WHERE key = $1";
+pub const PRUNE_SQL: &str = "DELETE FROM ferry_login_slowdown WHERE updated_at < $1";
+
+impl TurnRule {
+    /// The answer [`TURN_SQL`] would give a key whose row [`Store::login_peek`] read, when it
+    /// is busy; `None` when it would take a turn.
+    pub fn busy(&self, now_ms: i64, peeked: Option<(i64, i64)>) -> Option<Turn> {
+        let (next_at, updated_at) = peeked?;
+        let fresh = updated_at < now_ms - self.forget_ms;
+        (!fresh && next_at - now_ms > self.max_wait_ms).then_some(Turn::Busy {
+            retry_ms: next_at - now_ms,
+        })
+    }
+}
+
+/// A [`TURN_SQL`] row (failures, next_at, last_wait) as a [`Turn`].
+fn turn_of(now_ms: i64, failures: i64, next_ms: i64, last_wait: i64) -> Turn {
+    if last_wait < 0 {
+        Turn::Busy {
+            retry_ms: -last_wait,
+        }
+    } else {
+        Turn::Go {
+            start_ms: now_ms + last_wait,
+            next_ms,
+            failures,
+        }
+    }
 }
 
 /// Opens (and creates the schema of) the store a URL names.
@@ -152,4 +260,125 @@ pub fn now() -> String {
 
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1000;
+
+    /// The real defaults (auth::SlowDown::default) in milliseconds.
+    const DEFAULTS: TurnRule = TurnRule {
+        free_failures: 3,
+        base_ms: 500,
+        max_ms: 8 * SECOND,
+        forget_ms: 15 * 60 * SECOND,
+        max_wait_ms: 16 * SECOND,
+    };
+
+    async fn store() -> (tempfile::TempDir, sqlite::SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = sqlite::SqliteStore::open(path.to_str().unwrap())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn start(turn: Turn) -> i64 {
+        match turn {
+            Turn::Go { start_ms, .. } => start_ms,
+            Turn::Busy { .. } => panic!("busy: {turn:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_rule_allows_456_guesses_an_hour_per_key() {
+        let (_dir, s) = store().await;
+        // A client that comes back exactly at each turn, for an hour.
+        let (mut now, mut turns) = (0, 0);
+        let mut starts = Vec::new();
+        while now <= 3600 * SECOND {
+            let at = start(s.login_turn("k", now, &DEFAULTS).await.unwrap());
+            assert!(at >= now);
+            if at > 3600 * SECOND {
+                break;
+            }
+            starts.push(at);
+            turns += 1;
+            now = at;
+        }
+        assert_eq!(
+            &starts[..8],
+            &[0, 0, 0, 500, 1500, 3500, 7500, 15500],
+            "3 free, then 0.5, 1, 2, 4, 8 s"
+        );
+        assert!(starts.windows(2).skip(7).all(|w| w[1] - w[0] == 8 * SECOND));
+        assert_eq!(turns, 456);
+    }
+
+    #[tokio::test]
+    async fn simultaneous_attempts_get_spaced_turns_or_busy() {
+        let (_dir, s) = store().await;
+        let mut answers = Vec::new();
+        for _ in 0..30 {
+            answers.push(s.login_turn("k", 0, &DEFAULTS).await.unwrap());
+        }
+        let starts: Vec<i64> = answers[..8].iter().map(|t| start(*t)).collect();
+        assert_eq!(starts, [0, 0, 0, 500, 1500, 3500, 7500, 15500]);
+        // The next turn is 23.5 s away, past the 16 s a turn may wait: nothing recorded.
+        assert!(
+            answers[8..]
+                .iter()
+                .all(|t| *t == Turn::Busy { retry_ms: 23500 }),
+            "{answers:?}"
+        );
+        // A success gives its turn back; a failure holds the key.
+        let last = s.login_turn("k", 23500, &DEFAULTS).await.unwrap();
+        assert_eq!(start(last), 23500);
+        let Turn::Go {
+            start_ms, next_ms, ..
+        } = last
+        else {
+            unreachable!()
+        };
+        s.login_undo("k", next_ms, start_ms).await.unwrap();
+        let again = s.login_turn("k", 23500, &DEFAULTS).await.unwrap();
+        assert_eq!(last, again, "the undone turn is handed out again");
+        s.login_hold("k", 60 * SECOND, 23500).await.unwrap();
+        assert_eq!(
+            s.login_turn("k", 30 * SECOND, &DEFAULTS).await.unwrap(),
+            Turn::Busy {
+                retry_ms: 30 * SECOND
+            }
+        );
+        // The read-only check agrees.
+        let peeked = s.login_peek("k").await.unwrap();
+        assert_eq!(
+            DEFAULTS.busy(30 * SECOND, peeked),
+            Some(Turn::Busy {
+                retry_ms: 30 * SECOND
+            })
+        );
+        assert_eq!(DEFAULTS.busy(50 * SECOND, peeked), None);
+        assert_eq!(DEFAULTS.busy(0, None), None);
+        // Other keys are not affected; a key is forgotten after 15 minutes without a change.
+        assert_eq!(
+            start(s.login_turn("other", 100, &DEFAULTS).await.unwrap()),
+            100
+        );
+        let later = 23500 + DEFAULTS.forget_ms + 1;
+        match s.login_turn("k", later, &DEFAULTS).await.unwrap() {
+            Turn::Go {
+                start_ms, failures, ..
+            } => assert_eq!((start_ms, failures), (later, 1)),
+            busy => panic!("{busy:?}"),
+        }
+        s.login_prune(later).await.unwrap();
+        assert_eq!(
+            start(s.login_turn("other", later, &DEFAULTS).await.unwrap()),
+            later
+        );
+    }
 }

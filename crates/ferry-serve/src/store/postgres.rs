@@ -6,9 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
-use super::{InsertError, JobRecord, Role, Store, User};
+use super::{InsertError, JobRecord, Role, Store, Turn, TurnRule, User};
 use crate::error::{Error, Result};
 
 const SCHEMA: &str = "
@@ -45,6 +46,14 @@ CREATE TABLE IF NOT EXISTS ferry_jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_per_target ON ferry_jobs (target_key)
     WHERE NOT dry_run AND status IN ('pending', 'validating', 'running');
 CREATE INDEX IF NOT EXISTS ferry_jobs_created ON ferry_jobs (created_at);
+CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    next_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    last_wait BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ferry_login_slowdown_updated ON ferry_login_slowdown (updated_at);
 ";
 
 const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
@@ -362,5 +371,54 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
             .collect())
+    }
+
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        let c = self.client().await?;
+        let row = c.query_opt(super::PEEK_SQL, &[&key]).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn> {
+        let c = self.client().await?;
+        // Typed parameters: in `$4 << …` and `1 < $3` PostgreSQL could not infer them.
+        let rows = c
+            .query_typed(
+                &super::TURN_SQL,
+                &[
+                    (&key, Type::TEXT),
+                    (&now_ms, Type::INT8),
+                    (&rule.free_failures, Type::INT8),
+                    (&rule.base_ms, Type::INT8),
+                    (&rule.max_ms, Type::INT8),
+                    (&rule.forget_ms, Type::INT8),
+                    (&rule.max_wait_ms, Type::INT8),
+                ],
+            )
+            .await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| Error::new("job store (PostgreSQL): the login turn returned no row"))?;
+        Ok(super::turn_of(now_ms, r.get(0), r.get(1), r.get(2)))
+    }
+
+    async fn login_hold(&self, key: &str, until_ms: i64, now_ms: i64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(super::HOLD_SQL, &[&key, &until_ms, &now_ms])
+            .await?;
+        Ok(())
+    }
+
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(super::UNDO_SQL, &[&key, &next_ms, &start_ms])
+            .await?;
+        Ok(())
+    }
+
+    async fn login_prune(&self, before_ms: i64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(super::PRUNE_SQL, &[&before_ms]).await?;
+        Ok(())
     }
 }

@@ -1,12 +1,13 @@
 //! The SQLite job store: one connection behind a mutex, every call on the blocking pool (WAL
-//! and a busy timeout, so `ferry admin` can write while a server runs).
+//! and a busy timeout, so `ferry admin` can write while a server runs). The file and its
+//! `-wal`/`-shm` are readable by their owner only.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{InsertError, JobRecord, Role, Store, User};
+use super::{InsertError, JobRecord, Role, Store, Turn, TurnRule, User};
 use crate::error::{Error, Result};
 
 const SCHEMA: &str = "
@@ -43,6 +44,14 @@ CREATE TABLE IF NOT EXISTS ferry_jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_per_target ON ferry_jobs (target_key)
     WHERE dry_run = 0 AND status IN ('pending', 'validating', 'running');
 CREATE INDEX IF NOT EXISTS ferry_jobs_created ON ferry_jobs (created_at);
+CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_wait INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ferry_login_slowdown_updated ON ferry_login_slowdown (updated_at);
 ";
 
 const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
@@ -55,6 +64,7 @@ impl SqliteStore {
     pub async fn open(path: &str) -> Result<Self> {
         let path = path.to_string();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            make_private(&path)?;
             let conn = Connection::open(&path)
                 .map_err(|e| Error::new(format!("cannot open the job store {path}: {e}")))?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -83,6 +93,52 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::new(format!("job store task failed: {e}")))?
     }
+}
+
+/// The store holds sealed credentials and token hashes: only its owner may read it. The file
+/// is created mode 0600 before SQLite opens it, and SQLite gives the `-wal` and `-shm` files it
+/// creates the database file's mode; files an older ferry left readable to others are
+/// tightened. (`:memory:` and `file:` URIs are left to SQLite.)
+fn make_private(path: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path == ":memory:" || path.starts_with("file:") {
+            return Ok(());
+        }
+        let cannot =
+            |e: std::io::Error| Error::new(format!("cannot open the job store {path}: {e}"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+        for file in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(cannot)?;
+                tracing::warn!(
+                    "Made the job store file {file} readable by its owner only (mode 0600)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`super::TURN_SQL`] and its friends are written in PostgreSQL's spelling.
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+        .replace("GREATEST(", "max(")
+        .replace("LEAST(", "min(")
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -381,6 +437,66 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare("SELECT status, count(*) FROM ferry_jobs GROUP BY status")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
                 .collect()
+        })
+        .await
+    }
+
+    async fn login_peek(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        let key = key.to_string();
+        self.call(move |c| {
+            c.prepare_cached(&sqlite_sql(super::PEEK_SQL))?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .await
+    }
+
+    async fn login_turn(&self, key: &str, now_ms: i64, rule: &TurnRule) -> Result<Turn> {
+        let (key, rule) = (key.to_string(), *rule);
+        let (failures, next_ms, last_wait) = self
+            .call(move |c| {
+                c.prepare_cached(&sqlite_sql(&super::TURN_SQL))?.query_row(
+                    params![
+                        key,
+                        now_ms,
+                        rule.free_failures,
+                        rule.base_ms,
+                        rule.max_ms,
+                        rule.forget_ms,
+                        rule.max_wait_ms
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .await?;
+        Ok(super::turn_of(now_ms, failures, next_ms, last_wait))
+    }
+
+    async fn login_hold(&self, key: &str, until_ms: i64, now_ms: i64) -> Result<()> {
+        let key = key.to_string();
+        self.call(move |c| {
+            c.execute(&sqlite_sql(super::HOLD_SQL), params![key, until_ms, now_ms])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn login_undo(&self, key: &str, next_ms: i64, start_ms: i64) -> Result<()> {
+        let key = key.to_string();
+        self.call(move |c| {
+            c.execute(
+                &sqlite_sql(super::UNDO_SQL),
+                params![key, next_ms, start_ms],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn login_prune(&self, before_ms: i64) -> Result<()> {
+        self.call(move |c| {
+            c.execute(&sqlite_sql(super::PRUNE_SQL), params![before_ms])
+                .map(|_| ())
         })
         .await
     }
