@@ -224,14 +224,16 @@ impl Store {
             }
         }
         .map_err(|e| Error::input(self.scrub(&format!("{self}: {}", one_line(&e)))))?;
-        // Transient failures are retried three times within about two seconds (OpenDAL's
-        // default logs every attempt at warn level with the whole request context: hundreds
-        // of lines for an unreachable endpoint). Retries are logged at debug.
+        // Transient failures (an S3 server's 500/503 while it grows a volume, a reset
+        // connection) are retried three times, 1, 2 and 4 s apart as OpenDAL's default does,
+        // but quietly: the default logs every attempt at warn level with the whole request
+        // context (hundreds of lines for an unreachable endpoint). Retries are logged at debug;
+        // the failure that remains is one line.
         let secrets = self.secrets.clone();
         let retry = opendal::layers::RetryLayer::new()
             .with_jitter()
-            .with_min_delay(std::time::Duration::from_millis(250))
-            .with_max_delay(std::time::Duration::from_secs(1))
+            .with_min_delay(std::time::Duration::from_secs(1))
+            .with_max_delay(std::time::Duration::from_secs(4))
             .with_max_times(3)
             .with_notify(move |event: opendal::layers::RetryEvent<'_>| {
                 let mut why = one_line(event.err);

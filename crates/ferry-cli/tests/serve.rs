@@ -1426,8 +1426,11 @@ fn parallel_guesses_at_one_name_are_spaced_and_its_owner_still_logs_in_promptly(
     );
     assert!(busy > 0, "30 at a time never found the address busy");
     assert!(owner.len() >= 2, "{owner:?}");
+    // Thirty argon2 checks at once on two cores make every login slow for a moment: the
+    // bound says the owner did not queue behind the name's turns, not that the CPU was idle.
+    // (The two-server test, with the real delays, bounds the owner's wait at 2 s.)
     assert!(
-        owner.iter().all(|t| *t < Duration::from_secs(2)),
+        owner.iter().all(|t| *t < Duration::from_secs(5)),
         "the right password waited: {owner:?}"
     );
     let log = server.output();

@@ -204,6 +204,9 @@ async fn connect(port: u16, chromium: &Path, profile: &Path) -> Client {
         "goog:chromeOptions".into(),
         json!({"binary": chromium.display().to_string(), "args": args}),
     );
+    // The workspace links rustls with two providers (ring for ferry's database connections,
+    // aws-lc-rs through reqwest), so rustls cannot pick one by itself: choose ring, as ferry does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = ClientBuilder::rustls();
     let mut builder = match builder {
         Ok(b) => b,
