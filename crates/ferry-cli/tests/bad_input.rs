@@ -113,20 +113,23 @@ fn workers_0_and_a_huge_batch_size_are_refused() {
     assert!(!target.exists());
 
     let summary = dir.path().join("s.json");
-    let run = ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &sqlite_url(&db),
-            "--target",
-            &sqlite_url(&target),
-            "--batch-size",
-            "1000000000",
-            "--summary",
-            &s(&summary),
-        ],
-    );
+    let copy_in_batches_of = |rows: &str| {
+        ferry(
+            dir.path(),
+            &[
+                "copy",
+                "--source",
+                &sqlite_url(&db),
+                "--target",
+                &sqlite_url(&target),
+                "--batch-size",
+                rows,
+                "--summary",
+                &s(&summary),
+            ],
+        )
+    };
+    let run = copy_in_batches_of("1000000000");
     assert_says(
         &one_error_line(&run),
         &["--batch-size 1000000000 is too large", "at most 1000000"],
@@ -135,21 +138,7 @@ fn workers_0_and_a_huge_batch_size_are_refused() {
     assert_eq!(read_summary(&summary)["status"], "failed");
 
     // The largest accepted batch does not reserve rows × width up front.
-    let run = ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &sqlite_url(&db),
-            "--target",
-            &sqlite_url(&target),
-            "--batch-size",
-            "1000000",
-            "--summary",
-            &s(&summary),
-        ],
-    );
-    run.expect_code(0);
+    copy_in_batches_of("1000000").expect_code(0);
     let rss = read_summary(&summary)["peak_rss_mb"].as_f64().unwrap();
     assert!(rss < 200.0, "peak RSS {rss:.0} MB for 6,000 small rows");
 }
@@ -238,24 +227,22 @@ fn zero_batch_size_or_workers_in_a_migrate_spec() {
     }
 }
 
+/// `ferry blobs copy` of a folder of one file (made in `dir/src`) to `to`.
+fn blobs_copy(dir: &Path, to: &str, extra: &[&str]) -> Run {
+    write_tree(&dir.join("src"), &[("a", bytes(1, 10))]);
+    let from = format!("file://{}", dir.join("src").display());
+    let mut args = vec!["blobs", "copy", "--from", &from, "--to", to];
+    args.extend_from_slice(extra);
+    ferry(dir, &args)
+}
+
 #[test]
 fn an_unreachable_s3_endpoint_is_one_line_after_a_short_retry() {
     let dir = TempDir::new().unwrap();
-    write_tree(&dir.path().join("src"), &[("a", bytes(1, 10))]);
     // Nothing listens on port 9 of the loopback interface (discard, never run in tests).
     let to = "s3://bucket/p?endpoint=http://127.0.0.1:9&access_key_id=AKIDEXAMPLE&secret_access_key=secret9";
     let started = Instant::now();
-    let run = ferry(
-        dir.path(),
-        &[
-            "blobs",
-            "copy",
-            "--from",
-            &format!("file://{}", dir.path().join("src").display()),
-            "--to",
-            to,
-        ],
-    );
+    let run = blobs_copy(dir.path(), to, &[]);
     let took = started.elapsed();
     let line = one_error_line(&run);
     assert_says(
@@ -305,22 +292,11 @@ fn s3_refusing_the_credentials_is_one_short_line() {
 #[test]
 fn a_postgres_refusal_names_the_servers_reason_not_db_error() {
     let dir = TempDir::new().unwrap();
-    write_tree(&dir.path().join("src"), &[("a", bytes(3, 10))]);
     let missing_db = with_database(&pg_admin_url(), "ferry_no_such_database_h3");
-    let run = ferry(
+    let run = blobs_copy(
         dir.path(),
-        &[
-            "blobs",
-            "copy",
-            "--from",
-            &format!("file://{}", dir.path().join("src").display()),
-            "--to",
-            &format!("file://{}", dir.path().join("out").display()),
-            "--manifest-db",
-            &missing_db,
-            "--manifest-sql",
-            "SELECT 'a'",
-        ],
+        &format!("file://{}", dir.path().join("out").display()),
+        &["--manifest-db", &missing_db, "--manifest-sql", "SELECT 'a'"],
     );
     let line = one_error_line(&run);
     assert_says(&line, &["ferry_no_such_database_h3", "does not exist"]);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +13,22 @@ use tempfile::TempDir;
 
 /// Keys listed per kind of difference.
 const SHOWN: usize = 20;
+
+/// `ferry verify` of two SQLite files, writing the summary.
+fn verify(dir: &Path, src: &Path, dst: &Path, summary: &Path) -> common::Run {
+    ferry(
+        dir,
+        &[
+            "verify",
+            "--source",
+            &sqlite_url(src),
+            "--target",
+            &sqlite_url(dst),
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    )
+}
 
 fn ids(keys: &serde_json::Value) -> Vec<i64> {
     keys.as_array()
@@ -49,18 +66,7 @@ fn a_tenth_of_a_million_rows_changed_is_counted_exactly_in_bounded_memory() {
     );
     let summary = dir.path().join("summary.json");
     let started = Instant::now();
-    let run = ferry(
-        dir.path(),
-        &[
-            "verify",
-            "--source",
-            &sqlite_url(&src),
-            "--target",
-            &sqlite_url(&dst),
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-    );
+    let run = verify(dir.path(), &src, &dst, &summary);
     let took = started.elapsed();
     run.expect_code(1);
     eprintln!("ferry verify of 1M rows, 10 % changed: {took:.1?}");
@@ -148,18 +154,7 @@ fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let summary = dir.path().join("summary.json");
-    let run = ferry(
-        dir.path(),
-        &[
-            "verify",
-            "--source",
-            &sqlite_url(&src),
-            "--target",
-            &sqlite_url(&dst),
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-    );
+    let run = verify(dir.path(), &src, &dst, &summary);
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     run.expect_code(1);

@@ -344,13 +344,13 @@ async fn verify_table(
     // under the cap on each side (pass 1's per-bucket row counts say how many that is).
     let mut selected = vec![false; hash::BUCKETS];
     let (mut s_rows, mut t_rows, mut left_out) = (0usize, 0usize, 0usize);
-    for b in 0..hash::BUCKETS {
+    for (b, chosen) in selected.iter_mut().enumerate() {
         let (sb, tb) = (s.bucket_rows[b] as usize, t.bucket_rows[b] as usize);
         if s.digest.buckets[b] == t.digest.buckets[b] && sb == tb {
             continue;
         }
         if s_rows + sb <= MAX_DIFF_ROWS && t_rows + tb <= MAX_DIFF_ROWS {
-            selected[b] = true;
+            *chosen = true;
             (s_rows, t_rows) = (s_rows + sb, t_rows + tb);
         } else {
             left_out += 1;
