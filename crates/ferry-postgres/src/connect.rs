@@ -172,22 +172,22 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
         }
         (None, _) => None,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match roots {
-        None => Arc::new(Unverified(provider.clone())),
-        Some(roots) => {
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+    let webpki = match roots {
+        None => None,
+        Some(roots) => Some(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider.clone(),
             )
             .build()
-            .map_err(|e| Error::input(format!("sslrootcert holds no usable CA: {e}")))?;
-            if tls.mode == Mode::VerifyFull {
-                webpki
-            } else {
-                Arc::new(ChainOnly(webpki))
-            }
-        }
+            .map_err(|e| Error::input(format!("sslrootcert holds no usable CA: {e}")))?,
+        ),
     };
+    let verifier = Arc::new(Verifier {
+        provider: provider.clone(),
+        webpki,
+        check_name: tls.mode == Mode::VerifyFull,
+    });
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::input(format!("TLS setup failed: {e}")))?
@@ -251,12 +251,19 @@ fn root_store(root_cert: &str) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// sslmode=verify-ca: the chain must lead to the CA, whatever name the certificate carries.
-/// webpki checks the chain before the name, so a name error means the chain was good.
+/// libpq's certificate checks. Without `webpki` (prefer/require without sslrootcert) the
+/// certificate is not checked: encryption against passive eavesdroppers only, as in libpq.
+/// Without `check_name` (verify-ca, require with sslrootcert) the chain must lead to the CA
+/// whatever name the certificate carries: webpki checks the chain before the name, so a name
+/// error means the chain was good. The handshake signatures are always checked.
 #[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    check_name: bool,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -265,13 +272,13 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -282,7 +289,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -291,61 +299,14 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// sslmode=prefer/require without sslrootcert: encryption against passive eavesdroppers only,
-/// as in libpq; the handshake signatures are still checked.
-#[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

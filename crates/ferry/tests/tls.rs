@@ -59,16 +59,19 @@ async fn pg_ssl(url: &str) -> bool {
         .get(0)
 }
 
-/// The one-line error for `url`, which must not connect.
-async fn pg_refused(url: &str) -> String {
-    let err = pg_open(url)
-        .await
+/// The one-line error of a connection to `url` that must fail.
+fn refused<T>(opened: ferry::Result<T>, url: &str) -> String {
+    let err = opened
         .err()
         .unwrap_or_else(|| panic!("{url} should be refused"))
         .to_string();
     assert!(!err.contains('\n'), "one line: {err}");
     assert!(!err.contains(PASSWORD), "never the password: {err}");
     err
+}
+
+async fn pg_refused(url: &str) -> String {
+    refused(pg_open(url).await, url)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -234,14 +237,7 @@ async fn my_cipher(url: &str) -> String {
 }
 
 async fn my_refused(url: &str) -> String {
-    let err = my_open(url)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("{url} should be refused"))
-        .to_string();
-    assert!(!err.contains('\n'), "one line: {err}");
-    assert!(!err.contains(PASSWORD), "never the password: {err}");
-    err
+    refused(my_open(url).await, url)
 }
 
 #[tokio::test(flavor = "multi_thread")]
