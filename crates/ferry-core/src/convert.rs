@@ -86,10 +86,7 @@ pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
 ///
 /// # Errors
 /// As [`convert`].
-pub fn convert_noting_rounding(
-    value: Value,
-    to: &DataType,
-) -> Result<(Value, bool), ConvertError> {
+pub fn convert_noting_rounding(value: Value, to: &DataType) -> Result<(Value, bool), ConvertError> {
     if value.is_null() {
         return Ok((Value::Null, false));
     }
@@ -424,9 +421,7 @@ fn to_timestamp(value: Value) -> Result<(Value, bool), ConvertError> {
                 let naive = date.and_time(time.unwrap_or(NaiveTime::MIN));
                 let (naive, lost) = round_timestamp(naive);
                 Ok((
-                    Value::Timestamp(
-                        naive - chrono::Duration::seconds(offset.unwrap_or(0) as i64),
-                    ),
+                    Value::Timestamp(naive - chrono::Duration::seconds(offset.unwrap_or(0) as i64)),
                     lost,
                 ))
             }
@@ -623,7 +618,10 @@ mod tests {
         let tz = |s: &str| convert_noting_rounding(Value::Text(s.into()), &DataType::TimestampTz);
         let (v, lost) = tz("2026-07-08 12:00:28.111135256+02:00").unwrap();
         assert!(lost);
-        assert_eq!(v.render(), tz("2026-07-08 10:00:28.111135Z").unwrap().0.render());
+        assert_eq!(
+            v.render(),
+            tz("2026-07-08 10:00:28.111135Z").unwrap().0.render()
+        );
         // Trailing zeros lose nothing and are not counted.
         assert!(!tz("2026-07-08 12:00:28.1111350+02:00").unwrap().1);
         // A carry crosses the second, the minute and the day.
@@ -632,7 +630,10 @@ mod tests {
             &DataType::Timestamp,
         )
         .unwrap();
-        assert_eq!(v, convert(Value::Text("2027-01-01".into()), &DataType::Timestamp).unwrap());
+        assert_eq!(
+            v,
+            convert(Value::Text("2027-01-01".into()), &DataType::Timestamp).unwrap()
+        );
         assert!(convert(Value::Text("23:59:59.9999999".into()), &DataType::Time).is_err());
         assert_eq!(
             convert(Value::Text("12:00:00.0000015".into()), &DataType::Time),
