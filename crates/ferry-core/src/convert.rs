@@ -110,7 +110,7 @@ pub fn round_nanos_to_micros(nanos: u32) -> u32 {
 /// `t` rounded to whole microseconds, and whether that dropped non-zero digits.
 fn round_timestamp(t: NaiveDateTime) -> (NaiveDateTime, bool) {
     let nanos = t.and_utc().timestamp_subsec_nanos();
-    if nanos % 1000 == 0 {
+    if nanos.is_multiple_of(1000) {
         return (t, false);
     }
     let whole = t.with_nanosecond(0).expect("zero nanoseconds is valid");
