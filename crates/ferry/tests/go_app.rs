@@ -22,6 +22,17 @@ INSERT INTO events (created_at, raw, status, user_id) VALUES
   ('2026-12-31 23:59:59.9999999+00:00', '2026-12-31 23:59:59.9999999+00:00', 'done', 'u5');
 "#;
 
+/// Copies the Go app's file to `target` and checks what both targets share: the copy verifies,
+/// the rounding is named, the double-quoted defaults are kept.
+async fn copy_go_app(target: &ferry::Locator) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = go_app_db(dir.path());
+    let report = ferry::copy(&sqlite(&src), target, &options(dir.path()), &context(false))
+        .await
+        .unwrap();
+    assert_rounding_named(&report);
+}
+
 fn go_app_db(dir: &Path) -> PathBuf {
     let path = dir.join("go.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -52,18 +63,8 @@ fn assert_rounding_named(report: &ferry::Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_app_sqlite_to_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = go_app_db(dir.path());
     let db = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&src),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_rounding_named(&report);
+    copy_go_app(&db.locator()).await;
 
     let pg = db.client().await;
     // Every value is the instant PostgreSQL itself reads from the same text: same rounding.
@@ -104,18 +105,8 @@ async fn go_app_sqlite_to_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_app_sqlite_to_mysql() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = go_app_db(dir.path());
     let db = MyDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&src),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_rounding_named(&report);
+    copy_go_app(&db.locator()).await;
 
     let mut my = db.conn().await;
     let got: Vec<(String, String)> = my
