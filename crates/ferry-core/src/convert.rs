@@ -2,7 +2,7 @@
 //! ISO text becomes a timestamp, and a value that does not fit becomes a row failure with a
 //! reason, never a silently changed value.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 
 use crate::schema::DataType;
 use crate::value::Value;
@@ -13,7 +13,8 @@ pub type ConvertError = String;
 /// Converts `value` so that it is exactly representable as `to`.
 ///
 /// # Errors
-/// A sentence naming the value and why it does not fit; nothing is rounded or truncated.
+/// A sentence naming the value and why it does not fit; nothing is rounded or truncated,
+/// except the sub-microsecond digits of text times (see [`convert_noting_rounding`]).
 pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
     if value.is_null() {
         return Ok(Value::Null);
@@ -49,9 +50,9 @@ pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
             },
         })),
         DataType::Date => to_date(value),
-        DataType::Time => to_time(value),
-        DataType::Timestamp => to_timestamp(value),
-        DataType::TimestampTz => to_timestamptz(value),
+        DataType::Time => to_time(value).map(|(v, _)| v),
+        DataType::Timestamp => to_timestamp(value).map(|(v, _)| v),
+        DataType::TimestampTz => to_timestamptz(value).map(|(v, _)| v),
         DataType::Uuid => match value {
             Value::Uuid(u) => Ok(Value::Uuid(u)),
             Value::Text(s) => uuid::Uuid::parse_str(s.trim())
@@ -77,6 +78,46 @@ pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
             other => to_text(other),
         },
     }
+}
+
+/// [`convert`], also saying whether the value lost non-zero digits: text times with 7 to 9
+/// fractional digits (Go's `time.Time`, .NET) are rounded to the microsecond every target
+/// holds, the way PostgreSQL rounds them on input, and the copy reports how many were.
+///
+/// # Errors
+/// As [`convert`].
+pub fn convert_noting_rounding(value: Value, to: &DataType) -> Result<(Value, bool), ConvertError> {
+    if value.is_null() {
+        return Ok((Value::Null, false));
+    }
+    match to {
+        DataType::Time => to_time(value),
+        DataType::Timestamp => to_timestamp(value),
+        DataType::TimestampTz => to_timestamptz(value),
+        _ => convert(value, to).map(|v| (v, false)),
+    }
+}
+
+/// Rounds a nanosecond fraction to microseconds exactly as PostgreSQL's timestamp input does
+/// (`rint(strtod(fraction) * 1e6)`, round half to even on the double): the same text gives
+/// the same instant whether ferry or PostgreSQL parses it. `n as f64 / 1e9` is the correctly
+/// rounded double of the decimal fraction, which is what `strtod` returns. The result may be
+/// 1,000,000 (a carry into the next second).
+pub fn round_nanos_to_micros(nanos: u32) -> u32 {
+    ((nanos as f64 / 1e9) * 1e6).round_ties_even() as u32
+}
+
+/// `t` rounded to whole microseconds, and whether that dropped non-zero digits.
+fn round_timestamp(t: NaiveDateTime) -> (NaiveDateTime, bool) {
+    let nanos = t.and_utc().timestamp_subsec_nanos();
+    if nanos.is_multiple_of(1000) {
+        return (t, false);
+    }
+    let whole = t.with_nanosecond(0).expect("zero nanoseconds is valid");
+    (
+        whole + chrono::Duration::microseconds(round_nanos_to_micros(nanos) as i64),
+        true,
+    )
 }
 
 fn range(v: Value, min: i64, max: i64, name: &str) -> Result<Value, ConvertError> {
@@ -349,28 +390,39 @@ fn to_date(value: Value) -> Result<Value, ConvertError> {
     }
 }
 
-fn to_time(value: Value) -> Result<Value, ConvertError> {
+fn to_time(value: Value) -> Result<(Value, bool), ConvertError> {
     match value {
-        Value::Time(t) => Ok(Value::Time(t)),
-        Value::Text(ref s) => parse_time(s.trim().as_bytes())
-            .map(Value::Time)
-            .ok_or_else(|| format!("{} is not a time of day (HH:MM:SS)", value.render())),
+        Value::Time(t) => Ok((Value::Time(t), false)),
+        Value::Text(ref s) => {
+            let t = parse_time(s.trim().as_bytes())
+                .ok_or_else(|| format!("{} is not a time of day (HH:MM:SS)", value.render()))?;
+            let (rounded, lost) = round_timestamp(NaiveDate::MIN.and_time(t));
+            if rounded.date() != NaiveDate::MIN {
+                return Err(format!(
+                    "{} rounds to 24:00:00, which the column cannot hold",
+                    value.render()
+                ));
+            }
+            Ok((Value::Time(rounded.time()), lost))
+        }
         other => Err(format!("{} is not a time of day", other.render())),
     }
 }
 
-fn to_timestamp(value: Value) -> Result<Value, ConvertError> {
+fn to_timestamp(value: Value) -> Result<(Value, bool), ConvertError> {
     match value {
-        Value::Timestamp(t) => Ok(Value::Timestamp(t)),
-        Value::Date(d) => Ok(Value::Timestamp(d.and_time(NaiveTime::MIN))),
+        Value::Timestamp(t) => Ok((Value::Timestamp(t), false)),
+        Value::Date(d) => Ok((Value::Timestamp(d.and_time(NaiveTime::MIN)), false)),
         // An instant in a column without a zone is written in UTC (how ferry stores instants
         // where the target has no zone type): the same instant, never a dropped offset.
-        Value::TimestampTz(t) => Ok(Value::Timestamp(t.naive_utc())),
+        Value::TimestampTz(t) => Ok((Value::Timestamp(t.naive_utc()), false)),
         Value::Text(ref s) => match parse_datetime(s) {
             Some(Parsed { date, time, offset }) => {
                 let naive = date.and_time(time.unwrap_or(NaiveTime::MIN));
-                Ok(Value::Timestamp(
-                    naive - chrono::Duration::seconds(offset.unwrap_or(0) as i64),
+                let (naive, lost) = round_timestamp(naive);
+                Ok((
+                    Value::Timestamp(naive - chrono::Duration::seconds(offset.unwrap_or(0) as i64)),
+                    lost,
                 ))
             }
             None => Err(format!(
@@ -382,21 +434,21 @@ fn to_timestamp(value: Value) -> Result<Value, ConvertError> {
     }
 }
 
-fn to_timestamptz(value: Value) -> Result<Value, ConvertError> {
+fn to_timestamptz(value: Value) -> Result<(Value, bool), ConvertError> {
     match value {
-        Value::TimestampTz(t) => Ok(Value::TimestampTz(t)),
+        Value::TimestampTz(t) => Ok((Value::TimestampTz(t), false)),
         // A zone-less timestamp stands for UTC where a zone is required: that is how ferry
         // stores instants in databases without a zone type (MySQL datetime, sessions in UTC).
-        Value::Timestamp(t) => Ok(Value::TimestampTz(Utc.from_utc_datetime(&t))),
+        Value::Timestamp(t) => Ok((Value::TimestampTz(Utc.from_utc_datetime(&t)), false)),
         Value::Text(ref s) => match parse_datetime(s) {
             Some(Parsed {
                 date,
                 time,
                 offset: Some(secs),
             }) => {
-                let naive = date.and_time(time.unwrap_or(NaiveTime::MIN))
-                    - chrono::Duration::seconds(secs as i64);
-                Ok(Value::TimestampTz(Utc.from_utc_datetime(&naive)))
+                let (naive, lost) = round_timestamp(date.and_time(time.unwrap_or(NaiveTime::MIN)));
+                let naive = naive - chrono::Duration::seconds(secs as i64);
+                Ok((Value::TimestampTz(Utc.from_utc_datetime(&naive)), lost))
             }
             Some(_) => Err(format!(
                 "{} has no zone offset; the column holds instants",
@@ -423,7 +475,8 @@ pub struct Parsed {
 /// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.fraction]]][Z|±HH:MM|±HHMM]`.
 ///
 /// Hand-written because it runs once per value on the hot path, and because it must accept
-/// exactly SQLite's own forms and reject (not round) fractions finer than a microsecond.
+/// exactly SQLite's own forms. The time keeps up to 9 fractional digits (nanoseconds); the
+/// converters round it to microseconds.
 pub fn parse_datetime(text: &str) -> Option<Parsed> {
     let b = text.trim().as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
@@ -474,7 +527,7 @@ fn parse_time(b: &[u8]) -> Option<NaiveTime> {
     }
     let h = num(&b[0..2])?;
     let m = num(&b[3..5])?;
-    let (s, micros) = if b.len() == 5 {
+    let (s, nanos) = if b.len() == 5 {
         (0, 0)
     } else {
         if b[5] != b':' || b.len() < 8 {
@@ -482,7 +535,7 @@ fn parse_time(b: &[u8]) -> Option<NaiveTime> {
         }
         let s = num(&b[6..8])?;
         let frac = &b[8..];
-        let micros = if frac.is_empty() {
+        let nanos = if frac.is_empty() {
             0
         } else {
             if frac[0] != b'.' || frac.len() < 2 {
@@ -492,19 +545,20 @@ fn parse_time(b: &[u8]) -> Option<NaiveTime> {
             if !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            // Digits past the sixth must be zeros: rounding them away would change the value.
-            if digits.len() > 6 && digits[6..].iter().any(|&d| d != b'0') {
+            // Nanoseconds are the finest any application writes (Go); digits past the ninth
+            // are accepted only as zeros rather than silently rounded twice.
+            if digits.len() > 9 && digits[9..].iter().any(|&d| d != b'0') {
                 return None;
             }
             let mut v = 0u32;
-            for i in 0..6 {
+            for i in 0..9 {
                 v = v * 10 + digits.get(i).map_or(0, |d| (d - b'0') as u32);
             }
             v
         };
-        (s, micros)
+        (s, nanos)
     };
-    NaiveTime::from_hms_micro_opt(h, m, s, micros)
+    NaiveTime::from_hms_nano_opt(h, m, s, nanos)
 }
 
 fn num(b: &[u8]) -> Option<u32> {
@@ -551,11 +605,45 @@ mod tests {
         );
         assert!(parse_datetime("2024-02-30").is_none());
         assert!(parse_datetime("yesterday").is_none());
+        assert!(parse_datetime("2024-03-05 12:34:56.1234567").is_some());
+        assert!(parse_datetime("2024-03-05 12:34:56.1234567890").is_some());
         assert!(
-            parse_datetime("2024-03-05 12:34:56.1234567").is_none(),
-            "sub-microsecond digits are not rounded"
+            parse_datetime("2024-03-05 12:34:56.1234567891").is_none(),
+            "no more than nanoseconds"
         );
-        assert!(parse_datetime("2024-03-05 12:34:56.1234560").is_some());
+    }
+
+    #[test]
+    fn nanoseconds_round_to_microseconds() {
+        let tz = |s: &str| convert_noting_rounding(Value::Text(s.into()), &DataType::TimestampTz);
+        let (v, lost) = tz("2026-07-08 12:00:28.111135256+02:00").unwrap();
+        assert!(lost);
+        assert_eq!(
+            v.render(),
+            tz("2026-07-08 10:00:28.111135Z").unwrap().0.render()
+        );
+        // Trailing zeros lose nothing and are not counted.
+        assert!(!tz("2026-07-08 12:00:28.1111350+02:00").unwrap().1);
+        // A carry crosses the second, the minute and the day.
+        let (v, _) = convert_noting_rounding(
+            Value::Text("2026-12-31 23:59:59.9999996".into()),
+            &DataType::Timestamp,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            convert(Value::Text("2027-01-01".into()), &DataType::Timestamp).unwrap()
+        );
+        assert!(convert(Value::Text("23:59:59.9999999".into()), &DataType::Time).is_err());
+        assert_eq!(
+            convert(Value::Text("12:00:00.0000015".into()), &DataType::Time),
+            convert(Value::Text("12:00:00.000002".into()), &DataType::Time)
+        );
+        // Halves go to the even microsecond, as PostgreSQL's rint() does.
+        assert_eq!(round_nanos_to_micros(500), 0);
+        assert_eq!(round_nanos_to_micros(1_500), 2);
+        assert_eq!(round_nanos_to_micros(2_500), 2);
+        assert_eq!(round_nanos_to_micros(999_999_600), 1_000_000);
     }
 
     #[test]

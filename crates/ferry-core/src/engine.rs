@@ -3,6 +3,7 @@
 //! `workers` tasks in FK-safe order; DDL runs in phases around the data; every copy ends with
 //! verification unless told otherwise. Cancellation is a token passed down, checked per batch.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{SchemaOptions, Source, TableWriter, Target, WriteError};
-use crate::convert::convert;
+use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::progress::{Confirm, Event, Observer};
@@ -511,6 +512,14 @@ fn record(
         Ok(stats) => (stats, None),
         Err((stats, e)) => (stats, Some(e)),
     };
+    // Rounding is only known once the values went by: it joins the plan's lossy steps here.
+    for (column, n) in &stats.rounded {
+        report.lossy.push(format!(
+            "{name}.{column}: {} value{} had sub-microsecond digits, rounded to microseconds",
+            group_thousands(*n),
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
     let entry = report.stats.entry(name.clone()).or_default();
     *entry = TableStats {
         total: entry.total,
@@ -524,6 +533,19 @@ fn record(
         *first_error = Some(e);
     }
     Ok(name)
+}
+
+/// `1204` as `1,204`, how the report writes counts a person reads.
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 type TableResult = std::result::Result<TableStats, (TableStats, Error)>;
@@ -586,6 +608,9 @@ async fn copy_table(
         stats.migrated += part.migrated;
         stats.failed += part.failed;
         stats.bytes += part.bytes;
+        for (column, n) in part.rounded {
+            *stats.rounded.entry(column).or_default() += n;
+        }
         for e in part.errors {
             stats.push_error(e);
         }
@@ -668,7 +693,7 @@ async fn copy_rows(
                 return Err(Error::cancelled());
             }
             let rows = batch.len() as u64;
-            let (batch, failures) = convert_batch(table, batch);
+            let (batch, failures) = convert_batch(table, batch, &mut stats.rounded);
             let failed_before = stats.failed;
             for (row_batch, index, reason) in failures {
                 reject(
@@ -714,8 +739,13 @@ async fn copy_rows(
 }
 
 /// Converts every value to its column's target type. Rows with a value that does not convert
-/// are taken out and returned (as one-row batches) with the reason.
-fn convert_batch(table: &TablePlan, batch: Batch) -> (Batch, Vec<(Batch, usize, String)>) {
+/// are taken out and returned (as one-row batches) with the reason. Values rounded on the way
+/// are counted per source column in `rounded`.
+fn convert_batch(
+    table: &TablePlan,
+    batch: Batch,
+    rounded: &mut BTreeMap<String, u64>,
+) -> (Batch, Vec<(Batch, usize, String)>) {
     if table.columns.iter().all(|c| c.convert_to.is_none()) {
         return (batch, Vec::new());
     }
@@ -732,8 +762,13 @@ fn convert_batch(table: &TablePlan, batch: Batch) -> (Batch, Vec<(Batch, usize, 
         for (value, col) in original.iter().zip(&table.columns) {
             match &col.convert_to {
                 None => converted.push(value.clone()),
-                Some(to) => match convert(value.clone(), to) {
-                    Ok(v) => converted.push(v),
+                Some(to) => match convert_noting_rounding(value.clone(), to) {
+                    Ok((v, lost)) => {
+                        if lost {
+                            *rounded.entry(col.source_name.clone()).or_default() += 1;
+                        }
+                        converted.push(v)
+                    }
                     Err(reason) => {
                         error = Some(format!("column \"{}\": {reason}", col.source_name));
                         break;

@@ -23,6 +23,9 @@ pub struct TableStats {
     pub errors: Vec<String>,
     pub bytes: u64,
     pub elapsed_s: f64,
+    /// Per source column, values that lost non-zero sub-microsecond digits to rounding.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rounded: BTreeMap<String, u64>,
 }
 
 /// At most this many error strings are kept per table.

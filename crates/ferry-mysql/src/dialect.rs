@@ -61,14 +61,18 @@ impl Dialect for MysqlDialect {
             .as_ref()
             .filter(|_| !column.auto_increment)
             .and_then(|d| match d {
+                DefaultValue::Null => Some("NULL".into()),
+                // Text and blob columns take a default only as an expression (MySQL 8.0.13+,
+                // MariaDB 10.2+): a parenthesised literal is one.
+                DefaultValue::Literal(x) | DefaultValue::StringLiteral(x) if unbounded => {
+                    Some(format!("('{}')", x.replace('\'', "''")))
+                }
                 _ if unbounded => {
-                    notes.push(
-                        "default dropped: MySQL text and blob columns take no literal default"
-                            .into(),
-                    );
+                    notes.push(format!(
+                        "default {d:?} dropped: MySQL text and blob columns take only literal defaults"
+                    ));
                     None
                 }
-                DefaultValue::Null => Some("NULL".into()),
                 DefaultValue::Literal(x) if matches!(column.data_type, DataType::Bool) => {
                     Some(if x == "0" || x.eq_ignore_ascii_case("false") {
                         "0".into()

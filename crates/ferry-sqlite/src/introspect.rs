@@ -590,6 +590,16 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The text of `t` when all of it is one literal quoted with `q` (doubled inside), so that
+/// `'a' || 'b'` stays an expression.
+fn quoted(t: &str, q: char) -> Option<String> {
+    let inner = t.strip_prefix(q)?.strip_suffix(q)?;
+    let doubled: String = [q, q].iter().collect();
+    let single = q.to_string();
+    // A lone quote inside would end the literal early: then it is not one literal.
+    (!inner.replace(&doubled, "").contains(q)).then(|| inner.replace(&doubled, &single))
+}
+
 /// Classifies a default as SQLite wrote it in `PRAGMA table_info`.
 pub fn classify_default(text: &str) -> DefaultValue {
     let mut t = text.trim();
@@ -602,6 +612,11 @@ pub fn classify_default(text: &str) -> DefaultValue {
         .filter(|c| !c.is_whitespace())
         .collect();
     let lower = lower.replace('"', "'");
+    // A DEFAULT cannot name a column, so SQLite reads a double-quoted word there as a string
+    // literal: gorm and other Go ORMs write `DEFAULT "pending"` and `DEFAULT ""`.
+    if let Some(text) = quoted(t, '\'').or_else(|| quoted(t, '"')) {
+        return DefaultValue::StringLiteral(text);
+    }
     match lower.as_str() {
         "null" => DefaultValue::Null,
         "current_timestamp" | "datetime('now')" | "datetime('now','utc')" => {
@@ -615,9 +630,6 @@ pub fn classify_default(text: &str) -> DefaultValue {
         }
         "true" => DefaultValue::Literal("1".into()),
         "false" => DefaultValue::Literal("0".into()),
-        _ if t.len() >= 2 && t.starts_with('\'') && t.ends_with('\'') => {
-            DefaultValue::StringLiteral(t[1..t.len() - 1].replace("''", "'"))
-        }
         _ if ferry_core::convert::normalize_decimal(t.trim_start_matches('+')).is_some() => {
             DefaultValue::Literal(t.trim_start_matches('+').to_string())
         }
@@ -656,6 +668,22 @@ mod tests {
             DefaultValue::Literal("-1.5".into())
         );
         assert_eq!(classify_default("NULL"), DefaultValue::Null);
+        assert_eq!(
+            classify_default("\"pending\""),
+            DefaultValue::StringLiteral("pending".into())
+        );
+        assert_eq!(
+            classify_default("\"\""),
+            DefaultValue::StringLiteral(String::new())
+        );
+        assert_eq!(
+            classify_default("\"say \"\"hi\"\"\""),
+            DefaultValue::StringLiteral("say \"hi\"".into())
+        );
+        assert!(matches!(
+            classify_default("'a' || 'b'"),
+            DefaultValue::Expression(_)
+        ));
         assert!(matches!(
             classify_default("strftime('%Y','now','localtime')"),
             DefaultValue::Expression(_)
