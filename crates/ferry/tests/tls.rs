@@ -24,6 +24,16 @@ fn small_sqlite(dir: &Path) -> PathBuf {
     path
 }
 
+/// Copies the three-row SQLite table into `url` with `ferry::copy` (a real run, over whatever
+/// TLS the URL asks for) and checks every row arrived.
+async fn copy_three_rows(dir: &Path, url: &str, what: &str) {
+    let src = small_sqlite(dir);
+    let report = ferry::copy(&sqlite(&src), &locator(url), &options(dir), &context(false))
+        .await
+        .unwrap_or_else(|e| panic!("copy over {what}: {e}"));
+    assert_eq!(report.stats["items"].migrated, 3, "{report:?}");
+}
+
 fn locator(url: &str) -> ferry::Locator {
     ferry::Locator::parse(url).unwrap()
 }
@@ -94,16 +104,7 @@ async fn postgres_tls_modes_and_passwords() {
         pw,
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     );
-    let src = small_sqlite(dir.path());
-    let report = ferry::copy(
-        &sqlite(&src),
-        &locator(&full),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("copy over verify-full TLS: {e}"));
-    assert_eq!(report.stats["items"].migrated, 3, "{report:?}");
+    copy_three_rows(dir.path(), &full, "verify-full TLS").await;
     let client = pg_open(&full).await.unwrap();
     let n: i64 = client
         .query_one("SELECT count(*) FROM items", &[])
@@ -256,16 +257,7 @@ async fn mariadb_tls_modes_and_passwords() {
         pw,
         &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
     );
-    let src = small_sqlite(dir.path());
-    let report = ferry::copy(
-        &sqlite(&src),
-        &locator(&full),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("copy over VERIFY_IDENTITY TLS: {e}"));
-    assert_eq!(report.stats["items"].migrated, 3, "{report:?}");
+    copy_three_rows(dir.path(), &full, "VERIFY_IDENTITY TLS").await;
     assert!(!my_cipher(&full).await.is_empty());
     assert!(
         !my_cipher(&my.url(
