@@ -317,8 +317,22 @@ async fn the_same_mysql_database_under_another_spelling_is_refused() {
         other => panic!("this test spells the server as localhost and 127.0.0.1, not {other:?}"),
     };
     url.set_host(Some(other)).unwrap();
-    let target = ferry::Locator::parse(url.as_str()).unwrap();
-    for force in [false, true] {
+    let mut targets = vec![ferry::Locator::parse(url.as_str()).unwrap()];
+    // The default port written or left out (only where the server listens on it).
+    let mut port = url::Url::parse(&my.url).unwrap();
+    if port.port_or_known_default().unwrap_or(3306) == 3306 {
+        let toggled = if port.port().is_some() {
+            None
+        } else {
+            Some(3306)
+        };
+        port.set_port(toggled).unwrap();
+        targets.push(ferry::Locator::parse(port.as_str()).unwrap());
+    }
+    for (target, force) in targets
+        .iter()
+        .flat_map(|t| [(t.clone(), false), (t.clone(), true)])
+    {
         let o = ferry::CopyOptions {
             force,
             ..options(dir.path())
