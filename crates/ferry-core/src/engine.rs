@@ -466,8 +466,9 @@ const UNFINISHED: &str = "ferry_unfinished_tables";
 
 /// The table names an interrupted run left in the target's marker table.
 async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> Result<Vec<String>> {
-    let reader = target.as_source().await?;
-    let schema = reader
+    let schema = target
+        .as_source()
+        .await?
         .schema(&SchemaOptions {
             filter: crate::filter::TableFilter::new(&[UNFINISHED.to_string()], &[])?,
             profile: false,
@@ -480,6 +481,11 @@ async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> R
     else {
         return Ok(Vec::new());
     };
+    // Read through a second source that holds no snapshot: the first one's open transaction
+    // keeps a lock on this table, and a running job's `DROP TABLE` queued behind that lock would
+    // queue this read behind itself, so both would wait for each other forever (PostgreSQL
+    // cannot see the cycle, which runs through ferry). The first source is gone by now.
+    let reader = target.as_source().await?;
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = {
         let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
