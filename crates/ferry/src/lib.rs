@@ -132,7 +132,11 @@ pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> R
             if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r)) {
                 through_link(a, b, &real)
             } else if main {
-                format!("{} is a hard link of {}: both are {s}", b.display(), a.display())
+                format!(
+                    "{} is a hard link of {}: both are {s}",
+                    b.display(),
+                    a.display()
+                )
             } else {
                 format!(
                     "{} and {} share their -wal file, so writing one rewrites the other",
