@@ -1108,6 +1108,16 @@ fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_unt
             refused_as_the_same_database(dir.path(), &source, &sqlite_url(&dir.path().join(alias)));
         assert!(line.contains("symbolic link or `..`"), "{line}");
     }
+    // A link that leads nowhere yet, to where SQLite keeps the source's journal, would be
+    // created there and read back into the source.
+    std::os::unix::fs::symlink("sub/../app.db-journal", dir.path().join("dangling.db")).unwrap();
+    let line = refused_as_the_same_database(
+        dir.path(),
+        &source,
+        &sqlite_url(&dir.path().join("dangling.db")),
+    );
+    assert!(line.contains("companion file"), "{line}");
+    assert!(!dir.path().join("app.db-journal").exists());
     // The other way round too: the alias as the source, the file as the target.
     refused_as_the_same_database(
         dir.path(),
