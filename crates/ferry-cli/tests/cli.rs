@@ -1108,6 +1108,16 @@ fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_unt
             refused_as_the_same_database(dir.path(), &source, &sqlite_url(&dir.path().join(alias)));
         assert!(line.contains("symbolic link or `..`"), "{line}");
     }
+    // A link that leads nowhere yet, to where SQLite keeps the source's journal, would be
+    // created there and read back into the source.
+    std::os::unix::fs::symlink("sub/../app.db-journal", dir.path().join("dangling.db")).unwrap();
+    let line = refused_as_the_same_database(
+        dir.path(),
+        &source,
+        &sqlite_url(&dir.path().join("dangling.db")),
+    );
+    assert!(line.contains("companion file"), "{line}");
+    assert!(!dir.path().join("app.db-journal").exists());
     // The other way round too: the alias as the source, the file as the target.
     refused_as_the_same_database(
         dir.path(),
@@ -1146,18 +1156,6 @@ fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_unt
     assert_eq!(sqlite_rows(&app, "SELECT count(*) FROM books"), [[s("4")]]);
 }
 
-/// `url` with its host or port changed (the URL crate keeps everything else).
-fn respelled(url: &str, host: Option<&str>, port: Option<Option<u16>>) -> String {
-    let mut u = url::Url::parse(url).unwrap();
-    if let Some(h) = host {
-        u.set_host(Some(h)).unwrap();
-    }
-    if let Some(p) = port {
-        u.set_port(p).unwrap();
-    }
-    u.to_string()
-}
-
 #[test]
 fn the_same_postgres_database_under_another_spelling_is_refused() {
     let db = PgDb::new();
@@ -1168,18 +1166,7 @@ fn the_same_postgres_database_under_another_spelling_is_refused() {
     );
     let rows = || db.query("SELECT id::text, v FROM t ORDER BY id");
     let before = rows();
-    let url = url::Url::parse(&db.url).unwrap();
-    let host = url.host_str().unwrap().to_string();
-    let other_host = match host.as_str() {
-        "127.0.0.1" => "localhost",
-        "localhost" => "127.0.0.1",
-        other => panic!("these tests spell the server as localhost and 127.0.0.1, not {other}"),
-    };
-    let mut aliases = vec![respelled(&db.url, Some(other_host), None)];
-    if url.port() == Some(5432) {
-        aliases.push(respelled(&db.url, None, Some(None)));
-        aliases.push(respelled(&db.url, Some(other_host), Some(None)));
-    }
+    let aliases = common::other_spellings(&db.url);
     let cwd = TempDir::new().unwrap();
     for alias in &aliases {
         let line = refused_as_the_same_database(cwd.path(), &db.url, alias);

@@ -756,20 +756,10 @@ fn bad_requests_get_4xx_with_a_message() {
     );
     // The same database under another spelling is the same target: `localhost` for
     // `127.0.0.1`, the default port left out, a password given (trust authentication accepts it).
-    let mut respelled = url::Url::parse(&target.url).unwrap();
-    let other = match respelled.host_str() {
-        Some("127.0.0.1") => "localhost",
-        Some("localhost") => "127.0.0.1",
-        h => panic!("this test spells the server as localhost and 127.0.0.1, not {h:?}"),
-    };
-    respelled.set_host(Some(other)).unwrap();
-    let mut spellings = vec![respelled.to_string()];
-    if respelled.port() == Some(5432) {
-        respelled.set_port(None).unwrap();
-        spellings.push(respelled.to_string());
-    }
-    respelled.set_password(Some("any-password")).unwrap();
-    spellings.push(respelled.to_string());
+    let mut spellings = common::other_spellings(&target.url);
+    let mut with_password = url::Url::parse(&spellings[0]).unwrap();
+    with_password.set_password(Some("any-password")).unwrap();
+    spellings.push(with_password.to_string());
     for spelling in spellings {
         expect(
             copy(json!({"source_url": sqlite_url(&source), "target_url": spelling})),

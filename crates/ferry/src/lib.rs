@@ -91,6 +91,7 @@ fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
         (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
             match (a.canonicalize(), b.canonicalize()) {
                 (Ok(x), Ok(y)) if x == y => Some(through_link(a, b, &x)),
+                (Ok(x), Err(_)) => companion_of(&x, b),
                 _ => None,
             }
         }
@@ -100,6 +101,38 @@ fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
         Some(why) => Err(same_database(source, target, &why)),
         None => Ok(()),
     }
+}
+
+/// A target file that does not exist yet (a dangling symbolic link, a path through `..`) would
+/// be created where it leads: refuse it when that is the source's `-wal`, `-shm` or `-journal`,
+/// which SQLite would read back into the source.
+fn companion_of(source: &Path, target: &Path) -> Option<String> {
+    let mut place = target.to_path_buf();
+    // Follows the links by hand, as canonicalize() refuses a path that does not exist.
+    for _ in 0..40 {
+        match std::fs::read_link(&place) {
+            Ok(next) => place = place.parent().unwrap_or(Path::new("/")).join(next),
+            Err(_) => break,
+        }
+    }
+    let parent = place.parent().filter(|p| !p.as_os_str().is_empty());
+    let place = parent
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .ok()?
+        .join(place.file_name()?);
+    let name = source.file_name()?.to_string_lossy();
+    ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| source.with_file_name(format!("{name}{suffix}")))
+        .find(|companion| *companion == place)
+        .map(|companion| {
+            format!(
+                "{} leads to {}, the source's own companion file",
+                target.display(),
+                companion.display()
+            )
+        })
 }
 
 fn through_link(source: &Path, target: &Path, real: &Path) -> String {

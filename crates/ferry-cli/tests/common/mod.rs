@@ -306,6 +306,27 @@ impl Drop for PgDb {
     }
 }
 
+/// Other spellings of the same PostgreSQL database: `localhost` for `127.0.0.1` (or the other
+/// way round) and, when the port is the default one, the port left out (with either host).
+pub fn other_spellings(url: &str) -> Vec<String> {
+    let url = url::Url::parse(url).expect("a URL");
+    let other = match url.host_str() {
+        Some("127.0.0.1") => "localhost",
+        Some("localhost") => "127.0.0.1",
+        h => panic!("these tests spell the server as localhost and 127.0.0.1, not {h:?}"),
+    };
+    let mut swapped = url.clone();
+    swapped.set_host(Some(other)).unwrap();
+    let mut out = vec![swapped.to_string()];
+    if url.port() == Some(5432) {
+        for mut u in [url, swapped] {
+            u.set_port(None).unwrap();
+            out.push(u.to_string());
+        }
+    }
+    out
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(s), Some(at)) if at > s => {
