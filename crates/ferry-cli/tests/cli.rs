@@ -122,6 +122,13 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
     assert!(
         run.stderr
             .lines()
+            .any(|l| l == "source read: SQLite shared lock (writers wait)"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        run.stderr
+            .lines()
             .any(|l| l.starts_with("completed: 9 rows copied, 0 failed")),
         "{}",
         run.show()
@@ -138,6 +145,7 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
     assert_eq!(j["dry_run"], false);
     assert_eq!(j["source"], source.as_str());
     assert_eq!(j["target"], pg.url.as_str());
+    assert_eq!(j["source_snapshot"], "SQLite shared lock (writers wait)");
     assert!(j["elapsed_s"].as_f64().is_some_and(|t| t >= 0.0), "{j:#}");
     for (table, rows) in [("authors", 3), ("books", 4), ("tags", 2)] {
         let st = &j["stats"][table];
