@@ -141,6 +141,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                         cli::SchemaArg::Existing => SchemaMode::Existing,
                     },
                     ignore_missing_columns: args.ignore_missing_columns,
+                    strict: false,
                 };
                 ferry::copy(&source, &target, &options, &context(bars, args.yes)).await
             }

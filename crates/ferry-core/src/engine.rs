@@ -41,6 +41,9 @@ pub struct CopyOptions {
     pub schema_mode: SchemaMode,
     /// Source columns the target's existing table lacks are left out instead of stopping.
     pub ignore_missing_columns: bool,
+    /// Refuse (exit 2, before writing) a run with any lossy step, translation or object not
+    /// copied, listing them all.
+    pub strict: bool,
 }
 
 impl Default for CopyOptions {
@@ -59,6 +62,7 @@ impl Default for CopyOptions {
             reject_dir: PathBuf::from("ferry-rejects"),
             schema_mode: SchemaMode::Auto,
             ignore_missing_columns: false,
+            strict: false,
         }
     }
 }

@@ -115,6 +115,7 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
         reject_dir: cx.work_dir.join("rejects"),
         schema_mode: SchemaMode::Auto,
         ignore_missing_columns: false,
+        strict: false,
     };
     let observer: std::sync::Arc<dyn Observer> = cx.stats.clone();
     let context = ferry::Context {
