@@ -53,7 +53,7 @@ pub async fn run(args: ImportArgs, bars: bool) -> i32 {
     let result = async {
         let profile = Profile::find(&args.profile)?;
         let mut options =
-            ImportOptions::new(Locator::parse(&args.source)?, Locator::parse(&args.target)?);
+            ImportOptions::new(ferry::parse_locator(&args.source)?, ferry::parse_locator(&args.target)?);
         options.source_host = args.source_host.clone();
         options.media_from = args.media_from.clone();
         options.media_to = args.media_to.clone();
