@@ -76,9 +76,8 @@ fn context(bars: bool, yes: bool) -> Context {
 fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
     let mut source = ferry::parse_locator(&e.source)?;
     if let Some(schema) = &e.schema_name {
-        source = ferry::with_schema(&source, schema).ok_or_else(|| {
-            Error::input("--schema-name applies to a postgres: source only")
-        })?;
+        source = ferry::with_schema(&source, schema)
+            .ok_or_else(|| Error::input("--schema-name applies to a postgres: source only"))?;
     }
     Ok((source, ferry::parse_locator(&e.target)?))
 }
@@ -213,7 +212,11 @@ fn finish(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            let redact = |s: &str| ferry::parse_locator(s).map(|l| l.redacted()).unwrap_or_default();
+            let redact = |s: &str| {
+                ferry::parse_locator(s)
+                    .map(|l| l.redacted())
+                    .unwrap_or_default()
+            };
             let mut report = Report::new(
                 redact(&endpoints.source),
                 redact(&endpoints.target),

@@ -383,9 +383,10 @@ async fn run_plan(
     target.execute(&plan.ddl.create).await?;
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
-    let workers = options
-        .workers
-        .clamp(1, target.dialect().capabilities().max_parallel_writers.max(1));
+    let workers = options.workers.clamp(
+        1,
+        target.dialect().capabilities().max_parallel_writers.max(1),
+    );
     let permits = Arc::new(Semaphore::new(workers));
     let run = Run {
         source: source.clone(),

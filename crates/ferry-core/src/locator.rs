@@ -161,14 +161,12 @@ impl ServerUrl {
     /// # Errors
     /// An input error, with any password hidden, when the text is not a URL.
     pub fn parse(text: &str) -> Result<Self> {
-        url::Url::parse(text)
-            .map(|url| Self { url })
-            .map_err(|e| {
-                Error::input(format!(
-                    "'{}' is not a valid URL ({e})",
-                    redact_free_text(text)
-                ))
-            })
+        url::Url::parse(text).map(|url| Self { url }).map_err(|e| {
+            Error::input(format!(
+                "'{}' is not a valid URL ({e})",
+                redact_free_text(text)
+            ))
+        })
     }
 
     /// The job server's fallback key: the host as written (`localhost` when none), lowercase,

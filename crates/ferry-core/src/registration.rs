@@ -18,7 +18,11 @@ pub enum Address {
     Key(String),
     /// A server: its host as written (resolved by the caller), its port (the default filled
     /// in) and the rest of the key (`/db?schema=s`).
-    Server { host: String, port: u16, rest: String },
+    Server {
+        host: String,
+        port: u16,
+        rest: String,
+    },
 }
 
 /// One backend, as the registry sees it.
@@ -85,7 +89,10 @@ pub fn parse(text: &str, backends: &[&'static dyn Registration]) -> Result<Locat
         )));
     };
     let scheme = scheme.to_ascii_lowercase();
-    match backends.iter().find(|b| b.schemes().contains(&scheme.as_str())) {
+    match backends
+        .iter()
+        .find(|b| b.schemes().contains(&scheme.as_str()))
+    {
         Some(backend) => backend.parse(text),
         None => {
             let schemes: Vec<String> = backends

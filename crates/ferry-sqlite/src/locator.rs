@@ -216,8 +216,7 @@ impl Registration for SqliteRegistration {
             && t.parts.first().is_some_and(|p| p == shared);
         let real = a.canonicalize().ok();
         Some(
-            if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r))
-            {
+            if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r)) {
                 through_link(a, b, &real)
             } else if main {
                 format!(

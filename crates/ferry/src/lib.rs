@@ -11,8 +11,8 @@ pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
 pub use ferry_core::plan::SchemaMode;
 pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
-pub use ferry_core::report::{Report, Status};
 pub use ferry_core::registration::Address;
+pub use ferry_core::report::{Report, Status};
 pub use ferry_core::{Backend, Capabilities, Error, ErrorKind, Locator, Result};
 #[cfg(feature = "sqlite")]
 pub use registry::sqlite_file;
