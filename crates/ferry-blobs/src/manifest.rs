@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_core::error::{Error, Result};
-use ferry_core::locator::Locator;
 use futures_util::TryStreamExt;
 use opendal::Operator;
 
@@ -198,28 +197,39 @@ pub(crate) async fn list_sizes(
 }
 
 /// Runs the manifest query; returns the keys and the number of NULL/empty values skipped.
+#[allow(clippy::vec_init_then_push)]
 async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
-    let locator = Locator::parse(db)?;
-    match &locator {
-        #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path, .. } => {
-            let path = path.clone();
-            let sql = sql.to_string();
-            let shown = locator.redacted();
-            tokio::task::spawn_blocking(move || sqlite_keys(&path, &sql, &shown))
-                .await
-                .map_err(|e| Error::run(format!("manifest query task failed: {e}")))?
-        }
-        #[cfg(feature = "postgres")]
-        Locator::Postgres { .. } => postgres_keys(&locator, sql).await,
-        #[cfg(feature = "mysql")]
-        Locator::Mysql { url } => mysql_keys(url, sql, &locator.redacted()).await,
-        #[allow(unreachable_patterns)]
-        other => Err(Error::input(format!(
-            "manifest queries against {} databases are not supported in this build (use sqlite:, postgres: or mysql:)",
-            other.backend()
-        ))),
+    // One push per built-in backend, each behind its feature.
+    #[allow(unused_mut)]
+    let mut backends: Vec<&'static dyn ferry_core::registration::Registration> = Vec::new();
+    #[cfg(feature = "sqlite")]
+    backends.push(&ferry_sqlite::SqliteRegistration);
+    #[cfg(feature = "postgres")]
+    backends.push(&ferry_postgres::PostgresRegistration);
+    #[cfg(feature = "mysql")]
+    backends.push(&ferry_mysql::MysqlRegistration);
+    let locator = ferry_core::registration::parse(db, &backends)?;
+    #[cfg(feature = "sqlite")]
+    if let Ok(place) = ferry_sqlite::locator::of(&locator) {
+        let path = place.path.clone();
+        let sql = sql.to_string();
+        let shown = locator.redacted();
+        return tokio::task::spawn_blocking(move || sqlite_keys(&path, &sql, &shown))
+            .await
+            .map_err(|e| Error::run(format!("manifest query task failed: {e}")))?;
     }
+    #[cfg(feature = "postgres")]
+    if locator.backend() == ferry_postgres::locator::BACKEND {
+        return postgres_keys(&locator, sql).await;
+    }
+    #[cfg(feature = "mysql")]
+    if let Ok(url) = ferry_mysql::locator::url(&locator) {
+        return mysql_keys(url, sql, &locator.redacted()).await;
+    }
+    Err(Error::input(format!(
+        "manifest queries against {} databases are not supported in this build (use sqlite:, postgres: or mysql:)",
+        locator.backend()
+    )))
 }
 
 #[cfg(feature = "sqlite")]
@@ -266,7 +276,7 @@ fn sqlite_keys(path: &std::path::Path, sql: &str, shown: &str) -> Result<(Vec<St
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_keys(locator: &Locator, sql: &str) -> Result<(Vec<String>, usize)> {
+async fn postgres_keys(locator: &ferry_core::Locator, sql: &str) -> Result<(Vec<String>, usize)> {
     let shown = locator.redacted();
     let endpoint = ferry_postgres::connect::endpoint(locator)?;
     // Read-only like every ferry source: a manifest query cannot change the database.

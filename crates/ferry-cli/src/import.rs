@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ferry::{Error, Locator};
+use ferry::Error;
 use ferry_profile::{ImportOptions, Profile};
 
 #[derive(Args)]
@@ -52,8 +52,10 @@ pub struct ImportArgs {
 pub async fn run(args: ImportArgs, bars: bool) -> i32 {
     let result = async {
         let profile = Profile::find(&args.profile)?;
-        let mut options =
-            ImportOptions::new(Locator::parse(&args.source)?, Locator::parse(&args.target)?);
+        let mut options = ImportOptions::new(
+            ferry::parse_locator(&args.source)?,
+            ferry::parse_locator(&args.target)?,
+        );
         options.source_host = args.source_host.clone();
         options.media_from = args.media_from.clone();
         options.media_to = args.media_to.clone();

@@ -74,20 +74,12 @@ fn context(bars: bool, yes: bool) -> Context {
 }
 
 fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
-    let mut source = Locator::parse(&e.source)?;
+    let mut source = ferry::parse_locator(&e.source)?;
     if let Some(schema) = &e.schema_name {
-        match &mut source {
-            Locator::Postgres { url } => {
-                url.query_pairs_mut().append_pair("schema", schema);
-            }
-            _ => {
-                return Err(Error::input(
-                    "--schema-name applies to a postgres: source only",
-                ));
-            }
-        }
+        source = ferry::with_schema(&source, schema)
+            .ok_or_else(|| Error::input("--schema-name applies to a postgres: source only"))?;
     }
-    Ok((source, Locator::parse(&e.target)?))
+    Ok((source, ferry::parse_locator(&e.target)?))
 }
 
 fn workers(s: &Selection) -> Result<usize, Error> {
@@ -183,16 +175,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
                 for suffix in ["", "-wal", "-shm", "-journal"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", dst.display()));
                 }
-                let (source, target) = (
-                    Locator::Sqlite {
-                        path: src,
-                        snapshot: Default::default(),
-                    },
-                    Locator::Sqlite {
-                        path: dst,
-                        snapshot: Default::default(),
-                    },
-                );
+                let (source, target) = (ferry::sqlite_file(src), ferry::sqlite_file(dst));
                 eprintln!("Copying {source} to {target}");
                 let options = CopyOptions {
                     reject_dir: dir.join("rejects"),
@@ -229,7 +212,11 @@ fn finish(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            let redact = |s: &str| Locator::parse(s).map(|l| l.redacted()).unwrap_or_default();
+            let redact = |s: &str| {
+                ferry::parse_locator(s)
+                    .map(|l| l.redacted())
+                    .unwrap_or_default()
+            };
             let mut report = Report::new(
                 redact(&endpoints.source),
                 redact(&endpoints.target),

@@ -138,7 +138,10 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
     }
     // Parse every locator before any work, so a typo costs nothing.
     let db = match &spec.database {
-        Some(d) => Some((Locator::parse(&d.source)?, Locator::parse(&d.target)?)),
+        Some(d) => Some((
+            ferry::parse_locator(&d.source)?,
+            ferry::parse_locator(&d.target)?,
+        )),
         None => None,
     };
     let filter = match &spec.database {
@@ -264,14 +267,10 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
 
 /// `UPDATE t SET c = <to> || rest WHERE c starts with <from>`, quoted for the target.
 fn rewrite_statements(rules: &[Rewrite], target: &Locator) -> Result<Vec<String>, Error> {
-    let mysql = target.backend() == ferry::Backend::Mysql;
-    let ident = |s: &str| {
-        if mysql {
-            format!("`{}`", s.replace('`', "``"))
-        } else {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        }
-    };
+    // MySQL reads `||` as OR: it concatenates with CONCAT().
+    let mysql = target.backend().id() == "mysql";
+    let dialect = ferry::dialect(target)?;
+    let ident = |s: &str| dialect.quote(s);
     let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
     rules
         .iter()

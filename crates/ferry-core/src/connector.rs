@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
 use crate::locator::{Backend, Locator};
@@ -167,12 +168,12 @@ pub fn native_as_text(column: &Column) -> Option<(Column, String)> {
 /// The pure half of a target: no I/O, so the planner can use it for dry runs and tests.
 pub trait Dialect: Send + Sync {
     fn backend(&self) -> Backend;
-    /// Longest identifier in bytes.
-    fn max_identifier_bytes(&self) -> usize;
-    /// Whether unquoted identifiers fold case, so that names differing only in case collide.
-    fn folds_case(&self) -> bool;
-    /// How many tables may be written at once (SQLite allows one writer).
-    fn max_parallel_writers(&self) -> usize;
+    /// What this backend can do, as data: limits, case folding, writers, typing, quoting.
+    fn capabilities(&self) -> Capabilities;
+    /// `name` as an identifier in this backend's SQL.
+    fn quote(&self, name: &str) -> String {
+        crate::capabilities::quote_with(self.capabilities().quote, name)
+    }
     fn map_column(&self, column: &Column, table: &Table, source: Backend) -> ColumnMapping;
     /// Every statement needed to create the planned tables, by phase.
     fn ddl(&self, plan: &Plan) -> Ddl;

@@ -140,7 +140,7 @@ pub async fn copy(
                 .join(", ")
         ));
     }
-    let fold = target.dialect().folds_case();
+    let fold = target.dialect().capabilities().folds_case;
     let same = |a: &str, b: &str| a == b || (fold && a.eq_ignore_ascii_case(b));
     let overlaps = existing.iter().any(|(name, _)| {
         !unfinished.contains(name)
@@ -383,9 +383,10 @@ async fn run_plan(
     target.execute(&plan.ddl.create).await?;
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
-    let workers = options
-        .workers
-        .clamp(1, target.dialect().max_parallel_writers().max(1));
+    let workers = options.workers.clamp(
+        1,
+        target.dialect().capabilities().max_parallel_writers.max(1),
+    );
     let permits = Arc::new(Semaphore::new(workers));
     let run = Run {
         source: source.clone(),

@@ -5,6 +5,7 @@
 //! traits in `connector`; everything else here (planning, the engine, verification, the report) is
 //! written once against those traits.
 
+pub mod capabilities;
 pub mod connector;
 pub mod convert;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod locator;
 pub mod names;
 pub mod plan;
 pub mod progress;
+pub mod registration;
 pub mod report;
 pub mod schema;
 pub mod sqltext;
@@ -22,5 +24,6 @@ pub mod tls;
 pub mod value;
 pub mod verify;
 
+pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Result};
-pub use locator::Locator;
+pub use locator::{Backend, Locator};

@@ -1,100 +1,122 @@
 //! Locators: one URL names a backend and a place in it. A locator prints with its password hidden.
+//!
+//! Core knows no backend by name: each backend crate parses its own schemes into a [`Place`]
+//! (its `locator.rs`), and the registry in the `ferry` crate picks the backend by scheme
+//! (`registration::parse`). Core keeps the neutral shell every layer passes around.
 
+use std::any::Any;
 use std::fmt;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::registration::Address;
 
-/// Where data lives. Parsing checks the scheme before any connection is made.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Locator {
-    /// `sqlite:///abs/app.db` or `sqlite://rel/app.db` (also `sqlite:app.db`);
-    /// `?snapshot=backup` reads a source through a temporary copy made by SQLite's backup API.
-    Sqlite {
-        path: PathBuf,
-        snapshot: SqliteSnapshot,
-    },
-    /// `postgres://user:pass@host:port/db` (or `postgresql://`). Kept whole for the driver.
-    Postgres { url: url::Url },
-    /// `mysql://user:pass@host:port/db` (or `mariadb://`).
-    Mysql { url: url::Url },
+/// A backend's id (`sqlite`, `postgres`, `mysql`) and its name for people (`SQLite`): data, not
+/// a closed list, so adding a backend does not edit the core. Two ids are equal by `id`.
+#[derive(Clone, Copy)]
+pub struct Backend {
+    id: &'static str,
+    label: &'static str,
 }
 
-/// How a SQLite source is read: in place, in one snapshot held for the whole run (default), or
-/// from a temporary copy taken with SQLite's online backup API (`?snapshot=backup`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SqliteSnapshot {
-    #[default]
-    InPlace,
-    Backup,
+impl Backend {
+    pub const fn new(id: &'static str, label: &'static str) -> Self {
+        Self { id, label }
+    }
+
+    /// The lowercase id, as in URLs, JSON and job keys.
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The product's name, for messages (`SQLite`, `PostgreSQL`).
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
 }
 
-/// The backends ferry knows, as data: the planner and the registry match on this, not on URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    Mysql,
+impl PartialEq for Backend {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Backend {}
+
+impl std::hash::Hash for Backend {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.id)
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id)
+    }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
-        })
+        f.write_str(self.id)
     }
 }
 
+/// A backend's parsed locator value. Its `Display` is the locator with any password hidden.
+pub trait Place: fmt::Display + Send + Sync + 'static {
+    /// The host (and port) of a server, or the file: what a job list shows, never a credential.
+    fn host(&self) -> String;
+}
+
+/// What the neutral [`Locator`] needs of a place beyond [`Place`]: equality and downcasting.
+trait AnyPlace: Place {
+    fn as_any(&self) -> &dyn Any;
+    fn same(&self, other: &dyn Any) -> bool;
+}
+
+impl<P: Place + PartialEq> AnyPlace for P {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<P>() == Some(self)
+    }
+}
+
+/// Where data lives: a backend and its parsed place. Parsing (through the registry) checks the
+/// scheme and the backend's parameters before any connection is made.
+#[derive(Clone)]
+pub struct Locator {
+    backend: Backend,
+    place: Arc<dyn AnyPlace>,
+}
+
 impl Locator {
-    /// Parses a locator URL.
-    ///
-    /// # Errors
-    /// An input error naming the problem when the text is not a URL ferry understands.
-    pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
-        let Some((scheme, rest)) = text.split_once(':') else {
-            return Err(Error::input(format!(
-                "'{}' is not a locator URL: write it as sqlite:///path/app.db, postgres://user@host/db or mysql://user@host/db",
-                redact_free_text(text)
-            )));
-        };
-        match scheme.to_ascii_lowercase().as_str() {
-            "sqlite" | "sqlite3" => {
-                let path = rest.strip_prefix("//").unwrap_or(rest);
-                let (path, query) = path.split_once('?').unwrap_or((path, ""));
-                let snapshot = sqlite_query(query)?;
-                if path.is_empty() {
-                    return Err(Error::input(
-                        "sqlite locator has no path: write sqlite:///absolute/path.db or sqlite://relative/path.db",
-                    ));
-                }
-                let path = percent_decode(path);
-                Ok(Locator::Sqlite {
-                    path: PathBuf::from(path),
-                    snapshot,
-                })
-            }
-            "postgres" | "postgresql" => Ok(Locator::Postgres {
-                url: parse_url(text)?,
-            }),
-            "mysql" | "mariadb" => Ok(Locator::Mysql {
-                url: parse_url(text)?,
-            }),
-            other => Err(Error::input(format!(
-                "unknown locator scheme '{other}:': ferry reads and writes sqlite:, postgres: and mysql: URLs"
-            ))),
+    pub fn new<P: Place + PartialEq>(backend: Backend, place: P) -> Self {
+        Self {
+            backend,
+            place: Arc::new(place),
         }
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Locator::Sqlite { .. } => Backend::Sqlite,
-            Locator::Postgres { .. } => Backend::Postgres,
-            Locator::Mysql { .. } => Backend::Mysql,
-        }
+        self.backend
+    }
+
+    /// The backend's own value, when the locator is of the type asked for.
+    pub fn place<P: Place>(&self) -> Option<&P> {
+        self.place.as_any().downcast_ref()
+    }
+
+    /// The host (and port) of a server, or the file of a file database.
+    pub fn host(&self) -> String {
+        self.place.host()
     }
 
     /// The URL with its password, if any, replaced by `***`.
@@ -103,39 +125,123 @@ impl Locator {
     }
 }
 
-/// The query string of a SQLite locator: only `snapshot=backup` is understood.
-fn sqlite_query(query: &str) -> Result<SqliteSnapshot> {
-    let mut snapshot = SqliteSnapshot::InPlace;
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        match (key.as_ref(), value.as_ref()) {
-            ("snapshot", "backup") => snapshot = SqliteSnapshot::Backup,
-            ("snapshot", other) => {
-                return Err(Error::input(format!(
-                    "snapshot={other} is not understood in a sqlite locator: use ?snapshot=backup (or nothing)"
-                )));
-            }
-            (other, _) => {
-                return Err(Error::input(format!(
-                    "unknown sqlite locator parameter '{other}': the only one is ?snapshot=backup"
-                )));
-            }
-        }
+impl PartialEq for Locator {
+    fn eq(&self, other: &Self) -> bool {
+        self.backend == other.backend && self.place.same(other.place.as_any())
     }
-    Ok(snapshot)
 }
 
-fn parse_url(text: &str) -> Result<url::Url> {
-    url::Url::parse(text).map_err(|e| {
-        Error::input(format!(
-            "'{}' is not a valid URL ({e})",
-            redact_free_text(text)
-        ))
-    })
+impl Eq for Locator {}
+
+impl fmt::Display for Locator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.place.fmt(f)
+    }
+}
+
+impl fmt::Debug for Locator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Locator({self})")
+    }
+}
+
+/// The place of a database server named by a URL (`postgres://user:pass@host:port/db`): kept
+/// whole for the driver, printed with its password hidden.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    pub url: url::Url,
+}
+
+impl ServerUrl {
+    /// The server URL of a locator of `backend`, if it is one.
+    pub fn of(locator: &Locator, backend: Backend) -> Option<&Self> {
+        locator.place().filter(|_| locator.backend() == backend)
+    }
+
+    /// # Errors
+    /// An input error, with any password hidden, when the text is not a URL.
+    pub fn parse(text: &str) -> Result<Self> {
+        url::Url::parse(text).map(|url| Self { url }).map_err(|e| {
+            Error::input(format!(
+                "'{}' is not a valid URL ({e})",
+                redact_free_text(text)
+            ))
+        })
+    }
+
+    /// The job server's fallback key: the host as written (`localhost` when none), lowercase,
+    /// without IPv6 brackets; the port (`default_port` when none); and `/db`, with `?schema=`
+    /// when one is given. `db` defaults to the user's name when `user_is_default_db`.
+    pub fn address(&self, default_port: u16, user_is_default_db: bool) -> Address {
+        let url = &self.url;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost")
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        let port = url.port().unwrap_or(default_port);
+        let mut db = url.path().trim_matches('/').to_string();
+        if db.is_empty() && user_is_default_db {
+            db = url.username().to_string();
+        }
+        let schema = url
+            .query_pairs()
+            .find(|(k, _)| k == "schema")
+            .map(|(_, v)| format!("?schema={v}"))
+            .unwrap_or_default();
+        Address::Server {
+            host,
+            port,
+            rest: format!("/{db}{schema}"),
+        }
+    }
+}
+
+impl Place for ServerUrl {
+    fn host(&self) -> String {
+        let host = self.url.host_str().unwrap_or("localhost");
+        match self.url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerUrl({self})")
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        // Passwords can also hide in the query string of libpq-style URLs.
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        if !pairs.is_empty() {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        f.write_str(url.as_str())
+    }
 }
 
 /// Best-effort redaction for text that failed to parse as a URL: hide anything between the
 /// first `:` after `//` and the `@`.
-fn redact_free_text(text: &str) -> String {
+pub fn redact_free_text(text: &str) -> String {
     if let Some(start) = text.find("//") {
         let after = &text[start + 2..];
         if let Some(at) = after.rfind('@')
@@ -152,132 +258,47 @@ fn redact_free_text(text: &str) -> String {
     text.to_string()
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%20` and friends decoded, `+` kept as is (a path, not a form value).
+pub fn percent_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| text.to_string())
 }
 
-impl fmt::Display for Locator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Locator::Sqlite { path, snapshot } => {
-                write!(f, "sqlite://{}", path.display())?;
-                if *snapshot == SqliteSnapshot::Backup {
-                    f.write_str("?snapshot=backup")?;
-                }
-                Ok(())
-            }
-            Locator::Postgres { url } | Locator::Mysql { url } => {
-                let mut url = url.clone();
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                // Passwords can also hide in the query string of libpq-style URLs.
-                let pairs: Vec<(String, String)> = url
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if k.eq_ignore_ascii_case("password") {
-                            "***".into()
-                        } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                if !pairs.is_empty() {
-                    url.query_pairs_mut().clear().extend_pairs(pairs);
-                }
-                f.write_str(url.as_str())
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Locator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Locator({self})")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sqlite_paths() {
-        assert_eq!(
-            Locator::parse("sqlite:///var/lib/app.db").unwrap(),
-            Locator::Sqlite {
-                path: "/var/lib/app.db".into(),
-                snapshot: SqliteSnapshot::InPlace
-            }
-        );
-        assert_eq!(
-            Locator::parse("sqlite://rel/app.db").unwrap(),
-            Locator::Sqlite {
-                path: "rel/app.db".into(),
-                snapshot: SqliteSnapshot::InPlace
-            }
-        );
-        assert_eq!(
-            Locator::parse("sqlite:app.db").unwrap(),
-            Locator::Sqlite {
-                path: "app.db".into(),
-                snapshot: SqliteSnapshot::InPlace
-            }
-        );
-        assert_eq!(
-            Locator::parse("sqlite:///tmp/my%20app.db").unwrap(),
-            Locator::Sqlite {
-                path: "/tmp/my app.db".into(),
-                snapshot: SqliteSnapshot::InPlace
-            }
-        );
-    }
+    const PG: Backend = Backend::new("postgres", "PostgreSQL");
 
-    #[test]
-    fn sqlite_query_parameters() {
-        let l = Locator::parse("sqlite:///var/lib/app.db?snapshot=backup").unwrap();
-        assert_eq!(
-            l,
-            Locator::Sqlite {
-                path: "/var/lib/app.db".into(),
-                snapshot: SqliteSnapshot::Backup
-            }
-        );
-        assert_eq!(l.to_string(), "sqlite:///var/lib/app.db?snapshot=backup");
-        for bad in ["sqlite:///app.db?mode=ro", "sqlite:///app.db?snapshot=wal"] {
-            let err = Locator::parse(bad).unwrap_err();
-            assert_eq!(err.exit_code(), 2);
-            assert_eq!(err.to_string().lines().count(), 1, "{err}");
-        }
-        assert!(
-            Locator::parse("sqlite:///app.db?mode=ro")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown sqlite locator parameter 'mode'")
-        );
+    fn server(text: &str) -> Locator {
+        Locator::new(PG, ServerUrl::parse(text).unwrap())
     }
 
     #[test]
     fn passwords_are_hidden() {
-        let l = Locator::parse("postgres://app:s3cret@db.example:5432/app").unwrap();
+        let l = server("postgres://app:s3cret@db.example:5432/app");
         assert_eq!(l.to_string(), "postgres://app:***@db.example:5432/app");
         assert!(!format!("{l:?}").contains("s3cret"));
-        let l = Locator::parse("postgres://app@h/db?password=s3cret&sslmode=disable").unwrap();
+        let l = server("postgres://app@h/db?password=s3cret&sslmode=disable");
         assert!(!l.to_string().contains("s3cret"));
         assert!(l.to_string().contains("sslmode=disable"));
-        let err = Locator::parse("postgres://app:s3cret@[bad/db").unwrap_err();
+        let err = ServerUrl::parse("postgres://app:s3cret@[bad/db").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]
-    fn unknown_scheme_is_a_clear_input_error() {
-        let err = Locator::parse("oracle://x/y").unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("unknown locator scheme 'oracle:'"));
-        assert!(Locator::parse("just-a-path.db").is_err());
+    fn equality_is_by_backend_and_place() {
+        let a = server("postgres://h/db");
+        assert_eq!(a, server("postgres://h/db"));
+        assert_ne!(a, server("postgres://h/other"));
+        let mysql = Locator::new(
+            Backend::new("mysql", "MySQL"),
+            ServerUrl::parse("postgres://h/db").unwrap(),
+        );
+        assert_ne!(a, mysql);
+        assert_eq!(a.host(), "h");
+        assert!(a.place::<ServerUrl>().is_some());
     }
 }

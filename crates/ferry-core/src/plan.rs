@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use crate::capabilities::Capabilities;
 use crate::connector::{Ddl, Dialect};
 use crate::locator::Backend;
 use crate::names;
@@ -110,6 +111,9 @@ pub struct Plan {
     /// Renames, dropped defaults, broken cycles, foreign keys to tables left out.
     pub warnings: Vec<String>,
     pub ddl: Ddl,
+    /// The target's capabilities, for the steps after planning (verification's rule).
+    #[serde(skip)]
+    pub capabilities: Capabilities,
 }
 
 impl Plan {
@@ -135,8 +139,9 @@ impl Plan {
 /// Builds the plan for copying `schema` into a target speaking `dialect`.
 pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     let mut warnings = Vec::new();
-    let max = dialect.max_identifier_bytes();
-    let fold = dialect.folds_case();
+    let capabilities = dialect.capabilities();
+    let max = capabilities.max_identifier_bytes;
+    let fold = capabilities.folds_case;
     let same_backend = schema.backend == dialect.backend();
 
     // Tables and indexes share one namespace in PostgreSQL, so fit them together.
@@ -184,11 +189,11 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     let mut tables = Vec::new();
     for (ti, table) in schema.tables.iter().enumerate() {
         // Between two databases of one backend a generated column is recreated, not copied:
-        // SQLite replays its own CREATE TABLE; others need the expression.
+        // a backend replaying its own CREATE TABLE needs no expression; others do.
         let recreated = |c: &crate::schema::Column| {
             same_backend
                 && c.generated
-                && (schema.backend == Backend::Sqlite || c.generation.is_some())
+                && (capabilities.replays_native_ddl || c.generation.is_some())
         };
         let copied: Vec<_> = table
             .columns
@@ -355,6 +360,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         },
         warnings,
         ddl: Ddl::default(),
+        capabilities,
     };
     plan.ddl = dialect.ddl(&plan);
     plan
@@ -464,9 +470,8 @@ pub fn adopt(
                     c.auto_increment = t.auto_increment;
                     c.nullable = t.nullable;
                     c.default_sql = None;
-                    // Between two SQLite files values pass through as they are.
-                    c.convert_to = if same_backend && plan.target == crate::locator::Backend::Sqlite
-                    {
+                    // Between two dynamically typed databases values pass through as they are.
+                    c.convert_to = if same_backend && plan.capabilities.dynamic_typing {
                         None
                     } else {
                         Some(t.data_type.clone())

@@ -23,7 +23,6 @@ use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
 use crate::hash::{self, TableDigest};
-use crate::locator::Backend;
 use crate::plan::{self, Plan};
 use crate::progress::Event;
 use crate::report::VerifyTable;
@@ -163,7 +162,7 @@ pub async fn verify_plan(
     for pair in pairs {
         let (source, target, permits) = (source.clone(), target.clone(), permits.clone());
         let (observer, cancel) = (cx.observer.clone(), cx.cancel.clone());
-        let rule = rule_text(plan.source, plan.target);
+        let rule = rule_text(plan);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             observer.event(&Event::VerifyStarted {
@@ -309,9 +308,12 @@ fn canonical_json(text: String) -> String {
     }
 }
 
-fn rule_text(source: Backend, target: Backend) -> String {
-    if source == target && source == Backend::Sqlite {
-        return "raw SQLite values compared byte for byte, storage class included".into();
+fn rule_text(plan: &Plan) -> String {
+    if plan.source == plan.target && plan.capabilities.dynamic_typing {
+        return format!(
+            "raw {} values compared byte for byte, storage class included",
+            plan.target.label()
+        );
     }
     "both sides read back and converted to the column's copy type (0/1 = false/true; the same instant in any \
      offset is equal; decimals compared at the column's scale, 1.50 = 1.5 only in unconstrained columns); \

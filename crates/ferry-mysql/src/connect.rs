@@ -18,10 +18,7 @@ pub enum ZeroDates {
 
 /// The driver URL (ferry's own parameters removed) and the zero-date rule.
 pub fn parse(locator: &Locator) -> Result<(String, ZeroDates)> {
-    let Locator::Mysql { url } = locator else {
-        return Err(Error::input(format!("{locator} is not a MySQL locator")));
-    };
-    let mut url = url.clone();
+    let mut url = crate::locator::url(locator)?.clone();
     let mut zero = ZeroDates::Fail;
     let pairs: Vec<(String, String)> = url
         .query_pairs()
@@ -304,5 +301,5 @@ pub fn error(e: &mysql_async::Error) -> Error {
 }
 
 pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    ferry_core::capabilities::quote_with('`', name)
 }

@@ -3,6 +3,7 @@
 //! counter past the copied maximum by itself; other keys, indexes and foreign keys come after
 //! the data.
 
+use ferry_core::Capabilities;
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
@@ -32,19 +33,20 @@ fn indexed(column: &str, table: &Table) -> bool {
 
 impl Dialect for MysqlDialect {
     fn backend(&self) -> Backend {
-        Backend::Mysql
+        crate::locator::BACKEND
     }
 
-    fn max_identifier_bytes(&self) -> usize {
-        64
-    }
-
-    fn folds_case(&self) -> bool {
-        true
-    }
-
-    fn max_parallel_writers(&self) -> usize {
-        usize::MAX
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_identifier_bytes: 64,
+            folds_case: true,
+            max_parallel_writers: usize::MAX,
+            // Each DDL statement commits on its own.
+            transactional_ddl: false,
+            dynamic_typing: false,
+            replays_native_ddl: false,
+            quote: '`',
+        }
     }
 
     fn map_column(&self, column: &Column, table: &Table, _source: Backend) -> ColumnMapping {

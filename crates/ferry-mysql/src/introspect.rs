@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
-use ferry_core::locator::Backend;
 use ferry_core::schema::{
     Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
 };
@@ -78,7 +77,7 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
         }
     }
     Ok(Schema {
-        backend: Backend::Mysql,
+        backend: crate::locator::BACKEND,
         filtered_out,
         tables,
         skipped,

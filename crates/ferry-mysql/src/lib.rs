@@ -4,6 +4,7 @@
 pub mod connect;
 mod dialect;
 mod introspect;
+pub mod locator;
 mod read;
 mod snapshot;
 mod type_map;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use connect::ZeroDates;
 pub use dialect::MysqlDialect;
+pub use locator::MysqlRegistration;
 
 /// A MySQL or MariaDB database, read-only. `?zero_dates=null` maps zero dates to NULL. Every
 /// read (schema, rows, orphans, verification) runs on a connection of one consistent snapshot,

@@ -47,12 +47,7 @@ pub enum Mode {
 }
 
 pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
-    let Locator::Postgres { url } = locator else {
-        return Err(Error::input(format!(
-            "{locator} is not a PostgreSQL locator"
-        )));
-    };
-    let mut url = url.clone();
+    let mut url = crate::locator::url(locator)?.clone();
     let mut schema = None;
     let mut tls = Tls::default();
     let mut kept = Vec::new();

@@ -2,6 +2,7 @@
 //! (tables; then primary keys, unique constraints and indexes; then foreign keys; then identity
 //! counters past the copied maximum; then ANALYZE).
 
+use ferry_core::Capabilities;
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::convert::convert;
 use ferry_core::locator::Backend;
@@ -14,8 +15,11 @@ use crate::type_map::native_type;
 
 pub struct PostgresDialect;
 
+/// A source whose clock defaults (`CURRENT_TIMESTAMP`) give UTC: SQLite's.
+const SQLITE: Backend = Backend::new("sqlite", "SQLite");
+
 pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    ferry_core::capabilities::quote_with('"', name)
 }
 
 /// A statement that fails, naming the foreign key, when loaded rows reference missing parents.
@@ -55,20 +59,20 @@ pub fn literal(text: &str) -> String {
 
 impl Dialect for PostgresDialect {
     fn backend(&self) -> Backend {
-        Backend::Postgres
+        crate::locator::BACKEND
     }
 
-    fn max_identifier_bytes(&self) -> usize {
-        63
-    }
-
-    fn folds_case(&self) -> bool {
-        // ferry quotes every name, so "Users" and "users" are two tables.
-        false
-    }
-
-    fn max_parallel_writers(&self) -> usize {
-        usize::MAX
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_identifier_bytes: 63,
+            // ferry quotes every name, so "Users" and "users" are two tables.
+            folds_case: false,
+            max_parallel_writers: usize::MAX,
+            transactional_ddl: true,
+            dynamic_typing: false,
+            replays_native_ddl: false,
+            quote: '"',
+        }
     }
 
     fn map_column(&self, column: &Column, _table: &Table, source: Backend) -> ColumnMapping {
@@ -79,7 +83,7 @@ impl Dialect for PostgresDialect {
             .filter(|_| !column.auto_increment)
             .and_then(|d| translate_default(d, &column.data_type, source, &mut notes));
         // Between two PostgreSQL databases jsonb stays jsonb (ferry models it as JSON text).
-        let native_type = if source == Backend::Postgres && column.native_type == "jsonb" {
+        let native_type = if source == self.backend() && column.native_type == "jsonb" {
             column.native_type.clone()
         } else {
             native_type(&column.data_type)
@@ -241,7 +245,7 @@ fn translate_default(
     match (d, ty) {
         (DefaultValue::Null, _) => Some("NULL".into()),
         (DefaultValue::CurrentTimestamp, DataType::TimestampTz) => Some("CURRENT_TIMESTAMP".into()),
-        (DefaultValue::CurrentTimestamp, DataType::Timestamp) if source == Backend::Sqlite => {
+        (DefaultValue::CurrentTimestamp, DataType::Timestamp) if source == SQLITE => {
             Some(utc_now.into())
         }
         (DefaultValue::CurrentTimestamp, DataType::Timestamp) => Some("LOCALTIMESTAMP".into()),
@@ -314,7 +318,7 @@ mod tests {
             translate_default(
                 &DefaultValue::Literal("1".into()),
                 &DataType::Bool,
-                Backend::Sqlite,
+                SQLITE,
                 &mut notes
             )
             .as_deref(),
@@ -324,7 +328,7 @@ mod tests {
             translate_default(
                 &DefaultValue::CurrentTimestamp,
                 &DataType::Timestamp,
-                Backend::Sqlite,
+                SQLITE,
                 &mut notes
             )
             .as_deref(),
@@ -334,7 +338,7 @@ mod tests {
             translate_default(
                 &DefaultValue::StringLiteral("it's".into()),
                 &DataType::text(),
-                Backend::Sqlite,
+                SQLITE,
                 &mut notes
             )
             .as_deref(),
@@ -345,7 +349,7 @@ mod tests {
             translate_default(
                 &DefaultValue::Expression("random()".into()),
                 &DataType::Int64,
-                Backend::Sqlite,
+                SQLITE,
                 &mut notes
             )
             .is_none()
@@ -354,7 +358,7 @@ mod tests {
             translate_default(
                 &DefaultValue::StringLiteral("abc".into()),
                 &DataType::Int64,
-                Backend::Sqlite,
+                SQLITE,
                 &mut notes
             )
             .is_none()

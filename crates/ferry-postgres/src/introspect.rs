@@ -4,7 +4,6 @@
 
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
-use ferry_core::locator::Backend;
 use ferry_core::schema::{
     Column, DataType, DefaultValue, ForeignKey, Index, NativeType, Paging, Schema, SkippedObject,
     Table,
@@ -133,7 +132,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
         });
     }
     Ok(Schema {
-        backend: Backend::Postgres,
+        backend: crate::locator::BACKEND,
         filtered_out,
         tables,
         skipped: skipped(client).await?,

@@ -5,6 +5,7 @@ pub mod connect;
 mod copy_binary;
 mod dialect;
 mod introspect;
+pub mod locator;
 mod pgpass;
 mod read;
 mod type_map;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use dialect::PostgresDialect;
+pub use locator::PostgresRegistration;
 
 /// A PostgreSQL database, read-only.
 pub struct PostgresSource {

@@ -172,9 +172,9 @@ async fn check_source(
         },
     }
     .filter(|h| !h.is_empty())
-    .or_else(|| match &options.source {
-        Locator::Postgres { url } => url.host_str().map(str::to_string),
-        _ => None,
+    .or_else(|| {
+        let url = ferry_postgres::locator::url(&options.source).ok()?;
+        url.host_str().map(str::to_string)
     })
     .ok_or_else(|| Error::input("cannot tell the source host: pass --source-host"))?;
     Ok(SourceInfo {

@@ -10,12 +10,12 @@ use tokio_postgres::Client;
 /// Opens a connection. `read_only` sets `default_transaction_read_only`, so not even a
 /// mistaken statement in a profile can write.
 pub(crate) async fn connect(locator: &Locator, read_only: bool, role: &str) -> Result<Client> {
-    let Locator::Postgres { .. } = locator else {
+    if locator.backend() != ferry_postgres::locator::BACKEND {
         return Err(Error::input(format!(
             "the {role} must be a postgres:// locator (got {})",
             locator.redacted()
         )));
-    };
+    }
     let endpoint = ferry_postgres::connect::endpoint(locator)?;
     let client = ferry_postgres::connect::open(&endpoint)
         .await
@@ -35,7 +35,7 @@ pub(crate) async fn connect(locator: &Locator, read_only: bool, role: &str) -> R
 
 /// A quoted identifier.
 pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    ferry_core::capabilities::quote_with('"', name)
 }
 
 /// One line for an error on an open connection.

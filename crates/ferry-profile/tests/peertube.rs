@@ -680,8 +680,8 @@ async fn cancel_stops_between_batches_and_a_rerun_finishes() {
 #[test]
 fn options_print_without_secrets() {
     let mut o = ImportOptions::new(
-        ferry_core::Locator::parse("postgres://u:hunter2@h/db").unwrap(),
-        ferry_core::Locator::parse("postgres://u:hunter3@h/db").unwrap(),
+        ferry_postgres::locator::parse("postgres://u:hunter2@h/db").unwrap(),
+        ferry_postgres::locator::parse("postgres://u:hunter3@h/db").unwrap(),
     );
     o.media_to = Some("s3://b/p?endpoint=http://x&region=r&secret_access_key=hunter4".into());
     let shown = format!("{o:?}");

@@ -40,7 +40,7 @@ fn shown(store_url: &str) -> String {
     if store_url.starts_with("sqlite:") {
         store_url.to_string()
     } else {
-        ferry_core::Locator::parse(store_url)
+        ferry::parse_locator(store_url)
             .map(|l| l.redacted())
             .unwrap_or_else(|_| "the --store URL".into())
     }

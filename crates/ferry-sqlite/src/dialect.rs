@@ -2,6 +2,7 @@
 //! source's own statements are replayed and values pass through untouched, so the copy is
 //! byte-identical; from other backends tables are written from the portable model.
 
+use ferry_core::Capabilities;
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
@@ -15,24 +16,24 @@ pub struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
     fn backend(&self) -> Backend {
-        Backend::Sqlite
+        crate::locator::BACKEND
     }
 
-    fn max_identifier_bytes(&self) -> usize {
-        // SQLite has no limit; this only bounds pathological names.
-        1 << 20
-    }
-
-    fn folds_case(&self) -> bool {
-        true
-    }
-
-    fn max_parallel_writers(&self) -> usize {
-        1
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // SQLite has no limit; this only bounds pathological names.
+            max_identifier_bytes: 1 << 20,
+            folds_case: true,
+            max_parallel_writers: 1,
+            transactional_ddl: true,
+            dynamic_typing: true,
+            replays_native_ddl: true,
+            quote: '"',
+        }
     }
 
     fn map_column(&self, column: &Column, _table: &Table, source: Backend) -> ColumnMapping {
-        if source == Backend::Sqlite {
+        if source == self.backend() {
             return ColumnMapping {
                 convert_to: None,
                 native_type: column.native_type.clone(),
@@ -69,7 +70,7 @@ impl Dialect for SqliteDialect {
 
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
-        let same = plan.source == Backend::Sqlite;
+        let same = plan.source == self.backend();
         for t in plan.tables.iter().filter(|t| !t.existing) {
             let native = t.source.native_sql.as_ref().filter(|_| same);
             match native {

@@ -4,7 +4,6 @@
 //! counts rows and what each column really holds.
 
 use ferry_core::connector::SchemaOptions;
-use ferry_core::locator::Backend;
 use ferry_core::schema::{
     Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
 };
@@ -66,7 +65,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
         ));
     }
     Ok(Schema {
-        backend: Backend::Sqlite,
+        backend: crate::locator::BACKEND,
         filtered_out,
         tables,
         skipped,

@@ -3,6 +3,7 @@
 
 mod dialect;
 mod introspect;
+pub mod locator;
 mod open;
 mod read;
 mod snapshot;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
-use ferry_core::locator::SqliteSnapshot;
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use dialect::SqliteDialect;
+pub use locator::{SqliteLocator, SqliteRegistration, SqliteSnapshot};
 
 /// A SQLite file opened read-only: never modified, no `-wal`/`-shm` files created beside it.
 /// Every read (schema, profiling, rows, orphans, verification) sees one snapshot, taken at the
@@ -43,9 +44,7 @@ impl SqliteSource {
     /// An input error when the locator is not SQLite, or the file is missing or is not a
     /// SQLite database.
     pub fn open(locator: &Locator) -> Result<Self> {
-        let Locator::Sqlite { path, snapshot } = locator else {
-            return Err(Error::input(format!("{locator} is not a SQLite locator")));
-        };
+        let SqliteLocator { path, snapshot } = locator::of(locator)?;
         open::check_source_file(path)?;
         Ok(Self {
             locator: locator.clone(),
@@ -162,10 +161,7 @@ impl SqliteTarget {
             open::check_sqlite_header(path)?;
         }
         Ok(Self {
-            locator: Locator::Sqlite {
-                path: path.to_path_buf(),
-                snapshot: SqliteSnapshot::InPlace,
-            },
+            locator: locator::file(path),
             path: path.to_path_buf(),
             dialect: SqliteDialect,
         })

@@ -250,5 +250,5 @@ pub fn sql_err(e: rusqlite::Error) -> Error {
 
 /// Quotes an identifier for SQLite.
 pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    ferry_core::capabilities::quote_with('"', name)
 }

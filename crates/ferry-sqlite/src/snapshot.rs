@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use ferry_core::locator::SqliteSnapshot;
+use crate::locator::SqliteSnapshot;
 use ferry_core::{Error, Result};
 use rusqlite::Connection;
 

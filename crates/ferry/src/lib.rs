@@ -2,8 +2,8 @@
 //! runs the jobs. The CLI and the job server are thin front-ends over these calls.
 
 pub mod demo;
+mod registry;
 
-use std::path::Path;
 use std::sync::Arc;
 
 pub use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, Target};
@@ -11,33 +11,19 @@ pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
 pub use ferry_core::plan::SchemaMode;
 pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
+pub use ferry_core::registration::Address;
 pub use ferry_core::report::{Report, Status};
-pub use ferry_core::{Error, ErrorKind, Locator, Result, locator::Backend};
-
-fn unsupported(locator: &Locator) -> Error {
-    Error::input(format!(
-        "{} locators are not supported by this build of ferry: it was built without that backend's feature",
-        locator.backend()
-    ))
-}
+pub use ferry_core::{Backend, Capabilities, Error, ErrorKind, Locator, Result};
+#[cfg(feature = "sqlite")]
+pub use registry::sqlite_file;
+pub use registry::{backends, normalised_address, parse_locator, registration, with_schema};
 
 /// Opens a locator as a read-only source.
 ///
 /// # Errors
 /// An input error when the locator's backend is not built in, or the source cannot be opened.
 pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
-    match locator {
-        #[cfg(feature = "sqlite")]
-        Locator::Sqlite { .. } => Ok(Arc::new(ferry_sqlite::SqliteSource::open(locator)?)),
-        #[cfg(feature = "postgres")]
-        Locator::Postgres { .. } => Ok(Arc::new(
-            ferry_postgres::PostgresSource::open(locator).await?,
-        )),
-        #[cfg(feature = "mysql")]
-        Locator::Mysql { .. } => Ok(Arc::new(ferry_mysql::MysqlSource::open(locator).await?)),
-        #[allow(unreachable_patterns)]
-        other => Err(unsupported(other)),
-    }
+    registration(locator)?.open_source(locator).await
 }
 
 /// Opens a locator as a target. Nothing is written until the copy runs.
@@ -45,25 +31,7 @@ pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
 /// # Errors
 /// An input error when the locator's backend is not built in, or the target cannot be reached.
 pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
-    match locator {
-        #[cfg(feature = "sqlite")]
-        Locator::Sqlite { path, snapshot } => {
-            if *snapshot != ferry_core::locator::SqliteSnapshot::InPlace {
-                return Err(Error::input(format!(
-                    "{locator}: ?snapshot= applies to a source only: remove it from the target"
-                )));
-            }
-            Ok(Arc::new(ferry_sqlite::SqliteTarget::open(path)?))
-        }
-        #[cfg(feature = "postgres")]
-        Locator::Postgres { .. } => Ok(Arc::new(
-            ferry_postgres::PostgresTarget::open(locator).await?,
-        )),
-        #[cfg(feature = "mysql")]
-        Locator::Mysql { .. } => Ok(Arc::new(ferry_mysql::MysqlTarget::open(locator).await?)),
-        #[allow(unreachable_patterns)]
-        other => Err(unsupported(other)),
-    }
+    registration(locator)?.open_target(locator).await
 }
 
 /// The pure dialect of a backend, for planning without a connection.
@@ -71,77 +39,24 @@ pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
 /// # Errors
 /// When the backend is not built in.
 pub fn dialect(locator: &Locator) -> Result<Box<dyn Dialect>> {
-    match locator.backend() {
-        #[cfg(feature = "sqlite")]
-        Backend::Sqlite => Ok(Box::new(ferry_sqlite::SqliteDialect)),
-        #[cfg(feature = "postgres")]
-        Backend::Postgres => Ok(Box::new(ferry_postgres::PostgresDialect)),
-        #[cfg(feature = "mysql")]
-        Backend::Mysql => Ok(Box::new(ferry_mysql::MysqlDialect)),
-        #[allow(unreachable_patterns)]
-        _ => Err(unsupported(locator)),
-    }
+    Ok(registration(locator)?.dialect())
 }
 
-/// The cheap check, before any connection: the same text, or the same SQLite file by its
-/// real path.
+/// The cheap check, before any connection: the same text, or the same database under another
+/// spelling that its backend can tell without connecting (the same SQLite file by its real
+/// path).
 fn refuse_same(source: &Locator, target: &Locator) -> Result<()> {
-    let why = match (source, target) {
-        (a, b) if a == b => Some("the same locator".to_string()),
-        (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
-            match (a.canonicalize(), b.canonicalize()) {
-                (Ok(x), Ok(y)) if x == y => Some(through_link(a, b, &x)),
-                (Ok(x), Err(_)) => companion_of(&x, b),
-                _ => None,
-            }
-        }
-        _ => None,
+    let why = if source == target {
+        Some("the same locator".to_string())
+    } else if source.backend() == target.backend() {
+        registration(source)?.same_spelling(source, target)
+    } else {
+        None
     };
     match why {
         Some(why) => Err(same_database(source, target, &why)),
         None => Ok(()),
     }
-}
-
-/// A target file that does not exist yet (a dangling symbolic link, a path through `..`) would
-/// be created where it leads: refuse it when that is the source's `-wal`, `-shm` or `-journal`,
-/// which SQLite would read back into the source.
-fn companion_of(source: &Path, target: &Path) -> Option<String> {
-    let mut place = target.to_path_buf();
-    // Follows the links by hand, as canonicalize() refuses a path that does not exist.
-    for _ in 0..40 {
-        match std::fs::read_link(&place) {
-            Ok(next) => place = place.parent().unwrap_or(Path::new("/")).join(next),
-            Err(_) => break,
-        }
-    }
-    let parent = place.parent().filter(|p| !p.as_os_str().is_empty());
-    let place = parent
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .ok()?
-        .join(place.file_name()?);
-    let name = source.file_name()?.to_string_lossy();
-    ["-wal", "-shm", "-journal"]
-        .iter()
-        .map(|suffix| source.with_file_name(format!("{name}{suffix}")))
-        .find(|companion| *companion == place)
-        .map(|companion| {
-            format!(
-                "{} leads to {}, the source's own companion file",
-                target.display(),
-                companion.display()
-            )
-        })
-}
-
-fn through_link(source: &Path, target: &Path, real: &Path) -> String {
-    format!(
-        "{} leads to {} through a symbolic link or `..`: both are {}",
-        target.display(),
-        source.display(),
-        real.display()
-    )
 }
 
 fn same_database(source: &Locator, target: &Locator, why: &str) -> Error {
@@ -164,29 +79,12 @@ pub async fn refuse_same_database(source: &dyn Source, target: &dyn Target) -> R
         return Ok(());
     };
     let (from, to) = (source.locator(), target.locator());
-    let why = match (from, to) {
-        (Locator::Sqlite { path: a, .. }, Locator::Sqlite { path: b, .. }) => {
-            let main = s.parts.first().is_some_and(|p| p == shared)
-                && t.parts.first().is_some_and(|p| p == shared);
-            let real = a.canonicalize().ok();
-            if let Some(real) = real.filter(|r| main && b.canonicalize().ok().as_ref() == Some(r)) {
-                through_link(a, b, &real)
-            } else if main {
-                format!(
-                    "{} is a hard link of {}: both are {s}",
-                    b.display(),
-                    a.display()
-                )
-            } else {
-                format!(
-                    "{} and {} share their -wal file, so writing one rewrites the other",
-                    b.display(),
-                    a.display()
-                )
-            }
-        }
-        _ => format!("both are {t}"),
+    let why = if from.backend() == to.backend() {
+        registration(from)?.why_shared((from, &s), (to, &t), shared)
+    } else {
+        None
     };
+    let why = why.unwrap_or_else(|| format!("both are {t}"));
     Err(same_database(from, to, &why))
 }
 

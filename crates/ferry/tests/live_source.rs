@@ -240,7 +240,7 @@ async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
     let files_before: Vec<String> = snapshot(dir.path()).into_iter().map(|(n, _)| n).collect();
     let pg = TestDb::new().await;
     let locator =
-        ferry::Locator::parse(&format!("sqlite://{}?snapshot=backup", src.display())).unwrap();
+        ferry::parse_locator(&format!("sqlite://{}?snapshot=backup", src.display())).unwrap();
     let before = tally.commits();
     let report = ferry::copy(
         &locator,
@@ -323,7 +323,7 @@ async fn sqlite_immutable_read_is_guarded() {
 
 #[test]
 fn sqlite_locator_parameters_are_checked() {
-    let err = ferry::Locator::parse("sqlite:///tmp/app.db?mode=ro").unwrap_err();
+    let err = ferry::parse_locator("sqlite:///tmp/app.db?mode=ro").unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert_eq!(err.to_string().lines().count(), 1);
     assert!(err.to_string().contains("?snapshot=backup"), "{err}");
@@ -332,7 +332,7 @@ fn sqlite_locator_parameters_are_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_snapshot_is_for_sources_only() {
     let dir = tempfile::tempdir().unwrap();
-    let locator = ferry::Locator::parse(&format!(
+    let locator = ferry::parse_locator(&format!(
         "sqlite://{}?snapshot=backup",
         dir.path().join("t.db").display()
     ))
@@ -470,7 +470,7 @@ async fn mysql_without_reload_reads_on_one_connection() {
     url.set_username(&user).unwrap();
     let pg = TestDb::new().await;
     let report = ferry::copy(
-        &ferry::Locator::parse(url.as_str()).unwrap(),
+        &ferry::parse_locator(url.as_str()).unwrap(),
         &pg.locator(),
         &options(dir.path()),
         &context(false),

@@ -54,7 +54,7 @@ async fn load_fixture(db: &MyDb) {
 }
 
 fn with_zero_dates_null(db: &MyDb) -> ferry::Locator {
-    ferry::Locator::parse(&format!("{}?zero_dates=null", db.url)).unwrap()
+    ferry::parse_locator(&format!("{}?zero_dates=null", db.url)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +317,7 @@ async fn the_same_mysql_database_under_another_spelling_is_refused() {
         other => panic!("this test spells the server as localhost and 127.0.0.1, not {other:?}"),
     };
     url.set_host(Some(other)).unwrap();
-    let mut targets = vec![ferry::Locator::parse(url.as_str()).unwrap()];
+    let mut targets = vec![ferry::parse_locator(url.as_str()).unwrap()];
     // The default port written or left out (only where the server listens on it).
     let mut port = url::Url::parse(&my.url).unwrap();
     if port.port_or_known_default().unwrap_or(3306) == 3306 {
@@ -327,7 +327,7 @@ async fn the_same_mysql_database_under_another_spelling_is_refused() {
             Some(3306)
         };
         port.set_port(toggled).unwrap();
-        targets.push(ferry::Locator::parse(port.as_str()).unwrap());
+        targets.push(ferry::parse_locator(port.as_str()).unwrap());
     }
     for (target, force) in targets
         .iter()

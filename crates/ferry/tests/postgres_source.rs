@@ -191,14 +191,14 @@ async fn another_schema_is_selected_by_name() {
         .batch_execute("CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY, name text); INSERT INTO app.items VALUES (1, 'x'); CREATE TABLE public.other (id int);")
         .await
         .unwrap();
-    let loc = ferry::Locator::parse(&format!("{}?schema=app", src.url)).unwrap();
+    let loc = ferry::parse_locator(&format!("{}?schema=app", src.url)).unwrap();
     let file = dir.path().join("app.db");
     let report = ferry::copy(&loc, &sqlite(&file), &options(dir.path()), &context(false))
         .await
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.stats.keys().collect::<Vec<_>>(), ["items"]);
-    let missing = ferry::Locator::parse(&format!("{}?schema=nope", src.url)).unwrap();
+    let missing = ferry::parse_locator(&format!("{}?schema=nope", src.url)).unwrap();
     let err = ferry::copy(
         &missing,
         &sqlite(&dir.path().join("n.db")),

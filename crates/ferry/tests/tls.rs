@@ -35,7 +35,7 @@ async fn copy_three_rows(dir: &Path, url: &str, what: &str) {
 }
 
 fn locator(url: &str) -> ferry::Locator {
-    ferry::Locator::parse(url).unwrap()
+    ferry::parse_locator(url).unwrap()
 }
 
 /// Sets or clears an environment variable. Sound here: nextest runs each test in its own

@@ -64,7 +64,7 @@ impl TestDb {
     }
 
     pub fn locator(&self) -> ferry_core::Locator {
-        ferry_core::Locator::parse(&self.url).unwrap()
+        ferry_postgres::locator::parse(&self.url).unwrap()
     }
 }
 

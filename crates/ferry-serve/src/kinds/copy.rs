@@ -42,9 +42,9 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
     non_empty("target_url", &body.target_url)?;
     in_range("batch_size", body.batch_size, 1, MAX_BATCH)?;
     in_range("workers", body.workers, 1, MAX_WORKERS)?;
-    let source = Locator::parse(&body.source_url)
+    let source = ferry::parse_locator(&body.source_url)
         .map_err(|e| super::bad_secret("source_url", &body.source_url, &e))?;
-    let target = Locator::parse(&body.target_url)
+    let target = ferry::parse_locator(&body.target_url)
         .map_err(|e| super::bad_secret("target_url", &body.target_url, &e))?;
     if source.redacted() == target.redacted() {
         return Err(BadRequest(
@@ -61,28 +61,14 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
     })
 }
 
-/// The host (and port) of a database locator, or the file of a SQLite one.
-pub fn host_of(locator: &Locator) -> String {
-    match locator {
-        Locator::Sqlite { path, .. } => path.display().to_string(),
-        Locator::Postgres { url } | Locator::Mysql { url } => {
-            let host = url.host_str().unwrap_or("localhost");
-            match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.to_string(),
-            }
-        }
-    }
-}
-
 /// # Errors
 /// A [`BadRequest`] naming the field.
 pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
     let c = check(body)?;
     Ok(Validated {
-        source_host: host_of(&c.source),
+        source_host: c.source.host(),
         // Replaced by the database's identity when the job is created (`super::database_key`).
-        target_key: format!("{}://{}", c.target.backend(), host_of(&c.target)),
+        target_key: format!("{}://{}", c.target.backend(), c.target.host()),
         target: Some(c.target),
     })
 }
@@ -179,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn normalised_keys_join_spellings_and_hide_credentials() {
         let key = |u: &str| {
-            let l = Locator::parse(u).unwrap();
+            let l = ferry::parse_locator(u).unwrap();
             async move { super::super::normalised_key(&l).await }
         };
         let a = key("postgres://w:secret@127.0.0.1:5432/new").await;

@@ -100,8 +100,8 @@ const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// when it cannot be reached at this moment, [`normalised_key`]. A SQLite file is keyed by its
 /// real path, as a target file usually does not exist until its first job creates it.
 pub async fn database_key(target: &ferry::Locator) -> String {
-    if matches!(target, ferry::Locator::Sqlite { .. }) {
-        return normalised_key(target).await;
+    if let Ok(ferry::Address::Key(key)) = ferry::normalised_address(target) {
+        return key;
     }
     match tokio::time::timeout(IDENTIFY_TIMEOUT, ferry::target_identity(target)).await {
         Ok(Ok(Some(identity))) => identity.key(),
@@ -114,40 +114,13 @@ pub async fn database_key(target: &ferry::Locator) -> String {
 /// default: the user's name) and schema; no user or password. A SQLite file: its real path
 /// (the folder's, with the file name, when the file does not exist yet).
 pub async fn normalised_key(target: &ferry::Locator) -> String {
-    use ferry::Locator;
-    match target {
-        Locator::Sqlite { path, .. } => {
-            let real = path.canonicalize().ok().or_else(|| {
-                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-                let parent = parent.unwrap_or(std::path::Path::new("."));
-                Some(parent.canonicalize().ok()?.join(path.file_name()?))
-            });
-            format!(
-                "sqlite://{}",
-                real.unwrap_or_else(|| path.clone()).display()
-            )
-        }
-        Locator::Postgres { url } | Locator::Mysql { url } => {
-            let postgres = matches!(target, Locator::Postgres { .. });
-            let host = url
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .unwrap_or("localhost")
-                .trim_matches(['[', ']'])
-                .to_ascii_lowercase();
-            let port = url.port().unwrap_or(if postgres { 5432 } else { 3306 });
+    match ferry::normalised_address(target) {
+        Ok(ferry::Address::Key(key)) => key,
+        Ok(ferry::Address::Server { host, port, rest }) => {
             let address = resolve(&host, port).await.unwrap_or(host);
-            let mut db = url.path().trim_matches('/').to_string();
-            if db.is_empty() && postgres {
-                db = url.username().to_string();
-            }
-            let schema = url
-                .query_pairs()
-                .find(|(k, _)| k == "schema")
-                .map(|(_, v)| format!("?schema={v}"))
-                .unwrap_or_default();
-            format!("{}://{address}:{port}/{db}{schema}", target.backend())
+            format!("{}://{address}:{port}{rest}", target.backend())
         }
+        Err(_) => target.redacted(),
     }
 }
 

@@ -77,7 +77,7 @@ fn target_db(targets: &Targets) -> Result<Locator, BadRequest> {
             "this server has no target database for imports: start ferry serve with --target-db postgres://… (or FERRY_TARGET_DB)".into(),
         )
     })?;
-    Locator::parse(url).map_err(|e| BadRequest(format!("the server's --target-db: {e}")))
+    ferry::parse_locator(url).map_err(|e| BadRequest(format!("the server's --target-db: {e}")))
 }
 
 /// A media path as a blob locator: a directory on the server, or any locator as it is.
@@ -97,7 +97,7 @@ fn media_locator(path: &str) -> String {
 pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Result<Report> {
     let b = parse(&body).map_err(|e| Error::input(e.0))?;
     let target = target_db(&cx.targets).map_err(|e| Error::input(e.0))?;
-    let source = Locator::parse(&b.source_url())
+    let source = ferry::parse_locator(&b.source_url())
         .map_err(|_| Error::input("the source database fields do not form a valid address"))?;
     let profile = ferry_profile::Profile::builtin("peertube")
         .ok_or_else(|| Error::run("the built-in PeerTube profile is missing from this build"))?;

@@ -65,7 +65,7 @@ pub struct PostgresStore {
 
 async fn connect(url: &str) -> Result<Client> {
     let opened = async {
-        let locator = ferry_core::Locator::parse(url)?;
+        let locator = ferry::parse_locator(url)?;
         let endpoint = ferry_postgres::connect::endpoint(&locator)?;
         ferry_postgres::connect::open(&endpoint)
             .await

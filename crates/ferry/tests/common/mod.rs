@@ -60,7 +60,7 @@ impl TestDb {
     }
 
     pub fn locator(&self) -> ferry::Locator {
-        ferry::Locator::parse(&self.url).unwrap()
+        ferry::parse_locator(&self.url).unwrap()
     }
 }
 
@@ -102,10 +102,7 @@ pub fn quirks_db(dir: &Path) -> PathBuf {
 }
 
 pub fn sqlite(path: &Path) -> ferry::Locator {
-    ferry::Locator::Sqlite {
-        path: path.to_path_buf(),
-        snapshot: Default::default(),
-    }
+    ferry::sqlite_file(path)
 }
 
 pub fn context(confirm: bool) -> ferry::Context {
@@ -200,7 +197,7 @@ impl MyDb {
     }
 
     pub fn locator(&self) -> ferry::Locator {
-        ferry::Locator::parse(&self.url).unwrap()
+        ferry::parse_locator(&self.url).unwrap()
     }
 }
 

@@ -1,0 +1,74 @@
+//! MySQL's (and MariaDB's) locators and its registration: `mysql:` URLs (kept whole for the
+//! driver, printed without the password) and the value the registry in the `ferry` crate lists.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::connector::{Dialect, Source, Target};
+use ferry_core::locator::{Backend, ServerUrl};
+use ferry_core::registration::{Address, Registration};
+use ferry_core::{Error, Locator, Result};
+
+use crate::{MysqlDialect, MysqlSource, MysqlTarget};
+
+pub const BACKEND: Backend = Backend::new("mysql", "MySQL");
+
+/// Parses `mysql://user:pass@host:port/db` (or `mariadb://`).
+///
+/// # Errors
+/// An input error, with the password hidden, when the text is not a URL.
+pub fn parse(text: &str) -> Result<Locator> {
+    Ok(Locator::new(BACKEND, ServerUrl::parse(text)?))
+}
+
+/// The URL of a MySQL locator.
+///
+/// # Errors
+/// An input error when the locator is of another backend.
+pub fn url(locator: &Locator) -> Result<&url::Url> {
+    ServerUrl::of(locator, BACKEND)
+        .map(|place| &place.url)
+        .ok_or_else(|| Error::input(format!("{locator} is not a MySQL locator")))
+}
+
+/// MySQL and MariaDB in the registry.
+pub struct MysqlRegistration;
+
+#[async_trait]
+impl Registration for MysqlRegistration {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["mysql", "mariadb"]
+    }
+
+    fn example(&self) -> &'static str {
+        "mysql://user@host/db"
+    }
+
+    fn parse(&self, text: &str) -> Result<Locator> {
+        parse(text)
+    }
+
+    async fn open_source(&self, locator: &Locator) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(MysqlSource::open(locator).await?))
+    }
+
+    async fn open_target(&self, locator: &Locator) -> Result<Arc<dyn Target>> {
+        Ok(Arc::new(MysqlTarget::open(locator).await?))
+    }
+
+    fn dialect(&self) -> Box<dyn Dialect> {
+        Box::new(MysqlDialect)
+    }
+
+    /// The default port filled in.
+    fn normalised_address(&self, locator: &Locator) -> Address {
+        ServerUrl::of(locator, BACKEND).map_or_else(
+            || Address::Key(locator.redacted()),
+            |place| place.address(3306, false),
+        )
+    }
+}

@@ -1,0 +1,81 @@
+//! PostgreSQL's locators and its registration: `postgres:` URLs (kept whole for the driver,
+//! printed without the password) and the value the registry in the `ferry` crate lists.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::connector::{Dialect, Source, Target};
+use ferry_core::locator::{Backend, ServerUrl};
+use ferry_core::registration::{Address, Registration};
+use ferry_core::{Error, Locator, Result};
+
+use crate::{PostgresDialect, PostgresSource, PostgresTarget};
+
+pub const BACKEND: Backend = Backend::new("postgres", "PostgreSQL");
+
+/// Parses `postgres://user:pass@host:port/db` (or `postgresql://`).
+///
+/// # Errors
+/// An input error, with the password hidden, when the text is not a URL.
+pub fn parse(text: &str) -> Result<Locator> {
+    Ok(Locator::new(BACKEND, ServerUrl::parse(text)?))
+}
+
+/// The URL of a PostgreSQL locator.
+///
+/// # Errors
+/// An input error when the locator is of another backend.
+pub fn url(locator: &Locator) -> Result<&url::Url> {
+    ServerUrl::of(locator, BACKEND)
+        .map(|place| &place.url)
+        .ok_or_else(|| Error::input(format!("{locator} is not a PostgreSQL locator")))
+}
+
+/// The locator reading `schema` (`--schema-name`), `None` when it is not PostgreSQL's.
+pub fn with_schema(locator: &Locator, schema: &str) -> Option<Locator> {
+    let mut place = ServerUrl::of(locator, BACKEND)?.clone();
+    place.url.query_pairs_mut().append_pair("schema", schema);
+    Some(Locator::new(BACKEND, place))
+}
+
+/// PostgreSQL in the registry.
+pub struct PostgresRegistration;
+
+#[async_trait]
+impl Registration for PostgresRegistration {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn example(&self) -> &'static str {
+        "postgres://user@host/db"
+    }
+
+    fn parse(&self, text: &str) -> Result<Locator> {
+        parse(text)
+    }
+
+    async fn open_source(&self, locator: &Locator) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(PostgresSource::open(locator).await?))
+    }
+
+    async fn open_target(&self, locator: &Locator) -> Result<Arc<dyn Target>> {
+        Ok(Arc::new(PostgresTarget::open(locator).await?))
+    }
+
+    fn dialect(&self) -> Box<dyn Dialect> {
+        Box::new(PostgresDialect)
+    }
+
+    /// The default port filled in; the database defaults to the user's name.
+    fn normalised_address(&self, locator: &Locator) -> Address {
+        ServerUrl::of(locator, BACKEND).map_or_else(
+            || Address::Key(locator.redacted()),
+            |place| place.address(5432, true),
+        )
+    }
+}
