@@ -15,6 +15,7 @@ pub mod locator;
 pub mod names;
 pub mod plan;
 pub mod progress;
+pub mod rejects;
 pub mod report;
 pub mod schema;
 pub mod sqltext;

@@ -6,6 +6,7 @@ mod copy_binary;
 mod dialect;
 mod introspect;
 mod pgpass;
+mod query;
 mod read;
 mod type_map;
 mod write;
@@ -21,7 +22,8 @@ use ferry_core::{Locator, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use dialect::PostgresDialect;
+pub use dialect::{PostgresDialect, quote};
+pub use query::{Session, UpsertWriter};
 
 /// A PostgreSQL database, read-only.
 pub struct PostgresSource {
