@@ -822,7 +822,7 @@ impl Run<'_> {
                     }
                 }
                 // Dry runs (and media-only entities) count what would be migrated.
-                _ => migrated += batch.len() as u64,
+                _ => migrated += ids.len() as u64,
             }
             if unchanged > 0 {
                 *out.skip_reasons
