@@ -26,7 +26,10 @@ impl RowNames for TablePlan {
     }
 
     fn column_names(&self) -> Vec<&str> {
-        self.columns.iter().map(|c| c.source_name.as_str()).collect()
+        self.columns
+            .iter()
+            .map(|c| c.source_name.as_str())
+            .collect()
     }
 }
 
@@ -65,19 +68,23 @@ pub async fn write_splitting(
             Err(WriteError::Fatal(e)) => return Err(e),
             Err(WriteError::Rejected { row, reason }) => {
                 let n = batch.len();
-                if !ignore_errors || n == 1 {
+                if !ignore_errors {
                     // Name the row when the target said which one; otherwise the batch's range.
-                    return match (ignore_errors, row) {
-                        (true, _) => reject(table, &batch, 0, &reason, true, rejects, stats),
-                        (false, Some(i)) if i < n => {
+                    return match row {
+                        Some(i) if i < n => {
                             reject(table, &batch, i, &reason, false, rejects, stats)
                         }
-                        (false, _) => Err(Error::run(format!(
+                        _ => Err(Error::run(format!(
                             "a row between {} and {} was rejected: {reason}; {RERUN_ADVICE}",
                             table.row_name(&batch, 0),
                             table.row_name(&batch, n - 1)
                         ))),
                     };
+                }
+                if n == 1 {
+                    // The other parts of the split batch are still pending: go on with them.
+                    reject(table, &batch, 0, &reason, true, rejects, stats)?;
+                    continue;
                 }
                 match row {
                     Some(i) if i < n => {

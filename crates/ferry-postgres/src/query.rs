@@ -94,7 +94,11 @@ impl Session {
     /// PostgreSQL's error when the query does not parse or names what does not exist.
     pub async fn column_names(&self, sql: &str) -> Result<Vec<String>> {
         let stmt = self.client.prepare(sql).await.map_err(|e| error(&e))?;
-        Ok(stmt.columns().iter().map(|c| c.name().to_string()).collect())
+        Ok(stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect())
     }
 
     /// A writer of `columns` (a batch's values in this order) into `table`, inserting new rows

@@ -15,8 +15,8 @@ use ferry_core::rejects::{Rejects, RowNames, write_splitting};
 use ferry_core::report::{Report, Status, TableStats, VerifyTable};
 use ferry_core::value::{Batch, Value as Cell};
 use ferry_core::{Error, ErrorKind, Locator, Result};
-use serde_json::{Map, Value};
 use ferry_postgres::{Session, quote};
+use serde_json::{Map, Value};
 
 use crate::expr::{Env, entity_id, render};
 use crate::format::{Entity, Profile};
@@ -931,7 +931,9 @@ fn cell(v: Value) -> Cell {
     match v {
         Value::Null => Cell::Null,
         Value::Bool(b) => Cell::Bool(b),
-        Value::Number(n) => n.as_i64().map_or_else(|| Cell::Json(n.to_string()), Cell::Int),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Cell::Json(n.to_string()), Cell::Int),
         Value::String(s) => Cell::Text(s),
         doc @ (Value::Array(_) | Value::Object(_)) => Cell::Json(doc.to_string()),
     }

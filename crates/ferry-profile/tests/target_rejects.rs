@@ -85,7 +85,13 @@ async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
         )
         .await
         .unwrap();
-    let got: Vec<(uuid::Uuid, String, Option<String>, Option<String>, Option<String>)> = rows
+    let got: Vec<(
+        uuid::Uuid,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
@@ -94,7 +100,13 @@ async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
     assert_eq!(
         got,
         vec![
-            (id("1"), "Buy milk".into(), s("0.50"), s(r#"["home"]"#), s("2025-03-01 09:15:00.123456")),
+            (
+                id("1"),
+                "Buy milk".into(),
+                s("0.50"),
+                s(r#"["home"]"#),
+                s("2025-03-01 09:15:00.123456")
+            ),
             (
                 id("2"),
                 "Call Ann".into(),
@@ -102,8 +114,20 @@ async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
                 s(r#"{"who": {"name": "Ann"}, "tags": ["phone", 2]}"#),
                 None
             ),
-            (id("5"), "Fix \"bike\"".into(), s("3.75"), s(r#"{"n": 12345678901}"#), None),
-            (id("4"), "Pay rent".into(), s("1.00"), s("[]"), s("2025-03-02 18:00:00")),
+            (
+                id("5"),
+                "Fix \"bike\"".into(),
+                s("3.75"),
+                s(r#"{"n": 12345678901}"#),
+                None
+            ),
+            (
+                id("4"),
+                "Pay rent".into(),
+                s("1.00"),
+                s("[]"),
+                s("2025-03-02 18:00:00")
+            ),
             (id("7"), "Sleep".into(), None, None, None),
         ]
     );
