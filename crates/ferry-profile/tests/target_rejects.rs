@@ -50,6 +50,15 @@ INSERT INTO task VALUES
   (7, 'Sleep', NULL, NULL, NULL);
 "#;
 
+/// A target row: id, title, then estimate, labels and done_at as text.
+type Task = (
+    uuid::Uuid,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 #[tokio::test]
 async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
     let profile = Profile::parse(PROFILE, "tasks.toml").expect("valid profile");
@@ -85,13 +94,7 @@ async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
         )
         .await
         .unwrap();
-    let got: Vec<(
-        uuid::Uuid,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = rows
+    let got: Vec<Task> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
