@@ -4,7 +4,6 @@
 //! verification unless told otherwise. Cancellation is a token passed down, checked per batch.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,11 +12,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{SchemaOptions, Source, TableWriter, Target, WriteError};
+use crate::connector::{SchemaOptions, Source, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::progress::{Confirm, Event, Observer};
+use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::value::Batch;
 use crate::verify;
@@ -616,15 +616,7 @@ async fn copy_table(
                 Err(Error::run(format!("a copy task panicked: {e}"))),
             )
         });
-        stats.migrated += part.migrated;
-        stats.failed += part.failed;
-        stats.bytes += part.bytes;
-        for (column, n) in part.rounded {
-            *stats.rounded.entry(column).or_default() += n;
-        }
-        for e in part.errors {
-            stats.push_error(e);
-        }
+        stats.merge(&part);
         if let Err(e) = result
             && error
                 .as_ref()
@@ -805,148 +797,4 @@ fn convert_batch(
         }
     }
     (out, failures)
-}
-
-/// Writes a batch; when the target rejects it and errors are ignored, splits it to isolate the
-/// bad rows (each write is atomic, so good rows are written exactly once).
-async fn write_splitting(
-    writer: &mut dyn TableWriter,
-    table: &TablePlan,
-    batch: Batch,
-    ignore_errors: bool,
-    rejects: &Rejects,
-    stats: &mut TableStats,
-) -> Result<()> {
-    let mut pending = vec![batch];
-    while let Some(batch) = pending.pop() {
-        if batch.is_empty() {
-            continue;
-        }
-        match writer.write(&batch).await {
-            Ok(()) => stats.migrated += batch.len() as u64,
-            Err(WriteError::Fatal(e)) => return Err(e),
-            Err(WriteError::Rejected { row, reason }) => {
-                let n = batch.len();
-                if !ignore_errors || n == 1 {
-                    // Name the row when the target said which one; otherwise the batch's range.
-                    return match (ignore_errors, row) {
-                        (true, _) => reject(table, &batch, 0, &reason, true, rejects, stats),
-                        (false, Some(i)) if i < n => {
-                            reject(table, &batch, i, &reason, false, rejects, stats)
-                        }
-                        (false, _) => Err(Error::run(format!(
-                            "a row between {} and {} was rejected: {reason}; {RERUN_ADVICE}",
-                            table.describe_row(&batch, 0),
-                            table.describe_row(&batch, n - 1)
-                        ))),
-                    };
-                }
-                match row {
-                    Some(i) if i < n => {
-                        reject(table, &batch, i, &reason, true, rejects, stats)?;
-                        let rest: Vec<usize> = (0..n).filter(|&r| r != i).collect();
-                        pending.push(batch.select(&rest));
-                    }
-                    _ => {
-                        let half = n / 2;
-                        pending.push(batch.select(&(half..n).collect::<Vec<_>>()));
-                        pending.push(batch.select(&(0..half).collect::<Vec<_>>()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What to do after a run stopped on a rejected row (its tables exist now, hence --force).
-const RERUN_ADVICE: &str = "rerun with --force --ignore-errors to copy the other rows and list every rejected row in a reject file";
-
-/// Records one rejected row: an error (stopping the run) unless errors are ignored, in which
-/// case it is counted and written to the table's reject file.
-fn reject(
-    table: &TablePlan,
-    batch: &Batch,
-    row: usize,
-    reason: &str,
-    ignore_errors: bool,
-    rejects: &Rejects,
-    stats: &mut TableStats,
-) -> Result<()> {
-    let key = table.describe_row(batch, row);
-    stats.failed += 1;
-    stats.push_error(format!("{key}: {reason}"));
-    if !ignore_errors {
-        return Err(Error::run(format!(
-            "row {key} was rejected: {reason}; {RERUN_ADVICE}"
-        )));
-    }
-    let values: serde_json::Map<String, serde_json::Value> = table
-        .columns
-        .iter()
-        .zip(batch.row(row))
-        .map(|(c, v)| (c.source_name.clone(), v.to_json()))
-        .collect();
-    rejects.write(&serde_json::json!({"key": key, "reason": reason, "row": values}))
-}
-
-/// A table's reject file (`<reject dir>/<table>.rejects.jsonl`), created on the first reject
-/// and shared by the table's chunks.
-#[derive(Clone)]
-struct Rejects {
-    path: PathBuf,
-    file: Arc<std::sync::Mutex<Option<std::io::BufWriter<std::fs::File>>>>,
-}
-
-impl Rejects {
-    fn new(dir: &std::path::Path, table: &str) -> Self {
-        let safe: String = table
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        Self {
-            path: dir.join(format!("{safe}.rejects.jsonl")),
-            file: Arc::default(),
-        }
-    }
-
-    fn io_error(&self, e: std::io::Error) -> Error {
-        Error::run(format!(
-            "cannot write reject file {}: {e}",
-            self.path.display()
-        ))
-    }
-
-    fn write(&self, line: &serde_json::Value) -> Result<()> {
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| Error::run("reject file lock poisoned"))?;
-        if file.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
-            }
-            let f = std::fs::File::create(&self.path).map_err(|e| self.io_error(e))?;
-            *file = Some(std::io::BufWriter::new(f));
-        }
-        let f = file.as_mut().expect("opened above");
-        writeln!(f, "{line}").map_err(|e| self.io_error(e))
-    }
-
-    fn finish(&self) -> Result<()> {
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| Error::run("reject file lock poisoned"))?;
-        match file.as_mut() {
-            Some(f) => f.flush().map_err(|e| self.io_error(e)),
-            None => Ok(()),
-        }
-    }
 }

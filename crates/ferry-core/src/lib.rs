@@ -17,6 +17,7 @@ pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod registration;
+pub mod rejects;
 pub mod report;
 pub mod schema;
 pub mod sqltext;

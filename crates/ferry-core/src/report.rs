@@ -37,6 +37,22 @@ impl TableStats {
             self.errors.push(error);
         }
     }
+
+    /// Adds the numbers of a part (a chunk of a table, one of the entities sharing a stats key).
+    pub fn merge(&mut self, part: &TableStats) {
+        self.total += part.total;
+        self.migrated += part.migrated;
+        self.skipped += part.skipped;
+        self.failed += part.failed;
+        self.bytes += part.bytes;
+        self.elapsed_s += part.elapsed_s;
+        for (column, n) in &part.rounded {
+            *self.rounded.entry(column.clone()).or_default() += n;
+        }
+        for e in &part.errors {
+            self.push_error(e.clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

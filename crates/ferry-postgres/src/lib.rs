@@ -7,6 +7,7 @@ mod dialect;
 mod introspect;
 pub mod locator;
 mod pgpass;
+mod query;
 mod read;
 mod type_map;
 mod write;
@@ -22,8 +23,9 @@ use ferry_core::{Locator, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use dialect::PostgresDialect;
+pub use dialect::{PostgresDialect, quote};
 pub use locator::PostgresRegistration;
+pub use query::{Session, UpsertWriter};
 
 /// A PostgreSQL database, read-only.
 pub struct PostgresSource {

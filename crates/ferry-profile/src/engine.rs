@@ -11,15 +11,17 @@ use std::time::Instant;
 use ferry_blobs::Store;
 use ferry_core::engine::Context;
 use ferry_core::progress::Event;
+use ferry_core::rejects::{Rejects, RowNames, write_splitting};
 use ferry_core::report::{Report, Status, TableStats, VerifyTable};
+use ferry_core::value::{Batch, Value as Cell};
 use ferry_core::{Error, ErrorKind, Locator, Result};
+use ferry_postgres::{Session, quote};
 use serde_json::{Map, Value};
-use tokio_postgres::Client;
 
 use crate::expr::{Env, entity_id, render};
 use crate::format::{Entity, Profile};
 use crate::media;
-use crate::pg::{self, bind, quote};
+use crate::pg::{self, bind};
 
 /// The state table in the target: the last watermark imported per profile, source host and
 /// entity, and when it was reached (a run that changes nothing leaves it untouched).
@@ -134,7 +136,7 @@ pub async fn validate_source(profile: &Profile, options: &ImportOptions) -> Resu
 async fn check_source(
     profile: &Profile,
     options: &ImportOptions,
-    client: &Client,
+    client: &Session,
 ) -> Result<SourceInfo> {
     let version = match &profile.version_query {
         Some(q) => first_value(client, q).await.map_err(|e| {
@@ -187,14 +189,12 @@ async fn check_source(
 }
 
 /// The first column of the first row, as text.
-async fn first_value(client: &Client, sql: &str) -> Result<Option<String>> {
+async fn first_value(client: &Session, sql: &str) -> Result<Option<String>> {
     let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) AS q LIMIT 1");
-    let row = client
-        .query_opt(&wrapped, &[])
-        .await
-        .map_err(|e| pg::db(&e))?;
-    let Some(row) = row else { return Ok(None) };
-    let json: String = row.get(0);
+    let rows = client.query(&wrapped, &[]).await?;
+    let Some(json) = rows.first().map(|r| text(&r[0])) else {
+        return Ok(None);
+    };
     let map: Map<String, Value> =
         serde_json::from_str(&json).map_err(|e| Error::run(e.to_string()))?;
     Ok(map.values().next().and_then(render))
@@ -238,8 +238,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     // application keeps running.
     source
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await
-        .map_err(|e| pg::db(&e))?;
+        .await?;
     let flags: HashMap<&str, Option<String>> = HashMap::from([
         ("include_remote", Some(options.include_remote.to_string())),
         (
@@ -262,12 +261,9 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         target
             .batch_execute(&profile.target_schema)
             .await
-            .map_err(|e| pg::db(&e).context("the profile's target schema"))
+            .map_err(|e| e.context("the profile's target schema"))
             .map_err(|e| Error::input(e.to_string()))?;
-        target
-            .batch_execute(STATE_DDL)
-            .await
-            .map_err(|e| pg::db(&e))?;
+        target.batch_execute(STATE_DDL).await?;
     }
     check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
@@ -346,7 +342,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         } else {
             &mut media_stats
         };
-        merge(into, &outcome.stats);
+        into.merge(&outcome.stats);
         let last_of_key = entity.table.is_some()
             && !profile.entities[i + 1..]
                 .iter()
@@ -458,21 +454,9 @@ fn report_key(entity: &Entity) -> &str {
     }
 }
 
-fn merge(into: &mut TableStats, from: &TableStats) {
-    into.total += from.total;
-    into.migrated += from.migrated;
-    into.skipped += from.skipped;
-    into.failed += from.failed;
-    into.bytes += from.bytes;
-    into.elapsed_s += from.elapsed_s;
-    for e in &from.errors {
-        into.push_error(e.clone());
-    }
-}
-
 /// Checks that the source query returns every column the entity reads, before any work.
 async fn describe(
-    client: &Client,
+    client: &Session,
     profile: &Profile,
     entity: &Entity,
     flags: &HashMap<&str, Option<String>>,
@@ -481,17 +465,14 @@ async fn describe(
     values.insert("since", None);
     let b = bind(&entity.source, &values);
     let sql = format!("SELECT * FROM ({}) AS q LIMIT 0", b.sql);
-    let stmt = client.prepare(&sql).await.map_err(|e| {
+    let have = client.column_names(&sql).await.map_err(|e| {
         Error::input(format!(
-            "profile {} entity {}: the source query fails: {}",
-            profile.name,
-            entity.name,
-            pg::db(&e)
+            "profile {} entity {}: the source query fails: {e}",
+            profile.name, entity.name,
         ))
     })?;
-    let have: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
     for need in entity.source_columns() {
-        if !have.contains(&need.as_str()) {
+        if !have.contains(&need) {
             return Err(Error::input(format!(
                 "profile {} entity {}: the source query returns no column '{need}' (it returns {})",
                 profile.name,
@@ -506,21 +487,20 @@ async fn describe(
 /// Every table an entity fills must have the columns it writes (an existing table of another
 /// shape is left alone by `CREATE TABLE IF NOT EXISTS`, and would fail every row). In dry runs
 /// only tables that already exist are checked.
-async fn check_target_tables(target: &Client, profile: &Profile) -> Result<()> {
+async fn check_target_tables(target: &Session, profile: &Profile) -> Result<()> {
     for entity in &profile.entities {
         let Some(table) = &entity.table else { continue };
         let rows = target
             .query(
                 "SELECT a.attname::text FROM pg_attribute a
                  WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&quote(table)],
+                &[Some(quote(table))],
             )
-            .await
-            .map_err(|e| pg::db(&e))?;
+            .await?;
         if rows.is_empty() {
             continue;
         }
-        let have: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let have: Vec<String> = rows.iter().map(|r| text(&r[0])).collect();
         let missing: Vec<&str> = ["id", "source_host"]
             .into_iter()
             .chain(entity.columns.iter().map(|(c, _)| c.as_str()))
@@ -539,26 +519,47 @@ async fn check_target_tables(target: &Client, profile: &Profile) -> Result<()> {
 }
 
 async fn read_state(
-    target: &Client,
+    target: &Session,
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, Option<String>>> {
-    let exists: bool = target
-        .query_one("SELECT to_regclass('ferry_import_state') IS NOT NULL", &[])
-        .await
-        .map_err(|e| pg::db(&e))?
-        .get(0);
-    if !exists {
+    let exists = target
+        .query("SELECT to_regclass('ferry_import_state') IS NOT NULL", &[])
+        .await?;
+    if !matches!(exists.first().map(|r| &r[0]), Some(Cell::Bool(true))) {
         return Ok(HashMap::new());
     }
     let rows = target
         .query(
             "SELECT entity, watermark::text FROM ferry_import_state WHERE profile = $1 AND source_host = $2",
-            &[&profile, &host],
+            &[Some(profile.to_string()), Some(host.to_string())],
         )
-        .await
-        .map_err(|e| pg::db(&e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (text(&r[0]), optional_text(&r[1])))
+        .collect())
+}
+
+/// A text (or integer) cell as text; NULL as the empty text.
+fn text(cell: &Cell) -> String {
+    optional_text(cell).unwrap_or_default()
+}
+
+fn optional_text(cell: &Cell) -> Option<String> {
+    match cell {
+        Cell::Null => None,
+        Cell::Text(s) => Some(s.clone()),
+        other => Some(other.render()),
+    }
+}
+
+/// A `count(*)::bigint` cell.
+fn count(cell: &Cell) -> u64 {
+    match cell {
+        Cell::Int(n) => (*n).max(0) as u64,
+        _ => 0,
+    }
 }
 
 async fn save_state(run: &Run<'_>, entity: &str, watermark: Option<&str>) -> Result<()> {
@@ -574,10 +575,14 @@ async fn save_state(run: &Run<'_>, entity: &str, watermark: Option<&str>) -> Res
                            finished_at = EXCLUDED.finished_at
              WHERE EXCLUDED.watermark IS DISTINCT FROM ferry_import_state.watermark
                AND EXCLUDED.watermark IS NOT NULL",
-            &[&run.profile.name, &run.host, &entity, &watermark],
+            &[
+                Some(run.profile.name.clone()),
+                Some(run.host.clone()),
+                Some(entity.to_string()),
+                watermark.map(str::to_string),
+            ],
         )
-        .await
-        .map_err(|e| pg::db(&e))?;
+        .await?;
     Ok(())
 }
 
@@ -586,8 +591,8 @@ struct Run<'a> {
     options: &'a ImportOptions,
     cx: &'a Context,
     host: String,
-    source: &'a Client,
-    target: &'a Client,
+    source: &'a Session,
+    target: &'a Session,
     flags: HashMap<&'a str, Option<String>>,
 }
 
@@ -651,17 +656,15 @@ impl Run<'_> {
              (count(*) FILTER (WHERE NOT ({skip_any})))::bigint, {max_wm} FROM ({}) AS q",
             b.sql
         );
-        let row = self
-            .source
-            .query_one(&count_sql, &b.refs())
-            .await
-            .map_err(|e| pg::db(&e))?;
-        let (total, changed, expected): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let rows = self.source.query(&count_sql, &b.params).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::run("PostgreSQL returned no row for count(*)"))?;
         Ok(Counts {
-            total: total as u64,
-            changed: changed as u64,
-            expected: expected as u64,
-            new_watermark: row.get(3),
+            total: count(&row[0]),
+            changed: count(&row[1]),
+            expected: count(&row[2]),
+            new_watermark: optional_text(&row[3]),
         })
     }
 
@@ -694,10 +697,16 @@ impl Run<'_> {
             });
         }
 
-        let writer = match &entity.table {
-            Some(t) if !self.options.dry_run => Some(Writer::new(t, entity)),
+        let columns = target_columns(entity);
+        let mut writer = match &entity.table {
+            Some(t) if !self.options.dry_run => {
+                Some(self.target.upsert_writer(t, &columns, &["id".to_string()]))
+            }
             _ => None,
         };
+        // Rows the target refuses are named in the report (nothing to retry from a file: the
+        // next run reads them again, the entity's watermark stays back).
+        let rejects = Rejects::stats_only();
         let env = Env {
             host: &self.host,
             enums: &entity.enums,
@@ -742,22 +751,20 @@ impl Run<'_> {
                     }
                 ),
             };
-            let rows = self
-                .source
-                .query(&sql, &b.refs())
-                .await
-                .map_err(|e| pg::db(&e))?;
+            let rows = self.source.query(&sql, &b.params).await?;
             if rows.is_empty() {
                 break;
             }
             let n = rows.len();
-            let mut batch: Vec<(String, Value)> = Vec::with_capacity(n);
+            let mut batch = Batch::new(columns.len(), n);
+            // Each row's source id, indexed by the batch's row locators.
+            let mut ids: Vec<String> = Vec::with_capacity(n);
             let (mut skipped, mut failed) = (0u64, 0u64);
             for r in &rows {
-                let key: i64 = r.get(0);
-                after = after.max(key);
-                let text: String = r.get(1);
-                let row: Map<String, Value> = serde_json::from_str(&text)
+                if let Cell::Int(key) = r[0] {
+                    after = after.max(key);
+                }
+                let row: Map<String, Value> = serde_json::from_str(&text(&r[1]))
                     .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))?;
                 let source_id = entity
                     .key
@@ -775,7 +782,7 @@ impl Run<'_> {
                     continue;
                 }
                 match self.target_row(entity, &row, &source_id, &env) {
-                    Ok(obj) => {
+                    Ok(cells) => {
                         for m in &entity.media {
                             match m.eval(&row, &env) {
                                 Ok(v) => out.media_keys.extend(render(&v)),
@@ -784,7 +791,9 @@ impl Run<'_> {
                                     .push_error(format!("{} {source_id}: media: {e}", entity.name)),
                             }
                         }
-                        batch.push((source_id, obj));
+                        batch.values.extend(cells);
+                        batch.locators.push(ids.len() as i64);
+                        ids.push(source_id);
                     }
                     Err(e) => {
                         failed += 1;
@@ -794,17 +803,26 @@ impl Run<'_> {
                 }
             }
             let (mut migrated, mut unchanged) = (0u64, 0u64);
-            match &writer {
+            match &mut writer {
                 Some(w) if !batch.is_empty() => {
-                    let (m, u, f) = w
-                        .write(self.target, &batch, &entity.name, &mut out.stats)
-                        .await?;
-                    migrated += m;
-                    unchanged += u;
-                    failed += f;
+                    let names = PageRows {
+                        entity: &entity.name,
+                        ids: &ids,
+                        columns: &columns,
+                    };
+                    let mut part = TableStats::default();
+                    let before = w.changed();
+                    write_splitting(w, &names, batch, true, &rejects, &mut part).await?;
+                    let changed = w.changed() - before;
+                    migrated += changed;
+                    unchanged += part.migrated - changed;
+                    failed += part.failed;
+                    for e in part.errors {
+                        out.stats.push_error(e);
+                    }
                 }
                 // Dry runs (and media-only entities) count what would be migrated.
-                _ => migrated += batch.len() as u64,
+                _ => migrated += ids.len() as u64,
             }
             if unchanged > 0 {
                 *out.skip_reasons
@@ -843,22 +861,21 @@ impl Run<'_> {
                 table: entity.name.clone(),
                 rows: expected,
             });
-            let got: i64 = self
+            let rows = self
                 .target
-                .query_one(
+                .query(
                     &format!(
                         "SELECT count(*)::bigint FROM {} WHERE source_host = $1",
                         quote(table)
                     ),
-                    &[&self.host],
+                    &[Some(self.host.clone())],
                 )
-                .await
-                .map_err(|e| pg::db(&e))?
-                .get(0);
+                .await?;
+            let got = rows.first().map_or(0, |r| count(&r[0]));
             let v = VerifyTable {
                 source_rows: expected,
-                target_rows: got as u64,
-                checksum_match: expected == got as u64,
+                target_rows: got,
+                checksum_match: expected == got,
                 rule: format!(
                     "row counts: the source query's rows that are not skipped vs {table} rows with source_host = '{}' (no content checksum)",
                     self.host
@@ -874,99 +891,73 @@ impl Run<'_> {
         Ok(out)
     }
 
-    /// The target row: ferry's id and source host, then the profile's columns.
+    /// The target row, in the order of [`target_columns`]: ferry's id and source host, then
+    /// the profile's columns.
     fn target_row(
         &self,
         entity: &Entity,
         row: &Map<String, Value>,
         source_id: &str,
         env: &Env<'_>,
-    ) -> std::result::Result<Value, String> {
-        let mut obj = Map::new();
+    ) -> std::result::Result<Vec<Cell>, String> {
+        let mut cells = Vec::with_capacity(entity.columns.len() + 2);
         if entity.table.is_some() {
-            obj.insert(
-                "id".into(),
-                Value::String(entity_id(&self.host, &entity.name, source_id).to_string()),
-            );
-            obj.insert("source_host".into(), Value::String(self.host.clone()));
+            let id = entity_id(&self.host, &entity.name, source_id).to_string();
+            cells.push(Cell::Text(id));
+            cells.push(Cell::Text(self.host.clone()));
         }
         for (col, e) in &entity.columns {
-            obj.insert(
-                col.clone(),
-                e.eval(row, env).map_err(|m| format!("{col}: {m}"))?,
-            );
+            cells.push(cell(e.eval(row, env).map_err(|m| format!("{col}: {m}"))?));
         }
-        Ok(Value::Object(obj))
+        Ok(cells)
     }
 }
 
-/// The upsert of one entity's table.
-struct Writer {
-    sql: String,
+/// The columns an entity's rows fill: `id` and `source_host` (for a table), then its own.
+fn target_columns(entity: &Entity) -> Vec<String> {
+    let own = entity.columns.iter().map(|(c, _)| c.clone());
+    match entity.table {
+        Some(_) => ["id".to_string(), "source_host".to_string()]
+            .into_iter()
+            .chain(own)
+            .collect(),
+        None => own.collect(),
+    }
 }
 
-impl Writer {
-    fn new(table: &str, entity: &Entity) -> Self {
-        let mut cols = vec!["id".to_string(), "source_host".to_string()];
-        cols.extend(entity.columns.iter().map(|(c, _)| c.clone()));
-        let list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-        let rest: Vec<&String> = cols.iter().skip(1).collect();
-        let set = rest
-            .iter()
-            .map(|c| format!("{q} = EXCLUDED.{q}", q = quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let old = rest
-            .iter()
-            .map(|c| format!("t.{}", quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let new = rest
-            .iter()
-            .map(|c| format!("EXCLUDED.{}", quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Rows identical to what the target holds are not rewritten (no dead tuples, no
-        // trigger runs, and the count of changed rows is what RETURNING gives back).
-        let sql = format!(
-            "INSERT INTO {t} AS t ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{t}, $1::text::jsonb) \
-             ON CONFLICT (\"id\") DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING 1",
-            t = quote(table)
-        );
-        Self { sql }
+/// An expression's value as a batch value. A number that is not an `i64` keeps its JSON text,
+/// which the upsert passes through as written.
+fn cell(v: Value) -> Cell {
+    match v {
+        Value::Null => Cell::Null,
+        Value::Bool(b) => Cell::Bool(b),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Cell::Json(n.to_string()), Cell::Int),
+        Value::String(s) => Cell::Text(s),
+        doc @ (Value::Array(_) | Value::Object(_)) => Cell::Json(doc.to_string()),
+    }
+}
+
+/// Names a page's rows in the report as `<entity> <source id>`: the batch's row locators
+/// index the page's source ids.
+struct PageRows<'a> {
+    entity: &'a str,
+    ids: &'a [String],
+    columns: &'a [String],
+}
+
+impl RowNames for PageRows<'_> {
+    fn row_name(&self, batch: &Batch, row: usize) -> String {
+        let id = batch
+            .locators
+            .get(row)
+            .and_then(|&i| self.ids.get(i as usize))
+            .map_or("", String::as_str);
+        format!("{} {id}", self.entity)
     }
 
-    /// Writes a batch in one statement; if the target rejects it, row by row so one bad row
-    /// fails alone. Returns (written, identical, failed).
-    async fn write(
-        &self,
-        target: &Client,
-        batch: &[(String, Value)],
-        entity: &str,
-        stats: &mut TableStats,
-    ) -> Result<(u64, u64, u64)> {
-        let all = Value::Array(batch.iter().map(|(_, v)| v.clone()).collect()).to_string();
-        match target.query(&self.sql, &[&all]).await {
-            Ok(rows) => {
-                let n = rows.len() as u64;
-                return Ok((n, batch.len() as u64 - n, 0));
-            }
-            Err(e) if e.is_closed() => return Err(pg::db(&e)),
-            Err(_) => {}
-        }
-        let (mut written, mut same, mut failed) = (0, 0, 0);
-        for (id, v) in batch {
-            let one = Value::Array(vec![v.clone()]).to_string();
-            match target.query(&self.sql, &[&one]).await {
-                Ok(rows) if rows.is_empty() => same += 1,
-                Ok(_) => written += 1,
-                Err(e) if e.is_closed() => return Err(pg::db(&e)),
-                Err(e) => {
-                    failed += 1;
-                    stats.push_error(format!("{entity} {id}: {}", pg::db(&e)));
-                }
-            }
-        }
-        Ok((written, same, failed))
+    fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(String::as_str).collect()
     }
 }

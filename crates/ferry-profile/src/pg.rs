@@ -1,59 +1,24 @@
-//! PostgreSQL connections for imports: the source read-only inside one REPEATABLE READ READ ONLY
-//! transaction (one snapshot for every entity), the target read-write (read-only in dry runs),
-//! and placeholder binding (`{since}` and the flags become parameters, never pasted text).
+//! PostgreSQL sessions for imports, opened through ferry-postgres: the source read-only inside
+//! one REPEATABLE READ READ ONLY transaction (one snapshot for every entity), the target
+//! read-write (read-only in dry runs); and placeholder binding (`{since}` and the flags become parameters, never pasted text).
 
 use std::collections::HashMap;
 
 use ferry_core::{Error, Locator, Result};
-use tokio_postgres::Client;
+use ferry_postgres::Session;
 
-/// Opens a connection. `read_only` sets `default_transaction_read_only`, so not even a
-/// mistaken statement in a profile can write.
-pub(crate) async fn connect(locator: &Locator, read_only: bool, role: &str) -> Result<Client> {
+/// Opens a session (ferry-postgres's connection). `read_only` sets
+/// `default_transaction_read_only`, so not even a mistaken statement in a profile can write.
+pub(crate) async fn connect(locator: &Locator, read_only: bool, role: &str) -> Result<Session> {
     if locator.backend() != ferry_postgres::locator::BACKEND {
         return Err(Error::input(format!(
             "the {role} must be a postgres:// locator (got {})",
             locator.redacted()
         )));
     }
-    let endpoint = ferry_postgres::connect::endpoint(locator)?;
-    let client = ferry_postgres::connect::open(&endpoint)
+    Session::open(locator, read_only)
         .await
-        .map_err(|e| e.context(format!("the {role} {}", locator.redacted())))?;
-    // No JIT: pages are small and fast, but a costly-looking plan (a correlated subquery that
-    // rarely runs) made PostgreSQL spend ~0.4 s compiling every page.
-    let mut setup = String::from("SET client_min_messages = warning; SET jit = off;");
-    if read_only {
-        setup.push_str("SET default_transaction_read_only = on;");
-    }
-    if let Some(s) = &endpoint.schema {
-        setup.push_str(&format!("SET search_path = {};", quote(s)));
-    }
-    client.batch_execute(&setup).await.map_err(|e| db(&e))?;
-    Ok(client)
-}
-
-/// A quoted identifier.
-pub(crate) fn quote(name: &str) -> String {
-    ferry_core::capabilities::quote_with('"', name)
-}
-
-/// One line for an error on an open connection.
-pub(crate) fn db(e: &tokio_postgres::Error) -> Error {
-    match e.as_db_error() {
-        Some(d) => {
-            let mut msg = format!("PostgreSQL: {}", d.message());
-            if let Some(detail) = d.detail() {
-                msg.push_str(&format!(" ({detail})"));
-            }
-            Error::run(msg)
-        }
-        None if e.is_closed() => Error::run("the PostgreSQL connection was lost; rerun the import"),
-        None => Error::run(match std::error::Error::source(e) {
-            Some(cause) => format!("PostgreSQL: {e}: {cause}"),
-            None => format!("PostgreSQL: {e}"),
-        }),
-    }
+        .map_err(|e| e.context(format!("the {role} {}", locator.redacted())))
 }
 
 /// SQL with `$n` parameters, all sent as text and cast where used.
@@ -67,13 +32,6 @@ impl Bound {
     pub fn param(&mut self, value: Option<String>, ty: &str) -> String {
         self.params.push(value);
         format!("(${}::text::{ty})", self.params.len())
-    }
-
-    pub fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect()
     }
 }
 
