@@ -1,7 +1,10 @@
 //! ferry's front door: opens backends by locator (the one registration point per backend) and
-//! runs the jobs. The CLI and the job server are thin front-ends over these calls.
+//! runs the jobs ([`copy`], [`verify`], [`migrate`]), described by one [`JobSpec`]. The CLI and
+//! the job server are thin front-ends over these calls.
 
 pub mod demo;
+pub mod migrate;
+pub mod spec;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +16,8 @@ pub use ferry_core::plan::SchemaMode;
 pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
 pub use ferry_core::report::{Report, Status};
 pub use ferry_core::{Error, ErrorKind, Locator, Result, locator::Backend};
+pub use migrate::{MigrateOptions, MigrateSpec, Migrated, Migration};
+pub use spec::{Fields, JobSpec};
 
 fn unsupported(locator: &Locator) -> Error {
     Error::input(format!(
