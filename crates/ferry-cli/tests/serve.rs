@@ -1261,8 +1261,15 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
     });
 
     let dry = api.start("migrate/dry-run", body.clone());
-    assert_eq!((&dry["kind"], &dry["dry_run"]), (&json!("migrate"), &json!(true)));
-    let dry = api.wait(dry["id"].as_str().unwrap(), Duration::from_secs(60), finished);
+    assert_eq!(
+        (&dry["kind"], &dry["dry_run"]),
+        (&json!("migrate"), &json!(true))
+    );
+    let dry = api.wait(
+        dry["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
     assert_eq!(dry["status"], "completed", "{dry}");
     assert_eq!(dry["stats"]["media"]["total"], 2, "{dry}");
     assert!(!out.exists(), "a dry run copied files");
@@ -1271,7 +1278,11 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
     let job = api.start("migrate", body);
     assert_eq!(job["kind"], "migrate");
     assert_eq!(job["source_host"], app.display().to_string());
-    let done = api.wait(job["id"].as_str().unwrap(), Duration::from_secs(120), finished);
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+        finished,
+    );
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(migrated(&done, "attachments"), 3, "{done}");
     assert_eq!(migrated(&done, "media"), 2, "{done}");
@@ -1282,17 +1293,25 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
             .as_deref(),
         Some("s3://media/u1/a.jpg s3://media/u2/b c.pdf s3://media/u3/never.txt")
     );
-    assert_eq!(std::fs::read(out.join("u1/a.jpg")).unwrap(), vec![3u8; 5000]);
+    assert_eq!(
+        std::fs::read(out.join("u1/a.jpg")).unwrap(),
+        vec![3u8; 5000]
+    );
 
     // A field the server does not let a caller set is named, in its section.
     let (status, resp) = api.call(
         "POST",
         "/api/v1/admin/migrations/migrate",
-        Some(json!({"database": {"source": sqlite_url(&app), "target": target.url,
-                                 "reject_dir": "/etc"}, "metadata_only": true})),
+        Some(
+            json!({"database": {"source": sqlite_url(&app), "target": target.url,
+                                 "reject_dir": "/etc"}, "metadata_only": true}),
+        ),
     );
     assert_eq!(status, 400, "{resp}");
-    assert!(resp["error"].as_str().unwrap().contains("reject_dir"), "{resp}");
+    assert!(
+        resp["error"].as_str().unwrap().contains("reject_dir"),
+        "{resp}"
+    );
 
     // A running move holds its database target: a copy into it waits its turn; cancel stops it.
     let big = big_source(&s.path("big.db"), BIG);

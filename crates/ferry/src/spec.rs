@@ -263,7 +263,10 @@ mod tests {
             .copy_options(Fields::Section("[database]"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("[database] batch_size must be at least 1"), "{e}");
+        assert!(
+            e.contains("[database] batch_size must be at least 1"),
+            "{e}"
+        );
         let huge = JobSpec {
             batch_size: Some(MAX_BATCH_ROWS as u64 + 1),
             ..spec()
@@ -295,6 +298,9 @@ mod tests {
             ..spec()
         };
         let e = sqlite.locators(Fields::Flags).unwrap_err().to_string();
-        assert!(e.contains("--schema-name applies to a postgres: source only"), "{e}");
+        assert!(
+            e.contains("--schema-name applies to a postgres: source only"),
+            "{e}"
+        );
     }
 }

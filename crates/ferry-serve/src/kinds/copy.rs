@@ -8,12 +8,10 @@ use serde_json::Value;
 
 use super::{BadRequest, RunContext, Validated, in_range, non_empty, parse_job};
 
-/// The fields a request body of `POST /api/v1/admin/migrations/copy` may set: the [`JobSpec`]
-/// fields a remote caller may choose (not the server's own folders, not `dry_run`, which is
-/// the path's), by their API names.
-pub const FIELDS: [&str; 9] = [
-    "source_url",
-    "target_url",
+/// The options of a copy a request may set, besides its two endpoints: the [`JobSpec`] fields
+/// a remote caller may choose (not the server's own folders, not `dry_run`, which is the
+/// path's).
+pub const OPTIONS: [&str; 7] = [
     "tables",
     "exclude",
     "batch_size",
@@ -22,9 +20,6 @@ pub const FIELDS: [&str; 9] = [
     "ignore_errors",
     "strict",
 ];
-
-/// The fields a body must set.
-pub const REQUIRED: [&str; 2] = ["source_url", "target_url"];
 
 pub const MAX_BATCH: u64 = 1_000_000;
 pub const MAX_WORKERS: u64 = 64;
@@ -37,7 +32,7 @@ pub(super) struct Checked {
 }
 
 fn check(body: &Value) -> Result<Checked, BadRequest> {
-    let spec = parse_job(body, "", &FIELDS, &REQUIRED)?;
+    let spec = parse_job(body, "", &["source_url", "target_url"], &OPTIONS)?;
     check_spec(spec, "source_url", "target_url", "")
 }
 

@@ -33,21 +33,9 @@ pub struct MigrateBody {
     pub strict: bool,
 }
 
-/// The fields of the `database` section: a `copy` body's, by the spec's names.
-pub const DATABASE_FIELDS: [&str; 9] = [
-    "source",
-    "target",
-    "tables",
-    "exclude",
-    "batch_size",
-    "workers",
-    "force",
-    "ignore_errors",
-    "strict",
-];
-
-/// The fields of the `blobs` section (the report's entry is always `media`, as a blobs job's).
-pub const BLOBS_FIELDS: [&str; 5] = ["source", "target", "manifest_sql", "manifest_db", "workers"];
+/// The fields of the `blobs` section besides its endpoints (the report's entry is always
+/// `media`, as a blobs job's).
+pub const BLOBS_OPTIONS: [&str; 3] = ["manifest_sql", "manifest_db", "workers"];
 
 /// The most parallel file transfers a body may ask for, as a `blobs` job.
 pub const MAX_BLOB_WORKERS: u64 = 256;
@@ -61,10 +49,10 @@ struct Checked {
 fn check(body: &Value, dry_run: bool) -> Result<Checked, BadRequest> {
     let database = body.get("database").filter(|d| !d.is_null());
     if let Some(d) = database {
-        only_fields(d, "database.", &DATABASE_FIELDS, &["source", "target"])?;
+        only_fields(d, "database.", &["source", "target"], &copy::OPTIONS)?;
     }
     if let Some(b) = body.get("blobs").filter(|b| !b.is_null()) {
-        only_fields(b, "blobs.", &BLOBS_FIELDS, &["source", "target"])?;
+        only_fields(b, "blobs.", &["source", "target"], &BLOBS_OPTIONS)?;
     }
     let body: MigrateBody = parse_body(body)?;
     if let Some(d) = &body.database {
@@ -123,7 +111,10 @@ pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
         },
         None => Validated {
             source_host,
-            target_key: c.files_target().map(ToString::to_string).unwrap_or_default(),
+            target_key: c
+                .files_target()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             target: None,
         },
     })
@@ -194,10 +185,16 @@ mod tests {
     fn secrets_are_not_echoed() {
         let d = json!({"source": "postgres://u:hunter2@h/db", "target": 5});
         let e = err(json!({"database": d, "metadata_only": true}));
-        assert!(e.starts_with("database.target") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.starts_with("database.target") && !e.contains("hunter2"),
+            "{e}"
+        );
         let d = json!({"source": "hunter2", "target": "sqlite:///t.db"});
         let e = err(json!({"database": d, "metadata_only": true}));
-        assert!(e.starts_with("database.source") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.starts_with("database.source") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

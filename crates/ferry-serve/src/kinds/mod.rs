@@ -257,39 +257,39 @@ pub fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, BadRequest> {
     })
 }
 
-/// Deserialises a job's options ([`ferry::JobSpec`]) from `body` (at `at`, `""` for the
-/// body itself, else `"database."`), allowing only the fields in `allowed` and requiring those
-/// in `required`: the server chooses which options a remote caller may set.
+/// Deserialises a job's options ([`ferry::JobSpec`]) from `body`, allowing only its two
+/// endpoints (required, by the names they have here) and the `options` the server lets a
+/// caller set.
 ///
 /// # Errors
 /// A [`BadRequest`] naming the field, worded as the body's other errors are.
 pub fn parse_job(
     body: &Value,
     at: &str,
-    allowed: &[&str],
-    required: &[&str],
+    endpoints: &[&str; 2],
+    options: &[&str],
 ) -> Result<ferry::JobSpec, BadRequest> {
-    only_fields(body, at, allowed, required)?;
+    only_fields(body, at, endpoints, options)?;
     parse_body(body)
 }
 
-/// Refuses a field outside `allowed` and a missing one of `required` in the object `value`
-/// (other values are left to the deserializer's own errors).
+/// Refuses in the object `value` (at path `at`: `""` for the body, else `"database."`) a field
+/// that is neither `required` nor `optional`, and a missing `required` one. Other values are
+/// left to the deserializer's own errors.
 pub fn only_fields(
     value: &Value,
     at: &str,
-    allowed: &[&str],
     required: &[&str],
+    optional: &[&str],
 ) -> Result<(), BadRequest> {
     let Some(object) = value.as_object() else {
         return Ok(());
     };
-    let place = at.trim_end_matches('.');
-    let place = if place.is_empty() {
-        String::new()
-    } else {
-        format!("{place}: ")
+    let place = match at.trim_end_matches('.') {
+        "" => String::new(),
+        section => format!("{section}: "),
     };
+    let allowed: Vec<&str> = required.iter().chain(optional).copied().collect();
     if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
         let expected: Vec<String> = allowed.iter().map(|f| format!("`{f}`")).collect();
         return Err(BadRequest(format!(
