@@ -1,8 +1,9 @@
-//! Command-line arguments. Flags map one to one onto the library's options.
+//! Command-line arguments. Flags map one to one onto the library's [`JobSpec`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry::{JobSpec, SchemaMode};
 
 #[derive(Parser)]
 #[command(
@@ -86,7 +87,7 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub selection: Selection,
     /// Rows per batch (each batch is written atomically).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = ferry::spec::DEFAULT_BATCH_SIZE, value_name = "N")]
     pub batch_size: usize,
     /// Print the plan and source row counts; write nothing.
     #[arg(long)]
@@ -101,7 +102,7 @@ pub struct CopyArgs {
     #[arg(long)]
     pub ignore_errors: bool,
     /// Folder for the reject files of --ignore-errors.
-    #[arg(long, default_value = "ferry-rejects", value_name = "DIR")]
+    #[arg(long, default_value = ferry::spec::DEFAULT_REJECT_DIR, value_name = "DIR")]
     pub reject_dir: PathBuf,
     /// Skip the verification that ends every copy.
     #[arg(long)]
@@ -113,6 +114,56 @@ pub struct CopyArgs {
     /// Leave out source columns that the target's existing tables lack (reported).
     #[arg(long)]
     pub ignore_missing_columns: bool,
+    /// Refuse, before writing, a run with any lossy step, translation or object not copied.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl Endpoints {
+    /// The job's endpoints, every other field at its default.
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            schema_name: self.schema_name.clone(),
+            ..JobSpec::default()
+        }
+    }
+}
+
+impl Selection {
+    /// `spec` narrowed to these tables and workers.
+    pub fn apply(&self, spec: JobSpec) -> JobSpec {
+        JobSpec {
+            tables: self.tables.clone(),
+            exclude: self.exclude.clone(),
+            workers: self.workers.map(|n| n as u64),
+            ..spec
+        }
+    }
+}
+
+impl CopyArgs {
+    /// The flags as a job: the CLI adds nothing of its own.
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            batch_size: Some(self.batch_size as u64),
+            dry_run: self.dry_run,
+            force: self.force,
+            yes: self.yes,
+            ignore_errors: self.ignore_errors,
+            verify: !self.no_verify,
+            reject_dir: Some(self.reject_dir.clone()),
+            schema: match self.schema {
+                SchemaArg::Auto => SchemaMode::Auto,
+                SchemaArg::Create => SchemaMode::Create,
+                SchemaArg::Existing => SchemaMode::Existing,
+            },
+            ignore_missing_columns: self.ignore_missing_columns,
+            strict: self.strict,
+            ..self.selection.apply(self.endpoints.spec())
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -12,11 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use cli::{Cli, Command, LogFormat, Selection};
-use ferry::{
-    Context, CopyOptions, Error, Locator, Observer, Report, SchemaMode, SchemaOptions, Status,
-    TableFilter,
-};
+use cli::{Cli, Command, LogFormat};
+use ferry::{Context, CopyOptions, Error, Fields, Observer, Report, Status};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -73,79 +70,26 @@ fn context(bars: bool, yes: bool) -> Context {
     }
 }
 
-fn locators(e: &cli::Endpoints) -> Result<(Locator, Locator), Error> {
-    let mut source = ferry::parse_locator(&e.source)?;
-    if let Some(schema) = &e.schema_name {
-        source = ferry::with_schema(&source, schema)
-            .ok_or_else(|| Error::input("--schema-name applies to a postgres: source only"))?;
-    }
-    Ok((source, ferry::parse_locator(&e.target)?))
-}
-
-fn workers(s: &Selection) -> Result<usize, Error> {
-    match s.workers {
-        Some(0) => Err(Error::input(
-            "--workers must be at least 1: it is how many tables are processed at once",
-        )),
-        Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
-    }
-}
-
-/// `--batch-size` (or a spec's `batch_size`, named by `what`) within 1..=MAX_BATCH_ROWS.
-pub(crate) fn check_batch_size(rows: usize, what: &str) -> Result<(), Error> {
-    let max = ferry_core::engine::MAX_BATCH_ROWS;
-    if rows == 0 {
-        return Err(Error::input(format!("{what} must be at least 1 row")));
-    }
-    if rows > max {
-        return Err(Error::input(format!(
-            "{what} {rows} is too large: at most {max} rows per batch (each batch is held in memory, about three per table); the default is 10000"
-        )));
-    }
-    Ok(())
-}
-
 async fn run(cli: Cli, bars: bool) -> i32 {
     match cli.command {
         Command::Copy(args) => {
             let summary = args.selection.summary.clone();
+            let spec = args.spec();
             let result = async {
-                let (source, target) = locators(&args.endpoints)?;
-                let filter = TableFilter::new(&args.selection.tables, &args.selection.exclude)?;
-                check_batch_size(args.batch_size, "--batch-size")?;
-                let workers = workers(&args.selection)?;
-                let options = CopyOptions {
-                    schema: SchemaOptions {
-                        filter,
-                        profile: true,
-                    },
-                    batch_rows: args.batch_size,
-                    workers,
-                    dry_run: args.dry_run,
-                    force: args.force,
-                    ignore_errors: args.ignore_errors,
-                    verify: !args.no_verify,
-                    reject_dir: args.reject_dir.clone(),
-                    schema_mode: match args.schema {
-                        cli::SchemaArg::Auto => SchemaMode::Auto,
-                        cli::SchemaArg::Create => SchemaMode::Create,
-                        cli::SchemaArg::Existing => SchemaMode::Existing,
-                    },
-                    ignore_missing_columns: args.ignore_missing_columns,
-                    strict: false,
-                };
-                ferry::copy(&source, &target, &options, &context(bars, args.yes)).await
+                let (source, target) = spec.locators(Fields::Flags)?;
+                let options = spec.copy_options(Fields::Flags)?;
+                ferry::copy(&source, &target, &options, &context(bars, spec.yes)).await
             }
             .await;
             finish(result, summary.as_deref(), &args.endpoints, args.dry_run)
         }
         Command::Verify(args) => {
             let summary = args.selection.summary.clone();
+            let spec = args.selection.apply(args.endpoints.spec());
             let result = async {
-                let (source, target) = locators(&args.endpoints)?;
-                let filter = TableFilter::new(&args.selection.tables, &args.selection.exclude)?;
-                let workers = workers(&args.selection)?;
+                let (source, target) = spec.locators(Fields::Flags)?;
+                let options = spec.copy_options(Fields::Flags)?;
+                let (filter, workers) = (options.schema.filter, options.workers);
                 ferry::verify(&source, &target, filter, workers, &context(bars, false)).await
             }
             .await;

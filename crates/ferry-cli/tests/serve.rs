@@ -1,5 +1,5 @@
 //! HTTP-level tests of `ferry serve` against the real binary, a real PostgreSQL and real
-//! SQLite files: a copy job's whole lifecycle (with both job stores), dry run, cancel, the
+//! SQLite files: a copy job's whole lifecycle (with both job stores), a migrate job, dry run, cancel, the
 //! 400/401/403/404/409/413/415 paths, restart after kill -9, SIGTERM, wrong master key, the
 //! login slow-down (parallel guesses, many names, two servers sharing a store), token expiry and
 //! revocation, private store files, and credentials never leaked.
@@ -1220,6 +1220,125 @@ fn blobs_job_copies_files_and_counts_them() {
         body["error"].as_str().unwrap().contains("source_host"),
         "{body}"
     );
+}
+
+/// The `migrate` kind: a migrate spec as JSON runs rows, rewrites and files as one job, with
+/// the dry run writing nothing, stats per table and for the files, the one-job-per-target rule
+/// on its database target, and cancel.
+#[test]
+fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
+    let s = setup();
+    let files = s.path("files");
+    std::fs::create_dir_all(files.join("u1")).unwrap();
+    std::fs::create_dir_all(files.join("u2")).unwrap();
+    std::fs::write(files.join("u1/a.jpg"), vec![3u8; 5000]).unwrap();
+    std::fs::write(files.join("u2/b c.pdf"), b"%PDF-1.4 minimal").unwrap();
+    let app = s.path("app.db");
+    rusqlite::Connection::open(&app)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE attachments(id INTEGER PRIMARY KEY, path TEXT NOT NULL, status TEXT,
+                                      created_at DATETIME);
+             INSERT INTO attachments VALUES
+               (1, '/srv/files/u1/a.jpg', 'uploaded', '2026-07-08 12:00:28'),
+               (2, '/srv/files/u2/b c.pdf', 'uploaded', '2026-07-09 08:15:00'),
+               (3, '/srv/files/u3/never.txt', 'deleted', NULL);
+             CREATE TABLE sessions(id INTEGER PRIMARY KEY, token TEXT);
+             INSERT INTO sessions VALUES (1, 'left behind');",
+        )
+        .unwrap();
+    let target = PgDb::new();
+    let out = s.path("out");
+    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
+    let api = Api::login(&server);
+    let body = json!({
+        "database": {"source": sqlite_url(&app), "target": target.url, "exclude": ["sessions"],
+                     "workers": 2, "batch_size": 500},
+        "blobs": {"source": format!("file://{}", files.display()),
+                  "target": format!("file://{}", out.display()),
+                  "manifest_sql": "SELECT substr(path, length('/srv/files/') + 1) FROM attachments WHERE status = 'uploaded'"},
+        "rewrite": [{"table": "attachments", "column": "path", "from": "/srv/files/", "to": "s3://media/"}]
+    });
+
+    let dry = api.start("migrate/dry-run", body.clone());
+    assert_eq!(
+        (&dry["kind"], &dry["dry_run"]),
+        (&json!("migrate"), &json!(true))
+    );
+    let dry = api.wait(
+        dry["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+        finished,
+    );
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert_eq!(dry["stats"]["media"]["total"], 2, "{dry}");
+    assert!(!out.exists(), "a dry run copied files");
+    assert!(target.tables().is_empty(), "a dry run wrote rows");
+
+    let job = api.start("migrate", body);
+    assert_eq!(job["kind"], "migrate");
+    assert_eq!(job["source_host"], app.display().to_string());
+    let done = api.wait(
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+        finished,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(migrated(&done, "attachments"), 3, "{done}");
+    assert_eq!(migrated(&done, "media"), 2, "{done}");
+    assert!(done["stats"].get("sessions").is_none(), "excluded: {done}");
+    assert_eq!(
+        target
+            .scalar("SELECT string_agg(path, ' ' ORDER BY id) FROM attachments")
+            .as_deref(),
+        Some("s3://media/u1/a.jpg s3://media/u2/b c.pdf s3://media/u3/never.txt")
+    );
+    assert_eq!(
+        std::fs::read(out.join("u1/a.jpg")).unwrap(),
+        vec![3u8; 5000]
+    );
+
+    // A field the server does not let a caller set is named, in its section.
+    let (status, resp) = api.call(
+        "POST",
+        "/api/v1/admin/migrations/migrate",
+        Some(
+            json!({"database": {"source": sqlite_url(&app), "target": target.url,
+                                 "reject_dir": "/etc"}, "metadata_only": true}),
+        ),
+    );
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp["error"].as_str().unwrap().contains("reject_dir"),
+        "{resp}"
+    );
+
+    // A running move holds its database target: a copy into it waits its turn; cancel stops it.
+    let big = big_source(&s.path("big.db"), BIG);
+    let second = PgDb::new();
+    let running = api.start(
+        "migrate",
+        json!({"database": {"source": sqlite_url(&big), "target": second.url, "batch_size": 1000,
+                            "workers": 1}, "metadata_only": true}),
+    );
+    let id = running["id"].as_str().unwrap();
+    let (status, resp) = api.call(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        Some(json!({"source_url": sqlite_url(&app), "target_url": second.url})),
+    );
+    assert_eq!(status, 409, "{resp}");
+    api.wait(id, Duration::from_secs(60), |j| {
+        migrated(j, "items") > 0 || finished(j)
+    });
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None)
+            .0,
+        204
+    );
+    let ended = api.wait(id, Duration::from_secs(30), finished);
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    assert!(target_count(&second) < BIG, "cancel did not stop the copy");
 }
 
 /// The `peertube` kind: the built-in profile from a PeerTube database (fields of the request)

@@ -379,7 +379,7 @@ fn read_native_as_text(tp: &mut TablePlan) {
 }
 
 /// Where the target's own tables are used (`--schema auto|existing`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SchemaMode {
     /// Fill tables that exist in the target, create the missing ones.

@@ -219,7 +219,7 @@ async fn login(
 fn kind_of(segment: &str) -> Result<Kind, ApiError> {
     Kind::parse(segment).ok_or_else(|| {
         ApiError::not_found(format!(
-            "unknown migration kind '{}': use copy or blobs",
+            "unknown migration kind '{}': use copy, blobs, peertube or migrate",
             segment.chars().take(40).collect::<String>()
         ))
     })

@@ -110,7 +110,55 @@ pub fn document() -> Value {
                         "batch_size": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_BATCH},
                         "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
                         "force": {"type": "boolean", "description": "erase target tables that already hold rows"},
-                        "ignore_errors": {"type": "boolean"}
+                        "ignore_errors": {"type": "boolean"},
+                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"}
+                    }
+                },
+                "MigrateRequest": {
+                    "type": "object", "additionalProperties": false,
+                    "description": "A migrate spec (ferry migrate --spec, as JSON): rows, then stored file locations rewritten, then files. Without metadata_only, blobs is required; without data_only, database is",
+                    "properties": {
+                        "database": {
+                            "type": "object", "additionalProperties": false, "required": ["source", "target"],
+                            "description": "the rows: a copy job, with a copy body's fields",
+                            "properties": {
+                                "source": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb)://[^/?#]"},
+                                "target": {"type": "string", "minLength": 1, "pattern": "^(sqlite|postgres|postgresql|mysql|mariadb)://[^/?#]"},
+                                "tables": {"type": "array", "items": {"type": "string"}},
+                                "exclude": {"type": "array", "items": {"type": "string"}},
+                                "batch_size": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_BATCH},
+                                "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
+                                "force": {"type": "boolean"},
+                                "ignore_errors": {"type": "boolean"},
+                                "strict": {"type": "boolean"}
+                            }
+                        },
+                        "blobs": {
+                            "type": "object", "additionalProperties": false, "required": ["source", "target"],
+                            "description": "the files; their stats entry is media",
+                            "properties": {
+                                "source": {"type": "string", "minLength": 1, "description": "file:///dir or s3://bucket/prefix?endpoint=…"},
+                                "target": {"type": "string", "minLength": 1},
+                                "manifest_sql": {"type": "string", "minLength": 1, "description": "the keys to copy, run against manifest_db (default: database.source)"},
+                                "manifest_db": {"type": "string", "minLength": 1},
+                                "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::migrate::MAX_BLOB_WORKERS}
+                            }
+                        },
+                        "rewrite": {
+                            "type": "array", "description": "replace the prefix from by to in table.column of the target rows",
+                            "items": {
+                                "type": "object", "additionalProperties": false, "required": ["table", "column", "from", "to"],
+                                "properties": {
+                                    "table": {"type": "string"}, "column": {"type": "string"},
+                                    "from": {"type": "string", "minLength": 1}, "to": {"type": "string"}
+                                }
+                            }
+                        },
+                        "metadata_only": {"type": "boolean", "description": "rows only"},
+                        "data_only": {"type": "boolean", "description": "files only"},
+                        "force": {"type": "boolean", "description": "erase target tables that already hold rows"},
+                        "ignore_errors": {"type": "boolean"},
+                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"}
                     }
                 },
                 "BlobsRequest": {
@@ -228,6 +276,8 @@ pub fn document() -> Value {
             "/api/v1/admin/migrations/blobs/dry-run": start_operation("blobs", "BlobsRequest", true),
             "/api/v1/admin/migrations/peertube": start_operation("peertube", "PeertubeRequest", false),
             "/api/v1/admin/migrations/peertube/dry-run": start_operation("peertube", "PeertubeRequest", true),
+            "/api/v1/admin/migrations/migrate": start_operation("migrate", "MigrateRequest", false),
+            "/api/v1/admin/migrations/migrate/dry-run": start_operation("migrate", "MigrateRequest", true),
             "/api/v1/admin/migrations/dry-run/dry-run": start_operation("dry-run", "PeertubeRequest", true),
             "/api/v1/admin/migrations/{id}": {
                 "get": {
@@ -275,6 +325,8 @@ mod tests {
             "/api/v1/admin/migrations/blobs/dry-run",
             "/api/v1/admin/migrations/peertube",
             "/api/v1/admin/migrations/peertube/dry-run",
+            "/api/v1/admin/migrations/migrate",
+            "/api/v1/admin/migrations/migrate/dry-run",
             "/api/v1/admin/migrations/dry-run/dry-run",
             "/api/v1/admin/migrations/{id}",
         ] {

@@ -1,8 +1,11 @@
 //! ferry's front door: opens backends by locator (the one registration point per backend) and
-//! runs the jobs. The CLI and the job server are thin front-ends over these calls.
+//! runs the jobs ([`copy`], [`verify`], [`migrate`]), described by one [`JobSpec`]. The CLI and
+//! the job server are thin front-ends over these calls.
 
 pub mod demo;
+pub mod migrate;
 mod registry;
+pub mod spec;
 
 use std::sync::Arc;
 
@@ -17,6 +20,8 @@ pub use ferry_core::{Backend, Capabilities, Error, ErrorKind, Locator, Result};
 #[cfg(feature = "sqlite")]
 pub use registry::sqlite_file;
 pub use registry::{backends, normalised_address, parse_locator, registration, with_schema};
+pub use migrate::{MigrateOptions, MigrateSpec, Migrated, Migration};
+pub use spec::{Fields, JobSpec};
 
 /// Opens a locator as a read-only source.
 ///

@@ -1,76 +1,93 @@
-//! The `copy` kind: `ferry::copy` between two database locators, with the CLI's options.
+//! The `copy` kind: `ferry::copy` between two database locators; the body is a [`JobSpec`]
+//! limited to the fields a remote caller may set.
 
-use ferry::{CopyOptions, Locator, SchemaMode, SchemaOptions, TableFilter};
+use ferry::{CopyOptions, Fields, JobSpec, Locator};
 use ferry_core::progress::{Answer, Observer};
 use ferry_core::report::Report;
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BadRequest, RunContext, Validated, in_range, non_empty, parse_body};
+use super::{BadRequest, RunContext, Validated, in_range, non_empty, parse_job};
 
-/// The request body of `POST /api/v1/admin/migrations/copy`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CopyBody {
-    pub source_url: String,
-    pub target_url: String,
-    #[serde(default)]
-    pub tables: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    pub batch_size: Option<u64>,
-    pub workers: Option<u64>,
-    #[serde(default)]
-    pub force: bool,
-    #[serde(default)]
-    pub ignore_errors: bool,
-}
+/// The options of a copy a request may set, besides its two endpoints: the [`JobSpec`] fields
+/// a remote caller may choose (not the server's own folders, not `dry_run`, which is the
+/// path's).
+pub const OPTIONS: [&str; 7] = [
+    "tables",
+    "exclude",
+    "batch_size",
+    "workers",
+    "force",
+    "ignore_errors",
+    "strict",
+];
 
 pub const MAX_BATCH: u64 = 1_000_000;
 pub const MAX_WORKERS: u64 = 64;
 
-struct Checked {
-    body: CopyBody,
-    source: Locator,
-    target: Locator,
-    filter: TableFilter,
+pub(super) struct Checked {
+    pub(super) spec: JobSpec,
+    pub(super) source: Locator,
+    pub(super) target: Locator,
+    pub(super) options: CopyOptions,
 }
 
 fn check(body: &Value) -> Result<Checked, BadRequest> {
-    let body: CopyBody = parse_body(body)?;
-    non_empty("source_url", &body.source_url)?;
-    non_empty("target_url", &body.target_url)?;
-    in_range("batch_size", body.batch_size, 1, MAX_BATCH)?;
-    in_range("workers", body.workers, 1, MAX_WORKERS)?;
-    let source = ferry::parse_locator(&body.source_url)
-        .map_err(|e| super::bad_secret("source_url", &body.source_url, &e))?;
-    let target = ferry::parse_locator(&body.target_url)
-        .map_err(|e| super::bad_secret("target_url", &body.target_url, &e))?;
-    if source.redacted() == target.redacted() {
-        return Err(BadRequest(
-            "target_url: the source and the target are the same database".into(),
-        ));
+    let spec = parse_job(body, "", &["source_url", "target_url"], &OPTIONS)?;
+    check_spec(spec, "source_url", "target_url", "")
+}
+
+/// Checks a job's fields as the API bounds them; `source` and `target` are the endpoints'
+/// names in the body, `at` the path of the job in it (`""` or `"database."`).
+pub(super) fn check_spec(
+    spec: JobSpec,
+    source: &str,
+    target: &str,
+    at: &str,
+) -> Result<Checked, BadRequest> {
+    let (source_field, target_field) = (format!("{at}{source}"), format!("{at}{target}"));
+    non_empty(&source_field, &spec.source)?;
+    non_empty(&target_field, &spec.target)?;
+    in_range(&format!("{at}batch_size"), spec.batch_size, 1, MAX_BATCH)?;
+    in_range(&format!("{at}workers"), spec.workers, 1, MAX_WORKERS)?;
+    let (from, to) = (
+        ferry::parse_locator(&spec.source)
+            .map_err(|e| super::bad_secret(&source_field, &spec.source, &e))?,
+        ferry::parse_locator(&spec.target)
+            .map_err(|e| super::bad_secret(&target_field, &spec.target, &e))?,
+    );
+    if from.redacted() == to.redacted() {
+        return Err(BadRequest(format!(
+            "{target_field}: the source and the target are the same database"
+        )));
     }
-    let filter = TableFilter::new(&body.tables, &body.exclude)
-        .map_err(|e| BadRequest(format!("tables: {e}")))?;
+    // The bounds above leave the table patterns as the only field the library can refuse.
+    let options = spec
+        .copy_options(Fields::Body)
+        .map_err(|e| BadRequest(format!("{at}tables: {e}")))?;
     Ok(Checked {
-        body,
-        source,
-        target,
-        filter,
+        spec,
+        source: from,
+        target: to,
+        options,
     })
 }
 
 /// # Errors
 /// A [`BadRequest`] naming the field.
 pub fn validate(body: &Value) -> Result<Validated, BadRequest> {
-    let c = check(body)?;
-    Ok(Validated {
-        source_host: c.source.host(),
-        // Replaced by the database's identity when the job is created (`super::database_key`).
-        target_key: format!("{}://{}", c.target.backend(), c.target.host()),
-        target: Some(c.target),
-    })
+    Ok(check(body)?.validated())
+}
+
+impl Checked {
+    /// The job's public fields: hosts only, never a credential.
+    pub(super) fn validated(self) -> Validated {
+        Validated {
+            source_host: self.source.host(),
+            // Replaced by the database's identity when the job is created (`super::database_key`).
+            target_key: format!("{}://{}", self.target.backend(), self.target.host()),
+            target: Some(self.target),
+        }
+    }
 }
 
 /// # Errors
@@ -84,33 +101,22 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     }
     cx.validated();
     let options = CopyOptions {
-        schema: SchemaOptions {
-            filter: c.filter,
-            profile: true,
-        },
-        batch_rows: c.body.batch_size.unwrap_or(10_000) as usize,
-        workers: c
-            .body
-            .workers
-            .map(|w| w as usize)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         dry_run,
-        force: c.body.force,
-        ignore_errors: c.body.ignore_errors,
-        verify: true,
         reject_dir: cx.work_dir.join("rejects"),
-        schema_mode: SchemaMode::Auto,
-        ignore_missing_columns: false,
-        strict: false,
+        ..c.options
     };
+    ferry::copy(&c.source, &c.target, &options, &context(&cx, c.spec.force)).await
+}
+
+/// A job's copy context: its live stats, its cancel, and `force` in the body as the
+/// operator's answer to "erase these tables?".
+pub(super) fn context(cx: &RunContext, force: bool) -> ferry::Context {
     let observer: std::sync::Arc<dyn Observer> = cx.stats.clone();
-    let context = ferry::Context {
+    ferry::Context {
         observer,
-        // `force` in the body is the operator's answer to "erase these tables?".
-        confirm: std::sync::Arc::new(Answer(c.body.force)),
+        confirm: std::sync::Arc::new(Answer(force)),
         cancel: cx.cancel.clone(),
-    };
-    ferry::copy(&c.source, &c.target, &options, &context).await
+    }
 }
 
 #[cfg(test)]

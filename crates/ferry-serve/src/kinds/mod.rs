@@ -4,10 +4,12 @@
 //! [`RunContext`], returning ferry's `Report`).
 //!
 //! Adding a kind: add the variant, its arms in `Kind::parse`, `Kind::name`, `Kind::validate`,
-//! `Kind::run`, and its request schema in `openapi.rs`.
+//! `Kind::run`, and its request schema in `openapi.rs`. A kind that copies tables takes its
+//! options as a [`ferry::JobSpec`] ([`parse_job`]), as `copy` and `migrate` do.
 
 pub mod blobs;
 pub mod copy;
+pub mod migrate;
 pub mod peertube;
 
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ pub enum Kind {
     Blobs,
     /// The PeerTube profile (ferry-profile), into the server's `--target-db`.
     Peertube,
+    /// A migrate spec (`ferry::migrate`): rows, stored file locations, files.
+    Migrate,
 }
 
 impl Kind {
@@ -37,6 +41,7 @@ impl Kind {
             "copy" => Some(Kind::Copy),
             "blobs" => Some(Kind::Blobs),
             "peertube" => Some(Kind::Peertube),
+            "migrate" => Some(Kind::Migrate),
             _ => None,
         }
     }
@@ -46,6 +51,7 @@ impl Kind {
             Kind::Copy => "copy",
             Kind::Blobs => "blobs",
             Kind::Peertube => "peertube",
+            Kind::Migrate => "migrate",
         }
     }
 
@@ -58,6 +64,7 @@ impl Kind {
             Kind::Copy => copy::validate(body),
             Kind::Blobs => blobs::validate(body),
             Kind::Peertube => peertube::validate(body, targets),
+            Kind::Migrate => migrate::validate(body),
         }
     }
 
@@ -76,6 +83,7 @@ impl Kind {
             Kind::Copy => copy::run(body, dry_run, cx).await,
             Kind::Blobs => blobs::run(body, dry_run, cx).await,
             Kind::Peertube => peertube::run(body, dry_run, cx).await,
+            Kind::Migrate => migrate::run(body, dry_run, cx).await,
         }
     }
 }
@@ -180,13 +188,18 @@ impl RunContext {
 }
 
 /// Fields whose values may hold credentials: their type errors do not echo the value.
-const SECRET_FIELDS: [&str; 6] = [
+const SECRET_FIELDS: [&str; 11] = [
     "source_url",
     "target_url",
     "from",
     "to",
     "manifest_db",
     "source_db_password",
+    "database.source",
+    "database.target",
+    "blobs.source",
+    "blobs.target",
+    "blobs.manifest_db",
 ];
 
 /// Deserialises a body into a kind's request type; errors name the field.
@@ -215,6 +228,52 @@ pub fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, BadRequest> {
             BadRequest(format!("{path}: {inner}"))
         }
     })
+}
+
+/// Deserialises a job's options ([`ferry::JobSpec`]) from `body`, allowing only its two
+/// endpoints (required, by the names they have here) and the `options` the server lets a
+/// caller set.
+///
+/// # Errors
+/// A [`BadRequest`] naming the field, worded as the body's other errors are.
+pub fn parse_job(
+    body: &Value,
+    at: &str,
+    endpoints: &[&str; 2],
+    options: &[&str],
+) -> Result<ferry::JobSpec, BadRequest> {
+    only_fields(body, at, endpoints, options)?;
+    parse_body(body)
+}
+
+/// Refuses in the object `value` (at path `at`: `""` for the body, else `"database."`) a field
+/// that is neither `required` nor `optional`, and a missing `required` one. Other values are
+/// left to the deserializer's own errors.
+pub fn only_fields(
+    value: &Value,
+    at: &str,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<(), BadRequest> {
+    let Some(object) = value.as_object() else {
+        return Ok(());
+    };
+    let place = match at.trim_end_matches('.') {
+        "" => String::new(),
+        section => format!("{section}: "),
+    };
+    let allowed: Vec<&str> = required.iter().chain(optional).copied().collect();
+    if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let expected: Vec<String> = allowed.iter().map(|f| format!("`{f}`")).collect();
+        return Err(BadRequest(format!(
+            "{place}unknown field `{unknown}`, expected one of {}",
+            expected.join(", ")
+        )));
+    }
+    if let Some(missing) = required.iter().find(|f| !object.contains_key(**f)) {
+        return Err(BadRequest(format!("{place}missing field `{missing}`")));
+    }
+    Ok(())
 }
 
 /// A locator that does not parse: the library's reason, without the text that was sent (it
