@@ -167,6 +167,12 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
         None if spec.rewrite.is_empty() => Vec::new(),
         None => return Err(Error::input("[[rewrite]] rules need a [database] section")),
     };
+    if rows
+        && !spec.rewrite.is_empty()
+        && let Some((source, _)) = &db
+    {
+        check_rewrites(&spec.rewrite, source, &filter).await?;
+    }
 
     let mut report: Option<Report> = None;
     if rows && let Some((source, target)) = &db {
@@ -260,6 +266,23 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
         });
     }
     report.ok_or_else(|| Error::input("nothing to do"))
+}
+
+/// Refuses, before anything is written, rules naming a table or column the copy does not
+/// create (they would fail after every row was copied).
+async fn check_rewrites(rules: &[Rewrite], source: &Locator, filter: &ferry::TableFilter) -> Result<(), Error> {
+    let schema = ferry::open_source(source)
+        .await?
+        .schema(&ferry::SchemaOptions {
+            filter: filter.clone(),
+            profile: false,
+        })
+        .await?;
+    let named: Vec<(String, String)> = rules
+        .iter()
+        .map(|r| (r.table.clone(), r.column.clone()))
+        .collect();
+    ferry_core::preflight::check_rewrites(&schema, &named)
 }
 
 /// `UPDATE t SET c = <to> || rest WHERE c starts with <from>`, quoted for the target.

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod locator;
 pub mod names;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod schema;

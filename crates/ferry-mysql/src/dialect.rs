@@ -43,6 +43,10 @@ impl Dialect for MysqlDialect {
         true
     }
 
+    fn index_names_per_table(&self) -> bool {
+        true
+    }
+
     fn max_parallel_writers(&self) -> usize {
         usize::MAX
     }
@@ -97,8 +101,16 @@ impl Dialect for MysqlDialect {
                     None
                 }
             });
+        // An indexed text column bounded to varchar(255) is bounded for conversion too, so
+        // longer values are found by the scan before writing (not refused by MySQL mid-copy).
+        let convert_to = match (&column.data_type, native.as_str()) {
+            (DataType::Text { .. }, "varchar(255)") => DataType::Text {
+                max_chars: Some(255),
+            },
+            _ => write_type(&column.data_type),
+        };
         ColumnMapping {
-            convert_to: Some(write_type(&column.data_type)),
+            convert_to: Some(convert_to),
             native_type: native,
             default_sql,
             notes,
