@@ -270,7 +270,11 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
 
 /// Refuses, before anything is written, rules naming a table or column the copy does not
 /// create (they would fail after every row was copied).
-async fn check_rewrites(rules: &[Rewrite], source: &Locator, filter: &ferry::TableFilter) -> Result<(), Error> {
+async fn check_rewrites(
+    rules: &[Rewrite],
+    source: &Locator,
+    filter: &ferry::TableFilter,
+) -> Result<(), Error> {
     let schema = ferry::open_source(source)
         .await?
         .schema(&ferry::SchemaOptions {

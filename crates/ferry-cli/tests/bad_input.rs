@@ -337,7 +337,12 @@ to = "s3://media/"
     )
     .unwrap();
     for extra in [&[][..], &["--dry-run"][..]] {
-        let mut args = vec!["migrate", "--spec", spec.to_str().unwrap(), "--metadata-only"];
+        let mut args = vec![
+            "migrate",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--metadata-only",
+        ];
         args.extend(extra);
         let run = ferry(dir.path(), &args);
         let line = one_error_line(&run);

@@ -230,7 +230,8 @@ pub async fn copy(
             )));
         }
     }
-    let notes = preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
+    let notes =
+        preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
     report.warnings.extend(notes);
     if erase {
         cx.observer.event(&Event::Phase(format!(

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{Dialect, Source, Target};
 use crate::convert::convert;
 use crate::engine::{Context, CopyOptions};
-use crate::progress::Event;
 use crate::error::{Error, Result};
 use crate::locator::Backend;
 use crate::names;
 use crate::plan::{Plan, TablePlan};
+use crate::progress::Event;
 use crate::schema::{DataType, Schema, Table};
 use crate::value::Batch;
 
@@ -302,7 +302,9 @@ pub fn check_rewrites(schema: &Schema, rules: &[(String, String)]) -> Result<()>
     let missing: Vec<String> = rules
         .iter()
         .filter_map(|(t, c)| match schema.table(t) {
-            None => Some(format!("table \"{t}\" is not copied (no such source table)")),
+            None => Some(format!(
+                "table \"{t}\" is not copied (no such source table)"
+            )),
             Some(table) if table.column(c).is_none() => {
                 Some(format!("table \"{t}\" has no column \"{c}\""))
             }

@@ -264,7 +264,9 @@ impl Target for MysqlTarget {
             };
             for s in copies.iter().chain(ddl.proved()) {
                 if let Err(e) = conn.query_drop(s.as_str()).await {
-                    proof.failures.push((s.clone(), connect::error(&e).to_string()));
+                    proof
+                        .failures
+                        .push((s.clone(), connect::error(&e).to_string()));
                 }
             }
             Ok::<_, ferry_core::Error>(proof)

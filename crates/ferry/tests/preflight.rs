@@ -283,9 +283,12 @@ async fn set_null_on_a_not_null_column_becomes_no_action_in_mysql() {
         .unwrap();
     assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
     assert!(
-        report.warnings.iter().any(|w| w.contains("books(author_id)")
-            && w.contains("ON DELETE SET NULL")
-            && w.contains("NO ACTION")),
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("books(author_id)")
+                && w.contains("ON DELETE SET NULL")
+                && w.contains("NO ACTION")),
         "{:?}",
         report.warnings
     );
@@ -404,11 +407,13 @@ async fn ddl_the_target_refuses_is_found_before_writing_and_the_scratch_database
             dry_run,
             ..options(dir.path())
         };
-        let e = checked(&pg.locator(), &my.locator(), &o)
-            .await
-            .unwrap_err();
+        let e = checked(&pg.locator(), &my.locator(), &o).await.unwrap_err();
         let message = e.to_string();
-        for word in ["refuses 1 statement", "addresses_lookup", "nothing was written"] {
+        for word in [
+            "refuses 1 statement",
+            "addresses_lookup",
+            "nothing was written",
+        ] {
             assert!(message.contains(word), "{word}: {message}");
         }
         assert!(mysql_tables(&my).await.is_empty(), "nothing written");
