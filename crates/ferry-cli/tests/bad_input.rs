@@ -303,3 +303,50 @@ fn a_postgres_refusal_names_the_servers_reason_not_db_error() {
     assert!(!line.ends_with("db error"), "{line}");
     assert!(!dir.path().join("out").exists());
 }
+
+/// A `[[rewrite]]` naming a table or column the copy does not create would fail after every
+/// row was copied: it is refused before anything is written, naming each one.
+#[test]
+fn a_rewrite_naming_a_missing_table_or_column_is_refused_before_writing() {
+    let (dir, db) = app();
+    let target = dir.path().join("new.db");
+    let spec = dir.path().join("move.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+[database]
+source = "{src}"
+target = "{dst}"
+
+[[rewrite]]
+table = "post"
+column = "body"
+from = "/srv/"
+to = "s3://media/"
+
+[[rewrite]]
+table = "users"
+column = "avatar_path"
+from = "/srv/"
+to = "s3://media/"
+"#,
+            src = sqlite_url(&db),
+            dst = sqlite_url(&target)
+        ),
+    )
+    .unwrap();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec![
+            "migrate",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--metadata-only",
+        ];
+        args.extend(extra);
+        let run = ferry(dir.path(), &args);
+        let line = one_error_line(&run);
+        assert_says(&line, &["[[rewrite]]", "\"post\"", "\"avatar_path\""]);
+        assert!(!target.exists(), "nothing may be written\n{}", run.show());
+    }
+}

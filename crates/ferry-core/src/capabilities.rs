@@ -8,6 +8,12 @@ pub struct Capabilities {
     pub max_identifier_bytes: usize,
     /// Whether names that differ only in case collide (unquoted identifiers fold case).
     pub folds_case: bool,
+    /// Whether index names are scoped to their table (MySQL) rather than shared by the whole
+    /// schema with tables and other indexes (PostgreSQL, SQLite).
+    pub index_names_per_table: bool,
+    /// Whether a foreign key's `ON DELETE/UPDATE SET NULL` is refused on a NOT NULL column
+    /// (MySQL error 1825), where PostgreSQL and SQLite accept the definition.
+    pub set_null_needs_nullable: bool,
     /// How many tables may be written at once (SQLite allows one writer).
     pub max_parallel_writers: usize,
     /// Whether DDL runs inside a transaction that can be rolled back (MySQL commits each

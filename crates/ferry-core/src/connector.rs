@@ -154,6 +154,27 @@ pub struct Ddl {
     pub drop: Vec<String>,
 }
 
+/// What proving a run's DDL on a target found (see [`Target::preflight`]).
+#[derive(Debug, Clone, Default)]
+pub struct Proof {
+    /// Each statement the target refused, with the target's error.
+    pub failures: Vec<(String, String)>,
+    /// What could not be proved and why (for the report's warnings).
+    pub notes: Vec<String>,
+}
+
+impl Ddl {
+    /// The statements a preflight proves, in the order a run executes them: everything but
+    /// `analyze` (statistics, which change nothing a later statement depends on) and `drop`.
+    pub fn proved(&self) -> impl Iterator<Item = &String> {
+        self.create
+            .iter()
+            .chain(&self.indexes)
+            .chain(&self.foreign_keys)
+            .chain(&self.sequences)
+    }
+}
+
 /// For a target of another backend than the source's: a native column as the text column it
 /// becomes there, with the note that names the lossy step.
 pub fn native_as_text(column: &Column) -> Option<(Column, String)> {
@@ -202,6 +223,24 @@ pub trait Target: Send + Sync {
     /// # Errors
     /// The failing statement's error, naming the statement.
     async fn execute(&self, statements: &[String]) -> Result<()>;
+
+    /// Proves a run's DDL before anything is written: runs every statement of `ddl` (tables,
+    /// keys, indexes, foreign keys, counter resets) where the real target does not change (a
+    /// rolled-back transaction, a scratch database, an in-memory database), and returns each
+    /// statement the target refused. `erase`: the run will drop the planned tables first.
+    /// `existing`: target tables the run fills without creating (new tables may reference them).
+    ///
+    /// # Errors
+    /// When the target cannot be reached.
+    async fn preflight(&self, _ddl: &Ddl, _erase: bool, _existing: &[String]) -> Result<Proof> {
+        Ok(Proof {
+            failures: Vec::new(),
+            notes: vec![format!(
+                "the {} target cannot prove its DDL before writing",
+                self.dialect().backend()
+            )],
+        })
+    }
 
     /// A writer for one table, on its own connection.
     ///

@@ -16,6 +16,7 @@ use crate::connector::{SchemaOptions, Source, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, Plan, SchemaMode, TablePlan};
+use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
 use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
@@ -80,7 +81,8 @@ pub struct Context {
 ///
 /// # Errors
 /// An input error (exit code 2) when the run could not start: unreadable source, unreachable
-/// target, a non-empty target without `force`, erasing not confirmed.
+/// target, a non-empty target without `force`, erasing not confirmed, a plan the target refuses
+/// or values that do not fit it (`preflight`, proved before the first write).
 pub async fn copy(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
@@ -196,7 +198,11 @@ pub async fn copy(
         );
     }
 
+    let erase = !conflicts.is_empty();
     if options.dry_run {
+        let notes =
+            preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
+        report.warnings.extend(notes);
         if !conflicts.is_empty() {
             report.warnings.push(format!(
                 "the target already has {}: a real run needs --force",
@@ -223,6 +229,11 @@ pub async fn copy(
                 describe_tables(&conflicts)
             )));
         }
+    }
+    let notes =
+        preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
+    report.warnings.extend(notes);
+    if erase {
         cx.observer.event(&Event::Phase(format!(
             "Erasing {}",
             describe_tables(&conflicts)

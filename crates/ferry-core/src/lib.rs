@@ -15,6 +15,7 @@ pub mod hash;
 pub mod locator;
 pub mod names;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod registration;
 pub mod rejects;

@@ -50,6 +50,16 @@ pub fn fit_all(names: &[String], max_bytes: usize, fold_case: bool) -> Vec<Strin
     out
 }
 
+/// `name` when it fits; otherwise cut to `max_bytes` with a short hash of the whole name at the
+/// end, so that two long names sharing a prefix stay distinct.
+pub fn fit_hashed(name: &str, max_bytes: usize) -> String {
+    if name.len() <= max_bytes {
+        name.to_string()
+    } else {
+        unique_variant(name, max_bytes)
+    }
+}
+
 fn unique_variant(name: &str, max_bytes: usize) -> String {
     let suffix = format!("_{:08x}", xxh3_64(name.as_bytes()) as u32);
     format!("{}{}", truncate(name, max_bytes - suffix.len()), suffix)

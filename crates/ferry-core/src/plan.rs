@@ -152,18 +152,28 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         .enumerate()
         .flat_map(|(ti, t)| (0..t.indexes.len()).map(move |ii| (ti, ii)))
         .collect();
-    all_names.extend(
-        index_owner
-            .iter()
-            .map(|&(ti, ii)| schema.tables[ti].indexes[ii].name.clone()),
-    );
+    all_names.extend(crate::preflight::scoped_index_names(
+        schema,
+        dialect,
+        &mut warnings,
+    ));
     let fitted = names::fit_all(&all_names, max, fold);
     for (old, new) in all_names.iter().zip(&fitted) {
-        if old != new {
-            warnings.push(format!(
-                "name '{old}' is longer than the target allows ({max} bytes) and becomes '{new}'"
-            ));
+        if old == new {
+            continue;
         }
+        // Say why: a short name is renamed only because it collides with another.
+        warnings.push(if old.len() > max {
+            format!(
+                "name '{old}' is {} bytes, longer than the target allows ({max} bytes), and becomes '{new}'",
+                old.len()
+            )
+        } else {
+            format!(
+                "name '{old}' is used more than once in the target's one namespace for tables and indexes{} and becomes '{new}'",
+                if fold { " (names differing only in case collide)" } else { "" }
+            )
+        });
     }
     let table_names: HashMap<&str, &str> = schema
         .tables
@@ -305,8 +315,22 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     .iter()
                     .map(|c| parent_map.get(c).cloned().unwrap_or_else(|| c.clone()))
                     .collect(),
-                on_delete: fk.on_delete.clone(),
-                on_update: fk.on_update.clone(),
+                on_delete: crate::preflight::fk_action(
+                    fk.on_delete.as_ref(),
+                    "DELETE",
+                    table,
+                    &fk.columns,
+                    dialect,
+                    &mut warnings,
+                ),
+                on_update: crate::preflight::fk_action(
+                    fk.on_update.as_ref(),
+                    "UPDATE",
+                    table,
+                    &fk.columns,
+                    dialect,
+                    &mut warnings,
+                ),
             });
         }
         let mut tp = TablePlan {

@@ -40,6 +40,8 @@ impl Dialect for MysqlDialect {
         Capabilities {
             max_identifier_bytes: 64,
             folds_case: true,
+            index_names_per_table: true,
+            set_null_needs_nullable: true,
             max_parallel_writers: usize::MAX,
             // Each DDL statement commits on its own.
             transactional_ddl: false,
@@ -99,8 +101,16 @@ impl Dialect for MysqlDialect {
                     None
                 }
             });
+        // An indexed text column bounded to varchar(255) is bounded for conversion too, so
+        // longer values are found by the scan before writing (not refused by MySQL mid-copy).
+        let convert_to = match (&column.data_type, native.as_str()) {
+            (DataType::Text { .. }, "varchar(255)") => DataType::Text {
+                max_chars: Some(255),
+            },
+            _ => write_type(&column.data_type),
+        };
         ColumnMapping {
-            convert_to: Some(write_type(&column.data_type)),
+            convert_to: Some(convert_to),
             native_type: native,
             default_sql,
             notes,

@@ -13,7 +13,9 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -213,6 +215,76 @@ impl Target for MysqlTarget {
         }
         let _ = conn.disconnect().await;
         Ok(())
+    }
+
+    /// DDL is not transactional in MySQL: the statements run in a scratch database ferry
+    /// creates for the proof and drops afterwards (also when the proof fails), holding copies
+    /// (`CREATE TABLE ... LIKE`) of the existing tables new ones may reference.
+    async fn preflight(&self, ddl: &Ddl, _erase: bool, existing: &[String]) -> Result<Proof> {
+        let mut conn = connect::connect(&self.url, false).await?;
+        let real: Option<String> = conn
+            .query_first("SELECT DATABASE()")
+            .await
+            .map_err(|e| connect::error(&e))?
+            .flatten();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let scratch = format!("ferry_preflight_{}_{nanos:x}", std::process::id());
+        if let Err(e) = conn
+            .query_drop(format!("CREATE DATABASE {}", connect::quote(&scratch)))
+            .await
+        {
+            // Without the CREATE privilege only the checks that need no database remain.
+            let _ = conn.disconnect().await;
+            return Ok(Proof {
+                failures: Vec::new(),
+                notes: vec![format!(
+                    "the DDL was not proved before writing: MySQL refused a scratch database ({}); grant CREATE to the target's user to have it proved",
+                    connect::error(&e)
+                )],
+            });
+        }
+        let result = async {
+            let mut proof = Proof::default();
+            conn.query_drop(format!("USE {}", connect::quote(&scratch)))
+                .await
+                .map_err(|e| connect::error(&e))?;
+            let copies: Vec<String> = match &real {
+                Some(db) => existing
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "CREATE TABLE {} LIKE {}.{}",
+                            connect::quote(t),
+                            connect::quote(db),
+                            connect::quote(t)
+                        )
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            for s in copies.iter().chain(ddl.proved()) {
+                if let Err(e) = conn.query_drop(s.as_str()).await {
+                    proof
+                        .failures
+                        .push((s.clone(), connect::error(&e).to_string()));
+                }
+            }
+            Ok::<_, ferry_core::Error>(proof)
+        }
+        .await;
+        let dropped = conn
+            .query_drop(format!("DROP DATABASE {}", connect::quote(&scratch)))
+            .await;
+        let _ = conn.disconnect().await;
+        let proof = result?;
+        dropped.map_err(|e| {
+            connect::error(&e).context(format!(
+                "dropping ferry's scratch database `{scratch}` (drop it by hand)"
+            ))
+        })?;
+        Ok(proof)
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {

@@ -67,6 +67,8 @@ impl Dialect for PostgresDialect {
             max_identifier_bytes: 63,
             // ferry quotes every name, so "Users" and "users" are two tables.
             folds_case: false,
+            index_names_per_table: false,
+            set_null_needs_nullable: false,
             max_parallel_writers: usize::MAX,
             transactional_ddl: true,
             dynamic_typing: false,

@@ -15,7 +15,9 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -195,6 +197,43 @@ impl Target for PostgresTarget {
                 .map_err(|e| connect::error(&e).context(format!("running `{}`", first_line(s))))?;
         }
         Ok(())
+    }
+
+    /// Runs the DDL inside one transaction on the real database and rolls it back, each
+    /// statement under a savepoint so that every refusal is found, not only the first.
+    async fn preflight(&self, ddl: &Ddl, erase: bool, _existing: &[String]) -> Result<Proof> {
+        let client = connect::connect(&self.endpoint, false).await?;
+        // Dropping the tables to erase waits for the application's locks on them: not forever.
+        client
+            .batch_execute("BEGIN; SET LOCAL lock_timeout = '10s'")
+            .await
+            .map_err(|e| connect::error(&e))?;
+        let erased = if erase { ddl.drop.as_slice() } else { &[] };
+        let mut proof = Proof::default();
+        for s in erased.iter().chain(ddl.proved()) {
+            client
+                .batch_execute("SAVEPOINT ferry_preflight")
+                .await
+                .map_err(|e| connect::error(&e))?;
+            let undo = match client.batch_execute(s).await {
+                Ok(()) => "RELEASE SAVEPOINT ferry_preflight",
+                Err(e) => {
+                    proof
+                        .failures
+                        .push((s.clone(), connect::error(&e).to_string()));
+                    "ROLLBACK TO SAVEPOINT ferry_preflight"
+                }
+            };
+            client
+                .batch_execute(undo)
+                .await
+                .map_err(|e| connect::error(&e))?;
+        }
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| connect::error(&e))?;
+        Ok(proof)
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {

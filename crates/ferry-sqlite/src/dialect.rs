@@ -24,6 +24,8 @@ impl Dialect for SqliteDialect {
             // SQLite has no limit; this only bounds pathological names.
             max_identifier_bytes: 1 << 20,
             folds_case: true,
+            index_names_per_table: false,
+            set_null_needs_nullable: false,
             max_parallel_writers: 1,
             transactional_ddl: true,
             dynamic_typing: true,

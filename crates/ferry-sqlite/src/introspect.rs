@@ -19,6 +19,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
     let mut tables = Vec::new();
     let mut skipped = Vec::new();
     let mut filtered_out = Vec::new();
+    let mut unique_keys: Vec<(String, Vec<String>)> = Vec::new();
     let listed: Vec<(String, String, bool)> = conn
         .prepare("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' ORDER BY name")
         .and_then(|mut s| {
@@ -32,7 +33,11 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
         }
         match kind.as_str() {
             "table" if options.filter.matches(&name) => {
-                tables.push(table(conn, pool, &name, without_rowid, options.profile)?)
+                let (t, key_as_unique) = table(conn, pool, &name, without_rowid, options.profile)?;
+                if let Some(key) = key_as_unique {
+                    unique_keys.push((name.clone(), key));
+                }
+                tables.push(t)
             }
             "table" => filtered_out.push(name),
             "view" => skipped.push(skip(
@@ -63,6 +68,15 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
             &name,
             &format!("trigger on \"{on}\" is not copied; recreate it on the target"),
         ));
+    }
+    // A foreign key naming no columns references its parent's primary key: spell those out
+    // where the parent's key became UNIQUE (see `table`).
+    for fk in tables.iter_mut().flat_map(|t| t.foreign_keys.iter_mut()) {
+        if fk.ref_columns.is_empty()
+            && let Some((_, key)) = unique_keys.iter().find(|(n, _)| *n == fk.ref_table)
+        {
+            fk.ref_columns = key.clone();
+        }
     }
     Ok(Schema {
         backend: crate::locator::BACKEND,
@@ -114,7 +128,7 @@ fn table(
     name: &str,
     without_rowid: bool,
     profile: bool,
-) -> Result<Table> {
+) -> Result<(Table, Option<Vec<String>>)> {
     let q = quote(name);
     let raw: Vec<RawColumn> = conn
         .prepare(&format!("PRAGMA table_xinfo({q})"))
@@ -209,8 +223,39 @@ fn table(
             |r| r.get(0),
         )
         .map_err(sql_err)?;
-    let (uniques, indexes) = indexes(conn, &q)?;
-    Ok(Table {
+    let (mut uniques, indexes) = indexes(conn, &q)?;
+    let mut columns: Vec<Column> = columns;
+    let mut primary_key = primary_key;
+    let mut key_as_unique = None;
+    // Outside INTEGER PRIMARY KEY and WITHOUT ROWID, SQLite lets a key column hold NULLs,
+    // which no other database's PRIMARY KEY takes: the key is created as UNIQUE instead.
+    if profile && !rowid_alias && !without_rowid && row_count > 0 && pk.iter().any(|c| !c.not_null)
+    {
+        let any_null = primary_key
+            .iter()
+            .map(|c| format!("{} IS NULL", quote(c)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let nulls: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {q} WHERE {any_null}"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        if nulls > 0 {
+            for c in columns.iter_mut().filter(|c| primary_key.contains(&c.name)) {
+                c.notes.push(format!(
+                    "PRIMARY KEY ({}) holds NULLs in {nulls} row{} (SQLite allows it): created as UNIQUE, not PRIMARY KEY",
+                    primary_key.join(", "),
+                    if nulls == 1 { "" } else { "s" }
+                ));
+            }
+            key_as_unique = Some(std::mem::take(&mut primary_key));
+            uniques.extend(key_as_unique.clone());
+        }
+    }
+    let table = Table {
         name: name.to_string(),
         columns,
         primary_key,
@@ -225,7 +270,8 @@ fn table(
             Paging::RowLocator
         },
         locator_range,
-    })
+    };
+    Ok((table, key_as_unique))
 }
 
 /// How per-range partial results of one aggregate combine.

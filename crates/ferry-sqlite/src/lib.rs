@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
 use ferry_core::value::Batch;
@@ -201,6 +203,12 @@ impl Target for SqliteTarget {
     async fn execute(&self, statements: &[String]) -> Result<()> {
         let (path, statements) = (self.path.clone(), statements.to_vec());
         blocking(move || write::execute(&path, &statements)).await
+    }
+
+    /// Runs the DDL in an in-memory database: the file is not opened for writing.
+    async fn preflight(&self, ddl: &Ddl, _erase: bool, _existing: &[String]) -> Result<Proof> {
+        let statements: Vec<String> = ddl.proved().cloned().collect();
+        blocking(move || write::prove(&statements)).await
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {

@@ -49,6 +49,23 @@ pub fn execute(path: &Path, statements: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Runs `statements` in a fresh in-memory database, each one whatever the others did, and
+/// returns those SQLite refused (a target's preflight: the file is never touched).
+pub fn prove(statements: &[String]) -> Result<ferry_core::connector::Proof> {
+    let conn = Connection::open_in_memory().map_err(sql_err)?;
+    // As the real load runs them (see `open_rw`).
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(sql_err)?;
+    crate::open::register_unknown_collations(&conn, statements)?;
+    let mut proof = ferry_core::connector::Proof::default();
+    for s in statements {
+        if let Err(e) = conn.execute_batch(s) {
+            proof.failures.push((s.clone(), format!("SQLite: {e}")));
+        }
+    }
+    Ok(proof)
+}
+
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default();
     if line.len() > 120 {

@@ -87,6 +87,8 @@ pub struct Migration {
     rows: Option<Rows>,
     files: Option<Files>,
     rewrites: Vec<String>,
+    /// The (table, column) each rewrite names, proved to exist before anything is written.
+    rewritten: Vec<(String, String)>,
     dry_run: bool,
 }
 
@@ -189,6 +191,11 @@ impl MigrateSpec {
             rows: copy.filter(|_| rows),
             files: stores.filter(|_| files),
             rewrites,
+            rewritten: self
+                .rewrite
+                .iter()
+                .map(|r| (r.table.clone(), r.column.clone()))
+                .collect(),
             dry_run: options.dry_run,
         })
     }
@@ -257,6 +264,7 @@ impl Migration {
     pub async fn run(&self, cx: &Context, files: Arc<dyn BlobObserver>) -> Result<Migrated> {
         let mut report: Option<Report> = None;
         if let Some(rows) = &self.rows {
+            self.check_rewrites(rows).await?;
             let r = crate::copy(&rows.source, &rows.target, &rows.options, cx).await?;
             if r.status != Status::Completed {
                 return Ok(Migrated {
@@ -285,6 +293,22 @@ impl Migration {
             None => Vec::new(),
         };
         Ok(Migrated { report, rewrites })
+    }
+
+    /// Refuses, before anything is written, rules naming a table or column the copy does not
+    /// create (they would fail after every row was copied).
+    async fn check_rewrites(&self, rows: &Rows) -> Result<()> {
+        if self.rewritten.is_empty() {
+            return Ok(());
+        }
+        let schema = crate::open_source(&rows.source)
+            .await?
+            .schema(&crate::SchemaOptions {
+                filter: rows.options.schema.filter.clone(),
+                profile: false,
+            })
+            .await?;
+        ferry_core::preflight::check_rewrites(&schema, &self.rewritten)
     }
 
     async fn rewrite(&self, mut report: Report, target: &Locator) -> Result<Report> {
