@@ -166,8 +166,9 @@ pub fn profile_exprs(declared: &Declared, c: &str) -> [String; 4] {
             zero(),
             zero(),
         ],
-        // Texts are decimals only as plain literals (ferry's DECIMAL_TEXT columns hold them).
-        Declared::Decimal { .. } => [
+        // Texts are decimals only as plain literals (ferry's DECIMAL_TEXT columns hold them;
+        // NUMERIC affinity leaves no other numeric text).
+        Declared::Decimal { .. } | Declared::Numeric => [
             format!(
                 "sum(typeof({c})='text' AND NOT (ltrim({c},'+-') GLOB '[0-9]*' AND NOT ltrim({c},'+-') GLOB '*[^0-9.]*' \
                  AND NOT ltrim({c},'+-') GLOB '*.*.*' AND length({c}) - length(ltrim({c},'+-')) <= 1))"
@@ -215,7 +216,7 @@ pub fn decide(declared: &Declared, p: &Profile, declared_text: &str) -> (DataTyp
             }
         }
         Declared::Numeric if p.only(false, true, false, false) => DataType::Int64,
-        Declared::Numeric if p.only(false, true, true, false) => DataType::Decimal {
+        Declared::Numeric if p.only(true, true, true, false) && p.bad == 0 => DataType::Decimal {
             precision: None,
             scale: None,
         },
@@ -360,12 +361,13 @@ pub fn native_type(t: &DataType) -> String {
             precision: Some(p),
             scale,
         } if *p <= EXACT_NUMERIC_DIGITS => format!("NUMERIC({p},{})", scale.unwrap_or(0)),
-        // More digits than a REAL keeps: TEXT affinity keeps every digit (see `target_note`).
+        // More digits than a REAL keeps (or an unknown number of them): TEXT affinity keeps
+        // every digit, since NUMERIC affinity would round them (see `target_note`).
         DataType::Decimal {
             precision: Some(p),
             scale,
         } => format!("DECIMAL_TEXT({p},{})", scale.unwrap_or(0)),
-        DataType::Decimal { .. } => "NUMERIC".into(),
+        DataType::Decimal { .. } => "DECIMAL_TEXT".into(),
         DataType::Text { max_chars: Some(n) } => format!("VARCHAR({n})"),
         DataType::Text { max_chars: None } => "TEXT".into(),
         DataType::Char { len } => format!("CHARACTER({len})"),
@@ -396,7 +398,8 @@ pub fn target_note(t: &DataType) -> Option<String> {
         DataType::Decimal {
             precision: None, ..
         } => Some(format!(
-            "numeric without a precision declared NUMERIC: SQLite stores decimals as REAL, so values of more than {EXACT_NUMERIC_DIGITS} significant digits are rounded"
+            "numeric without a precision may hold more digits than SQLite's NUMERIC keeps exactly ({EXACT_NUMERIC_DIGITS}): declared {} (text affinity) so every digit is kept, values stored as text",
+            native_type(t)
         )),
         _ => None,
     }
@@ -469,6 +472,14 @@ mod tests {
             (d(10, 2), "NUMERIC(10,2)", &reals),
             (d(15, 0), "NUMERIC(15,0)", &ints),
             (d(20, 4), "DECIMAL_TEXT(20,4)", &texts),
+            (
+                DataType::Decimal {
+                    precision: None,
+                    scale: None,
+                },
+                "DECIMAL_TEXT",
+                &texts,
+            ),
             (DataType::Timestamp, "DATETIME", &texts),
             (DataType::Date, "DATE", &texts),
             (DataType::Time, "TIME", &texts),
