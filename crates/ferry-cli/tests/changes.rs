@@ -67,7 +67,12 @@ fn a_real_copy_prints_its_changes_in_text_json_logs_and_the_summary() {
         events
             .iter()
             .filter(|e| e["fields"]["change"] == kind)
-            .map(|e| e["fields"]["message"].as_str().unwrap_or_default().to_string())
+            .map(|e| {
+                e["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(change("lossy"), [QTY_NOTE], "{}", run.show());

@@ -82,21 +82,22 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                 {
                     domains.push(domain_checks(&native, &r.get::<_, String>(12), &checks));
                 }
-                let (data_type, notes) = match domain_base.or_else(|| from_catalog(&typname, r.get(2))) {
-                    Some(t) => (t, vec![]),
-                    // Composite values name their fields' types by per-database ids.
-                    None if r.get::<_, bool>(8) => (
-                        DataType::text(),
-                        vec![format!("{native} is read as its text form")],
-                    ),
-                    None => (
-                        DataType::Native {
-                            name: native.clone(),
-                            array: r.get(9),
-                        },
-                        vec![],
-                    ),
-                };
+                let (data_type, notes) =
+                    match domain_base.or_else(|| from_catalog(&typname, r.get(2))) {
+                        Some(t) => (t, vec![]),
+                        // Composite values name their fields' types by per-database ids.
+                        None if r.get::<_, bool>(8) => (
+                            DataType::text(),
+                            vec![format!("{native} is read as its text form")],
+                        ),
+                        None => (
+                            DataType::Native {
+                                name: native.clone(),
+                                array: r.get(9),
+                            },
+                            vec![],
+                        ),
+                    };
                 Column {
                     name: r.get(0),
                     data_type,

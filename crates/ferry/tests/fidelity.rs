@@ -58,7 +58,9 @@ const SHOP_MY: &str = "
 /// Each column's declared type, in order, as SQLite reports it.
 fn declared(conn: &rusqlite::Connection, table: &str) -> Vec<(String, String)> {
     let mut stmt = conn
-        .prepare(&format!("SELECT name, type FROM pragma_table_info('{table}')"))
+        .prepare(&format!(
+            "SELECT name, type FROM pragma_table_info('{table}')"
+        ))
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -331,11 +333,9 @@ async fn postgres_domains_and_arrays_arrive_in_sqlite() {
     assert_eq!(tags, r#"["Deleted Scenes","Behind the Scenes"]"#);
     assert_eq!(scores, "[[1,2],[3,4]]");
     let tags: String = conn
-        .query_row(
-            "SELECT special_features FROM films WHERE id = 2",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT special_features FROM films WHERE id = 2", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let parsed: Vec<String> = serde_json::from_str(&tags).unwrap();
     assert_eq!(

@@ -100,15 +100,31 @@ const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, 
 
 fn declared_types(path: &std::path::Path) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info('t')").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    let mut stmt = conn
+        .prepare("SELECT name, type FROM pragma_table_info('t')")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Every value as `typeof:quote`, row by row.
 fn classes_and_values(path: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
     let cols: Vec<String> = declared_types(path).into_iter().map(|(n, _)| n).collect();
-    let exprs: Vec<String> = cols.iter().map(|c| format!("typeof({c}) || ':' || quote({c})")).collect();
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM t ORDER BY id", exprs.join(" || ' ' || "))).unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| format!("typeof({c}) || ':' || quote({c})"))
+        .collect();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM t ORDER BY id",
+            exprs.join(" || ' ' || ")
+        ))
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
