@@ -34,7 +34,15 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// Set when log lines are JSON: the final report's changes are then log events too, so a
+/// machine reading the log sees every lossy step, translation and object not copied.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn init_logging(format: LogFormat, bars: bool) {
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if bars { "warn" } else { "info" }));
     let builder = tracing_subscriber::fmt()
@@ -151,6 +159,9 @@ fn finish(
                 print!("{}", render_plan(plan));
             }
             eprint!("{}", report.render());
+            if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+                log_changes(&report);
+            }
             let code = report.exit_code();
             (report, code)
         }
@@ -182,6 +193,13 @@ fn finish(
         return code.max(1);
     }
     code
+}
+
+/// Each change of the run as one structured warning (`kind`: lossy, translation, not_copied).
+fn log_changes(report: &Report) {
+    for change in report.changes() {
+        tracing::warn!(change = change.kind.as_str(), "{}", change.what);
+    }
 }
 
 fn render_plan(plan: &ferry_core::plan::Plan) -> String {

@@ -175,15 +175,23 @@ impl Ddl {
     }
 }
 
-/// For a target of another backend than the source's: a native column as the text column it
-/// becomes there, with the note that names the lossy step.
+/// For a target of another backend than the source's: a native column as the portable column
+/// it becomes there (an array a JSON array, anything else its text form), with the note that
+/// names the lossy step.
 pub fn native_as_text(column: &Column) -> Option<(Column, String)> {
-    let DataType::Native { name, .. } = &column.data_type else {
+    let DataType::Native { name, array } = &column.data_type else {
         return None;
     };
-    let mut text = column.clone();
-    text.data_type = DataType::text();
-    Some((text, format!("{name} is copied as its text form")))
+    let mut portable = column.clone();
+    if *array {
+        portable.data_type = DataType::Json;
+        return Some((
+            portable,
+            format!("{name} is copied as a JSON array (its element type is not kept)"),
+        ));
+    }
+    portable.data_type = DataType::text();
+    Some((portable, format!("{name} is copied as its text form")))
 }
 
 /// The pure half of a target: no I/O, so the planner can use it for dry runs and tests.

@@ -188,6 +188,10 @@ pub async fn copy(
     report.not_copied = plan.skipped.clone();
     report.warnings = plan.warnings.clone();
     report.lossy = plan.lossy_steps();
+    report.translations = plan.translations.clone();
+    if options.strict {
+        refuse_changes(&plan)?;
+    }
     for t in &plan.tables {
         report.stats.insert(
             t.source_name.clone(),
@@ -277,6 +281,22 @@ pub async fn copy(
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
     Ok(report)
+}
+
+/// `--strict`: a plan with any change (lossy step, translation, object not copied) is refused
+/// before anything is written, naming every change.
+fn refuse_changes(plan: &Plan) -> Result<()> {
+    let changes = plan.changes();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    Err(Error::input(format!(
+        "strict mode refuses this copy, which would make {} change{} (nothing was written): {}; copy without strict mode to accept them",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        listed.join("; ")
+    )))
 }
 
 /// Finds rows whose foreign key points at nothing, before anything is written. Without

@@ -110,10 +110,63 @@ pub struct Plan {
     pub native_types: Vec<crate::schema::NativeType>,
     /// Renames, dropped defaults, broken cycles, foreign keys to tables left out.
     pub warnings: Vec<String>,
+    /// Each deterministic translation applied to what the source declares (a name, a key, an
+    /// action, a type the target spells otherwise), as `what: how`. Part of [`Plan::changes`].
+    pub translations: Vec<String>,
     pub ddl: Ddl,
     /// The target's capabilities, for the steps after planning (verification's rule).
     #[serde(skip)]
     pub capabilities: Capabilities,
+}
+
+/// What kind of change a copy makes to what the source holds or declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Values or types that do not arrive exactly as the source had them.
+    Lossy,
+    /// A documented, deterministic rewrite of a declaration.
+    Translation,
+    /// An object the target does not get.
+    NotCopied,
+}
+
+impl ChangeKind {
+    /// The name in JSON and log fields.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Lossy => "lossy",
+            ChangeKind::Translation => "translation",
+            ChangeKind::NotCopied => "not_copied",
+        }
+    }
+}
+
+/// One change the report announces and `--strict` refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub what: String,
+}
+
+impl Change {
+    pub fn not_copied(object: &SkippedObject) -> Self {
+        Self {
+            kind: ChangeKind::NotCopied,
+            what: format!("{} {}: {}", object.kind, object.name, object.reason),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            ChangeKind::Lossy => "lossy",
+            ChangeKind::Translation => "translated",
+            ChangeKind::NotCopied => "not copied",
+        };
+        write!(f, "{kind}: {}", self.what)
+    }
 }
 
 impl Plan {
@@ -133,6 +186,23 @@ impl Plan {
                 })
             })
             .collect()
+    }
+
+    /// Every change this plan makes, in one list: lossy steps, translations, objects not
+    /// copied. The report lists them and `--strict` refuses a plan where it is not empty, so a
+    /// new kind of change is announced and refusable by being added here (or to the lists it
+    /// reads).
+    pub fn changes(&self) -> Vec<Change> {
+        let lossy = self.lossy_steps().into_iter().map(|what| Change {
+            kind: ChangeKind::Lossy,
+            what,
+        });
+        let translations = self.translations.iter().map(|what| Change {
+            kind: ChangeKind::Translation,
+            what: what.clone(),
+        });
+        let not_copied = self.skipped.iter().map(Change::not_copied);
+        lossy.chain(translations).chain(not_copied).collect()
     }
 }
 
@@ -232,9 +302,20 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     table.name, col.name
                 ));
             }
-            let mapping = dialect.map_column(col, table, schema.backend);
+            let mut mapping = dialect.map_column(col, table, schema.backend);
+            // A column of a type the target recreates (a PostgreSQL domain, between two
+            // PostgreSQL databases) keeps that type; what the source says about other
+            // backends does not apply.
+            let recreated_type = same_backend
+                && schema
+                    .native_types
+                    .iter()
+                    .any(|n| n.name == col.native_type);
+            if recreated_type {
+                mapping.native_type = col.native_type.clone();
+            }
             // The profile's notes describe a conversion; values passed through are not converted.
-            let mut notes = if mapping.convert_to.is_some() {
+            let mut notes = if mapping.convert_to.is_some() && !recreated_type {
                 col.notes.clone()
             } else {
                 Vec::new()
@@ -376,13 +457,20 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         source: schema.backend,
         target: dialect.backend(),
         tables,
-        skipped: schema.skipped.clone(),
+        // A domain's constraints are skipped only where the domain is not recreated.
+        skipped: schema
+            .skipped
+            .iter()
+            .filter(|s| !(same_backend && schema.native_types.iter().any(|n| n.name == s.name)))
+            .cloned()
+            .collect(),
         native_types: if same_backend {
             schema.native_types.clone()
         } else {
             Vec::new()
         },
         warnings,
+        translations: Vec::new(),
         ddl: Ddl::default(),
         capabilities,
     };
@@ -391,13 +479,19 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
 }
 
 /// A native column whose values are not written in the backend's own form (another target, or
-/// an existing target column of another type) is read as its text form.
+/// an existing target column of another type) is read as its text form, an array bound for a
+/// JSON column as a JSON array.
 fn read_native_as_text(tp: &mut TablePlan) {
     for (src, col) in tp.source.columns.iter_mut().zip(&tp.columns) {
-        if matches!(src.data_type, DataType::Native { .. })
+        if let DataType::Native { array, .. } = src.data_type
             && !matches!(col.convert_to, Some(DataType::Native { .. }))
         {
-            src.data_type = DataType::text();
+            // An array written as JSON is read as JSON (the source renders it).
+            src.data_type = if array && col.convert_to == Some(DataType::Json) {
+                DataType::Json
+            } else {
+                DataType::text()
+            };
         }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::plan::{Change, ChangeKind};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -110,6 +112,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Every lossy type step, `table.column: what`.
     pub lossy: Vec<String>,
+    /// Every deterministic translation of a declaration, `what: how`.
+    pub translations: Vec<String>,
     /// Why the run failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -133,6 +137,7 @@ impl Report {
             not_copied: Vec::new(),
             warnings: Vec::new(),
             lossy: Vec::new(),
+            translations: Vec::new(),
             error: None,
             peak_rss_mb: None,
             plan: None,
@@ -149,6 +154,23 @@ impl Report {
     /// The exit code the CLI returns for this report (0 all good, 1 failures or differences).
     pub fn exit_code(&self) -> i32 {
         if self.has_failures() { 1 } else { 0 }
+    }
+
+    /// Every change this run made, in one list: lossy steps (those found while copying
+    /// included), translations, objects not copied.
+    pub fn changes(&self) -> Vec<Change> {
+        let of = |kind: ChangeKind, list: &[String]| {
+            list.iter()
+                .map(|what| Change {
+                    kind,
+                    what: what.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut all = of(ChangeKind::Lossy, &self.lossy);
+        all.extend(of(ChangeKind::Translation, &self.translations));
+        all.extend(self.not_copied.iter().map(Change::not_copied));
+        all
     }
 
     pub fn to_json(&self) -> String {
@@ -233,8 +255,10 @@ impl Report {
         if let Some(how) = &self.source_snapshot {
             let _ = writeln!(out, "source read: {how}");
         }
-        for s in &self.not_copied {
-            let _ = writeln!(out, "not copied: {} {}: {}", s.kind, s.name, s.reason);
+        // Every run says what it changed, not only dry runs: a type that differs from the
+        // declared one, lost precision or an object left behind is never silent.
+        for change in self.changes() {
+            let _ = writeln!(out, "{change}");
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");

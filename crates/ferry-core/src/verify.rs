@@ -236,7 +236,13 @@ async fn prepare(
             match target_table.column(&c.target_name) {
                 Some(tc) => {
                     let mut tc = tc.clone();
-                    documents.push(tc.native_type == "jsonb" || sc.native_type == "jsonb");
+                    // An array copied as a JSON array is compared as a document too: the
+                    // target may space or reorder it (MySQL's JSON type).
+                    documents.push(
+                        tc.native_type == "jsonb"
+                            || sc.native_type == "jsonb"
+                            || (sc.data_type == DataType::Json && sc.native_type.ends_with(']')),
+                    );
                     // Both sides are compared in the type the copy converted into; a native
                     // column filled from text is compared as text (its raw form cannot match).
                     let native = |t: &DataType| matches!(t, DataType::Native { .. });
@@ -317,7 +323,8 @@ fn rule_text(plan: &Plan) -> String {
     }
     "both sides read back and converted to the column's copy type (0/1 = false/true; the same instant in any \
      offset is equal; decimals compared at the column's scale, 1.50 = 1.5 only in unconstrained columns); \
-     floats bit for bit, text byte for byte, JSON as documents where a side is jsonb"
+     floats bit for bit, text byte for byte, JSON as documents where a side is jsonb or the source an array \
+     (copied as a JSON array)"
         .into()
 }
 

@@ -11,7 +11,7 @@ use ferry_core::schema::{Column, DataType, DefaultValue, Table};
 use ferry_core::sqltext::ddl as sql;
 
 use crate::connect::quote;
-use crate::type_map::{native_type, write_type};
+use crate::type_map::{JSON_AS_TEXT, native_type, write_type};
 
 pub struct MysqlDialect;
 
@@ -52,8 +52,13 @@ impl Dialect for MysqlDialect {
     }
 
     fn map_column(&self, column: &Column, table: &Table, _source: Backend) -> ColumnMapping {
-        if let Some((text, note)) = ferry_core::connector::native_as_text(column) {
-            let mut mapping = self.map_column(&text, table, _source);
+        if let Some((portable, note)) = ferry_core::connector::native_as_text(column) {
+            let mut mapping = self.map_column(&portable, table, _source);
+            if portable.data_type == DataType::Json {
+                // An array becomes a JSON array: MySQL's JSON type holds it as one.
+                mapping.native_type = "json".into();
+                mapping.notes.retain(|n| n != JSON_AS_TEXT);
+            }
             mapping.notes.push(note);
             return mapping;
         }

@@ -97,10 +97,13 @@ pub fn native_type(t: &DataType, indexed: bool) -> (String, Option<String>) {
         DataType::Timestamp => s("datetime(6)"),
         DataType::TimestampTz => ("datetime(6)".into(), Some("instant stored as a UTC datetime (MySQL has no zone type)".into())),
         DataType::Uuid => s("char(36)"),
-        DataType::Json => ("longtext".into(), Some("JSON kept as text: MySQL's JSON type would reorder its keys".into())),
+        DataType::Json => ("longtext".into(), Some(JSON_AS_TEXT.into())),
         DataType::Native { name, .. } => ("longtext".into(), Some(format!("{name} is copied as its text form"))),
     }
 }
+
+/// The note on a JSON column kept as text.
+pub const JSON_AS_TEXT: &str = "JSON kept as text: MySQL's JSON type would reorder its keys";
 
 /// The portable type values are converted to before writing (a bounded decimal when MySQL
 /// needs one).

@@ -38,6 +38,7 @@ pub async fn tables_with_counts(client: &Client) -> Result<Vec<(String, u64)>> {
 
 pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
     let mut tables = Vec::new();
+    let mut domains = Vec::new();
     let mut filtered_out = Vec::new();
     for (name, row_count) in tables_with_counts(client).await? {
         if !filter.matches(&name) {
@@ -50,9 +51,12 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                 "SELECT a.attname, t.typname, a.atttypmod, NOT a.attnotnull, format_type(a.atttypid, a.atttypmod), \
                  a.attidentity <> '' OR coalesce(pg_get_serial_sequence(quote_ident(c.relname), a.attname), '') <> '', \
                  a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid), \
-                 t.typtype IN ('c', 'p') OR coalesce(e.typtype, '') = 'c', t.typcategory = 'A' \
+                 t.typtype IN ('c', 'p') OR coalesce(e.typtype, '') = 'c', t.typcategory = 'A', \
+                 coalesce(b.typname::text, ''), t.typtypmod, format_type(t.typbasetype, t.typtypmod), \
+                 array(SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.contypid = t.oid ORDER BY k.oid) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+                 LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd' \
                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&name],
@@ -64,21 +68,35 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             .map(|r| {
                 let typname: String = r.get(1);
                 let native: String = r.get(4);
-                let (data_type, notes) = match from_catalog(&typname, r.get(2)) {
-                    Some(t) => (t, vec![]),
-                    // Composite values name their fields' types by per-database ids.
-                    None if r.get::<_, bool>(8) => (
-                        DataType::text(),
-                        vec![format!("{native} is read as its text form")],
-                    ),
-                    None => (
-                        DataType::Native {
-                            name: native.clone(),
-                            array: r.get(9),
-                        },
-                        vec![],
-                    ),
-                };
+                let base: String = r.get(10);
+                // A domain over a portable type is that type to other backends (a PostgreSQL
+                // target keeps the domain: the plan keeps types it recreates).
+                let domain_base = (!base.is_empty())
+                    .then(|| from_catalog(&base, r.get(11)))
+                    .flatten();
+                let checks: Vec<String> = r.get(13);
+                if domain_base.is_some()
+                    && !checks.is_empty()
+                    && !domains.iter().any(|d: &SkippedObject| d.name == native)
+                {
+                    domains.push(domain_checks(&native, &r.get::<_, String>(12), &checks));
+                }
+                let (data_type, notes) =
+                    match domain_base.or_else(|| from_catalog(&typname, r.get(2))) {
+                        Some(t) => (t, vec![]),
+                        // Composite values name their fields' types by per-database ids.
+                        None if r.get::<_, bool>(8) => (
+                            DataType::text(),
+                            vec![format!("{native} is read as its text form")],
+                        ),
+                        None => (
+                            DataType::Native {
+                                name: native.clone(),
+                                array: r.get(9),
+                            },
+                            vec![],
+                        ),
+                    };
                 Column {
                     name: r.get(0),
                     data_type,
@@ -135,7 +153,11 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
         backend: crate::locator::BACKEND,
         filtered_out,
         tables,
-        skipped: skipped(client).await?,
+        skipped: {
+            let mut skipped = skipped(client).await?;
+            skipped.extend(domains);
+            skipped
+        },
         native_types: native_types(client).await?,
     })
 }
@@ -185,6 +207,23 @@ async fn native_types(client: &Client) -> Result<Vec<NativeType>> {
             }
         })
         .collect())
+}
+
+/// A domain's constraints as an object other backends do not get (a PostgreSQL target recreates
+/// the domain, and the plan leaves this out of its list).
+fn domain_checks(name: &str, base_sql: &str, checks: &[String]) -> SkippedObject {
+    SkippedObject {
+        kind: "domain".into(),
+        name: name.into(),
+        reason: format!(
+            "its {} not copied; its columns arrive as {base_sql}",
+            if checks.len() == 1 {
+                format!("constraint {} is", checks[0])
+            } else {
+                format!("constraints {} are", checks.join(", "))
+            }
+        ),
+    }
 }
 
 /// Classifies a default as `pg_get_expr` prints it; sequences are the identity, not a default.

@@ -40,7 +40,16 @@ pub async fn read_table(
                 (quote(&c.name), Type::BYTEA)
             }
             (_, Some(ty)) => (quote(&c.name), ty),
-            (_, None) => (format!("{}::text", quote(&c.name)), Type::TEXT),
+            // An array bound for a JSON column: PostgreSQL renders it (nested for more
+            // dimensions).
+            (DataType::Json, None) if c.native_type.ends_with(']') => {
+                (format!("to_json({})", quote(&c.name)), Type::JSON)
+            }
+            // A domain (or another name for a portable type): read as that type.
+            (t, None) => match crate::type_map::wire_type(t) {
+                Some((cast, ty)) => (format!("{}::{cast}", quote(&c.name)), ty),
+                None => (format!("{}::text", quote(&c.name)), Type::TEXT),
+            },
         };
         exprs.push(expr);
         types.push(ty);

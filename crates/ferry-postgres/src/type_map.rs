@@ -102,6 +102,29 @@ pub fn from_catalog_type(format_type: &str) -> Option<tokio_postgres::types::Typ
     })
 }
 
+/// The cast and wire type that read a column of portable type `t` whatever its declared name
+/// (a domain over it, `citext`): `None` for types read as text.
+pub fn wire_type(t: &DataType) -> Option<(&'static str, tokio_postgres::types::Type)> {
+    use tokio_postgres::types::Type;
+    Some(match t {
+        DataType::Bool => ("boolean", Type::BOOL),
+        DataType::Int16 => ("int2", Type::INT2),
+        DataType::Int32 => ("int4", Type::INT4),
+        DataType::Int64 => ("int8", Type::INT8),
+        DataType::Float32 => ("float4", Type::FLOAT4),
+        DataType::Float64 => ("float8", Type::FLOAT8),
+        DataType::Decimal { .. } => ("numeric", Type::NUMERIC),
+        DataType::Bytes => ("bytea", Type::BYTEA),
+        DataType::Date => ("date", Type::DATE),
+        DataType::Time => ("time", Type::TIME),
+        DataType::Timestamp => ("timestamp", Type::TIMESTAMP),
+        DataType::TimestampTz => ("timestamptz", Type::TIMESTAMPTZ),
+        DataType::Uuid => ("uuid", Type::UUID),
+        DataType::Json => ("json", Type::JSON),
+        DataType::Text { .. } | DataType::Char { .. } | DataType::Native { .. } => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use ferry_core::schema::{Column, DefaultValue, Table};
 use ferry_core::sqltext::ddl as sql;
 
 use crate::open::quote;
-use crate::type_map::native_type;
+use crate::type_map::{native_type, target_note};
 
 pub struct SqliteDialect;
 
@@ -62,6 +62,7 @@ impl Dialect for SqliteDialect {
                 None
             }
         });
+        notes.extend(target_note(&column.data_type));
         ColumnMapping {
             convert_to: Some(column.data_type.clone()),
             native_type: native_type(&column.data_type),

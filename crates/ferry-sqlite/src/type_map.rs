@@ -166,6 +166,17 @@ pub fn profile_exprs(declared: &Declared, c: &str) -> [String; 4] {
             zero(),
             zero(),
         ],
+        // Texts are decimals only as plain literals (ferry's DECIMAL_TEXT columns hold them;
+        // NUMERIC affinity leaves no other numeric text).
+        Declared::Decimal { .. } | Declared::Numeric => [
+            format!(
+                "sum(typeof({c})='text' AND NOT (ltrim({c},'+-') GLOB '[0-9]*' AND NOT ltrim({c},'+-') GLOB '*[^0-9.]*' \
+                 AND NOT ltrim({c},'+-') GLOB '*.*.*' AND length({c}) - length(ltrim({c},'+-')) <= 1))"
+            ),
+            zero(),
+            zero(),
+            zero(),
+        ],
         Declared::Json => [
             format!("sum(typeof({c})='text' AND json_valid({c})=0)"),
             zero(),
@@ -198,14 +209,14 @@ pub fn decide(declared: &Declared, p: &Profile, declared_text: &str) -> (DataTyp
         Declared::Bool if p.bad == 0 && p.blobs == 0 => DataType::Bool,
         Declared::Int if p.only(false, true, false, false) => DataType::Int64,
         Declared::Real if p.only(false, true, true, false) => DataType::Float64,
-        Declared::Decimal { precision, scale } if p.only(false, true, true, false) => {
+        Declared::Decimal { precision, scale } if p.only(true, true, true, false) && p.bad == 0 => {
             DataType::Decimal {
                 precision: Some(*precision),
                 scale: Some(*scale),
             }
         }
         Declared::Numeric if p.only(false, true, false, false) => DataType::Int64,
-        Declared::Numeric if p.only(false, true, true, false) => DataType::Decimal {
+        Declared::Numeric if p.only(true, true, true, false) && p.bad == 0 => DataType::Decimal {
             precision: None,
             scale: None,
         },
@@ -331,13 +342,27 @@ fn describe(p: &Profile) -> String {
     }
 }
 
-/// The SQLite declared type for a portable type (used when the source is another backend).
+/// Decimals of at most this many significant digits survive SQLite's NUMERIC affinity (which
+/// stores them as REAL, or INTEGER when integral) exactly: every such decimal round-trips
+/// through a double (DBL_DIG).
+pub const EXACT_NUMERIC_DIGITS: u32 = 15;
+
+/// The SQLite declared type for a portable type (used when the source is another backend):
+/// the names SQLite applications and ORMs declare themselves, so values take the storage class
+/// the application expects (numbers compare as numbers) and drivers that key on the declared
+/// name (`PARSE_DECLTYPES`) see the usual one. Reading the file back maps each name to the same
+/// portable type.
 pub fn native_type(t: &DataType) -> String {
     match t {
         DataType::Bool => "BOOLEAN".into(),
         DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER".into(),
         DataType::Float32 | DataType::Float64 => "REAL".into(),
-        // As text: a NUMERIC column would turn 1.50 into the float 1.5 and lose digits.
+        DataType::Decimal {
+            precision: Some(p),
+            scale,
+        } if *p <= EXACT_NUMERIC_DIGITS => format!("NUMERIC({p},{})", scale.unwrap_or(0)),
+        // More digits than a REAL keeps (or an unknown number of them): TEXT affinity keeps
+        // every digit, since NUMERIC affinity would round them (see `target_note`).
         DataType::Decimal {
             precision: Some(p),
             scale,
@@ -347,13 +372,36 @@ pub fn native_type(t: &DataType) -> String {
         DataType::Text { max_chars: None } => "TEXT".into(),
         DataType::Char { len } => format!("CHARACTER({len})"),
         DataType::Bytes => "BLOB".into(),
-        DataType::Date => "DATE_TEXT".into(),
-        DataType::Time => "TIME_TEXT".into(),
-        DataType::Timestamp => "DATETIME_TEXT".into(),
-        DataType::TimestampTz => "TIMESTAMPTZ_TEXT".into(),
+        DataType::Date => "DATE".into(),
+        DataType::Time => "TIME".into(),
+        // Instants are written with `+00:00`; reading back, a DATETIME column whose values all
+        // carry an offset is a timestamp with time zone again.
+        DataType::Timestamp | DataType::TimestampTz => "DATETIME".into(),
+        // TEXT affinity: under NUMERIC affinity the document `1.50` would become the REAL 1.5.
         DataType::Uuid => "UUID_TEXT".into(),
         DataType::Json => "JSON_TEXT".into(),
         DataType::Native { .. } => "TEXT".into(),
+    }
+}
+
+/// The step a portable type takes into SQLite's declared type, when it is not exact.
+pub fn target_note(t: &DataType) -> Option<String> {
+    match t {
+        DataType::Decimal {
+            precision: Some(p),
+            scale,
+        } if *p > EXACT_NUMERIC_DIGITS => Some(format!(
+            "numeric({p},{s}) has more digits than SQLite's NUMERIC keeps exactly ({EXACT_NUMERIC_DIGITS}): declared {} (text affinity) so every digit is kept, values stored as text",
+            native_type(t),
+            s = scale.unwrap_or(0)
+        )),
+        DataType::Decimal {
+            precision: None, ..
+        } => Some(format!(
+            "numeric without a precision may hold more digits than SQLite's NUMERIC keeps exactly ({EXACT_NUMERIC_DIGITS}): declared {} (text affinity) so every digit is kept, values stored as text",
+            native_type(t)
+        )),
+        _ => None,
     }
 }
 
@@ -399,6 +447,60 @@ mod tests {
         );
         assert_eq!(classify("TIMESTAMPTZ_TEXT"), Declared::DateTimeTz);
         assert_eq!(classify("JSON_TEXT"), Declared::Json);
+    }
+
+    #[test]
+    fn targets_get_the_usual_names_which_read_back_as_the_same_type() {
+        let d = |p, s| DataType::Decimal {
+            precision: Some(p),
+            scale: Some(s),
+        };
+        let reals = Profile {
+            reals: 2,
+            ints: 1,
+            ..Default::default()
+        };
+        let texts = Profile {
+            texts: 3,
+            ..Default::default()
+        };
+        let ints = Profile {
+            ints: 3,
+            ..Default::default()
+        };
+        for (t, name, stored) in [
+            (d(10, 2), "NUMERIC(10,2)", &reals),
+            (d(15, 0), "NUMERIC(15,0)", &ints),
+            (d(20, 4), "DECIMAL_TEXT(20,4)", &texts),
+            (
+                DataType::Decimal {
+                    precision: None,
+                    scale: None,
+                },
+                "DECIMAL_TEXT",
+                &texts,
+            ),
+            (DataType::Timestamp, "DATETIME", &texts),
+            (DataType::Date, "DATE", &texts),
+            (DataType::Time, "TIME", &texts),
+            (DataType::Bool, "BOOLEAN", &ints),
+            (DataType::Int64, "INTEGER", &ints),
+            (DataType::Json, "JSON_TEXT", &texts),
+        ] {
+            assert_eq!(native_type(&t), name);
+            let (back, notes) = decide(&classify(name), stored, name);
+            assert_eq!(back, t, "{name}");
+            assert!(notes.is_empty(), "{name}: {notes:?}");
+        }
+        assert!(target_note(&d(15, 2)).is_none(), "exact in a REAL");
+        assert!(target_note(&d(16, 2)).is_some());
+        assert!(
+            target_note(&DataType::Decimal {
+                precision: None,
+                scale: None
+            })
+            .is_some()
+        );
     }
 
     #[test]

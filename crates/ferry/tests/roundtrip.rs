@@ -1,5 +1,7 @@
 //! Round-trip property tests of the type mapping through a real PostgreSQL: random values of
-//! every SQLite storage class, copied and read back through verification, must match exactly.
+//! every SQLite storage class, copied and read back through verification, must match exactly;
+//! and copied back into SQLite, every column keeps its declared type and every value its
+//! storage class (`typeof`) and bytes.
 
 mod common;
 
@@ -14,6 +16,8 @@ struct Row {
     blob: Vec<u8>,
     flag: bool,
     at: i64,
+    /// Cents of a `NUMERIC(10,2)` amount (integral amounts are stored as INTEGER by SQLite).
+    cents: i64,
 }
 
 fn rows() -> impl Strategy<Value = Vec<Row>> {
@@ -26,14 +30,16 @@ fn rows() -> impl Strategy<Value = Vec<Row>> {
         proptest::collection::vec(any::<u8>(), 0..64),
         any::<bool>(),
         -30_000_000_000i64..250_000_000_000i64,
+        -9_999_999_999i64..=9_999_999_999i64,
     )
-        .prop_map(|(int, real, text, blob, flag, at)| Row {
+        .prop_map(|(int, real, text, blob, flag, at, cents)| Row {
             int,
             real,
             text,
             blob,
             flag,
             at,
+            cents,
         });
     proptest::collection::vec(row, 1..60)
 }
@@ -48,12 +54,17 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("p.db");
             let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, f BOOLEAN, at DATETIME)").unwrap();
+            conn.execute_batch(TABLE).unwrap();
             for (id, r) in rows.iter().enumerate() {
-                let at = chrono::DateTime::from_timestamp(r.at, 0).unwrap().naive_utc().format("%Y-%m-%d %H:%M:%S").to_string();
+                let at = chrono::DateTime::from_timestamp(r.at, 0).unwrap().naive_utc();
                 conn.execute(
-                    "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    rusqlite::params![id as i64, r.int, r.real, r.text, r.blob, r.flag as i64, at],
+                    "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    rusqlite::params![
+                        id as i64, r.int, r.real, r.text, r.blob, r.flag as i64,
+                        at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        r.cents as f64 / 100.0,
+                        at.format("%Y-%m-%d").to_string()
+                    ],
                 ).unwrap();
             }
             drop(conn);
@@ -72,6 +83,48 @@ proptest! {
                 assert_eq!(row.get::<_, Vec<u8>>(3), r.blob);
                 assert_eq!(row.get::<_, bool>(4), r.flag);
             }
+
+            // And back into SQLite: the declared types and storage classes the source had.
+            let back = dir.path().join("back.db");
+            let report = ferry::copy(&db.locator(), &sqlite(&back), &options(dir.path()), &context(false)).await.unwrap();
+            assert_eq!(report.exit_code(), 0, "{}", report.render());
+            assert!(report.lossy.is_empty(), "{:?}", report.lossy);
+            assert_eq!(declared_types(&back), declared_types(&path));
+            assert_eq!(classes_and_values(&back), classes_and_values(&path));
         });
     }
+}
+
+const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, f BOOLEAN, \
+    at DATETIME, amount NUMERIC(10,2), day DATE)";
+
+fn declared_types(path: &std::path::Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, type FROM pragma_table_info('t')")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every value as `typeof:quote`, row by row.
+fn classes_and_values(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let cols: Vec<String> = declared_types(path).into_iter().map(|(n, _)| n).collect();
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| format!("typeof({c}) || ':' || quote({c})"))
+        .collect();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM t ORDER BY id",
+            exprs.join(" || ' ' || ")
+        ))
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
