@@ -209,6 +209,10 @@ impl Plan {
 /// Builds the plan for copying `schema` into a target speaking `dialect`.
 pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     let mut warnings = Vec::new();
+    // Deterministic translations (renames, scoped index names, foreign key actions) and
+    // objects left out: announced in every report and refused by `--strict`.
+    let mut translations = Vec::new();
+    let mut left_out: Vec<SkippedObject> = Vec::new();
     let capabilities = dialect.capabilities();
     let max = capabilities.max_identifier_bytes;
     let fold = capabilities.folds_case;
@@ -225,7 +229,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     all_names.extend(crate::preflight::scoped_index_names(
         schema,
         dialect,
-        &mut warnings,
+        &mut translations,
     ));
     let fitted = names::fit_all(&all_names, max, fold);
     for (old, new) in all_names.iter().zip(&fitted) {
@@ -233,7 +237,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             continue;
         }
         // Say why: a short name is renamed only because it collides with another.
-        warnings.push(if old.len() > max {
+        translations.push(if old.len() > max {
             format!(
                 "name '{old}' is {} bytes, longer than the target allows ({max} bytes), and becomes '{new}'",
                 old.len()
@@ -297,7 +301,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         for col in &copied {
             let target_name = rename(&col.name);
             if target_name != col.name {
-                warnings.push(format!(
+                translations.push(format!(
                     "column '{}.{}' is longer than the target allows and becomes '{target_name}'",
                     table.name, col.name
                 ));
@@ -351,12 +355,14 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             .enumerate()
             .filter_map(|(ii, idx): (usize, &Index)| {
                 if !idx.portable && !same_backend {
-                    warnings.push(format!(
-                        "index '{}' on '{}' uses expressions or a WHERE clause: not recreated on {}",
-                        idx.name,
-                        table.name,
-                        dialect.backend()
-                    ));
+                    left_out.push(SkippedObject {
+                        kind: "index".into(),
+                        name: format!("{} on {}", idx.name, table.name),
+                        reason: format!(
+                            "uses expressions or a WHERE clause: not recreated on {}",
+                            dialect.backend()
+                        ),
+                    });
                     return None;
                 }
                 Some(IndexPlan {
@@ -372,12 +378,11 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         let mut foreign_keys = Vec::new();
         for fk in &table.foreign_keys {
             let Some(parent) = schema.table(&fk.ref_table) else {
-                warnings.push(format!(
-                    "foreign key {}({}) references '{}', which is not copied: left out",
-                    table.name,
-                    fk.columns.join(", "),
-                    fk.ref_table
-                ));
+                left_out.push(SkippedObject {
+                    kind: "foreign key".into(),
+                    name: format!("{}({})", table.name, fk.columns.join(", ")),
+                    reason: format!("references '{}', which is not copied", fk.ref_table),
+                });
                 continue;
             };
             if fk.ref_table != table.name {
@@ -402,7 +407,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     table,
                     &fk.columns,
                     dialect,
-                    &mut warnings,
+                    &mut translations,
                 ),
                 on_update: crate::preflight::fk_action(
                     fk.on_update.as_ref(),
@@ -410,7 +415,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     table,
                     &fk.columns,
                     dialect,
-                    &mut warnings,
+                    &mut translations,
                 ),
             });
         }
@@ -463,6 +468,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             .iter()
             .filter(|s| !(same_backend && schema.native_types.iter().any(|n| n.name == s.name)))
             .cloned()
+            .chain(left_out)
             .collect(),
         native_types: if same_backend {
             schema.native_types.clone()
@@ -470,7 +476,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             Vec::new()
         },
         warnings,
-        translations: Vec::new(),
+        translations,
         ddl: Ddl::default(),
         capabilities,
     };

@@ -25,11 +25,11 @@ use crate::value::Batch;
 /// names to their table: Sakila has three `idx_fk_address_id`), every index carrying that
 /// name becomes `<table>_<index>`, fitted to the identifier limit with a short hash when cut.
 /// Names that collide with nothing are kept, so a copy between two databases of one backend
-/// keeps its names. Each rename is named in `warnings`.
+/// keeps its names. Each rename is named in `translations`.
 pub fn scoped_index_names(
     schema: &Schema,
     dialect: &dyn Dialect,
-    warnings: &mut Vec<String>,
+    translations: &mut Vec<String>,
 ) -> Vec<String> {
     let fold = dialect.capabilities().folds_case;
     let key = |s: &str| {
@@ -60,7 +60,7 @@ pub fn scoped_index_names(
                 &format!("{}_{}", table.name, index.name),
                 dialect.capabilities().max_identifier_bytes,
             );
-            warnings.push(format!(
+            translations.push(format!(
                 "index '{}' on '{}' is renamed '{scoped}': {} has one namespace for all index and table names, and the source uses '{}' more than once",
                 index.name,
                 table.name,
@@ -75,14 +75,14 @@ pub fn scoped_index_names(
 
 /// A foreign key action the target cannot express, replaced by the nearest one it can:
 /// `SET NULL` on a `NOT NULL` column becomes `NO ACTION` for MySQL/MariaDB, which refuses the
-/// definition (error 1825); PostgreSQL and SQLite accept it and keep it. Named in `warnings`.
+/// definition (error 1825); PostgreSQL and SQLite accept it and keep it. Named in `translations`.
 pub fn fk_action(
     action: Option<&String>,
     what: &str,
     table: &Table,
     columns: &[String],
     dialect: &dyn Dialect,
-    warnings: &mut Vec<String>,
+    translations: &mut Vec<String>,
 ) -> Option<String> {
     let action = action?;
     let not_null: Vec<&str> = columns
@@ -94,7 +94,7 @@ pub fn fk_action(
         && action.eq_ignore_ascii_case("SET NULL")
         && !not_null.is_empty()
     {
-        warnings.push(format!(
+        translations.push(format!(
             "foreign key {}({}): ON {what} SET NULL on NOT NULL column {}, which {} refuses: created as ON {what} NO ACTION",
             table.name,
             columns.join(", "),

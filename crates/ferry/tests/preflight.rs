@@ -145,11 +145,11 @@ async fn mysql_index_names_are_scoped_to_their_table_in_postgres_and_sqlite() {
     for name in &renamed {
         assert!(
             report
-                .warnings
+                .translations
                 .iter()
                 .any(|w| w.contains(&format!("renamed '{name}'"))),
             "{name} named: {:?}",
-            report.warnings
+            report.translations
         );
     }
     let indexes: Vec<String> = pg
@@ -168,9 +168,9 @@ async fn mysql_index_names_are_scoped_to_their_table_in_postgres_and_sqlite() {
         assert!(indexes.iter().any(|i| i == name), "{name}: {indexes:?}");
     }
     assert!(
-        !report.warnings.iter().any(|w| w.contains("longer than")),
+        !report.translations.iter().any(|w| w.contains("longer than")),
         "no name here is too long: {:?}",
-        report.warnings
+        report.translations
     );
 
     let out = dir.path().join("sakila.db");
@@ -284,13 +284,13 @@ async fn set_null_on_a_not_null_column_becomes_no_action_in_mysql() {
     assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
     assert!(
         report
-            .warnings
+            .translations
             .iter()
             .any(|w| w.contains("books(author_id)")
                 && w.contains("ON DELETE SET NULL")
                 && w.contains("NO ACTION")),
         "{:?}",
-        report.warnings
+        report.translations
     );
     let mut conn = my.conn().await;
     let rules: Vec<(String, String)> = conn
