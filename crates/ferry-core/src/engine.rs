@@ -184,6 +184,7 @@ pub async fn copy(
         .cloned()
         .collect();
     report.not_copied = plan.skipped.clone();
+    report.recreated = plan.objects.iter().map(|o| o.label()).collect();
     report.warnings = plan.warnings.clone();
     report.lossy = plan.lossy_steps();
     for t in &plan.tables {
@@ -444,6 +445,10 @@ async fn run_plan(
         (
             "Moving identity counters past the copied rows",
             &plan.ddl.sequences,
+        ),
+        (
+            "Recreating views, triggers and other objects",
+            &plan.ddl.objects,
         ),
         ("Analyzing", &plan.ddl.analyze),
     ] {

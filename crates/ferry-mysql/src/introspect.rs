@@ -83,6 +83,7 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
         tables,
         skipped,
         native_types: Vec::new(),
+        objects: Vec::new(),
     })
 }
 

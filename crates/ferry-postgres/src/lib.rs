@@ -5,6 +5,7 @@ pub mod connect;
 mod copy_binary;
 mod dialect;
 mod introspect;
+mod objects;
 mod pgpass;
 mod read;
 mod type_map;

@@ -3,6 +3,7 @@
 
 mod dialect;
 mod introspect;
+mod objects;
 mod open;
 mod read;
 mod snapshot;
