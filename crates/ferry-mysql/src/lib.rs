@@ -4,6 +4,7 @@
 pub mod connect;
 mod dialect;
 mod introspect;
+mod objects;
 mod read;
 mod snapshot;
 mod type_map;

@@ -169,7 +169,7 @@ pub async fn discover(
                 &label,
                 None,
                 ObjectPhase::BeforeTables,
-                vec![format!("SET check_function_bodies = off;\n{def}")],
+                vec![format!("SET check_function_bodies = off; {def}")],
                 drop,
             ));
         }

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use ferry::Status;
+use mysql_async::prelude::Queryable;
 
 /// A notes application's SQLite file, as an ORM and a hand-written migration leave it: an
 /// `updated_at` trigger, a view, full-text search over its own text and over the posts table
@@ -440,4 +441,78 @@ async fn postgres_objects_are_named_not_copied_into_sqlite() {
             "{expected} in {not_copied:?}"
         );
     }
+}
+
+/// A shop's MySQL schema: a view over a view, a BEFORE INSERT trigger as Laravel-era apps
+/// write them, and a view reading a table the second copy leaves out.
+const MYSQL_APP: &str = "
+CREATE TABLE products (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(32) NOT NULL,
+  price DECIMAL(10,2) NOT NULL, slug VARCHAR(64) NULL, deleted_at TIMESTAMP NULL) ENGINE=InnoDB;
+CREATE TABLE audit_log (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, msg TEXT) ENGINE=InnoDB;
+INSERT INTO products (sku, price, slug) VALUES ('A-1', 9.99, 'a-1'), ('B-2', 120.00, 'b-2');
+CREATE VIEW live_products AS SELECT id, sku, price FROM products WHERE deleted_at IS NULL;
+CREATE VIEW premium_products AS SELECT sku FROM live_products WHERE price > 100;
+CREATE VIEW audit_tail AS SELECT msg FROM audit_log;
+CREATE TRIGGER products_slug BEFORE INSERT ON products FOR EACH ROW
+  BEGIN IF NEW.slug IS NULL THEN SET NEW.slug = LOWER(NEW.sku); END IF; END;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = MyDb::new().await;
+    {
+        let mut conn = src.conn().await;
+        conn.query_drop(MYSQL_APP).await.expect("fixture loads");
+        conn.disconnect().await.unwrap();
+    }
+    let dst = MyDb::new().await;
+    let report = ferry::copy(
+        &src.locator(),
+        &dst.locator(),
+        &with_tables(options(dir.path()), &[], &["audit_log"]),
+        &context(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    for object in [
+        "view live_products",
+        "view premium_products",
+        "trigger products_slug",
+    ] {
+        assert!(
+            report.recreated.iter().any(|r| r == object),
+            "{object} recreated: {:?}",
+            report.recreated
+        );
+    }
+    assert!(
+        report
+            .not_copied
+            .iter()
+            .any(|s| s.kind == "view" && s.name == "audit_tail" && s.reason.contains("audit_log")),
+        "{:?}",
+        report.not_copied
+    );
+    let mut conn = dst.conn().await;
+    let premium: Vec<String> = conn
+        .query("SELECT sku FROM premium_products")
+        .await
+        .unwrap();
+    assert_eq!(premium, ["B-2"]);
+    conn.query_drop("INSERT INTO products (sku, price) VALUES ('C-3', 1.00)")
+        .await
+        .unwrap();
+    let slug: Option<String> = conn
+        .query_first("SELECT slug FROM products WHERE sku = 'C-3'")
+        .await
+        .unwrap();
+    assert_eq!(slug.as_deref(), Some("c-3"), "the trigger fires on the target");
+    let definer: Vec<String> = conn
+        .query("SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()")
+        .await
+        .unwrap();
+    assert_eq!(definer.len(), 2);
+    conn.disconnect().await.unwrap();
 }
