@@ -295,7 +295,7 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
         "sequence invoice_numbers",
         "function touch_updated_at()",
         "function invoice_label(i invoices)",
-        "procedure deactivate(customer bigint)",
+        "procedure deactivate(IN customer bigint)",
         "view active_customers",
         "view active_customer_names",
         "materialized view revenue",
@@ -446,9 +446,9 @@ async fn postgres_objects_are_named_not_copied_into_sqlite() {
 /// A shop's MySQL schema: a view over a view, a BEFORE INSERT trigger as Laravel-era apps
 /// write them, and a view reading a table the second copy leaves out.
 const MYSQL_APP: &str = "
-CREATE TABLE products (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(32) NOT NULL,
+CREATE TABLE products (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(32) NOT NULL,
   price DECIMAL(10,2) NOT NULL, slug VARCHAR(64) NULL, deleted_at TIMESTAMP NULL) ENGINE=InnoDB;
-CREATE TABLE audit_log (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, msg TEXT) ENGINE=InnoDB;
+CREATE TABLE audit_log (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, msg TEXT) ENGINE=InnoDB;
 INSERT INTO products (sku, price, slug) VALUES ('A-1', 9.99, 'a-1'), ('B-2', 120.00, 'b-2');
 CREATE VIEW live_products AS SELECT id, sku, price FROM products WHERE deleted_at IS NULL;
 CREATE VIEW premium_products AS SELECT sku FROM live_products WHERE price > 100;
