@@ -964,7 +964,10 @@ fn demo_creates_a_source_and_an_identical_copy() {
         run.show()
     );
     let views = sqlite_rows(&dst, "SELECT count(*) FROM popular_posts");
-    assert_eq!(views, sqlite_rows(&src, "SELECT count(*) FROM popular_posts"));
+    assert_eq!(
+        views,
+        sqlite_rows(&src, "SELECT count(*) FROM popular_posts")
+    );
     assert!(!dir.path().join("ferry-rejects").exists());
 }
 

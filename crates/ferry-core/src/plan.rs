@@ -627,11 +627,12 @@ pub fn adopt(
 /// Orders tables parents-first (Kahn's algorithm, ties by name for a stable plan). Tables left
 /// in cycles are appended in name order and returned as cycles for the report.
 pub fn fk_order(tables: &[TablePlan]) -> (Vec<String>, Vec<Vec<String>>) {
-    dependency_order(
-        tables
-            .iter()
-            .map(|t| (t.source_name.as_str(), t.depends_on.iter().map(String::as_str))),
-    )
+    dependency_order(tables.iter().map(|t| {
+        (
+            t.source_name.as_str(),
+            t.depends_on.iter().map(String::as_str),
+        )
+    }))
 }
 
 /// Orders named items so that each comes after the items it depends on (Kahn's algorithm,

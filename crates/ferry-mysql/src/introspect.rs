@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
 use ferry_core::locator::Backend;
-use ferry_core::schema::{
-    Column, DefaultValue, ForeignKey, Index, Paging, Schema, Table,
-};
+use ferry_core::schema::{Column, DefaultValue, ForeignKey, Index, Paging, Schema, Table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 

@@ -14,7 +14,13 @@ use mysql_async::prelude::Queryable;
 
 use crate::connect::{error, quote};
 
-fn object(kind: &str, name: &str, table: Option<String>, create: String, drop: Vec<String>) -> NativeObject {
+fn object(
+    kind: &str,
+    name: &str,
+    table: Option<String>,
+    create: String,
+    drop: Vec<String>,
+) -> NativeObject {
     NativeObject {
         kind: kind.into(),
         name: name.into(),
@@ -56,10 +62,7 @@ pub async fn discover(
         .map(|(n, def, check, security)| (n, (def.replace(&prefix, ""), check, security)))
         .collect();
     let reads = |def: &str, names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
-        names
-            .filter(|n| def.contains(&quote(n)))
-            .cloned()
-            .collect()
+        names.filter(|n| def.contains(&quote(n))).cloned().collect()
     };
     let (order, _) = ferry_core::plan::dependency_order(views.iter().map(|(n, (def, _, _))| {
         let deps: Vec<&str> = views

@@ -96,7 +96,8 @@ impl Dialect for PostgresDialect {
         let mut ddl = Ddl::default();
         ddl.create
             .extend(plan.native_types.iter().map(|t| t.sql.clone()));
-        ddl.create.extend(plan.object_sql(ObjectPhase::BeforeTables));
+        ddl.create
+            .extend(plan.object_sql(ObjectPhase::BeforeTables));
         ddl.objects = plan.object_sql(ObjectPhase::AfterData);
         ddl.drop = plan.object_drops();
         for t in &plan.tables {

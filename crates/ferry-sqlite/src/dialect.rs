@@ -70,7 +70,8 @@ impl Dialect for SqliteDialect {
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
         let same = plan.source == Backend::Sqlite;
-        ddl.create.extend(plan.object_sql(ObjectPhase::BeforeTables));
+        ddl.create
+            .extend(plan.object_sql(ObjectPhase::BeforeTables));
         for t in plan.tables.iter().filter(|t| !t.existing) {
             let native = t.source.native_sql.as_ref().filter(|_| same);
             match native {

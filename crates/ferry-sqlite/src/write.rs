@@ -80,8 +80,8 @@ impl SqliteWriter {
             marks.join(", ")
         );
         // Full-text rowids are what applications join on: between two SQLite files they stay.
-        let sql_with_rowid = crate::objects::keeps_rowid(table.source.native_sql.as_deref())
-            .then(|| {
+        let sql_with_rowid =
+            crate::objects::keeps_rowid(table.source.native_sql.as_deref()).then(|| {
                 format!(
                     "INSERT INTO {} (rowid, {}) VALUES (?{}, {})",
                     quote(&table.target_name),

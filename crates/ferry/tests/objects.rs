@@ -346,7 +346,9 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
     pg.batch_execute("REFRESH MATERIALIZED VIEW CONCURRENTLY revenue")
         .await
         .unwrap();
-    let names: i64 = one("SELECT count(*) FROM active_customer_names").await.get(0);
+    let names: i64 = one("SELECT count(*) FROM active_customer_names")
+        .await
+        .get(0);
     assert_eq!(names, 1);
     // The free sequence continues where the source's was.
     let next: i32 = one("SELECT nextval('invoice_numbers')::int").await.get(0);
@@ -508,7 +510,11 @@ async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
         .query_first("SELECT slug FROM products WHERE sku = 'C-3'")
         .await
         .unwrap();
-    assert_eq!(slug.as_deref(), Some("c-3"), "the trigger fires on the target");
+    assert_eq!(
+        slug.as_deref(),
+        Some("c-3"),
+        "the trigger fires on the target"
+    );
     let definer: Vec<String> = conn
         .query("SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()")
         .await
