@@ -250,5 +250,11 @@ fn render_plan(plan: &ferry_core::plan::Plan) -> String {
     for l in lossy {
         let _ = writeln!(out, "  {l}");
     }
+    if !plan.objects.is_empty() {
+        let _ = writeln!(out, "\nRecreated on the target: {}", plan.objects.len());
+        for o in &plan.objects {
+            let _ = writeln!(out, "  {}", o.label());
+        }
+    }
     out
 }

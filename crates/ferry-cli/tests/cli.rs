@@ -955,6 +955,19 @@ fn demo_creates_a_source_and_an_identical_copy() {
     }
     assert!(total >= 2000, "about 2000 rows expected, got {total}");
     assert!(run.stderr.contains("verify:"), "{}", run.show());
+    // Between two SQLite files the demo's view and trigger are recreated, not skipped.
+    assert!(
+        run.stderr.contains("recreated: view popular_posts")
+            && run.stderr.contains("recreated: trigger posts_touch")
+            && !run.stderr.contains("not copied"),
+        "{}",
+        run.show()
+    );
+    let views = sqlite_rows(&dst, "SELECT count(*) FROM popular_posts");
+    assert_eq!(
+        views,
+        sqlite_rows(&src, "SELECT count(*) FROM popular_posts")
+    );
     assert!(!dir.path().join("ferry-rejects").exists());
 }
 

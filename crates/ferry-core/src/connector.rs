@@ -149,6 +149,10 @@ pub struct Ddl {
     pub foreign_keys: Vec<String>,
     /// Identity and sequence counters moved past the copied maximum.
     pub sequences: Vec<String>,
+    /// Last, before ANALYZE: the views, triggers, materialized views (created, then refreshed),
+    /// full-text indexes over external content (rebuilt) and comments a target of the same
+    /// backend recreates (`Plan::objects`), so that triggers do not fire during the copy.
+    pub objects: Vec<String>,
     pub analyze: Vec<String>,
     /// To erase tables with `--force`, children first.
     pub drop: Vec<String>,

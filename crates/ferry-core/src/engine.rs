@@ -186,6 +186,7 @@ pub async fn copy(
         .cloned()
         .collect();
     report.not_copied = plan.skipped.clone();
+    report.recreated = plan.objects.iter().map(|o| o.label()).collect();
     report.warnings = plan.warnings.clone();
     report.lossy = plan.lossy_steps();
     report.translations = plan.translations.clone();
@@ -476,6 +477,10 @@ async fn run_plan(
         (
             "Moving identity counters past the copied rows",
             &plan.ddl.sequences,
+        ),
+        (
+            "Recreating views, triggers and other objects",
+            &plan.ddl.objects,
         ),
         ("Analyzing", &plan.ddl.analyze),
     ] {

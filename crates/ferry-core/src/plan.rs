@@ -11,7 +11,9 @@ use crate::capabilities::Capabilities;
 use crate::connector::{Ddl, Dialect};
 use crate::locator::Backend;
 use crate::names;
-use crate::schema::{DataType, Index, Schema, SkippedObject, Table};
+use crate::schema::{
+    DataType, Index, NativeObject, ObjectPhase, ObjectRows, Schema, SkippedObject, Table,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnPlan {
@@ -108,6 +110,8 @@ pub struct Plan {
     pub skipped: Vec<SkippedObject>,
     /// The source's user-defined types, created first by a target of the same backend.
     pub native_types: Vec<crate::schema::NativeType>,
+    /// Views, triggers, functions... a target of the same backend recreates (in order).
+    pub objects: Vec<NativeObject>,
     /// Renames, dropped defaults, broken cycles, foreign keys to tables left out.
     pub warnings: Vec<String>,
     /// Each deterministic translation applied to what the source declares (a name, a key, an
@@ -174,6 +178,25 @@ impl Plan {
         self.tables.iter().find(|t| t.source_name == source_name)
     }
 
+    /// The statements of the recreated objects that run in `phase`, in order.
+    pub fn object_sql(&self, phase: ObjectPhase) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.phase == phase)
+            .flat_map(|o| o.create.iter().cloned())
+            .collect()
+    }
+
+    /// Statements erasing the recreated objects under `--force`, dependents first, to run
+    /// before the tables are dropped.
+    pub fn object_drops(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .rev()
+            .flat_map(|o| o.drop.iter().cloned())
+            .collect()
+    }
+
     /// Every lossy step, as `table.column: note` lines.
     pub fn lossy_steps(&self) -> Vec<String> {
         self.tables
@@ -217,6 +240,22 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     let max = capabilities.max_identifier_bytes;
     let fold = capabilities.folds_case;
     let same_backend = schema.backend == dialect.backend();
+    let (objects, skipped, dropped) = split_objects(schema, dialect.backend(), &mut translations);
+    let kept;
+    let schema = if dropped.is_empty() {
+        schema
+    } else {
+        kept = Schema {
+            tables: schema
+                .tables
+                .iter()
+                .filter(|t| !dropped.contains(&t.name))
+                .cloned()
+                .collect(),
+            ..schema.clone()
+        };
+        &kept
+    };
 
     // Tables and indexes share one namespace in PostgreSQL, so fit them together.
     let mut all_names: Vec<String> = schema.tables.iter().map(|t| t.name.clone()).collect();
@@ -463,13 +502,12 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
         target: dialect.backend(),
         tables,
         // A domain's constraints are skipped only where the domain is not recreated.
-        skipped: schema
-            .skipped
-            .iter()
+        skipped: skipped
+            .into_iter()
             .filter(|s| !(same_backend && schema.native_types.iter().any(|n| n.name == s.name)))
-            .cloned()
             .chain(left_out)
             .collect(),
+        objects,
         native_types: if same_backend {
             schema.native_types.clone()
         } else {
@@ -482,6 +520,56 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
     };
     plan.ddl = dialect.ddl(&plan);
     plan
+}
+
+/// Which objects a target of `target` recreates (all of them on the source's own backend, but
+/// those of tables left out), which are named as not copied, and which tables are left out
+/// with their object (a virtual table whose rows only its own backend can hold). A full-text
+/// table holding its own text goes to another backend as a plain table, named as a translation.
+fn split_objects(
+    schema: &Schema,
+    target: Backend,
+    translations: &mut Vec<String>,
+) -> (Vec<NativeObject>, Vec<SkippedObject>, BTreeSet<String>) {
+    let same_backend = schema.backend == target;
+    let mut objects = Vec::new();
+    let mut skipped = schema.skipped.clone();
+    let mut dropped = BTreeSet::new();
+    for o in &schema.objects {
+        let table_out = o
+            .table
+            .as_ref()
+            .filter(|t| schema.table(t).is_none())
+            .cloned();
+        if same_backend && table_out.is_none() {
+            objects.push(o.clone());
+            continue;
+        }
+        if o.rows == ObjectRows::Everywhere && table_out.is_none() {
+            translations.push(format!(
+                "{} '{}' is copied as a plain table of its columns (its text exists nowhere else); the {} full-text index itself is not recreated on {target}",
+                o.kind, o.name, schema.backend
+            ));
+            continue;
+        }
+        if o.rows != ObjectRows::None {
+            dropped.insert(o.name.clone());
+        }
+        let reason = match table_out {
+            Some(t) if t == o.name => "left out by the table filter".to_string(),
+            Some(t) => format!("its table \"{t}\" is not copied"),
+            None => format!(
+                "recreated only between two {} databases; recreate it on the target",
+                schema.backend
+            ),
+        };
+        skipped.push(SkippedObject {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            reason,
+        });
+    }
+    (objects, skipped, dropped)
 }
 
 /// A native column whose values are not written in the backend's own form (another target, or
@@ -648,6 +736,17 @@ pub fn adopt(
             ));
         }
     }
+    // The application that created the target's tables owns its views, triggers and
+    // functions: they may exist already, and ferry does not create them a second time.
+    if plan.tables.iter().any(|t| t.existing) {
+        for o in plan.objects.drain(..) {
+            plan.skipped.push(SkippedObject {
+                kind: o.kind,
+                name: o.name,
+                reason: "the target's tables already exist (created by the application, which owns its views, triggers and functions): not recreated".into(),
+            });
+        }
+    }
     plan.ddl = dialect.ddl(plan);
     Ok(notes)
 }
@@ -655,14 +754,28 @@ pub fn adopt(
 /// Orders tables parents-first (Kahn's algorithm, ties by name for a stable plan). Tables left
 /// in cycles are appended in name order and returned as cycles for the report.
 pub fn fk_order(tables: &[TablePlan]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = tables
-        .iter()
-        .map(|t| {
-            (
-                t.source_name.as_str(),
-                t.depends_on.iter().map(String::as_str).collect(),
-            )
-        })
+    dependency_order(tables.iter().map(|t| {
+        (
+            t.source_name.as_str(),
+            t.depends_on.iter().map(String::as_str),
+        )
+    }))
+}
+
+/// Orders named items so that each comes after the items it depends on (Kahn's algorithm,
+/// ties by name); dependencies on names not in the list are ignored. Items left in cycles are
+/// appended in name order and returned as cycles.
+pub fn dependency_order<'a, D: IntoIterator<Item = &'a str>>(
+    items: impl IntoIterator<Item = (&'a str, D)>,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let items: Vec<(&str, Vec<&str>)> = items
+        .into_iter()
+        .map(|(n, d)| (n, d.into_iter().filter(|&d| d != n).collect()))
+        .collect();
+    let known: BTreeSet<&str> = items.iter().map(|(n, _)| *n).collect();
+    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = items
+        .into_iter()
+        .map(|(n, d)| (n, d.into_iter().filter(|d| known.contains(d)).collect()))
         .collect();
     let mut order = Vec::new();
     loop {

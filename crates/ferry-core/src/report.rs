@@ -109,6 +109,8 @@ pub struct Report {
     pub verify: BTreeMap<String, VerifyTable>,
     /// What was not copied (views, triggers, virtual tables) and why.
     pub not_copied: Vec<crate::schema::SkippedObject>,
+    /// Views, triggers, functions and the like a same-backend copy recreates (`view name`).
+    pub recreated: Vec<String>,
     pub warnings: Vec<String>,
     /// Every lossy type step, `table.column: what`.
     pub lossy: Vec<String>,
@@ -135,6 +137,7 @@ impl Report {
             stats: BTreeMap::new(),
             verify: BTreeMap::new(),
             not_copied: Vec::new(),
+            recreated: Vec::new(),
             warnings: Vec::new(),
             lossy: Vec::new(),
             translations: Vec::new(),
@@ -254,6 +257,11 @@ impl Report {
         }
         if let Some(how) = &self.source_snapshot {
             let _ = writeln!(out, "source read: {how}");
+        }
+        if !self.dry_run {
+            for r in &self.recreated {
+                let _ = writeln!(out, "recreated: {r}");
+            }
         }
         // Every run says what it changed, not only dry runs: a type that differs from the
         // declared one, lost precision or an object left behind is never silent.

@@ -219,6 +219,9 @@ pub struct Schema {
     /// User-defined types the tables use (enums, domains), as the source's own DDL: a target of
     /// the same backend creates them before the tables.
     pub native_types: Vec<NativeType>,
+    /// Views, triggers, functions, sequences, comments and virtual tables: recreated by a
+    /// target of the same backend, named as not copied by any other.
+    pub objects: Vec<NativeObject>,
 }
 
 /// A user-defined type and the statement that creates it.
@@ -226,6 +229,60 @@ pub struct Schema {
 pub struct NativeType {
     pub name: String,
     pub sql: String,
+}
+
+/// When an object's statements run on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectPhase {
+    /// Before the tables (after the native types): what column defaults may call, such as
+    /// PostgreSQL functions and free sequences.
+    BeforeTables,
+    /// After the data, keys, indexes and identity counters: views read loaded tables, triggers
+    /// must not fire during the copy, materialized views are refreshed over the copied rows.
+    AfterData,
+}
+
+/// Whether the rows of a virtual table travel, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectRows {
+    /// No rows of its own (a view, a trigger; full-text over external content: rebuilt).
+    None,
+    /// Its rows are the table of the same name in `Schema::tables`, copied only into the
+    /// same backend (an R-tree): elsewhere neither it nor its rows are copied.
+    SameBackend,
+    /// Its rows are the table of the same name in `Schema::tables`, copied everywhere: into
+    /// another backend as a plain table (full-text holding its own text, which exists nowhere
+    /// else).
+    Everywhere,
+}
+
+/// Something other than a table that a target of the same backend recreates from the source's
+/// own statements.
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeObject {
+    /// `view`, `materialized view`, `trigger`, `function`, `procedure`, `sequence`,
+    /// `comments`, `virtual table`.
+    pub kind: String,
+    pub name: String,
+    /// The table it belongs to (a trigger's, comments'), when the table filter decides.
+    pub table: Option<String>,
+    pub phase: ObjectPhase,
+    /// The statements that create it, in order (a materialized view's REFRESH, a full-text
+    /// index's rebuild included). Empty for a virtual table whose rows are a copied table:
+    /// the table's own statement creates it.
+    pub create: Vec<String>,
+    /// Statements erasing it under `--force` before the tables are dropped.
+    pub drop: Vec<String>,
+    pub rows: ObjectRows,
+}
+
+impl NativeObject {
+    /// `view popular_posts`, for reports.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
 }
 
 impl Schema {

@@ -7,7 +7,7 @@ use ferry_core::Capabilities;
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
-use ferry_core::schema::{Column, DataType, DefaultValue, Table};
+use ferry_core::schema::{Column, DataType, DefaultValue, ObjectPhase, Table};
 use ferry_core::sqltext::ddl as sql;
 
 use crate::connect::quote;
@@ -181,6 +181,8 @@ impl Dialect for MysqlDialect {
             }
             ddl.analyze.push(format!("ANALYZE TABLE {table}"));
         }
+        ddl.objects = plan.object_sql(ObjectPhase::AfterData);
+        ddl.drop = plan.object_drops();
         if !plan.tables.is_empty() {
             ddl.drop.push("SET foreign_key_checks = 0".into());
         }

@@ -1,14 +1,12 @@
 //! MySQL/MariaDB discovery from `information_schema`: tables of the connection's database with
-//! exact row counts, columns, defaults, keys, indexes and foreign keys; views and triggers
-//! listed as not copied.
+//! exact row counts, columns, defaults, keys, indexes and foreign keys; views and triggers as
+//! objects another MySQL/MariaDB database recreates (`objects.rs`).
 
 use std::collections::BTreeMap;
 
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
-use ferry_core::schema::{
-    Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
-};
+use ferry_core::schema::{Column, DefaultValue, ForeignKey, Index, Paging, Schema, Table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
@@ -44,29 +42,6 @@ pub async fn tables_with_counts(conn: &mut Conn) -> Result<Vec<(String, u64)>> {
 }
 
 pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
-    let mut skipped = Vec::new();
-    let views: Vec<String> = conn
-        .query("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1")
-        .await
-        .map_err(|e| error(&e))?;
-    for v in views {
-        skipped.push(SkippedObject {
-            kind: "view".into(),
-            name: v,
-            reason: "views are not copied; recreate it on the target".into(),
-        });
-    }
-    let triggers: Vec<(String, String)> = conn
-        .query("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1")
-        .await
-        .map_err(|e| error(&e))?;
-    for (t, on) in triggers {
-        skipped.push(SkippedObject {
-            kind: "trigger".into(),
-            name: t,
-            reason: format!("trigger on \"{on}\" is not copied; recreate it on the target"),
-        });
-    }
     let mut tables = Vec::new();
     let mut filtered_out = Vec::new();
     for (name, row_count) in tables_with_counts(conn).await? {
@@ -76,12 +51,16 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
             filtered_out.push(name);
         }
     }
+    let copied: Vec<String> = tables.iter().map(|t: &Table| t.name.clone()).collect();
+    let all: Vec<String> = copied.iter().chain(&filtered_out).cloned().collect();
+    let (objects, skipped) = crate::objects::discover(conn, &copied, &all).await?;
     Ok(Schema {
         backend: crate::locator::BACKEND,
         filtered_out,
         tables,
         skipped,
         native_types: Vec::new(),
+        objects,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod connect;
 mod dialect;
 mod introspect;
 pub mod locator;
+mod objects;
 mod read;
 mod snapshot;
 mod type_map;

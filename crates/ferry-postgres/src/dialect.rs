@@ -7,7 +7,7 @@ use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::convert::convert;
 use ferry_core::locator::Backend;
 use ferry_core::plan::{ForeignKeyPlan, Plan};
-use ferry_core::schema::{Column, DataType, DefaultValue, Table};
+use ferry_core::schema::{Column, DataType, DefaultValue, ObjectPhase, Table};
 use ferry_core::sqltext::ddl as sql;
 use ferry_core::value::Value;
 
@@ -102,6 +102,10 @@ impl Dialect for PostgresDialect {
         let mut ddl = Ddl::default();
         ddl.create
             .extend(plan.native_types.iter().map(|t| t.sql.clone()));
+        ddl.create
+            .extend(plan.object_sql(ObjectPhase::BeforeTables));
+        ddl.objects = plan.object_sql(ObjectPhase::AfterData);
+        ddl.drop = plan.object_drops();
         for t in &plan.tables {
             let table = quote(&t.target_name);
             if t.existing {

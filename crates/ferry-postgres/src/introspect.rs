@@ -149,16 +149,19 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             locator_range,
         });
     }
+    let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+    let (objects, skipped) = crate::objects::discover(client, &names).await?;
     Ok(Schema {
         backend: crate::locator::BACKEND,
         filtered_out,
         tables,
         skipped: {
-            let mut skipped = skipped(client).await?;
+            let mut skipped = skipped;
             skipped.extend(domains);
             skipped
         },
         native_types: native_types(client).await?,
+        objects,
     })
 }
 
@@ -353,30 +356,6 @@ async fn foreign_keys(client: &Client, table: &str) -> Result<Vec<ForeignKey>> {
             on_delete: action(r.get(3)),
             on_update: action(r.get(4)),
             enforced: r.get(5),
-        })
-        .collect())
-}
-
-/// Views, materialized views and triggers: listed in the report as not copied.
-async fn skipped(client: &Client) -> Result<Vec<SkippedObject>> {
-    let rows = client
-        .query(
-            "SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, c.relname::text \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') \
-             UNION ALL SELECT 'trigger', t.tgname::text || ' on ' || c.relname::text FROM pg_trigger t \
-             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = current_schema() AND NOT t.tgisinternal ORDER BY 1, 2",
-            &[],
-        )
-        .await
-        .map_err(|e| error(&e))?;
-    Ok(rows
-        .iter()
-        .map(|r| SkippedObject {
-            kind: r.get(0),
-            name: r.get(1),
-            reason: "not copied; recreate it on the target".into(),
         })
         .collect())
 }

@@ -6,6 +6,7 @@ mod copy_binary;
 mod dialect;
 mod introspect;
 pub mod locator;
+mod objects;
 mod pgpass;
 mod query;
 mod read;

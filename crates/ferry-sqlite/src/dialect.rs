@@ -6,7 +6,7 @@ use ferry_core::Capabilities;
 use ferry_core::connector::{ColumnMapping, Ddl, Dialect};
 use ferry_core::locator::Backend;
 use ferry_core::plan::Plan;
-use ferry_core::schema::{Column, DefaultValue, Table};
+use ferry_core::schema::{Column, DefaultValue, ObjectPhase, Table};
 use ferry_core::sqltext::ddl as sql;
 
 use crate::open::quote;
@@ -74,6 +74,8 @@ impl Dialect for SqliteDialect {
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
         let same = plan.source == self.backend();
+        ddl.create
+            .extend(plan.object_sql(ObjectPhase::BeforeTables));
         for t in plan.tables.iter().filter(|t| !t.existing) {
             let native = t.source.native_sql.as_ref().filter(|_| same);
             match native {
@@ -89,6 +91,8 @@ impl Dialect for SqliteDialect {
                 }
             }
         }
+        ddl.objects = plan.object_sql(ObjectPhase::AfterData);
+        ddl.drop = plan.object_drops();
         for t in plan.tables.iter().rev() {
             ddl.drop.push(if t.existing {
                 format!("DELETE FROM {}", quote(&t.target_name))

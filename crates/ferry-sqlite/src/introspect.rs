@@ -1,7 +1,7 @@
 //! SQLite discovery: every table, column, declared type, NOT NULL, default, primary key,
-//! unique constraint, index and foreign key, from SQLite's own pragmas; views, triggers,
-//! virtual and shadow tables listed as not copied; and one profiling scan per table that
-//! counts rows and what each column really holds.
+//! unique constraint, index and foreign key, from SQLite's own pragmas; views, triggers and
+//! virtual tables as objects another SQLite file recreates (`objects.rs`); and one profiling
+//! scan per table that counts rows and what each column really holds.
 
 use ferry_core::connector::SchemaOptions;
 use ferry_core::schema::{
@@ -11,6 +11,7 @@ use ferry_core::{Error, Result};
 
 use rusqlite::Connection;
 
+use crate::objects;
 use crate::open::{quote, sql_err};
 use crate::snapshot::Snapshot;
 use crate::type_map::{self, Declared, Profile};
@@ -18,6 +19,7 @@ use crate::type_map::{self, Declared, Profile};
 pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Result<Schema> {
     let mut tables = Vec::new();
     let mut skipped = Vec::new();
+    let mut objects = Vec::new();
     let mut filtered_out = Vec::new();
     let mut unique_keys: Vec<(String, Vec<String>)> = Vec::new();
     let listed: Vec<(String, String, bool)> = conn
@@ -27,11 +29,44 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
                 .collect()
         })
         .map_err(sql_err)?;
+    // In creation order, so that a view or trigger comes after what it reads.
+    let master: Vec<(String, String, String, String)> = conn
+        .prepare(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master \
+             WHERE type IN ('table', 'view', 'trigger') AND sql IS NOT NULL ORDER BY rowid",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .map_err(sql_err)?;
+    let virtual_sql = |name: &str| {
+        master
+            .iter()
+            .find(|(t, n, _, sql)| t == "table" && n == name && objects::module(sql).is_some())
+            .map(|(_, _, _, sql)| sql.as_str())
+    };
+    // A virtual table's storage, even where SQLite does not mark it as shadow.
+    let shadows: std::collections::HashSet<String> = master
+        .iter()
+        .filter_map(|(_, n, _, sql)| objects::module(sql).map(|m| objects::shadow_names(n, &m)))
+        .flatten()
+        .collect();
     for (name, kind, without_rowid) in listed {
         if name.starts_with("sqlite_") {
             continue; // SQLite's own bookkeeping (sqlite_sequence is rebuilt by inserts).
         }
         match kind.as_str() {
+            "shadow" => skipped.push(skip(
+                "shadow table",
+                &name,
+                "storage of a virtual table, which is recreated from its module instead",
+            )),
+            "table" if shadows.contains(&name) => skipped.push(skip(
+                "shadow table",
+                &name,
+                "storage of a virtual table, which is recreated from its module instead",
+            )),
             "table" if options.filter.matches(&name) => {
                 let (t, key_as_unique) = table(conn, pool, &name, without_rowid, options.profile)?;
                 if let Some(key) = key_as_unique {
@@ -40,34 +75,32 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
                 tables.push(t)
             }
             "table" => filtered_out.push(name),
-            "view" => skipped.push(skip(
-                "view",
-                &name,
-                "views are not copied; recreate it on the target",
-            )),
-            "virtual" => skipped.push(skip(
-                "virtual table",
-                &name,
-                "virtual tables (FTS, R-tree, ...) belong to SQLite modules and are not copied",
-            )),
-            "shadow" => skipped.push(skip(
-                "shadow table",
-                &name,
-                "storage of a virtual table, not copied",
-            )),
+            "view" => {} // Below, in creation order.
+            "virtual" => match objects::virtual_table(&name, virtual_sql(&name).unwrap_or("")) {
+                objects::Virtual::WithRows(o) => {
+                    if options.filter.matches(&name) {
+                        tables.push(table(conn, pool, &name, false, options.profile)?.0);
+                    } else {
+                        filtered_out.push(name);
+                    }
+                    objects.push(o);
+                }
+                objects::Virtual::Rebuilt(_) => {} // Below, in creation order.
+                objects::Virtual::NotCopied(s) => skipped.push(s),
+            },
             other => skipped.push(skip(other, &name, "not a plain table")),
         }
     }
-    let triggers: Vec<(String, String)> = conn
-        .prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-        .map_err(sql_err)?;
-    for (name, on) in triggers {
-        skipped.push(skip(
-            "trigger",
-            &name,
-            &format!("trigger on \"{on}\" is not copied; recreate it on the target"),
-        ));
+    for (kind, name, on, sql) in &master {
+        match kind.as_str() {
+            "view" => objects.push(objects::plain("view", name, None, sql)),
+            "trigger" => objects.push(objects::plain("trigger", name, Some(on), sql)),
+            _ => {
+                if let objects::Virtual::Rebuilt(o) = objects::virtual_table(name, sql) {
+                    objects.push(o);
+                }
+            }
+        }
     }
     // A foreign key naming no columns references its parent's primary key: spell those out
     // where the parent's key became UNIQUE (see `table`).
@@ -84,6 +117,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
         tables,
         skipped,
         native_types: Vec::new(),
+        objects,
     })
 }
 

@@ -4,6 +4,7 @@
 mod dialect;
 mod introspect;
 pub mod locator;
+mod objects;
 mod open;
 mod read;
 mod snapshot;

@@ -78,6 +78,8 @@ fn first_line(s: &str) -> String {
 pub struct SqliteWriter {
     conn: Connection,
     sql: String,
+    /// The same insert with the source's rowid first, for tables that keep it.
+    sql_with_rowid: Option<String>,
 }
 
 impl SqliteWriter {
@@ -94,19 +96,48 @@ impl SqliteWriter {
             cols.join(", "),
             marks.join(", ")
         );
+        // Full-text rowids are what applications join on: between two SQLite files they stay.
+        let sql_with_rowid =
+            crate::objects::keeps_rowid(table.source.native_sql.as_deref()).then(|| {
+                format!(
+                    "INSERT INTO {} (rowid, {}) VALUES (?{}, {})",
+                    quote(&table.target_name),
+                    cols.join(", "),
+                    cols.len() + 1,
+                    marks.join(", ")
+                )
+            });
         Ok(Self {
             conn: open_rw(path, &[])?,
             sql,
+            sql_with_rowid,
         })
     }
 
     fn write_blocking(&mut self, batch: &Batch) -> Result<(), WriteError> {
         let fatal = |e: rusqlite::Error| WriteError::Fatal(sql_err(e));
+        let rowids = self
+            .sql_with_rowid
+            .as_ref()
+            .filter(|_| batch.locators.len() == batch.len());
         let tx = self.conn.transaction().map_err(fatal)?;
         {
-            let mut stmt = tx.prepare_cached(&self.sql).map_err(fatal)?;
+            let mut stmt = tx
+                .prepare_cached(rowids.unwrap_or(&self.sql))
+                .map_err(fatal)?;
+            let rowid_values: Vec<ferry_core::value::Value> = match rowids {
+                Some(_) => batch
+                    .locators
+                    .iter()
+                    .map(|&l| ferry_core::value::Value::Int(l))
+                    .collect(),
+                None => Vec::new(),
+            };
             for (i, row) in batch.rows().enumerate() {
-                let params: Vec<Bind<'_>> = row.iter().map(Bind).collect();
+                let mut params: Vec<Bind<'_>> = row.iter().map(Bind).collect();
+                if let Some(rowid) = rowid_values.get(i) {
+                    params.push(Bind(rowid));
+                }
                 if let Err(e) = stmt.execute(rusqlite::params_from_iter(params.iter())) {
                     let rejected = matches!(
                         e.sqlite_error_code(),

@@ -60,10 +60,9 @@ async fn postgres_clones_into_postgres() {
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.verify.len(), 3);
     assert!(
-        report
-            .not_copied
-            .iter()
-            .any(|s| s.kind == "view" && s.name == "recent")
+        report.recreated.contains(&"view recent".to_string()),
+        "views are recreated between two PostgreSQL databases: {:?}",
+        report.recreated
     );
     let lossy = report.lossy.join("\n");
     assert!(
