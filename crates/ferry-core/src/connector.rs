@@ -168,14 +168,16 @@ pub struct Proof {
 }
 
 impl Ddl {
-    /// The statements a preflight proves, in the order a run executes them: everything but
-    /// `analyze` (statistics, which change nothing a later statement depends on) and `drop`.
+    /// The statements a preflight proves, in the order a run executes them (views, triggers
+    /// and the other recreated objects included): everything but `analyze` (statistics, which
+    /// change nothing a later statement depends on) and `drop`.
     pub fn proved(&self) -> impl Iterator<Item = &String> {
         self.create
             .iter()
             .chain(&self.indexes)
             .chain(&self.foreign_keys)
             .chain(&self.sequences)
+            .chain(&self.objects)
     }
 }
 
