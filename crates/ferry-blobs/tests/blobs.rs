@@ -170,7 +170,9 @@ async fn sql_manifest_copies_named_files_and_reports_a_missing_one() {
     .unwrap();
     drop(conn);
     let manifest = Manifest::Sql {
-        db: format!("sqlite://{}", db.display()),
+        db: ferry::open_query_source(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap(),
         sql: "SELECT upload_id || '/' || id FROM files WHERE status IN ('uploaded','removed')"
             .into(),
     };
@@ -454,9 +456,12 @@ async fn sql_manifest_round_trip(db: &str, sql: &str, write_sql: &str, refused: 
         src.path(),
         &[("1/7", bytes(30, 10)), ("dir x/ü", bytes(31, 20))],
     );
+    let source = ferry::open_query_source(db)
+        .await
+        .unwrap_or_else(|e| panic!("manifest database {db} (is the test server reachable?): {e}"));
     let run = |sql: &str| {
         let manifest = Manifest::Sql {
-            db: db.to_string(),
+            db: source.clone(),
             sql: sql.to_string(),
         };
         let (from, to) = (local(src.path()), local(dst.path()));

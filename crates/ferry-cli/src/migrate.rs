@@ -219,7 +219,7 @@ async fn migrate(args: &MigrateArgs, bars: bool) -> Result<Report, Error> {
                 .or(spec.database.as_ref().map(|d| &d.source)),
         ) {
             (Some(sql), Some(db)) => Manifest::Sql {
-                db: db.clone(),
+                db: ferry::open_query_source(db).await?,
                 sql: sql.clone(),
             },
             (Some(_), None) => {

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod schema;
+pub mod session;
 pub mod sqltext;
 pub mod tls;
 pub mod value;

@@ -4,6 +4,7 @@
 pub mod connect;
 mod dialect;
 mod introspect;
+mod query;
 mod read;
 mod snapshot;
 mod type_map;
@@ -12,7 +13,10 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{
+    Dialect, Identity, SchemaOptions, Source, StatementRunner, TableWriter, Target,
+    execute_in_order,
+};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -152,6 +156,14 @@ impl Source for MysqlSource {
         snapshot.give_back(lease, result.is_ok()).await;
         result.map(Some)
     }
+
+    async fn query_keys(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let snapshot = self.snapshot().await?;
+        let mut lease = snapshot.checkout().await?;
+        let result = query::first_column(&mut lease.conn, sql).await;
+        snapshot.give_back(lease, result.is_ok()).await;
+        result
+    }
 }
 
 /// A MySQL or MariaDB database ferry writes into.
@@ -200,17 +212,9 @@ impl Target for MysqlTarget {
             return Ok(());
         }
         let mut conn = connect::connect(&self.url, false).await?;
-        for s in statements {
-            conn.query_drop(s.as_str()).await.map_err(|e| {
-                let line = s.lines().next().unwrap_or_default();
-                connect::error(&e).context(format!(
-                    "running `{}`",
-                    &line[..line.floor_char_boundary(100)]
-                ))
-            })?;
-        }
+        let result = execute_in_order(&mut Statements(&mut conn), statements).await;
         let _ = conn.disconnect().await;
-        Ok(())
+        result
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {
@@ -225,5 +229,18 @@ impl Target for MysqlTarget {
             ZeroDates::Fail,
             false,
         )))
+    }
+}
+
+/// Runs DDL on one connection, for [`execute_in_order`].
+struct Statements<'a>(&'a mut mysql_async::Conn);
+
+#[async_trait]
+impl StatementRunner for Statements<'_> {
+    async fn run(&mut self, statement: &str) -> Result<()> {
+        self.0
+            .query_drop(statement)
+            .await
+            .map_err(|e| connect::error(&e))
     }
 }

@@ -6,14 +6,19 @@ mod copy_binary;
 mod dialect;
 mod introspect;
 mod pgpass;
+mod query;
 mod read;
+pub mod session;
 mod type_map;
 mod write;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, TableWriter, Target};
+use ferry_core::connector::{
+    Dialect, Identity, SchemaOptions, Source, StatementRunner, TableWriter, Target,
+    execute_in_order,
+};
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
 use ferry_core::value::Batch;
@@ -134,6 +139,18 @@ impl Source for PostgresSource {
             .collect();
         Ok(Some((n as u64, shown)))
     }
+
+    /// In the snapshot when `schema` has taken one, else on a read-only session of its own.
+    async fn query_keys(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let snapshot = self.snapshot.lock().await;
+        match snapshot.as_ref() {
+            Some((client, _)) => query::first_column_in_snapshot(client, sql).await,
+            None => {
+                let client = connect::connect(&self.endpoint, true).await?;
+                query::first_column(&client, sql).await
+            }
+        }
+    }
 }
 
 /// A PostgreSQL database ferry writes into.
@@ -184,13 +201,7 @@ impl Target for PostgresTarget {
             return Ok(());
         }
         let client = connect::connect(&self.endpoint, false).await?;
-        for s in statements {
-            client
-                .batch_execute(s)
-                .await
-                .map_err(|e| connect::error(&e).context(format!("running `{}`", first_line(s))))?;
-        }
-        Ok(())
+        execute_in_order(&mut Statements(&client), statements).await
     }
 
     async fn writer(&self, table: &TablePlan) -> Result<Box<dyn TableWriter>> {
@@ -207,11 +218,15 @@ impl Target for PostgresTarget {
     }
 }
 
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    if line.len() > 100 {
-        format!("{}...", &line[..line.floor_char_boundary(100)])
-    } else {
-        line.to_string()
+/// Runs DDL on one connection, for [`execute_in_order`].
+struct Statements<'a>(&'a tokio_postgres::Client);
+
+#[async_trait]
+impl StatementRunner for Statements<'_> {
+    async fn run(&mut self, statement: &str) -> Result<()> {
+        self.0
+            .batch_execute(statement)
+            .await
+            .map_err(|e| connect::error(&e))
     }
 }

@@ -1,7 +1,9 @@
 //! ferry's front door: opens backends by locator (the one registration point per backend) and
 //! runs the jobs. The CLI and the job server are thin front-ends over these calls.
 
-pub mod demo;
+/// `ferry demo`'s sample database, written by the SQLite backend.
+#[cfg(feature = "sqlite")]
+pub use ferry_sqlite::demo;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,20 @@ pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
         #[allow(unreachable_patterns)]
         other => Err(unsupported(other)),
     }
+}
+
+/// Opens the database a read-only query runs against (a blob manifest's), by its locator
+/// text: one reader, so a MySQL source takes no global lock for it.
+///
+/// # Errors
+/// An input error when the locator is bad or the database cannot be opened.
+pub async fn open_query_source(db: &str) -> Result<Arc<dyn Source>> {
+    let locator = Locator::parse(db)?;
+    let source = open_source(&locator)
+        .await
+        .map_err(|e| e.context(format!("manifest database {}", locator.redacted())))?;
+    source.expect_readers(1);
+    Ok(source)
 }
 
 /// Opens a locator as a target. Nothing is written until the copy runs.
