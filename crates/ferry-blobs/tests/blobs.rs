@@ -509,6 +509,12 @@ async fn sql_manifest_from_postgresql() {
 async fn sql_manifest_from_mysql() {
     let my = std::env::var("FERRY_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    // A MySQL source names its database; the server's own `mysql` one is always there.
+    let my = if my.ends_with('/') {
+        format!("{my}mysql")
+    } else {
+        my
+    };
     sql_manifest_round_trip(
         &my,
         "SELECT CONCAT(1, '/', 7) UNION ALL SELECT 'dir x/ü' UNION ALL SELECT NULL",
