@@ -1,10 +1,14 @@
 //! The manifest: which files a run covers. Either a full listing of the source, a fixed key
-//! list, or the keys a SQL query returns from the application's database (SQLite, PostgreSQL
-//! or MySQL/MariaDB: the first column of every row, as text).
+//! list, or the keys a SQL query returns from the application's database (the first column of
+//! every row, as text), asked through the database's backend (`Source::query_keys`, read-only):
+//! this crate knows no database client.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use ferry_core::connector::Source;
 use ferry_core::error::{Error, Result};
 use futures_util::TryStreamExt;
 use opendal::Operator;
@@ -12,14 +16,29 @@ use opendal::Operator;
 use crate::store::{Store, one_line};
 
 /// Which files a run covers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Manifest {
     /// Every file under the source.
     Listing,
     /// These keys (relative to the source root).
     Keys(Vec<String>),
-    /// The first column of each row `sql` returns from the database at `db` (a ferry locator).
-    Sql { db: String, sql: String },
+    /// The first column of each row `sql` returns from `db`, a database opened read-only by the
+    /// caller (`ferry::open_query_source`).
+    Sql { db: Arc<dyn Source>, sql: String },
+}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Manifest::Listing => f.write_str("Listing"),
+            Manifest::Keys(keys) => f.debug_tuple("Keys").field(&keys.len()).finish(),
+            Manifest::Sql { db, sql } => f
+                .debug_struct("Sql")
+                .field("db", &db.locator().redacted())
+                .field("sql", sql)
+                .finish(),
+        }
+    }
 }
 
 /// The resolved manifest: keys in a stable order, and anything worth a warning.
@@ -51,7 +70,7 @@ impl Manifest {
             }
             Manifest::Keys(k) => k.clone(),
             Manifest::Sql { db, sql } => {
-                let (keys, nulls) = query_keys(db, sql).await?;
+                let (keys, nulls) = query_keys(db.as_ref(), sql).await?;
                 if nulls > 0 {
                     warnings.push(format!(
                         "the manifest query returned {nulls} NULL or empty keys; they were left out"
@@ -197,150 +216,20 @@ pub(crate) async fn list_sizes(
 }
 
 /// Runs the manifest query; returns the keys and the number of NULL/empty values skipped.
-#[allow(clippy::vec_init_then_push)]
-async fn query_keys(db: &str, sql: &str) -> Result<(Vec<String>, usize)> {
-    // One push per built-in backend, each behind its feature.
-    #[allow(unused_mut)]
-    let mut backends: Vec<&'static dyn ferry_core::registration::Registration> = Vec::new();
-    #[cfg(feature = "sqlite")]
-    backends.push(&ferry_sqlite::SqliteRegistration);
-    #[cfg(feature = "postgres")]
-    backends.push(&ferry_postgres::PostgresRegistration);
-    #[cfg(feature = "mysql")]
-    backends.push(&ferry_mysql::MysqlRegistration);
-    let locator = ferry_core::registration::parse(db, &backends)?;
-    #[cfg(feature = "sqlite")]
-    if let Ok(place) = ferry_sqlite::locator::of(&locator) {
-        let path = place.path.clone();
-        let sql = sql.to_string();
-        let shown = locator.redacted();
-        return tokio::task::spawn_blocking(move || sqlite_keys(&path, &sql, &shown))
-            .await
-            .map_err(|e| Error::run(format!("manifest query task failed: {e}")))?;
-    }
-    #[cfg(feature = "postgres")]
-    if locator.backend() == ferry_postgres::locator::BACKEND {
-        return postgres_keys(&locator, sql).await;
-    }
-    #[cfg(feature = "mysql")]
-    if let Ok(url) = ferry_mysql::locator::url(&locator) {
-        return mysql_keys(url, sql, &locator.redacted()).await;
-    }
-    Err(Error::input(format!(
-        "manifest queries against {} databases are not supported in this build (use sqlite:, postgres: or mysql:)",
-        locator.backend()
-    )))
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite_keys(path: &std::path::Path, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
-    use rusqlite::{OpenFlags, types::ValueRef};
-    if !path.is_file() {
-        return Err(Error::input(format!(
-            "manifest database {shown} does not exist"
-        )));
-    }
-    // Read-only, like every ferry source: never creates -wal/-shm files or writes.
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| Error::input(format!("cannot open manifest database {shown}: {e}")))?;
-    let bad = |e: rusqlite::Error| {
+async fn query_keys(db: &dyn Source, sql: &str) -> Result<(Vec<String>, usize)> {
+    let rows = db.query_keys(sql).await.map_err(|e| {
         Error::input(format!(
-            "manifest query failed on {shown}: {}",
-            e.to_string().replace('\n', " ")
+            "manifest query failed on {}: {}",
+            db.locator().redacted(),
+            e.message()
         ))
-    };
-    let mut stmt = conn.prepare(sql).map_err(bad)?;
-    if stmt.column_count() == 0 {
-        return Err(Error::input(
-            "the manifest query returns no columns: it must SELECT one key per row",
-        ));
-    }
-    let mut rows = stmt.query([]).map_err(bad)?;
-    let (mut keys, mut nulls) = (Vec::new(), 0);
-    while let Some(row) = rows.next().map_err(bad)? {
-        let key = match row.get_ref(0).map_err(bad)? {
-            ValueRef::Null => None,
-            ValueRef::Integer(i) => Some(i.to_string()),
-            ValueRef::Real(f) => Some(f.to_string()),
-            ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        };
-        match key {
-            Some(k) if !k.is_empty() => keys.push(k),
-            _ => nulls += 1,
-        }
-    }
-    Ok((keys, nulls))
-}
-
-#[cfg(feature = "postgres")]
-async fn postgres_keys(locator: &ferry_core::Locator, sql: &str) -> Result<(Vec<String>, usize)> {
-    let shown = locator.redacted();
-    let endpoint = ferry_postgres::connect::endpoint(locator)?;
-    // Read-only like every ferry source: a manifest query cannot change the database.
-    let client = ferry_postgres::connect::connect(&endpoint, true)
-        .await
-        .map_err(|e| e.context(format!("manifest database {shown}")))?;
-    // The simple protocol returns every value as text, whatever its type.
-    let messages = client.simple_query(sql).await.map_err(|e| {
-        Error::input(format!(
-            "manifest query failed on {shown}: {}",
-            pg_message(&e)
-        ))
-    });
-    drop(client);
-    let (mut keys, mut nulls) = (Vec::new(), 0);
-    for m in messages? {
-        if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
-            match row.get(0) {
-                Some(k) if !k.is_empty() => keys.push(k.to_string()),
-                _ => nulls += 1,
-            }
-        }
-    }
-    Ok((keys, nulls))
-}
-
-/// The server's own message (tokio-postgres' `Display` says only "db error" for those), else
-/// the error with its cause.
-#[cfg(feature = "postgres")]
-fn pg_message(e: &tokio_postgres::Error) -> String {
-    match (e.as_db_error(), std::error::Error::source(e)) {
-        (Some(db), _) => db.message().to_string(),
-        (None, Some(cause)) => format!("{e}: {cause}"),
-        (None, None) => e.to_string(),
-    }
-}
-
-#[cfg(feature = "mysql")]
-async fn mysql_keys(url: &url::Url, sql: &str, shown: &str) -> Result<(Vec<String>, usize)> {
-    use mysql_async::Value;
-    use mysql_async::prelude::Queryable;
-    let mut base = url.clone();
-    let _ = base.set_scheme("mysql");
-    let mut conn = ferry_mysql::connect::open(base.as_str())
-        .await
-        .map_err(|e| e.context(format!("manifest database {shown}")))?;
-    // The text protocol returns every value as text, whatever its type.
-    // Read-only like every ferry source: a manifest query cannot change the database.
-    let rows: std::result::Result<Vec<mysql_async::Row>, _> =
-        match conn.query_drop("SET SESSION TRANSACTION READ ONLY").await {
-            Ok(()) => conn.query(sql).await,
-            Err(e) => Err(e),
-        };
-    let _ = conn.disconnect().await;
-    let rows = rows.map_err(|e| Error::input(format!("manifest query failed on {shown}: {e}")))?;
-    let (mut keys, mut nulls) = (Vec::new(), 0);
-    for row in rows {
-        match row.as_ref(0) {
-            Some(Value::Bytes(b)) if !b.is_empty() => {
-                keys.push(String::from_utf8_lossy(b).into_owned());
-            }
-            Some(Value::NULL | Value::Bytes(_)) | None => nulls += 1,
-            Some(other) => keys.push(other.as_sql(true).trim_matches('\'').to_string()),
-        }
-    }
+    })?;
+    let total = rows.len();
+    let keys: Vec<String> = rows
+        .into_iter()
+        .flatten()
+        .filter(|k| !k.is_empty())
+        .collect();
+    let nulls = total - keys.len();
     Ok((keys, nulls))
 }

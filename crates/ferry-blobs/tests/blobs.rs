@@ -170,7 +170,9 @@ async fn sql_manifest_copies_named_files_and_reports_a_missing_one() {
     .unwrap();
     drop(conn);
     let manifest = Manifest::Sql {
-        db: format!("sqlite://{}", db.display()),
+        db: ferry::open_query_source(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap(),
         sql: "SELECT upload_id || '/' || id FROM files WHERE status IN ('uploaded','removed')"
             .into(),
     };
@@ -454,9 +456,12 @@ async fn sql_manifest_round_trip(db: &str, sql: &str, write_sql: &str, refused: 
         src.path(),
         &[("1/7", bytes(30, 10)), ("dir x/ü", bytes(31, 20))],
     );
+    let source = ferry::open_query_source(db)
+        .await
+        .unwrap_or_else(|e| panic!("manifest database {db} (is the test server reachable?): {e}"));
     let run = |sql: &str| {
         let manifest = Manifest::Sql {
-            db: db.to_string(),
+            db: source.clone(),
             sql: sql.to_string(),
         };
         let (from, to) = (local(src.path()), local(dst.path()));
@@ -504,6 +509,12 @@ async fn sql_manifest_from_postgresql() {
 async fn sql_manifest_from_mysql() {
     let my = std::env::var("FERRY_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    // A MySQL source names its database; the server's own `mysql` one is always there.
+    let my = if my.ends_with('/') {
+        format!("{my}mysql")
+    } else {
+        my
+    };
     sql_manifest_round_trip(
         &my,
         "SELECT CONCAT(1, '/', 7) UNION ALL SELECT 'dir x/ü' UNION ALL SELECT NULL",

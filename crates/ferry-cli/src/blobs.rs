@@ -88,7 +88,7 @@ pub async fn run(command: BlobsCommand, bars: bool) -> i32 {
         }
         let manifest = match (&common.manifest_db, &common.manifest_sql) {
             (Some(db), Some(sql)) => Manifest::Sql {
-                db: db.clone(),
+                db: ferry::open_query_source(db).await?,
                 sql: sql.clone(),
             },
             _ => Manifest::Listing,

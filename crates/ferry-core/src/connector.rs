@@ -123,6 +123,20 @@ pub trait Source: Send + Sync {
     ) -> Result<Option<(u64, Vec<String>)>> {
         Ok(None)
     }
+
+    /// Runs a read-only query on this source's read-only session (in the snapshot it holds,
+    /// once `schema` has run) and returns each row's first column as text, `None` for NULL:
+    /// how a blob manifest gets its keys from the application's database. A statement that
+    /// writes is refused by the read-only session.
+    ///
+    /// # Errors
+    /// When the query fails or returns no columns; when this source runs no queries.
+    async fn query_keys(&self, _sql: &str) -> Result<Vec<Option<String>>> {
+        Err(Error::input(format!(
+            "{} sources do not run queries",
+            self.locator().backend()
+        )))
+    }
 }
 
 /// How a target stores one source column.
@@ -267,6 +281,34 @@ pub trait Target: Send + Sync {
     /// # Errors
     /// When it cannot be opened.
     async fn as_source(&self) -> Result<std::sync::Arc<dyn Source>>;
+}
+
+/// Runs one statement on a target's connection: what each backend gives [`execute_in_order`].
+#[async_trait]
+pub trait StatementRunner: Send {
+    /// # Errors
+    /// The backend's error for the statement.
+    async fn run(&mut self, statement: &str) -> Result<()>;
+}
+
+/// `Target::execute` for every backend: runs statements in order, stopping at the first
+/// failure, whose error names the statement (its first line).
+///
+/// # Errors
+/// The failing statement's error.
+pub async fn execute_in_order(
+    runner: &mut dyn StatementRunner,
+    statements: &[String],
+) -> Result<()> {
+    for statement in statements {
+        runner.run(statement).await.map_err(|e| {
+            let line = statement.lines().next().unwrap_or_default();
+            let cut = &line[..line.floor_char_boundary(100)];
+            let more = if cut.len() < line.len() { "..." } else { "" };
+            e.context(format!("running `{cut}{more}`"))
+        })?;
+    }
+    Ok(())
 }
 
 /// Why a write failed.

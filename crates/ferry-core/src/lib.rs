@@ -21,6 +21,7 @@ pub mod registration;
 pub mod rejects;
 pub mod report;
 pub mod schema;
+pub mod session;
 pub mod sqltext;
 pub mod tls;
 pub mod value;

@@ -6,6 +6,7 @@ mod dialect;
 mod introspect;
 pub mod locator;
 mod objects;
+mod query;
 mod read;
 mod snapshot;
 mod type_map;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, StatementRunner, TableWriter, Target,
+    execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
@@ -157,6 +159,14 @@ impl Source for MysqlSource {
         snapshot.give_back(lease, result.is_ok()).await;
         result.map(Some)
     }
+
+    async fn query_keys(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let snapshot = self.snapshot().await?;
+        let mut lease = snapshot.checkout().await?;
+        let result = query::first_column(&mut lease.conn, sql).await;
+        snapshot.give_back(lease, result.is_ok()).await;
+        result
+    }
 }
 
 /// A MySQL or MariaDB database ferry writes into.
@@ -205,17 +215,9 @@ impl Target for MysqlTarget {
             return Ok(());
         }
         let mut conn = connect::connect(&self.url, false).await?;
-        for s in statements {
-            conn.query_drop(s.as_str()).await.map_err(|e| {
-                let line = s.lines().next().unwrap_or_default();
-                connect::error(&e).context(format!(
-                    "running `{}`",
-                    &line[..line.floor_char_boundary(100)]
-                ))
-            })?;
-        }
+        let result = execute_in_order(&mut Statements(&mut conn), statements).await;
         let _ = conn.disconnect().await;
-        Ok(())
+        result
     }
 
     /// DDL is not transactional in MySQL: the statements run in a scratch database ferry
@@ -300,5 +302,18 @@ impl Target for MysqlTarget {
             ZeroDates::Fail,
             false,
         )))
+    }
+}
+
+/// Runs DDL on one connection, for [`execute_in_order`].
+struct Statements<'a>(&'a mut mysql_async::Conn);
+
+#[async_trait]
+impl StatementRunner for Statements<'_> {
+    async fn run(&mut self, statement: &str) -> Result<()> {
+        self.0
+            .query_drop(statement)
+            .await
+            .map_err(|e| connect::error(&e))
     }
 }

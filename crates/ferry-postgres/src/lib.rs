@@ -7,9 +7,11 @@ mod dialect;
 mod introspect;
 pub mod locator;
 mod objects;
+mod keys;
 mod pgpass;
 mod query;
 mod read;
+pub mod session;
 mod type_map;
 mod write;
 
@@ -17,7 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, StatementRunner, TableWriter, Target,
+    execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
@@ -141,6 +144,18 @@ impl Source for PostgresSource {
             .collect();
         Ok(Some((n as u64, shown)))
     }
+
+    /// In the snapshot when `schema` has taken one, else on a read-only session of its own.
+    async fn query_keys(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let snapshot = self.snapshot.lock().await;
+        match snapshot.as_ref() {
+            Some((client, _)) => keys::first_column_in_snapshot(client, sql).await,
+            None => {
+                let client = connect::connect(&self.endpoint, true).await?;
+                keys::first_column(&client, sql).await
+            }
+        }
+    }
 }
 
 /// A PostgreSQL database ferry writes into.
@@ -191,13 +206,7 @@ impl Target for PostgresTarget {
             return Ok(());
         }
         let client = connect::connect(&self.endpoint, false).await?;
-        for s in statements {
-            client
-                .batch_execute(s)
-                .await
-                .map_err(|e| connect::error(&e).context(format!("running `{}`", first_line(s))))?;
-        }
-        Ok(())
+        execute_in_order(&mut Statements(&client), statements).await
     }
 
     /// Runs the DDL inside one transaction on the real database and rolls it back, each
@@ -251,11 +260,15 @@ impl Target for PostgresTarget {
     }
 }
 
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    if line.len() > 100 {
-        format!("{}...", &line[..line.floor_char_boundary(100)])
-    } else {
-        line.to_string()
+/// Runs DDL on one connection, for [`execute_in_order`].
+struct Statements<'a>(&'a tokio_postgres::Client);
+
+#[async_trait]
+impl StatementRunner for Statements<'_> {
+    async fn run(&mut self, statement: &str) -> Result<()> {
+        self.0
+            .batch_execute(statement)
+            .await
+            .map_err(|e| connect::error(&e))
     }
 }

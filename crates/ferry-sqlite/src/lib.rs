@@ -1,12 +1,15 @@
 //! ferry's SQLite backend: a read-only source (introspection with type profiling, keyset
 //! reader) and a target (dialect, DDL, writer). One file per operation, as in every backend.
 
+pub mod demo;
 mod dialect;
 mod introspect;
 pub mod locator;
 mod objects;
 mod open;
+mod query;
 mod read;
+pub mod session;
 mod snapshot;
 mod type_map;
 mod value_io;
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::connector::{
     Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
+    execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
@@ -136,6 +140,12 @@ impl Source for SqliteSource {
         self.with_conn(move |conn, _| introspect::orphans(conn, &table, &fk, limit).map(Some))
             .await
     }
+
+    async fn query_keys(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let sql = sql.to_string();
+        self.with_conn(move |conn, _| query::first_column(conn, &sql))
+            .await
+    }
 }
 
 /// A SQLite file written by ferry. It is created on the first write, never by a check or a
@@ -202,8 +212,12 @@ impl Target for SqliteTarget {
     }
 
     async fn execute(&self, statements: &[String]) -> Result<()> {
-        let (path, statements) = (self.path.clone(), statements.to_vec());
-        blocking(move || write::execute(&path, &statements)).await
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let (path, all) = (self.path.clone(), statements.to_vec());
+        let conn = blocking(move || write::open_rw(&path, &all)).await?;
+        execute_in_order(&mut write::Statements(Some(conn)), statements).await
     }
 
     /// Runs the DDL in an in-memory database: the file is not opened for writing.

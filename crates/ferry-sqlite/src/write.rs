@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use ferry_core::connector::{TableWriter, WriteError};
+use ferry_core::connector::{StatementRunner, TableWriter, WriteError};
 use ferry_core::plan::TablePlan;
 use ferry_core::value::Batch;
 use ferry_core::{Error, Result};
@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use crate::open::{quote, sql_err};
 use crate::value_io::Bind;
 
-fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
+pub fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -37,17 +37,10 @@ fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
     Ok(conn)
 }
 
-pub fn execute(path: &Path, statements: &[String]) -> Result<()> {
-    if statements.is_empty() {
-        return Ok(());
-    }
-    let conn = open_rw(path, statements)?;
-    for s in statements {
-        conn.execute_batch(s)
-            .map_err(|e| Error::run(format!("SQLite: {e} in: {}", first_line(s))))?;
-    }
-    Ok(())
-}
+/// Runs DDL statements one at a time on the blocking pool, for [`execute_in_order`].
+///
+/// [`execute_in_order`]: ferry_core::connector::execute_in_order
+pub struct Statements(pub Option<Connection>);
 
 /// Runs `statements` in a fresh in-memory database, each one whatever the others did, and
 /// returns those SQLite refused (a target's preflight: the file is never touched).
@@ -66,12 +59,22 @@ pub fn prove(statements: &[String]) -> Result<ferry_core::connector::Proof> {
     Ok(proof)
 }
 
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    if line.len() > 120 {
-        format!("{}...", &line[..line.floor_char_boundary(120)])
-    } else {
-        line.to_string()
+#[async_trait]
+impl StatementRunner for Statements {
+    async fn run(&mut self, statement: &str) -> Result<()> {
+        let conn = self
+            .0
+            .take()
+            .ok_or_else(|| Error::run("the SQLite connection was lost after a failed task"))?;
+        let statement = statement.to_string();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = conn.execute_batch(&statement);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| Error::run(format!("SQLite task failed: {e}")))?;
+        self.0 = Some(conn);
+        result.map_err(|e| Error::run(format!("SQLite: {e}")))
     }
 }
 

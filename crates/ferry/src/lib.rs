@@ -2,10 +2,12 @@
 //! runs the jobs ([`copy`], [`verify`], [`migrate`]), described by one [`JobSpec`]. The CLI and
 //! the job server are thin front-ends over these calls.
 
-pub mod demo;
 pub mod migrate;
 mod registry;
 pub mod spec;
+/// `ferry demo`'s sample database, written by the SQLite backend.
+#[cfg(feature = "sqlite")]
+pub use ferry_sqlite::demo;
 
 use std::sync::Arc;
 
@@ -29,6 +31,20 @@ pub use spec::{Fields, JobSpec};
 /// An input error when the locator's backend is not built in, or the source cannot be opened.
 pub async fn open_source(locator: &Locator) -> Result<Arc<dyn Source>> {
     registration(locator)?.open_source(locator).await
+}
+
+/// Opens the database a read-only query runs against (a blob manifest's), by its locator
+/// text: one reader, so a MySQL source takes no global lock for it.
+///
+/// # Errors
+/// An input error when the locator is bad or the database cannot be opened.
+pub async fn open_query_source(db: &str) -> Result<Arc<dyn Source>> {
+    let locator = parse_locator(db)?;
+    let source = open_source(&locator)
+        .await
+        .map_err(|e| e.context(format!("manifest database {}", locator.redacted())))?;
+    source.expect_readers(1);
+    Ok(source)
 }
 
 /// Opens a locator as a target. Nothing is written until the copy runs.

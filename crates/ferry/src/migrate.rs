@@ -103,7 +103,9 @@ struct Rows {
 struct Files {
     source: Store,
     target: Store,
-    manifest: Manifest,
+    /// The manifest query's database (checked to parse, opened when the files move) and SQL;
+    /// `None` lists the source store.
+    manifest: Option<(String, String)>,
     options: ferry_blobs::CopyOptions,
 }
 
@@ -207,16 +209,16 @@ impl MigrateSpec {
             .as_ref()
             .or(self.database.as_ref().map(|d| &d.source));
         let manifest = match (&b.manifest_sql, db) {
-            (Some(sql), Some(db)) => Manifest::Sql {
-                db: db.clone(),
-                sql: sql.clone(),
-            },
+            (Some(sql), Some(db)) => {
+                crate::parse_locator(db)?;
+                Some((db.clone(), sql.clone()))
+            }
             (Some(_), None) => {
                 return Err(Error::input(
                     "[blobs] manifest_sql needs manifest_db or a [database] source",
                 ));
             }
-            (None, _) => Manifest::Listing,
+            (None, _) => None,
         };
         Ok(Files {
             source,
@@ -275,13 +277,20 @@ impl Migration {
             report = Some(self.rewrite(r, &rows.target).await?);
         }
         if let Some(f) = &self.files {
+            let manifest = match &f.manifest {
+                Some((db, sql)) => Manifest::Sql {
+                    db: crate::open_query_source(db).await?,
+                    sql: sql.clone(),
+                },
+                None => Manifest::Listing,
+            };
             let context = ferry_blobs::Context {
                 observer: files,
                 confirm: Arc::new(ferry_core::progress::Answer(false)),
                 cancel: cx.cancel.clone(),
             };
             let r =
-                ferry_blobs::copy(&f.source, &f.target, &f.manifest, &f.options, &context).await?;
+                ferry_blobs::copy(&f.source, &f.target, &manifest, &f.options, &context).await?;
             report = Some(match report {
                 None => r,
                 Some(db) => merge(db, r),

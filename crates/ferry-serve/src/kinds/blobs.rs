@@ -28,7 +28,8 @@ struct Checked {
     body: BlobsBody,
     from: Store,
     to: Store,
-    manifest: Manifest,
+    /// The manifest database's locator and query, opened when the job runs.
+    manifest_sql: Option<(String, String)>,
 }
 
 fn check(body: &Value) -> Result<Checked, BadRequest> {
@@ -43,14 +44,11 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
             "to: the source and the target are the same place".into(),
         ));
     }
-    let manifest = match (&body.manifest_db, &body.manifest_sql) {
+    let manifest_sql = match (&body.manifest_db, &body.manifest_sql) {
         (Some(db), Some(sql)) => {
             non_empty("manifest_db", db)?;
             non_empty("manifest_sql", sql)?;
-            Manifest::Sql {
-                db: db.clone(),
-                sql: sql.clone(),
-            }
+            Some((db.clone(), sql.clone()))
         }
         (Some(_), None) => {
             return Err(BadRequest(
@@ -62,13 +60,13 @@ fn check(body: &Value) -> Result<Checked, BadRequest> {
                 "manifest_db: required when manifest_sql is given".into(),
             ));
         }
-        (None, None) => Manifest::Listing,
+        (None, None) => None,
     };
     Ok(Checked {
         body,
         from,
         to,
-        manifest,
+        manifest_sql,
     })
 }
 
@@ -106,7 +104,14 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
         confirm: std::sync::Arc::new(ferry_core::progress::Answer(false)),
         cancel: cx.cancel.clone(),
     };
-    ferry_blobs::copy(&c.from, &c.to, &c.manifest, &options, &context).await
+    let manifest = match &c.manifest_sql {
+        Some((db, sql)) => Manifest::Sql {
+            db: ferry::open_query_source(db).await?,
+            sql: sql.clone(),
+        },
+        None => Manifest::Listing,
+    };
+    ferry_blobs::copy(&c.from, &c.to, &manifest, &options, &context).await
 }
 
 #[cfg(test)]

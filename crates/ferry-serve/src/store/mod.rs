@@ -1,10 +1,12 @@
-//! The job store: users, tokens and jobs, behind one trait with two implementations (an
-//! embedded SQLite file, the default, and PostgreSQL). The schema is created on open.
+//! The job store: users, tokens and jobs, behind one trait, kept in an embedded SQLite file
+//! (the default) or PostgreSQL through the backends' sessions (`sql.rs`, the one
+//! implementation). The schema is created on open.
 //! At most one unfinished non-dry-run job per target is enforced by a partial unique index, so
 //! it holds across several servers sharing a PostgreSQL store; the login slow-down's counters
 //! (`ferry_login_slowdown`) live here for the same reason.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -166,7 +168,7 @@ pub enum Turn {
 
 /// A key's next turn: `start = max(now, next_at)`; when that is within `max_wait`, the key
 /// counts one failure more and its next turn moves to `start + delay(failures)`. Written once,
-/// in PostgreSQL's spelling (the SQLite store translates it), as one upsert, so concurrent
+/// in PostgreSQL's spelling (translated for SQLite, as all the store's SQL), as one upsert, so concurrent
 /// attempts (from any number of servers) each get a turn of their own: PostgreSQL locks the
 /// row for the conflict update, SQLite writes one statement at a time. `last_wait` returns this
 /// statement's result (negative: busy, retry in that many ms) since `RETURNING` only sees the
@@ -241,10 +243,14 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
                 "--store sqlite:// needs a file: sqlite://ferry.db or sqlite:///var/lib/ferry/ferry.db",
             ));
         }
-        return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
+        return Ok(Arc::new(
+            sql::SqlStore::open(sql::Place::Sqlite(path.into())).await?,
+        ));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(postgres::PostgresStore::open(url).await?));
+        return Ok(Arc::new(
+            sql::SqlStore::open(sql::Place::Postgres(url.into())).await?,
+        ));
     }
     Err(Error::new(
         "--store must be sqlite://FILE or postgres://user@host/db",
@@ -277,12 +283,10 @@ mod tests {
         max_wait_ms: 16 * SECOND,
     };
 
-    async fn store() -> (tempfile::TempDir, sqlite::SqliteStore) {
+    async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        let store = sqlite::SqliteStore::open(path.to_str().unwrap())
-            .await
-            .unwrap();
+        let store = open(&format!("sqlite://{}", path.display())).await.unwrap();
         (dir, store)
     }
 
