@@ -1,16 +1,16 @@
 //! Black-box tests of `ferry blobs copy|verify`: exit codes, summary JSON, dry-run listing,
 //! credentials never printed, and a killed run resumed. S3 is a real SeaweedFS (see
-//! crates/ferry-blobs/tests/common).
+//! crates/ferry-testkit/src/s3.rs).
 
 mod common;
-#[path = "../../ferry-blobs/tests/common/mod.rs"]
-mod storage;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{ferry, make_sqlite, read_summary, sqlite_url};
-use storage::{bytes, read_tree, s3, unique, write_tree};
+use ferry_testkit::files::{bytes, read_tree, write_tree};
+use ferry_testkit::s3::s3;
+use ferry_testkit::unique;
 
 #[test]
 fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
+use common::{BAD_UTF8_SQL, PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -758,13 +758,6 @@ fn verify_finds_changed_and_missing_rows_by_key() {
 // ---------------------------------------------------------------------------------------------
 // 10. Rejected rows
 
-const BAD_UTF8_SQL: &str = "
-    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-    INSERT INTO notes VALUES (1, 'first'), (2, CAST(x'61ff62' AS TEXT)), (3, 'third');
-    CREATE TABLE fine (id INTEGER PRIMARY KEY, v TEXT);
-    INSERT INTO fine VALUES (1, 'a'), (2, 'b');
-";
-
 #[test]
 fn invalid_utf8_stops_the_copy_and_names_the_row() {
     let dir = TempDir::new().unwrap();
@@ -1231,14 +1224,6 @@ impl Standby {
         );
     }
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
@@ -1278,7 +1263,7 @@ impl Standby {
         );
         let options =
             |port: u16| format!("-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off");
-        let p1 = Self::free_port();
+        let p1 = ferry_testkit::free_port();
         me.run(
             "pg_ctl",
             &[
@@ -1308,7 +1293,7 @@ impl Standby {
                 "-R",
             ],
         );
-        let p2 = Self::free_port();
+        let p2 = ferry_testkit::free_port();
         me.run(
             "pg_ctl",
             &[

@@ -103,6 +103,14 @@ async fn status_of(browser: &Browser, id: &str) -> Option<String> {
         .await
 }
 
+/// Waits until job `id` shows `status` in the dashboard.
+async fn wait_status(browser: &Browser, id: &str, status: &str, within: Duration) {
+    eventually(within, &format!("job {id} to show {status}"), || async {
+        (status_of(browser, id).await.as_deref() == Some(status)).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_starts_watches_and_cancels_a_copy() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,14 +182,7 @@ async fn dashboard_starts_watches_and_cancels_a_copy() {
         );
         let clicked = Instant::now();
         browser.click(&cancel).await;
-        eventually(
-            Duration::from_secs(30),
-            "the job to show cancelled",
-            || async {
-                (status_of(browser, &id).await.as_deref() == Some("cancelled")).then_some(())
-            },
-        )
-        .await;
+        wait_status(browser, &id, "cancelled", Duration::from_secs(30)).await;
         let took = clicked.elapsed();
         println!("cancelled {took:?} after the click");
         assert!(took < Duration::from_secs(20), "cancel took {took:?}");
@@ -274,14 +275,7 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
         // A dry run counts and writes nothing.
         let url = fixtures::sqlite_url(&source);
         let dry = start_job(browser, &url, &target.url, &[], true).await;
-        eventually(
-            Duration::from_secs(60),
-            "the dry run to complete",
-            || async {
-                (status_of(browser, &dry).await.as_deref() == Some("completed")).then_some(())
-            },
-        )
-        .await;
+        wait_status(browser, &dry, "completed", Duration::from_secs(60)).await;
         assert_eq!(
             browser
                 .attr(&format!("[data-job-id=\"{dry}\"]"), "data-dry-run")
