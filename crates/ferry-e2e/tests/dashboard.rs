@@ -32,15 +32,20 @@ where
     }
 }
 
-async fn log_in(browser: &Browser, serve: &Serve) {
+/// Opens the dashboard and submits the login form as the admin with `password`.
+async fn submit_login(browser: &Browser, serve: &Serve, password: &str) {
     browser
         .client
         .goto(&format!("{}/", serve.base))
         .await
         .expect("open the dashboard");
     browser.fill("#login-username", &serve.admin_user).await;
-    browser.fill("#login-password", &serve.admin_password).await;
+    browser.fill("#login-password", password).await;
     browser.click("#login-submit").await;
+}
+
+async fn log_in(browser: &Browser, serve: &Serve) {
+    submit_login(browser, serve, &serve.admin_password).await;
     eventually(
         Duration::from_secs(15),
         "the job list after logging in",
@@ -235,16 +240,8 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
     let serve = Serve::start().await;
 
     with_browser(&serve, async |browser| {
-        browser
-            .client
-            .goto(&format!("{}/", serve.base))
-            .await
-            .expect("open the dashboard");
-
         // A wrong password: the envelope's error is on the page, and we stay on the login.
-        browser.fill("#login-username", &serve.admin_user).await;
-        browser.fill("#login-password", "not the password").await;
-        browser.click("#login-submit").await;
+        submit_login(browser, &serve, "not the password").await;
         let error = eventually(Duration::from_secs(30), "the login error", || async {
             browser.text("#login-error").await.filter(|t| !t.is_empty())
         })
