@@ -1,5 +1,5 @@
 //! ferry-blobs against real storage: the local file system and a real S3-compatible server
-//! (SeaweedFS, see tests/common). Each test owns its temp folders and S3 prefix.
+//! (SeaweedFS, see crates/ferry-testkit/src/s3.rs). Each test owns its temp folders and S3 prefix.
 
 mod common;
 

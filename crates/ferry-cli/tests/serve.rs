@@ -221,7 +221,7 @@ fn migrated(job: &Value, table: &str) -> i64 {
 fn start_slow_copy(api: &Api, source: &Path, target: &PgDb) -> Value {
     api.start(
         "copy",
-        json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
+        json!({"source_url": sqlite_url(source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
     )
 }
 

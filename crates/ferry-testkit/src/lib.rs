@@ -18,6 +18,20 @@ pub mod sqlite;
 
 pub use ports::free_port;
 
+/// Everything a test usually needs, for one glob re-export in a crate's `tests/common`: a glob
+/// of this is used by every test binary, where a glob per module would be unused in some.
+pub mod prelude {
+    pub use crate::files::*;
+    pub use crate::job::*;
+    pub use crate::mysql::*;
+    pub use crate::peertube::*;
+    pub use crate::pg::*;
+    pub use crate::run::*;
+    pub use crate::s3::*;
+    pub use crate::sqlite::*;
+    pub use crate::{eventually, free_port, unique};
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -2,6 +2,4 @@
 //! the names they have always used: running the real `ferry` binary, SQLite source files, and
 //! throwaway PostgreSQL databases.
 
-pub use ferry_testkit::pg::*;
-pub use ferry_testkit::run::*;
-pub use ferry_testkit::sqlite::*;
+pub use ferry_testkit::prelude::*;

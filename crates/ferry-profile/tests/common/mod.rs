@@ -7,9 +7,7 @@ use ferry_core::engine::Context;
 use ferry_core::progress::Answer;
 use tokio_util::sync::CancellationToken;
 
-pub use ferry_testkit::job::Recorder;
-pub use ferry_testkit::peertube::*;
-pub use ferry_testkit::pg::*;
+pub use ferry_testkit::prelude::*;
 
 /// A context that declines confirmations and records every event.
 pub fn context() -> (Context, Arc<Recorder>) {

@@ -2,8 +2,4 @@
 //! the names they have always used: throwaway PostgreSQL and MySQL databases, the SQLite quirks
 //! fixture, locators, contexts and options.
 
-pub use ferry_testkit::files::*;
-pub use ferry_testkit::job::*;
-pub use ferry_testkit::mysql::*;
-pub use ferry_testkit::pg::*;
-pub use ferry_testkit::sqlite::*;
+pub use ferry_testkit::prelude::*;
