@@ -1,5 +1,5 @@
 //! ferry-blobs against real storage: the local file system and a real S3-compatible server
-//! (SeaweedFS, see tests/common). Each test owns its temp folders and S3 prefix.
+//! (SeaweedFS, see crates/ferry-testkit/src/s3.rs). Each test owns its temp folders and S3 prefix.
 
 mod common;
 
@@ -82,15 +82,7 @@ async fn local_to_s3_to_local_round_trip_is_byte_identical_and_rerun_copies_noth
         r.to_json()
     );
 
-    let v = verify(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &VerifyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let v = verify_listed(&local(src.path()), &remote, &ctx).await;
     assert_eq!(v.exit_code(), 0, "{}", v.to_json());
     assert!(v.verify["media"].checksum_match);
     assert!(
@@ -136,15 +128,7 @@ async fn dry_run_writes_nothing() {
         .unwrap();
     // Listing the prefix through a real copy's manifest: nothing is there.
     let back = tempfile::tempdir().unwrap();
-    let r = copy(
-        &remote,
-        &local(back.path()),
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let r = copy_listed(&remote, &local(back.path()), &ctx).await;
     assert_eq!(stats(&r).total, 0, "the dry run wrote nothing to S3");
 }
 
@@ -176,21 +160,12 @@ async fn sql_manifest_copies_named_files_and_reports_a_missing_one() {
         sql: "SELECT upload_id || '/' || id FROM files WHERE status IN ('uploaded','removed')"
             .into(),
     };
-    let ctx = Context::default();
     let opts = CopyOptions {
         ignore_errors: true,
         workers: Some(2),
         ..CopyOptions::default()
     };
-    let r = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &manifest,
-        &opts,
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let r = copy_between(src.path(), dst.path(), &manifest, &opts).await;
     let s = stats(&r);
     assert_eq!(
         (s.total, s.migrated, s.failed),
@@ -215,15 +190,7 @@ async fn sql_manifest_copies_named_files_and_reports_a_missing_one() {
         workers: Some(1),
         ..CopyOptions::default()
     };
-    let r = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &manifest,
-        &opts,
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let r = copy_between(src.path(), dst.path(), &manifest, &opts).await;
     assert_eq!(r.status, Status::Failed);
     assert!(r.error.as_deref().unwrap().contains("12/4"));
     assert_eq!(r.exit_code(), 1);
@@ -243,40 +210,16 @@ async fn verify_catches_a_changed_missing_and_extra_file_and_deletes_extras_when
     );
     let remote = store(&s3.locator(&unique("verify")));
     let ctx = Context::default();
-    copy(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    copy_listed(&local(src.path()), &remote, &ctx).await;
     // Change the source side instead of reaching into S3 by hand: same size, other bytes.
     std::fs::write(src.path().join("a"), bytes(99, 1000)).unwrap();
     std::fs::write(src.path().join("new"), b"only at the source").unwrap();
     // An extra object at the target, written through a local → S3 copy of another tree.
     let other = tempfile::tempdir().unwrap();
     write_tree(other.path(), &[("zz-extra", b"extra".to_vec())]);
-    copy(
-        &local(other.path()),
-        &remote,
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    copy_listed(&local(other.path()), &remote, &ctx).await;
 
-    let v = verify(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &VerifyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let v = verify_listed(&local(src.path()), &remote, &ctx).await;
     let t = &v.verify["media"];
     assert!(!t.checksum_match);
     assert_eq!(t.different_keys.len(), 1, "{}", v.to_json());
@@ -304,24 +247,8 @@ async fn verify_catches_a_changed_missing_and_extra_file_and_deletes_extras_when
     assert!(v.verify["media"].extra_keys.is_empty(), "{}", v.to_json());
 
     // Copy repairs the rest; verify then passes.
-    copy(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
-    let v = verify(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &VerifyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    copy_listed(&local(src.path()), &remote, &ctx).await;
+    let v = verify_listed(&local(src.path()), &remote, &ctx).await;
     assert_eq!(v.exit_code(), 0, "{}", v.to_json());
 }
 
@@ -372,15 +299,7 @@ async fn a_cancelled_run_resumed_copies_only_the_rest() {
     let first = stats(&r).migrated;
     assert!((50..=52).contains(&first), "{first}");
 
-    let r = copy(
-        &local(src.path()),
-        &local(dst.path()),
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &Context::default(),
-    )
-    .await
-    .unwrap();
+    let r = copy_listed(&local(src.path()), &local(dst.path()), &Context::default()).await;
     let s = stats(&r);
     assert_eq!(
         (s.skipped, s.migrated),
@@ -401,26 +320,10 @@ async fn a_100_mb_file_goes_to_s3_and_back_in_bounded_memory() {
     drop(big);
     let remote = store(&s3.locator(&unique("big")));
     let ctx = Context::default();
-    let r = copy(
-        &local(src.path()),
-        &remote,
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let r = copy_listed(&local(src.path()), &remote, &ctx).await;
     assert_eq!(r.exit_code(), 0, "{}", r.to_json());
     assert_eq!(stats(&r).bytes, 100 * 1024 * 1024);
-    let r = copy(
-        &remote,
-        &local(back.path()),
-        &Manifest::Listing,
-        &CopyOptions::default(),
-        &ctx,
-    )
-    .await
-    .unwrap();
+    let r = copy_listed(&remote, &local(back.path()), &ctx).await;
     assert_eq!(r.exit_code(), 0, "{}", r.to_json());
     assert!(read_tree(back.path()) == read_tree(src.path()));
 }
@@ -524,30 +427,46 @@ async fn sql_manifest_from_mysql() {
     .await;
 }
 
-/// Copies every file from one folder to another with the default options.
-async fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> ferry_blobs::Report {
+/// Copies every listed file with the default options.
+async fn copy_listed(from: &Store, to: &Store, ctx: &Context) -> ferry_blobs::Report {
+    copy(from, to, &Manifest::Listing, &CopyOptions::default(), ctx)
+        .await
+        .unwrap()
+}
+
+/// Verifies every listed file with the default options.
+async fn verify_listed(from: &Store, to: &Store, ctx: &Context) -> ferry_blobs::Report {
+    verify(from, to, &Manifest::Listing, &VerifyOptions::default(), ctx)
+        .await
+        .unwrap()
+}
+
+/// Copies from one folder to another with `manifest` and `opts`.
+async fn copy_between(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    manifest: &Manifest,
+    opts: &CopyOptions,
+) -> ferry_blobs::Report {
     copy(
         &local(from),
         &local(to),
-        &Manifest::Listing,
-        &CopyOptions::default(),
+        manifest,
+        opts,
         &Context::default(),
     )
     .await
     .unwrap()
 }
 
+/// Copies every file from one folder to another with the default options.
+async fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> ferry_blobs::Report {
+    copy_listed(&local(from), &local(to), &Context::default()).await
+}
+
 /// Verifies one folder against another with the default options.
 async fn verify_folder(from: &std::path::Path, to: &std::path::Path) -> ferry_blobs::Report {
-    verify(
-        &local(from),
-        &local(to),
-        &Manifest::Listing,
-        &VerifyOptions::default(),
-        &Context::default(),
-    )
-    .await
-    .unwrap()
+    verify_listed(&local(from), &local(to), &Context::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

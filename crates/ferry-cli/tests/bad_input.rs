@@ -1,16 +1,16 @@
 //! Black-box tests of bad input: each is exit code 2 with one line on stderr that says what is
 //! wrong and what to do, and nothing written to the target. S3 cases use a real SeaweedFS (see
-//! crates/ferry-blobs/tests/common); PostgreSQL cases a real server.
+//! crates/ferry-testkit/src/s3.rs); PostgreSQL cases a real server.
 
 mod common;
-#[path = "../../ferry-blobs/tests/common/mod.rs"]
-mod storage;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Run, ferry, make_sqlite, pg_admin_url, read_summary, sqlite_url, with_database};
-use storage::{bytes, s3, unique, write_tree};
+use ferry_testkit::files::{bytes, write_tree};
+use ferry_testkit::s3::s3;
+use ferry_testkit::unique;
 use tempfile::TempDir;
 
 const APP_SQL: &str = "

@@ -1,16 +1,39 @@
 //! Black-box tests of `ferry blobs copy|verify`: exit codes, summary JSON, dry-run listing,
 //! credentials never printed, and a killed run resumed. S3 is a real SeaweedFS (see
-//! crates/ferry-blobs/tests/common).
+//! crates/ferry-testkit/src/s3.rs).
 
 mod common;
-#[path = "../../ferry-blobs/tests/common/mod.rs"]
-mod storage;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ferry, make_sqlite, read_summary, sqlite_url};
-use storage::{bytes, read_tree, s3, unique, write_tree};
+use common::{Run, ferry, make_sqlite, read_summary, sqlite_url};
+use ferry_testkit::files::{bytes, read_tree, write_tree};
+use ferry_testkit::s3::s3;
+use ferry_testkit::unique;
+
+/// `ferry blobs copy|verify --from FROM --to TO --summary SUMMARY` in `dir`.
+fn blobs(
+    dir: &std::path::Path,
+    command: &str,
+    from: &str,
+    to: &str,
+    summary: &std::path::Path,
+) -> Run {
+    ferry(
+        dir,
+        &[
+            "blobs",
+            command,
+            "--from",
+            from,
+            "--to",
+            to,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    )
+}
 
 #[test]
 fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
@@ -129,19 +152,7 @@ fn s3_credentials_are_never_printed() {
     let from = format!("file://{}", dir.path().join("src").display());
     let summary = dir.path().join("s.json");
     let good = s3.locator(&unique("creds"));
-    let run = ferry(
-        dir.path(),
-        &[
-            "blobs",
-            "copy",
-            "--from",
-            &from,
-            "--to",
-            &good,
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-    );
+    let run = blobs(dir.path(), "copy", &from, &good, &summary);
     run.expect_code(0);
     let all = format!(
         "{}{}{}",
@@ -153,19 +164,7 @@ fn s3_credentials_are_never_printed() {
 
     // A wrong secret: the server refuses; the message must not echo the secret either.
     let bad = good.replace(&s3.secret_key, "WRONG-SECRET-abc123");
-    let run = ferry(
-        dir.path(),
-        &[
-            "blobs",
-            "verify",
-            "--from",
-            &from,
-            "--to",
-            &bad,
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-    );
+    let run = blobs(dir.path(), "verify", &from, &bad, &summary);
     assert_ne!(run.code, 0, "{}", run.show());
     let all = format!(
         "{}{}{}",
@@ -216,19 +215,7 @@ fn a_killed_copy_resumed_copies_only_the_rest_and_verifies() {
             continue; // it had already finished
         }
         let summary = dir.path().join("s.json");
-        let run = ferry(
-            dir.path(),
-            &[
-                "blobs",
-                "copy",
-                "--from",
-                &from,
-                "--to",
-                &to,
-                "--summary",
-                summary.to_str().unwrap(),
-            ],
-        );
+        let run = blobs(dir.path(), "copy", &from, &to, &summary);
         run.expect_code(0);
         let m = read_summary(&summary)["stats"]["media"].clone();
         let (skipped, migrated) = (

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
+use common::{BAD_UTF8_SQL, PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -55,6 +55,13 @@ fn path_str(p: &Path) -> String {
 }
 
 #[track_caller]
+/// `ferry copy --source SOURCE --target TARGET EXTRA…` in `cwd`.
+fn ferry_copy(cwd: &Path, source: &str, target: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["copy", "--source", source, "--target", target];
+    args.extend_from_slice(extra);
+    ferry(cwd, &args)
+}
+
 fn assert_one_error_line(run: &common::Run) -> String {
     let lines = run.stderr_lines();
     assert_eq!(
@@ -80,17 +87,11 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
 
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        &pg.url,
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(0);
 
@@ -264,17 +265,11 @@ fn source_db_and_target_db_aliases_work() {
 fn unknown_scheme_is_a_one_line_input_error_and_the_summary_says_failed() {
     let (dir, source) = app_source();
     let summary = dir.path().join("summary.json");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            "oracle://x",
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        "oracle://x",
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(2);
     let line = assert_one_error_line(&run);
@@ -312,17 +307,11 @@ fn missing_sqlite_source_is_a_one_line_error_naming_the_path() {
     let missing = dir.path().join("no-such-app.db");
     let target = dir.path().join("out.db");
     let summary = dir.path().join("summary.json");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &sqlite_url(&missing),
-            "--target",
-            &sqlite_url(&target),
-            "--summary",
-            &path_str(&summary),
-        ],
+        &sqlite_url(&missing),
+        &sqlite_url(&target),
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(2);
     let line = assert_one_error_line(&run);
@@ -340,17 +329,11 @@ fn unreachable_server_is_a_one_line_error_without_the_password() {
     let (dir, source) = app_source();
     let summary = dir.path().join("summary.json");
     let target = "postgres://app:SuperSecret123@127.0.0.1:1/db";
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            target,
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        target,
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(2);
     let line = assert_one_error_line(&run);
@@ -402,17 +385,7 @@ fn non_empty_target_needs_force_and_confirmation() {
     let existing = || pg.query("SELECT id, name FROM items ORDER BY id");
 
     // A dry run only warns.
-    let run = ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
-            "--dry-run",
-        ],
-    );
+    let run = ferry_copy(dir.path(), &source, &pg.url, &["--dry-run"]);
     run.expect_code(0);
     assert!(
         run.stderr.lines().any(|l| l.starts_with("warning: ")
@@ -425,17 +398,11 @@ fn non_empty_target_needs_force_and_confirmation() {
 
     // No --force: refused, naming the table.
     let summary = dir.path().join("summary.json");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        &pg.url,
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(2);
     // Without a terminal, progress is logged on stderr; the error is the last line.
@@ -486,18 +453,11 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let (dir, source) = app_source();
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
-            "--dry-run",
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        &pg.url,
+        &["--dry-run", "--summary", &path_str(&summary)],
     );
     run.expect_code(0);
     let out = &run.stdout;
@@ -537,17 +497,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 
     // With an SQLite target, the file is not even created.
     let target = dir.path().join("new.db");
-    let run = ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&target),
-            "--dry-run",
-        ],
-    );
+    let run = ferry_copy(dir.path(), &source, &sqlite_url(&target), &["--dry-run"]);
     run.expect_code(0);
     assert!(run.stdout.contains("authors: 3 rows"), "{}", run.show());
     assert!(!target.exists(), "a dry run created {}", target.display());
@@ -579,14 +529,11 @@ fn tables_glob_and_exclude_select_the_tables() {
     let source = sqlite_url(&src);
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
-    ferry(
+    ferry_copy(
         dir.path(),
+        &source,
+        &pg.url,
         &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
             "--tables",
             "app_*",
             "--exclude",
@@ -605,17 +552,11 @@ fn tables_glob_and_exclude_select_the_tables() {
 
     // A comma-separated list mixing a name and a glob, into SQLite.
     let target = dir.path().join("subset.db");
-    ferry(
+    ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&target),
-            "--tables",
-            "other,app_l*",
-        ],
+        &source,
+        &sqlite_url(&target),
+        &["--tables", "other,app_l*"],
     )
     .expect_code(0);
     let names: Vec<String> = sqlite_rows(
@@ -628,17 +569,11 @@ fn tables_glob_and_exclude_select_the_tables() {
     assert_eq!(names, ["app_logs", "other"]);
 
     // A --tables name the source does not have is an input error.
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&dir.path().join("x.db")),
-            "--tables",
-            "nope",
-        ],
+        &source,
+        &sqlite_url(&dir.path().join("x.db")),
+        &["--tables", "nope"],
     );
     run.expect_code(2);
     assert!(run.stderr.contains("nope"), "{}", run.show());
@@ -758,30 +693,17 @@ fn verify_finds_changed_and_missing_rows_by_key() {
 // ---------------------------------------------------------------------------------------------
 // 10. Rejected rows
 
-const BAD_UTF8_SQL: &str = "
-    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-    INSERT INTO notes VALUES (1, 'first'), (2, CAST(x'61ff62' AS TEXT)), (3, 'third');
-    CREATE TABLE fine (id INTEGER PRIMARY KEY, v TEXT);
-    INSERT INTO fine VALUES (1, 'a'), (2, 'b');
-";
-
 #[test]
 fn invalid_utf8_stops_the_copy_and_names_the_row() {
     let dir = TempDir::new().unwrap();
     let source = sqlite_url(&make_sqlite(&dir.path().join("bad.db"), BAD_UTF8_SQL));
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
-            "--summary",
-            &path_str(&summary),
-        ],
+        &source,
+        &pg.url,
+        &["--summary", &path_str(&summary)],
     );
     run.expect_code(1);
     let err = &run.stderr;
@@ -818,14 +740,11 @@ fn ignore_errors_copies_the_rest_and_writes_the_reject_file() {
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
     let rejects = dir.path().join("rejected");
-    let run = ferry(
+    let run = ferry_copy(
         dir.path(),
+        &source,
+        &pg.url,
         &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &pg.url,
             "--ignore-errors",
             "--reject-dir",
             &path_str(&rejects),
@@ -895,16 +814,11 @@ fn default_reject_dir_is_relative_to_the_working_directory() {
     let work = TempDir::new().unwrap();
     let source = sqlite_url(&make_sqlite(&dir.path().join("bad.db"), BAD_UTF8_SQL));
     let target = dir.path().join("out.db");
-    let run = ferry(
+    let run = ferry_copy(
         work.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&target),
-            "--ignore-errors",
-        ],
+        &source,
+        &sqlite_url(&target),
+        &["--ignore-errors"],
     );
     // SQLite stores the bytes as they are, so nothing is rejected and the copy is exact.
     run.expect_code(0);
@@ -978,17 +892,7 @@ fn demo_creates_a_source_and_an_identical_copy() {
 fn copy_sqlite_to_sqlite_and_verify() {
     let (dir, source) = app_source();
     let target = dir.path().join("copy.db");
-    ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&target),
-        ],
-    )
-    .expect_code(0);
+    ferry_copy(dir.path(), &source, &sqlite_url(&target), &[]).expect_code(0);
     assert_eq!(
         sqlite_rows(
             &target,
@@ -1013,16 +917,7 @@ fn copy_sqlite_to_sqlite_and_verify() {
     .expect_code(0);
 
     // Relative sqlite paths are relative to the working directory.
-    let run = ferry(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            "sqlite://app.db",
-            "--target",
-            "sqlite:relative.db",
-        ],
-    );
+    let run = ferry_copy(dir.path(), "sqlite://app.db", "sqlite:relative.db", &[]);
     run.expect_code(0);
     assert_eq!(
         sqlite_rows(
@@ -1244,14 +1139,6 @@ impl Standby {
         );
     }
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
@@ -1291,7 +1178,7 @@ impl Standby {
         );
         let options =
             |port: u16| format!("-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off");
-        let p1 = Self::free_port();
+        let p1 = ferry_testkit::free_port();
         me.run(
             "pg_ctl",
             &[
@@ -1321,7 +1208,7 @@ impl Standby {
                 "-R",
             ],
         );
-        let p2 = Self::free_port();
+        let p2 = ferry_testkit::free_port();
         me.run(
             "pg_ctl",
             &[

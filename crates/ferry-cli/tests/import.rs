@@ -51,14 +51,7 @@ fn peertube_import_by_name_then_a_rerun_changes_nothing() {
     run.expect_code(0);
     let s = read_summary(&summary);
     assert_eq!(s["status"], "completed", "{s}");
-    for entity in [
-        "users",
-        "channels",
-        "videos",
-        "comments",
-        "playlists",
-        "subscriptions",
-    ] {
+    for entity in ferry_testkit::peertube::ENTITIES {
         assert!(
             s["stats"][entity]["migrated"].as_u64().unwrap_or(0) > 0,
             "{entity}: {s}"

@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{PgDb, sqlite_url, with_password};
+use common::{BAD_UTF8_SQL, PgDb, sqlite_url, with_password};
+use ferry_testkit::serve::{Launch, Server};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin";
@@ -25,141 +25,24 @@ const BIG: i64 = 1_000_000;
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-struct Server {
-    child: Child,
-    url: String,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-fn drain(
-    stream: impl Read + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    tx: Option<std::sync::mpsc::Sender<String>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Some(tx) = &tx
-                && let Some(addr) = line.strip_prefix("ferry serve: listening on ")
-            {
-                let _ = tx.send(addr.trim().to_string());
-            }
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-}
-
 /// Starts `ferry serve` on a free port; `Err((exit code, stderr))` when it exits instead.
 fn try_start(dir: &Path, store: &str, key: &Path, extra: &[&str]) -> Result<Server, (i32, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--master-key-file",
-        ])
-        .arg(key)
-        .args(extra)
-        .current_dir(dir)
-        .env("FERRY_ADMIN_USER", ADMIN)
-        .env("FERRY_ADMIN_PASSWORD", ADMIN_PW)
-        .env("FERRY_LOG", "info")
-        .env_remove("FERRY_MASTER_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferry serve");
-    let (stdout, stderr) = (
-        Arc::new(Mutex::new(String::new())),
-        Arc::new(Mutex::new(String::new())),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    drain(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
-    drain(child.stderr.take().unwrap(), stderr.clone(), None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(addr) = rx.recv_timeout(Duration::from_millis(100)) {
-            return Ok(Server {
-                child,
-                url: addr.trim_start_matches("http://").to_string(),
-                stdout,
-                stderr,
-            });
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            std::thread::sleep(Duration::from_millis(200));
-            return Err((status.code().unwrap_or(-1), stderr.lock().unwrap().clone()));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "ferry serve did not print its address in 60 s:\n{}",
-                stderr.lock().unwrap()
-            );
-        }
-    }
+    launch(dir, store, key, extra).try_start()
 }
 
 fn start(dir: &Path, store: &str, key: &Path, extra: &[&str]) -> Server {
-    try_start(dir, store, key, extra)
-        .unwrap_or_else(|(code, err)| panic!("ferry serve exited with {code}:\n{err}"))
+    launch(dir, store, key, extra).start()
 }
 
-impl Server {
-    fn output(&self) -> String {
-        format!(
-            "{}{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits for the exit; returns its code.
-    fn terminate(&mut self, within: Duration) -> i32 {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "ferry serve did not stop within {within:?} of SIGTERM:\n{}",
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_for_log(&self, text: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.output().contains(text) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn launch<'a>(dir: &'a Path, store: &'a str, key: &'a Path, extra: &'a [&'a str]) -> Launch<'a> {
+    Launch {
+        bin: Path::new(env!("CARGO_BIN_EXE_ferry")),
+        dir,
+        store,
+        key,
+        extra,
+        admin_user: ADMIN,
+        admin_password: ADMIN_PW,
     }
 }
 
@@ -333,6 +216,22 @@ fn migrated(job: &Value, table: &str) -> i64 {
     job["stats"][table]["migrated"].as_i64().unwrap_or(0)
 }
 
+/// Starts a copy of `source` into `target` slow enough (batches of 1000, one worker) for a test
+/// to act while it runs; returns the job.
+fn start_slow_copy(api: &Api, source: &Path, target: &PgDb) -> Value {
+    api.start(
+        "copy",
+        json!({"source_url": sqlite_url(source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
+    )
+}
+
+/// Waits until job `id` has copied rows into `items` (or ended); returns it.
+fn wait_copying(api: &Api, id: &str) -> Value {
+    api.wait(id, Duration::from_secs(120), |j| {
+        migrated(j, "items") > 0 || finished(j)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
@@ -401,10 +300,7 @@ fn lifecycle(store: &str, s: &Setup) {
     let target = PgDb::new();
     let server = start(s.dir.path(), store, &s.key, &[]);
     let api = Api::login(&server);
-    let job = api.start(
-        "copy",
-        json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
-    );
+    let job = start_slow_copy(&api, &source, &target);
     let id = job["id"].as_str().unwrap().to_string();
     for field in [
         "id",
@@ -546,14 +442,9 @@ fn cancel_stops_a_large_job_within_seconds_leaving_whole_batches() {
     let target = PgDb::new();
     let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
     let api = Api::login(&server);
-    let job = api.start(
-        "copy",
-        json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}),
-    );
+    let job = start_slow_copy(&api, &source, &target);
     let id = job["id"].as_str().unwrap().to_string();
-    api.wait(&id, Duration::from_secs(120), |j| {
-        migrated(j, "items") > 0 || finished(j)
-    });
+    wait_copying(&api, &id);
     let (status, body) = api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
     assert_eq!(status, 204, "{body}");
     let cancelled_at = Instant::now();
@@ -747,7 +638,7 @@ fn bad_requests_get_4xx_with_a_message() {
     );
 
     // 409: a second real job into the same target while the first runs; a dry run is fine.
-    let first = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let first = start_slow_copy(&api, &source, &target);
     let id = first["id"].as_str().unwrap();
     expect(
         copy(json!({"source_url": sqlite_url(&source), "target_url": target.url})),
@@ -809,11 +700,9 @@ fn a_job_running_when_the_server_is_killed_is_failed_on_restart() {
     let store = s.sqlite_store();
     let mut server = start(s.dir.path(), &store, &s.key, &[]);
     let api = Api::login(&server);
-    let job = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let job = start_slow_copy(&api, &source, &target);
     let id = job["id"].as_str().unwrap().to_string();
-    let running = api.wait(&id, Duration::from_secs(120), |j| {
-        migrated(j, "items") > 0 || finished(j)
-    });
+    let running = wait_copying(&api, &id);
     assert_eq!(running["status"], "running", "{running}");
     server.kill9();
 
@@ -842,11 +731,9 @@ fn sigterm_cancels_running_jobs_and_exits() {
     let store = s.sqlite_store();
     let mut server = start(s.dir.path(), &store, &s.key, &[]);
     let api = Api::login(&server);
-    let job = api.start("copy", json!({"source_url": sqlite_url(&source), "target_url": target.url, "batch_size": 1000, "workers": 1}));
+    let job = start_slow_copy(&api, &source, &target);
     let id = job["id"].as_str().unwrap().to_string();
-    api.wait(&id, Duration::from_secs(120), |j| {
-        migrated(j, "items") > 0 || finished(j)
-    });
+    wait_copying(&api, &id);
     assert_eq!(
         server.terminate(Duration::from_secs(30)),
         0,
@@ -1108,13 +995,6 @@ fn tokens_expire_and_can_be_revoked() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("already exists"));
 }
-
-const BAD_UTF8_SQL: &str = "
-    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-    INSERT INTO notes VALUES (1, 'first'), (2, CAST(x'61ff62' AS TEXT)), (3, 'third');
-    CREATE TABLE fine (id INTEGER PRIMARY KEY, v TEXT);
-    INSERT INTO fine VALUES (1, 'a'), (2, 'b');
-";
 
 #[test]
 fn failed_rows_complete_with_a_summary_or_fail_the_job_with_the_reason() {
@@ -1396,14 +1276,7 @@ fn peertube_jobs_import_into_the_servers_target_database() {
         finished,
     );
     assert_eq!(done["status"], "completed", "{done}");
-    for entity in [
-        "users",
-        "channels",
-        "videos",
-        "comments",
-        "playlists",
-        "subscriptions",
-    ] {
+    for entity in ferry_testkit::peertube::ENTITIES {
         assert!(
             done["stats"][entity]["migrated"].as_i64().unwrap_or(0) > 0,
             "{entity}: {done}"

@@ -18,23 +18,7 @@ pub struct Browser {
 }
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    ferry_testkit::find_bin(names, &[])
 }
 
 impl Browser {
@@ -49,7 +33,7 @@ impl Browser {
         let chromedriver = find_program(&["chromedriver"]).unwrap_or_else(|| {
             panic!("chromedriver is needed for the dashboard test and is not installed: {INSTALL}")
         });
-        let port = free_port();
+        let port = ferry_testkit::free_port();
         let log = crate::paths::artifacts_dir().join("chromedriver.log");
         let mut driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))

@@ -81,6 +81,4 @@ pub fn small_source(dir: &Path) -> PathBuf {
 }
 
 /// The locator ferry reads a SQLite file by.
-pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
-}
+pub use ferry_testkit::sqlite::sqlite_url;

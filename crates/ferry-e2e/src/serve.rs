@@ -1,22 +1,17 @@
-//! A real `ferry serve` process on a free loopback port, with its own store, master key and
-//! first admin, run in a temporary folder; its output is kept for failure messages.
+//! A real `ferry serve` process (the shared launcher of ferry-testkit) with its own store, master
+//! key and first admin in a temporary folder, plus what the browser tests need on top: waiting
+//! for `/health` and an API client logged in as the admin.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
 pub struct Serve {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base: String,
     pub admin_user: String,
     pub admin_password: String,
+    server: ferry_testkit::serve::Server,
+    /// Declared after `server`: the process is killed before its folder is deleted.
     pub dir: tempfile::TempDir,
-    child: Child,
-    output: Arc<Mutex<String>>,
 }
 
 impl Serve {
@@ -34,56 +29,23 @@ impl Serve {
                 .as_nanos()
         );
         let bin = crate::paths::ferry_bin();
-        let store = format!("sqlite://{}", dir.path().join("ferry.db").display());
-        let key = dir.path().join("master.key");
-        let mut child = Command::new(&bin)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store", &store])
-            .arg("--master-key-file")
-            .arg(&key)
-            .env("FERRY_ADMIN_USER", &admin_user)
-            .env("FERRY_ADMIN_PASSWORD", &admin_password)
-            // Whatever a job might write beside itself (reject files) stays in the temp folder.
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(collect(stdout, output.clone(), tx.clone()));
-        tokio::spawn(collect(stderr, output.clone(), tx));
-
-        let base = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = rx.recv().await {
-                if let Some(base) = address_in(&line) {
-                    return Some(base);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some(base) = base else {
-            let status = child.try_wait().ok().flatten();
-            panic!(
-                "ferry serve did not print the address it listens on within 60 s (exit: {status:?}); its output:\n{}",
-                output.lock().map(|o| o.clone()).unwrap_or_default()
-            );
-        };
+        let store = ferry_testkit::sqlite::sqlite_url(&dir.path().join("ferry.db"));
+        let server = ferry_testkit::serve::Launch {
+            bin: &bin,
+            dir: dir.path(),
+            store: &store,
+            key: &dir.path().join("master.key"),
+            extra: &[],
+            admin_user: &admin_user,
+            admin_password: &admin_password,
+        }
+        .start();
         let serve = Self {
-            base,
+            base: server.base(),
             admin_user,
             admin_password,
+            server,
             dir,
-            child,
-            output,
         };
         serve.wait_healthy().await;
         serve
@@ -106,9 +68,9 @@ impl Serve {
         );
     }
 
-    /// Everything the server printed so far (stdout and stderr, interleaved by line).
+    /// Everything the server printed so far (stdout, then stderr).
     pub fn output(&self) -> String {
-        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+        self.server.output()
     }
 
     /// An API client logged in as the first admin.
@@ -119,57 +81,6 @@ impl Serve {
     }
 
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-async fn collect(
-    stream: impl AsyncRead + Unpin,
-    output: Arc<Mutex<String>>,
-    tx: mpsc::UnboundedSender<String>,
-) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Ok(mut o) = output.lock() {
-            o.push_str(&line);
-            o.push('\n');
-        }
-        let _ = tx.send(line);
-    }
-}
-
-/// `http://127.0.0.1:PORT` from a line that mentions the loopback address with a real port.
-fn address_in(line: &str) -> Option<String> {
-    const HOST: &str = "127.0.0.1:";
-    let mut rest = line;
-    while let Some(at) = rest.find(HOST) {
-        let after = &rest[at + HOST.len()..];
-        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(port) = digits.parse::<u16>()
-            && port != 0
-        {
-            return Some(format!("http://127.0.0.1:{port}"));
-        }
-        rest = after;
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::address_in;
-
-    #[test]
-    fn finds_the_listening_address() {
-        assert_eq!(
-            address_in("ferry serve listening on http://127.0.0.1:40123 (dashboard at /)"),
-            Some("http://127.0.0.1:40123".into())
-        );
-        assert_eq!(
-            address_in("INFO listening addr=127.0.0.1:5"),
-            Some("http://127.0.0.1:5".into())
-        );
-        assert_eq!(address_in("--listen 127.0.0.1:0 given"), None);
-        assert_eq!(address_in("store sqlite://ferry.db"), None);
+        self.server.kill9();
     }
 }

@@ -32,15 +32,20 @@ where
     }
 }
 
-async fn log_in(browser: &Browser, serve: &Serve) {
+/// Opens the dashboard and submits the login form as the admin with `password`.
+async fn submit_login(browser: &Browser, serve: &Serve, password: &str) {
     browser
         .client
         .goto(&format!("{}/", serve.base))
         .await
         .expect("open the dashboard");
     browser.fill("#login-username", &serve.admin_user).await;
-    browser.fill("#login-password", &serve.admin_password).await;
+    browser.fill("#login-password", password).await;
     browser.click("#login-submit").await;
+}
+
+async fn log_in(browser: &Browser, serve: &Serve) {
+    submit_login(browser, serve, &serve.admin_password).await;
     eventually(
         Duration::from_secs(15),
         "the job list after logging in",
@@ -101,6 +106,14 @@ async fn status_of(browser: &Browser, id: &str) -> Option<String> {
     browser
         .attr(&format!("[data-job-id=\"{id}\"]"), "data-status")
         .await
+}
+
+/// Waits until job `id` shows `status` in the dashboard.
+async fn wait_status(browser: &Browser, id: &str, status: &str, within: Duration) {
+    eventually(within, &format!("job {id} to show {status}"), || async {
+        (status_of(browser, id).await.as_deref() == Some(status)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,14 +187,7 @@ async fn dashboard_starts_watches_and_cancels_a_copy() {
         );
         let clicked = Instant::now();
         browser.click(&cancel).await;
-        eventually(
-            Duration::from_secs(30),
-            "the job to show cancelled",
-            || async {
-                (status_of(browser, &id).await.as_deref() == Some("cancelled")).then_some(())
-            },
-        )
-        .await;
+        wait_status(browser, &id, "cancelled", Duration::from_secs(30)).await;
         let took = clicked.elapsed();
         println!("cancelled {took:?} after the click");
         assert!(took < Duration::from_secs(20), "cancel took {took:?}");
@@ -234,16 +240,8 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
     let serve = Serve::start().await;
 
     with_browser(&serve, async |browser| {
-        browser
-            .client
-            .goto(&format!("{}/", serve.base))
-            .await
-            .expect("open the dashboard");
-
         // A wrong password: the envelope's error is on the page, and we stay on the login.
-        browser.fill("#login-username", &serve.admin_user).await;
-        browser.fill("#login-password", "not the password").await;
-        browser.click("#login-submit").await;
+        submit_login(browser, &serve, "not the password").await;
         let error = eventually(Duration::from_secs(30), "the login error", || async {
             browser.text("#login-error").await.filter(|t| !t.is_empty())
         })
@@ -274,14 +272,7 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
         // A dry run counts and writes nothing.
         let url = fixtures::sqlite_url(&source);
         let dry = start_job(browser, &url, &target.url, &[], true).await;
-        eventually(
-            Duration::from_secs(60),
-            "the dry run to complete",
-            || async {
-                (status_of(browser, &dry).await.as_deref() == Some("completed")).then_some(())
-            },
-        )
-        .await;
+        wait_status(browser, &dry, "completed", Duration::from_secs(60)).await;
         assert_eq!(
             browser
                 .attr(&format!("[data-job-id=\"{dry}\"]"), "data-dry-run")

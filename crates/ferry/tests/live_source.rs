@@ -267,15 +267,7 @@ async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_immutable_read_is_guarded() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    {
-        let conn = rusqlite::Connection::open(&src).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
-             INSERT INTO t VALUES (1, 'a'), (2, 'b');",
-        )
-        .unwrap();
-    }
+    let src = closed_wal_db(&dir.path().join("app.db"));
     assert!(!dir.path().join("app.db-wal").exists());
     let before = snapshot(dir.path());
 

@@ -101,15 +101,7 @@ async fn copies_are_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wal_source_is_read_without_creating_files() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("wal.db");
-    {
-        let conn = rusqlite::Connection::open(&src).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
-             INSERT INTO t VALUES (1, 'a'), (2, 'b');",
-        )
-        .unwrap();
-    } // Closing checkpoints and removes -wal/-shm.
+    let src = closed_wal_db(&dir.path().join("wal.db"));
     assert!(!dir.path().join("wal.db-wal").exists());
     let before = snapshot(dir.path());
     let out = tempfile::tempdir().unwrap();

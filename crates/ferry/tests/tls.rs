@@ -7,9 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{context, options, sqlite};
-use ferry_testsupport::certs::Certs;
-use ferry_testsupport::mariadb::PrivateMariadb;
-use ferry_testsupport::postgres::PrivatePg;
+use ferry_testkit::certs::Certs;
+use ferry_testkit::mysql::PrivateMariadb;
+use ferry_testkit::pg::PrivatePg;
 
 const PASSWORD: &str = "tls:Secret-1";
 

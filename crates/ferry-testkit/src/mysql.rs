@@ -1,12 +1,75 @@
-//! A private MariaDB server (mariadb-install-db + mariadbd) that requires TLS on TCP
-//! (`--require-secure-transport`) and has one user with a password. Killed and deleted on drop,
-//! also when the test fails.
+//! MySQL/MariaDB for tests: a throwaway database on the shared server (`FERRY_TEST_MYSQL_URL`,
+//! else the local service), dropped when its value is dropped; and a private MariaDB server
+//! (mariadb-install-db + mariadbd) that requires TLS on TCP (`--require-secure-transport`) and
+//! has one user with a password, killed and deleted on drop, also when the test fails.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mysql_async::prelude::Queryable;
+
 use crate::certs::Certs;
+
+/// The MySQL/MariaDB admin URL: `FERRY_TEST_MYSQL_URL`, else the local service.
+pub fn mysql_admin_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into())
+}
+
+/// Connects to `url`; panics with what to do when the server does not answer.
+pub async fn my_connect(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(url).await.unwrap_or_else(|e| {
+        panic!("MySQL/MariaDB is needed for this test and {} does not answer ({e}): run scripts/test, which finds or starts one, or set FERRY_TEST_MYSQL_URL", crate::pg::redact(url))
+    })
+}
+
+/// A MySQL database created for one test and dropped when it ends.
+pub struct MyDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl MyDb {
+    pub async fn new() -> Self {
+        let admin = mysql_admin_url();
+        let mut conn = my_connect(&admin).await;
+        let name = crate::unique("ferry_test");
+        conn.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+            .await
+            .expect("create MySQL test database");
+        let mut url = url::Url::parse(&admin).expect("admin URL");
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    pub async fn conn(&self) -> mysql_async::Conn {
+        my_connect(&self.url).await
+    }
+
+    pub fn locator(&self) -> ferry_core::Locator {
+        crate::job::locator_of(&self.url)
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        crate::on_own_runtime(move || async move {
+            if let Ok(mut conn) = mysql_async::Conn::from_url(mysql_admin_url()).await {
+                let _ = conn
+                    .query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+                    .await;
+                let _ = conn.disconnect().await;
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private server
 
 pub struct PrivateMariadb {
     pub port: u16,
@@ -141,7 +204,7 @@ impl PrivateMariadb {
     /// `mysql://user[:password]@host:port/database?query`, the password percent-encoded.
     pub fn url(&self, host: &str, password: Option<&str>, query: &str) -> String {
         let auth = match password {
-            Some(p) => format!("{}:{}", self.user, crate::postgres::encode(p)),
+            Some(p) => format!("{}:{}", self.user, crate::pg::encode(p)),
             None => self.user.clone(),
         };
         let q = if query.is_empty() {

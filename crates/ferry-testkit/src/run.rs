@@ -1,0 +1,138 @@
+//! Running the `ferry` binary as a user would (no terminal, a time limit), and reading what it
+//! wrote: the black-box CLI tests' runner.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one `ferry` run may take before the test kills it and fails.
+const FERRY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The outcome of one `ferry` run.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// A description for assertion messages.
+    pub fn show(&self) -> String {
+        format!(
+            "ferry {}\n--- exit code: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// Asserts the exit code, showing the whole run when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{}", self.show());
+        self
+    }
+
+    /// The lines of stderr that are not empty.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// The `ferry` binary Cargo built for this package's integration tests: it sits in the folder
+/// above the test binary (`target/debug/ferry` beside `target/debug/deps/TEST-HASH`).
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ferry"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "the ferry binary is not at {}: run these tests with `cargo test -p ferry-cli`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the `ferry` binary of this package (see [`ferry_bin`]) like [`run_ferry`].
+pub fn ferry<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Run {
+    run_ferry(&ferry_bin(), cwd, args)
+}
+
+/// Runs the `ferry` binary `bin` with `args` in `cwd`, with no terminal: stdin is null, stdout
+/// and stderr are pipes. Kills it and panics if it runs longer than a few minutes.
+pub fn run_ferry<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S]) -> Run {
+    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+    let mut child = Command::new(bin)
+        .args(&args)
+        .current_dir(cwd)
+        .env_remove("FERRY_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the ferry binary");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + FERRY_TIMEOUT;
+    let status = loop {
+        match child.try_wait().expect("wait for ferry") {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = err_reader.join().unwrap_or_default();
+                panic!(
+                    "ferry {} did not finish within {FERRY_TIMEOUT:?}; stderr:\n{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let code = status
+        .code()
+        .unwrap_or_else(|| panic!("ferry was killed by a signal: {status:?}\n{stderr}"));
+    Run {
+        args,
+        code,
+        stdout,
+        stderr,
+    }
+}
+
+/// Reads and parses a `--summary` file, panicking with its text when it is not JSON.
+#[track_caller]
+pub fn read_summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("summary file {} not written: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "summary {} is not valid JSON ({e}):\n{text}",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,85 @@
+//! SQLite for tests: URLs for files, sources made from SQL, rows read back as text, and the
+//! fixture files several tests share.
+
+use std::path::{Path, PathBuf};
+
+/// `sqlite:///abs/path` for a file.
+pub fn sqlite_url(path: &Path) -> String {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap().join(path)
+    };
+    format!("sqlite://{}", abs.display())
+}
+
+/// Creates an SQLite database at `path` by running `sql`.
+pub fn make_sqlite(path: &Path, sql: &str) -> PathBuf {
+    let conn = rusqlite::Connection::open(path).expect("create the SQLite source");
+    conn.execute_batch(sql).expect("fill the SQLite source");
+    drop(conn);
+    path.to_path_buf()
+}
+
+/// Runs a query on an SQLite file and returns every row with each value rendered as text
+/// (NULL as `None`).
+pub fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                use rusqlite::types::ValueRef;
+                Ok(match r.get_ref(i)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(v) => Some(v.to_string()),
+                    ValueRef::Real(v) => Some(v.to_string()),
+                    ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Some(format!("{b:?}")),
+                })
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A closed WAL-mode file `path` with table `t (id INTEGER PRIMARY KEY, v TEXT)` holding rows
+/// (1, 'a') and (2, 'b'). Closing checkpoints and removes -wal/-shm, so only `path` is left: the
+/// file an application leaves behind when it stops.
+pub fn closed_wal_db(path: &Path) -> PathBuf {
+    make_sqlite(
+        path,
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    )
+}
+
+/// Builds the quirks fixture (crates/ferry/tests/fixtures/quirks.sql: every storage-class and
+/// schema oddity ferry must survive) at `dir/quirks.db`.
+pub fn quirks_db(dir: &Path) -> PathBuf {
+    let path = dir.join("quirks.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // The application's own collation: ferry does not have it and must still read the table.
+    conn.create_collation("unicode_nocase", |a: &str, b: &str| {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    })
+    .unwrap();
+    conn.execute_batch(include_str!("../../ferry/tests/fixtures/quirks.sql"))
+        .unwrap();
+    drop(conn);
+    path
+}
+
+/// A source whose `notes` row id=2 holds invalid UTF-8 in a TEXT column (what SQLite lets an
+/// application store), beside a clean `fine` table: the rejected-row cases.
+pub const BAD_UTF8_SQL: &str = "
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+    INSERT INTO notes VALUES (1, 'first'), (2, CAST(x'61ff62' AS TEXT)), (3, 'third');
+    CREATE TABLE fine (id INTEGER PRIMARY KEY, v TEXT);
+    INSERT INTO fine VALUES (1, 'a'), (2, 'b');
+";
