@@ -21,8 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target,
-    execute_in_order,
+    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target, execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};

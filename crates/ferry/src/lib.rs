@@ -19,10 +19,10 @@ pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
 pub use ferry_core::registration::Address;
 pub use ferry_core::report::{Report, Status};
 pub use ferry_core::{Backend, Capabilities, Error, ErrorKind, Locator, Result};
+pub use migrate::{MigrateOptions, MigrateSpec, Migrated, Migration};
 #[cfg(feature = "sqlite")]
 pub use registry::sqlite_file;
 pub use registry::{backends, normalised_address, parse_locator, registration, with_schema};
-pub use migrate::{MigrateOptions, MigrateSpec, Migrated, Migration};
 pub use spec::{Fields, JobSpec};
 
 /// Opens a locator as a read-only source.

@@ -15,7 +15,6 @@ const CLIENTS: [(&str, &str); 3] = [
 /// Crates that exist only for tests: they may open databases directly.
 const TEST_ONLY: [&str; 2] = ["ferry-testkit", "ferry-e2e"];
 
-
 /// The workspace crates that depend on `client` directly (normal dependencies only).
 fn direct_users(client: &str) -> Vec<String> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -51,8 +50,7 @@ fn database_clients_are_used_only_by_their_backend_crates() {
             "cargo tree -i {client} does not list {backend}: {users:?} (is the check reading the graph right?)"
         );
         for user in users {
-            let allowed = user == backend
-                || TEST_ONLY.contains(&user.as_str());
+            let allowed = user == backend || TEST_ONLY.contains(&user.as_str());
             if !allowed {
                 wrong.push(format!("{user} uses {client}"));
             }

@@ -168,7 +168,10 @@ async fn mysql_index_names_are_scoped_to_their_table_in_postgres_and_sqlite() {
         assert!(indexes.iter().any(|i| i == name), "{name}: {indexes:?}");
     }
     assert!(
-        !report.translations.iter().any(|w| w.contains("longer than")),
+        !report
+            .translations
+            .iter()
+            .any(|w| w.contains("longer than")),
         "no name here is too long: {:?}",
         report.translations
     );
