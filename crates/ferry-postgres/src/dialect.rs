@@ -77,7 +77,7 @@ impl Dialect for PostgresDialect {
         }
     }
 
-    fn map_column(&self, column: &Column, _table: &Table, source: Backend) -> ColumnMapping {
+    fn map_column(&self, column: &Column, table: &Table, source: Backend) -> ColumnMapping {
         let mut notes = Vec::new();
         let default_sql = column
             .default
@@ -87,6 +87,12 @@ impl Dialect for PostgresDialect {
         // Between two PostgreSQL databases jsonb stays jsonb (ferry models it as JSON text).
         let native_type = if source == self.backend() && column.native_type == "jsonb" {
             column.native_type.clone()
+        } else if column.data_type == DataType::Json && keyed(&column.name, table) {
+            // json has no equality, so no btree index or key can be built on it: jsonb can.
+            notes.push(
+                "JSON in an index or key: stored as jsonb (PostgreSQL's json cannot be indexed), which keeps neither key order, whitespace nor duplicate keys".into(),
+            );
+            "jsonb".into()
         } else {
             native_type(&column.data_type)
         };
@@ -371,4 +377,14 @@ mod tests {
         );
         assert_eq!(notes.len(), 2);
     }
+}
+
+/// Whether `column` is part of `table`'s primary key, a unique constraint or an index.
+fn keyed(column: &str, table: &Table) -> bool {
+    table.primary_key.iter().any(|c| c == column)
+        || table.uniques.iter().flatten().any(|c| c == column)
+        || table
+            .indexes
+            .iter()
+            .any(|i| i.columns.iter().any(|c| c == column))
 }

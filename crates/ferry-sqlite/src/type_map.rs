@@ -374,9 +374,10 @@ pub fn native_type(t: &DataType) -> String {
         DataType::Bytes => "BLOB".into(),
         DataType::Date => "DATE".into(),
         DataType::Time => "TIME".into(),
-        // Instants are written with `+00:00`; reading back, a DATETIME column whose values all
-        // carry an offset is a timestamp with time zone again.
-        DataType::Timestamp | DataType::TimestampTz => "DATETIME".into(),
+        DataType::Timestamp => "DATETIME".into(),
+        // Instants are written with `+00:00` in a column whose name says so (NUMERIC affinity,
+        // like DATETIME), so even an empty column reads back as a timestamp with time zone.
+        DataType::TimestampTz => "TIMESTAMPTZ".into(),
         // TEXT affinity: under NUMERIC affinity the document `1.50` would become the REAL 1.5.
         DataType::Uuid => "UUID_TEXT".into(),
         DataType::Json => "JSON_TEXT".into(),
@@ -468,6 +469,7 @@ mod tests {
             ints: 3,
             ..Default::default()
         };
+        let empty = Profile::default();
         for (t, name, stored) in [
             (d(10, 2), "NUMERIC(10,2)", &reals),
             (d(15, 0), "NUMERIC(15,0)", &ints),
@@ -481,6 +483,8 @@ mod tests {
                 &texts,
             ),
             (DataType::Timestamp, "DATETIME", &texts),
+            // Empty: the declared name alone says it holds instants.
+            (DataType::TimestampTz, "TIMESTAMPTZ", &empty),
             (DataType::Date, "DATE", &texts),
             (DataType::Time, "TIME", &texts),
             (DataType::Bool, "BOOLEAN", &ints),

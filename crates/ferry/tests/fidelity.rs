@@ -174,7 +174,7 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
     assert_eq!(
         created,
         (
-            "DATETIME".to_string(),
+            "TIMESTAMPTZ".to_string(),
             "2025-03-01T08:15:00.123456+00:00".to_string()
         )
     );
@@ -523,5 +523,64 @@ async fn strict_mode_refuses_changes_before_writing() {
     assert!(
         msg.contains("not copied: domain year:") && msg.contains("lossy: films.special_features"),
         "{msg}"
+    );
+}
+
+/// A SQLite app that indexes a JSON column (as PeerTube's playlists index their info-hash
+/// arrays, which arrive in SQLite as JSON): PostgreSQL's json has no equality, so the index
+/// could never be built; the column becomes jsonb, said as a lossy step, and preflight finds
+/// nothing to refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_json_column_becomes_jsonb_in_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch(
+        r#"CREATE TABLE playlists (id INTEGER PRIMARY KEY, meta JSON, hashes JSON NOT NULL);
+           CREATE INDEX playlists_hashes ON playlists (hashes);
+           INSERT INTO playlists (meta, hashes) VALUES
+             ('{"b": 1, "a": [1, 2]}', '["ab12", "cd34"]'), (NULL, '[]');"#,
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::new().await;
+    let report = ferry::copy(
+        &sqlite(&file),
+        &db.locator(),
+        &options(dir.path()),
+        &context(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(report.verify["playlists"].ok(), "{}", report.render());
+    assert!(
+        report
+            .lossy
+            .iter()
+            .any(|l| l.contains("playlists.hashes") && l.contains("jsonb")),
+        "{:?}",
+        report.lossy
+    );
+    let types: Vec<(String, String)> = db
+        .client()
+        .await
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'playlists'::regclass AND attname IN ('meta', 'hashes') ORDER BY attname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("hashes".to_string(), "jsonb".to_string()),
+            ("meta".to_string(), "json".to_string())
+        ],
+        "only the indexed column changes"
     );
 }

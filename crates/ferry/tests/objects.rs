@@ -196,11 +196,11 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
         assert!(report.verify[table].ok(), "{table}: {}", report.render());
         assert!(
             report
-                .warnings
+                .translations
                 .iter()
                 .any(|w| w.contains(&format!("'{table}' is copied as a plain table"))),
             "{table} named: {:?}",
-            report.warnings
+            report.translations
         );
     }
     let not_copied: Vec<String> = report

@@ -51,11 +51,11 @@ async fn every_quirk_arrives_typed_and_verified() {
     assert!(report.verify["search"].ok(), "{}", report.render());
     assert!(
         report
-            .warnings
+            .translations
             .iter()
             .any(|w| w.contains("'search' is copied as a plain table")),
         "{:?}",
-        report.warnings
+        report.translations
     );
     assert!(
         not_copied
