@@ -78,3 +78,44 @@ fn a_real_copy_prints_its_changes_in_text_json_logs_and_the_summary() {
     assert_eq!(change("lossy"), [QTY_NOTE], "{}", run.show());
     assert_eq!(change("not_copied").len(), 1, "{}", run.show());
 }
+
+/// `--strict` refuses the same copy into PostgreSQL before writing: exit 2, every change
+/// named, the target left without a single table. Between two SQLite files nothing changes
+/// (values pass through, the view is recreated), so strict mode lets it run.
+#[test]
+fn strict_refuses_a_copy_with_changes_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_sqlite(&dir.path().join("inventory.db"), INVENTORY);
+    let pg = PgDb::new();
+    let strict = |to: &str| {
+        ferry(
+            dir.path(),
+            &[
+                "copy",
+                "--strict",
+                "--source",
+                &sqlite_url(&source),
+                "--target",
+                to,
+            ],
+        )
+    };
+    let run = strict(&pg.url);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("strict mode refuses")
+            && run.stderr.contains(QTY_NOTE)
+            && run.stderr.contains("view in_stock"),
+        "{}",
+        run.show()
+    );
+    assert!(pg.tables().is_empty(), "nothing written: {:?}", pg.tables());
+
+    let run = strict(&sqlite_url(&dir.path().join("copy.db")));
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("recreated: view in_stock"),
+        "{}",
+        run.show()
+    );
+}

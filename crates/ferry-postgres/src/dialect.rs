@@ -319,6 +319,16 @@ fn value_literal(v: &Value) -> String {
     }
 }
 
+/// Whether `column` is part of `table`'s primary key, a unique constraint or an index.
+fn keyed(column: &str, table: &Table) -> bool {
+    table.primary_key.iter().any(|c| c == column)
+        || table.uniques.iter().flatten().any(|c| c == column)
+        || table
+            .indexes
+            .iter()
+            .any(|i| i.columns.iter().any(|c| c == column))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,14 +387,4 @@ mod tests {
         );
         assert_eq!(notes.len(), 2);
     }
-}
-
-/// Whether `column` is part of `table`'s primary key, a unique constraint or an index.
-fn keyed(column: &str, table: &Table) -> bool {
-    table.primary_key.iter().any(|c| c == column)
-        || table.uniques.iter().flatten().any(|c| c == column)
-        || table
-            .indexes
-            .iter()
-            .any(|i| i.columns.iter().any(|c| c == column))
 }
