@@ -12,6 +12,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
 use crate::connect;
+use crate::copy_binary::Decoded;
 
 pub struct PostgresSession {
     client: Client,
@@ -55,51 +56,28 @@ fn param(v: &Value) -> Result<(Box<dyn ToSql + Sync + Send>, Type), SqlError> {
 }
 
 fn cell(row: &Row, i: usize) -> Result<Value, SqlError> {
-    let bad = |e: tokio_postgres::Error| SqlError::Failed(Error::run(format!("PostgreSQL: {e}")));
-    let or_null = |v: Option<Value>| v.unwrap_or(Value::Null);
-    let ty = row.columns()[i].type_().clone();
-    Ok(match ty {
-        Type::BOOL => or_null(
-            row.try_get::<_, Option<bool>>(i)
-                .map_err(bad)?
-                .map(Value::Bool),
-        ),
-        Type::INT2 => or_null(
-            row.try_get::<_, Option<i16>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v.into())),
-        ),
-        Type::INT4 => or_null(
-            row.try_get::<_, Option<i32>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v.into())),
-        ),
-        Type::INT8 => or_null(
-            row.try_get::<_, Option<i64>>(i)
-                .map_err(bad)?
-                .map(Value::Int),
-        ),
-        Type::FLOAT8 => or_null(
-            row.try_get::<_, Option<f64>>(i)
-                .map_err(bad)?
-                .map(Value::Float),
-        ),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => or_null(
-            row.try_get::<_, Option<String>>(i)
-                .map_err(bad)?
-                .map(Value::Text),
-        ),
-        Type::BYTEA => or_null(
-            row.try_get::<_, Option<Vec<u8>>>(i)
-                .map_err(bad)?
-                .map(Value::Bytes),
-        ),
-        other => {
-            return Err(SqlError::Failed(Error::run(format!(
-                "a session query returned a {other} column: cast it to text, bigint, boolean or bytea"
-            ))));
-        }
-    })
+    let ty = row.columns()[i].type_();
+    if !matches!(
+        *ty,
+        Type::BOOL
+            | Type::INT2
+            | Type::INT4
+            | Type::INT8
+            | Type::FLOAT8
+            | Type::TEXT
+            | Type::VARCHAR
+            | Type::BPCHAR
+            | Type::NAME
+            | Type::BYTEA
+    ) {
+        return Err(SqlError::Failed(Error::run(format!(
+            "a session query returned a {ty} column: cast it to text, bigint, boolean or bytea"
+        ))));
+    }
+    // The same decoding as the binary COPY reader's (`Decoded`), limited to the types above.
+    row.try_get::<_, Decoded>(i)
+        .map(|d| d.0)
+        .map_err(|e| SqlError::Failed(Error::run(format!("PostgreSQL: {e}"))))
 }
 
 impl PostgresSession {
