@@ -233,3 +233,14 @@ async fn query_keys(db: &dyn Source, sql: &str) -> Result<(Vec<String>, usize)> 
     let nulls = total - keys.len();
     Ok((keys, nulls))
 }
+
+/// The keys `manifest` names at `store` (a listing, fixed keys or a query), in a stable order,
+/// and the warnings resolving them gave: what `ferry cutover` samples and counts.
+///
+/// # Errors
+/// Input errors when the store cannot be opened or listed, or the query fails.
+pub async fn keys(store: &Store, manifest: &Manifest) -> Result<(Vec<String>, Vec<String>)> {
+    let op = crate::copy::open_source(store).await?;
+    let resolved = manifest.resolve(store, &op).await?;
+    Ok((resolved.keys, resolved.warnings))
+}

@@ -48,6 +48,9 @@ pub enum Command {
     Migrate(crate::migrate::MigrateArgs),
     /// Import an application into a new platform as a profile declares (peertube, or a file).
     Import(crate::import::ImportArgs),
+    /// The cutover: the final sync and the go/no-go checklist (GO exits 0, NO-GO 1).
+    #[command(subcommand)]
+    Cutover(crate::cutover::CutoverCommand),
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 
 mod blobs;
 mod cli;
+mod cutover;
 mod import;
 mod migrate;
 mod serve;
@@ -108,6 +109,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
         Command::Blobs(command) => blobs::run(command, bars).await,
         Command::Migrate(args) => migrate::run(args, bars).await,
         Command::Import(args) => import::run(args, bars).await,
+        Command::Cutover(command) => cutover::run(command, bars).await,
         Command::Demo(args) => {
             let result = async {
                 std::fs::create_dir_all(&args.dir).map_err(|e| {

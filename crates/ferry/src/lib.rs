@@ -2,6 +2,7 @@
 //! runs the jobs ([`copy`], [`verify`], [`migrate`]), described by one [`JobSpec`]. The CLI and
 //! the job server are thin front-ends over these calls.
 
+pub mod cutover;
 pub mod migrate;
 mod registry;
 pub mod spec;
