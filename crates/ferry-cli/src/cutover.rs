@@ -136,7 +136,8 @@ pub async fn run(command: CutoverCommand, bars: bool) -> i32 {
 }
 
 fn write_files(args: &CutoverArgs, outcome: &Outcome) -> Result<(), String> {
-    let files: [(&Option<PathBuf>, fn(&Outcome) -> String); 3] = [
+    type Render = fn(&Outcome) -> String;
+    let files: [(&Option<PathBuf>, Render); 3] = [
         (&args.summary, cutover::report::json),
         (&args.junit, cutover::report::junit),
         (&args.html, cutover::report::html),

@@ -279,7 +279,7 @@ async fn assert(a: &Assertion, j: &Value, env: &Env<'_>) -> Result<Option<String
         let want = fill_json(want, env).await?;
         let same = match (found, &want) {
             (Some(Value::String(g)), Value::String(w)) => g == w,
-            (Some(g), Value::String(w)) => g.to_string() == *w,
+            (Some(g), Value::String(w)) => serde_json::to_string(g).is_ok_and(|t| t == *w),
             (Some(g), w) => g == w,
             (None, _) => false,
         };
