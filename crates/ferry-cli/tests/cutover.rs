@@ -666,3 +666,75 @@ fn skipped_blockers_bad_specs_and_unreachable_services() {
         run.show()
     );
 }
+
+#[test]
+fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = PgDb::new();
+    source.query(ferry_testkit::peertube::MIN_SCHEMA);
+    source.query(ferry_testkit::peertube::DATA);
+    let target = PgDb::new();
+    let state = dir.path().join("pt.state.json");
+    let summary = dir.path().join("summary.json");
+    let args = |command: &str, only: &str| {
+        vec![
+            "cutover".to_string(),
+            command.into(),
+            "--profile".into(),
+            "peertube".into(),
+            "--source".into(),
+            source.url.clone(),
+            "--target".into(),
+            target.url.clone(),
+            "--state".into(),
+            state.display().to_string(),
+            "--only".into(),
+            only.into(),
+            "--summary".into(),
+            summary.display().to_string(),
+        ]
+    };
+    let run = ferry(dir.path(), &args("sync", "reconcile,frozen,rollback"));
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("final pass: profile import"),
+        "{}",
+        run.show()
+    );
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let (status, evidence) = status_of(&s, "rows");
+    assert_eq!(status, "pass", "{s:#}");
+    assert!(
+        evidence.contains("entities, the import's verification"),
+        "{evidence}"
+    );
+    for entity in ferry_testkit::peertube::ENTITIES {
+        assert!(
+            s["reconciliation"]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == entity && r["matched"] == true),
+            "{entity}: {s:#}"
+        );
+    }
+    // A PeerTube write after the sync: frozen and rollback say so.
+    source.query(
+        "UPDATE video SET name = 'renamed after the sync', \"updatedAt\" = now() WHERE id = 1",
+    );
+    let run = ferry(dir.path(), &args("check", "frozen,rollback"));
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("✗ source-frozen") && run.stdout.contains("video: last written"),
+        "{}",
+        run.show()
+    );
+    // Without a platform URL the http checks are skipped, so NO-GO until left out.
+    let run = ferry(dir.path(), &args("check", "health"));
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("skipped: no platform URL"),
+        "{}",
+        run.show()
+    );
+}

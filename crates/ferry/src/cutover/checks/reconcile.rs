@@ -134,9 +134,46 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
             report.verify.len()
         );
     } else {
-        return Ok(Found::skipped(
-            "a profile import is reconciled by count pairs: add queries = [{ name, source, target }] (the peertube preset fills them)",
-        ));
+        // A profile import verifies itself (per entity: the source rows it did not skip vs the
+        // target rows of this source host): its last run's verification is the evidence.
+        let Some(summary) = last_summary(p, env)? else {
+            return Ok(Found::skipped(
+                "a profile import is reconciled from its last run's verification: run `ferry cutover sync`, name last_report, or add queries = [{ name, source, target }]",
+            ));
+        };
+        let verify = summary
+            .get("verify")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (name, v) in &verify {
+            let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let matched = v.get("checksum_match").and_then(Value::as_bool) == Some(true)
+                && n("source_rows") == n("target_rows")
+                && v.get("error").is_none();
+            if !matched {
+                problems.push(format!(
+                    "{name}: {} rows expected from the source, {} in the target",
+                    n("source_rows"),
+                    n("target_rows")
+                ));
+            }
+            rows.push(ReconRow {
+                name: name.clone(),
+                source: n("source_rows"),
+                target: n("target_rows"),
+                matched,
+                note: v
+                    .get("rule")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+        what = format!(
+            "{} entities, the import's verification at the final pass",
+            verify.len()
+        );
     }
     let failed_note = failed_rows(p, env, &mut problems)?;
     let mut found = Found::judge(
@@ -157,28 +194,32 @@ async fn count(db: &str, sql: &str) -> ferry_core::Result<u64> {
     })
 }
 
+/// The last run's JSON summary: `last_report`, else the final pass `sync` recorded.
+fn last_summary(p: &Params, env: &Env<'_>) -> ferry_core::Result<Option<Value>> {
+    Ok(match &p.last_report {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ferry_core::Error::input(format!("last_report {}: {e}", path.display()))
+            })?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                ferry_core::Error::input(format!(
+                    "last_report {} is not a ferry JSON summary: {e}",
+                    path.display()
+                ))
+            })?)
+        }
+        None => env.state.as_ref().and_then(|s| s.sync_report.clone()),
+    })
+}
+
 /// Checks the last run's failed rows against the thresholds; returns a note for the evidence.
 fn failed_rows(
     p: &Params,
     env: &Env<'_>,
     problems: &mut Vec<String>,
 ) -> ferry_core::Result<String> {
-    let summary: Value = match &p.last_report {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ferry_core::Error::input(format!("last_report {}: {e}", path.display()))
-            })?;
-            serde_json::from_str(&text).map_err(|e| {
-                ferry_core::Error::input(format!(
-                    "last_report {} is not a ferry JSON summary: {e}",
-                    path.display()
-                ))
-            })?
-        }
-        None => match env.state.as_ref().and_then(|s| s.sync_report.clone()) {
-            Some(v) => v,
-            None => return Ok(String::new()),
-        },
+    let Some(summary) = last_summary(p, env)? else {
+        return Ok(String::new());
     };
     let (mut failed, mut total) = (0u64, 0u64);
     if let Some(stats) = summary.get("stats").and_then(Value::as_object) {
