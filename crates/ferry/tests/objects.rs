@@ -58,22 +58,18 @@ async fn sqlite_objects_are_recreated_between_sqlite_files() {
     let report = plain_copy(&sqlite(&src), &sqlite(&dst), dir.path()).await;
     assert_eq!(report.status, Status::Completed, "{}", report.render());
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    for object in [
-        "view active_posts",
-        "view popular_active_posts",
-        "trigger posts_updated_at",
-        "virtual table notes_fts",
-        "virtual table posts_fts",
-        "virtual table legacy_fts",
-        "virtual table places_rtree",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-        assert!(report.render().contains(&format!("recreated: {object}")));
-    }
+    assert_recreated_and_shown(
+        &report,
+        &[
+            "view active_posts",
+            "view popular_active_posts",
+            "trigger posts_updated_at",
+            "virtual table notes_fts",
+            "virtual table posts_fts",
+            "virtual table legacy_fts",
+            "virtual table places_rtree",
+        ],
+    );
     let not_copied: Vec<String> = report
         .not_copied
         .iter()
@@ -259,24 +255,21 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
     src.client().await.batch_execute(PG_APP).await.unwrap();
     let dst = TestDb::new().await;
     let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
-    for object in [
-        "sequence invoice_numbers",
-        "function touch_updated_at()",
-        "function invoice_label(i invoices)",
-        "procedure deactivate(IN customer bigint)",
-        "view active_customers",
-        "view active_customer_names",
-        "materialized view revenue",
-        "trigger customers_touch on customers",
-        "comments on customers",
-        "comments on active_customers",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-    }
+    assert_recreated(
+        &report,
+        &[
+            "sequence invoice_numbers",
+            "function touch_updated_at()",
+            "function invoice_label(i invoices)",
+            "procedure deactivate(IN customer bigint)",
+            "view active_customers",
+            "view active_customer_names",
+            "materialized view revenue",
+            "trigger customers_touch on customers",
+            "comments on customers",
+            "comments on active_customers",
+        ],
+    );
     assert!(report.not_copied.is_empty(), "{:?}", report.not_copied);
     // Views are not verified as tables; the tables are.
     assert_eq!(
@@ -443,17 +436,14 @@ async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
     .await
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    for object in [
-        "view live_products",
-        "view premium_products",
-        "trigger products_slug",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-    }
+    assert_recreated(
+        &report,
+        &[
+            "view live_products",
+            "view premium_products",
+            "trigger products_slug",
+        ],
+    );
     assert!(
         report
             .not_copied
@@ -486,4 +476,24 @@ async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
         .unwrap();
     assert_eq!(definer.len(), 2);
     conn.disconnect().await.unwrap();
+}
+
+/// Every one of `objects` is in the report's `recreated` list.
+fn assert_recreated(report: &ferry::Report, objects: &[&str]) {
+    for object in objects {
+        assert!(
+            report.recreated.iter().any(|r| r == object),
+            "{object} recreated: {:?}",
+            report.recreated
+        );
+    }
+}
+
+/// [`assert_recreated`], and each is shown in the rendered report.
+fn assert_recreated_and_shown(report: &ferry::Report, objects: &[&str]) {
+    assert_recreated(report, objects);
+    let shown = report.render();
+    for object in objects {
+        assert!(shown.contains(&format!("recreated: {object}")), "{shown}");
+    }
 }
