@@ -225,6 +225,35 @@ fn start_slow_copy(api: &Api, source: &Path, target: &PgDb) -> Value {
     )
 }
 
+/// A server on `store` running a slow copy of a big SQLite source into a throwaway PostgreSQL
+/// database: where the lifecycle, cancel, kill and shutdown tests start. Fields drop in the
+/// order the tests' own variables did (the job's handles first, the databases last).
+struct SlowJob {
+    id: String,
+    job: Value,
+    api: Api,
+    server: Server,
+    target: PgDb,
+    source: PathBuf,
+}
+
+fn slow_job(s: &Setup, store: &str) -> SlowJob {
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let server = start(s.dir.path(), store, &s.key, &[]);
+    let api = Api::login(&server);
+    let job = start_slow_copy(&api, &source, &target);
+    let id = job["id"].as_str().unwrap().to_string();
+    SlowJob {
+        id,
+        job,
+        api,
+        server,
+        target,
+        source,
+    }
+}
+
 /// Waits until job `id` has copied rows into `items` (or ended); returns it.
 fn wait_copying(api: &Api, id: &str) -> Value {
     api.wait(id, Duration::from_secs(120), |j| {
@@ -296,12 +325,14 @@ fn target_count(db: &PgDb) -> i64 {
 
 /// create → (validating) → running → completed, stats growing while it runs.
 fn lifecycle(store: &str, s: &Setup) {
-    let source = big_source(&s.path("src.db"), BIG);
-    let target = PgDb::new();
-    let server = start(s.dir.path(), store, &s.key, &[]);
-    let api = Api::login(&server);
-    let job = start_slow_copy(&api, &source, &target);
-    let id = job["id"].as_str().unwrap().to_string();
+    let SlowJob {
+        source,
+        target,
+        server: _server,
+        api,
+        job,
+        id,
+    } = slow_job(s, store);
     for field in [
         "id",
         "admin_user_id",
@@ -438,12 +469,14 @@ fn dry_run_writes_nothing_and_reports_counts() {
 #[test]
 fn cancel_stops_a_large_job_within_seconds_leaving_whole_batches() {
     let s = setup();
-    let source = big_source(&s.path("src.db"), BIG);
-    let target = PgDb::new();
-    let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
-    let api = Api::login(&server);
-    let job = start_slow_copy(&api, &source, &target);
-    let id = job["id"].as_str().unwrap().to_string();
+    let SlowJob {
+        source: _source,
+        target,
+        server,
+        api,
+        job: _job,
+        id,
+    } = slow_job(&s, &s.sqlite_store());
     wait_copying(&api, &id);
     let (status, body) = api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
     assert_eq!(status, 204, "{body}");
@@ -695,13 +728,15 @@ fn bad_requests_get_4xx_with_a_message() {
 #[test]
 fn a_job_running_when_the_server_is_killed_is_failed_on_restart() {
     let s = setup();
-    let source = big_source(&s.path("src.db"), BIG);
-    let target = PgDb::new();
     let store = s.sqlite_store();
-    let mut server = start(s.dir.path(), &store, &s.key, &[]);
-    let api = Api::login(&server);
-    let job = start_slow_copy(&api, &source, &target);
-    let id = job["id"].as_str().unwrap().to_string();
+    let SlowJob {
+        source,
+        target,
+        mut server,
+        api,
+        job: _job,
+        id,
+    } = slow_job(&s, &store);
     let running = wait_copying(&api, &id);
     assert_eq!(running["status"], "running", "{running}");
     server.kill9();
@@ -726,13 +761,15 @@ fn a_job_running_when_the_server_is_killed_is_failed_on_restart() {
 #[test]
 fn sigterm_cancels_running_jobs_and_exits() {
     let s = setup();
-    let source = big_source(&s.path("src.db"), BIG);
-    let target = PgDb::new();
     let store = s.sqlite_store();
-    let mut server = start(s.dir.path(), &store, &s.key, &[]);
-    let api = Api::login(&server);
-    let job = start_slow_copy(&api, &source, &target);
-    let id = job["id"].as_str().unwrap().to_string();
+    let SlowJob {
+        source: _source,
+        target: _target,
+        mut server,
+        api,
+        job: _job,
+        id,
+    } = slow_job(&s, &store);
     wait_copying(&api, &id);
     assert_eq!(
         server.terminate(Duration::from_secs(30)),

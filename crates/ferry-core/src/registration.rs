@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::connector::{Dialect, Identity, Source, Target};
 use crate::error::{Error, Result};
 use crate::locator::{Backend, Locator, redact_free_text};
+use crate::session::SqlSession;
 
 /// What the job server keys a target by when the database cannot be asked who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,18 @@ pub trait Registration: Send + Sync {
 
     /// The pure dialect, for planning without a connection.
     fn dialect(&self) -> Box<dyn Dialect>;
+
+    /// A read-write session for ferry's own tables (the job store), durable and usable by
+    /// another process at the same time.
+    ///
+    /// # Errors
+    /// When the database cannot be opened, or this backend cannot keep ferry's own tables.
+    async fn open_session(&self, locator: &Locator) -> Result<Arc<dyn SqlSession>> {
+        Err(Error::input(format!(
+            "{locator}: ferry cannot keep its own tables in {} yet",
+            self.backend().label()
+        )))
+    }
 
     /// Before any connection: why two different locators of this backend name one database
     /// (the same file by another path), if they do.

@@ -11,7 +11,6 @@ mod objects;
 mod pgpass;
 mod query;
 mod read;
-pub mod session;
 mod type_map;
 mod write;
 

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use ferry_core::connector::{Dialect, Source, Target};
 use ferry_core::locator::{Backend, ServerUrl};
 use ferry_core::registration::{Address, Registration};
+use ferry_core::session::SqlSession;
 use ferry_core::{Error, Locator, Result};
 
-use crate::{PostgresDialect, PostgresSource, PostgresTarget};
+use crate::{PostgresDialect, PostgresSource, PostgresTarget, Session};
 
 pub const BACKEND: Backend = Backend::new("postgres", "PostgreSQL");
 
@@ -69,6 +70,10 @@ impl Registration for PostgresRegistration {
 
     fn dialect(&self) -> Box<dyn Dialect> {
         Box::new(PostgresDialect)
+    }
+
+    async fn open_session(&self, locator: &Locator) -> Result<Arc<dyn SqlSession>> {
+        Ok(Arc::new(Session::open_store(locator).await?))
     }
 
     /// The default port filled in; the database defaults to the user's name.

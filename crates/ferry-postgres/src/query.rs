@@ -1,21 +1,26 @@
-//! SQL a caller writes itself (profiles): a `Session` runs statements and queries on one
-//! connection, parameters sent as text (cast where used: `$1::text::timestamptz`), rows as
-//! portable values; its `UpsertWriter` writes batches with `INSERT … ON CONFLICT DO UPDATE`.
+//! SQL a caller writes itself, on one connection: the one PostgreSQL `Session`, used by profiles
+//! (parameters sent as text, cast where used: `$1::text::timestamptz`; its `UpsertWriter` writes
+//! batches with `INSERT … ON CONFLICT DO UPDATE`) and, as a [`SqlSession`], by the job store
+//! (parameters typed from their values).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{TableWriter, WriteError};
+use ferry_core::locator::Backend;
+use ferry_core::session::{SqlError, SqlSession};
 use ferry_core::value::{Batch, Value};
 use ferry_core::{Error, Locator, Result};
-use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
 
 use crate::connect::{self, error};
 use crate::copy_binary::Decoded;
 use crate::dialect::quote;
 
 /// One connection for the caller's own SQL. A read-only session cannot write even by mistake.
+/// The job store opens it with [`Session::open_store`] and uses it as a [`SqlSession`].
 pub struct Session {
     client: Arc<Client>,
 }
@@ -40,6 +45,18 @@ impl Session {
             .map_err(|e| error(&e))?;
         Ok(Self {
             client: Arc::new(client),
+        })
+    }
+
+    /// Opens a plain read-write connection for a store kept in the database (the job server's):
+    /// TLS and `.pgpass` as for every ferry connection, durable commits, no copy-only settings.
+    ///
+    /// # Errors
+    /// An input error saying what is wrong (unreachable, wrong password, no such database).
+    pub async fn open_store(locator: &Locator) -> Result<Self> {
+        let endpoint = connect::endpoint(locator)?;
+        Ok(Self {
+            client: Arc::new(connect::open(&endpoint).await?),
         })
     }
 
@@ -73,18 +90,7 @@ impl Session {
             .await
             .map_err(|e| error(&e))?;
         rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.try_get::<_, Decoded>(i).map(|d| d.0).map_err(|e| {
-                            Error::run(format!(
-                                "PostgreSQL: cannot decode column \"{}\": {e}",
-                                r.columns()[i].name()
-                            ))
-                        })
-                    })
-                    .collect()
-            })
+            .map(|r| (0..r.len()).map(|i| decode(r, i)).collect())
             .collect()
     }
 
@@ -105,6 +111,119 @@ impl Session {
     /// and updating those whose `key` exists: see [`UpsertWriter`].
     pub fn upsert_writer(&self, table: &str, columns: &[String], key: &[String]) -> UpsertWriter {
         UpsertWriter::new(self.client.clone(), table, columns, key)
+    }
+}
+
+/// A column of a row as a portable value (the binary COPY reader's decoding, [`Decoded`]).
+fn decode(row: &Row, i: usize) -> Result<Value> {
+    row.try_get::<_, Decoded>(i).map(|d| d.0).map_err(|e| {
+        Error::run(format!(
+            "PostgreSQL: cannot decode column \"{}\": {e}",
+            row.columns()[i].name()
+        ))
+    })
+}
+
+fn sql_error(e: &tokio_postgres::Error) -> SqlError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        SqlError::UniqueViolation(error(e).to_string())
+    } else {
+        SqlError::Failed(error(e))
+    }
+}
+
+/// A [`SqlSession`] parameter with the type its value names, so that PostgreSQL need not infer
+/// one (it cannot in `$4 << …`). NULL is sent as text.
+fn typed(v: &Value) -> Result<(Box<dyn ToSql + Sync + Send>, Type), SqlError> {
+    Ok(match v {
+        Value::Null => (Box::new(None::<String>), Type::TEXT),
+        Value::Bool(b) => (Box::new(*b), Type::BOOL),
+        Value::Int(i) => (Box::new(*i), Type::INT8),
+        Value::Float(f) => (Box::new(*f), Type::FLOAT8),
+        Value::Text(s) => (Box::new(s.clone()), Type::TEXT),
+        Value::Bytes(b) => (Box::new(b.clone()), Type::BYTEA),
+        other => {
+            return Err(SqlError::Failed(Error::run(format!(
+                "a session parameter cannot be {other:?}: pass text, a number, a boolean or bytes"
+            ))));
+        }
+    })
+}
+
+/// A [`SqlSession`] cell: only the kinds that trait promises.
+fn store_cell(row: &Row, i: usize) -> Result<Value, SqlError> {
+    let ty = row.columns()[i].type_();
+    if !matches!(
+        *ty,
+        Type::BOOL
+            | Type::INT2
+            | Type::INT4
+            | Type::INT8
+            | Type::FLOAT8
+            | Type::TEXT
+            | Type::VARCHAR
+            | Type::BPCHAR
+            | Type::NAME
+            | Type::BYTEA
+    ) {
+        return Err(SqlError::Failed(Error::run(format!(
+            "a session query returned a {ty} column: cast it to text, bigint, boolean or bytea"
+        ))));
+    }
+    Ok(decode(row, i)?)
+}
+
+#[async_trait]
+impl SqlSession for Session {
+    fn backend(&self) -> Backend {
+        crate::locator::BACKEND
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    async fn batch(&self, sql: &str) -> Result<(), SqlError> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| sql_error(&e))
+    }
+
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
+        // `query_typed` gives no count of changed rows: prepare with the values' types, then
+        // execute.
+        let owned = params.iter().map(typed).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&(dyn ToSql + Sync)> = owned
+            .iter()
+            .map(|(v, _)| v.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let types: Vec<Type> = owned.iter().map(|(_, t)| t.clone()).collect();
+        let statement = self
+            .client
+            .prepare_typed(sql, &types)
+            .await
+            .map_err(|e| sql_error(&e))?;
+        self.client
+            .execute(&statement, &refs)
+            .await
+            .map_err(|e| sql_error(&e))
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let owned = params.iter().map(typed).collect::<Result<Vec<_>, _>>()?;
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = owned
+            .iter()
+            .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
+            .collect();
+        let rows = self
+            .client
+            .query_typed(sql, &typed)
+            .await
+            .map_err(|e| sql_error(&e))?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| store_cell(row, i)).collect())
+            .collect()
     }
 }
 

@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use ferry_core::connector::{Dialect, Identity, Source, Target};
 use ferry_core::locator::{Backend, Place, percent_decode};
 use ferry_core::registration::{Address, Registration};
+use ferry_core::session::SqlSession;
 use ferry_core::{Error, Locator, Result};
 
+use crate::session::SqliteSession;
 use crate::{SqliteDialect, SqliteSource, SqliteTarget};
 
 pub const BACKEND: Backend = Backend::new("sqlite", "SQLite");
@@ -192,6 +194,11 @@ impl Registration for SqliteRegistration {
 
     fn dialect(&self) -> Box<dyn Dialect> {
         Box::new(SqliteDialect)
+    }
+
+    async fn open_session(&self, locator: &Locator) -> Result<Arc<dyn SqlSession>> {
+        let path = of(locator)?.path.to_string_lossy().into_owned();
+        Ok(Arc::new(SqliteSession::open_private(&path).await?))
     }
 
     /// The same file by its real path, or a target that would be created as the source's

@@ -1,6 +1,7 @@
 //! A read-write [`SqlSession`] on a SQLite file, for a store kept in SQLite (the job server's):
 //! one connection behind a mutex, every call on the blocking pool, WAL and a busy timeout so
-//! another process (`ferry admin`) can write while a server runs.
+//! another process (`ferry admin`) can write while a server runs; the file readable by its
+//! owner only (it holds sealed credentials and token hashes).
 
 use std::sync::{Arc, Mutex};
 
@@ -41,6 +42,16 @@ impl SqliteSession {
         })
     }
 
+    /// The session the registry opens for ferry's own tables: the file made private first
+    /// ([`make_private`]), then opened with a 5 s busy timeout.
+    ///
+    /// # Errors
+    /// When the file cannot be created, tightened or opened.
+    pub async fn open_private(path: &str) -> Result<Self> {
+        make_private(path)?;
+        Self::open(path, std::time::Duration::from_secs(5)).await
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -67,8 +78,51 @@ fn sql_error(e: rusqlite::Error) -> SqlError {
     }
 }
 
-/// `$1` (PostgreSQL's spelling, which the session's callers write) as SQLite's `?1`: SQLite
-/// would read `$1` as a named parameter, numbered by first appearance.
+/// ferry's own tables hold sealed credentials and token hashes: only the file's owner may read
+/// it. The file is created mode 0600 before SQLite opens it, and SQLite gives the `-wal` and
+/// `-shm` files it creates the database file's mode; files an older ferry left readable to
+/// others are tightened. (`:memory:` and `file:` URIs are left to SQLite.)
+fn make_private(path: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path == ":memory:" || path.starts_with("file:") {
+            return Ok(());
+        }
+        let cannot = |e: std::io::Error| Error::input(format!("cannot open {path}: {e}"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+        for file in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(cannot)?;
+                tracing::warn!("Made {file} readable by its owner only (mode 0600)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The callers' SQL (PostgreSQL's spelling) in SQLite's: `$1` as `?1` (SQLite would read `$1` as
+/// a named parameter, numbered by first appearance), `GREATEST(`/`LEAST(` as `max(`/`min(`.
+fn spelled(sql: &str) -> String {
+    numbered(sql)
+        .replace("GREATEST(", "max(")
+        .replace("LEAST(", "min(")
+}
+
+/// `$n` as `?n`.
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -94,7 +148,7 @@ impl SqlSession for SqliteSession {
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
-        let (sql, params) = (numbered(sql), params.to_vec());
+        let (sql, params) = (spelled(sql), params.to_vec());
         self.call(move |c| {
             let bound: Vec<Bind<'_>> = params.iter().map(Bind).collect();
             let n = c
@@ -106,7 +160,7 @@ impl SqlSession for SqliteSession {
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
-        let (sql, params) = (numbered(sql), params.to_vec());
+        let (sql, params) = (spelled(sql), params.to_vec());
         self.call(move |c| {
             let bound: Vec<Bind<'_>> = params.iter().map(Bind).collect();
             let mut stmt = c.prepare_cached(&sql)?;
@@ -133,6 +187,10 @@ mod tests {
         assert_eq!(
             super::numbered("SELECT $1, '$x', $12 FROM t WHERE a = $2"),
             "SELECT ?1, '$x', ?12 FROM t WHERE a = ?2"
+        );
+        assert_eq!(
+            super::spelled("SET a = GREATEST(a, $2), b = LEAST($3, 30)"),
+            "SET a = max(a, ?2), b = min(?3, 30)"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! The library's job inputs for tests: locators for the throwaway databases and SQLite files, a
-//! `Context` that answers confirmations, `CopyOptions` with rejects in the test's folder, and an
-//! observer that records events.
+//! `Context` that answers confirmations, `CopyOptions` with rejects in the test's folder, the
+//! plain copy most tests start with, and an observer that records events.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use ferry_core::Locator;
 use ferry_core::engine::{Context, CopyOptions};
 use ferry_core::filter::TableFilter;
 use ferry_core::progress::{Answer, Event, Observer, Quiet};
+use ferry_core::report::Report;
 use tokio_util::sync::CancellationToken;
 
 /// The locator of an SQLite file, read with the default snapshot mode.
@@ -16,15 +17,31 @@ pub fn sqlite(path: &Path) -> Locator {
     ferry_sqlite::locator::file(path)
 }
 
-/// The locator of a database URL the kit made (never a user's input: panics when unparsable).
+/// The locator of a database URL the kit made (never a user's input: panics when unparsable),
+/// parsed by the registry.
 pub fn locator_of(url: &str) -> Locator {
-    let backends: [&dyn ferry_core::registration::Registration; 3] = [
-        &ferry_sqlite::SqliteRegistration,
-        &ferry_postgres::PostgresRegistration,
-        &ferry_mysql::MysqlRegistration,
-    ];
-    ferry_core::registration::parse(url, &backends)
-        .unwrap_or_else(|e| panic!("test database URL does not parse: {e}"))
+    ferry::parse_locator(url).unwrap_or_else(|e| panic!("test database URL does not parse: {e}"))
+}
+
+/// `ferry::copy` with the test's [`options`] (rejects under `dir`) and a context that answers
+/// no: the report, whatever its exit code.
+pub async fn plain_copy(from: &Locator, to: &Locator, dir: &Path) -> Report {
+    copy_with(from, to, &options(dir)).await
+}
+
+/// `ferry::copy` with `options` and a context that answers no: the report, whatever its exit
+/// code (an error panics).
+pub async fn copy_with(from: &Locator, to: &Locator, options: &CopyOptions) -> Report {
+    ferry::copy(from, to, options, &context(false))
+        .await
+        .unwrap_or_else(|e| panic!("copy {from} → {to}: {e}"))
+}
+
+/// [`plain_copy`], which must succeed with exit code 0 (the report is printed when not).
+pub async fn copied(from: &Locator, to: &Locator, dir: &Path) -> Report {
+    let report = plain_copy(from, to, dir).await;
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    report
 }
 
 /// A context with no output that answers every confirmation with `confirm`.

@@ -30,6 +30,33 @@ pub async fn pg_connect(url: &str) -> Client {
     client
 }
 
+/// The first column of every row `sql` (no parameters) returns, decoded as `T`; panics with the
+/// query when it fails.
+pub async fn pg_column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    client: &Client,
+    sql: &str,
+) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The first column of the one row `sql` (no parameters) returns, decoded as `T`.
+pub async fn pg_value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    client: &Client,
+    sql: &str,
+) -> T {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 /// `url` with its database name replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let (scheme, rest) = url

@@ -19,6 +19,7 @@ pub use ferry_core::plan::SchemaMode;
 pub use ferry_core::progress::{Answer, Confirm, Event, Observer, Quiet};
 pub use ferry_core::registration::Address;
 pub use ferry_core::report::{Report, Status};
+pub use ferry_core::session::{SqlError, SqlSession};
 pub use ferry_core::{Backend, Capabilities, Error, ErrorKind, Locator, Result};
 pub use migrate::{MigrateOptions, MigrateSpec, Migrated, Migration};
 #[cfg(feature = "sqlite")]
@@ -54,6 +55,15 @@ pub async fn open_query_source(db: &str) -> Result<Arc<dyn Source>> {
 /// An input error when the locator's backend is not built in, or the target cannot be reached.
 pub async fn open_target(locator: &Locator) -> Result<Arc<dyn Target>> {
     registration(locator)?.open_target(locator).await
+}
+
+/// Opens a read-write session for ferry's own tables (the job server's store).
+///
+/// # Errors
+/// An input error when the backend is not built in or cannot keep them; the database's error
+/// when it cannot be opened.
+pub async fn open_session(locator: &Locator) -> Result<Arc<dyn SqlSession>> {
+    registration(locator)?.open_session(locator).await
 }
 
 /// The pure dialect of a backend, for planning without a connection.

@@ -33,8 +33,9 @@ fn source(dir: &std::path::Path, extra_column: bool) -> std::path::PathBuf {
     } else {
         "app.db"
     });
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(&format!(
+    make_sqlite(
+        &path,
+        &format!(
         "PRAGMA foreign_keys = OFF;
          CREATE TABLE roles (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
          INSERT INTO roles VALUES (1, 'admin'), (2, 'member'), (3, 'guest');
@@ -45,8 +46,6 @@ fn source(dir: &std::path::Path, extra_column: bool) -> std::path::PathBuf {
          INSERT INTO posts VALUES (3, 5, 9, 'reply before its parent', 1), (9, 1, NULL, 'parent', 0), (12, 1, 3, 'deeper', 1);",
         if extra_column { ", nickname TEXT" } else { "" }
     ))
-    .unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,17 +92,9 @@ async fn fills_the_applications_schema() {
         report.warnings
     );
 
-    let roles: i64 = pg
-        .query_one("SELECT count(*) FROM roles", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let roles: i64 = pg_value(&pg, "SELECT count(*) FROM roles").await;
     assert_eq!(roles, 3, "seeded rows erased, source rows loaded");
-    let migrations: i64 = pg
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let migrations: i64 = pg_value(&pg, "SELECT count(*) FROM schema_migrations").await;
     assert_eq!(
         migrations, 2,
         "tables the source does not have are left alone"
@@ -123,32 +114,23 @@ async fn fills_the_applications_schema() {
         "light",
         "a target-only column takes its default"
     );
-    let next_user: i64 = pg
-        .query_one(
-            "INSERT INTO users (email) VALUES ('new@example.org') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next_user: i64 = pg_value(
+        &pg,
+        "INSERT INTO users (email) VALUES ('new@example.org') RETURNING id",
+    )
+    .await;
     assert_eq!(next_user, 6, "bigserial moved past the copied maximum");
-    let next_post: i32 = pg
-        .query_one(
-            "INSERT INTO posts (user_id, title, published) VALUES (1, 'x', true) RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next_post: i32 = pg_value(
+        &pg,
+        "INSERT INTO posts (user_id, title, published) VALUES (1, 'x', true) RETURNING id",
+    )
+    .await;
     assert_eq!(next_post, 13, "identity moved past the copied maximum");
-    let fks: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let fks: i64 = pg_value(
+        &pg,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+    )
+    .await;
     assert_eq!(fks, 2, "the application's foreign keys stay, nothing added");
 }
 
@@ -188,10 +170,7 @@ async fn missing_columns_and_tables_are_reported() {
     );
 
     // --schema existing never creates: a source table the application lacks is an error.
-    let conn = rusqlite::Connection::open(&src).unwrap();
-    conn.execute_batch("CREATE TABLE audit (id INTEGER PRIMARY KEY)")
-        .unwrap();
-    drop(conn);
+    make_sqlite(&src, "CREATE TABLE audit (id INTEGER PRIMARY KEY)");
     let opts = ferry::CopyOptions {
         schema_mode: SchemaMode::Existing,
         ignore_missing_columns: true,
@@ -223,15 +202,7 @@ async fn fills_an_existing_mysql_schema() {
     )
     .await
     .unwrap();
-    let report = ferry::copy(
-        &sqlite(&src),
-        &my.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    copied(&sqlite(&src), &my.locator(), dir.path()).await;
     let (admin, at): (i64, String) = conn
         .query_first(
             "SELECT is_admin, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') FROM users WHERE id = 5",
@@ -287,9 +258,7 @@ async fn fills_enum_jsonb_and_domain_columns_from_text() {
         ignore_errors: true,
         ..options(dir.path())
     };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     assert_eq!(report.stats["items"].migrated, 2, "{}", report.render());
     assert!(report.verify["items"].ok(), "{}", report.render());
     let row = pg
@@ -336,14 +305,7 @@ async fn the_targets_foreign_keys_are_validated_after_the_load() {
         )
         .await
         .unwrap();
-    let report = ferry::copy(
-        &sqlite(&path),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&sqlite(&path), &db.locator(), dir.path()).await;
     assert_eq!(report.exit_code(), 1, "{}", report.render());
     let error = report.error.clone().unwrap_or_default();
     assert!(

@@ -154,14 +154,7 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
     let src = TestDb::new().await;
     src.client().await.batch_execute(SHOP_PG).await.unwrap();
     let file = dir.path().join("shop.db");
-    let report = ferry::copy(
-        &src.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
     assert_shop_in_sqlite(&file, &report);
     let conn = rusqlite::Connection::open(&file).unwrap();
     let created: (String, String) = conn
@@ -181,27 +174,8 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
 
     // And back: PostgreSQL gets numeric(10,2), timestamptz and date again, verified.
     let back = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&file),
-        &back.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
-    let types: Vec<String> = back
-        .client()
-        .await
-        .query(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 ORDER BY attnum",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    copied(&sqlite(&file), &back.locator(), dir.path()).await;
+    let types: Vec<String> = pg_column(&back.client().await, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 ORDER BY attnum").await;
     assert_eq!(
         types,
         [
@@ -224,14 +198,7 @@ async fn mysql_shop_keeps_numbers_and_dates_in_sqlite() {
     conn.query_drop(SHOP_MY).await.unwrap();
     conn.disconnect().await.unwrap();
     let file = dir.path().join("shop.db");
-    let report = ferry::copy(
-        &my.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&my.locator(), &sqlite(&file), dir.path()).await;
     assert_shop_in_sqlite(&file, &report);
 }
 
@@ -297,14 +264,7 @@ async fn postgres_domains_and_arrays_arrive_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let src = catalog_db().await;
     let file = dir.path().join("films.db");
-    let report = ferry::copy(
-        &src.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
     assert_domains_and_arrays_named(&report);
     let conn = rusqlite::Connection::open(&file).unwrap();
     let types: Vec<String> = declared(&conn, "films")
@@ -350,14 +310,7 @@ async fn postgres_domains_and_arrays_arrive_in_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let src = catalog_db().await;
     let my = MyDb::new().await;
-    let report = ferry::copy(
-        &src.locator(),
-        &my.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&src.locator(), &my.locator(), dir.path()).await;
     assert_domains_and_arrays_named(&report);
     let mut conn = my.conn().await;
     let types: Vec<(String, String)> = conn
@@ -386,29 +339,14 @@ async fn postgres_domains_stay_domains_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
     let src = catalog_db().await;
     let dst = TestDb::new().await;
-    let report = ferry::copy(
-        &src.locator(),
-        &dst.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert!(
         report.not_copied.is_empty() && report.lossy.is_empty(),
         "{}",
         report.render()
     );
     let d = dst.client().await;
-    let year: String = d
-        .query_one(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'films'::regclass AND attname = 'release_year'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let year: String = pg_value(&d, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'films'::regclass AND attname = 'release_year'").await;
     assert_eq!(year, "year");
     assert!(
         d.execute("UPDATE films SET release_year = 1800 WHERE id = 1", &[])
@@ -441,15 +379,7 @@ async fn a_real_run_announces_every_change() {
     let dir = tempfile::tempdir().unwrap();
     let src = products_db(dir.path());
     let db = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&src),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&sqlite(&src), &db.locator(), dir.path()).await;
     assert!(!report.dry_run);
     assert_eq!(report.lossy, [QTY_NOTE]);
     let shown = report.render();
@@ -487,16 +417,11 @@ async fn strict_mode_refuses_changes_before_writing() {
             && msg.contains("2 changes"),
         "{msg}"
     );
-    let tables: i64 = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 = pg_value(
+        &db.client().await,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .await;
     assert_eq!(tables, 0, "nothing was written");
 
     // Into SQLite the mixed column keeps its texts as SQLite keeps them: refused all the same
@@ -506,9 +431,7 @@ async fn strict_mode_refuses_changes_before_writing() {
         .unwrap()
         .execute_batch("CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL); INSERT INTO tags (label) VALUES ('red');")
         .unwrap();
-    let report = ferry::copy(&sqlite(&clean), &db.locator(), &strict, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&clean), &db.locator(), &strict).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(report.changes().is_empty());
 
@@ -534,25 +457,15 @@ async fn strict_mode_refuses_changes_before_writing() {
 async fn an_indexed_json_column_becomes_jsonb_in_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.db");
-    let conn = rusqlite::Connection::open(&file).unwrap();
-    conn.execute_batch(
+    make_sqlite(
+        &file,
         r#"CREATE TABLE playlists (id INTEGER PRIMARY KEY, meta JSON, hashes JSON NOT NULL);
            CREATE INDEX playlists_hashes ON playlists (hashes);
            INSERT INTO playlists (meta, hashes) VALUES
              ('{"b": 1, "a": [1, 2]}', '["ab12", "cd34"]'), (NULL, '[]');"#,
-    )
-    .unwrap();
-    drop(conn);
+    );
     let db = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&file),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&sqlite(&file), &db.locator(), dir.path()).await;
     assert!(report.verify["playlists"].ok(), "{}", report.render());
     assert!(
         report

@@ -68,23 +68,13 @@ async fn go_app_sqlite_to_postgres() {
 
     let pg = db.client().await;
     // Every value is the instant PostgreSQL itself reads from the same text: same rounding.
-    let differ: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM events WHERE created_at IS DISTINCT FROM raw::timestamptz",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let differ: i64 = pg_value(
+        &pg,
+        "SELECT count(*) FROM events WHERE created_at IS DISTINCT FROM raw::timestamptz",
+    )
+    .await;
     assert_eq!(differ, 0, "ferry rounds exactly as PostgreSQL does");
-    let first: String = pg
-        .query_one(
-            "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM events WHERE user_id = 'u1'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let first: String = pg_value(&pg, "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM events WHERE user_id = 'u1'").await;
     assert_eq!(first, "2026-07-08 10:00:28.111135");
 
     // The application's next INSERT relies on the defaults.

@@ -65,14 +65,7 @@ async fn mysql_quirks_arrive_in_postgres() {
 
     // Zero dates are row failures by default, named by key.
     let pg = TestDb::new().await;
-    let report = ferry::copy(
-        &my.locator(),
-        &pg.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&my.locator(), &pg.locator(), dir.path()).await;
     assert_eq!(report.status, Status::Failed);
     let error = report.error.unwrap();
     assert!(
@@ -82,15 +75,7 @@ async fn mysql_quirks_arrive_in_postgres() {
 
     // With the explicit option they become NULL, and everything verifies.
     let pg = TestDb::new().await;
-    let report = ferry::copy(
-        &with_zero_dates_null(&my),
-        &pg.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&with_zero_dates_null(&my), &pg.locator(), dir.path()).await;
     assert_eq!(report.verify.len(), 3);
     assert!(
         report
@@ -153,40 +138,20 @@ async fn mysql_quirks_arrive_in_postgres() {
         "latin1 text arrives as the same characters"
     );
     assert_eq!(row.get::<_, Vec<u8>>(10), [0, 0xff]);
-    let zero: Option<String> = c
-        .query_one("SELECT joined::text FROM accounts WHERE id = 7", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let zero: Option<String> = pg_value(&c, "SELECT joined::text FROM accounts WHERE id = 7").await;
     assert_eq!(zero, None);
-    let titles: Vec<String> = c
-        .query("SELECT title FROM posts ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let titles: Vec<String> = pg_column(&c, "SELECT title FROM posts ORDER BY id").await;
     assert_eq!(titles, ["hello", "it's", "back\\slash"]);
-    let next: i64 = c
-        .query_one(
-            "INSERT INTO accounts (active, kind) VALUES (true, 'x') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next: i64 = pg_value(
+        &c,
+        "INSERT INTO accounts (active, kind) VALUES (true, 'x') RETURNING id",
+    )
+    .await;
     assert_eq!(
         next, 8,
         "AUTO_INCREMENT becomes an identity past the copied maximum"
     );
-    let fks: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let fks: i64 = pg_value(&c, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'").await;
     assert_eq!(fks, 1);
 }
 
@@ -197,9 +162,7 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
     let my = MyDb::new().await;
     // MySQL stores neither invalid UTF-8 nor infinities: those tables are checked below.
     let opts = with_tables(options(dir.path()), &[], &["bad_text", "reals"]);
-    let report = ferry::copy(&sqlite(&src), &my.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &my.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(report.verify.values().all(|v| v.ok()));
 
@@ -223,15 +186,7 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
 
     // Back from MySQL into a new SQLite file: verified again.
     let back = dir.path().join("back.db");
-    let report = ferry::copy(
-        &my.locator(),
-        &sqlite(&back),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&my.locator(), &sqlite(&back), dir.path()).await;
     assert!(report.verify.len() >= 15);
 
     // Values MySQL cannot hold are reported row failures, not silent changes.
@@ -240,9 +195,7 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
         ignore_errors: true,
         ..with_tables(options(dir.path()), &["reals", "bad_text"], &[])
     };
-    let report = ferry::copy(&sqlite(&src), &my2.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &my2.locator(), &opts).await;
     assert_eq!(report.exit_code(), 1);
     assert_eq!(
         report.stats["reals"].failed, 2,

@@ -55,32 +55,21 @@ async fn sqlite_objects_are_recreated_between_sqlite_files() {
     let dir = tempfile::tempdir().unwrap();
     let src = sqlite_app(dir.path());
     let dst = dir.path().join("copy.db");
-    let report = ferry::copy(
-        &sqlite(&src),
-        &sqlite(&dst),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&sqlite(&src), &sqlite(&dst), dir.path()).await;
     assert_eq!(report.status, Status::Completed, "{}", report.render());
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    for object in [
-        "view active_posts",
-        "view popular_active_posts",
-        "trigger posts_updated_at",
-        "virtual table notes_fts",
-        "virtual table posts_fts",
-        "virtual table legacy_fts",
-        "virtual table places_rtree",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-        assert!(report.render().contains(&format!("recreated: {object}")));
-    }
+    assert_recreated_and_shown(
+        &report,
+        &[
+            "view active_posts",
+            "view popular_active_posts",
+            "trigger posts_updated_at",
+            "virtual table notes_fts",
+            "virtual table posts_fts",
+            "virtual table legacy_fts",
+            "virtual table places_rtree",
+        ],
+    );
     let not_copied: Vec<String> = report
         .not_copied
         .iter()
@@ -182,15 +171,7 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let src = sqlite_app(dir.path());
     let db = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&src),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&sqlite(&src), &db.locator(), dir.path()).await;
     assert!(report.recreated.is_empty(), "{:?}", report.recreated);
     for table in ["notes_fts", "legacy_fts"] {
         assert!(report.verify[table].ok(), "{table}: {}", report.render());
@@ -222,13 +203,7 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
     }
     assert!(!report.verify.contains_key("places_rtree"));
     let pg = db.client().await;
-    let bodies: Vec<String> = pg
-        .query("SELECT body FROM notes_fts ORDER BY body", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let bodies: Vec<String> = pg_column(&pg, "SELECT body FROM notes_fts ORDER BY body").await;
     assert_eq!(
         bodies,
         [
@@ -237,14 +212,11 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
             "ship the ferry release"
         ]
     );
-    let shadows: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%fts\\_%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let shadows: i64 = pg_value(
+        &pg,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%fts\\_%'",
+    )
+    .await;
     assert_eq!(shadows, 0, "shadow tables are never copied as tables");
 }
 
@@ -282,33 +254,22 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
     let src = TestDb::new().await;
     src.client().await.batch_execute(PG_APP).await.unwrap();
     let dst = TestDb::new().await;
-    let report = ferry::copy(
-        &src.locator(),
-        &dst.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
-    for object in [
-        "sequence invoice_numbers",
-        "function touch_updated_at()",
-        "function invoice_label(i invoices)",
-        "procedure deactivate(IN customer bigint)",
-        "view active_customers",
-        "view active_customer_names",
-        "materialized view revenue",
-        "trigger customers_touch on customers",
-        "comments on customers",
-        "comments on active_customers",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-    }
+    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
+    assert_recreated(
+        &report,
+        &[
+            "sequence invoice_numbers",
+            "function touch_updated_at()",
+            "function invoice_label(i invoices)",
+            "procedure deactivate(IN customer bigint)",
+            "view active_customers",
+            "view active_customer_names",
+            "materialized view revenue",
+            "trigger customers_touch on customers",
+            "comments on customers",
+            "comments on active_customers",
+        ],
+    );
     assert!(report.not_copied.is_empty(), "{:?}", report.not_copied);
     // Views are not verified as tables; the tables are.
     assert_eq!(
@@ -327,38 +288,38 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
         }
     };
     // The trigger did not fire during the copy (updated_at kept), and fires on an update.
-    let kept: String = one("SELECT updated_at::text FROM customers WHERE name = 'Ada'")
-        .await
-        .get(0);
+    let kept: String = pg_value(
+        &pg,
+        "SELECT updated_at::text FROM customers WHERE name = 'Ada'",
+    )
+    .await;
     assert_eq!(kept, "2026-01-01 10:00:00+00");
     pg.batch_execute("UPDATE customers SET name = 'Ada L.' WHERE id = 1")
         .await
         .unwrap();
-    let touched: String = one("SELECT updated_at::text FROM customers WHERE id = 1")
-        .await
-        .get(0);
+    let touched: String =
+        pg_value(&pg, "SELECT updated_at::text FROM customers WHERE id = 1").await;
     assert_eq!(touched, "2000-01-01 00:00:00+00");
     // The materialized view was refreshed over the copied rows, with its index.
-    let total: String = one("SELECT total::text FROM revenue WHERE customer_id = 1")
-        .await
-        .get(0);
+    let total: String =
+        pg_value(&pg, "SELECT total::text FROM revenue WHERE customer_id = 1").await;
     assert_eq!(total, "20.00");
     pg.batch_execute("REFRESH MATERIALIZED VIEW CONCURRENTLY revenue")
         .await
         .unwrap();
-    let names: i64 = one("SELECT count(*) FROM active_customer_names")
-        .await
-        .get(0);
+    let names: i64 = pg_value(&pg, "SELECT count(*) FROM active_customer_names").await;
     assert_eq!(names, 1);
     // The free sequence continues where the source's was.
-    let next: i32 = one("SELECT nextval('invoice_numbers')::int").await.get(0);
+    let next: i32 = pg_value(&pg, "SELECT nextval('invoice_numbers')::int").await;
     assert_eq!(next, 1010);
-    let label: String = one("SELECT invoice_label(i) FROM invoices i WHERE number = 1005")
-        .await
-        .get(0);
+    let label: String = pg_value(
+        &pg,
+        "SELECT invoice_label(i) FROM invoices i WHERE number = 1005",
+    )
+    .await;
     assert_eq!(label, "INV-1005");
     pg.batch_execute("CALL deactivate(1)").await.unwrap();
-    let active: i64 = one("SELECT count(*) FROM active_customers").await.get(0);
+    let active: i64 = pg_value(&pg, "SELECT count(*) FROM active_customers").await;
     assert_eq!(active, 0);
     let comments: (Option<String>, Option<String>, Option<String>) = {
         let r = one(
@@ -416,15 +377,12 @@ async fn postgres_objects_are_named_not_copied_into_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::new().await;
     src.client().await.batch_execute(PG_APP).await.unwrap();
-    let report = ferry::copy(
+    let report = copied(
         &src.locator(),
         &sqlite(&dir.path().join("billing.db")),
-        &options(dir.path()),
-        &context(false),
+        dir.path(),
     )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    .await;
     assert!(report.recreated.is_empty());
     let not_copied: Vec<String> = report
         .not_copied
@@ -478,17 +436,14 @@ async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
     .await
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    for object in [
-        "view live_products",
-        "view premium_products",
-        "trigger products_slug",
-    ] {
-        assert!(
-            report.recreated.iter().any(|r| r == object),
-            "{object} recreated: {:?}",
-            report.recreated
-        );
-    }
+    assert_recreated(
+        &report,
+        &[
+            "view live_products",
+            "view premium_products",
+            "trigger products_slug",
+        ],
+    );
     assert!(
         report
             .not_copied
@@ -521,4 +476,24 @@ async fn mysql_views_and_triggers_are_recreated_between_mysql_databases() {
         .unwrap();
     assert_eq!(definer.len(), 2);
     conn.disconnect().await.unwrap();
+}
+
+/// Every one of `objects` is in the report's `recreated` list.
+fn assert_recreated(report: &ferry::Report, objects: &[&str]) {
+    for object in objects {
+        assert!(
+            report.recreated.iter().any(|r| r == object),
+            "{object} recreated: {:?}",
+            report.recreated
+        );
+    }
+}
+
+/// [`assert_recreated`], and each is shown in the rendered report.
+fn assert_recreated_and_shown(report: &ferry::Report, objects: &[&str]) {
+    assert_recreated(report, objects);
+    let shown = report.render();
+    for object in objects {
+        assert!(shown.contains(&format!("recreated: {object}")), "{shown}");
+    }
 }

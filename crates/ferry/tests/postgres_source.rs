@@ -49,15 +49,7 @@ async fn postgres_clones_into_postgres() {
     let src = TestDb::new().await;
     src.client().await.batch_execute(APP).await.unwrap();
     let dst = TestDb::new().await;
-    let report = ferry::copy(
-        &src.locator(),
-        &dst.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert_eq!(report.verify.len(), 3);
     assert!(
         report.recreated.contains(&"view recent".to_string()),
@@ -83,17 +75,10 @@ async fn postgres_clones_into_postgres() {
     assert_eq!(row.get::<_, String>(2), "0999-01-01");
     assert_eq!(row.get::<_, f64>(4), 0.1);
     assert_eq!(row.get::<_, f32>(5), 1.5);
-    let joined: String = pg
-        .query_one("SELECT joined::text FROM authors WHERE handle = 'bob'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let joined: String =
+        pg_value(&pg, "SELECT joined::text FROM authors WHERE handle = 'bob'").await;
     assert!(joined.starts_with("1999-12-31 18:29:59.999999"), "{joined}");
-    let keys: i64 = pg
-        .query_one("SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'u', 'f') AND connamespace = 'public'::regnamespace", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let keys: i64 = pg_value(&pg, "SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'u', 'f') AND connamespace = 'public'::regnamespace").await;
     assert_eq!(
         keys, 4,
         "two primary keys, the unique handle, the foreign key"
@@ -111,32 +96,23 @@ async fn postgres_clones_into_postgres() {
         ("s", 3),
         "a generated column is recreated as generated, not copied"
     );
-    let index: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM pg_indexes WHERE indexname = 'books_by_title'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let index: i64 = pg_value(
+        &pg,
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'books_by_title'",
+    )
+    .await;
     assert_eq!(index, 1);
-    let note: String = pg
-        .query_one(
-            "INSERT INTO authors (handle) VALUES ('cy') RETURNING note",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let note: String = pg_value(
+        &pg,
+        "INSERT INTO authors (handle) VALUES ('cy') RETURNING note",
+    )
+    .await;
     assert_eq!(note, "it's new", "defaults are carried over");
-    let next: i64 = pg
-        .query_one(
-            "INSERT INTO books (author_id, title) VALUES (1, 'x') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next: i64 = pg_value(
+        &pg,
+        "INSERT INTO books (author_id, title) VALUES (1, 'x') RETURNING id",
+    )
+    .await;
     assert_eq!(next, 3);
 }
 
@@ -147,15 +123,7 @@ async fn postgres_hands_off_to_sqlite_and_mysql() {
     src.client().await.batch_execute(APP).await.unwrap();
 
     let file = dir.path().join("copy.db");
-    let report = ferry::copy(
-        &src.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    copied(&src.locator(), &sqlite(&file), dir.path()).await;
     let conn = rusqlite::Connection::open(&file).unwrap();
     let (flag, joined, price): (i64, String, f64) = conn
         .query_row("SELECT a.active, a.joined, b.price FROM authors a JOIN books b ON b.author_id = a.id WHERE b.id = 1", [], |r| {
@@ -174,9 +142,7 @@ async fn postgres_hands_off_to_sqlite_and_mysql() {
         ignore_errors: true,
         ..options(dir.path())
     };
-    let report = ferry::copy(&src.locator(), &my.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&src.locator(), &my.locator(), &opts).await;
     assert_eq!(report.stats["books"].failed, 1, "{}", report.render());
     assert_eq!(report.stats["authors"].migrated, 2);
     assert!(report.verify["authors"].ok());
@@ -193,10 +159,7 @@ async fn another_schema_is_selected_by_name() {
         .unwrap();
     let loc = ferry::parse_locator(&format!("{}?schema=app", src.url)).unwrap();
     let file = dir.path().join("app.db");
-    let report = ferry::copy(&loc, &sqlite(&file), &options(dir.path()), &context(false))
-        .await
-        .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&loc, &sqlite(&file), dir.path()).await;
     assert_eq!(report.stats.keys().collect::<Vec<_>>(), ["items"]);
     let missing = ferry::parse_locator(&format!("{}?schema=nope", src.url)).unwrap();
     let err = ferry::copy(
@@ -229,9 +192,7 @@ async fn large_tables_are_read_in_parallel_key_ranges() {
         ..options(dir.path())
     };
     let dst = TestDb::new().await;
-    let report = ferry::copy(&src.locator(), &dst.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&src.locator(), &dst.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.stats["big"].migrated, 250_000);
     let (n, d): (i64, i64) = dst
@@ -249,24 +210,18 @@ async fn large_tables_are_read_in_parallel_key_ranges() {
     // A keyless table is split by page ranges (ctid): duplicates included, every row once.
     assert_eq!(report.stats["logbook"].migrated, 250_000);
     assert!(report.verify["logbook"].ok(), "{}", report.render());
-    let per_value: i64 = dst
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM logbook WHERE at = 7", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let per_value: i64 = pg_value(
+        &dst.client().await,
+        "SELECT count(*) FROM logbook WHERE at = 7",
+    )
+    .await;
     assert_eq!(per_value, 250);
 
     let my = MyDb::new().await;
-    let report = ferry::copy(&dst.locator(), &my.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&dst.locator(), &my.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     let back = TestDb::new().await;
-    let report = ferry::copy(&my.locator(), &back.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&my.locator(), &back.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.stats["big"].migrated, 250_000);
     let mut conn = my.conn().await;
@@ -308,15 +263,7 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
     let src = TestDb::new().await;
     src.client().await.batch_execute(TYPES).await.unwrap();
     let dst = TestDb::new().await;
-    let report = ferry::copy(
-        &src.locator(),
-        &dst.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert!(report.verify["kinds"].ok(), "{}", report.render());
     // Only the composite type is read as text (its binary form names per-database type ids).
     assert_eq!(
@@ -360,15 +307,7 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
 
     // Into SQLite: the same values as their text forms (arrays as JSON arrays), each named.
     let file = dir.path().join("kinds.db");
-    let report = ferry::copy(
-        &src.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&src.locator(), &sqlite(&file), dir.path()).await;
     let lossy = report.lossy.join("\n");
     assert!(
         lossy.contains("kinds.ip: inet is copied as its text form")

@@ -152,18 +152,11 @@ async fn mysql_index_names_are_scoped_to_their_table_in_postgres_and_sqlite() {
             report.translations
         );
     }
-    let indexes: Vec<String> = pg
-        .client()
-        .await
-        .query(
-            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes: Vec<String> = pg_column(
+        &pg.client().await,
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'",
+    )
+    .await;
     for name in renamed.iter().map(String::as_str).chain(["idx_email"]) {
         assert!(indexes.iter().any(|i| i == name), "{name}: {indexes:?}");
     }
@@ -222,26 +215,17 @@ async fn a_sqlite_key_holding_nulls_becomes_unique_in_postgres_and_mysql() {
         .unwrap();
     assert!(named(&report), "{:?}", report.lossy);
     assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
-    let kinds: Vec<String> = pg
-        .client()
-        .await
-        .query(
-            "SELECT contype::text FROM pg_constraint WHERE conrelid = 'settings'::regclass ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let kinds: Vec<String> = pg_column(
+        &pg.client().await,
+        "SELECT contype::text FROM pg_constraint WHERE conrelid = 'settings'::regclass ORDER BY 1",
+    )
+    .await;
     assert_eq!(kinds, ["u"]);
-    let rows: i64 = pg
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM settings WHERE key IS NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = pg_value(
+        &pg.client().await,
+        "SELECT count(*) FROM settings WHERE key IS NULL",
+    )
+    .await;
     assert_eq!(rows, 2);
 
     let my = MyDb::new().await;

@@ -69,8 +69,7 @@ proptest! {
             }
             drop(conn);
             let db = TestDb::new().await;
-            let report = ferry::copy(&sqlite(&path), &db.locator(), &options(dir.path()), &context(false)).await.unwrap();
-            assert_eq!(report.exit_code(), 0, "{}", report.render());
+            let report = copied(&sqlite(&path), &db.locator(), dir.path()).await;
             assert!(report.lossy.is_empty(), "{:?}", report.lossy);
             let pg = db.client().await;
             let back = pg.query("SELECT i, r, s, b, f FROM t ORDER BY id", &[]).await.unwrap();
@@ -86,8 +85,7 @@ proptest! {
 
             // And back into SQLite: the declared types and storage classes the source had.
             let back = dir.path().join("back.db");
-            let report = ferry::copy(&db.locator(), &sqlite(&back), &options(dir.path()), &context(false)).await.unwrap();
-            assert_eq!(report.exit_code(), 0, "{}", report.render());
+            let report = copied(&db.locator(), &sqlite(&back), dir.path()).await;
             assert!(report.lossy.is_empty(), "{:?}", report.lossy);
             assert_eq!(declared_types(&back), declared_types(&path));
             assert_eq!(classes_and_values(&back), classes_and_values(&path));

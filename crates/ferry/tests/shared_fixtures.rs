@@ -45,42 +45,18 @@ async fn peertube_schema_round_trips_through_sqlite() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("peertube.db");
-    let report = ferry::copy(
-        &source.locator(),
-        &sqlite(&file),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&source.locator(), &sqlite(&file), dir.path()).await;
     assert_eq!(report.stats.len(), 63, "every PeerTube table is discovered");
     assert_eq!(report.verify.len(), 63);
     assert_eq!(report.stats["tag"].migrated, 3);
 
     let again = TestDb::new().await;
-    let report = ferry::copy(
-        &sqlite(&file),
-        &again.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&sqlite(&file), &again.locator(), dir.path()).await;
     assert_eq!(report.verify.len(), 63);
     let pg2 = again.client().await;
-    let version: i64 = pg2
-        .query_one("SELECT \"migrationVersion\" FROM application", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version: i64 = pg_value(&pg2, "SELECT \"migrationVersion\" FROM application").await;
     assert_eq!(version, 865);
-    let ty: String = pg2
-        .query_one("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\"videoComment\"'::regclass AND attname = 'createdAt'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ty: String = pg_value(&pg2, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\"videoComment\"'::regclass AND attname = 'createdAt'").await;
     assert_eq!(
         ty, "timestamp with time zone",
         "types survive the trip through SQLite"

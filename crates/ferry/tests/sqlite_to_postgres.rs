@@ -14,9 +14,7 @@ async fn every_quirk_arrives_typed_and_verified() {
     let db = TestDb::new().await;
 
     let opts = with_tables(options(dir.path()), &[], &["bad_text"]);
-    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
     assert_eq!(report.status, Status::Completed, "{}", report.render());
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(
@@ -92,33 +90,22 @@ async fn every_quirk_arrives_typed_and_verified() {
         ("boolean".into(), true),
         "NOT NULL kept"
     );
-    assert_eq!(
-        ty("events", "happened_at").await.0,
-        "timestamp without time zone"
-    );
-    assert_eq!(ty("events", "day").await.0, "date");
-    assert_eq!(ty("events", "at_tz").await.0, "timestamp with time zone");
-    assert_eq!(
-        ty("reals", "r").await.0,
-        "double precision",
-        "REAL is never float4"
-    );
-    assert_eq!(ty("bigints", "n").await.0, "bigint");
-    assert_eq!(
-        ty("mixed", "val").await.0,
-        "text",
-        "an INTEGER column holding text becomes text"
-    );
-    assert_eq!(ty("mixed", "anything").await.0, "bytea");
-    assert_eq!(ty("money", "amount").await.0, "numeric(10,2)");
-    assert_eq!(ty("docs", "meta").await.0, "json");
-    assert_eq!(ty("docs", "ident").await.0, "uuid");
-    assert_eq!(
-        ty("sized", "code").await.0,
-        "text",
-        "varchar(3) holding longer text is widened"
-    );
-    assert_eq!(ty("order items", "group by").await.0, "double precision");
+    for (table, col, want, why) in [
+        ("events", "happened_at", "timestamp without time zone", ""),
+        ("events", "day", "date", ""),
+        ("events", "at_tz", "timestamp with time zone", ""),
+        ("reals", "r", "double precision", "REAL is never float4"),
+        ("bigints", "n", "bigint", ""),
+        ("mixed", "val", "text", "INTEGER holding text is text"),
+        ("mixed", "anything", "bytea", ""),
+        ("money", "amount", "numeric(10,2)", ""),
+        ("docs", "meta", "json", ""),
+        ("docs", "ident", "uuid", ""),
+        ("sized", "code", "text", "varchar(3) holding more widens"),
+        ("order items", "group by", "double precision", ""),
+    ] {
+        assert_eq!(ty(table, col).await.0, want, "{table}.{col}: {why}");
+    }
 
     // Values, exactly.
     let rows = pg
@@ -140,34 +127,16 @@ async fn every_quirk_arrives_typed_and_verified() {
             "2"
         ]
     );
-    let n: Vec<i64> = pg
-        .query("SELECT n FROM bigints ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let n: Vec<i64> = pg_column(&pg, "SELECT n FROM bigints ORDER BY id").await;
     assert_eq!(n, [i64::MAX, i64::MIN, 0]);
-    let secret: String = pg
-        .query_one("SELECT secret FROM binaries WHERE id = 1", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let secret: String = pg_value(&pg, "SELECT secret FROM binaries WHERE id = 1").await;
     assert_eq!(
         secret,
         "ENC:v3:key-7:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     );
-    let data: Vec<u8> = pg
-        .query_one("SELECT data FROM binaries WHERE id = 2", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let data: Vec<u8> = pg_value(&pg, "SELECT data FROM binaries WHERE id = 2").await;
     assert_eq!(data, [0, 1, 2, 0xff, 0xfe]);
-    let empty: Vec<u8> = pg
-        .query_one("SELECT data FROM binaries WHERE id = 1", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let empty: Vec<u8> = pg_value(&pg, "SELECT data FROM binaries WHERE id = 1").await;
     assert!(empty.is_empty(), "an empty blob stays empty, not NULL");
     let nulls: Vec<(Option<String>, String)> = pg
         .query("SELECT t, t2 FROM nulls ORDER BY id", &[])
@@ -198,13 +167,11 @@ async fn every_quirk_arrives_typed_and_verified() {
             (false, Some(false))
         ]
     );
-    let tz: Vec<String> = pg
-        .query("SELECT to_char(at_tz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tz: Vec<String> = pg_column(
+        &pg,
+        "SELECT to_char(at_tz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM events ORDER BY id",
+    )
+    .await;
     assert_eq!(
         tz,
         [
@@ -213,36 +180,17 @@ async fn every_quirk_arrives_typed_and_verified() {
             "2024-07-01 05:00:00"
         ]
     );
-    let old: String = pg
-        .query_one("SELECT happened_at::text FROM events WHERE id = 3", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let old: String = pg_value(&pg, "SELECT happened_at::text FROM events WHERE id = 3").await;
     assert_eq!(old, "0999-06-15 12:00:00", "dates before year 1000 survive");
-    let micro: String = pg
-        .query_one("SELECT happened_at::text FROM events WHERE id = 2", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let micro: String = pg_value(&pg, "SELECT happened_at::text FROM events WHERE id = 2").await;
     assert_eq!(micro, "2024-02-29 23:59:59.123456");
-    let money: Vec<String> = pg
-        .query(
-            "SELECT amount::text FROM money WHERE amount IS NOT NULL ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let money: Vec<String> = pg_column(
+        &pg,
+        "SELECT amount::text FROM money WHERE amount IS NOT NULL ORDER BY id",
+    )
+    .await;
     assert_eq!(money, ["12.50", "99999999.99"]);
-    let mixed: Vec<Option<String>> = pg
-        .query("SELECT val FROM mixed ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mixed: Vec<Option<String>> = pg_column(&pg, "SELECT val FROM mixed ORDER BY id").await;
     assert_eq!(
         mixed,
         [
@@ -252,54 +200,28 @@ async fn every_quirk_arrives_typed_and_verified() {
             Some("9223372036854775807".into())
         ]
     );
-    let meta: String = pg
-        .query_one("SELECT meta::text FROM docs WHERE id = 1", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let meta: String = pg_value(&pg, "SELECT meta::text FROM docs WHERE id = 1").await;
     assert_eq!(
         meta, r#"{"b": 1, "a": [1, 2]}"#,
         "JSON text kept byte for byte"
     );
-    let uuid: String = pg
-        .query_one("SELECT ident::text FROM docs WHERE id = 2", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let uuid: String = pg_value(&pg, "SELECT ident::text FROM docs WHERE id = 2").await;
     assert_eq!(
         uuid, "6f1c1b6e-3f3c-4c8e-9a39-0c3a4d1e2f11",
         "a 16-byte blob UUID becomes a uuid"
     );
-    let name: String = pg
-        .query_one("SELECT name FROM tree WHERE id = 10", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let name: String = pg_value(&pg, "SELECT name FROM tree WHERE id = 10").await;
     assert_eq!(name, "Ünïcödé ✓");
 
     // Long names fit and stay distinct.
-    let long: Vec<String> = pg
-        .query("SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relname LIKE 'a_table_name%' ORDER BY 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let long: Vec<String> = pg_column(&pg, "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relname LIKE 'a_table_name%' ORDER BY 1").await;
     assert_eq!(long.len(), 2, "{long:?}");
     assert!(long.iter().all(|n| n.len() <= 63) && long[0] != long[1]);
 
     // Keys, indexes, foreign keys (the chicken/egg cycle included), identity past the maximum.
-    let constraints: i64 = pg
-        .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let constraints: i64 = pg_value(&pg, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace").await;
     assert_eq!(constraints, 3, "tree→tree, chicken→egg, egg→chicken");
-    let pk: i64 = pg
-        .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'composite'::regclass", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pk: i64 = pg_value(&pg, "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'composite'::regclass").await;
     assert_eq!(pk, 1);
     assert!(
         pg.query_one(
@@ -309,17 +231,9 @@ async fn every_quirk_arrives_typed_and_verified() {
         .await
         .is_ok()
     );
-    let next: i64 = pg
-        .query_one("INSERT INTO tree (name) VALUES ('new') RETURNING id", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let next: i64 = pg_value(&pg, "INSERT INTO tree (name) VALUES ('new') RETURNING id").await;
     assert_eq!(next, 11, "the next id follows the copied maximum");
-    let ts: bool = pg
-        .query_one("INSERT INTO events (happened_at) VALUES ('2025-01-01') RETURNING created IS NOT NULL AND epoch > 0 AND label = 'it''s'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ts: bool = pg_value(&pg, "INSERT INTO events (happened_at) VALUES ('2025-01-01') RETURNING created IS NOT NULL AND epoch > 0 AND label = 'it''s'").await;
     assert!(ts, "translated defaults work");
     assert!(
         lossy.contains("events.weird") && lossy.contains("dropped"),
@@ -333,9 +247,7 @@ async fn invalid_utf8_is_a_reported_row_failure() {
     let src = quirks_db(dir.path());
     let db = TestDb::new().await;
     let opts = with_tables(options(dir.path()), &["bad_text"], &[]);
-    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
     assert_eq!(report.status, Status::Failed);
     assert_eq!(report.exit_code(), 1);
     let error = report.error.clone().unwrap();
@@ -349,9 +261,7 @@ async fn invalid_utf8_is_a_reported_row_failure() {
         ignore_errors: true,
         ..with_tables(options(dir.path()), &["bad_text"], &[])
     };
-    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
     let stats = &report.stats["bad_text"];
     assert_eq!((stats.total, stats.migrated, stats.failed), (3, 2, 1));
     assert_eq!(report.exit_code(), 1, "failed rows mean exit code 1");
@@ -375,32 +285,19 @@ async fn rejected_rows_are_isolated_by_splitting_batches() {
     // not at play; use NUL in a text column, spread over several batches.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nul.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+    make_sqlite(&path, "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-         INSERT INTO t SELECT i, CASE WHEN i IN (17, 500, 999) THEN 'a' || char(0) || 'b' ELSE 'row ' || i END FROM n;",
-    )
-    .unwrap();
-    drop(conn);
+         INSERT INTO t SELECT i, CASE WHEN i IN (17, 500, 999) THEN 'a' || char(0) || 'b' ELSE 'row ' || i END FROM n;");
     let db = TestDb::new().await;
     let opts = ferry::CopyOptions {
         ignore_errors: true,
         batch_rows: 64,
         ..options(dir.path())
     };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     let s = &report.stats["t"];
     assert_eq!((s.migrated, s.failed), (997, 3), "{}", report.render());
-    let count: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = pg_value(&db.client().await, "SELECT count(*) FROM t").await;
     assert_eq!(count, 997, "good rows written exactly once");
     assert_eq!(report.verify["t"].missing_keys.len(), 3);
 }
@@ -441,22 +338,14 @@ async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
         .unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("confirmation"), "{err}");
-    let kept: i64 = pg
-        .query_one("SELECT count(*) FROM tree WHERE id = 99", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let kept: i64 = pg_value(&pg, "SELECT count(*) FROM tree WHERE id = 99").await;
     assert_eq!(kept, 1, "nothing erased without confirmation");
 
     let report = ferry::copy(&sqlite(&src), &db.locator(), &forced, &context(true))
         .await
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    let count: i64 = pg
-        .query_one("SELECT count(*) FROM tree", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = pg_value(&pg, "SELECT count(*) FROM tree").await;
     assert_eq!(count, 4);
 }
 
@@ -478,16 +367,11 @@ async fn dry_run_writes_nothing() {
     assert!(!plan.ddl.create.is_empty());
     let order: Vec<&str> = plan.tables.iter().map(|t| t.source_name.as_str()).collect();
     assert!(order.iter().position(|&t| t == "tree").is_some());
-    let tables: i64 = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 = pg_value(
+        &db.client().await,
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+    )
+    .await;
     assert_eq!(tables, 0, "not even the schema is written");
 
     let target = dir.path().join("never.db");
@@ -507,9 +391,7 @@ async fn verify_names_the_keys_that_differ() {
     let src = quirks_db(dir.path());
     let db = TestDb::new().await;
     let opts = with_tables(options(dir.path()), &["tree", "composite", "nokey"], &[]);
-    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
 
     let pg = db.client().await;
@@ -544,14 +426,12 @@ async fn verify_names_the_keys_that_differ() {
 async fn a_killed_connection_mid_copy_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
+    make_sqlite(
+        &path,
         "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
          INSERT INTO big SELECT i, hex(randomblob(40)) FROM n;",
-    )
-    .unwrap();
-    drop(conn);
+    );
     let db = TestDb::new().await;
     let killer = {
         let name = db.name.clone();
@@ -578,9 +458,7 @@ async fn a_killed_connection_mid_copy_fails_clearly() {
         batch_rows: 2000,
         ..options(dir.path())
     };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     assert!(
         killer.await.unwrap(),
         "the copy's connection was found and terminated"
@@ -599,14 +477,9 @@ async fn a_killed_connection_mid_copy_fails_clearly() {
 async fn large_tables_are_copied_in_parallel_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chunks.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+    make_sqlite(&path, "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
-         INSERT INTO t SELECT i * 3, CASE WHEN i IN (10, 290000) THEN 'a' || char(0) ELSE 'row ' || i END FROM n;",
-    )
-    .unwrap();
-    drop(conn);
+         INSERT INTO t SELECT i * 3, CASE WHEN i IN (10, 290000) THEN 'a' || char(0) ELSE 'row ' || i END FROM n;");
     let db = TestDb::new().await;
     let opts = ferry::CopyOptions {
         ignore_errors: true,
@@ -614,9 +487,7 @@ async fn large_tables_are_copied_in_parallel_chunks() {
         batch_rows: 7000,
         ..options(dir.path())
     };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     let s = &report.stats["t"];
     assert_eq!(
         (s.total, s.migrated, s.failed),
@@ -660,16 +531,11 @@ async fn large_tables_are_copied_in_parallel_chunks() {
 async fn orphan_rows_are_found_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orphans.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "PRAGMA foreign_keys = OFF;
+    make_sqlite(&path, "PRAGMA foreign_keys = OFF;
          CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
          CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
          INSERT INTO users VALUES (1, 'a'), (2, 'b');
-         INSERT INTO posts VALUES (10, 1, 'ok'), (11, 99, 'orphan'), (12, NULL, 'no author'), (13, 77, 'orphan too');",
-    )
-    .unwrap();
-    drop(conn);
+         INSERT INTO posts VALUES (10, 1, 'ok'), (11, 99, 'orphan'), (12, NULL, 'no author'), (13, 77, 'orphan too');");
 
     let db = TestDb::new().await;
     let err = ferry::copy(
@@ -688,25 +554,18 @@ async fn orphan_rows_are_found_before_writing() {
             && msg.contains("--ignore-errors"),
         "{msg}"
     );
-    let tables: i64 = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 = pg_value(
+        &db.client().await,
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+    )
+    .await;
     assert_eq!(tables, 0, "nothing is written when orphans stop the run");
 
     let opts = ferry::CopyOptions {
         ignore_errors: true,
         ..options(dir.path())
     };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(false))
-        .await
-        .unwrap();
+    let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(
         report
@@ -717,16 +576,11 @@ async fn orphan_rows_are_found_before_writing() {
         report.warnings
     );
     assert_eq!(report.stats["posts"].migrated, 4);
-    let fks: i64 = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let fks: i64 = pg_value(
+        &db.client().await,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+    )
+    .await;
     assert_eq!(fks, 0, "the foreign key the orphans break is left out");
 }
 

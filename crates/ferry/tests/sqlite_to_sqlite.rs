@@ -56,14 +56,7 @@ async fn copies_are_byte_identical() {
     let before = snapshot(dir.path());
     let out = tempfile::tempdir().unwrap();
     let dst = out.path().join("copy.db");
-    let report = ferry::copy(
-        &sqlite(&src),
-        &sqlite(&dst),
-        &options(out.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
+    let report = plain_copy(&sqlite(&src), &sqlite(&dst), out.path()).await;
     assert_eq!(report.status, Status::Completed, "{}", report.render());
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(
@@ -105,15 +98,7 @@ async fn a_wal_source_is_read_without_creating_files() {
     assert!(!dir.path().join("wal.db-wal").exists());
     let before = snapshot(dir.path());
     let out = tempfile::tempdir().unwrap();
-    let report = ferry::copy(
-        &sqlite(&src),
-        &sqlite(&out.path().join("t.db")),
-        &options(out.path()),
-        &context(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = copied(&sqlite(&src), &sqlite(&out.path().join("t.db")), out.path()).await;
     assert_eq!(report.stats["t"].migrated, 2);
     assert_eq!(
         snapshot(dir.path()),

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{context, options, sqlite};
+use common::{context, options, pg_value, sqlite};
 use ferry_testkit::certs::Certs;
 use ferry_testkit::mysql::PrivateMariadb;
 use ferry_testkit::pg::PrivatePg;
@@ -106,11 +106,7 @@ async fn postgres_tls_modes_and_passwords() {
     );
     copy_three_rows(dir.path(), &full, "verify-full TLS").await;
     let client = pg_open(&full).await.unwrap();
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = pg_value(&client, "SELECT count(*) FROM items").await;
     assert_eq!(n, 3);
     assert!(pg_ssl(&full).await);
     assert!(

@@ -1,5 +1,5 @@
 //! The job store: users, tokens and jobs, behind one trait, kept in an embedded SQLite file
-//! (the default) or PostgreSQL through the backends' sessions (`sql.rs`, the one
+//! (the default) or PostgreSQL through the session the registry opens (`sql.rs`, the one
 //! implementation). The schema is created on open.
 //! At most one unfinished non-dry-run job per target is enforced by a partial unique index, so
 //! it holds across several servers sharing a PostgreSQL store; the login slow-down's counters
@@ -232,29 +232,41 @@ fn turn_of(now_ms: i64, failures: i64, next_ms: i64, last_wait: i64) -> Turn {
     }
 }
 
-/// Opens (and creates the schema of) the store a URL names.
+const STORE_URLS: &str = "--store must be sqlite://FILE or postgres://user@host/db";
+
+/// Opens (and creates the schema of) the store a URL names, through the registry's session for
+/// its backend.
 ///
 /// # Errors
-/// An unknown scheme, or a store that cannot be opened.
+/// An unknown scheme, a backend the store has no schema for, or a store that cannot be opened.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(Error::new(
-                "--store sqlite:// needs a file: sqlite://ferry.db or sqlite:///var/lib/ferry/ferry.db",
-            ));
-        }
-        return Ok(Arc::new(
-            sql::SqlStore::open(sql::Place::Sqlite(path.into())).await?,
+    if url.trim() == "sqlite://" {
+        return Err(Error::new(
+            "--store sqlite:// needs a file: sqlite://ferry.db or sqlite:///var/lib/ferry/ferry.db",
         ));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(
-            sql::SqlStore::open(sql::Place::Postgres(url.into())).await?,
-        ));
+    let locator =
+        ferry::parse_locator(url).map_err(|e| Error::new(format!("{STORE_URLS} ({e})")))?;
+    let schema = schema(locator.backend()).ok_or_else(|| {
+        Error::new(format!(
+            "{STORE_URLS}: the job store cannot live in {}",
+            locator.backend().label()
+        ))
+    })?;
+    Ok(Arc::new(sql::SqlStore::open(locator, &schema).await?))
+}
+
+/// The store's schema in a backend's spelling (the tables' SQL is the same in all).
+fn schema(backend: ferry::Backend) -> Option<String> {
+    match backend.id() {
+        "sqlite" => Some(sqlite::SCHEMA.to_string()),
+        // Two servers starting at once may race on CREATE ... IF NOT EXISTS: serialise.
+        "postgres" => Some(format!(
+            "SELECT pg_advisory_lock(7244711); {} SELECT pg_advisory_unlock(7244711);",
+            postgres::SCHEMA
+        )),
+        _ => None,
     }
-    Err(Error::new(
-        "--store must be sqlite://FILE or postgres://user@host/db",
-    ))
 }
 
 /// Now, in the fixed-width UTC form the stores sort by.

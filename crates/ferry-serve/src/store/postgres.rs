@@ -1,13 +1,5 @@
-//! The PostgreSQL job store's schema and session: for servers that keep their records in the
-//! database they already run. One connection (ferry-postgres' `session`), reopened when it
-//! drops.
-
-use std::sync::Arc;
-
-use ferry_core::session::SqlSession;
-use ferry_postgres::session::PostgresSession;
-
-use crate::error::{Error, Result};
+//! The PostgreSQL job store's schema: for servers that keep their records in the database they
+//! already run (one connection, ferry-postgres' `Session`, reopened when it drops).
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -52,15 +44,3 @@ CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
 );
 CREATE INDEX IF NOT EXISTS ferry_login_slowdown_updated ON ferry_login_slowdown (updated_at);
 ";
-
-/// Opens a session on the store's database (TLS and `.pgpass` as for every ferry connection).
-pub(super) async fn connect(url: &str) -> Result<Arc<dyn SqlSession>> {
-    let opened = async {
-        let locator = ferry::parse_locator(url)?;
-        PostgresSession::open(&locator)
-            .await
-            .map_err(|e| e.context(format!("the job store {}", locator.redacted())))
-    };
-    let session = opened.await.map_err(|e| Error::new(e.to_string()))?;
-    Ok(Arc::new(session))
-}

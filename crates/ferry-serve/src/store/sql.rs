@@ -1,11 +1,12 @@
 //! The one `Store` implementation: the store's SQL, written once in PostgreSQL's spelling, run
-//! through a backend's [`SqlSession`] (SQLite or PostgreSQL, see `sqlite.rs` and
-//! `postgres.rs`, which own each schema). This crate holds no database client.
+//! through the [`SqlSession`] the registry opens for the store's locator (the session speaks
+//! its database's spelling; `sqlite.rs` and `postgres.rs` own each schema). This crate holds no
+//! database client and opens no backend crate directly.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::session::{SqlError, SqlSession};
+use ferry::{Locator, SqlError, SqlSession};
 use ferry_core::value::Value;
 
 use super::{InsertError, JobRecord, Role, Store, Turn, TurnRule, User};
@@ -13,26 +14,21 @@ use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
 
-/// Where the store lives, to open (and, for a server, reopen) its session.
-pub enum Place {
-    /// A file path (or `:memory:` / a `file:` URI).
-    Sqlite(String),
-    /// A PostgreSQL locator.
-    Postgres(String),
-}
-
-impl Place {
-    async fn connect(&self) -> Result<Arc<dyn SqlSession>> {
-        match self {
-            Place::Sqlite(path) => super::sqlite::connect(path).await,
-            Place::Postgres(url) => super::postgres::connect(url).await,
-        }
-    }
-}
-
 pub struct SqlStore {
-    place: Place,
+    /// Where the store lives, to reopen its session.
+    locator: Locator,
     session: tokio::sync::Mutex<Arc<dyn SqlSession>>,
+}
+
+/// A session on the store's database, through the registry (TLS, credentials files and, for a
+/// file, its private mode, as the backend opens it).
+async fn connect(locator: &Locator) -> Result<Arc<dyn SqlSession>> {
+    ferry::open_session(locator).await.map_err(|e| {
+        Error::new(
+            e.context(format!("the job store {}", locator.redacted()))
+                .to_string(),
+        )
+    })
 }
 
 fn failed(e: SqlError) -> Error {
@@ -123,20 +119,13 @@ fn job_row(r: &[Value]) -> Result<JobRecord> {
 }
 
 impl SqlStore {
-    /// Opens the store and creates its schema (`schema` runs once, on the first session).
-    pub async fn open(place: Place) -> Result<Self> {
-        let session = place.connect().await?;
-        let schema = match place {
-            Place::Sqlite(_) => super::sqlite::SCHEMA.to_string(),
-            // Two servers starting at once may race on CREATE ... IF NOT EXISTS: serialise.
-            Place::Postgres(_) => format!(
-                "SELECT pg_advisory_lock(7244711); {} SELECT pg_advisory_unlock(7244711);",
-                super::postgres::SCHEMA
-            ),
-        };
-        session.batch(&schema).await.map_err(failed)?;
+    /// Opens the store and creates its schema (`schema`, in the database's spelling, runs once,
+    /// on the first session).
+    pub async fn open(locator: Locator, schema: &str) -> Result<Self> {
+        let session = connect(&locator).await?;
+        session.batch(schema).await.map_err(failed)?;
         Ok(Self {
-            place,
+            locator,
             session: tokio::sync::Mutex::new(session),
         })
     }
@@ -145,26 +134,14 @@ impl SqlStore {
     async fn session(&self) -> Result<Arc<dyn SqlSession>> {
         let mut guard = self.session.lock().await;
         if guard.is_closed() {
-            *guard = self.place.connect().await?;
+            *guard = connect(&self.locator).await?;
         }
         Ok(guard.clone())
     }
 
-    /// The store's SQL in the session's spelling: SQLite's `max`/`min` for `GREATEST`/`LEAST`
-    /// (the session itself reads `$1` parameters).
-    fn spell(session: &dyn SqlSession, sql: &str) -> String {
-        if session.backend() == ferry_sqlite::locator::BACKEND {
-            sql.replace("GREATEST(", "max(").replace("LEAST(", "min(")
-        } else {
-            sql.to_string()
-        }
-    }
-
     async fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let s = self.session().await?;
-        s.query(&Self::spell(s.as_ref(), sql), params)
-            .await
-            .map_err(failed)
+        s.query(sql, params).await.map_err(failed)
     }
 
     async fn row(&self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>> {
@@ -180,9 +157,7 @@ impl SqlStore {
 
     async fn run(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let s = self.session().await?;
-        s.execute(&Self::spell(s.as_ref(), sql), params)
-            .await
-            .map_err(failed)
+        s.execute(sql, params).await.map_err(failed)
     }
 }
 
