@@ -183,7 +183,8 @@ pub fn document() -> Value {
                         "source_db_name": {"type": "string", "minLength": 1},
                         "source_db_user": {"type": "string", "minLength": 1},
                         "source_db_password": {"type": "string"},
-                        "source_media_path": {"type": "string", "minLength": 1, "description": "PeerTube's storage directory on this server, or any blobs locator"}
+                        "source_media_path": {"type": "string", "minLength": 1, "description": "PeerTube's storage directory on this server, or any blobs locator"},
+                        "source_media_stores": {"type": "object", "description": "PeerTube's object storage: web_videos, streaming_playlists and/or original_video_files, each a blobs locator (s3://bucket/prefix?endpoint=…)", "additionalProperties": {"type": "string", "minLength": 1}}
                     }
                 },
                 "TableStats": {

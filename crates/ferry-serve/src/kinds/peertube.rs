@@ -2,6 +2,7 @@
 //! the built-in PeerTube profile (ferry-profile) from that source into the server's own
 //! `--target-db` (and `--media-target`), which a request can never choose.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ferry_core::progress::{Answer, Observer};
@@ -25,6 +26,9 @@ pub struct PeertubeBody {
     pub source_db_user: String,
     pub source_db_password: String,
     pub source_media_path: Option<String>,
+    /// PeerTube's object storage: media store name (the profile's) → blobs locator.
+    #[serde(default)]
+    pub source_media_stores: BTreeMap<String, String>,
 }
 
 fn default_port() -> u16 {
@@ -49,6 +53,9 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
     if let Some(p) = &b.source_media_path {
         non_empty("source_media_path", p)?;
     }
+    for (name, locator) in &b.source_media_stores {
+        non_empty(&format!("source_media_stores.{name}"), locator)?;
+    }
     Ok(b)
 }
 
@@ -57,10 +64,19 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
 pub fn validate(body: &Value, targets: &Targets) -> Result<Validated, BadRequest> {
     let b = parse(body)?;
     let target = target_db(targets)?;
-    if b.source_media_path.is_some() && targets.media.is_none() {
-        return Err(BadRequest(
-            "source_media_path: this server has no media target: start ferry serve with --media-target (or FERRY_MEDIA_TARGET) to import media".into(),
-        ));
+    let media_field = if b.source_media_path.is_some() {
+        Some("source_media_path")
+    } else if !b.source_media_stores.is_empty() {
+        Some("source_media_stores")
+    } else {
+        None
+    };
+    if let Some(field) = media_field
+        && targets.media.is_none()
+    {
+        return Err(BadRequest(format!(
+            "{field}: this server has no media target: start ferry serve with --media-target (or FERRY_MEDIA_TARGET) to import media"
+        )));
     }
     Ok(Validated {
         source_host: b.source_host.clone(),
@@ -106,6 +122,9 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     options.dry_run = dry_run;
     if let Some(path) = &b.source_media_path {
         options.media_from = Some(media_locator(path));
+    }
+    options.media_stores = b.source_media_stores.clone();
+    if options.media_from.is_some() || !options.media_stores.is_empty() {
         options.media_to = cx.targets.media.clone();
     }
     // Validating: the source answers, read-only, with a supported PeerTube version.
