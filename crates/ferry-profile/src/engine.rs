@@ -137,9 +137,12 @@ pub struct SourceInfo {
 /// `validating` step of a server job).
 ///
 /// # Errors
-/// An input error when the source cannot be reached, or runs a version the profile does not
+/// An input error when the media options are wrong (a store the profile does not declare, a
+/// missing local folder), the source cannot be reached, or runs a version the profile does not
 /// support and `allow_unsupported_version` is off (the message names both versions).
 pub async fn validate_source(profile: &Profile, options: &ImportOptions) -> Result<SourceInfo> {
+    // The media options are checked first: a mistyped store fails before any connection.
+    media::media_stores(profile, options)?;
     let client = pg::connect(&options.source, true, "source").await?;
     check_source(profile, options, &client).await
 }

@@ -194,4 +194,28 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn object_storage_locations_are_media_stores() {
+        let mut body = full();
+        body["source_media_stores"] = json!({"web_videos": "s3://videos/?endpoint=http://s3.local", "streaming_playlists": "s3://hls"});
+        let b = parse(&body).unwrap();
+        assert_eq!(b.source_media_stores.len(), 2);
+        assert_eq!(b.source_media_stores["streaming_playlists"], "s3://hls");
+        body["source_media_stores"] = json!({"web_videos": " "});
+        assert_eq!(
+            parse(&body).unwrap_err().0,
+            "source_media_stores.web_videos: must not be empty"
+        );
+        body["source_media_stores"] = json!({"web_videos": "s3://videos"});
+        let no_media = Targets {
+            database: Some("postgres://app@db/videos".into()),
+            media: None,
+        };
+        let e = validate(&body, &no_media).unwrap_err().0;
+        assert!(
+            e.starts_with("source_media_stores: this server has no media target"),
+            "{e}"
+        );
+    }
 }
