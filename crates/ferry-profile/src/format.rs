@@ -720,6 +720,26 @@ entity:
     }
 
     #[test]
+    fn media_stores_locate_one_media_entry() {
+        let files = "\n[[entity]]\nname = \"files\"\nsource = \"SELECT 'a/k' AS path, 'os' AS store, 'k' AS object_key\"\nmedia = [\"path\"]\nmedia_store = \"store\"\nmedia_key = \"object_key\"\n";
+        let with_store = format!("[media_stores]\nos = \"object storage\"\n{MINI}{files}");
+        let p = Profile::parse(&with_store, "mini.toml").unwrap();
+        assert_eq!(p.media_stores["os"], "object storage");
+        let e = p.entity("files").unwrap();
+        assert!(e.media_store.is_some() && e.media_key.is_some());
+        assert!(e.source_columns().contains("object_key"));
+        let two = with_store.replace("media = [\"path\"]", "media = [\"path\", \"'b'\"]");
+        let err = Profile::parse(&two, "mini.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("entity 'files' media_store: needs exactly one media entry"),
+            "{err}"
+        );
+        let bad = with_store.replace("[media_stores]\nos", "[media_stores]\n\"o s\"");
+        let err = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(err.contains("media store name 'o s'"), "{err}");
+    }
+
+    #[test]
     fn cycles_are_refused() {
         let bad = MINI.replace("name = \"a\"", "name = \"a\"\ndepends_on = [\"b\"]");
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
