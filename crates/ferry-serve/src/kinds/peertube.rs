@@ -53,8 +53,19 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
     if let Some(p) = &b.source_media_path {
         non_empty("source_media_path", p)?;
     }
-    for (name, locator) in &b.source_media_stores {
-        non_empty(&format!("source_media_stores.{name}"), locator)?;
+    if !b.source_media_stores.is_empty() {
+        let profile = ferry_profile::Profile::builtin("peertube")
+            .ok_or_else(|| BadRequest("the built-in PeerTube profile is missing".into()))?;
+        for (name, locator) in &b.source_media_stores {
+            if !profile.media_stores.contains_key(name) {
+                let known: Vec<&str> = profile.media_stores.keys().map(String::as_str).collect();
+                return Err(BadRequest(format!(
+                    "source_media_stores.{name}: not a PeerTube media store (give {})",
+                    known.join(", ")
+                )));
+            }
+            non_empty(&format!("source_media_stores.{name}"), locator)?;
+        }
     }
     Ok(b)
 }
@@ -206,6 +217,11 @@ mod tests {
         assert_eq!(
             parse(&body).unwrap_err().0,
             "source_media_stores.web_videos: must not be empty"
+        );
+        body["source_media_stores"] = json!({"videos": "s3://videos"});
+        assert_eq!(
+            parse(&body).unwrap_err().0,
+            "source_media_stores.videos: not a PeerTube media store (give original_video_files, streaming_playlists, web_videos)"
         );
         body["source_media_stores"] = json!({"web_videos": "s3://videos"});
         let no_media = Targets {
