@@ -763,6 +763,11 @@ entity:
                 "captions",
                 "comments",
                 "playlists",
+                "chapters",
+                "ratings",
+                "video_sources",
+                "storyboards",
+                "streaming_playlists",
                 "subscriptions",
                 "media"
             ])
@@ -778,6 +783,11 @@ entity:
                 "comments",
                 "playlists",
                 "subscriptions",
+                "chapters",
+                "ratings",
+                "video_sources",
+                "storyboards",
+                "streaming_playlists",
                 "media"
             ]
         );
