@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS users (
     must_reset_password boolean NOT NULL DEFAULT false,
     two_factor_enabled boolean NOT NULL DEFAULT false,
     blocked boolean NOT NULL DEFAULT false,
+    -- PeerTube's upload limits in bytes: total and per 24 hours; -1 means unlimited.
+    video_quota_bytes bigint NOT NULL DEFAULT -1,
+    video_quota_daily_bytes bigint NOT NULL DEFAULT -1,
     avatar_path text,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
@@ -133,6 +136,77 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     source_host text NOT NULL,
     user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     channel_id uuid NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- Chapters of a video, by start time.
+CREATE TABLE IF NOT EXISTS chapters (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    timecode_s integer NOT NULL,
+    title text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chapters_video ON chapters (video_id, timecode_s);
+
+-- Who rated what (the per-video totals are videos.likes and videos.dislikes).
+CREATE TABLE IF NOT EXISTS ratings (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    rating text NOT NULL CHECK (rating IN ('like', 'dislike')),
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ratings_user_video ON ratings (user_id, video_id);
+
+-- The file an uploader sent: its original name, and the kept original (path under the media
+-- root, NULL when the instance did not keep it).
+CREATE TABLE IF NOT EXISTS video_sources (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    original_filename text NOT NULL,
+    path text,
+    resolution integer,
+    width integer,
+    height integer,
+    fps integer,
+    size_bytes bigint,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- A video's storyboard: one sprite image of thumbnails for the seek bar.
+CREATE TABLE IF NOT EXISTS storyboards (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    path text NOT NULL,
+    total_width integer NOT NULL,
+    total_height integer NOT NULL,
+    sprite_width integer NOT NULL,
+    sprite_height integer NOT NULL,
+    sprite_duration_s integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- A video's HLS streaming playlist: the master playlist a player opens (its name is random in
+-- PeerTube), the segments' SHA-256 file, and one entry per variant:
+-- {"resolution", "fps", "size", "playlist_path" (the variant .m3u8), "file_path" (its fragmented mp4)}.
+CREATE TABLE IF NOT EXISTS streaming_playlists (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('hls')),
+    master_path text NOT NULL,
+    segments_sha256_path text,
+    variants jsonb NOT NULL DEFAULT '[]',
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );

@@ -120,6 +120,27 @@ impl Store {
         }
     }
 
+    /// The folder or prefix `sub` inside this place (`sub` is a relative key prefix such as
+    /// `web-videos/private/`): where a profile's files from another store land.
+    pub fn join(&self, sub: &str) -> Store {
+        let sub = sub.trim_matches('/');
+        if sub.is_empty() {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        if self.kind() == Kind::Local {
+            out.place = PathBuf::from(&self.place)
+                .join(sub)
+                .to_string_lossy()
+                .into_owned();
+        } else if self.prefix.is_empty() {
+            out.prefix = sub.to_string();
+        } else {
+            out.prefix = format!("{}/{sub}", self.prefix);
+        }
+        out
+    }
+
     pub fn kind(&self) -> Kind {
         match self.scheme.as_str() {
             "file" => Kind::Local,
@@ -484,6 +505,23 @@ mod tests {
         assert!(!format!("{s:?}").contains("S3CRET"));
         assert!(shown.contains("endpoint=http://127.0.0.1:8333"), "{shown}");
         assert_eq!(s.scrub("bad signature for S3CRET"), "bad signature for ***");
+    }
+
+    #[test]
+    fn join_names_a_sub_place() {
+        let s = Store::parse("s3://media/files?endpoint=http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            s.join("web-videos/private/").prefix,
+            "files/web-videos/private"
+        );
+        assert_eq!(s.join("").prefix, "files");
+        let b = Store::parse("s3://media?endpoint=http://127.0.0.1:1").unwrap();
+        assert_eq!(b.join("/hls/").prefix, "hls");
+        let l = Store::parse("file:///srv/new").unwrap();
+        assert_eq!(
+            l.join("web-videos/").local_path().unwrap(),
+            PathBuf::from("/srv/new/web-videos")
+        );
     }
 
     #[test]

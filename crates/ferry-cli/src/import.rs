@@ -27,8 +27,12 @@ pub struct ImportArgs {
     #[arg(long, value_name = "LOCATOR", requires = "media_to")]
     pub media_from: Option<String>,
     /// Where the files go (file:// or s3://…).
-    #[arg(long, value_name = "LOCATOR", requires = "media_from")]
+    #[arg(long, value_name = "LOCATOR")]
     pub media_to: Option<String>,
+    /// Where the files of one of the profile's media stores are, e.g. PeerTube's object
+    /// storage: web_videos=s3://bucket/prefix?endpoint=…; repeat per store.
+    #[arg(long, value_name = "NAME=LOCATOR", value_parser = media_store)]
+    pub media_store: Vec<(String, String)>,
     /// Count what would be migrated and skipped and list the files (count, bytes); write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -59,6 +63,7 @@ pub async fn run(args: ImportArgs, bars: bool) -> i32 {
         options.source_host = args.source_host.clone();
         options.media_from = args.media_from.clone();
         options.media_to = args.media_to.clone();
+        options.media_stores = args.media_store.iter().cloned().collect();
         options.dry_run = args.dry_run;
         options.allow_unsupported_version = args.allow_unsupported_version;
         options.require_password_reset = args.require_password_reset;
@@ -88,4 +93,16 @@ pub async fn run(args: ImportArgs, bars: bool) -> i32 {
         schema_name: None,
     };
     crate::finish(result, args.summary.as_deref(), &endpoints, args.dry_run)
+}
+
+/// `NAME=LOCATOR` of `--media-store`.
+fn media_store(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, locator)) if !name.is_empty() && !locator.is_empty() => {
+            Ok((name.to_string(), locator.to_string()))
+        }
+        _ => Err(format!(
+            "'{text}' is not NAME=LOCATOR (e.g. web_videos=s3://bucket/prefix?endpoint=…)"
+        )),
+    }
 }

@@ -132,3 +132,46 @@ fn bad_profiles_and_sources_are_one_line_errors() {
     run.expect_code(2);
     assert!(!run.stderr.contains("hunter2secret"), "{}", run.show());
 }
+
+/// `--media-store NAME=LOCATOR`: a malformed value is a usage error; a name the profile does
+/// not declare is one line naming the stores it has; neither writes anything.
+#[test]
+fn media_store_options_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = peertube_source();
+    let target = PgDb::new();
+    let out = dir.path().join("out");
+    let base = [
+        "import",
+        "peertube",
+        "--source",
+        &source.url,
+        "--target",
+        &target.url,
+        "--media-to",
+        out.to_str().unwrap(),
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--media-store", "web_videos"]);
+    let run = ferry(dir.path(), &args);
+    run.expect_code(2);
+    assert!(run.stderr.contains("is not NAME=LOCATOR"), "{}", run.show());
+
+    let mut args = base.to_vec();
+    args.extend([
+        "--media-store",
+        "videos=s3://bucket/x?endpoint=http://127.0.0.1:1",
+    ]);
+    let run = ferry(dir.path(), &args);
+    run.expect_code(2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
+    assert!(
+        run.stderr.contains(
+            "profile peertube has no media store 'videos' (it has: original_video_files, streaming_playlists, web_videos)"
+        ),
+        "{}",
+        run.show()
+    );
+    assert!(target.tables().is_empty(), "nothing written");
+    assert!(!out.exists(), "no media folder created");
+}

@@ -56,6 +56,8 @@ pub struct ImportOptions {
     pub media_from: Option<String>,
     /// Where the files go.
     pub media_to: Option<String>,
+    /// The profile's named media stores (object storage) → their locators (`s3://bucket/prefix?…`).
+    pub media_stores: BTreeMap<String, String>,
     pub dry_run: bool,
     /// Run against a source version the profile does not list.
     pub allow_unsupported_version: bool,
@@ -80,6 +82,14 @@ impl std::fmt::Debug for ImportOptions {
             .field("source_host", &self.source_host)
             .field("media_from", &store(&self.media_from))
             .field("media_to", &store(&self.media_to))
+            .field(
+                "media_stores",
+                &self
+                    .media_stores
+                    .iter()
+                    .map(|(k, v)| (k.clone(), store(&Some(v.clone()))))
+                    .collect::<BTreeMap<_, _>>(),
+            )
             .field("dry_run", &self.dry_run)
             .field("allow_unsupported_version", &self.allow_unsupported_version)
             .field("require_password_reset", &self.require_password_reset)
@@ -99,6 +109,7 @@ impl ImportOptions {
             source_host: None,
             media_from: None,
             media_to: None,
+            media_stores: BTreeMap::new(),
             dry_run: false,
             allow_unsupported_version: false,
             require_password_reset: false,
@@ -126,9 +137,12 @@ pub struct SourceInfo {
 /// `validating` step of a server job).
 ///
 /// # Errors
-/// An input error when the source cannot be reached, or runs a version the profile does not
+/// An input error when the media options are wrong (a store the profile does not declare, a
+/// missing local folder), the source cannot be reached, or runs a version the profile does not
 /// support and `allow_unsupported_version` is off (the message names both versions).
 pub async fn validate_source(profile: &Profile, options: &ImportOptions) -> Result<SourceInfo> {
+    // The media options are checked first: a mistyped store fails before any connection.
+    media::media_stores(profile, options)?;
     let client = pg::connect(&options.source, true, "source").await?;
     check_source(profile, options, &client).await
 }
@@ -218,7 +232,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         options.target.redacted(),
         options.dry_run,
     );
-    let media = media::media_stores(options)?;
+    let media = media::media_stores(profile, options)?;
 
     cx.observer.event(&Event::Phase(format!(
         "Checking the source ({})",
@@ -277,7 +291,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         target: &target,
         flags,
     };
-    let mut media_keys: Vec<String> = Vec::new();
+    let mut media_files: Vec<media::MediaFile> = Vec::new();
     let mut media_stats = TableStats::default();
     let mut pending_state: Vec<(String, Option<String>)> = Vec::new();
     let mut skip_notes: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -360,7 +374,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
             report.verify.insert(entity.name.clone(), v);
         }
         if !entity.media.is_empty() {
-            media_keys.extend(outcome.media_keys);
+            media_files.extend(outcome.media_files);
         }
         if outcome.cancelled {
             cancelled = true;
@@ -389,20 +403,24 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         let copied = media::copy_media(
             cx,
             options.dry_run,
-            media.as_ref(),
-            media_keys,
+            &media,
+            media_files,
             &mut media_stats,
             &mut report,
         )
         .await;
         media_stats.elapsed_s += files_started.elapsed().as_secs_f64();
+        let mut left_out = 0;
         match copied {
-            Ok(files) => cancelled |= files.cancelled,
+            Ok(files) => {
+                cancelled |= files.cancelled;
+                left_out = files.not_copied;
+            }
             Err(e) => failure = Some(e.context("media")),
         }
-        // Without media stores no file moved: the watermark stays so a later run with
-        // --media-from/--media-to still copies every file.
-        if media.is_some() && media_stats.failed == 0 && !cancelled && failure.is_none() {
+        // Files whose store was not given did not move: the watermark stays so a later run
+        // with --media-from/--media-to (and --media-store) still copies every file.
+        if left_out == 0 && media_stats.failed == 0 && !cancelled && failure.is_none() {
             for (name, wm) in &pending_state {
                 if let Err(e) = save_state(&run, name, wm.as_deref()).await {
                     failure = Some(e.context("saving the import state"));
@@ -611,7 +629,7 @@ struct EntityOutcome {
     stats: TableStats,
     verify: Option<VerifyTable>,
     new_watermark: Option<String>,
-    media_keys: Vec<String>,
+    media_files: Vec<media::MediaFile>,
     skip_reasons: BTreeMap<String, u64>,
     cancelled: bool,
 }
@@ -784,8 +802,8 @@ impl Run<'_> {
                 match self.target_row(entity, &row, &source_id, &env) {
                     Ok(cells) => {
                         for m in &entity.media {
-                            match m.eval(&row, &env) {
-                                Ok(v) => out.media_keys.extend(render(&v)),
+                            match media::locate(entity, m, &row, &env) {
+                                Ok(f) => out.media_files.extend(f),
                                 Err(e) => out
                                     .stats
                                     .push_error(format!("{} {source_id}: media: {e}", entity.name)),

@@ -29,6 +29,9 @@ struct File {
     enums: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default, rename = "entity")]
     entities: Vec<EntitySpec>,
+    /// Other places the application keeps files (object storage): name → what it is, in words.
+    #[serde(default)]
+    media_stores: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +78,8 @@ struct EntitySpec {
     skip: Vec<SkipRule>,
     #[serde(default)]
     media: Vec<Spanned<String>>,
+    media_store: Option<Spanned<String>>,
+    media_key: Option<Spanned<String>>,
 }
 
 /// Rows where the boolean source column `when` is true are counted as skipped with `reason`.
@@ -101,6 +106,8 @@ pub struct Profile {
     /// DDL run on the target before the import (`CREATE … IF NOT EXISTS`).
     pub target_schema: String,
     pub entities: Vec<Entity>,
+    /// The named media stores besides `--media-from` (object storage), name → description.
+    pub media_stores: BTreeMap<String, String>,
     /// Where the profile came from (path or `builtin:name`), for messages.
     pub origin: String,
 }
@@ -124,8 +131,13 @@ pub struct Entity {
     /// The profile's enum maps overlaid with this entity's own.
     pub enums: BTreeMap<String, BTreeMap<String, String>>,
     pub skip: Vec<SkipRule>,
-    /// Path templates of the files each row names (string expressions).
+    /// Path templates of the files each row names (string expressions): where each file lands
+    /// under `--media-to` (and, without `media_key`, where it is under `--media-from`).
     pub media: Vec<Expr>,
+    /// The named media store the row's file is read from (NULL: `--media-from`).
+    pub media_store: Option<Expr>,
+    /// The file's key in that store (NULL: the path); the path ends with it.
+    pub media_key: Option<Expr>,
 }
 
 impl Entity {
@@ -135,7 +147,12 @@ impl Entity {
         for (_, e) in &self.columns {
             e.columns(&mut out);
         }
-        for e in &self.media {
+        for e in self
+            .media
+            .iter()
+            .chain(self.media_store.as_ref())
+            .chain(self.media_key.as_ref())
+        {
             e.columns(&mut out);
         }
         out.extend(self.skip.iter().map(|s| s.when.clone()));
@@ -347,6 +364,13 @@ fn parse_with(
             )));
         }
     };
+    for store in file.media_stores.keys() {
+        if store.is_empty() || !store.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::input(format!(
+                "{origin}: media store name '{store}' must be letters, digits and _"
+            )));
+        }
+    }
     if file.entities.is_empty() {
         return Err(Error::input(format!(
             "{origin}: the profile has no [[entity]]"
@@ -447,6 +471,27 @@ fn parse_with(
                 .map_err(|msg| err(m.span().start, format!("entity '{name}' media: {msg}")))?;
             media.push(e);
         }
+        let mut located = [None, None];
+        for (slot, (label, m)) in located.iter_mut().zip([
+            ("media_store", &spec.media_store),
+            ("media_key", &spec.media_key),
+        ]) {
+            let Some(m) = m else { continue };
+            if spec.media.len() != 1 {
+                return Err(err(
+                    m.span().start,
+                    format!(
+                        "entity '{name}' {label}: needs exactly one media entry (the file it locates)"
+                    ),
+                ));
+            }
+            let e = expr::parse(m.get_ref())
+                .map_err(|msg| err(m.span().start, format!("entity '{name}' {label}: {msg}")))?;
+            check_refs(&e, &enums, &names)
+                .map_err(|msg| err(m.span().start, format!("entity '{name}' {label}: {msg}")))?;
+            *slot = Some(e);
+        }
+        let [media_store, media_key] = located;
         check_placeholders(spec.source.get_ref()).map_err(|m| {
             err(
                 spec.source.span().start,
@@ -469,6 +514,8 @@ fn parse_with(
             enums,
             skip: spec.skip.clone(),
             media,
+            media_store,
+            media_key,
         });
     }
     let entities = order(entities).map_err(|m| Error::input(format!("{origin}: {m}")))?;
@@ -482,6 +529,7 @@ fn parse_with(
         host_query: file.profile.host_query,
         target_schema,
         entities,
+        media_stores: file.media_stores,
         origin: origin.to_string(),
     })
 }
@@ -672,6 +720,26 @@ entity:
     }
 
     #[test]
+    fn media_stores_locate_one_media_entry() {
+        let files = "\n[[entity]]\nname = \"files\"\nsource = \"SELECT 'a/k' AS path, 'os' AS store, 'k' AS object_key\"\nmedia = [\"path\"]\nmedia_store = \"store\"\nmedia_key = \"object_key\"\n";
+        let with_store = format!("[media_stores]\nos = \"object storage\"\n{MINI}{files}");
+        let p = Profile::parse(&with_store, "mini.toml").unwrap();
+        assert_eq!(p.media_stores["os"], "object storage");
+        let e = p.entity("files").unwrap();
+        assert!(e.media_store.is_some() && e.media_key.is_some());
+        assert!(e.source_columns().contains("object_key"));
+        let two = with_store.replace("media = [\"path\"]", "media = [\"path\", \"'b'\"]");
+        let err = Profile::parse(&two, "mini.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("entity 'files' media_store: needs exactly one media entry"),
+            "{err}"
+        );
+        let bad = with_store.replace("[media_stores]\nos", "[media_stores]\n\"o s\"");
+        let err = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
+        assert!(err.contains("media store name 'o s'"), "{err}");
+    }
+
+    #[test]
     fn cycles_are_refused() {
         let bad = MINI.replace("name = \"a\"", "name = \"a\"\ndepends_on = [\"b\"]");
         let e = Profile::parse(&bad, "mini.toml").unwrap_err().to_string();
@@ -695,6 +763,11 @@ entity:
                 "captions",
                 "comments",
                 "playlists",
+                "chapters",
+                "ratings",
+                "video_sources",
+                "storyboards",
+                "streaming_playlists",
                 "subscriptions",
                 "media"
             ])
@@ -710,6 +783,11 @@ entity:
                 "comments",
                 "playlists",
                 "subscriptions",
+                "chapters",
+                "ratings",
+                "video_sources",
+                "storyboards",
+                "streaming_playlists",
                 "media"
             ]
         );

@@ -75,7 +75,9 @@ async fn peertube_import_maps_every_entity_field_by_field() {
     // 4 playlists (1 remote) + 6 elements (deleted video, remote video, remote playlist).
     assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    assert_eq!(stat(&r, "media"), (24, 18, 5, 1));
+    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
+    // --media-store), 1 missing.
+    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
     let mut keys: Vec<_> = r.stats.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
@@ -83,11 +85,16 @@ async fn peertube_import_maps_every_entity_field_by_field() {
         [
             "captions",
             "channels",
+            "chapters",
             "comments",
             "media",
             "playlists",
+            "ratings",
+            "storyboards",
+            "streaming_playlists",
             "subscriptions",
             "users",
+            "video_sources",
             "videos"
         ]
     );
@@ -113,6 +120,11 @@ async fn peertube_import_maps_every_entity_field_by_field() {
         "comments",
         "playlists",
         "subscriptions",
+        "chapters",
+        "ratings",
+        "video_sources",
+        "storyboards",
+        "streaming_playlists",
         "media",
     ] {
         assert!(
@@ -193,7 +205,7 @@ async fn a_missing_media_file_is_a_failed_entry_not_a_failed_run() {
     let r = run(&options(&src, &dst, Some((media.path(), out.path())))).await;
     assert_eq!(r.status, Status::Completed);
     assert_eq!(r.stats["media"].failed, 1);
-    assert_eq!(r.stats["media"].migrated, 18);
+    assert_eq!(r.stats["media"].migrated, 21);
     assert!(
         r.stats["media"].errors[0].starts_with(&missing_file()),
         "{:?}",
@@ -230,13 +242,13 @@ async fn dry_run_counts_and_writes_nothing() {
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
     assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
     let m = &r.stats["media"];
-    assert_eq!((m.total, m.migrated, m.skipped, m.failed), (24, 18, 5, 1));
+    assert_eq!((m.total, m.migrated, m.skipped, m.failed), (33, 21, 11, 1));
     let bytes: u64 = present_files().iter().map(|f| (f.len() * 10) as u64).sum();
     assert_eq!(m.bytes, bytes, "the inventory's bytes");
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.starts_with("dry run: media inventory: 18 files")),
+            .any(|w| w.starts_with("dry run: media inventory: 21 files")),
         "{:?}",
         r.warnings
     );
@@ -462,7 +474,7 @@ async fn password_reset_and_remote_content_options() {
     o2.include_remote = true;
     let r = run(&o2).await;
     assert_eq!(r.stats["videos"].migrated, 0, "rows are unchanged");
-    assert_eq!(r.stats["media"].migrated, 18, "{:?}", r.stats["media"]);
+    assert_eq!(r.stats["media"].migrated, 21, "{:?}", r.stats["media"]);
 }
 
 #[tokio::test]
@@ -579,7 +591,9 @@ async fn conformance_with_the_real_peertube_schema() {
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
     assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    assert_eq!(stat(&r, "media"), (24, 18, 5, 1));
+    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
+    // --media-store), 1 missing.
+    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
     for (name, v) in &r.verify {
         if name != "media" {
             assert!(v.ok(), "verify {name}: {v:?}");

@@ -40,6 +40,7 @@ pub const ENTITIES: [&str; 6] = [
 /// Video uuids of the fixture.
 pub const U1: &str = "11111111-1111-4111-8111-111111111111";
 pub const U3: &str = "33333333-3333-4333-8333-333333333333";
+pub const U4: &str = "44444444-4444-4444-8444-444444444444";
 
 /// Files the fixture's rows name (local, on the file system), except the one left missing.
 pub fn present_files() -> Vec<String> {
@@ -62,7 +63,57 @@ pub fn present_files() -> Vec<String> {
         "avatars/alice-avatar-120.png".into(),
         "avatars/alice-avatar-600.png".into(),
         "avatars/alice-videos-banner.jpg".into(),
+        // issue 14: completeness
+        "original-video-files/b7f3c2a1-0d9e-4c8b-a7f6-5e4d3c2b1a09.mov".into(),
+        "storyboards/v1-storyboard.jpg".into(),
+        "storyboards/v3-storyboard.jpg".into(),
     ]
+}
+
+/// Files of remote content the fixture's rows name (on the disk too: PeerTube caches some):
+/// counted as skipped, never copied.
+pub fn remote_files() -> Vec<String> {
+    vec!["storyboards/v7-storyboard.jpg".into()]
+}
+
+/// The fixture's files in PeerTube's object storage (`storage` = 1; the internal video 4):
+/// (media store, object key, the path the target rows name).
+pub fn object_storage_files() -> Vec<(&'static str, String, String)> {
+    let hls = |f: &str| {
+        (
+            "streaming_playlists",
+            format!("hls/{U4}/{f}"),
+            format!("streaming-playlists/hls/private/{U4}/{f}"),
+        )
+    };
+    vec![
+        (
+            "web_videos",
+            format!("{U4}-1080.mp4"),
+            format!("web-videos/private/{U4}-1080.mp4"),
+        ),
+        hls("e2d1c0b9-master.m3u8"),
+        hls("e2d1c0b9-segments-sha256.json"),
+        hls("f3a2b1c0-1080-fragmented.mp4"),
+        hls("f3a2b1c0-1080.m3u8"),
+        (
+            "original_video_files",
+            "c8e4d3b2-1f0a-4d9c-b8a7-6f5e4d3c2b10.mp4".into(),
+            "original-video-files/c8e4d3b2-1f0a-4d9c-b8a7-6f5e4d3c2b10.mp4".into(),
+        ),
+    ]
+}
+
+/// PeerTube's object storage as folders, one per media store (content = the key, repeated),
+/// to be uploaded to S3 by the test.
+pub fn object_storage_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (store, key, _) in object_storage_files() {
+        let p = dir.path().join(store).join(&key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("{store}:{key}").repeat(7)).unwrap();
+    }
+    dir
 }
 
 /// The one file the database names and the disk lacks.
@@ -77,6 +128,11 @@ pub fn media_dir() -> tempfile::TempDir {
         let p = dir.path().join(&f);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, f.repeat(10)).unwrap();
+    }
+    for f in remote_files() {
+        let p = dir.path().join(&f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "remote").unwrap();
     }
     // A file no row names: never copied.
     std::fs::create_dir_all(dir.path().join("torrents")).unwrap();

@@ -2,6 +2,7 @@
 //! the built-in PeerTube profile (ferry-profile) from that source into the server's own
 //! `--target-db` (and `--media-target`), which a request can never choose.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ferry_core::progress::{Answer, Observer};
@@ -25,6 +26,9 @@ pub struct PeertubeBody {
     pub source_db_user: String,
     pub source_db_password: String,
     pub source_media_path: Option<String>,
+    /// PeerTube's object storage: media store name (the profile's) → blobs locator.
+    #[serde(default)]
+    pub source_media_stores: BTreeMap<String, String>,
 }
 
 fn default_port() -> u16 {
@@ -49,6 +53,20 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
     if let Some(p) = &b.source_media_path {
         non_empty("source_media_path", p)?;
     }
+    if !b.source_media_stores.is_empty() {
+        let profile = ferry_profile::Profile::builtin("peertube")
+            .ok_or_else(|| BadRequest("the built-in PeerTube profile is missing".into()))?;
+        for (name, locator) in &b.source_media_stores {
+            if !profile.media_stores.contains_key(name) {
+                let known: Vec<&str> = profile.media_stores.keys().map(String::as_str).collect();
+                return Err(BadRequest(format!(
+                    "source_media_stores.{name}: not a PeerTube media store (give {})",
+                    known.join(", ")
+                )));
+            }
+            non_empty(&format!("source_media_stores.{name}"), locator)?;
+        }
+    }
     Ok(b)
 }
 
@@ -57,10 +75,19 @@ pub fn parse(body: &Value) -> Result<PeertubeBody, BadRequest> {
 pub fn validate(body: &Value, targets: &Targets) -> Result<Validated, BadRequest> {
     let b = parse(body)?;
     let target = target_db(targets)?;
-    if b.source_media_path.is_some() && targets.media.is_none() {
-        return Err(BadRequest(
-            "source_media_path: this server has no media target: start ferry serve with --media-target (or FERRY_MEDIA_TARGET) to import media".into(),
-        ));
+    let media_field = if b.source_media_path.is_some() {
+        Some("source_media_path")
+    } else if !b.source_media_stores.is_empty() {
+        Some("source_media_stores")
+    } else {
+        None
+    };
+    if let Some(field) = media_field
+        && targets.media.is_none()
+    {
+        return Err(BadRequest(format!(
+            "{field}: this server has no media target: start ferry serve with --media-target (or FERRY_MEDIA_TARGET) to import media"
+        )));
     }
     Ok(Validated {
         source_host: b.source_host.clone(),
@@ -106,6 +133,9 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     options.dry_run = dry_run;
     if let Some(path) = &b.source_media_path {
         options.media_from = Some(media_locator(path));
+    }
+    options.media_stores = b.source_media_stores.clone();
+    if options.media_from.is_some() || !options.media_stores.is_empty() {
         options.media_to = cx.targets.media.clone();
     }
     // Validating: the source answers, read-only, with a supported PeerTube version.
@@ -172,6 +202,35 @@ mod tests {
         let e = parse(&body).unwrap_err().0;
         assert!(
             e.starts_with("source_db_password") && !e.contains("12345"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn object_storage_locations_are_media_stores() {
+        let mut body = full();
+        body["source_media_stores"] = json!({"web_videos": "s3://videos/?endpoint=http://s3.local", "streaming_playlists": "s3://hls"});
+        let b = parse(&body).unwrap();
+        assert_eq!(b.source_media_stores.len(), 2);
+        assert_eq!(b.source_media_stores["streaming_playlists"], "s3://hls");
+        body["source_media_stores"] = json!({"web_videos": " "});
+        assert_eq!(
+            parse(&body).unwrap_err().0,
+            "source_media_stores.web_videos: must not be empty"
+        );
+        body["source_media_stores"] = json!({"videos": "s3://videos"});
+        assert_eq!(
+            parse(&body).unwrap_err().0,
+            "source_media_stores.videos: not a PeerTube media store (give original_video_files, streaming_playlists, web_videos)"
+        );
+        body["source_media_stores"] = json!({"web_videos": "s3://videos"});
+        let no_media = Targets {
+            database: Some("postgres://app@db/videos".into()),
+            media: None,
+        };
+        let e = validate(&body, &no_media).unwrap_err().0;
+        assert!(
+            e.starts_with("source_media_stores: this server has no media target"),
             "{e}"
         );
     }
