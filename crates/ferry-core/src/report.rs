@@ -83,6 +83,10 @@ pub struct VerifyTable {
     pub source_digest: (u64, u64),
     /// How values were compared, in words.
     pub rule: String,
+    /// Set when only row counts were compared (no content): `checksum_match` then says
+    /// nothing about content and is false, and `ok()` rests on the counts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub counts_only: bool,
     /// Set when the comparison itself could not be made (a table missing on one side).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -90,7 +94,9 @@ pub struct VerifyTable {
 
 impl VerifyTable {
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.checksum_match && self.source_rows == self.target_rows
+        self.error.is_none()
+            && (self.checksum_match || self.counts_only)
+            && self.source_rows == self.target_rows
     }
 }
 
@@ -212,11 +218,26 @@ impl Report {
         }
         if !self.verify.is_empty() {
             let bad: Vec<_> = self.verify.iter().filter(|(_, v)| !v.ok()).collect();
-            if bad.is_empty() {
+            let counted: Vec<&str> = self
+                .verify
+                .iter()
+                .filter(|(_, v)| v.counts_only)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if bad.is_empty() && counted.is_empty() {
                 let _ = writeln!(
                     out,
                     "verify: {} tables match (row counts and content checksums)",
                     self.verify.len()
+                );
+            } else if bad.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "verify: {} tables match: {} by row counts and content checksums, {} by row counts only ({})",
+                    self.verify.len(),
+                    self.verify.len() - counted.len(),
+                    counted.len(),
+                    counted.join(", ")
                 );
             }
             for (name, v) in bad {

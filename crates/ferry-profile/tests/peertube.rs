@@ -72,8 +72,10 @@ async fn peertube_import_maps_every_entity_field_by_field() {
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    // 4 playlists (1 remote) + 6 elements (deleted video, remote video, remote playlist).
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
+    assert_eq!(stat(&r, "video_passwords"), (2, 2, 0, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
     assert_eq!(stat(&r, "media"), (24, 18, 5, 1));
     let mut keys: Vec<_> = r.stats.keys().map(String::as_str).collect();
@@ -85,9 +87,11 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "channels",
             "comments",
             "media",
+            "playlist_items",
             "playlists",
             "subscriptions",
             "users",
+            "video_passwords",
             "videos"
         ]
     );
@@ -99,7 +103,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w == "playlists: 1 skipped (playlist element whose video was deleted)"),
+            .any(|w| w == "playlist_items: 1 skipped (playlist element whose video was deleted)"),
         "{:?}",
         r.warnings
     );
@@ -112,7 +116,9 @@ async fn peertube_import_maps_every_entity_field_by_field() {
         "captions",
         "comments",
         "playlists",
+        "playlist_items",
         "subscriptions",
+        "video_passwords",
         "media",
     ] {
         assert!(
@@ -228,7 +234,8 @@ async fn dry_run_counts_and_writes_nothing() {
     assert_eq!(r.status, Status::Completed, "{:?}", r.error);
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
     let m = &r.stats["media"];
     assert_eq!((m.total, m.migrated, m.skipped, m.failed), (24, 18, 5, 1));
     let bytes: u64 = present_files().iter().map(|f| (f.len() * 10) as u64).sum();
@@ -577,7 +584,8 @@ async fn conformance_with_the_real_peertube_schema() {
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
     assert_eq!(stat(&r, "media"), (24, 18, 5, 1));
     for (name, v) in &r.verify {
