@@ -322,3 +322,39 @@ pub fn peak_rss_mb() -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_line_says_what_was_compared() {
+        let mut r = Report::new("a".into(), "b".into(), false);
+        let content = VerifyTable {
+            source_rows: 2,
+            target_rows: 2,
+            checksum_match: true,
+            ..VerifyTable::default()
+        };
+        r.verify.insert("users".into(), content.clone());
+        assert!(
+            r.render()
+                .contains("verify: 1 tables match (row counts and content checksums)")
+        );
+        let counted = VerifyTable {
+            checksum_match: false,
+            counts_only: true,
+            ..content
+        };
+        assert!(counted.ok(), "counts only: the counts decide");
+        r.verify.insert("videos".into(), counted);
+        let text = r.render();
+        assert!(
+            text.contains("verify: 2 tables match: 1 by row counts and content checksums, 1 by row counts only (videos)"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["verify"]["videos"]["counts_only"], true);
+        assert!(json["verify"]["users"].get("counts_only").is_none());
+    }
+}
