@@ -210,3 +210,25 @@ CREATE TABLE IF NOT EXISTS streaming_playlists (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
+-- issue 14: access. Who may watch a video on this platform: its privacy (public: everyone, in
+-- lists; unlisted: anyone with the link; internal: signed-in users; password_protected: anyone
+-- with the link and one of its video_passwords; private: the owner), but only in the states
+-- published, waiting_for_live and live_ended (other states: the owner only), and never while
+-- moderation_state is 'blocked' (the owner and moderators only, with blocked_reason shown).
+-- (Added with ALTER, apart from the table above.)
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS moderation_state text NOT NULL DEFAULT 'none'
+    CHECK (moderation_state IN ('none', 'blocked'));
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS blocked_reason text;
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS blocked_at timestamptz;
+
+-- The passwords of a password-protected video, as PeerTube 6.3 keeps them (clear text, checked
+-- as typed); any one of them opens the video.
+CREATE TABLE IF NOT EXISTS video_passwords (
+    id uuid PRIMARY KEY,
+    source_host text NOT NULL,
+    video_id uuid NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    password text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS video_passwords_video_password ON video_passwords (video_id, password);

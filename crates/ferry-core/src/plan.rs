@@ -155,9 +155,14 @@ pub struct Change {
 
 impl Change {
     pub fn not_copied(object: &SkippedObject) -> Self {
+        let size = match (object.count, object.bytes) {
+            (Some(n), Some(b)) => format!(" ({n}, {b} bytes)"),
+            (Some(n), None) => format!(" ({n})"),
+            _ => String::new(),
+        };
         Self {
             kind: ChangeKind::NotCopied,
-            what: format!("{} {}: {}", object.kind, object.name, object.reason),
+            what: format!("{} {}{size}: {}", object.kind, object.name, object.reason),
         }
     }
 }
@@ -401,6 +406,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                             "uses expressions or a WHERE clause: not recreated on {}",
                             dialect.backend()
                         ),
+                        ..Default::default()
                     });
                     return None;
                 }
@@ -421,6 +427,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     kind: "foreign key".into(),
                     name: format!("{}({})", table.name, fk.columns.join(", ")),
                     reason: format!("references '{}', which is not copied", fk.ref_table),
+                    ..Default::default()
                 });
                 continue;
             };
@@ -567,6 +574,7 @@ fn split_objects(
             kind: o.kind.clone(),
             name: o.name.clone(),
             reason,
+            ..Default::default()
         });
     }
     (objects, skipped, dropped)
@@ -744,6 +752,7 @@ pub fn adopt(
                 kind: o.kind,
                 name: o.name,
                 reason: "the target's tables already exist (created by the application, which owns its views, triggers and functions): not recreated".into(),
+                ..Default::default()
             });
         }
     }

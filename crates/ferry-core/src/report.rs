@@ -83,6 +83,10 @@ pub struct VerifyTable {
     pub source_digest: (u64, u64),
     /// How values were compared, in words.
     pub rule: String,
+    /// Set when only row counts were compared (no content): `checksum_match` then says
+    /// nothing about content and is false, and `ok()` rests on the counts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub counts_only: bool,
     /// Set when the comparison itself could not be made (a table missing on one side).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -90,7 +94,9 @@ pub struct VerifyTable {
 
 impl VerifyTable {
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.checksum_match && self.source_rows == self.target_rows
+        self.error.is_none()
+            && (self.checksum_match || self.counts_only)
+            && self.source_rows == self.target_rows
     }
 }
 
@@ -212,11 +218,26 @@ impl Report {
         }
         if !self.verify.is_empty() {
             let bad: Vec<_> = self.verify.iter().filter(|(_, v)| !v.ok()).collect();
-            if bad.is_empty() {
+            let counted: Vec<&str> = self
+                .verify
+                .iter()
+                .filter(|(_, v)| v.counts_only)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if bad.is_empty() && counted.is_empty() {
                 let _ = writeln!(
                     out,
                     "verify: {} tables match (row counts and content checksums)",
                     self.verify.len()
+                );
+            } else if bad.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "verify: {} tables match: {} by row counts and content checksums, {} by row counts only ({})",
+                    self.verify.len(),
+                    self.verify.len() - counted.len(),
+                    counted.len(),
+                    counted.join(", ")
                 );
             }
             for (name, v) in bad {
@@ -300,4 +321,40 @@ pub fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_line_says_what_was_compared() {
+        let mut r = Report::new("a".into(), "b".into(), false);
+        let content = VerifyTable {
+            source_rows: 2,
+            target_rows: 2,
+            checksum_match: true,
+            ..VerifyTable::default()
+        };
+        r.verify.insert("users".into(), content.clone());
+        assert!(
+            r.render()
+                .contains("verify: 1 tables match (row counts and content checksums)")
+        );
+        let counted = VerifyTable {
+            checksum_match: false,
+            counts_only: true,
+            ..content
+        };
+        assert!(counted.ok(), "counts only: the counts decide");
+        r.verify.insert("videos".into(), counted);
+        let text = r.render();
+        assert!(
+            text.contains("verify: 2 tables match: 1 by row counts and content checksums, 1 by row counts only (videos)"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["verify"]["videos"]["counts_only"], true);
+        assert!(json["verify"]["users"].get("counts_only").is_none());
+    }
 }

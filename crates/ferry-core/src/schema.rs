@@ -200,11 +200,17 @@ impl Table {
 
 /// Something in the source that is not copied, listed in every report so nothing is skipped
 /// silently.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SkippedObject {
     pub kind: String,
     pub name: String,
     pub reason: String,
+    /// How many rows (or files) the source holds of it, when counted (profile imports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Their size in bytes, when known (files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

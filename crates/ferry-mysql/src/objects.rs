@@ -86,6 +86,7 @@ pub async fn discover(
                 kind: "view".into(),
                 name: name.clone(),
                 reason: format!("it reads \"{missing}\", which is not copied"),
+                ..Default::default()
             });
             skipped_views.push(name);
             continue;

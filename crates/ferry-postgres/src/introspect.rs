@@ -226,6 +226,7 @@ fn domain_checks(name: &str, base_sql: &str, checks: &[String]) -> SkippedObject
                 format!("constraints {} are", checks.join(", "))
             }
         ),
+        ..Default::default()
     }
 }
 

@@ -44,6 +44,7 @@ fn skip(kind: &str, name: &str, reason: String) -> SkippedObject {
         kind: kind.into(),
         name: name.into(),
         reason,
+        ..Default::default()
     }
 }
 

@@ -13,15 +13,16 @@ use ferry_core::engine::Context;
 use ferry_core::progress::Event;
 use ferry_core::rejects::{Rejects, RowNames, write_splitting};
 use ferry_core::report::{Report, Status, TableStats, VerifyTable};
+use ferry_core::schema::SkippedObject;
 use ferry_core::value::{Batch, Value as Cell};
 use ferry_core::{Error, ErrorKind, Locator, Result};
 use ferry_postgres::{Session, quote};
 use serde_json::{Map, Value};
 
 use crate::expr::{Env, entity_id, render};
-use crate::format::{Entity, Profile};
-use crate::media;
+use crate::format::{Access, Entity, Profile};
 use crate::pg::{self, bind};
+use crate::{inventory, media};
 
 /// The state table in the target: the last watermark imported per profile, source host and
 /// entity, and when it was reached (a run that changes nothing leaves it untouched).
@@ -262,6 +263,26 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     ]);
     for entity in &profile.entities {
         describe(&source, profile, entity, &flags).await?;
+    }
+    // What stays behind, counted in the same snapshot: declared, and undeclared (named too).
+    report.not_copied = inventory::declared(
+        &source,
+        profile,
+        &flags,
+        media.as_ref().map(|(from, _)| from),
+    )
+    .await?;
+    for (table, rows) in inventory::unaccounted_tables(&source, profile, &flags).await? {
+        report.not_copied.push(SkippedObject {
+            kind: "table".into(),
+            name: table,
+            reason: format!(
+                "holds rows that profile {} neither reads nor declares in [[not_migrated]]",
+                profile.name
+            ),
+            count: Some(rows),
+            bytes: None,
+        });
     }
 
     let target = pg::connect(&options.target, options.dry_run, "target").await?;
@@ -560,7 +581,7 @@ async fn read_state(
 }
 
 /// A text (or integer) cell as text; NULL as the empty text.
-fn text(cell: &Cell) -> String {
+pub(crate) fn text(cell: &Cell) -> String {
     optional_text(cell).unwrap_or_default()
 }
 
@@ -573,7 +594,7 @@ fn optional_text(cell: &Cell) -> Option<String> {
 }
 
 /// A `count(*)::bigint` cell.
-fn count(cell: &Cell) -> u64 {
+pub(crate) fn count(cell: &Cell) -> u64 {
     match cell {
         Cell::Int(n) => (*n).max(0) as u64,
         _ => 0,
@@ -735,41 +756,8 @@ impl Run<'_> {
                 out.cancelled = true;
                 break;
             }
-            let mut b = bind(&entity.source, &values);
-            let mut filters = Vec::new();
-            if let (Some(w), Some(s)) = (&entity.watermark, since) {
-                filters.push(format!(
-                    "q.{} > {}",
-                    quote(w),
-                    b.param(Some(s.to_string()), "timestamptz")
-                ));
-            }
-            let sql = match &entity.key {
-                Some(k) => {
-                    filters.push(format!(
-                        "q.{} > {}",
-                        quote(k),
-                        b.param(Some(after.to_string()), "bigint")
-                    ));
-                    format!(
-                        "SELECT q.{k}::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {} ORDER BY q.{k} LIMIT {}",
-                        b.sql,
-                        filters.join(" AND "),
-                        self.options.batch_size,
-                        k = quote(k)
-                    )
-                }
-                None => format!(
-                    "SELECT 0::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {}",
-                    b.sql,
-                    if filters.is_empty() {
-                        "true".into()
-                    } else {
-                        filters.join(" AND ")
-                    }
-                ),
-            };
-            let rows = self.source.query(&sql, &b.params).await?;
+            let b = self.page_query(entity, &values, since, after);
+            let rows = self.source.query(&b.sql, &b.params).await?;
             if rows.is_empty() {
                 break;
             }
@@ -879,27 +867,7 @@ impl Run<'_> {
                 table: entity.name.clone(),
                 rows: expected,
             });
-            let rows = self
-                .target
-                .query(
-                    &format!(
-                        "SELECT count(*)::bigint FROM {} WHERE source_host = $1",
-                        quote(table)
-                    ),
-                    &[Some(self.host.clone())],
-                )
-                .await?;
-            let got = rows.first().map_or(0, |r| count(&r[0]));
-            let v = VerifyTable {
-                source_rows: expected,
-                target_rows: got,
-                checksum_match: expected == got,
-                rule: format!(
-                    "row counts: the source query's rows that are not skipped vs {table} rows with source_host = '{}' (no content checksum)",
-                    self.host
-                ),
-                ..VerifyTable::default()
-            };
+            let v = self.verify(entity, table, expected).await?;
             self.cx.observer.event(&Event::VerifyFinished {
                 table: entity.name.clone(),
                 matched: v.ok(),
@@ -907,6 +875,217 @@ impl Run<'_> {
             out.verify = Some(v);
         }
         Ok(out)
+    }
+
+    /// One page of an entity's source query: rows past `since` (by watermark) and past `after`
+    /// (by key), in key order; an entity without a key is read in one pass.
+    fn page_query(
+        &self,
+        entity: &Entity,
+        values: &HashMap<&str, Option<String>>,
+        since: Option<&str>,
+        after: i64,
+    ) -> pg::Bound {
+        let mut b = bind(&entity.source, values);
+        let mut filters = Vec::new();
+        if let (Some(w), Some(s)) = (&entity.watermark, since) {
+            filters.push(format!(
+                "q.{} > {}",
+                quote(w),
+                b.param(Some(s.to_string()), "timestamptz")
+            ));
+        }
+        b.sql = match &entity.key {
+            Some(k) => {
+                filters.push(format!(
+                    "q.{} > {}",
+                    quote(k),
+                    b.param(Some(after.to_string()), "bigint")
+                ));
+                format!(
+                    "SELECT q.{k}::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {} ORDER BY q.{k} LIMIT {}",
+                    b.sql,
+                    filters.join(" AND "),
+                    self.options.batch_size,
+                    k = quote(k)
+                )
+            }
+            None => format!(
+                "SELECT 0::bigint, row_to_json(q)::text FROM ({}) AS q WHERE {}",
+                b.sql,
+                if filters.is_empty() {
+                    "true".into()
+                } else {
+                    filters.join(" AND ")
+                }
+            ),
+        };
+        b
+    }
+
+    /// Verifies a table entity: row counts, and content. Every source row that is not skipped
+    /// is computed again through the profile's expressions (they are deterministic) and
+    /// compared, inside the target database and typed by the target table's own columns, with
+    /// the target row of the same id: ferry's id, the source host and every column the profile
+    /// fills. Columns the profile does not fill are not compared. When the comparison itself
+    /// cannot run (a column type without equality, such as json), only counts are compared
+    /// and the rule says so.
+    async fn verify(&self, entity: &Entity, table: &str, expected: u64) -> Result<VerifyTable> {
+        let rows = self
+            .target
+            .query(
+                &format!(
+                    "SELECT count(*)::bigint FROM {} WHERE source_host = $1",
+                    quote(table)
+                ),
+                &[Some(self.host.clone())],
+            )
+            .await?;
+        let got = rows.first().map_or(0, |r| count(&r[0]));
+        let counts_rule = format!(
+            "row counts: the source query's rows that are not skipped vs {table} rows with source_host = '{}'",
+            self.host
+        );
+        let mut v = VerifyTable {
+            source_rows: expected,
+            target_rows: got,
+            ..VerifyTable::default()
+        };
+        match self.compare_content(entity, table, &mut v).await {
+            Ok(()) => {
+                // Target rows of this host that no source row accounts for.
+                let found = expected.saturating_sub(v.missing_count);
+                v.extra_count = got.saturating_sub(found);
+                v.checksum_match =
+                    v.missing_count == 0 && v.different_count == 0 && v.extra_count == 0;
+                v.rule = format!(
+                    "content and {counts_rule}: each source row computed through the profile's expressions and compared with the {table} row of the same id, column by column (id, source_host, {}), typed by the target's columns",
+                    entity
+                        .columns
+                        .iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Err(e) => {
+                v = VerifyTable {
+                    source_rows: expected,
+                    target_rows: got,
+                    counts_only: true,
+                    rule: format!(
+                        "{counts_rule} (counts only: the content comparison could not run: {e})"
+                    ),
+                    ..VerifyTable::default()
+                };
+            }
+        }
+        Ok(v)
+    }
+
+    async fn compare_content(
+        &self,
+        entity: &Entity,
+        table: &str,
+        v: &mut VerifyTable,
+    ) -> Result<()> {
+        let mut values = self.flags.clone();
+        values.insert("since", None);
+        let env = Env {
+            host: &self.host,
+            enums: &entity.enums,
+        };
+        let columns = target_columns(entity);
+        let compare = |side: &str| {
+            format!(
+                "ROW({})",
+                columns
+                    .iter()
+                    .map(|c| format!("{side}.{}", quote(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let sql = format!(
+            "WITH e AS (SELECT * FROM json_populate_recordset(NULL::{t}, $1::text::json)) \
+             SELECT e.id::text, t.id IS NULL FROM e LEFT JOIN {t} t ON t.id = e.id \
+             WHERE t.id IS NULL OR {} IS DISTINCT FROM {}",
+            compare("e"),
+            compare("t"),
+            t = quote(table)
+        );
+        let keep = |list: &mut Vec<String>, key: String| {
+            if list.len() < ferry_core::report::MAX_ERRORS_KEPT {
+                list.push(key);
+            }
+        };
+        let mut after = i64::MIN;
+        loop {
+            let b = self.page_query(entity, &values, None, after);
+            let rows = self.source.query(&b.sql, &b.params).await?;
+            let n = rows.len();
+            let mut page = Vec::with_capacity(n);
+            // Target id → source id, to name differences as the source knows them.
+            let mut names: HashMap<String, String> = HashMap::new();
+            for r in &rows {
+                if let Cell::Int(key) = r[0] {
+                    after = after.max(key);
+                }
+                let row: Map<String, Value> = serde_json::from_str(&text(&r[1]))
+                    .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))?;
+                if entity
+                    .skip
+                    .iter()
+                    .any(|s| row.get(&s.when) == Some(&Value::Bool(true)))
+                {
+                    continue;
+                }
+                let source_id = entity
+                    .key
+                    .as_ref()
+                    .and_then(|k| row.get(k))
+                    .and_then(render)
+                    .unwrap_or_default();
+                match self.target_values(entity, &row, &source_id, &env) {
+                    Ok(values) => {
+                        if let Some((_, Value::String(id))) = values.first() {
+                            names.insert(id.clone(), source_id.clone());
+                        }
+                        page.push(Value::Object(values.into_iter().collect()));
+                    }
+                    // A row ferry could not compute is not in the target: missing.
+                    Err(_) => {
+                        v.missing_count += 1;
+                        keep(&mut v.missing_keys, format!("{} {source_id}", entity.name));
+                    }
+                }
+            }
+            if !page.is_empty() {
+                let diffs = self
+                    .target
+                    .query(&sql, &[Some(Value::Array(page).to_string())])
+                    .await?;
+                for d in &diffs {
+                    let id = text(&d[0]);
+                    let id = format!(
+                        "{} {}",
+                        entity.name,
+                        names.get(&id).map_or(id.as_str(), String::as_str)
+                    );
+                    if matches!(d[1], Cell::Bool(true)) {
+                        v.missing_count += 1;
+                        keep(&mut v.missing_keys, id);
+                    } else {
+                        v.different_count += 1;
+                        keep(&mut v.different_keys, id);
+                    }
+                }
+            }
+            if entity.key.is_none() || n < self.options.batch_size {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The target row, in the order of [`target_columns`]: ferry's id and source host, then
@@ -918,16 +1097,62 @@ impl Run<'_> {
         source_id: &str,
         env: &Env<'_>,
     ) -> std::result::Result<Vec<Cell>, String> {
-        let mut cells = Vec::with_capacity(entity.columns.len() + 2);
+        Ok(self
+            .target_values(entity, row, source_id, env)?
+            .into_iter()
+            .map(|(_, v)| cell(v))
+            .collect())
+    }
+
+    /// The target row as values, in the order of [`target_columns`], once the entity's access
+    /// declaration (if any) proves it is seen by no one the source row hides it from.
+    fn target_values(
+        &self,
+        entity: &Entity,
+        row: &Map<String, Value>,
+        source_id: &str,
+        env: &Env<'_>,
+    ) -> std::result::Result<Vec<(String, Value)>, String> {
+        let mut values = Vec::with_capacity(entity.columns.len() + 2);
         if entity.table.is_some() {
             let id = entity_id(&self.host, &entity.name, source_id).to_string();
-            cells.push(Cell::Text(id));
-            cells.push(Cell::Text(self.host.clone()));
+            values.push(("id".to_string(), Value::String(id)));
+            values.push(("source_host".to_string(), Value::String(self.host.clone())));
         }
         for (col, e) in &entity.columns {
-            cells.push(cell(e.eval(row, env).map_err(|m| format!("{col}: {m}"))?));
+            values.push((
+                col.clone(),
+                e.eval(row, env).map_err(|m| format!("{col}: {m}"))?,
+            ));
         }
-        Ok(cells)
+        if let Some(access) = &entity.access {
+            check_access(access, row, &values)?;
+        }
+        Ok(values)
+    }
+}
+
+/// Refuses a target row seen by anyone its source row hides it from (`[entity.access]`).
+fn check_access(
+    access: &Access,
+    row: &Map<String, Value>,
+    target: &[(String, Value)],
+) -> std::result::Result<(), String> {
+    let source = access.audience("source", &access.source, |c| row.get(c).and_then(render))?;
+    let target = access.audience("target", &access.target, |c| {
+        target
+            .iter()
+            .find(|(n, _)| n == c)
+            .and_then(|(_, v)| render(v))
+    })?;
+    let wider: Vec<&str> = target.difference(&source).map(String::as_str).collect();
+    if wider.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "access: the target row would be visible to {} that the source row is hidden from; not written (fix the profile's columns or its [entity.access])",
+            wider.join(", ")
+        ))
     }
 }
 

@@ -32,6 +32,17 @@ struct File {
     /// Other places the application keeps files (object storage): name → what it is, in words.
     #[serde(default)]
     media_stores: BTreeMap<String, String>,
+    #[serde(default)]
+    not_migrated: Vec<NotMigratedSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotMigratedSpec {
+    table: Option<Spanned<String>>,
+    files: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    reason: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +91,15 @@ struct EntitySpec {
     media: Vec<Spanned<String>>,
     media_store: Option<Spanned<String>>,
     media_key: Option<Spanned<String>>,
+    access: Option<Spanned<AccessSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessSpec {
+    levels: BTreeMap<String, Vec<String>>,
+    source: BTreeMap<String, BTreeMap<String, String>>,
+    target: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Rows where the boolean source column `when` is true are counted as skipped with `reason`.
@@ -88,6 +108,63 @@ struct EntitySpec {
 pub struct SkipRule {
     pub when: String,
     pub reason: String,
+}
+
+/// Who may see a row, declared by an entity (`[entity.access]`): named levels, each a set of
+/// audiences, and per deciding column (of the source query, or of the target row) the level of
+/// each value (`"*"` for any other). A row's audience is what every deciding column allows
+/// (the intersection); the engine refuses to write a row whose target audience holds anyone
+/// its source audience does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub levels: BTreeMap<String, BTreeSet<String>>,
+    pub source: BTreeMap<String, BTreeMap<String, String>>,
+    pub target: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Access {
+    /// The audience a row allows: the intersection of its deciding columns' levels. `value`
+    /// renders a column's value as text (`None`: the column is NULL).
+    ///
+    /// # Errors
+    /// A value no map names (and no `"*"`): who may see the row cannot be told.
+    pub fn audience(
+        &self,
+        side: &str,
+        columns: &BTreeMap<String, BTreeMap<String, String>>,
+        value: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<BTreeSet<String>, String> {
+        let mut out: Option<BTreeSet<String>> = None;
+        for (column, map) in columns {
+            let v = value(column).unwrap_or_else(|| "null".into());
+            let level = map.get(&v).or_else(|| map.get("*")).ok_or_else(|| {
+                format!("access: the {side} value {column} = {v} has no level in [entity.access.{side}.{column}], so who may see the row cannot be told")
+            })?;
+            let allowed = &self.levels[level];
+            out = Some(match out {
+                None => allowed.clone(),
+                Some(o) => o.intersection(allowed).cloned().collect(),
+            });
+        }
+        Ok(out.unwrap_or_default())
+    }
+}
+
+/// What a profile deliberately leaves out (`[[not_migrated]]`): a source table, or a kind of
+/// file whose paths a query lists. Every run reports its count (and bytes for files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotMigrated {
+    pub what: NotMigratedKind,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotMigratedKind {
+    /// A source table, by its name.
+    Table(String),
+    /// Files of a kind (`name`), listed by `source`: SQL returning a `path` column (relative to
+    /// --media-from).
+    Files { name: String, source: String },
 }
 
 /// A validated profile, entities in the order they run (dependencies first).
@@ -108,6 +185,8 @@ pub struct Profile {
     pub entities: Vec<Entity>,
     /// The named media stores besides `--media-from` (object storage), name → description.
     pub media_stores: BTreeMap<String, String>,
+    /// What the profile leaves out, with why.
+    pub not_migrated: Vec<NotMigrated>,
     /// Where the profile came from (path or `builtin:name`), for messages.
     pub origin: String,
 }
@@ -138,6 +217,8 @@ pub struct Entity {
     pub media_store: Option<Expr>,
     /// The file's key in that store (NULL: the path); the path ends with it.
     pub media_key: Option<Expr>,
+    /// Who may see a row, when the entity declares it.
+    pub access: Option<Access>,
 }
 
 impl Entity {
@@ -156,6 +237,9 @@ impl Entity {
             e.columns(&mut out);
         }
         out.extend(self.skip.iter().map(|s| s.when.clone()));
+        if let Some(a) = &self.access {
+            out.extend(a.source.keys().cloned());
+        }
         out.extend(self.key.clone());
         out.extend(self.watermark.clone());
         out.into_iter().collect()
@@ -492,6 +576,13 @@ fn parse_with(
             *slot = Some(e);
         }
         let [media_store, media_key] = located;
+        let access = match &spec.access {
+            Some(a) => Some(
+                check_access(a.get_ref(), &spec.columns)
+                    .map_err(|m| err(a.span().start, format!("entity '{name}' access: {m}")))?,
+            ),
+            None => None,
+        };
         check_placeholders(spec.source.get_ref()).map_err(|m| {
             err(
                 spec.source.span().start,
@@ -516,9 +607,41 @@ fn parse_with(
             media,
             media_store,
             media_key,
+            access,
         });
     }
     let entities = order(entities).map_err(|m| Error::input(format!("{origin}: {m}")))?;
+    let mut not_migrated = Vec::new();
+    for n in &file.not_migrated {
+        let what = match (&n.table, &n.files, &n.source) {
+            (Some(t), None, None) => NotMigratedKind::Table(t.get_ref().clone()),
+            (None, Some(f), Some(q)) => {
+                check_placeholders(q.get_ref()).map_err(|m| {
+                    err(q.span().start, format!("not_migrated {}: {m}", f.get_ref()))
+                })?;
+                NotMigratedKind::Files {
+                    name: f.get_ref().clone(),
+                    source: q.get_ref().clone(),
+                }
+            }
+            _ => {
+                return Err(err(
+                    n.reason.span().start,
+                    "[[not_migrated]] names either table = \"…\", or files = \"kind\" with source = \"SQL returning a path column\"".into(),
+                ));
+            }
+        };
+        if n.reason.get_ref().trim().is_empty() {
+            return Err(err(
+                n.reason.span().start,
+                "[[not_migrated]] needs a reason (why the data is left out)".into(),
+            ));
+        }
+        not_migrated.push(NotMigrated {
+            what,
+            reason: n.reason.get_ref().clone(),
+        });
+    }
     Ok(Profile {
         name: file.profile.name,
         description: file.profile.description,
@@ -530,7 +653,46 @@ fn parse_with(
         target_schema,
         entities,
         media_stores: file.media_stores,
+        not_migrated,
         origin: origin.to_string(),
+    })
+}
+
+/// An access declaration: every level a value names exists, and every target column it reads
+/// is one the entity fills.
+fn check_access(
+    a: &AccessSpec,
+    columns: &BTreeMap<String, Spanned<String>>,
+) -> std::result::Result<Access, String> {
+    if a.levels.is_empty() || a.source.is_empty() || a.target.is_empty() {
+        return Err(
+            "give levels (name = [audiences]), and source and target maps (column = { value = level })".into(),
+        );
+    }
+    for (side, maps) in [("source", &a.source), ("target", &a.target)] {
+        for (column, map) in maps {
+            if side == "target" && !columns.contains_key(column) {
+                return Err(format!(
+                    "target column '{column}' is not one of the entity's columns"
+                ));
+            }
+            for (value, level) in map {
+                if !a.levels.contains_key(level) {
+                    return Err(format!(
+                        "{side}.{column}: value {value} names level '{level}', which levels does not declare"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Access {
+        levels: a
+            .levels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect(),
+        source: a.source.clone(),
+        target: a.target.clone(),
     })
 }
 
@@ -768,7 +930,9 @@ entity:
                 "video_sources",
                 "storyboards",
                 "streaming_playlists",
+                "playlist_items",
                 "subscriptions",
+                "video_passwords",
                 "media"
             ])
         );
@@ -779,9 +943,11 @@ entity:
                 "users",
                 "channels",
                 "videos",
+                "video_passwords",
                 "captions",
                 "comments",
                 "playlists",
+                "playlist_items",
                 "subscriptions",
                 "chapters",
                 "ratings",
@@ -791,5 +957,76 @@ entity:
                 "media"
             ]
         );
+        assert!(p.entity("videos").unwrap().access.is_some());
+        assert!(p.not_migrated.iter().any(|n| n.what
+            == NotMigratedKind::Table("userVideoHistory".into())
+            && !n.reason.is_empty()));
+    }
+
+    const GUARDED: &str = r#"
+[profile]
+name = "mini"
+
+[target]
+schema = "SELECT 1"
+
+[[entity]]
+name = "a"
+source = "SELECT 1 AS id, 1 AS p, false AS hidden"
+key = "id"
+table = "t"
+columns = { vis = "enum(vis, p)" }
+enums.vis = { 1 = "open", 2 = "closed" }
+[entity.access]
+levels = { everyone = ["anyone", "owner"], owner = ["owner"] }
+source = { p = { 1 = "everyone", "*" = "owner" }, hidden = { false = "everyone", true = "owner" } }
+target = { vis = { open = "everyone", closed = "owner" } }
+
+[[not_migrated]]
+table = "history"
+reason = "watch history"
+"#;
+
+    #[test]
+    fn access_and_not_migrated_are_checked() {
+        let p = Profile::parse(GUARDED, "g.toml").unwrap();
+        let a = p.entities[0].access.as_ref().unwrap();
+        // The source columns an access rule reads must come from the query.
+        assert!(p.entities[0].source_columns().contains("hidden"));
+        let source = |p: &str, hidden: &str| {
+            let (p, hidden) = (p.to_string(), hidden.to_string());
+            a.audience("source", &a.source, move |c| {
+                Some(if c == "p" { p.clone() } else { hidden.clone() })
+            })
+        };
+        assert_eq!(source("1", "false").unwrap().len(), 2);
+        assert_eq!(source("1", "true").unwrap().len(), 1, "the intersection");
+        assert_eq!(
+            source("7", "false").unwrap().len(),
+            1,
+            "\"*\" for any other"
+        );
+        let e = a
+            .audience("target", &a.target, |_| Some("ajar".into()))
+            .unwrap_err();
+        assert!(e.contains("vis = ajar has no level"), "{e}");
+        assert_eq!(p.not_migrated.len(), 1);
+
+        let bad = GUARDED.replace("closed = \"owner\" }", "closed = \"nobody\" }");
+        let e = Profile::parse(&bad, "g.toml").unwrap_err().to_string();
+        assert!(e.contains("names level 'nobody'"), "{e}");
+        assert!(e.starts_with("g.toml:"), "{e}");
+        let bad = GUARDED.replace("target = { vis", "target = { visibility");
+        let e = Profile::parse(&bad, "g.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("target column 'visibility' is not one of"),
+            "{e}"
+        );
+        let bad = GUARDED.replace("table = \"history\"", "files = \"history\"");
+        let e = Profile::parse(&bad, "g.toml").unwrap_err().to_string();
+        assert!(e.contains("[[not_migrated]] names either"), "{e}");
+        let bad = GUARDED.replace("reason = \"watch history\"", "reason = \" \"");
+        let e = Profile::parse(&bad, "g.toml").unwrap_err().to_string();
+        assert!(e.contains("needs a reason"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 mod engine;
 pub mod expr;
 pub mod format;
+mod inventory;
 mod media;
 mod pg;
 

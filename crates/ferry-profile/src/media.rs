@@ -287,6 +287,12 @@ pub(crate) async fn copy_media(
             ferry_blobs::human_bytes(bytes),
             b.failed
         ));
+    } else if named == 0 {
+        // Nothing was compared: say so rather than report a match.
+        report.warnings.push(
+            "media: no file to verify (no row naming files changed since the last run): nothing compared"
+                .into(),
+        );
     } else {
         stats.bytes += b.bytes;
         report.verify.insert(

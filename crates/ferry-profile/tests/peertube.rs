@@ -72,8 +72,10 @@ async fn peertube_import_maps_every_entity_field_by_field() {
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    // 4 playlists (1 remote) + 6 elements (deleted video, remote video, remote playlist).
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
+    assert_eq!(stat(&r, "video_passwords"), (2, 2, 0, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
     // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
     // --media-store), 1 missing.
@@ -88,6 +90,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "chapters",
             "comments",
             "media",
+            "playlist_items",
             "playlists",
             "ratings",
             "storyboards",
@@ -95,6 +98,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "subscriptions",
             "users",
             "video_sources",
+            "video_passwords",
             "videos"
         ]
     );
@@ -106,7 +110,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w == "playlists: 1 skipped (playlist element whose video was deleted)"),
+            .any(|w| w == "playlist_items: 1 skipped (playlist element whose video was deleted)"),
         "{:?}",
         r.warnings
     );
@@ -119,12 +123,14 @@ async fn peertube_import_maps_every_entity_field_by_field() {
         "captions",
         "comments",
         "playlists",
+        "playlist_items",
         "subscriptions",
         "chapters",
         "ratings",
         "video_sources",
         "storyboards",
         "streaming_playlists",
+        "video_passwords",
         "media",
     ] {
         assert!(
@@ -240,7 +246,8 @@ async fn dry_run_counts_and_writes_nothing() {
     assert_eq!(r.status, Status::Completed, "{:?}", r.error);
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
     let m = &r.stats["media"];
     assert_eq!((m.total, m.migrated, m.skipped, m.failed), (33, 21, 11, 1));
     let bytes: u64 = present_files().iter().map(|f| (f.len() * 10) as u64).sum();
@@ -589,7 +596,8 @@ async fn conformance_with_the_real_peertube_schema() {
     assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
     assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
     assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (10, 6, 4, 0));
+    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
+    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
     assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
     // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
     // --media-store), 1 missing.

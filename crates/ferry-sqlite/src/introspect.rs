@@ -126,6 +126,7 @@ fn skip(kind: &str, name: &str, reason: &str) -> SkippedObject {
         kind: kind.into(),
         name: name.into(),
         reason: reason.into(),
+        ..Default::default()
     }
 }
 

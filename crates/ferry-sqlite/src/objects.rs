@@ -126,6 +126,7 @@ pub fn virtual_table(name: &str, sql: &str) -> Virtual {
             kind: kind.clone(),
             name: name.to_string(),
             reason,
+            ..Default::default()
         })
     };
     let with_rows = |rows| {

@@ -12,7 +12,11 @@ pub const FULL_FILL: &str =
     include_str!("../../ferry-profile/tests/fixtures/peertube-full-fill.sql");
 
 /// The real PeerTube 6.3 schema beside the workspace (`../shared/fixtures/peertube`).
+/// `FERRY_PEERTUBE_SCHEMA` names another copy (a worktree that is not beside ../shared).
 pub fn real_schema_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("FERRY_PEERTUBE_SCHEMA") {
+        return PathBuf::from(p);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/peertube/schema.sql")
 }
 
@@ -28,13 +32,15 @@ pub async fn min_source() -> TestDb {
 }
 
 /// The entities a PeerTube import reports, each with rows in the fixture.
-pub const ENTITIES: [&str; 6] = [
+pub const ENTITIES: [&str; 8] = [
     "users",
     "channels",
     "videos",
     "comments",
     "playlists",
+    "playlist_items",
     "subscriptions",
+    "video_passwords",
 ];
 
 /// Video uuids of the fixture.
