@@ -269,7 +269,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         &source,
         profile,
         &flags,
-        media.as_ref().map(|(from, _)| from),
+        media.media_from(),
     )
     .await?;
     for (table, rows) in inventory::unaccounted_tables(&source, profile, &flags).await? {

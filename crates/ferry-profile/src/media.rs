@@ -91,6 +91,13 @@ pub(crate) struct Stores {
     declared: BTreeMap<String, String>,
 }
 
+impl Stores {
+    /// `--media-from`, the application's own storage folder, when given.
+    pub(crate) fn media_from(&self) -> Option<&Store> {
+        self.from.get(&None)
+    }
+}
+
 /// The media locators: `--media-to` with `--media-from` and/or named stores, or none at all;
 /// a local source folder must exist and every named store must be one the profile declares.
 pub(crate) fn media_stores(profile: &Profile, options: &ImportOptions) -> Result<Stores> {
@@ -276,6 +283,8 @@ pub(crate) async fn copy_media(
             kind: "files".into(),
             name,
             reason,
+            count: Some(*n),
+            bytes: None,
         });
     }
     let (found, bytes) = *tally.found_bytes.lock().expect("not poisoned");
