@@ -453,6 +453,9 @@ struct Found {
     collisions: Vec<(u64, Vec<String>)>,
 }
 
+/// One key's values with trailing spaces trimmed → the values as they are, and their row.
+type KeysSeen = HashMap<Vec<String>, (Vec<String>, String)>;
+
 async fn scan_rows(
     source: &dyn Source,
     table: &TablePlan,
@@ -466,9 +469,7 @@ async fn scan_rows(
         rounded: vec![(0, Vec::new()); times.len()],
         collisions: vec![(0, Vec::new()); keys.len()],
     };
-    // Per key: each value with trailing spaces trimmed → the value as it is, and its row.
-    let mut seen: Vec<HashMap<Vec<String>, (Vec<String>, String)>> =
-        vec![HashMap::new(); keys.len()];
+    let mut seen: Vec<KeysSeen> = vec![HashMap::new(); keys.len()];
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = source.read(&table.source, batch_rows, tx, cancel.clone());
     let consume = async {
