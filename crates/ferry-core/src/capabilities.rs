@@ -26,6 +26,10 @@ pub struct Capabilities {
     /// Between two databases of this backend, a table is created from the source's own
     /// `CREATE TABLE` text, which recreates its generated columns without their expressions.
     pub replays_native_ddl: bool,
+    /// Whether unique keys compare text with trailing spaces ignored (MySQL/MariaDB `PAD SPACE`
+    /// collations, `utf8mb4_bin` included): `'x'` and `'x '` collide where the source kept
+    /// both. The scan before writing looks for such values (`preflight::scan_values`).
+    pub pad_space_keys: bool,
     /// The character that quotes an identifier (doubled inside it).
     pub quote: char,
 }

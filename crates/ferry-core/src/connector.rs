@@ -226,6 +226,12 @@ pub trait Dialect: Send + Sync {
     fn map_column(&self, column: &Column, table: &Table, source: Backend) -> ColumnMapping;
     /// Every statement needed to create the planned tables, by phase.
     fn ddl(&self, plan: &Plan) -> Ddl;
+    /// `native_type` spelled so that it compares text byte for byte, trailing spaces
+    /// included (with `Capabilities::pad_space_keys`: a `NO PAD` binary collation); `None`
+    /// when the target has no such spelling.
+    fn exact_text_type(&self, _native_type: &str) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]

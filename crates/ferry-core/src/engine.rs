@@ -185,6 +185,7 @@ pub async fn copy(
         })
         .cloned()
         .collect();
+    preflight::scan_values(source.as_ref(), &mut plan, target.dialect(), options, cx).await?;
     report.not_copied = plan.skipped.clone();
     report.recreated = plan.objects.iter().map(|o| o.label()).collect();
     report.warnings = plan.warnings.clone();
@@ -348,6 +349,13 @@ async fn check_orphans(
         let note = format!("{}: the foreign key is left out of the target", describe(f));
         cx.observer.event(&Event::Warning(note.clone()));
         plan.warnings.push(note);
+        // A constraint the target does not get: one of the plan's changes, which `--strict`
+        // refuses before writing like any other object not copied.
+        plan.skipped.push(crate::schema::SkippedObject {
+            kind: "foreign key".into(),
+            name: format!("{t}({}) -> {}", fk.columns.join(", "), fk.ref_table),
+            reason: format!("{}; left out of the target (--ignore-errors)", describe(f)),
+        });
         let parent = plan
             .table(&fk.ref_table)
             .map(|p| p.target_name.clone())

@@ -289,6 +289,251 @@ async fn scan_table(
         .collect())
 }
 
+/// The value scan that can change the plan, run before its changes are announced (and refused
+/// by `--strict`): text keys the target would compare as equal (see
+/// [`Capabilities::pad_space_keys`](crate::Capabilities)), whose columns are then created with
+/// the target's exact comparison and named as a translation, and, under `--strict` or
+/// `--dry-run`, text times with digits beyond the target's microseconds, named as lossy before
+/// the first row (a real run counts them as it copies). Only tables that need it are read.
+///
+/// # Errors
+/// An input error (exit 2, nothing written) naming the colliding values when the target has
+/// no exact comparison for them; or when the source cannot be read.
+pub async fn scan_values(
+    source: &dyn Source,
+    plan: &mut Plan,
+    dialect: &dyn Dialect,
+    options: &CopyOptions,
+    cx: &Context,
+) -> Result<()> {
+    let pads = dialect.capabilities().pad_space_keys && plan.source != plan.target;
+    let rounding = options.strict || options.dry_run;
+    let mut refused = Vec::new();
+    let mut changed = false;
+    let mut announced = false;
+    for ti in 0..plan.tables.len() {
+        let table = &plan.tables[ti];
+        if table.row_count == 0 {
+            continue;
+        }
+        let times: Vec<usize> = if rounding {
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    matches!(
+                        c.convert_to,
+                        Some(DataType::Time | DataType::Timestamp | DataType::TimestampTz)
+                    )
+                })
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let keys = if pads && !table.existing {
+            text_keys(table)
+        } else {
+            Vec::new()
+        };
+        if times.is_empty() && keys.is_empty() {
+            continue;
+        }
+        if !announced {
+            cx.observer.event(&Event::Phase(
+                "Scanning key and time values (nothing is written)".into(),
+            ));
+            announced = true;
+        }
+        let found = scan_rows(source, table, &times, &keys, options.batch_rows, &cx.cancel).await?;
+        let table = &mut plan.tables[ti];
+        for (&i, (n, examples)) in times.iter().zip(found.rounded) {
+            if n > 0 {
+                table.columns[i].notes.push(format!(
+                    "{n} value{} had sub-microsecond digits, rounded to microseconds (for example {})",
+                    if n == 1 { "" } else { "s" },
+                    examples.join("; ")
+                ));
+            }
+        }
+        for (key, (n, examples)) in keys.iter().zip(found.collisions) {
+            if n == 0 {
+                continue;
+            }
+            let texts: Vec<usize> = key
+                .iter()
+                .copied()
+                .filter(|&i| is_text(&table.columns[i]))
+                .collect();
+            let exact: Option<Vec<String>> = texts
+                .iter()
+                .map(|&i| dialect.exact_text_type(&table.columns[i].native_type))
+                .collect();
+            let names: Vec<String> = key
+                .iter()
+                .map(|&i| table.columns[i].source_name.clone())
+                .collect();
+            let what = format!(
+                "{}({}): {n} key value{} differ from another only by trailing spaces ({}), which {}'s default comparison ignores",
+                table.source_name,
+                names.join(", "),
+                if n == 1 { "" } else { "s" },
+                examples.join("; "),
+                dialect.backend()
+            );
+            match exact {
+                Some(types) => {
+                    let mut spelled = Vec::new();
+                    for (&i, ty) in texts.iter().zip(types) {
+                        let c = &mut table.columns[i];
+                        spelled.push(format!("{} {ty}", c.source_name));
+                        c.native_type = ty;
+                    }
+                    plan.translations.push(format!(
+                        "{what}: created as {} so every key stays distinct",
+                        spelled.join(", ")
+                    ));
+                    changed = true;
+                }
+                None => refused.push(what),
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::input(format!(
+            "key values the target would take for duplicates, found before writing: {}; nothing was written; make them distinct in the source, or leave those tables out with --exclude",
+            refused.join("; ")
+        )));
+    }
+    if changed {
+        plan.ddl = dialect.ddl(plan);
+    }
+    Ok(())
+}
+
+fn is_text(c: &crate::plan::ColumnPlan) -> bool {
+    matches!(
+        c.convert_to.as_ref().unwrap_or(&c.data_type),
+        DataType::Text { .. } | DataType::Char { .. }
+    )
+}
+
+/// A table's unique keys (primary key, unique constraints, unique indexes) that hold text, as
+/// indexes into its columns, each once.
+fn text_keys(table: &TablePlan) -> Vec<Vec<usize>> {
+    let position = |name: &String| table.columns.iter().position(|c| &c.target_name == name);
+    let mut keys: Vec<Vec<usize>> = Vec::new();
+    let declared = std::iter::once(&table.primary_key)
+        .chain(&table.uniques)
+        .chain(
+            table
+                .indexes
+                .iter()
+                .filter(|i| i.unique)
+                .map(|i| &i.columns),
+        );
+    for cols in declared {
+        let Some(key) = cols.iter().map(position).collect::<Option<Vec<usize>>>() else {
+            continue;
+        };
+        if !key.is_empty()
+            && key.iter().any(|&i| is_text(&table.columns[i]))
+            && !keys.contains(&key)
+        {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Per time column: values rounded, with examples; per key: values colliding, with examples.
+struct Found {
+    rounded: Vec<(u64, Vec<String>)>,
+    collisions: Vec<(u64, Vec<String>)>,
+}
+
+/// One key's values with trailing spaces trimmed → the values as they are, and their row.
+type KeysSeen = HashMap<Vec<String>, (Vec<String>, String)>;
+
+async fn scan_rows(
+    source: &dyn Source,
+    table: &TablePlan,
+    times: &[usize],
+    keys: &[Vec<usize>],
+    batch_rows: usize,
+    cancel: &CancellationToken,
+) -> Result<Found> {
+    use crate::value::Value;
+    let mut found = Found {
+        rounded: vec![(0, Vec::new()); times.len()],
+        collisions: vec![(0, Vec::new()); keys.len()],
+    };
+    let mut seen: Vec<KeysSeen> = vec![HashMap::new(); keys.len()];
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let read = source.read(&table.source, batch_rows, tx, cancel.clone());
+    let consume = async {
+        while let Some(batch) = rx.recv().await {
+            for row in 0..batch.len() {
+                let values = batch.row(row);
+                for (k, &i) in times.iter().enumerate() {
+                    let Some(to) = &table.columns[i].convert_to else {
+                        continue;
+                    };
+                    if let Ok((v, true)) =
+                        crate::convert::convert_noting_rounding(values[i].clone(), to)
+                    {
+                        found.rounded[k].0 += 1;
+                        if found.rounded[k].1.len() < 3 {
+                            found.rounded[k].1.push(format!(
+                                "{}: {} became {}",
+                                table.describe_row(&batch, row),
+                                values[i].render(),
+                                v.render()
+                            ));
+                        }
+                    }
+                }
+                for (k, key) in keys.iter().enumerate() {
+                    // NULLs never collide in a unique key.
+                    if key.iter().any(|&i| values[i].is_null()) {
+                        continue;
+                    }
+                    let raw: Vec<String> = key.iter().map(|&i| values[i].render()).collect();
+                    let trimmed: Vec<String> = key
+                        .iter()
+                        .zip(&raw)
+                        .map(|(&i, r)| match &values[i] {
+                            Value::Text(t) => t.trim_end_matches(' ').to_string(),
+                            _ => r.clone(),
+                        })
+                        .collect();
+                    match seen[k].get(&trimmed) {
+                        Some((first, at)) if *first != raw => {
+                            found.collisions[k].0 += 1;
+                            if found.collisions[k].1.len() < 3 {
+                                found.collisions[k].1.push(format!(
+                                    "{at}: {} and {}: {}",
+                                    first.join(", "),
+                                    table.describe_row(&batch, row),
+                                    raw.join(", ")
+                                ));
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            seen[k].insert(trimmed, (raw, table.describe_row(&batch, row)));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let (read, ()) = tokio::join!(read, consume);
+    read?;
+    Ok(found)
+}
+
 /// The advice that ends a refusal for values that do not fit.
 pub const UNFIT_ADVICE: &str = "nothing was written; widen the target columns, or rerun with --ignore-errors to copy the other rows and list these in reject files";
 

@@ -13,7 +13,13 @@ use ferry_core::sqltext::ddl as sql;
 use crate::connect::quote;
 use crate::type_map::{JSON_AS_TEXT, native_type, write_type};
 
-pub struct MysqlDialect;
+/// `no_pad_collation`: the server's binary `NO PAD` collation for utf8mb4 (MariaDB's
+/// `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin`), learned when the target is opened;
+/// `None` for a dialect without a server (key text then cannot be made exact).
+#[derive(Debug, Clone, Default)]
+pub struct MysqlDialect {
+    pub no_pad_collation: Option<String>,
+}
 
 fn indexed(column: &str, table: &Table) -> bool {
     table.primary_key.iter().any(|c| c == column)
@@ -29,6 +35,37 @@ fn indexed(column: &str, table: &Table) -> bool {
             .iter()
             .flat_map(|f| &f.columns)
             .any(|c| c == column)
+}
+
+/// The column that gets the table's one AUTO_INCREMENT: the auto-increment column of the
+/// primary key, else the first one (a PostgreSQL table may have several identity columns).
+fn auto_column(table: &Table) -> Option<&str> {
+    let autos = || table.columns.iter().filter(|c| c.auto_increment);
+    autos()
+        .find(|c| table.primary_key.contains(&c.name))
+        .or_else(|| autos().next())
+        .map(|c| c.name.as_str())
+}
+
+/// [`auto_column`] over a plan's table (target names; the same column).
+fn auto_column_plan(t: &ferry_core::plan::TablePlan) -> Option<&str> {
+    let autos = || t.columns.iter().filter(|c| c.auto_increment);
+    autos()
+        .find(|c| t.primary_key.contains(&c.target_name))
+        .or_else(|| autos().next())
+        .map(|c| c.target_name.as_str())
+}
+
+/// A MySQL unsigned integer type without its display width: `bigint(20) unsigned` →
+/// `bigint unsigned`.
+fn unsigned_integer(native: &str) -> Option<String> {
+    let native = native.to_ascii_lowercase();
+    let base = native.split(['(', ' ']).next()?;
+    let integer = matches!(
+        base,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+    );
+    (integer && native.contains("unsigned")).then(|| format!("{base} unsigned"))
 }
 
 impl Dialect for MysqlDialect {
@@ -47,6 +84,7 @@ impl Dialect for MysqlDialect {
             transactional_ddl: false,
             dynamic_typing: false,
             replays_native_ddl: false,
+            pad_space_keys: true,
             quote: '`',
         }
     }
@@ -64,6 +102,21 @@ impl Dialect for MysqlDialect {
         }
         let (native, note) = native_type(&column.data_type, indexed(&column.name, table));
         let mut notes: Vec<String> = note.into_iter().collect();
+        // Between two MySQL databases an unsigned integer keeps its type (a BIGINT UNSIGNED
+        // AUTO_INCREMENT key must stay an integer: MySQL refuses AUTO_INCREMENT on decimal).
+        let native = match (
+            _source == self.backend(),
+            unsigned_integer(&column.native_type),
+        ) {
+            (true, Some(unsigned)) => unsigned,
+            _ => native,
+        };
+        if column.auto_increment && auto_column(table).is_some_and(|a| a != column.name) {
+            notes.push(format!(
+                "MySQL allows one AUTO_INCREMENT column per table: created as a plain column, the values are copied (the table's counter is on '{}')",
+                auto_column(table).unwrap_or_default()
+            ));
+        }
         let unbounded = matches!(native.as_str(), "longtext" | "longblob");
         let default_sql = column
             .default
@@ -99,6 +152,10 @@ impl Dialect for MysqlDialect {
                 {
                     Some("CURRENT_TIMESTAMP(6)".into())
                 }
+                // An expression default (MySQL 8.0.13+, MariaDB 10.2+; proved before writing).
+                DefaultValue::CurrentDate if column.data_type == DataType::Date => {
+                    Some("(CURRENT_DATE)".into())
+                }
                 other => {
                     notes.push(format!(
                         "default {other:?} has no MySQL equivalent here: dropped"
@@ -122,6 +179,21 @@ impl Dialect for MysqlDialect {
         }
     }
 
+    fn exact_text_type(&self, native_type: &str) -> Option<String> {
+        let textual = [
+            "varchar",
+            "char",
+            "tinytext",
+            "text",
+            "mediumtext",
+            "longtext",
+        ]
+        .iter()
+        .any(|t| native_type.split('(').next() == Some(*t));
+        let collation = self.no_pad_collation.as_ref()?;
+        textual.then(|| format!("{native_type} COLLATE {collation}"))
+    }
+
     fn ddl(&self, plan: &Plan) -> Ddl {
         let mut ddl = Ddl::default();
         let list = |cols: &[String]| sql::list(quote, cols);
@@ -131,35 +203,59 @@ impl Dialect for MysqlDialect {
                 ddl.analyze.push(format!("ANALYZE TABLE {table}"));
                 continue;
             }
-            let auto = t
-                .columns
-                .iter()
-                .any(|c| c.auto_increment && t.primary_key.contains(&c.target_name));
+            // MySQL's one AUTO_INCREMENT column must be the first column of a key when the
+            // table is created (error 1075), and an integer (error 1063): its primary key
+            // goes inline, and so does an index leading with it (or a plain one) when the
+            // key does not start with it.
+            let auto = auto_column_plan(t);
+            let in_pk = auto.is_some_and(|a| t.primary_key.iter().any(|k| k == a));
+            let mut inline_index = None;
             let mut parts: Vec<String> = t
                 .columns
                 .iter()
                 .map(|c| {
                     let mut def = format!("{} {}", quote(&c.target_name), c.native_type);
-                    if !c.nullable || (auto && t.primary_key.contains(&c.target_name)) {
+                    if !c.nullable || (in_pk && t.primary_key.contains(&c.target_name)) {
                         def.push_str(" NOT NULL");
                     }
                     if let Some(d) = &c.default_sql {
                         def.push_str(&format!(" DEFAULT {d}"));
                     }
-                    if c.auto_increment && t.primary_key.contains(&c.target_name) {
+                    if auto == Some(c.target_name.as_str()) {
                         def.push_str(" AUTO_INCREMENT");
                     }
                     def
                 })
                 .collect();
-            if auto {
+            if in_pk {
                 parts.push(format!("PRIMARY KEY ({})", list(&t.primary_key)));
+            }
+            if let Some(a) = auto
+                && t.primary_key.first().map(String::as_str) != Some(a)
+            {
+                let leading = t
+                    .indexes
+                    .iter()
+                    .position(|i| i.columns.first().map(String::as_str) == Some(a));
+                parts.push(match leading {
+                    Some(i) => {
+                        inline_index = Some(i);
+                        let idx = &t.indexes[i];
+                        format!(
+                            "{}KEY {} ({})",
+                            if idx.unique { "UNIQUE " } else { "" },
+                            quote(&idx.target_name),
+                            list(&idx.columns)
+                        )
+                    }
+                    None => format!("KEY ({})", quote(a)),
+                });
             }
             ddl.create.push(format!(
                 "CREATE TABLE {table} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
                 parts.join(",\n  ")
             ));
-            if !auto && !t.primary_key.is_empty() {
+            if !in_pk && !t.primary_key.is_empty() {
                 ddl.indexes.push(format!(
                     "ALTER TABLE {table} ADD PRIMARY KEY ({})",
                     list(&t.primary_key)
@@ -169,7 +265,10 @@ impl Dialect for MysqlDialect {
                 ddl.indexes
                     .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
             }
-            for idx in &t.indexes {
+            for (i, idx) in t.indexes.iter().enumerate() {
+                if inline_index == Some(i) {
+                    continue;
+                }
                 ddl.indexes
                     .push(sql::create_index(quote, &t.target_name, idx));
             }

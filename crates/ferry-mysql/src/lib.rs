@@ -181,12 +181,20 @@ impl MysqlTarget {
     /// An input error saying what is wrong (unreachable, refused user, no such database).
     pub async fn open(locator: &Locator) -> Result<Self> {
         let (url, _) = connect::parse(locator)?;
-        let conn = connect::connect(&url, false).await?;
+        let mut conn = connect::connect(&url, false).await?;
+        // The first binary NO PAD utf8mb4 collation the server has (MariaDB 10.2+, MySQL 8).
+        let no_pad_collation: Option<String> = conn
+            .query_first(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS \
+                 WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin') ORDER BY 1 DESC LIMIT 1",
+            )
+            .await
+            .map_err(|e| connect::error(&e))?;
         let _ = conn.disconnect().await;
         Ok(Self {
             locator: locator.clone(),
             url,
-            dialect: MysqlDialect,
+            dialect: MysqlDialect { no_pad_collation },
         })
     }
 }

@@ -61,7 +61,7 @@ impl Registration for MysqlRegistration {
     }
 
     fn dialect(&self) -> Box<dyn Dialect> {
-        Box::new(MysqlDialect)
+        Box::new(MysqlDialect::default())
     }
 
     /// The default port filled in.

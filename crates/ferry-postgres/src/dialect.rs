@@ -73,6 +73,7 @@ impl Dialect for PostgresDialect {
             transactional_ddl: true,
             dynamic_typing: false,
             replays_native_ddl: false,
+            pad_space_keys: false,
             quote: '"',
         }
     }
@@ -264,6 +265,11 @@ fn translate_default(
         (DefaultValue::CurrentTimestamp, DataType::Text { .. }) => {
             Some(format!("to_char({utc_now}, 'YYYY-MM-DD HH24:MI:SS')"))
         }
+        // PostgreSQL's own CURRENT_DATE is the session's date; SQLite's and MySQL's (ferry's
+        // sessions) are UTC's.
+        (DefaultValue::CurrentDate, DataType::Date) if source == crate::locator::BACKEND => {
+            Some("CURRENT_DATE".into())
+        }
         (DefaultValue::CurrentDate, DataType::Date) => Some(format!("{utc_now}::date")),
         (DefaultValue::CurrentDate, DataType::Text { .. }) => {
             Some(format!("to_char({utc_now}, 'YYYY-MM-DD')"))
@@ -299,6 +305,9 @@ fn translate_default(
                 )),
             }
         }
+        // Between two PostgreSQL databases the source's own expression is replayed verbatim
+        // (the functions and sequences it calls are recreated before the tables).
+        (DefaultValue::Expression(e), _) if source == crate::locator::BACKEND => Some(e.clone()),
         (DefaultValue::Expression(e), _) => drop(format!(
             "default {e} is an expression PostgreSQL may not understand: dropped"
         )),

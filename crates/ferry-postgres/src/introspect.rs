@@ -103,7 +103,9 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
                     nullable: r.get(3),
                     default: r
                         .get::<_, Option<String>>(7)
-                        .filter(|_| !r.get::<_, bool>(6))
+                        // A generated column's expression is not a default; a serial's
+                        // nextval is its identity (`auto_increment`).
+                        .filter(|_| !r.get::<_, bool>(6) && !r.get::<_, bool>(5))
                         .as_deref()
                         .and_then(classify_default),
                     auto_increment: r.get(5),
@@ -234,8 +236,11 @@ fn domain_checks(name: &str, base_sql: &str, checks: &[String]) -> SkippedObject
 fn classify_default(expr: &str) -> Option<DefaultValue> {
     let e = expr.trim();
     let lower = e.to_ascii_lowercase();
+    // A sequence the column does not own (a serial's own is its identity, filtered out above)
+    // is an expression: replayed between two PostgreSQL databases, which recreate the
+    // sequence, and named where it is dropped.
     if lower.starts_with("nextval(") {
-        return None;
+        return Some(DefaultValue::Expression(e.to_string()));
     }
     Some(match lower.as_str() {
         "now()" | "current_timestamp" | "statement_timestamp()" | "transaction_timestamp()" => {

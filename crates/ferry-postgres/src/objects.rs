@@ -123,7 +123,8 @@ pub async fn discover(
              CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, \
              EXISTS (SELECT 1 FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) a(t) \
              JOIN pg_type y ON y.oid = a.t WHERE y.typrelid <> 0) \
-             OR (to_jsonb(p) ->> 'prosqlbody') IS NOT NULL \
+             OR (to_jsonb(p) ->> 'prosqlbody') IS NOT NULL, \
+             obj_description(p.oid, 'pg_proc') \
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
              WHERE n.nspname = current_schema() AND NOT EXISTS (SELECT 1 FROM pg_depend d \
              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') \
@@ -155,13 +156,21 @@ pub async fn discover(
             "DROP {keyword} IF EXISTS {}({args}) CASCADE",
             quote(&name)
         )];
+        // The function's comment travels with it.
+        let comment = r.get::<_, Option<String>>(5).map(|text| {
+            format!(
+                "COMMENT ON {keyword} {}({args}) IS {}",
+                quote(&name),
+                literal(&text)
+            )
+        });
         if r.get(4) {
             late_functions.push(object(
                 kind,
                 &label,
                 None,
                 ObjectPhase::AfterData,
-                vec![def],
+                std::iter::once(def).chain(comment).collect(),
                 drop,
             ));
         } else {
@@ -170,7 +179,9 @@ pub async fn discover(
                 &label,
                 None,
                 ObjectPhase::BeforeTables,
-                vec![format!("SET check_function_bodies = off; {def}")],
+                std::iter::once(format!("SET check_function_bodies = off; {def}"))
+                    .chain(comment)
+                    .collect(),
                 drop,
             ));
         }

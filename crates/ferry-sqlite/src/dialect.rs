@@ -30,6 +30,7 @@ impl Dialect for SqliteDialect {
             transactional_ddl: true,
             dynamic_typing: true,
             replays_native_ddl: true,
+            pad_space_keys: false,
             quote: '"',
         }
     }

@@ -416,3 +416,453 @@ async fn ddl_the_target_refuses_is_found_before_writing_and_the_scratch_database
     conn.disconnect().await.unwrap();
     assert!(left.is_empty(), "scratch databases left: {left:?}");
 }
+
+/// Strict mode with the scan's findings: refused before anything is written.
+fn strict(o: ferry::CopyOptions) -> ferry::CopyOptions {
+    ferry::CopyOptions { strict: true, ..o }
+}
+
+/// PostgreSQL compares keys byte for byte; MariaDB's `utf8mb4_bin` (and every `PAD SPACE`
+/// collation) ignores trailing spaces, so `'rust'` and `'rust '` would be one key there and
+/// `ADD PRIMARY KEY` would fail after every row was copied. Found by the scan before writing:
+/// those columns are created with the server's `NO PAD` binary collation, named as a
+/// translation (refused by strict mode). Case differences stay distinct too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_values_differing_by_trailing_spaces_or_case_stay_distinct_in_mysql() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = TestDb::new().await;
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE tags (name text PRIMARY KEY, uses int NOT NULL DEFAULT 0);
+             INSERT INTO tags VALUES ('rust', 4), ('rust ', 1), ('Rust', 2);
+             CREATE TABLE accounts (id serial PRIMARY KEY, handle varchar(40) NOT NULL UNIQUE, note text);
+             INSERT INTO accounts (handle, note) VALUES ('ada', 'first'), ('Ada', 'case'), ('bob', NULL);
+             CREATE TABLE labels (id serial PRIMARY KEY, label text NOT NULL);
+             INSERT INTO labels (label) VALUES ('x'), ('x ');",
+        )
+        .await
+        .unwrap();
+    let my = MyDb::new().await;
+
+    let e = checked(&pg.locator(), &my.locator(), &strict(options(dir.path())))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    for word in ["strict", "tags(name)", "trailing spaces", "name='rust'"] {
+        assert!(message.contains(word), "{word}: {message}");
+    }
+    assert!(
+        !message.contains("accounts(handle)"),
+        "case is kept by utf8mb4_bin: {message}"
+    );
+    assert!(mysql_tables(&my).await.is_empty(), "nothing written");
+
+    let report = checked(&pg.locator(), &my.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    assert_eq!(report.stats["tags"].migrated, 3);
+    let translated: Vec<&String> = report
+        .translations
+        .iter()
+        .filter(|t| t.contains("trailing spaces"))
+        .collect();
+    assert_eq!(
+        translated.len(),
+        1,
+        "only tags.name: {:?}",
+        report.translations
+    );
+    assert!(translated[0].contains("COLLATE"), "{translated:?}");
+    let mut conn = my.conn().await;
+    let collations: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns
+             WHERE table_schema = ? AND collation_name IS NOT NULL ORDER BY 1, 2",
+            (my.name.clone(),),
+        )
+        .await
+        .unwrap();
+    for (table, column, collation) in &collations {
+        let nopad = collation.contains("nopad") || collation.contains("0900");
+        assert_eq!(
+            nopad,
+            table == "tags" && column == "name",
+            "{table}.{column} {collation}"
+        );
+    }
+    let rows: Vec<(String, i32)> = conn
+        .query("SELECT name, uses FROM tags ORDER BY uses")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("rust ".to_string(), 1),
+            ("Rust".to_string(), 2),
+            ("rust".to_string(), 4)
+        ]
+    );
+    conn.disconnect().await.unwrap();
+}
+
+/// Go (`time.Time` via gorm) writes nine fractional digits; PostgreSQL keeps microseconds. A
+/// real run counts the rounded values as it copies; strict mode finds them before writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_refuses_sub_microsecond_rounding_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("gorm.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE `events` (`id` integer PRIMARY KEY AUTOINCREMENT,`name` text,`created_at` datetime);
+             INSERT INTO events VALUES (1, 'signup', '2026-07-08 12:00:28.111135256'),
+               (2, 'login', '2026-07-08 12:01:02.5'), (3, 'logout', '2026-07-08 12:03:00.000001000');",
+        )
+        .unwrap();
+    let pg = TestDb::new().await;
+    let e = checked(&sqlite(&src), &pg.locator(), &strict(options(dir.path())))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    for word in [
+        "strict",
+        "events.created_at",
+        "1 value had sub-microsecond digits",
+        "id=1",
+    ] {
+        assert!(message.contains(word), "{word}: {message}");
+    }
+    assert!(pg_tables(&pg).await.is_empty(), "nothing written");
+
+    // The dry run names it as lossy; a real run copies and counts it.
+    let dry = ferry::CopyOptions {
+        dry_run: true,
+        ..options(dir.path())
+    };
+    let report = checked(&sqlite(&src), &pg.locator(), &dry).await.unwrap();
+    assert!(
+        report
+            .lossy
+            .iter()
+            .any(|l| l.starts_with("events.created_at: 1 value had sub-microsecond")),
+        "{:?}",
+        report.lossy
+    );
+    let report = checked(&sqlite(&src), &pg.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(
+        report
+            .lossy
+            .iter()
+            .any(|l| l.starts_with("events.created_at: 1 value had sub-microsecond")),
+        "{:?}",
+        report.lossy
+    );
+}
+
+/// AUTO_INCREMENT on BIGINT UNSIGNED, on a key's second column, and on a column that is not
+/// the primary key: MySQL needs the column to be an integer (error 1063) and the first
+/// column of a key at creation (error 1075). Each copy succeeds and the counter keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_increment_columns_are_recreated_in_mysql_from_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    async fn autos(my: &MyDb) -> Vec<(String, String, String)> {
+        let mut conn = my.conn().await;
+        let rows = conn
+            .exec(
+                "SELECT table_name, column_name, column_type FROM information_schema.columns
+                 WHERE table_schema = ? AND extra LIKE '%auto_increment%' ORDER BY 1",
+                (my.name.clone(),),
+            )
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+        rows
+    }
+    async fn insert_without_keys(my: &MyDb, statements: &[&str]) {
+        let mut conn = my.conn().await;
+        for s in statements {
+            conn.query_drop(*s).await.unwrap();
+        }
+        conn.disconnect().await.unwrap();
+    }
+
+    // MySQL → MySQL.
+    let src = MyDb::new().await;
+    let mut conn = src.conn().await;
+    conn.query_drop(
+        "CREATE TABLE downloads (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, file VARCHAR(100) NOT NULL) ENGINE=InnoDB;
+         INSERT INTO downloads VALUES (18446744073709551000, 'iso'), (7, 'tar');
+         CREATE TABLE order_lines (order_id INT UNSIGNED NOT NULL, line_no INT UNSIGNED NOT NULL AUTO_INCREMENT,
+           sku VARCHAR(20) NOT NULL, PRIMARY KEY (order_id, line_no), KEY line_no (line_no)) ENGINE=InnoDB;
+         INSERT INTO order_lines VALUES (1, 1, 'A-1'), (1, 2, 'B-2'), (2, 3, 'A-1');
+         CREATE TABLE invoices (code CHAR(12) NOT NULL PRIMARY KEY, number INT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE) ENGINE=InnoDB;
+         INSERT INTO invoices VALUES ('INV-A', 1), ('INV-B', 2);",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+    let my = MyDb::new().await;
+    let report = checked(&src.locator(), &my.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    assert_eq!(
+        autos(&my).await,
+        [
+            (
+                "downloads".into(),
+                "id".into(),
+                "bigint(20) unsigned".into()
+            ),
+            (
+                "invoices".into(),
+                "number".into(),
+                "int(10) unsigned".into()
+            ),
+            (
+                "order_lines".into(),
+                "line_no".into(),
+                "int(10) unsigned".into()
+            ),
+        ]
+    );
+    insert_without_keys(
+        &my,
+        &[
+            "INSERT INTO downloads (file) VALUES ('zip')",
+            "INSERT INTO order_lines (order_id, sku) VALUES (2, 'C-3')",
+            "INSERT INTO invoices (code) VALUES ('INV-C')",
+        ],
+    )
+    .await;
+
+    // PostgreSQL → MySQL: an identity on a key's second column, a serial that is not the key.
+    let pg = TestDb::new().await;
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE order_lines (order_id int NOT NULL, line_no int GENERATED BY DEFAULT AS IDENTITY,
+               sku text NOT NULL, PRIMARY KEY (order_id, line_no));
+             INSERT INTO order_lines (order_id, sku) VALUES (1, 'A-1'), (1, 'B-2'), (2, 'A-1');
+             CREATE TABLE invoices (code varchar(12) PRIMARY KEY, number serial UNIQUE);
+             INSERT INTO invoices (code) VALUES ('INV-A'), ('INV-B');",
+        )
+        .await
+        .unwrap();
+    let my = MyDb::new().await;
+    let report = checked(&pg.locator(), &my.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    let found: Vec<(String, String)> = autos(&my)
+        .await
+        .into_iter()
+        .map(|(t, c, _)| (t, c))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("invoices".into(), "number".into()),
+            ("order_lines".into(), "line_no".into())
+        ]
+    );
+    insert_without_keys(
+        &my,
+        &[
+            "INSERT INTO order_lines (order_id, sku) VALUES (2, 'C-3')",
+            "INSERT INTO invoices (code) VALUES ('INV-C')",
+        ],
+    )
+    .await;
+
+    // SQLite → MySQL.
+    let file = dir.path().join("notes.db");
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+             INSERT INTO notes (body) VALUES ('one'), ('two');",
+        )
+        .unwrap();
+    let my = MyDb::new().await;
+    let report = checked(&sqlite(&file), &my.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    assert_eq!(autos(&my).await.len(), 1);
+    insert_without_keys(&my, &["INSERT INTO notes (body) VALUES ('three')"]).await;
+}
+
+/// PostgreSQL defaults that are expressions: replayed verbatim between two PostgreSQL
+/// databases (a sequence the column does not own included), translated across backends where
+/// the target has the same meaning, and every dropped one named (so strict mode refuses it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_expression_defaults_are_kept_translated_or_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = TestDb::new().await;
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE SEQUENCE ticket_numbers START 1000;
+             CREATE FUNCTION default_team() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'triage' $$;
+             COMMENT ON FUNCTION default_team() IS 'Where new tickets land';
+             CREATE TABLE tickets (
+               id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+               number bigint NOT NULL DEFAULT nextval('ticket_numbers'),
+               token uuid NOT NULL DEFAULT gen_random_uuid(),
+               opened_at timestamptz NOT NULL DEFAULT now(),
+               opened_on date NOT NULL DEFAULT CURRENT_DATE,
+               due_on date DEFAULT (CURRENT_DATE + 30),
+               queue text NOT NULL DEFAULT lower('SUPPORT'),
+               status text NOT NULL DEFAULT 'open'::text,
+               urgent boolean NOT NULL DEFAULT false,
+               team text NOT NULL DEFAULT default_team());
+             INSERT INTO tickets DEFAULT VALUES;",
+        )
+        .await
+        .unwrap();
+    let columns = "SELECT column_name::text, coalesce(column_default, '') FROM information_schema.columns WHERE table_name = 'tickets' ORDER BY ordinal_position";
+
+    // PostgreSQL → PostgreSQL: every default as the source has it.
+    let copy = TestDb::new().await;
+    let report = checked(&pg.locator(), &copy.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    assert!(
+        !report.lossy.iter().any(|l| l.contains("default")),
+        "{:?}",
+        report.lossy
+    );
+    let read = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, String)> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    // now() and CURRENT_TIMESTAMP are one function to PostgreSQL (ferry models both as "the
+    // current instant"); everything else is the source's text.
+    let source: Vec<(String, String)> = read(pg.client().await.query(columns, &[]).await.unwrap())
+        .into_iter()
+        .map(|(c, d)| (c, d.replace("now()", "CURRENT_TIMESTAMP")))
+        .collect();
+    let target = read(copy.client().await.query(columns, &[]).await.unwrap());
+    assert_eq!(source, target);
+    copy.client()
+        .await
+        .batch_execute("INSERT INTO tickets DEFAULT VALUES")
+        .await
+        .unwrap();
+    let comment: Option<String> = copy
+        .client()
+        .await
+        .query_one(
+            "SELECT obj_description('default_team'::regproc, 'pg_proc')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(comment.as_deref(), Some("Where new tickets land"));
+
+    // PostgreSQL → MySQL: the portable ones translated, the others named as dropped.
+    let my = MyDb::new().await;
+    let e = checked(&pg.locator(), &my.locator(), &strict(options(dir.path())))
+        .await
+        .unwrap_err();
+    for word in [
+        "tickets.number",
+        "nextval",
+        "tickets.token",
+        "tickets.queue",
+    ] {
+        assert!(e.to_string().contains(word), "{word}: {e}");
+    }
+    let report = checked(&pg.locator(), &my.locator(), &options(dir.path()))
+        .await
+        .unwrap();
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+    for column in ["number", "token", "due_on", "queue", "team"] {
+        assert!(
+            report
+                .lossy
+                .iter()
+                .any(|l| l.starts_with(&format!("tickets.{column}:")) && l.contains("dropped")),
+            "{column}: {:?}",
+            report.lossy
+        );
+    }
+    for column in ["opened_at", "opened_on", "status", "urgent"] {
+        assert!(
+            !report
+                .lossy
+                .iter()
+                .any(|l| l.starts_with(&format!("tickets.{column}:")) && l.contains("default")),
+            "{column} is translated: {:?}",
+            report.lossy
+        );
+    }
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "INSERT INTO tickets (number, token, queue, team) VALUES (5, 'x', 'support', 'triage')",
+    )
+    .await
+    .unwrap();
+    let row: Option<(String, String, i64)> = conn
+        .query_first("SELECT status, CAST(opened_on AS CHAR), urgent FROM tickets WHERE number = 5")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let (status, opened_on, urgent) = row.unwrap();
+    assert_eq!((status.as_str(), urgent), ("open", 0));
+    assert_eq!(opened_on.len(), 10, "{opened_on}");
+}
+
+/// `--ignore-errors` copies orphan rows and leaves their foreign key out of the target: a
+/// constraint not copied, which strict mode refuses before writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_refuses_a_foreign_key_left_out_for_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("blog.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES authors(id), title TEXT NOT NULL);
+             INSERT INTO authors VALUES (1, 'Ann');
+             INSERT INTO posts VALUES (10, 1, 'Hello'), (11, 99, 'Left behind by a deleted author');",
+        )
+        .unwrap();
+    let pg = TestDb::new().await;
+    let ignoring = ferry::CopyOptions {
+        ignore_errors: true,
+        ..options(dir.path())
+    };
+    let e = checked(&sqlite(&src), &pg.locator(), &strict(ignoring.clone()))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    for word in [
+        "strict",
+        "not copied: foreign key posts(author_id)",
+        "id=11",
+    ] {
+        assert!(message.contains(word), "{word}: {message}");
+    }
+    assert!(pg_tables(&pg).await.is_empty(), "nothing written");
+
+    let report = checked(&sqlite(&src), &pg.locator(), &ignoring)
+        .await
+        .unwrap();
+    assert_eq!(report.stats["posts"].migrated, 2);
+    assert!(
+        report
+            .not_copied
+            .iter()
+            .any(|o| o.kind == "foreign key" && o.name.starts_with("posts(author_id)")),
+        "{:?}",
+        report.not_copied
+    );
+}
