@@ -355,6 +355,7 @@ async fn check_orphans(
             kind: "foreign key".into(),
             name: format!("{t}({}) -> {}", fk.columns.join(", "), fk.ref_table),
             reason: format!("{}; left out of the target (--ignore-errors)", describe(f)),
+            ..Default::default()
         });
         let parent = plan
             .table(&fk.ref_table)

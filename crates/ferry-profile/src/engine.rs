@@ -265,13 +265,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         describe(&source, profile, entity, &flags).await?;
     }
     // What stays behind, counted in the same snapshot: declared, and undeclared (named too).
-    report.not_copied = inventory::declared(
-        &source,
-        profile,
-        &flags,
-        media.media_from(),
-    )
-    .await?;
+    report.not_copied = inventory::declared(&source, profile, &flags, media.media_from()).await?;
     for (table, rows) in inventory::unaccounted_tables(&source, profile, &flags).await? {
         report.not_copied.push(SkippedObject {
             kind: "table".into(),
