@@ -1323,6 +1323,28 @@ fn peertube_jobs_import_into_the_servers_target_database() {
         done["stats"]["videos"]["skipped"].as_i64().unwrap_or(0) > 0,
         "remote videos are skipped: {done}"
     );
+    // What the profile leaves out is part of the job, with the source's counts, and is not
+    // mistaken for a table in the stats.
+    let left_out = |name: &str| {
+        done["not_copied"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in the job's not_copied: {done}"))
+            .clone()
+    };
+    let history = left_out("userVideoHistory");
+    assert_eq!(
+        (&history["kind"], &history["count"]),
+        (&json!("table"), &json!(2))
+    );
+    let torrents = left_out("torrents");
+    assert_eq!(
+        (&torrents["kind"], &torrents["count"]),
+        (&json!("files"), &json!(3))
+    );
+    assert!(done["stats"].get("$not_copied").is_none(), "{done}");
+    let listed = api.call("GET", "/api/v1/admin/migrations", None).1;
+    assert!(listed.to_string().contains("userVideoHistory"), "{listed}");
     assert!(!target.tables().is_empty());
 }
 

@@ -97,8 +97,8 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "streaming_playlists",
             "subscriptions",
             "users",
-            "video_sources",
             "video_passwords",
+            "video_sources",
             "videos"
         ]
     );

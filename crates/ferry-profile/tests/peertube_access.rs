@@ -330,7 +330,8 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     assert_eq!(entry["bytes"], bytes);
 
     // Verification compared content, and says so.
-    assert_eq!(r.verify.len(), 10, "{:?}", r.verify.keys());
+    // 14 entity tables and the media.
+    assert_eq!(r.verify.len(), 15, "{:?}", r.verify.keys());
     for (name, v) in &r.verify {
         assert!(
             v.ok() && v.checksum_match && !v.counts_only,
@@ -346,7 +347,7 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
         }
     }
     assert!(
-        text.contains("verify: 10 tables match (row counts and content checksums)"),
+        text.contains("verify: 15 tables match (row counts and content checksums)"),
         "{text}"
     );
 
@@ -356,21 +357,20 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     for (key, s) in &again.stats {
         assert_eq!(s.migrated, 0, "{key}");
     }
-    assert!(!again.verify.contains_key("media"), "{:?}", again.verify);
+    // The fixture's object-storage files were not given a store here, so the media watermark
+    // stays back and the rerun looks at the files again: it compares them for real (the
+    // "no file to verify" wording, when nothing is left, is asserted by peertube_completeness).
+    let media = &again.verify["media"];
     assert!(
-        again
-            .warnings
-            .iter()
-            .any(|w| w.starts_with("media: no file to verify")),
-        "{:?}",
-        again.warnings
+        media.source_rows > 0 && media.checksum_match && !media.counts_only,
+        "{media:?}"
     );
     assert_eq!(again.verify["videos"].source_rows, 6);
     assert!(again.verify["videos"].checksum_match);
     assert!(
         again
             .render()
-            .contains("verify: 9 tables match (row counts and content checksums)"),
+            .contains("verify: 15 tables match (row counts and content checksums)"),
         "{}",
         again.render()
     );

@@ -358,7 +358,7 @@ fn outcome(
     };
     match result {
         Ok(report) => {
-            let stats = serde_json::to_string(&report.stats).ok();
+            let stats = stored_stats(&report);
             let status = match report.status {
                 _ if cancelled => "cancelled",
                 Status::Completed => "completed",
@@ -382,6 +382,23 @@ fn outcome(
         }
         Err(e) => ("failed", live_json(), Some(e.to_string())),
     }
+}
+
+/// Where the stored stats keep what the run left out (`Report::not_copied`, with source counts
+/// and bytes), beside the per-table stats; `to_json` shows it as the job's `not_copied`.
+/// Kept inside the stats text so a job store made by an earlier ferry needs no new column.
+const NOT_COPIED_KEY: &str = "$not_copied";
+
+/// The stats text stored for a finished run: per-table stats, plus what was not copied.
+fn stored_stats(report: &Report) -> Option<String> {
+    let mut stats = serde_json::to_value(&report.stats).ok()?;
+    if !report.not_copied.is_empty()
+        && let (Value::Object(map), Ok(left_out)) =
+            (&mut stats, serde_json::to_value(&report.not_copied))
+    {
+        map.insert(NOT_COPIED_KEY.into(), left_out);
+    }
+    Some(stats.to_string())
 }
 
 /// One sentence on a completed run's failed rows and verification differences, if any.
@@ -414,8 +431,13 @@ fn failure_summary(report: &Report) -> Option<String> {
 
 /// The job as the API shows it (never the sealed body).
 pub fn to_json(job: &JobRecord) -> Value {
-    let stats: Value =
+    let mut stats: Value =
         serde_json::from_str(&job.stats).unwrap_or_else(|_| Value::Object(Default::default()));
+    let not_copied = match &mut stats {
+        Value::Object(map) => map.remove(NOT_COPIED_KEY),
+        _ => None,
+    }
+    .unwrap_or_else(|| Value::Array(Vec::new()));
     serde_json::json!({
         "id": job.id,
         "admin_user_id": job.admin_user_id,
@@ -424,6 +446,7 @@ pub fn to_json(job: &JobRecord) -> Value {
         "status": job.status,
         "dry_run": job.dry_run,
         "stats": stats,
+        "not_copied": not_copied,
         "error_message": job.error_message,
         "created_at": job.created_at,
         "updated_at": job.updated_at,

@@ -198,7 +198,7 @@ pub fn document() -> Value {
                 },
                 "Job": {
                     "type": "object",
-                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
+                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "not_copied", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
                         "admin_user_id": {"type": "integer"},
@@ -207,6 +207,10 @@ pub fn document() -> Value {
                         "status": {"type": "string", "enum": ["pending", "validating", "running", "dry_run", "completed", "failed", "cancelled"]},
                         "dry_run": {"type": "boolean"},
                         "stats": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TableStats"}},
+                        "not_copied": {"type": "array", "description": "What the run left out, with why (and, for profile imports, the source's count and bytes)",
+                            "items": {"type": "object", "required": ["kind", "name", "reason"], "properties": {
+                                "kind": {"type": "string"}, "name": {"type": "string"}, "reason": {"type": "string"},
+                                "count": {"type": "integer"}, "bytes": {"type": "integer"}}}},
                         "error_message": {"type": "string", "nullable": true},
                         "created_at": {"type": "string"},
                         "updated_at": {"type": "string"},
