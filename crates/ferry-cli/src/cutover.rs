@@ -69,6 +69,10 @@ pub struct CutoverArgs {
     /// Write a self-contained HTML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// sync of a copy job erases and re-copies the target's tables: answer yes to the
+    /// confirmation it asks (for scripts).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl CutoverArgs {
@@ -108,7 +112,7 @@ pub async fn run(command: CutoverCommand, bars: bool) -> i32 {
             only: args.only.clone(),
             skip: args.skip.clone(),
         };
-        let cx = crate::context(bars, false);
+        let cx = crate::context(bars, args.yes);
         if sync {
             cutover::sync(&spec, &selection, &cx).await
         } else {

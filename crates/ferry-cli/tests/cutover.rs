@@ -271,6 +271,10 @@ files_sql = "SELECT json_build_object('file', file_path, 'duration', duration_s)
     fn cutover(&self, args: &[&str]) -> Run {
         let mut all = vec!["cutover"];
         all.extend_from_slice(args);
+        if args.first() == Some(&"sync") {
+            // The copy job's final pass erases and re-copies the target's tables.
+            all.push("--yes");
+        }
         // SAFETY: the variable is set before any thread reads the environment for it, and
         // every test sets the same value.
         unsafe { std::env::set_var(PW_ENV, ADMIN_PW) };
@@ -403,6 +407,14 @@ fn sync_then_check_is_go_with_every_output_and_no_secret() {
 
     // The same spec checked again (no sync) is still GO; --only narrows it.
     f.cutover(&["check", "--spec", spec, "--only", "reconcile,media"])
+        .expect_code(0);
+
+    // The copy job's final pass erases the target's tables: without --yes and with no
+    // terminal to ask on, it is refused and the target keeps its rows.
+    let refused = ferry(f.dir.path(), &["cutover", "sync", "--spec", spec]);
+    assert_ne!(refused.code, 0, "{}", refused.show());
+    assert!(refused.stderr.contains("--yes"), "{}", refused.show());
+    f.cutover(&["check", "--spec", spec, "--only", "reconcile"])
         .expect_code(0);
 }
 

@@ -325,18 +325,14 @@ pub async fn sync(
                 target: spec.target.database.clone(),
                 tables: spec.job.tables.clone(),
                 exclude: spec.job.exclude.clone(),
+                // Erasing the target's tables is confirmed by the caller (`--yes` for scripts),
+                // as for `ferry copy --force`.
                 force: true,
-                yes: true,
                 ..crate::JobSpec::default()
             };
             let options = job.copy_options(crate::Fields::Section("[job]"))?;
-            let cx = crate::Context {
-                observer: cx.observer.clone(),
-                confirm: std::sync::Arc::new(crate::Answer(true)),
-                cancel: cx.cancel.clone(),
-            };
             (
-                crate::copy(&source, &target, &options, &cx).await?,
+                crate::copy(&source, &target, &options, cx).await?,
                 "copy of the job's tables into the existing target tables".to_string(),
             )
         }
