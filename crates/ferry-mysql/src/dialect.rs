@@ -89,9 +89,9 @@ impl Dialect for MysqlDialect {
         }
     }
 
-    fn map_column(&self, column: &Column, table: &Table, _source: Backend) -> ColumnMapping {
+    fn map_column(&self, column: &Column, table: &Table, source: Backend) -> ColumnMapping {
         if let Some((portable, note)) = ferry_core::connector::native_as_text(column) {
-            let mut mapping = self.map_column(&portable, table, _source);
+            let mut mapping = self.map_column(&portable, table, source);
             if portable.data_type == DataType::Json {
                 // An array becomes a JSON array: MySQL's JSON type holds it as one.
                 mapping.native_type = "json".into();
@@ -105,7 +105,7 @@ impl Dialect for MysqlDialect {
         // Between two MySQL databases an unsigned integer keeps its type (a BIGINT UNSIGNED
         // AUTO_INCREMENT key must stay an integer: MySQL refuses AUTO_INCREMENT on decimal).
         let native = match (
-            _source == self.backend(),
+            source == self.backend(),
             unsigned_integer(&column.native_type),
         ) {
             (true, Some(unsigned)) => unsigned,
