@@ -20,7 +20,7 @@ use ferry_postgres::{Session, quote};
 use serde_json::{Map, Value};
 
 use crate::expr::{Env, entity_id, render};
-use crate::format::{Access, Entity, Profile};
+use crate::format::{Access, Entity, Profile, SkipRule};
 use crate::pg::{self, bind};
 use crate::{inventory, media};
 
@@ -764,19 +764,9 @@ impl Run<'_> {
                 if let Cell::Int(key) = r[0] {
                     after = after.max(key);
                 }
-                let row: Map<String, Value> = serde_json::from_str(&text(&r[1]))
-                    .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))?;
-                let source_id = entity
-                    .key
-                    .as_ref()
-                    .and_then(|k| row.get(k))
-                    .and_then(render)
-                    .unwrap_or_default();
-                if let Some(rule) = entity
-                    .skip
-                    .iter()
-                    .find(|s| row.get(&s.when) == Some(&Value::Bool(true)))
-                {
+                let row = source_row(&r[1])?;
+                let source_id = source_id(entity, &row);
+                if let Some(rule) = skip_rule(entity, &row) {
                     skipped += 1;
                     *out.skip_reasons.entry(rule.reason.clone()).or_default() += 1;
                     continue;
@@ -1025,21 +1015,11 @@ impl Run<'_> {
                 if let Cell::Int(key) = r[0] {
                     after = after.max(key);
                 }
-                let row: Map<String, Value> = serde_json::from_str(&text(&r[1]))
-                    .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))?;
-                if entity
-                    .skip
-                    .iter()
-                    .any(|s| row.get(&s.when) == Some(&Value::Bool(true)))
-                {
+                let row = source_row(&r[1])?;
+                if skip_rule(entity, &row).is_some() {
                     continue;
                 }
-                let source_id = entity
-                    .key
-                    .as_ref()
-                    .and_then(|k| row.get(k))
-                    .and_then(render)
-                    .unwrap_or_default();
+                let source_id = source_id(entity, &row);
                 match self.target_values(entity, &row, &source_id, &env) {
                     Ok(values) => {
                         if let Some((_, Value::String(id))) = values.first() {
@@ -1127,6 +1107,31 @@ impl Run<'_> {
 }
 
 /// Refuses a target row seen by anyone its source row hides it from (`[entity.access]`).
+/// A source row as the entity's query returns it: one JSON object per row.
+fn source_row(cell: &Cell) -> Result<Map<String, Value>> {
+    serde_json::from_str(&text(cell))
+        .map_err(|e| Error::run(format!("a source row is not JSON: {e}")))
+}
+
+/// The row's id as the source knows it (its `key` column), for messages and reject names.
+fn source_id(entity: &Entity, row: &Map<String, Value>) -> String {
+    entity
+        .key
+        .as_ref()
+        .and_then(|k| row.get(k))
+        .and_then(render)
+        .unwrap_or_default()
+}
+
+/// The first skip rule whose boolean column is true for this row: the import and the
+/// verification skip the same rows.
+fn skip_rule<'e>(entity: &'e Entity, row: &Map<String, Value>) -> Option<&'e SkipRule> {
+    entity
+        .skip
+        .iter()
+        .find(|s| row.get(&s.when) == Some(&Value::Bool(true)))
+}
+
 fn check_access(
     access: &Access,
     row: &Map<String, Value>,
