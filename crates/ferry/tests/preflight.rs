@@ -28,6 +28,13 @@ impl Observer for Phases {
 /// The copy phase's marker (engine.rs): after it, rows are being written.
 const COPYING: &str = "Copying rows";
 
+/// Asserts that a refusal's message names every one of `words` (tables, rows, flags).
+fn assert_names(message: &str, words: &[&str]) {
+    for word in words {
+        assert!(message.contains(word), "{word}: {message}");
+    }
+}
+
 /// Runs a copy and asserts that no error (DDL or other) surfaced after its copy phase began:
 /// the run completed, or it was refused with exit 2 before that phase.
 async fn checked(
@@ -324,9 +331,10 @@ async fn values_that_do_not_fit_mysql_are_refused_before_writing() {
         .await
         .unwrap_err();
     let message = e.to_string();
-    for word in ["pages.slug", "1 value", "varchar(255)", "--ignore-errors"] {
-        assert!(message.contains(word), "{word}: {message}");
-    }
+    assert_names(
+        &message,
+        &["pages.slug", "1 value", "varchar(255)", "--ignore-errors"],
+    );
     assert!(mysql_tables(&my).await.is_empty(), "nothing written");
 
     // The application's own table, narrower than the source's values: out-of-range integers.
@@ -339,9 +347,10 @@ async fn values_that_do_not_fit_mysql_are_refused_before_writing() {
         .await
         .unwrap_err();
     let message = e.to_string();
-    for word in ["counters.hits", "id=2", "out of range", "--ignore-errors"] {
-        assert!(message.contains(word), "{word}: {message}");
-    }
+    assert_names(
+        &message,
+        &["counters.hits", "id=2", "out of range", "--ignore-errors"],
+    );
     let mut conn = my.conn().await;
     let rows: Option<i64> = conn
         .query_first("SELECT count(*) FROM counters")
@@ -396,13 +405,14 @@ async fn ddl_the_target_refuses_is_found_before_writing_and_the_scratch_database
         };
         let e = checked(&pg.locator(), &my.locator(), &o).await.unwrap_err();
         let message = e.to_string();
-        for word in [
-            "refuses 1 statement",
-            "addresses_lookup",
-            "nothing was written",
-        ] {
-            assert!(message.contains(word), "{word}: {message}");
-        }
+        assert_names(
+            &message,
+            &[
+                "refuses 1 statement",
+                "addresses_lookup",
+                "nothing was written",
+            ],
+        );
         assert!(mysql_tables(&my).await.is_empty(), "nothing written");
     }
     let mut conn = my.conn().await;
@@ -449,9 +459,10 @@ async fn key_values_differing_by_trailing_spaces_or_case_stay_distinct_in_mysql(
         .await
         .unwrap_err();
     let message = e.to_string();
-    for word in ["strict", "tags(name)", "trailing spaces", "name='rust'"] {
-        assert!(message.contains(word), "{word}: {message}");
-    }
+    assert_names(
+        &message,
+        &["strict", "tags(name)", "trailing spaces", "name='rust'"],
+    );
     assert!(
         !message.contains("accounts(handle)"),
         "case is kept by utf8mb4_bin: {message}"
@@ -526,14 +537,15 @@ async fn strict_mode_refuses_sub_microsecond_rounding_before_writing() {
         .await
         .unwrap_err();
     let message = e.to_string();
-    for word in [
-        "strict",
-        "events.created_at",
-        "1 value had sub-microsecond digits",
-        "id=1",
-    ] {
-        assert!(message.contains(word), "{word}: {message}");
-    }
+    assert_names(
+        &message,
+        &[
+            "strict",
+            "events.created_at",
+            "1 value had sub-microsecond digits",
+            "id=1",
+        ],
+    );
     assert!(pg_tables(&pg).await.is_empty(), "nothing written");
 
     // The dry run names it as lossy; a real run copies and counts it.
@@ -771,14 +783,15 @@ async fn postgres_expression_defaults_are_kept_translated_or_named() {
     let e = checked(&pg.locator(), &my.locator(), &strict(options(dir.path())))
         .await
         .unwrap_err();
-    for word in [
-        "tickets.number",
-        "nextval",
-        "tickets.token",
-        "tickets.queue",
-    ] {
-        assert!(e.to_string().contains(word), "{word}: {e}");
-    }
+    assert_names(
+        &e.to_string(),
+        &[
+            "tickets.number",
+            "nextval",
+            "tickets.token",
+            "tickets.queue",
+        ],
+    );
     let report = checked(&pg.locator(), &my.locator(), &options(dir.path()))
         .await
         .unwrap();
@@ -844,13 +857,14 @@ async fn strict_mode_refuses_a_foreign_key_left_out_for_orphans() {
         .await
         .unwrap_err();
     let message = e.to_string();
-    for word in [
-        "strict",
-        "not copied: foreign key posts(author_id)",
-        "id=11",
-    ] {
-        assert!(message.contains(word), "{word}: {message}");
-    }
+    assert_names(
+        &message,
+        &[
+            "strict",
+            "not copied: foreign key posts(author_id)",
+            "id=11",
+        ],
+    );
     assert!(pg_tables(&pg).await.is_empty(), "nothing written");
 
     let report = checked(&sqlite(&src), &pg.locator(), &ignoring)
