@@ -120,6 +120,17 @@ pub struct CopyArgs {
     /// Refuse, before writing, a run with any lossy step, translation or object not copied.
     #[arg(long)]
     pub strict: bool,
+    /// How SQLite column types are chosen: from a sample of each large table, every value
+    /// then checked as it is copied (a table that does not fit is profiled and copied again),
+    /// or from every value before copying (full; what --dry-run and --strict do).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Sample)]
+    pub profile: ProfileArg,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProfileArg {
+    Sample,
+    Full,
 }
 
 impl Endpoints {
@@ -164,6 +175,10 @@ impl CopyArgs {
             },
             ignore_missing_columns: self.ignore_missing_columns,
             strict: self.strict,
+            profile: match self.profile {
+                ProfileArg::Sample => ferry::spec::Profiling::Sample,
+                ProfileArg::Full => ferry::spec::Profiling::Full,
+            },
             ..self.selection.apply(self.endpoints.spec())
         }
     }

@@ -30,6 +30,10 @@ pub struct Capabilities {
     /// collations, `utf8mb4_bin` included): `'x'` and `'x '` collide where the source kept
     /// both. The scan before writing looks for such values (`preflight::scan_values`).
     pub pad_space_keys: bool,
+    /// Foreign keys are added after the rows are loaded (`ALTER TABLE ... ADD FOREIGN KEY`),
+    /// so orphan rows can be looked for in the target, with its fresh indexes, before they
+    /// are; SQLite declares them with the table.
+    pub foreign_keys_after_data: bool,
     /// The character that quotes an identifier (doubled inside it).
     pub quote: char,
 }

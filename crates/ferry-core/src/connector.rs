@@ -26,6 +26,10 @@ use crate::value::Batch;
 pub struct SchemaOptions {
     pub filter: TableFilter,
     pub profile: bool,
+    /// With `profile`: a source that profiles by scanning (SQLite) scans only a sample of each
+    /// large table when the sample agrees with the declared types, and marks the table
+    /// `sampled`; the copy then reads the source once. Dry runs and `--strict` scan everything.
+    pub sample: bool,
 }
 
 /// Which database a locator reaches, whatever its spelling (`localhost` or `127.0.0.1`, a hard

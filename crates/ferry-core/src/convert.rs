@@ -80,6 +80,27 @@ pub fn convert(value: Value, to: &DataType) -> Result<Value, ConvertError> {
     }
 }
 
+/// Whether `value` is already exactly what [`convert`] would make of it for `to` (so a copy
+/// can pass it through without converting): a NULL, or a value of the type's own kind where
+/// the conversion checks nothing more (no length, range or digits).
+pub fn already(value: &Value, to: &DataType) -> bool {
+    matches!(
+        (value, to),
+        (Value::Null, _)
+            | (Value::Bool(_), DataType::Bool)
+            | (Value::Int(_), DataType::Int64)
+            | (Value::Float(_), DataType::Float64)
+            | (Value::Text(_), DataType::Text { max_chars: None })
+            | (Value::Bytes(_), DataType::Bytes)
+            | (Value::Date(_), DataType::Date)
+            | (Value::Time(_), DataType::Time)
+            | (Value::Timestamp(_), DataType::Timestamp)
+            | (Value::TimestampTz(_), DataType::TimestampTz)
+            | (Value::Uuid(_), DataType::Uuid)
+            | (Value::Json(_), DataType::Json)
+    )
+}
+
 /// [`convert`], also saying whether the value lost non-zero digits: text times with 7 to 9
 /// fractional digits (Go's `time.Time`, .NET) are rounded to the microsecond every target
 /// holds, the way PostgreSQL rounds them on input, and the copy reports how many were.
@@ -239,6 +260,18 @@ fn to_decimal(
         Value::Text(s) => s.trim().to_string(),
         other => return Err(format!("{} is not a number", other.render())),
     };
+    match plain_decimal(text, precision, scale) {
+        Ok(fast) => Ok(fast),
+        Err(text) => decimal_from_text(&text, precision, scale),
+    }
+}
+
+/// The general path of [`to_decimal`]: any decimal syntax, normalized, checked, padded.
+fn decimal_from_text(
+    text: &str,
+    precision: Option<u32>,
+    scale: Option<u32>,
+) -> Result<Value, ConvertError> {
     let normal =
         normalize_decimal(&text).ok_or_else(|| format!("'{text}' is not a decimal number"))?;
     if let Some(p) = precision {
@@ -259,6 +292,45 @@ fn to_decimal(
         return Ok(Value::Decimal(with_scale(&normal, s as usize)));
     }
     Ok(Value::Decimal(normal))
+}
+
+/// The fast path of [`to_decimal`], for text that is already a plain decimal as readers and
+/// `float_text` write it (`-12.5`, `0.04`, `17`: no sign but `-`, no leading zeros, no
+/// exponent, not negative zero) and fits: the same text, padded in place to the column's
+/// scale, without the copies the general path makes. Anything else is handed back for it.
+fn plain_decimal(
+    text: String,
+    precision: Option<u32>,
+    scale: Option<u32>,
+) -> Result<Value, String> {
+    let negative = text.starts_with('-');
+    let digits = if negative { &text[1..] } else { &text[..] };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'))
+        && (digits.len() == int.len() || !frac.is_empty());
+    let zero = int == "0" && frac.bytes().all(|b| b == b'0');
+    let int_digits = if int == "0" { 0 } else { int.len() };
+    let frac_digits = frac.len();
+    if !plain || (zero && negative) {
+        return Err(text);
+    }
+    let Some(p) = precision else {
+        return Ok(Value::Decimal(text));
+    };
+    let s = scale.unwrap_or(0) as usize;
+    if frac_digits > s || int_digits > (p as usize).saturating_sub(s) {
+        return Err(text);
+    }
+    let pad = s - frac_digits;
+    let mut text = text;
+    if pad > 0 && frac_digits == 0 {
+        text.push('.');
+    }
+    text.extend(std::iter::repeat_n('0', pad));
+    Ok(Value::Decimal(text))
 }
 
 /// Rewrites a normalized decimal with exactly `scale` fractional digits; the caller has checked
@@ -715,6 +787,21 @@ mod tests {
             let t = chrono::DateTime::from_timestamp(secs, micros * 1000).unwrap().naive_utc();
             let text = timestamp_text(&t);
             prop_assert_eq!(convert(Value::Text(text), &DataType::Timestamp).unwrap(), Value::Timestamp(t));
+        }
+
+        #[test]
+        fn plain_decimals_take_the_general_paths_result(
+            text in "-?(0|[1-9][0-9]{0,8}|00[0-9]{0,3})(\\.[0-9]{0,4})?|-?\\.[0-9]{1,3}|[0-9]{1,3}e[0-9]",
+            p in 1u32..12,
+            s in 0u32..5,
+            limited in any::<bool>(),
+        ) {
+            let (p, s) = if limited { (Some(p.max(s)), Some(s)) } else { (None, None) };
+            let general = decimal_from_text(&text, p, s);
+            match plain_decimal(text.clone(), p, s) {
+                Ok(fast) => prop_assert_eq!(Ok(fast), general, "{}", text),
+                Err(back) => prop_assert_eq!(back, text),
+            }
         }
 
         #[test]

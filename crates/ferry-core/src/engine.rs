@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{SchemaOptions, Source, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
+use crate::orphans;
 use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
@@ -22,6 +23,7 @@ use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::value::Batch;
 use crate::verify;
+use crate::widen;
 
 /// The largest batch accepted: a batch is held in memory about three times per table.
 pub const MAX_BATCH_ROWS: usize = 1_000_000;
@@ -52,6 +54,7 @@ impl Default for CopyOptions {
         Self {
             schema: SchemaOptions {
                 profile: true,
+                sample: true,
                 ..Default::default()
             },
             batch_rows: 10_000,
@@ -106,20 +109,16 @@ pub async fn copy(
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
     source.expect_readers(options.workers);
-    let schema = source.schema(&options.schema).await?;
+    // Dry runs and --strict name every change before writing: they profile every value.
+    let schema_options = SchemaOptions {
+        sample: options.schema.sample && !options.dry_run && !options.strict,
+        ..options.schema.clone()
+    };
+    let schema = source.schema(&schema_options).await?;
     report.source_snapshot = source.snapshot_method();
     let filter_warnings = options.schema.filter.check(&schema)?;
     let mut plan = plan::build(&schema, target.dialect());
     plan.warnings.extend(filter_warnings);
-    check_orphans(
-        source.as_ref(),
-        &schema,
-        &mut plan,
-        target.dialect(),
-        options,
-        cx,
-    )
-    .await?;
     cx.observer
         .event(&Event::Phase("Checking the target".into()));
     let mut existing = target.existing_tables().await?;
@@ -160,6 +159,7 @@ pub async fn copy(
             .schema(&SchemaOptions {
                 filter: Default::default(),
                 profile: false,
+                sample: false,
             })
             .await?;
         // ferry's own unfinished tables are not the application's: they are created anew.
@@ -185,6 +185,19 @@ pub async fn copy(
         })
         .cloned()
         .collect();
+    let erase = !conflicts.is_empty();
+    let orphans_in_target = orphans::deferred(&plan, options, target.dialect(), erase);
+    if !orphans_in_target {
+        orphans::in_source(
+            source.as_ref(),
+            &schema,
+            &mut plan,
+            target.dialect(),
+            options,
+            cx,
+        )
+        .await?;
+    }
     preflight::scan_values(source.as_ref(), &mut plan, target.dialect(), options, cx).await?;
     report.not_copied = plan.skipped.clone();
     report.recreated = plan.objects.iter().map(|o| o.label()).collect();
@@ -204,7 +217,6 @@ pub async fn copy(
         );
     }
 
-    let erase = !conflicts.is_empty();
     if options.dry_run {
         let notes =
             preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
@@ -247,7 +259,20 @@ pub async fn copy(
         target.execute(&plan.ddl.drop).await?;
     }
 
-    let result = run_plan(&source, &target, &plan, options, cx, &mut report).await;
+    let mut refused = None;
+    let result = run_plan(
+        &source,
+        &target,
+        &mut plan,
+        options,
+        cx,
+        &mut report,
+        (orphans_in_target, &mut refused),
+    )
+    .await;
+    if let Some(e) = refused {
+        return Err(e);
+    }
     if let Err(e) = result {
         report.status = if e.kind() == ErrorKind::Cancelled {
             Status::Cancelled
@@ -301,82 +326,6 @@ fn refuse_changes(plan: &Plan) -> Result<()> {
     )))
 }
 
-/// Finds rows whose foreign key points at nothing, before anything is written. Without
-/// `--ignore-errors` they stop the run (exit 1); with it they are copied and that foreign key is
-/// left out of the target, said in the report.
-async fn check_orphans(
-    source: &dyn Source,
-    schema: &crate::schema::Schema,
-    plan: &mut Plan,
-    dialect: &dyn crate::connector::Dialect,
-    options: &CopyOptions,
-    cx: &Context,
-) -> Result<()> {
-    let mut found = Vec::new();
-    for table in &schema.tables {
-        for fk in &table.foreign_keys {
-            if fk.enforced || schema.table(&fk.ref_table).is_none() {
-                continue;
-            }
-            if let Some((count, keys)) = source.orphans(table, fk, 5).await?
-                && count > 0
-            {
-                found.push((table.name.clone(), fk.clone(), count, keys));
-            }
-        }
-    }
-    if found.is_empty() {
-        return Ok(());
-    }
-    let describe = |(t, fk, n, keys): &(String, crate::schema::ForeignKey, u64, Vec<String>)| {
-        format!(
-            "{n} row(s) of \"{t}\" have a {}({}) with no \"{}\" row (for example {})",
-            t,
-            fk.columns.join(", "),
-            fk.ref_table,
-            keys.join("; ")
-        )
-    };
-    if !options.ignore_errors && !options.dry_run {
-        let all: Vec<String> = found.iter().map(describe).collect();
-        return Err(Error::run(format!(
-            "orphan rows found before writing anything: {}; rerun with --ignore-errors to copy them and leave those foreign keys out of the target",
-            all.join("; ")
-        )));
-    }
-    for f in &found {
-        let (t, fk, _, _) = f;
-        let note = format!("{}: the foreign key is left out of the target", describe(f));
-        cx.observer.event(&Event::Warning(note.clone()));
-        plan.warnings.push(note);
-        // A constraint the target does not get: one of the plan's changes, which `--strict`
-        // refuses before writing like any other object not copied.
-        plan.skipped.push(crate::schema::SkippedObject {
-            kind: "foreign key".into(),
-            name: format!("{t}({}) -> {}", fk.columns.join(", "), fk.ref_table),
-            reason: format!("{}; left out of the target (--ignore-errors)", describe(f)),
-            ..Default::default()
-        });
-        let parent = plan
-            .table(&fk.ref_table)
-            .map(|p| p.target_name.clone())
-            .unwrap_or_default();
-        if let Some(tp) = plan.tables.iter_mut().find(|p| &p.source_name == t) {
-            let target_col = |c: &String| {
-                tp.columns
-                    .iter()
-                    .find(|pc| &pc.source_name == c)
-                    .map_or_else(|| c.clone(), |pc| pc.target_name.clone())
-            };
-            let cols: Vec<String> = fk.columns.iter().map(target_col).collect();
-            tp.foreign_keys
-                .retain(|p| !(p.ref_table == parent && p.columns == cols));
-        }
-    }
-    plan.ddl = dialect.ddl(plan);
-    Ok(())
-}
-
 fn describe_tables(tables: &[(String, u64)]) -> String {
     let list: Vec<String> = tables
         .iter()
@@ -396,10 +345,11 @@ fn describe_tables(tables: &[(String, u64)]) -> String {
 async fn run_plan(
     source: &Arc<dyn Source>,
     target: &Arc<dyn Target>,
-    plan: &Plan,
+    plan: &mut Plan,
     options: &CopyOptions,
     cx: &Context,
     report: &mut Report,
+    (orphans_in_target, refused): (bool, &mut Option<Error>),
 ) -> Result<()> {
     cx.observer.event(&Event::Phase("Creating tables".into()));
     let created: Vec<String> = plan
@@ -439,6 +389,8 @@ async fn run_plan(
     let stop = cx.cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut first_error: Option<Error> = None;
+    // Tables whose sampled types a value did not fit, with why: copied again after the others.
+    let mut widened: Vec<(String, String)> = Vec::new();
     // Tables the application created keep their foreign keys during the load, so parents are
     // loaded before their children (ferry's own tables get their foreign keys afterwards).
     let ordered = plan.tables.iter().any(|t| t.existing);
@@ -447,7 +399,7 @@ async fn run_plan(
         while ordered && !tasks.is_empty() && !table.depends_on.iter().all(|d| finished.contains(d))
         {
             if let Some(joined) = tasks.join_next().await {
-                let name = record(joined, report, &mut first_error)?;
+                let name = record(joined, report, &mut first_error, &mut widened)?;
                 finished.insert(name);
             }
         }
@@ -460,7 +412,8 @@ async fn run_plan(
         tasks.spawn(async move {
             let name = table.source_name.clone();
             let result = copy_table(run, table, chunks, stop.clone()).await;
-            if result.is_err() {
+            // A table sent back for a full profile stops only itself (see `widen.rs`).
+            if result.as_ref().is_err_and(|(_, e)| !widen::is_misfit(e)) {
                 stop.cancel();
             }
             drop(permit);
@@ -468,7 +421,32 @@ async fn run_plan(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        record(joined, report, &mut first_error)?;
+        record(joined, report, &mut first_error, &mut widened)?;
+    }
+    if first_error.is_none() && !cx.cancel.is_cancelled() {
+        for (name, why) in std::mem::take(&mut widened) {
+            let (table, ddl) =
+                widen::replan(source.as_ref(), plan, &name, target.dialect()).await?;
+            let note = format!(
+                "{why}: the table's column types were chosen again from every value and it was copied again"
+            );
+            cx.observer.event(&Event::Warning(note.clone()));
+            report.warnings.push(note);
+            for c in &table.columns {
+                let lossy = c.notes.iter();
+                report
+                    .lossy
+                    .extend(lossy.map(|n| format!("{name}.{}: {n}", c.source_name)));
+            }
+            target.execute(&ddl).await?;
+            let chunks = chunks(&table, workers);
+            let result = copy_table(run.clone(), Arc::new(table), chunks, stop.clone()).await;
+            record(Ok((name, result)), report, &mut first_error, &mut widened)?;
+        }
+    }
+    if let Some((_, why)) = widened.first() {
+        // Profiled in full, the table still did not fit: not expected, but never silent.
+        first_error.get_or_insert_with(|| Error::run(why.clone()));
     }
     if let Some(e) = first_error {
         if e.kind() == ErrorKind::Cancelled && cx.cancel.is_cancelled() {
@@ -480,9 +458,24 @@ async fn run_plan(
         return Err(Error::cancelled());
     }
 
+    if !plan.ddl.indexes.is_empty() {
+        cx.observer
+            .event(&Event::Phase("Creating primary keys and indexes".into()));
+        target.execute(&plan.ddl.indexes).await?;
+    }
+    let foreign_keys = if orphans_in_target {
+        match orphans::after_load(target.as_ref(), plan, options, cx, report).await {
+            Ok(statements) => statements,
+            Err(e) => {
+                *refused = Some(e);
+                return Err(Error::run("orphan rows"));
+            }
+        }
+    } else {
+        plan.ddl.foreign_keys.clone()
+    };
     for (phase, statements) in [
-        ("Creating primary keys and indexes", &plan.ddl.indexes),
-        ("Adding foreign keys", &plan.ddl.foreign_keys),
+        ("Adding foreign keys", &foreign_keys),
         (
             "Moving identity counters past the copied rows",
             &plan.ddl.sequences,
@@ -512,7 +505,7 @@ async fn run_plan(
 /// A table in the target naming the tables a run created and has not finished (their keys,
 /// indexes and foreign keys come after the rows). A later run creates those anew, under
 /// `--force`, instead of filling them as if the application had made them without keys.
-const UNFINISHED: &str = "ferry_unfinished_tables";
+pub(crate) const UNFINISHED: &str = "ferry_unfinished_tables";
 
 /// The table names an interrupted run left in the target's marker table.
 async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> Result<Vec<String>> {
@@ -522,6 +515,7 @@ async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> R
         .schema(&SchemaOptions {
             filter: crate::filter::TableFilter::new(&[UNFINISHED.to_string()], &[])?,
             profile: false,
+            sample: false,
         })
         .await?;
     let Some(table) = schema
@@ -562,10 +556,16 @@ fn record(
     joined: std::result::Result<(String, TableResult), tokio::task::JoinError>,
     report: &mut Report,
     first_error: &mut Option<Error>,
+    widened: &mut Vec<(String, String)>,
 ) -> Result<String> {
     let (name, result) = joined.map_err(|e| Error::run(format!("a copy task panicked: {e}")))?;
     let (stats, error) = match result {
         Ok(stats) => (stats, None),
+        Err((_, e)) if widen::is_misfit(&e) => {
+            // Copied again from the start: its partial stats would count rows twice.
+            widened.push((name.clone(), e.message().to_string()));
+            return Ok(name);
+        }
         Err((stats, e)) => (stats, Some(e)),
     };
     // Rounding is only known once the values went by: it joins the plan's lossy steps here.
@@ -741,6 +741,9 @@ async fn copy_rows(
                 return Err(Error::cancelled());
             }
             let rows = batch.len() as u64;
+            if let Some(e) = widen::misfit(table, &batch) {
+                return Err(e);
+            }
             let (batch, failures) = convert_batch(table, batch, &mut stats.rounded);
             let failed_before = stats.failed;
             for (row_batch, index, reason) in failures {
@@ -803,37 +806,53 @@ fn convert_batch(
     let mut failures = Vec::new();
     let has_locators = !batch.locators.is_empty();
     let mut values = batch.values.into_iter();
+    // One row at a time, reusing two buffers: a value already in its target form moves
+    // through untouched, and only values that really convert are copied first (the original
+    // row must stay whole for a reject file), instead of a copy of every cell.
+    let mut original: Vec<crate::value::Value> = Vec::with_capacity(width);
+    let mut converted: Vec<Option<crate::value::Value>> = Vec::with_capacity(width);
     for row in 0..n {
-        let original: Vec<_> = values.by_ref().take(width).collect();
-        let mut converted = Vec::with_capacity(width);
+        original.clear();
+        original.extend(values.by_ref().take(width));
+        converted.clear();
         let mut error = None;
         for (value, col) in original.iter().zip(&table.columns) {
-            match &col.convert_to {
-                None => converted.push(value.clone()),
-                Some(to) => match convert_noting_rounding(value.clone(), to) {
-                    Ok((v, lost)) => {
-                        if lost {
-                            *rounded.entry(col.source_name.clone()).or_default() += 1;
-                        }
-                        converted.push(v)
+            let to = match &col.convert_to {
+                Some(to) if !crate::convert::already(value, to) => to,
+                _ => {
+                    converted.push(None);
+                    continue;
+                }
+            };
+            match convert_noting_rounding(value.clone(), to) {
+                Ok((v, lost)) => {
+                    if lost {
+                        *rounded.entry(col.source_name.clone()).or_default() += 1;
                     }
-                    Err(reason) => {
-                        error = Some(format!("column \"{}\": {reason}", col.source_name));
-                        break;
-                    }
-                },
+                    converted.push(Some(v));
+                }
+                Err(reason) => {
+                    error = Some(format!("column \"{}\": {reason}", col.source_name));
+                    break;
+                }
             }
         }
         match error {
             None => {
-                out.values.extend(converted);
+                out.values.extend(
+                    original
+                        .drain(..)
+                        .zip(converted.drain(..))
+                        .map(|(o, c)| c.unwrap_or(o)),
+                );
                 if has_locators {
                     out.locators.push(batch.locators[row]);
                 }
             }
             Some(reason) => {
                 let mut one = Batch::new(width, 1);
-                one.values = original;
+                one.values = std::mem::take(&mut original);
+                original.reserve(width);
                 if has_locators {
                     one.locators.push(batch.locators[row]);
                 }

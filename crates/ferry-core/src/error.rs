@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Run,
     /// The run was cancelled by the operator. Exit 1.
     Cancelled,
+    /// A value of a table whose types were chosen from a sample does not fit them: the engine
+    /// profiles that table in full and copies it again (`widen.rs`). Exit 1 if it ever escapes.
+    Widen,
 }
 
 /// A ferry error. `Display` prints one line meant for an operator; it never holds a password.
@@ -35,6 +38,13 @@ impl Error {
     pub fn run(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::Run,
+            message: message.into(),
+        }
+    }
+
+    pub fn widen(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Widen,
             message: message.into(),
         }
     }
@@ -65,7 +75,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self.kind {
             ErrorKind::Input => 2,
-            ErrorKind::Run | ErrorKind::Cancelled => 1,
+            ErrorKind::Run | ErrorKind::Cancelled | ErrorKind::Widen => 1,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod hash;
 pub mod locator;
 pub mod names;
+pub mod orphans;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
@@ -26,6 +27,7 @@ pub mod sqltext;
 pub mod tls;
 pub mod value;
 pub mod verify;
+pub mod widen;
 
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Result};

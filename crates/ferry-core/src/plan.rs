@@ -829,6 +829,7 @@ mod tests {
                 indexes: vec![],
                 foreign_keys: vec![],
                 row_count: 0,
+                sampled: false,
                 native_sql: None,
                 paging: crate::schema::Paging::RowLocator,
                 locator_range: None,

@@ -177,6 +177,11 @@ pub struct Table {
     /// key elsewhere) when the source can read ranges of it: the engine then splits a large
     /// table into chunks copied in parallel. Readers read only rows inside it.
     pub locator_range: Option<(i64, i64)>,
+    /// The column types were chosen from a sample of the rows, not all of them (a dynamically
+    /// typed source read once, see `SchemaOptions::sample`): the copy checks every value
+    /// against them as it goes, and a value that does not fit sends the table back for a full
+    /// profile and a second copy (`widen.rs`).
+    pub sampled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

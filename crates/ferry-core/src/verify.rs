@@ -63,6 +63,7 @@ pub async fn verify_only(
         .schema(&SchemaOptions {
             filter: filter.clone(),
             profile: true,
+            sample: false,
         })
         .await?;
     let warnings = filter.check(&schema)?;
@@ -205,6 +206,7 @@ async fn prepare(
         .schema(&SchemaOptions {
             filter: TableFilter::default(),
             profile: false,
+            sample: false,
         })
         .await?;
     let mut results = BTreeMap::new();

@@ -85,6 +85,7 @@ impl Dialect for MysqlDialect {
             dynamic_typing: false,
             replays_native_ddl: false,
             pad_space_keys: true,
+            foreign_keys_after_data: true,
             quote: '`',
         }
     }

@@ -193,6 +193,7 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
         row_count,
         native_sql: None,
         locator_range,
+        sampled: false,
     })
 }
 

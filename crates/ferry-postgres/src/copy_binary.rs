@@ -213,34 +213,37 @@ pub fn encode_numeric(buf: &mut BytesMut, text: &str) -> Result<(), String> {
     }
     let int = int.trim_start_matches('0');
     let dscale = frac.len() as u16;
+    // Base-10000 groups, aligned so that the decimal point falls between two groups: each
+    // digit adds to its group at its place. Written in place (no buffer per value: this runs
+    // for every decimal cell) unless the number has more than 256 digits.
+    const PLACE: [i16; 4] = [1000, 100, 10, 1];
     let int_pad = (4 - int.len() % 4) % 4;
     let frac_pad = (4 - frac.len() % 4) % 4;
-    let all: Vec<u8> = std::iter::repeat_n(b'0', int_pad)
-        .chain(int.bytes())
-        .chain(frac.bytes())
-        .chain(std::iter::repeat_n(b'0', frac_pad))
-        .collect();
-    let mut groups: Vec<i16> = all
-        .chunks(4)
-        .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
-        .collect();
+    let total = (int_pad + int.len() + frac.len() + frac_pad) / 4;
+    let mut stack = [0i16; 64];
+    let mut heap = Vec::new();
+    let groups: &mut [i16] = if total <= stack.len() {
+        &mut stack[..total]
+    } else {
+        heap.resize(total, 0);
+        &mut heap
+    };
+    for (k, d) in int.bytes().chain(frac.bytes()).enumerate() {
+        let at = int_pad + k;
+        groups[at / 4] += (d - b'0') as i16 * PLACE[at % 4];
+    }
     let int_groups = (int.len() + int_pad) / 4;
-    let mut weight = int_groups as i32 - 1;
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    buf.put_i16(groups.len() as i16);
+    let first = groups.iter().position(|&g| g != 0);
+    let last = groups.iter().rposition(|&g| g != 0);
+    let (digits, weight) = match (first, last) {
+        (Some(lo), Some(hi)) => (&groups[lo..=hi], int_groups as i32 - 1 - lo as i32),
+        _ => (&groups[..0], 0),
+    };
+    buf.put_i16(digits.len() as i16);
     buf.put_i16(weight as i16);
-    buf.put_u16(if neg && !groups.is_empty() { 0x4000 } else { 0 });
+    buf.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
     buf.put_u16(dscale);
-    for g in groups {
+    for &g in digits {
         buf.put_i16(g);
     }
     Ok(())
@@ -392,6 +395,11 @@ mod tests {
             encode_numeric(&mut buf, text).unwrap();
             assert_eq!(decode_numeric(&buf).unwrap(), text, "round trip of {text}");
         }
+        // More digits than the encoder keeps on its stack.
+        let long = format!("-{}7.{}5", "9".repeat(300), "0".repeat(40));
+        let mut buf = BytesMut::new();
+        encode_numeric(&mut buf, &long).unwrap();
+        assert_eq!(decode_numeric(&buf).unwrap(), long);
     }
 }
 

@@ -74,6 +74,7 @@ impl Dialect for PostgresDialect {
             dynamic_typing: false,
             replays_native_ddl: false,
             pad_space_keys: false,
+            foreign_keys_after_data: true,
             quote: '"',
         }
     }

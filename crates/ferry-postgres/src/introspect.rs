@@ -149,6 +149,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             row_count,
             native_sql: None,
             locator_range,
+            sampled: false,
         });
     }
     let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();

@@ -31,6 +31,7 @@ impl Dialect for SqliteDialect {
             dynamic_typing: true,
             replays_native_ddl: true,
             pad_space_keys: false,
+            foreign_keys_after_data: false,
             quote: '"',
         }
     }

@@ -68,7 +68,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
                 "storage of a virtual table, which is recreated from its module instead",
             )),
             "table" if options.filter.matches(&name) => {
-                let (t, key_as_unique) = table(conn, pool, &name, without_rowid, options.profile)?;
+                let (t, key_as_unique) = table(conn, pool, &name, without_rowid, options)?;
                 if let Some(key) = key_as_unique {
                     unique_keys.push((name.clone(), key));
                 }
@@ -79,7 +79,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
             "virtual" => match objects::virtual_table(&name, virtual_sql(&name).unwrap_or("")) {
                 objects::Virtual::WithRows(o) => {
                     if options.filter.matches(&name) {
-                        tables.push(table(conn, pool, &name, false, options.profile)?.0);
+                        tables.push(table(conn, pool, &name, false, options)?.0);
                     } else {
                         filtered_out.push(name);
                     }
@@ -162,8 +162,9 @@ fn table(
     pool: &Snapshot,
     name: &str,
     without_rowid: bool,
-    profile: bool,
+    options: &SchemaOptions,
 ) -> Result<(Table, Option<Vec<String>>)> {
+    let profile = options.profile;
     let q = quote(name);
     let raw: Vec<RawColumn> = conn
         .prepare(&format!("PRAGMA table_xinfo({q})"))
@@ -209,47 +210,34 @@ fn table(
         .map(Some)?
     };
     let alias_index = raw.iter().position(|c| rowid_alias && c.pk == 1);
-    let profiles = scan(
-        conn,
-        pool,
-        &q,
-        &raw,
-        &declared,
-        alias_index,
-        locator_range,
-        row_count,
-        profile,
-    )?;
-
-    let columns = raw
-        .iter()
-        .zip(&declared)
-        .zip(profiles)
-        .map(|((c, d), p)| {
-            let (data_type, notes) = type_map::decide(
-                d,
-                &p,
-                if c.declared.is_empty() {
-                    "without a type"
-                } else {
-                    &c.declared
-                },
-            );
-            let is_alias = rowid_alias && c.pk == 1;
-            Column {
-                name: c.name.clone(),
-                data_type,
-                nullable: !(c.not_null || is_alias),
-                default: c.default.as_deref().map(classify_default),
-                auto_increment: is_alias,
-                generated: c.hidden == 2 || c.hidden == 3,
-                generation: None,
-                native_type: c.declared.clone(),
-                collation: None,
-                notes,
-            }
-        })
-        .collect();
+    let scan_with = |sample: Option<&[(i64, i64)]>| {
+        scan(
+            conn,
+            pool,
+            &q,
+            &raw,
+            &declared,
+            alias_index,
+            locator_range,
+            row_count,
+            profile,
+            sample,
+        )
+    };
+    // Read once: a large table's types come from a sample when the sample finds what the
+    // declarations say (no column with a note, none declared without a type); the copy then
+    // checks every value against them (`ferry_core::widen`). Anything else is profiled in full.
+    let slices = sample_slices(locator_range, row_count)
+        .filter(|_| profile && options.sample && !declared.contains(&Declared::Any));
+    let mut sampled = false;
+    let mut columns = Vec::new();
+    if let Some(slices) = &slices {
+        columns = decide_columns(&raw, &declared, scan_with(Some(slices))?, rowid_alias);
+        sampled = columns.iter().all(|c| c.notes.is_empty());
+    }
+    if !sampled {
+        columns = decide_columns(&raw, &declared, scan_with(None)?, rowid_alias);
+    }
 
     let native_sql: Option<String> = conn
         .query_row(
@@ -259,7 +247,6 @@ fn table(
         )
         .map_err(sql_err)?;
     let (mut uniques, indexes) = indexes(conn, &q)?;
-    let mut columns: Vec<Column> = columns;
     let mut primary_key = primary_key;
     let mut key_as_unique = None;
     // Outside INTEGER PRIMARY KEY and WITHOUT ROWID, SQLite lets a key column hold NULLs,
@@ -305,8 +292,74 @@ fn table(
             Paging::RowLocator
         },
         locator_range,
+        sampled,
     };
     Ok((table, key_as_unique))
+}
+
+/// Tables with fewer rows are profiled in full (it costs less than a second pass would).
+const SAMPLE_MIN_ROWS: u64 = 50_000;
+/// The sample: this many slices of consecutive rowids, spread evenly over the table.
+const SAMPLE_SLICES: i64 = 16;
+const SAMPLE_SLICE_ROWS: i64 = 1_000;
+
+/// The rowid slices a large table's sample reads; `None` when it is profiled in full.
+fn sample_slices(range: Option<(i64, i64)>, rows: u64) -> Option<Vec<(i64, i64)>> {
+    let (lo, hi) = range?;
+    if rows < SAMPLE_MIN_ROWS {
+        return None;
+    }
+    let span = (hi as i128 - lo as i128 + 1) as i128;
+    let step = span / SAMPLE_SLICES as i128;
+    if step <= SAMPLE_SLICE_ROWS as i128 {
+        return None;
+    }
+    Some(
+        (0..SAMPLE_SLICES as i128)
+            .map(|k| {
+                let start = lo as i128 + k * step;
+                (start as i64, (start + SAMPLE_SLICE_ROWS as i128 - 1) as i64)
+            })
+            .collect(),
+    )
+}
+
+/// Each column with the portable type its profile decides, and the notes for each step away
+/// from its declaration.
+fn decide_columns(
+    raw: &[RawColumn],
+    declared: &[Declared],
+    profiles: Vec<Profile>,
+    rowid_alias: bool,
+) -> Vec<Column> {
+    raw.iter()
+        .zip(declared)
+        .zip(profiles)
+        .map(|((c, d), p)| {
+            let (data_type, notes) = type_map::decide(
+                d,
+                &p,
+                if c.declared.is_empty() {
+                    "without a type"
+                } else {
+                    &c.declared
+                },
+            );
+            let is_alias = rowid_alias && c.pk == 1;
+            Column {
+                name: c.name.clone(),
+                data_type,
+                nullable: !(c.not_null || is_alias),
+                default: c.default.as_deref().map(classify_default),
+                auto_increment: is_alias,
+                generated: c.hidden == 2 || c.hidden == 3,
+                generation: None,
+                native_type: c.declared.clone(),
+                collation: None,
+                notes,
+            }
+        })
+        .collect()
 }
 
 /// How per-range partial results of one aggregate combine.
@@ -326,6 +379,36 @@ impl Aggregates {
     fn push(&mut self, expr: String, combine: Combine) -> usize {
         self.exprs.push((expr, combine));
         self.exprs.len() - 1
+    }
+
+    /// Runs the aggregates once over the rows of a few rowid slices (a sample), on `conn`.
+    fn run_slices(
+        &self,
+        conn: &Connection,
+        table: &str,
+        slices: &[(i64, i64)],
+    ) -> Result<Vec<i64>> {
+        let select = self
+            .exprs
+            .iter()
+            .map(|(e, _)| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let within = slices
+            .iter()
+            .map(|(lo, hi)| format!("rowid BETWEEN {lo} AND {hi}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        conn.query_row(
+            &format!("SELECT {select} FROM {table} WHERE {within}"),
+            [],
+            |r| {
+                (0..self.exprs.len())
+                    .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
+                    .collect()
+            },
+        )
+        .map_err(|e| Error::run(format!("SQLite: cannot sample {table}: {e}")))
     }
 
     /// Runs the aggregates; with several rowid ranges, one thread and connection of the
@@ -414,6 +497,7 @@ fn scan(
     range: Option<(i64, i64)>,
     rows: u64,
     profile: bool,
+    sample: Option<&[(i64, i64)]>,
 ) -> Result<Vec<Profile>> {
     let mut profiles: Vec<Profile> = raw.iter().map(|_| Profile::default()).collect();
     if !profile || rows == 0 {
@@ -424,18 +508,34 @@ fn scan(
         rows,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
+    let run = |aggs: &Aggregates| match sample {
+        Some(slices) => aggs.run_slices(conn, table, slices),
+        None => aggs.run(conn, pool, table, &ranges),
+    };
     let mut aggs = Aggregates::default();
+    // A sample counts its own rows: NOT NULL columns compare their matches with them.
+    let counted = sample.map(|_| aggs.push("count(*)".into(), Combine::Sum));
     let mut expected = Vec::new();
     let mut specials = Vec::new();
+    // Columns whose declaration expects no one storage class (decimals, UUIDs) get their
+    // per-class counts in this same pass, instead of a second pass over the table.
+    let mut classes: Vec<Option<usize>> = Vec::new();
     for (i, (c, d)) in raw.iter().zip(declared).enumerate() {
         let q = quote(&c.name);
         if Some(i) == rowid_alias {
             expected.push(None);
-            profiles[i].ints = rows; // A rowid alias holds only integers.
             specials.push([None; 4]);
+            classes.push(None);
             continue;
         }
         let class = type_map::expected_class(d);
+        classes.push(class.is_none().then(|| {
+            let first = aggs.exprs.len();
+            for cls in ["integer", "real", "text", "blob"] {
+                aggs.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
+            }
+            first
+        }));
         expected.push(class.map(|cls| {
             let matched = aggs.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
             let non_null = (!c.not_null).then(|| aggs.push(format!("count({q})"), Combine::Sum));
@@ -459,8 +559,12 @@ fn scan(
     let got = if aggs.exprs.is_empty() {
         Vec::new()
     } else {
-        aggs.run(conn, pool, table, &ranges)?
+        run(&aggs)?
     };
+    let rows = counted.map_or(rows, |k| got[k].max(0) as u64);
+    if let Some(i) = rowid_alias {
+        profiles[i].ints = rows; // A rowid alias holds only integers.
+    }
     for (i, e) in expected.iter().enumerate() {
         let at = |k: Option<usize>| k.map_or(0, |k| got[k].max(0) as u64);
         let p = &mut profiles[i];
@@ -479,7 +583,15 @@ fn scan(
                 }
             }
             None if Some(i) == rowid_alias => {}
-            None => impure.push(i),
+            None => match classes[i] {
+                Some(k) => {
+                    p.ints = got[k].max(0) as u64;
+                    p.reals = got[k + 1].max(0) as u64;
+                    p.texts = got[k + 2].max(0) as u64;
+                    p.blobs = got[k + 3].max(0) as u64;
+                }
+                None => impure.push(i),
+            },
         }
     }
     if !impure.is_empty() {
@@ -490,7 +602,7 @@ fn scan(
                 full.push(format!("sum(typeof({q})='{cls}')"), Combine::Sum);
             }
         }
-        let got = full.run(conn, pool, table, &ranges)?;
+        let got = run(&full)?;
         for (k, &i) in impure.iter().enumerate() {
             let p = &mut profiles[i];
             p.ints = got[k * 4] as u64;

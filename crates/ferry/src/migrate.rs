@@ -315,6 +315,7 @@ impl Migration {
             .schema(&crate::SchemaOptions {
                 filter: rows.options.schema.filter.clone(),
                 profile: false,
+                sample: false,
             })
             .await?;
         ferry_core::preflight::check_rewrites(&schema, &self.rewritten)

@@ -73,6 +73,23 @@ pub struct JobSpec {
     /// Refuse, before writing, a run with any lossy step, translation or object not copied.
     #[serde(default)]
     pub strict: bool,
+    /// How a dynamically typed source (SQLite) gets its column types: `sample` (default)
+    /// profiles a sample of each large table and checks every value as it is copied (a table
+    /// a value does not fit is profiled in full and copied again, said in the report); `full`
+    /// scans every value first. Dry runs and `strict` always scan every value.
+    #[serde(default)]
+    pub profile: Profiling,
+}
+
+/// How column types are chosen where the source declares none it enforces (`profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profiling {
+    /// A sample of each large table, then every value checked while copying.
+    #[default]
+    Sample,
+    /// Every value, before the copy.
+    Full,
 }
 
 fn default_verify() -> bool {
@@ -98,6 +115,7 @@ impl Default for JobSpec {
             schema: SchemaMode::default(),
             ignore_missing_columns: false,
             strict: false,
+            profile: Profiling::Sample,
         }
     }
 }
@@ -165,6 +183,7 @@ impl JobSpec {
             schema: ferry_core::connector::SchemaOptions {
                 filter,
                 profile: true,
+                sample: self.profile == Profiling::Sample,
             },
             batch_rows,
             workers,

@@ -655,3 +655,82 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
     );
     assert_eq!(count("SELECT count(*) FROM users").await, 2);
 }
+
+/// A large table's types come from a sample of its rows (the source is read once): a value the
+/// sample did not see (text in an INTEGER column, between two sampled slices) sends that table
+/// back for a full profile; it is created and copied again with the type that holds every
+/// value, named in the report, its rows counted once, and verified. `--profile full` gets the
+/// same types without the second copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    make_sqlite(
+        &path,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price DECIMAL(10,2), day DATE);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
+         INSERT INTO items SELECT i, i % 100, (i % 1000) / 4.0, date('2020-01-01', '+' || (i % 365) || ' days') FROM n;
+         UPDATE items SET qty = 'many' WHERE id = 7000;
+         CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO tags VALUES (1, 'a'), (2, 'b');",
+    );
+    let widened = TestDb::new().await;
+    let report = copy_with(&sqlite(&path), &widened.locator(), &options(dir.path())).await;
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"qty\"") && w.contains("'many'") && w.contains("copied again")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report.lossy.iter().any(|l| l.starts_with("items.qty:")),
+        "{:?}",
+        report.lossy
+    );
+    assert_eq!(report.stats["items"].migrated, 120_000);
+    assert!(
+        report.verify.values().all(|v| v.ok()),
+        "{}",
+        report.render()
+    );
+    let value: String = pg_value(
+        &widened.client().await,
+        "SELECT qty FROM items WHERE id = 7000",
+    )
+    .await;
+    assert_eq!(value, "many");
+
+    let full = TestDb::new().await;
+    let opts = ferry::CopyOptions {
+        schema: ferry::SchemaOptions {
+            sample: false,
+            ..options(dir.path()).schema
+        },
+        ..options(dir.path())
+    };
+    let report = copy_with(&sqlite(&path), &full.locator(), &opts).await;
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("copied again")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(item_types(&widened).await, item_types(&full).await);
+    assert_eq!(
+        item_types(&full).await,
+        ["id bigint", "qty text", "price numeric(10,2)", "day date"]
+    );
+}
+
+/// `name type` of each column of the target's `items` table.
+async fn item_types(db: &TestDb) -> Vec<String> {
+    pg_column(
+        &db.client().await,
+        "SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'items'::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    .await
+}

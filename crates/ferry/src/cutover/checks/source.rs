@@ -96,6 +96,7 @@ pub async fn table_names(spec: &CutoverSpec, db: &str) -> ferry_core::Result<Vec
         .schema(&SchemaOptions {
             filter,
             profile: false,
+            sample: false,
         })
         .await?;
     Ok(schema.tables.iter().map(|t| t.name.clone()).collect())
