@@ -273,7 +273,7 @@ fn decimal_from_text(
     scale: Option<u32>,
 ) -> Result<Value, ConvertError> {
     let normal =
-        normalize_decimal(&text).ok_or_else(|| format!("'{text}' is not a decimal number"))?;
+        normalize_decimal(text).ok_or_else(|| format!("'{text}' is not a decimal number"))?;
     if let Some(p) = precision {
         let s = scale.unwrap_or(0);
         let Some((int_digits, frac_digits)) = decimal_digits(&normal) else {

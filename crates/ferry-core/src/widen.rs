@@ -139,6 +139,10 @@ pub async fn replan(
     };
     let old = &mut plan.tables[at];
     for (column, new) in old.columns.iter_mut().zip(&fresh.columns) {
+        // Columns the full profile types alike keep their plan (a collation a scan chose).
+        if column.convert_to == new.convert_to && column.notes == new.notes {
+            continue;
+        }
         column.data_type = new.data_type.clone();
         column.convert_to = new.convert_to.clone();
         column.native_type = new.native_type.clone();

@@ -309,9 +309,10 @@ fn sample_slices(range: Option<(i64, i64)>, rows: u64) -> Option<Vec<(i64, i64)>
     if rows < SAMPLE_MIN_ROWS {
         return None;
     }
-    let span = (hi as i128 - lo as i128 + 1) as i128;
+    let span = hi as i128 - lo as i128 + 1;
     let step = span / SAMPLE_SLICES as i128;
-    if step <= SAMPLE_SLICE_ROWS as i128 {
+    // Sparse rowids would leave the slices nearly empty: a sample that shows nothing.
+    if step <= SAMPLE_SLICE_ROWS as i128 || (rows as i128) * 2 < span {
         return None;
     }
     Some(
