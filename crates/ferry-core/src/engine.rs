@@ -745,6 +745,9 @@ async fn copy_rows(
                 return Err(e);
             }
             let (batch, failures) = convert_batch(table, batch, &mut stats.rounded);
+            if let Some(e) = widen::failed_conversion(table, &failures) {
+                return Err(e);
+            }
             let failed_before = stats.failed;
             for (row_batch, index, reason) in failures {
                 reject(

@@ -70,18 +70,42 @@ fn decimal_literal(s: &str) -> bool {
         && body.bytes().filter(|&b| b == b'.').count() <= 1
 }
 
+/// [`fits_prediction`] without what the copy's own conversion checks anyway, so that dates
+/// are parsed once: a date or an instant that converts fits (`to_date` refuses times of day
+/// and offsets, `to_timestamptz` text without one), and a failed conversion in a sampled table
+/// is a misfit too ([`failed_conversion`]). Timestamps without a zone convert with an offset
+/// too, so theirs is looked for here, as the profile's patterns do.
+fn fits_before_conversion(v: &Value, to: &DataType) -> bool {
+    match (to, v) {
+        (DataType::Date | DataType::TimestampTz, Value::Text(_)) => true,
+        (DataType::Timestamp, Value::Text(s)) => !offset_suffix(s),
+        _ => fits_prediction(v, to),
+    }
+}
+
+/// Whether text ends in a zone offset, by the SQLite profile's patterns: `*[+-]HH:MM`,
+/// `*9[+-]HHMM`, `*Z`.
+fn offset_suffix(s: &str) -> bool {
+    let b = s.as_bytes();
+    let n = b.len();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let sign = |i: usize| b[i] == b'+' || b[i] == b'-';
+    matches!(b.last(), Some(b'Z' | b'z'))
+        || (n >= 6 && sign(n - 6) && b[n - 3] == b':' && digits(n - 5..n - 3) && digits(n - 2..n))
+        || (n >= 6 && b[n - 6].is_ascii_digit() && sign(n - 5) && digits(n - 4..n))
+}
+
 /// The first value of a sampled table's batch that its predicted type does not hold, as the
 /// error that sends the table back for a full profile (kind `Widen`); `None` when every value
 /// fits or the table was profiled in full.
 pub fn misfit(table: &TablePlan, batch: &Batch) -> Option<Error> {
-    // The application's own tables take their target columns' types, not the sample's.
-    if !table.source.sampled || table.existing {
+    if !sampled(table) {
         return None;
     }
     let width = batch.width.max(1);
     for (i, v) in batch.values.iter().enumerate() {
         let column = &table.source.columns[i % width];
-        if !fits_prediction(v, &column.data_type) {
+        if !fits_before_conversion(v, &column.data_type) {
             return Some(Error::widen(format!(
                 "column \"{}\" was predicted from a sample to hold {}, and {} does not fit",
                 column.name,
@@ -91,6 +115,21 @@ pub fn misfit(table: &TablePlan, batch: &Batch) -> Option<Error> {
         }
     }
     None
+}
+
+/// The application's own tables take their target columns' types, not the sample's.
+fn sampled(table: &TablePlan) -> bool {
+    table.source.sampled && !table.existing
+}
+
+/// In a sampled table, a value that did not convert (`failures`, from the copy's conversion)
+/// is a misfit: profiled in full, the table is typed to hold it or, if it still does not
+/// convert, fails or is rejected as in any run.
+pub fn failed_conversion<T>(table: &TablePlan, failures: &[(T, usize, String)]) -> Option<Error> {
+    let (_, _, reason) = failures.first().filter(|_| sampled(table))?;
+    Some(Error::widen(format!(
+        "a value does not fit the types predicted from a sample ({reason})"
+    )))
 }
 
 /// Whether `e` is a [`misfit`] (the table is to be profiled in full and copied again).
@@ -221,6 +260,20 @@ mod tests {
         assert!(!fits_prediction(&Value::Text("abcd".into()), &short));
         assert!(!fits_prediction(&Value::Int(1), &DataType::text()));
         assert!(fits_prediction(&Value::Null, &DataType::Int64));
+        for (text, offset) in [
+            ("2026-07-08 12:00:00+02:00", true),
+            ("2026-07-08T12:00:00Z", true),
+            ("2026-07-08 12:00:00-0530", true),
+            ("2026-07-08 12:00:00", false),
+            ("2026-07-08", false),
+        ] {
+            assert_eq!(offset_suffix(text), offset, "{text}");
+            assert_eq!(
+                fits_before_conversion(&Value::Text(text.into()), &DataType::Timestamp),
+                !offset,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -671,6 +671,9 @@ async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
          INSERT INTO items SELECT i, i % 100, (i % 1000) / 4.0, date('2020-01-01', '+' || (i % 365) || ' days') FROM n;
          UPDATE items SET qty = 'many' WHERE id = 7000;
+         CREATE TABLE visits (id INTEGER PRIMARY KEY, day DATE NOT NULL);
+         INSERT INTO visits SELECT id, day FROM items;
+         UPDATE visits SET day = '2020-05-05 10:30:00' WHERE id = 100000;
          CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
          INSERT INTO tags VALUES (1, 'a'), (2, 'b');",
     );
@@ -690,7 +693,22 @@ async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
         "{:?}",
         report.lossy
     );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("2020-05-05 10:30:00") && w.contains("copied again")),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(report.stats["items"].migrated, 120_000);
+    assert_eq!(report.stats["visits"].migrated, 120_000);
+    let day: String = pg_value(
+        &widened.client().await,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'visits'::regclass AND attname = 'day'",
+    )
+    .await;
+    assert_eq!(day, "timestamp without time zone");
     assert!(
         report.verify.values().all(|v| v.ok()),
         "{}",
