@@ -445,20 +445,34 @@ fn to_date(value: Value) -> Result<Value, ConvertError> {
     match value {
         Value::Date(d) => Ok(Value::Date(d)),
         Value::Timestamp(t) if t.time() == NaiveTime::MIN => Ok(Value::Date(t.date())),
-        Value::Text(ref s) => match parse_datetime(s) {
-            Some(Parsed {
-                date,
-                time: None,
-                offset: None,
-            }) => Ok(Value::Date(date)),
-            Some(Parsed {
-                date,
-                time: Some(t),
-                offset: None,
-            }) if t == NaiveTime::MIN => Ok(Value::Date(date)),
-            _ => Err(format!("{} is not a date (YYYY-MM-DD)", value.render())),
-        },
+        Value::Text(ref s) => date_from_text(s, &value),
         other => Err(format!("{} is not a date", other.render())),
+    }
+}
+
+/// A date written as text (`value` for the message): midnight is a date, another time of
+/// day or an offset is not.
+fn date_from_text(s: &str, value: &Value) -> Result<Value, ConvertError> {
+    match parse_datetime(s) {
+        Some(Parsed {
+            date,
+            time,
+            offset: None,
+        }) if time.is_none_or(|t| t == NaiveTime::MIN) => Ok(Value::Date(date)),
+        _ => Err(format!("{} is not a date (YYYY-MM-DD)", value.render())),
+    }
+}
+
+/// [`convert_noting_rounding`] from a borrowed value where the conversion only reads it
+/// (dates parsed from text), so the copy does not duplicate the text first; `None` for the
+/// rest, which take the value itself.
+pub fn convert_borrowed(
+    value: &Value,
+    to: &DataType,
+) -> Option<Result<(Value, bool), ConvertError>> {
+    match (to, value) {
+        (DataType::Date, Value::Text(s)) => Some(date_from_text(s, value).map(|v| (v, false))),
+        _ => None,
     }
 }
 

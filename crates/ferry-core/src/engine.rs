@@ -827,7 +827,9 @@ fn convert_batch(
                     continue;
                 }
             };
-            match convert_noting_rounding(value.clone(), to) {
+            let result = crate::convert::convert_borrowed(value, to)
+                .unwrap_or_else(|| convert_noting_rounding(value.clone(), to));
+            match result {
                 Ok((v, lost)) => {
                     if lost {
                         *rounded.entry(col.source_name.clone()).or_default() += 1;
