@@ -382,6 +382,22 @@ impl Aggregates {
         self.exprs.len() - 1
     }
 
+    /// The aggregates' one row for the rows `filter` selects (`""`: all), on `conn`.
+    fn row(&self, conn: &Connection, table: &str, filter: &str) -> Result<Vec<i64>> {
+        let select = self
+            .exprs
+            .iter()
+            .map(|(e, _)| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.query_row(&format!("SELECT {select} FROM {table}{filter}"), [], |r| {
+            (0..self.exprs.len())
+                .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
+                .collect()
+        })
+        .map_err(|e| Error::run(format!("SQLite: cannot scan {table}: {e}")))
+    }
+
     /// Runs the aggregates once over the rows of a few rowid slices (a sample), on `conn`.
     fn run_slices(
         &self,
@@ -389,27 +405,12 @@ impl Aggregates {
         table: &str,
         slices: &[(i64, i64)],
     ) -> Result<Vec<i64>> {
-        let select = self
-            .exprs
-            .iter()
-            .map(|(e, _)| e.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
         let within = slices
             .iter()
             .map(|(lo, hi)| format!("rowid BETWEEN {lo} AND {hi}"))
             .collect::<Vec<_>>()
             .join(" OR ");
-        conn.query_row(
-            &format!("SELECT {select} FROM {table} WHERE {within}"),
-            [],
-            |r| {
-                (0..self.exprs.len())
-                    .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
-                    .collect()
-            },
-        )
-        .map_err(|e| Error::run(format!("SQLite: cannot sample {table}: {e}")))
+        self.row(conn, table, &format!(" WHERE {within}"))
     }
 
     /// Runs the aggregates; with several rowid ranges, one thread and connection of the
@@ -422,26 +423,9 @@ impl Aggregates {
         table: &str,
         ranges: &[(i64, i64)],
     ) -> Result<Vec<i64>> {
-        let select = self
-            .exprs
-            .iter()
-            .map(|(e, _)| e.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let query = |conn: &Connection, range: Option<(i64, i64)>| -> Result<Vec<i64>> {
-            let (sql, params) = match range {
-                Some((lo, hi)) => (
-                    format!("SELECT {select} FROM {table} WHERE rowid BETWEEN ?1 AND ?2"),
-                    vec![lo, hi],
-                ),
-                None => (format!("SELECT {select} FROM {table}"), vec![]),
-            };
-            conn.query_row(&sql, rusqlite::params_from_iter(params), |r| {
-                (0..self.exprs.len())
-                    .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
-                    .collect()
-            })
-            .map_err(|e| Error::run(format!("SQLite: cannot scan {table}: {e}")))
+        let query = |conn: &Connection, range: Option<(i64, i64)>| match range {
+            Some((lo, hi)) => self.row(conn, table, &format!(" WHERE rowid BETWEEN {lo} AND {hi}")),
+            None => self.row(conn, table, ""),
         };
         let parts: Vec<Vec<i64>> = if ranges.len() <= 1 {
             vec![query(conn, ranges.first().copied())?]
