@@ -325,7 +325,7 @@ mod tests {
         let e = err(json!({"spec": spec(), "secrets": {"PW": 12345}}), false);
         assert!(e.starts_with("secrets") && !e.contains("12345"), "{e}");
         let mut s = spec();
-        s["source"]["database"] = json!("postgres://app:hunter22@old-db/app?sslmode=sometimes");
+        s["source"]["database"] = json!("postgres://app:hunter22@old-db:port/app");
         let e = err(json!({"spec": s}), false);
         assert!(!e.contains("hunter22"), "{e}");
         let e = err(
