@@ -410,6 +410,8 @@ async fn dashboard_shows_a_cutover_check_as_a_checklist() {
         };
         let (green, red, grey) = (colour("rows").await, colour("old-page").await, colour("backup").await);
         assert!(green != red && red != grey && green != grey, "{green} {red} {grey}");
+        let scroll = format!("document.querySelector('[data-job-id=\"{id}\"]').scrollIntoView()");
+        let _ = browser.client.execute(&scroll, vec![]).await;
         browser.screenshot("dashboard-cutover-go").await;
 
         // A row deleted in the target: the next check is NO-GO and says which table.
