@@ -94,20 +94,26 @@ impl Kind {
     /// When the job could not run (the message never holds a credential).
     pub async fn run(self, body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Result<Ran> {
         match self {
-            Kind::Copy => copy::run(body, dry_run, cx).await.map(Ran::Report),
-            Kind::Blobs => blobs::run(body, dry_run, cx).await.map(Ran::Report),
-            Kind::Peertube => peertube::run(body, dry_run, cx).await.map(Ran::Report),
-            Kind::Migrate => migrate::run(body, dry_run, cx).await.map(Ran::Report),
+            Kind::Copy => copy::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Blobs => blobs::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Peertube => peertube::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Migrate => migrate::run(body, dry_run, cx).await.map(Ran::report),
             Kind::CutoverCheck => cutover::run(body, false, cx).await,
             Kind::CutoverSync => cutover::run(body, true, cx).await,
         }
     }
 }
 
+impl Ran {
+    fn report(report: Report) -> Self {
+        Ran::Report(Box::new(report))
+    }
+}
+
 /// What a job's run gives back.
 pub enum Ran {
     /// A migration's report.
-    Report(Report),
+    Report(Box<Report>),
     /// A cutover's summary (JSON, scrubbed of secrets) and, for NO-GO, one line saying why.
     Cutover {
         summary: Value,
