@@ -318,6 +318,34 @@ files_sql = "SELECT json_build_object('file', file_path, 'duration', duration_s)
         ferry(self.dir.path(), &all)
     }
 
+    /// `ferry cutover COMMAND --spec SPEC` writing every output file; the run and the files
+    /// (summary, JUnit, HTML).
+    fn cutover_with_files(&self, command: &str, spec: &str) -> (Run, [PathBuf; 3]) {
+        let files = ["summary.json", "junit.xml", "report.html"].map(|n| self.path(n));
+        let mut args = vec![command, "--spec", spec];
+        for (flag, file) in ["--summary", "--junit", "--html"].iter().zip(&files) {
+            args.extend([*flag, file.to_str().unwrap()]);
+        }
+        (self.cutover(&args), files)
+    }
+
+    /// `ferry cutover COMMAND --spec SPEC --only ONLY --summary …`, exiting `code`; the summary.
+    fn only(&self, command: &str, spec: &str, only: &str, code: i32) -> Value {
+        let summary = self.path("summary.json");
+        let summary = summary.to_str().unwrap();
+        self.cutover(&[
+            command,
+            "--spec",
+            spec,
+            "--only",
+            only,
+            "--summary",
+            summary,
+        ])
+        .expect_code(code);
+        self.summary()
+    }
+
     fn summary(&self) -> Value {
         let text = std::fs::read_to_string(self.path("summary.json")).unwrap();
         serde_json::from_str(&text).unwrap()
@@ -362,22 +390,7 @@ fn sync_then_check_is_go_with_every_output_and_no_secret() {
     let f = Fixture::new();
     let spec = f.spec("");
     let spec = spec.to_str().unwrap();
-    let (summary, junit, html) = (
-        f.path("summary.json"),
-        f.path("junit.xml"),
-        f.path("report.html"),
-    );
-    let run = f.cutover(&[
-        "sync",
-        "--spec",
-        spec,
-        "--summary",
-        summary.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let (run, [summary, junit, html]) = f.cutover_with_files("sync", spec);
     run.expect_code(0);
     assert!(
         run.stdout.contains("GO: 11 checks, 0 failed, 0 skipped"),
@@ -662,20 +675,8 @@ fn playable_probes_hls_master_playlists_and_a_broken_one_fails() {
                'hls', 'streaming-playlists/hls/' || uuid || '/master.m3u8')::text FROM videos\"\n";
     let spec = f.spec(hls);
     let spec = spec.to_str().unwrap();
-    let summary = f.path("summary.json");
-    let summary = summary.to_str().unwrap();
     // The final pass copies the playlists and segments with the other files.
-    f.cutover(&[
-        "sync",
-        "--spec",
-        spec,
-        "--only",
-        "hls",
-        "--summary",
-        summary,
-    ])
-    .expect_code(0);
-    let (status, evidence) = status_of(&f.summary(), "hls");
+    let (status, evidence) = status_of(&f.only("sync", spec, "hls", 0), "hls");
     assert_eq!(status, "pass");
     assert!(
         evidence
@@ -694,17 +695,7 @@ fn playable_probes_hls_master_playlists_and_a_broken_one_fails() {
             std::fs::write(&path, b"not a video segment").unwrap();
         }
     }
-    f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "hls",
-        "--summary",
-        summary,
-    ])
-    .expect_code(1);
-    let (status, evidence) = status_of(&f.summary(), "hls");
+    let (status, evidence) = status_of(&f.only("check", spec, "hls", 1), "hls");
     assert_eq!(status, "fail");
     assert!(
         evidence.contains(&format!("{uuid}/master.m3u8: ffprobe cannot read it")),
@@ -1097,22 +1088,7 @@ fn a_bad_spec_still_writes_the_files_asked_for_with_the_error() {
         .replace("kind = \"media\"", "kind = \"medias\"");
     let bad = f.path("bad.toml");
     std::fs::write(&bad, spec).unwrap();
-    let (summary, junit, html) = (
-        f.path("summary.json"),
-        f.path("junit.xml"),
-        f.path("report.html"),
-    );
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        bad.to_str().unwrap(),
-        "--summary",
-        summary.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let (run, [_, junit, html]) = f.cutover_with_files("check", bad.to_str().unwrap());
     run.expect_code(2);
     assert!(
         run.stderr.contains("unknown kind 'medias'"),

@@ -291,15 +291,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
 
-    let run = Run {
-        profile,
-        options,
-        cx,
-        host: info.source_host.clone(),
-        source: &source,
-        target: &target,
-        flags,
-    };
+    let run = Run::new(profile, options, cx, &info, (&source, &target));
     let mut media_files: Vec<media::MediaFile> = Vec::new();
     let mut media_stats = TableStats::default();
     let mut pending_state: Vec<(String, Option<String>)> = Vec::new();
@@ -501,15 +493,7 @@ pub async fn verify(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         .await?;
     let target = pg::connect(&options.target, true, "target").await?;
     check_target_tables(&target, profile).await?;
-    let run = Run {
-        profile,
-        options,
-        cx,
-        host: info.source_host.clone(),
-        source: &source,
-        target: &target,
-        flags: flags(options),
-    };
+    let run = Run::new(profile, options, cx, &info, (&source, &target));
     for entity in &profile.entities {
         let Some(table) = &entity.table else { continue };
         if cx.cancel.is_cancelled() {
@@ -699,6 +683,27 @@ struct EntityOutcome {
     media_files: Vec<media::MediaFile>,
     skip_reasons: BTreeMap<String, u64>,
     cancelled: bool,
+}
+
+impl<'a> Run<'a> {
+    /// A run between two open sessions, with the options' flags.
+    fn new(
+        profile: &'a Profile,
+        options: &'a ImportOptions,
+        cx: &'a Context,
+        info: &SourceInfo,
+        (source, target): (&'a Session, &'a Session),
+    ) -> Self {
+        Self {
+            profile,
+            options,
+            cx,
+            host: info.source_host.clone(),
+            source,
+            target,
+            flags: flags(options),
+        }
+    }
 }
 
 impl Run<'_> {
