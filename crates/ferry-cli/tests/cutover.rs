@@ -848,6 +848,21 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
         "{}",
         run.show()
     );
+    // playable probes each video's web video and its HLS master playlist (the streaming
+    // playlist the import carried); the fixture has no files on disk, so both fail, by name.
+    let mut playable = args("check", "playable");
+    playable.extend([
+        "--media-to".into(),
+        format!("file://{}", dir.path().display()),
+    ]);
+    ferry(dir.path(), &playable).expect_code(1);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let details = s["checks"][0]["details"].to_string();
+    assert!(
+        details.contains("-master.m3u8: ffprobe cannot read it")
+            && details.contains(".mp4: ffprobe cannot read it"),
+        "{s:#}"
+    );
     // Without a platform URL the http checks are skipped, so NO-GO until left out.
     let run = ferry(dir.path(), &args("check", "health"));
     run.expect_code(1);
