@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::crypto::MasterKey;
-use crate::kinds::{BadRequest, Kind, RunContext};
+use crate::kinds::{BadRequest, Kind, Ran, RunContext};
 use crate::store::{InsertError, JobRecord, Store, User, now};
 
 /// How often running jobs' stats are written to the store (when they changed).
@@ -348,7 +348,7 @@ impl Jobs {
 
 /// The job's final status, stats and error message from what the run returned.
 fn outcome(
-    result: ferry_core::Result<Report>,
+    result: ferry_core::Result<Ran>,
     live: &LiveStats,
     cancelled: bool,
 ) -> (&'static str, Option<String>, Option<String>) {
@@ -357,7 +357,19 @@ fn outcome(
         serde_json::to_string(&*map).ok()
     };
     match result {
-        Ok(report) => {
+        Ok(Ran::Cutover { summary, no_go }) => {
+            // The checklist ran: the job completed, and its verdict is in the summary (a
+            // NO-GO names its blockers in the error message, as failed rows do).
+            let mut stats = live_json()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            if let Value::Object(map) = &mut stats {
+                map.insert(CUTOVER_KEY.into(), summary);
+            }
+            let status = if cancelled { "cancelled" } else { "completed" };
+            (status, Some(stats.to_string()), no_go)
+        }
+        Ok(Ran::Report(report)) => {
             let stats = stored_stats(&report);
             let status = match report.status {
                 _ if cancelled => "cancelled",
@@ -388,6 +400,9 @@ fn outcome(
 /// and bytes), beside the per-table stats; `to_json` shows it as the job's `not_copied`.
 /// Kept inside the stats text so a job store made by an earlier ferry needs no new column.
 const NOT_COPIED_KEY: &str = "$not_copied";
+
+/// Where the stored stats keep a cutover job's summary; `to_json` shows it as `cutover`.
+const CUTOVER_KEY: &str = "$cutover";
 
 /// The stats text stored for a finished run: per-table stats, plus what was not copied.
 fn stored_stats(report: &Report) -> Option<String> {
@@ -433,11 +448,12 @@ fn failure_summary(report: &Report) -> Option<String> {
 pub fn to_json(job: &JobRecord) -> Value {
     let mut stats: Value =
         serde_json::from_str(&job.stats).unwrap_or_else(|_| Value::Object(Default::default()));
-    let not_copied = match &mut stats {
-        Value::Object(map) => map.remove(NOT_COPIED_KEY),
+    let mut take = |key: &str| match &mut stats {
+        Value::Object(map) => map.remove(key),
         _ => None,
-    }
-    .unwrap_or_else(|| Value::Array(Vec::new()));
+    };
+    let not_copied = take(NOT_COPIED_KEY).unwrap_or_else(|| Value::Array(Vec::new()));
+    let cutover = take(CUTOVER_KEY).unwrap_or(Value::Null);
     serde_json::json!({
         "id": job.id,
         "admin_user_id": job.admin_user_id,
@@ -447,6 +463,7 @@ pub fn to_json(job: &JobRecord) -> Value {
         "dry_run": job.dry_run,
         "stats": stats,
         "not_copied": not_copied,
+        "cutover": cutover,
         "error_message": job.error_message,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
