@@ -232,6 +232,12 @@ pub trait Dialect: Send + Sync {
     fn exact_text_type(&self, _native_type: &str) -> Option<String> {
         None
     }
+    /// Whether `error`, from a DDL statement a resumed run repeats, says that the statement
+    /// took effect before the interruption (an index or key that already exists): where DDL
+    /// is not transactional, a kill between a statement and its ledger mark leaves that.
+    fn already_applied(&self, _error: &str) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -334,6 +340,27 @@ pub trait TableWriter: Send {
     /// # Errors
     /// See `WriteError`.
     async fn write(&mut self, batch: &Batch) -> Result<(), WriteError>;
+
+    /// Starts a chunk: every batch written until [`TableWriter::commit_chunk`] joins one
+    /// transaction, so the chunk lands whole or not at all. `isolate_batches`: each batch runs
+    /// under a savepoint, so a rejected one leaves the chunk's other batches in place (for
+    /// `--ignore-errors`, which splits it). Dropping the writer in a chunk rolls it back.
+    ///
+    /// # Errors
+    /// When the transaction cannot start, or the target cannot write chunks.
+    async fn begin_chunk(&mut self, _isolate_batches: bool) -> Result<()> {
+        Err(Error::run("this target cannot write a chunk in one transaction"))
+    }
+
+    /// Runs `claim` (the ledger's `UPDATE` marking the chunk done) in the chunk's transaction
+    /// and commits when it changed exactly one row; otherwise rolls the chunk back (another
+    /// worker committed it first). Returns whether this writer's chunk was committed.
+    ///
+    /// # Errors
+    /// When the statement or the commit fails (then nothing of the chunk was committed).
+    async fn commit_chunk(&mut self, _claim: &str) -> Result<bool> {
+        Err(Error::run("this target cannot write a chunk in one transaction"))
+    }
 }
 
 /// Cuts a reader's rows into batches of `rows` and sends each full one, checking for
