@@ -262,7 +262,7 @@ fn three_shards_then_finish_copy_everything_and_a_killed_shard_resumes() {
     }
     // The keys and the foreign key exist: --finish built them.
     let fks = db.scalar(
-        "SELECT count(*) FROM information_schema.table_constraints WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')",
+        "SELECT count(*) FROM information_schema.table_constraints WHERE table_schema = 'public' AND constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')",
     );
     assert_eq!(fks, Some("5".into()), "four primary keys and the foreign key");
 }
