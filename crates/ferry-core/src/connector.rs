@@ -349,7 +349,9 @@ pub trait TableWriter: Send {
     /// # Errors
     /// When the transaction cannot start, or the target cannot write chunks.
     async fn begin_chunk(&mut self, _isolate_batches: bool) -> Result<()> {
-        Err(Error::run("this target cannot write a chunk in one transaction"))
+        Err(Error::run(
+            "this target cannot write a chunk in one transaction",
+        ))
     }
 
     /// Runs `claim` (the ledger's `UPDATE` marking the chunk done) in the chunk's transaction
@@ -359,7 +361,9 @@ pub trait TableWriter: Send {
     /// # Errors
     /// When the statement or the commit fails (then nothing of the chunk was committed).
     async fn commit_chunk(&mut self, _claim: &str) -> Result<bool> {
-        Err(Error::run("this target cannot write a chunk in one transaction"))
+        Err(Error::run(
+            "this target cannot write a chunk in one transaction",
+        ))
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::chunks::{self, Chunk};
-use crate::connector::{SchemaOptions, Source, Target, TableWriter};
+use crate::connector::{SchemaOptions, Source, TableWriter, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
 use crate::killpoint;
@@ -952,15 +952,7 @@ async fn copy_rows(
                 )?;
             }
             let bytes = batch.wire_size();
-            write_splitting(
-                writer,
-                table,
-                batch,
-                options.ignore_errors,
-                rejects,
-                stats,
-            )
-            .await?;
+            write_splitting(writer, table, batch, options.ignore_errors, rejects, stats).await?;
             stats.bytes += bytes;
             let failed = stats.failed - failed_before;
             observer.event(&Event::TableProgress {

@@ -275,7 +275,10 @@ impl Ledger {
             "CREATE TABLE {LEDGER} (kind varchar(16) NOT NULL, id bigint NOT NULL, table_name varchar(255), lo bigint, hi bigint, state varchar(16) NOT NULL, row_count bigint, failed bigint, info text, PRIMARY KEY (kind, id))"
         );
         let info = serde_json::to_string(&self.info).unwrap_or_default();
-        let mut rows = vec![format!("('run', 0, NULL, NULL, NULL, 'running', NULL, NULL, {})", literal(&info))];
+        let mut rows = vec![format!(
+            "('run', 0, NULL, NULL, NULL, 'running', NULL, NULL, {})",
+            literal(&info)
+        )];
         for c in &self.chunks {
             let (lo, hi) = match c.chunk.range {
                 Some((lo, hi)) => (lo.to_string(), hi.to_string()),
@@ -337,7 +340,11 @@ impl Ledger {
             cancel,
         )
         .await?;
-        let bad = || Error::input(format!("the target's {LEDGER} table is not a ferry ledger: drop it, or use --force"));
+        let bad = || {
+            Error::input(format!(
+                "the target's {LEDGER} table is not a ferry ledger: drop it, or use --force"
+            ))
+        };
         let int = |v: &Value| match v {
             Value::Int(i) => Some(*i),
             Value::Decimal(s) | Value::Text(s) => s.parse().ok(),
@@ -638,14 +645,22 @@ mod tests {
             resume: true,
             ..plain
         };
-        assert!(Ledger::decide(Some(found("a")), &this, resume).unwrap().is_some());
+        assert!(
+            Ledger::decide(Some(found("a")), &this, resume)
+                .unwrap()
+                .is_some()
+        );
         let e = Ledger::decide(Some(found("b")), &this, resume).unwrap_err();
         assert!(e.to_string().contains("another source (b)"), "{e}");
         let force = Mode {
             force: true,
             ..plain
         };
-        assert!(Ledger::decide(Some(found("a")), &this, force).unwrap().is_none());
+        assert!(
+            Ledger::decide(Some(found("a")), &this, force)
+                .unwrap()
+                .is_none()
+        );
         let finish = Mode {
             finish: true,
             ..plain

@@ -227,9 +227,9 @@ impl JobSpec {
                 fields.name("finish")
             )));
         }
-        let parsed = text
-            .split_once('/')
-            .and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+        let parsed = text.split_once('/').and_then(|(k, n)| {
+            Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?))
+        });
         match parsed {
             Some((k, n)) if k < n => Ok(Some((k, n))),
             _ => Err(Error::input(format!(
@@ -344,7 +344,10 @@ mod tests {
         let o = shard("2/3").copy_options(Fields::Flags).unwrap();
         assert_eq!(o.shard, Some((2, 3)));
         for bad in ["3/3", "x/2", "1", "1/0"] {
-            let e = shard(bad).copy_options(Fields::Flags).unwrap_err().to_string();
+            let e = shard(bad)
+                .copy_options(Fields::Flags)
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("--shard"), "{e}");
         }
         let both = JobSpec {

@@ -52,7 +52,12 @@ pub(super) fn check_spec(
     non_empty(&target_field, &spec.target)?;
     in_range(&format!("{at}batch_size"), spec.batch_size, 1, MAX_BATCH)?;
     in_range(&format!("{at}workers"), spec.workers, 1, MAX_WORKERS)?;
-    in_range(&format!("{at}chunk_rows"), spec.chunk_rows, 1, MAX_CHUNK_ROWS)?;
+    in_range(
+        &format!("{at}chunk_rows"),
+        spec.chunk_rows,
+        1,
+        MAX_CHUNK_ROWS,
+    )?;
     let (from, to) = (
         ferry::parse_locator(&spec.source)
             .map_err(|e| super::bad_secret(&source_field, &spec.source, &e))?,
