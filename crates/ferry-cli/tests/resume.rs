@@ -147,22 +147,26 @@ const PG_KILLS: [&[Kill]; 10] = [
 fn a_copy_killed_in_any_phase_resumes_to_an_equal_postgres_target() {
     let dir = TempDir::new().unwrap();
     let source = generated_source(dir.path());
-    for kills in PG_KILLS {
-        let db = PgDb::new();
-        kill_and_resume(dir.path(), &source, &db.url, kills);
-        for (table, rows) in TABLES {
-            let count = db.scalar(&format!("SELECT count(*) FROM {table}"));
-            assert_eq!(count, Some(rows.to_string()), "{table} after {kills:?}");
+    // Two sequences of kills at once (each into its own databases), to stay near a minute.
+    std::thread::scope(|s| {
+        for half in PG_KILLS.chunks(PG_KILLS.len() / 2) {
+            let (dir, source) = (dir.path(), &source);
+            s.spawn(move || {
+                for kills in half {
+                    let db = PgDb::new();
+                    kill_and_resume(dir, source, &db.url, kills);
+                    for (table, rows) in TABLES {
+                        let count = db.scalar(&format!("SELECT count(*) FROM {table}"));
+                        assert_eq!(count, Some(rows.to_string()), "{table} after {kills:?}");
+                    }
+                    let left = db.scalar(
+                        "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')",
+                    );
+                    assert_eq!(left, Some("0".into()), "ferry's tables left after {kills:?}");
+                }
+            });
         }
-        let left = db.scalar(
-            "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')",
-        );
-        assert_eq!(
-            left,
-            Some("0".into()),
-            "ferry's tables left after {kills:?}"
-        );
-    }
+    });
 }
 
 #[test]
