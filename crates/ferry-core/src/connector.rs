@@ -341,17 +341,32 @@ pub trait TableWriter: Send {
     /// See `WriteError`.
     async fn write(&mut self, batch: &Batch) -> Result<(), WriteError>;
 
-    /// Starts a chunk: every batch written until [`TableWriter::commit_chunk`] joins one
-    /// transaction, so the chunk lands whole or not at all. `isolate_batches`: each batch runs
-    /// under a savepoint, so a rejected one leaves the chunk's other batches in place (for
-    /// `--ignore-errors`, which splits it). Dropping the writer in a chunk rolls it back.
+    /// Runs one statement on the writer's connection and returns the rows it changed: what
+    /// the chunk methods below are built on.
     ///
     /// # Errors
-    /// When the transaction cannot start, or the target cannot write chunks.
-    async fn begin_chunk(&mut self, _isolate_batches: bool) -> Result<()> {
+    /// The statement's error; a target whose writers cannot run statements.
+    async fn run_sql(&mut self, _sql: &str) -> Result<u64> {
         Err(Error::run(
             "this target cannot write a chunk in one transaction",
         ))
+    }
+
+    /// Tells the writer it is inside a chunk's transaction (`Some`: whether each batch runs
+    /// under a savepoint, so a rejected one leaves the chunk's other batches in place, for
+    /// `--ignore-errors`) or not (`None`): a batch then is not its own transaction.
+    fn set_chunk(&mut self, _isolate_batches: Option<bool>) {}
+
+    /// Starts a chunk: every batch written until [`TableWriter::commit_chunk`] joins one
+    /// transaction, so the chunk lands whole or not at all. Dropping the writer in a chunk
+    /// rolls it back (its connection closes).
+    ///
+    /// # Errors
+    /// When the transaction cannot start.
+    async fn begin_chunk(&mut self, isolate_batches: bool) -> Result<()> {
+        self.run_sql("BEGIN").await?;
+        self.set_chunk(Some(isolate_batches));
+        Ok(())
     }
 
     /// Runs `claim` (the ledger's `UPDATE` marking the chunk done) in the chunk's transaction
@@ -360,10 +375,12 @@ pub trait TableWriter: Send {
     ///
     /// # Errors
     /// When the statement or the commit fails (then nothing of the chunk was committed).
-    async fn commit_chunk(&mut self, _claim: &str) -> Result<bool> {
-        Err(Error::run(
-            "this target cannot write a chunk in one transaction",
-        ))
+    async fn commit_chunk(&mut self, claim: &str) -> Result<bool> {
+        self.set_chunk(None);
+        let claimed = self.run_sql(claim).await? == 1;
+        self.run_sql(if claimed { "COMMIT" } else { "ROLLBACK" })
+            .await?;
+        Ok(claimed)
     }
 }
 

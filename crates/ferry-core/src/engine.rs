@@ -547,7 +547,13 @@ async fn run_plan(
     }
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
-    copy_chunks(source, target, plan, ledger, options, cx, report).await?;
+    let run = Run {
+        source: source.clone(),
+        target: target.clone(),
+        options: Arc::new(options.clone()),
+        observer: cx.observer.clone(),
+    };
+    copy_chunks(&run, plan, ledger, &cx.cancel, report).await?;
     if options.shard.is_some() {
         return Ok(());
     }
@@ -592,25 +598,22 @@ async fn run_plan(
 /// Copies this run's chunks (all those not done, or a shard's), tables in plan order on
 /// `workers` chunk tasks at once.
 async fn copy_chunks(
-    source: &Arc<dyn Source>,
-    target: &Arc<dyn Target>,
+    run: &Run,
     plan: &Plan,
     ledger: &Ledger,
-    options: &CopyOptions,
-    cx: &Context,
+    cancel: &CancellationToken,
     report: &mut Report,
 ) -> Result<()> {
+    let options = &run.options;
     let workers = options.workers.clamp(
         1,
-        target.dialect().capabilities().max_parallel_writers.max(1),
+        run.target
+            .dialect()
+            .capabilities()
+            .max_parallel_writers
+            .max(1),
     );
     let permits = Arc::new(Semaphore::new(workers));
-    let run = Run {
-        source: source.clone(),
-        target: target.clone(),
-        options: Arc::new(options.clone()),
-        observer: cx.observer.clone(),
-    };
     let all: Arc<Vec<Chunk>> = Arc::new(ledger.chunks.iter().map(|c| c.chunk.clone()).collect());
     let mine = |c: &ledger::ChunkState| {
         !c.done
@@ -619,7 +622,7 @@ async fn copy_chunks(
                 .is_none_or(|(k, n)| c.chunk.index % n.max(1) == k)
     };
     // One failing table stops the others (without --ignore-errors a failure ends the run).
-    let stop = cx.cancel.child_token();
+    let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut first_error: Option<Error> = None;
     // Tables the application created keep their foreign keys during the load, so parents are
@@ -673,12 +676,12 @@ async fn copy_chunks(
         record(joined, report, &mut first_error)?;
     }
     if let Some(e) = first_error {
-        if e.kind() == ErrorKind::Cancelled && cx.cancel.is_cancelled() {
+        if e.kind() == ErrorKind::Cancelled && cancel.is_cancelled() {
             return Err(Error::cancelled());
         }
         return Err(e);
     }
-    if cx.cancel.is_cancelled() {
+    if cancel.is_cancelled() {
         return Err(Error::cancelled());
     }
     Ok(())

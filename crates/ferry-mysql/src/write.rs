@@ -179,22 +179,13 @@ impl TableWriter for MysqlWriter {
         }
     }
 
-    async fn begin_chunk(&mut self, isolate_batches: bool) -> Result<()> {
-        self.conn
-            .query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| error(&e))?;
-        self.chunk = Some(isolate_batches);
-        Ok(())
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        self.conn.query_drop(sql).await.map_err(|e| error(&e))?;
+        Ok(self.conn.affected_rows())
     }
 
-    async fn commit_chunk(&mut self, claim: &str) -> Result<bool> {
-        self.chunk = None;
-        self.conn.query_drop(claim).await.map_err(|e| error(&e))?;
-        let claimed = self.conn.affected_rows() == 1;
-        let end = if claimed { "COMMIT" } else { "ROLLBACK" };
-        self.conn.query_drop(end).await.map_err(|e| error(&e))?;
-        Ok(claimed)
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        self.chunk = isolate_batches;
     }
 }
 

@@ -117,29 +117,12 @@ impl TableWriter for PostgresWriter {
         }
     }
 
-    async fn begin_chunk(&mut self, isolate_batches: bool) -> Result<()> {
-        self.client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| error(&e))?;
-        self.chunk = Some(isolate_batches);
-        Ok(())
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        self.client.execute(sql, &[]).await.map_err(|e| error(&e))
     }
 
-    async fn commit_chunk(&mut self, claim: &str) -> Result<bool> {
-        self.chunk = None;
-        let claimed = self
-            .client
-            .execute(claim, &[])
-            .await
-            .map_err(|e| error(&e))?
-            == 1;
-        let end = if claimed { "COMMIT" } else { "ROLLBACK" };
-        self.client
-            .batch_execute(end)
-            .await
-            .map_err(|e| error(&e))?;
-        Ok(claimed)
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        self.chunk = isolate_batches;
     }
 }
 

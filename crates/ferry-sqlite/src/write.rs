@@ -139,15 +139,6 @@ impl SqliteWriter {
         insert_rows(&tx, rowids.unwrap_or(&self.sql), rowids.is_some(), batch)?;
         tx.commit().map_err(fatal)
     }
-
-    fn commit_chunk_blocking(&mut self, claim: &str) -> Result<bool> {
-        self.in_chunk = false;
-        let claimed = self.conn.execute(claim, []).map_err(sql_err)? == 1;
-        self.conn
-            .execute_batch(if claimed { "COMMIT" } else { "ROLLBACK" })
-            .map_err(sql_err)?;
-        Ok(claimed)
-    }
 }
 
 /// Inserts every row of `batch` with `sql` (the source's rowid last when `rowids`), in the
@@ -198,15 +189,19 @@ impl TableWriter for SqliteWriter {
         tokio::task::block_in_place(|| self.write_blocking(batch))
     }
 
-    async fn begin_chunk(&mut self, _isolate_batches: bool) -> Result<()> {
-        // IMMEDIATE: take the write lock now, as a chunk only writes.
-        tokio::task::block_in_place(|| self.conn.execute_batch("BEGIN IMMEDIATE"))
-            .map_err(sql_err)?;
-        self.in_chunk = true;
-        Ok(())
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        // IMMEDIATE: a chunk only writes, so it takes the file's write lock at once.
+        let sql = if sql == "BEGIN" {
+            "BEGIN IMMEDIATE"
+        } else {
+            sql
+        };
+        let changed = tokio::task::block_in_place(|| self.conn.execute(sql, []));
+        Ok(changed.map_err(sql_err)? as u64)
     }
 
-    async fn commit_chunk(&mut self, claim: &str) -> Result<bool> {
-        tokio::task::block_in_place(|| self.commit_chunk_blocking(claim))
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        // Every batch of a chunk is a savepoint (cheap in SQLite).
+        self.in_chunk = isolate_batches.is_some();
     }
 }
