@@ -2,7 +2,7 @@
 //! `kill -9`, sent by the test after a delay or by the process itself at a named moment through
 //! `FERRY_TEST_KILL_AT`) in every phase of a copy of a generated multi-table database, then
 //! `--resume` finishes it and an independent `ferry verify` (and, on PostgreSQL, row counts
-//! read with SQL) finds the target equal each time. Shards: three processes with `--shard K/3`
+//! read with SQL) finds the target equal each time, into PostgreSQL, MySQL and SQLite. Shards: three processes with `--shard K/3`
 //! at once, one of them killed and rerun, then `--finish`.
 
 mod common;
@@ -290,4 +290,25 @@ fn three_shards_then_finish_copy_everything_and_a_killed_shard_resumes() {
         Some("5".into()),
         "four primary keys and the foreign key"
     );
+}
+
+#[test]
+fn a_copy_killed_mid_chunk_resumes_to_an_equal_sqlite_target() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    // A write transaction killed with its process leaves a hot journal in the target file,
+    // which the resumed run rolls back before reading the target.
+    let kills: [&[Kill]; 2] = [
+        &[Kill::At("chunk-before-commit:3")],
+        &[Kill::At("chunk-committed:7"), Kill::At("step-done:1")],
+    ];
+    for (i, kills) in kills.into_iter().enumerate() {
+        let target = dir.path().join(format!("copy-{i}.db"));
+        kill_and_resume(dir.path(), &source, &sqlite_url(&target), kills);
+        let tables = common::sqlite_rows(
+            &target,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ferry_%'",
+        );
+        assert!(tables.is_empty(), "ferry's tables left: {tables:?}");
+    }
 }
