@@ -260,7 +260,9 @@ fn document_without_cutover() -> Value {
                         "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
                         "force": {"type": "boolean", "description": "erase target tables that already hold rows"},
                         "ignore_errors": {"type": "boolean"},
-                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"}
+                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"},
+                        "resume": {"type": "boolean", "description": "continue the copy recorded in the target's ferry_ledger: skip its done chunks and steps"},
+                        "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS, "description": "rows per chunk, the unit a copy commits and resumes"}
                     }
                 },
                 "MigrateRequest": {
@@ -279,7 +281,9 @@ fn document_without_cutover() -> Value {
                                 "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
                                 "force": {"type": "boolean"},
                                 "ignore_errors": {"type": "boolean"},
-                                "strict": {"type": "boolean"}
+                                "strict": {"type": "boolean"},
+                                "resume": {"type": "boolean"},
+                                "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS}
                             }
                         },
                         "blobs": {
