@@ -19,6 +19,7 @@ use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
 use crate::rejects::{Rejects, reject, write_splitting};
+use crate::retry::{Policy, RetryingWriter};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::value::Batch;
 use crate::verify;
@@ -723,7 +724,16 @@ async fn copy_rows(
     stats: &mut TableStats,
 ) -> Result<()> {
     let (options, observer) = (&run.options, &run.observer);
-    let mut writer = run.target.writer(table).await?;
+    // Each batch is atomic in the target: one cut off by a transient fault (a restart, a lost
+    // connection, a deadlock) is written again on a new connection (`crate::retry`).
+    let mut writer = RetryingWriter::open(
+        run.target.clone(),
+        table.clone(),
+        Policy::default(),
+        cancel.clone(),
+        observer.clone(),
+    )
+    .await?;
     // Two batches in flight bound memory to about three batches per table, whatever its size.
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let reader = {
@@ -755,15 +765,17 @@ async fn copy_rows(
                 )?;
             }
             let bytes = batch.wire_size();
-            write_splitting(
-                writer.as_mut(),
+            let written = write_splitting(
+                &mut writer,
                 table,
                 batch,
                 options.ignore_errors,
                 rejects,
                 stats,
             )
-            .await?;
+            .await;
+            stats.retries = writer.retries();
+            written?;
             stats.bytes += bytes;
             let failed = stats.failed - failed_before;
             observer.event(&Event::TableProgress {
