@@ -307,6 +307,7 @@ pub struct PrivatePg {
     pg_ctl: PathBuf,
     psql: PathBuf,
     data: PathBuf,
+    log: PathBuf,
     as_root: bool,
     _dir: tempfile::TempDir,
 }
@@ -415,6 +416,7 @@ impl PrivatePg {
             pg_ctl,
             psql: psql.clone(),
             data,
+            log,
             as_root,
             _dir: dir,
         };
@@ -469,14 +471,16 @@ impl PrivatePg {
 
     /// `pg_ctl restart -m fast`: every connection is ended (57P01 admin_shutdown) and the
     /// server comes back with the options it was started with; returns once it accepts
-    /// connections again.
+    /// connections again. The log file is given again: without it the new server would write
+    /// into (and hold open) the pipes this call reads.
     pub fn restart(&self) {
         crate::run(
             self.pg_ctl()
                 .arg("restart")
                 .arg("-D")
                 .arg(&self.data)
-                .args(["-m", "fast", "-w", "-t", "60"]),
+                .args(["-m", "fast", "-w", "-t", "60", "-l"])
+                .arg(&self.log),
             "pg_ctl restart",
         );
     }
