@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// How long a running job's lease lasts without renewal, in seconds (at least 3). Servers
     /// sharing a job store take over the jobs of a server that stopped renewing (killed,
     /// crashed, cut off) this long after its last renewal.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(3..))]
     pub job_lease: u64,
     /// Tests only: the login slow-down's first delay, in milliseconds (default 500).
     #[arg(long, hide = true, value_name = "MS")]

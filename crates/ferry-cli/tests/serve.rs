@@ -225,6 +225,14 @@ fn start_slow_copy(api: &Api, source: &Path, target: &PgDb) -> Value {
     )
 }
 
+/// [`start_slow_copy`], returning the job's id.
+fn slow_copy_id(api: &Api, source: &Path, target: &PgDb) -> String {
+    start_slow_copy(api, source, target)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A server on `store` running a slow copy of a big SQLite source into a throwaway PostgreSQL
 /// database: where the lifecycle, cancel, kill and shutdown tests start. Fields drop in the
 /// order the tests' own variables did (the job's handles first, the databases last).
@@ -731,7 +739,11 @@ fn wait_completed_after_takeover(api: &Api, id: &str) -> Value {
     assert_eq!(job["error_message"], Value::Null, "{job}");
     let items = &job["stats"]["items"];
     assert_eq!(
-        (items["total"].as_i64(), items["migrated"].as_i64(), items["failed"].as_i64()),
+        (
+            items["total"].as_i64(),
+            items["migrated"].as_i64(),
+            items["failed"].as_i64()
+        ),
         (Some(BIG), Some(BIG), Some(0)),
         "{job}"
     );
@@ -746,10 +758,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
     let target = PgDb::new();
     let mut server = start(s.dir.path(), &store, &s.key, &SHORT_LEASE);
     let api = Api::login(&server);
-    let id = start_slow_copy(&api, &source, &target)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = slow_copy_id(&api, &source, &target);
     let running = wait_copying(&api, &id);
     assert_eq!(running["status"], "running", "{running}");
     server.kill9();
@@ -765,7 +774,10 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
         server.output()
     );
     assert_eq!(done["started_at"], running["started_at"]);
-    assert!(done["finished_at"].as_str().unwrap() > killed_at.as_str(), "{done}");
+    assert!(
+        done["finished_at"].as_str().unwrap() > killed_at.as_str(),
+        "{done}"
+    );
     assert_target_equal(&target);
 }
 
@@ -782,10 +794,7 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
     let mut a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
     let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
     let on_a = Api::login(&a);
-    let id = start_slow_copy(&on_a, &source, &target)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = slow_copy_id(&on_a, &source, &target);
     let running = wait_copying(&on_a, &id);
     assert_eq!(running["status"], "running", "{running}");
     // C starts while A runs the job: it does not touch it, for longer than a lease.
@@ -820,13 +829,18 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
         .count();
     assert_eq!(took_over, 1, "B:\n{}\nC:\n{}", b.output(), c.output());
     assert_eq!(done["started_at"], running["started_at"]);
-    assert!(done["finished_at"].as_str().unwrap() > killed_at.as_str(), "{done}");
+    assert!(
+        done["finished_at"].as_str().unwrap() > killed_at.as_str(),
+        "{done}"
+    );
     assert_eq!(on_c.job(&id), done, "the servers show one job");
     assert_target_equal(&target);
     // Released: no owner any more (A's was replaced, then cleared at the end).
     assert_ne!(owner, "");
     assert_eq!(
-        store.scalar(&format!("SELECT coalesce(owner, '-') FROM ferry_jobs WHERE id = '{id}'")),
+        store.scalar(&format!(
+            "SELECT coalesce(owner, '-') FROM ferry_jobs WHERE id = '{id}'"
+        )),
         Some("-".to_string())
     );
 }
@@ -843,30 +857,40 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
     let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
     let on_a = Api::login(&a);
     let on_b = Api::login(&b);
-    let id = start_slow_copy(&on_a, &source, &target)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = slow_copy_id(&on_a, &source, &target);
     wait_copying(&on_a, &id);
     let (status, body) = on_b.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
     assert_eq!(status, 204, "{body}");
     assert_eq!(on_a.job(&id)["status"], "cancelled");
     assert!(
-        a.wait_for_log(&format!("Job {id} ended: cancelled"), Duration::from_secs(10)),
+        a.wait_for_log(
+            &format!("Job {id} ended: cancelled"),
+            Duration::from_secs(10)
+        ),
         "A did not stop the work within 10 s of the cancel sent to B:\n{}",
         a.output()
     );
     let n = target_count(&target);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(target_count(&target), n, "rows still arriving after the cancel");
-    assert!(n < BIG, "the whole table was copied before the cancel landed");
+    assert_eq!(
+        target_count(&target),
+        n,
+        "rows still arriving after the cancel"
+    );
+    assert!(
+        n < BIG,
+        "the whole table was copied before the cancel landed"
+    );
     let after = on_b.job(&id);
     assert_eq!(after["status"], "cancelled", "{after}");
     assert!(after["finished_at"].is_string());
     let (status, body) = on_b.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("already cancelled"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("already cancelled"),
         "{body}"
     );
     // The work has stopped: the target is free again, on any server.
@@ -878,7 +902,11 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         "copy",
         json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true, "batch_size": 10000}),
     );
-    let done = on_a.wait(again["id"].as_str().unwrap(), Duration::from_secs(300), finished);
+    let done = on_a.wait(
+        again["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+        finished,
+    );
     assert_eq!(done["status"], "completed", "{done}");
     assert_target_equal(&target);
 }

@@ -19,8 +19,8 @@ use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
 use crate::rejects::{Rejects, reject, write_splitting};
-use crate::retry::{Policy, RetryingWriter};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
+use crate::retry::{Policy, RetryingWriter};
 use crate::value::Batch;
 use crate::verify;
 

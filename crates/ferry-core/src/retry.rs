@@ -284,20 +284,30 @@ mod tests {
         assert_eq!((out, told), (3, vec![1, 2]));
         // Always failing: 1 + 3 tries, then the error says so.
         let mut calls = 0;
-        let e = retrying(&p, &cancel, |_, _| {}, || {
-            calls += 1;
-            async { Err::<(), _>(transient()) }
-        })
+        let e = retrying(
+            &p,
+            &cancel,
+            |_, _| {},
+            || {
+                calls += 1;
+                async { Err::<(), _>(transient()) }
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(calls, 4);
         assert!(e.to_string().contains("after 3 retries"), "{e}");
         // Not transient: no retry.
         let mut calls = 0;
-        let e = retrying(&p, &cancel, |_, _| {}, || {
-            calls += 1;
-            async { Err::<(), _>(Error::run("syntax error")) }
-        })
+        let e = retrying(
+            &p,
+            &cancel,
+            |_, _| {},
+            || {
+                calls += 1;
+                async { Err::<(), _>(Error::run("syntax error")) }
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!((calls, e.to_string()), (1, "syntax error".to_string()));

@@ -310,7 +310,7 @@ impl TableWriter for UpsertWriter {
             }
             Err(e) if e.as_db_error().is_some() && !error(&e).is_transient() => {
                 Err(WriteError::Rejected {
-                row: None,
+                    row: None,
                     reason: error(&e).to_string(),
                 })
             }

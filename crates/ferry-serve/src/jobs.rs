@@ -239,8 +239,8 @@ impl Jobs {
     pub async fn take_over(self: &Arc<Self>, job: Claimed) {
         let id = job.id.clone();
         let body = async {
-            let kind = Kind::parse(&job.kind)
-                .ok_or_else(|| format!("unknown job kind {:?}", job.kind))?;
+            let kind =
+                Kind::parse(&job.kind).ok_or_else(|| format!("unknown job kind {:?}", job.kind))?;
             let sealed = self
                 .store
                 .job_body(&id)
@@ -358,7 +358,9 @@ impl Jobs {
             error: error.as_deref(),
         };
         if lost.load(Ordering::Acquire) {
-            tracing::warn!("Job {id}: this server's run stopped ({status}); its end is not recorded here");
+            tracing::warn!(
+                "Job {id}: this server's run stopped ({status}); its end is not recorded here"
+            );
         } else {
             match store.finish(&id, &owner, &end, &now()).await {
                 Ok(true) => tracing::info!("Job {id} ended: {status}"),

@@ -195,7 +195,10 @@ mod tests {
         let rerun = rerun_body(Kind::Copy, body.clone()).unwrap();
         assert_eq!(rerun["force"], true);
         assert_eq!(rerun["source_url"], "a");
-        assert_eq!(rerun_body(Kind::Migrate, body.clone()).unwrap()["force"], true);
+        assert_eq!(
+            rerun_body(Kind::Migrate, body.clone()).unwrap()["force"],
+            true
+        );
         assert_eq!(rerun_body(Kind::Blobs, body.clone()), Some(body.clone()));
         assert_eq!(rerun_body(Kind::Peertube, body), None);
     }
@@ -221,17 +224,35 @@ mod tests {
             owner: "b".into(),
             until_ms: 5_000,
         };
-        assert!(store.claim_expired(&b, 999, &now()).await.unwrap().is_empty());
+        assert!(
+            store
+                .claim_expired(&b, 999, &now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.renew("j1", &a, None, &now()).await.unwrap().as_deref(),
+            store
+                .renew("j1", &a, None, &now())
+                .await
+                .unwrap()
+                .as_deref(),
             Some("running")
         );
         let claimed = store.claim_expired(&b, 1_001, &now()).await.unwrap();
         assert_eq!(claimed.len(), 1);
-        assert_eq!((claimed[0].id.as_str(), claimed[0].kind.as_str()), ("j1", "copy"));
+        assert_eq!(
+            (claimed[0].id.as_str(), claimed[0].kind.as_str()),
+            ("j1", "copy")
+        );
         // The old owner is told, and can neither advance nor finish the job.
         assert_eq!(store.renew("j1", &a, None, &now()).await.unwrap(), None);
-        assert!(!store.advance("j1", "a", "running", &now(), true).await.unwrap());
+        assert!(
+            !store
+                .advance("j1", "a", "running", &now(), true)
+                .await
+                .unwrap()
+        );
         let failed = End {
             status: "failed",
             stats: None,
@@ -242,7 +263,11 @@ mod tests {
         // taken until the owner has stopped and recorded the end.
         assert!(store.cancel("j1", &now()).await.unwrap());
         assert_eq!(
-            store.renew("j1", &b, None, &now()).await.unwrap().as_deref(),
+            store
+                .renew("j1", &b, None, &now())
+                .await
+                .unwrap()
+                .as_deref(),
             Some("cancelled")
         );
         assert!(matches!(
@@ -264,7 +289,13 @@ mod tests {
             store.insert_job(&job("j4", "t"), b"x", &b).await,
             Err(InsertError::Conflict)
         ));
-        assert!(store.claim_expired(&b, 1_001, &now()).await.unwrap().is_empty());
+        assert!(
+            store
+                .claim_expired(&b, 1_001, &now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         store.insert_job(&job("j4", "t"), b"x", &b).await.unwrap();
     }
 }

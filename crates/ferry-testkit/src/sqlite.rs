@@ -61,7 +61,8 @@ pub fn items_sums(rows: i64) -> [i64; 4] {
 }
 
 /// The SQL giving [`items_sums`] in a copy of `items` (PostgreSQL and SQLite spelling).
-pub const ITEMS_SUMS_SQL: &str = "SELECT count(*) || ',' || sum(id) || ',' || sum(qty) || ',' || sum(length(name)) FROM items";
+pub const ITEMS_SUMS_SQL: &str =
+    "SELECT count(*) || ',' || sum(id) || ',' || sum(qty) || ',' || sum(length(name)) FROM items";
 
 /// Runs a query on an SQLite file and returns every row with each value rendered as text
 /// (NULL as `None`).

@@ -161,13 +161,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<String>>;
     /// Records the end of a job that `owner` holds and releases it (a no-op, returning false,
     /// when another server took it over); a job already cancelled stays cancelled.
-    async fn finish(
-        &self,
-        id: &str,
-        owner: &str,
-        end: &End<'_>,
-        now: &str,
-    ) -> Result<bool>;
+    async fn finish(&self, id: &str, owner: &str, end: &End<'_>, now: &str) -> Result<bool>;
     /// Cancels an unfinished job; false when it had already finished. The server running it
     /// sees the status at its next renewal and stops the work.
     async fn cancel(&self, id: &str, now: &str) -> Result<bool>;
