@@ -257,6 +257,28 @@ mod tests {
         assert!(!transient_mysql_code(1062));
     }
 
+    /// Runs an operation that always fails with `error()`: how many times it ran, and the error.
+    async fn always_failing(
+        p: &Policy,
+        cancel: &CancellationToken,
+        error: impl Fn() -> Error,
+    ) -> (u32, Error) {
+        let mut calls = 0;
+        let e = retrying(
+            p,
+            cancel,
+            |_, _| {},
+            || {
+                calls += 1;
+                let e = error();
+                async move { Err::<(), _>(e) }
+            },
+        )
+        .await
+        .unwrap_err();
+        (calls, e)
+    }
+
     #[tokio::test]
     async fn transient_errors_are_retried_until_the_bound_and_others_are_not() {
         let p = Policy {
@@ -283,33 +305,11 @@ mod tests {
         .unwrap();
         assert_eq!((out, told), (3, vec![1, 2]));
         // Always failing: 1 + 3 tries, then the error says so.
-        let mut calls = 0;
-        let e = retrying(
-            &p,
-            &cancel,
-            |_, _| {},
-            || {
-                calls += 1;
-                async { Err::<(), _>(transient()) }
-            },
-        )
-        .await
-        .unwrap_err();
+        let (calls, e) = always_failing(&p, &cancel, transient).await;
         assert_eq!(calls, 4);
         assert!(e.to_string().contains("after 3 retries"), "{e}");
         // Not transient: no retry.
-        let mut calls = 0;
-        let e = retrying(
-            &p,
-            &cancel,
-            |_, _| {},
-            || {
-                calls += 1;
-                async { Err::<(), _>(Error::run("syntax error")) }
-            },
-        )
-        .await
-        .unwrap_err();
+        let (calls, e) = always_failing(&p, &cancel, || Error::run("syntax error")).await;
         assert_eq!((calls, e.to_string()), (1, "syntax error".to_string()));
     }
 }

@@ -189,6 +189,11 @@ mod tests {
         }
     }
 
+    /// The status a renewal of `id` under `lease` reads (`None`: not held by it).
+    async fn renewed(store: &dyn Store, id: &str, lease: &Lease) -> Option<String> {
+        store.renew(id, lease, None, &now()).await.unwrap()
+    }
+
     #[test]
     fn reruns_force_table_writers_and_refuse_profile_imports() {
         let body = serde_json::json!({"source_url": "a", "target_url": "b"});
@@ -232,11 +237,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            store
-                .renew("j1", &a, None, &now())
-                .await
-                .unwrap()
-                .as_deref(),
+            renewed(store.as_ref(), "j1", &a).await.as_deref(),
             Some("running")
         );
         let claimed = store.claim_expired(&b, 1_001, &now()).await.unwrap();
@@ -246,7 +247,7 @@ mod tests {
             ("j1", "copy")
         );
         // The old owner is told, and can neither advance nor finish the job.
-        assert_eq!(store.renew("j1", &a, None, &now()).await.unwrap(), None);
+        assert_eq!(renewed(store.as_ref(), "j1", &a).await, None);
         assert!(
             !store
                 .advance("j1", "a", "running", &now(), true)
@@ -263,11 +264,7 @@ mod tests {
         // taken until the owner has stopped and recorded the end.
         assert!(store.cancel("j1", &now()).await.unwrap());
         assert_eq!(
-            store
-                .renew("j1", &b, None, &now())
-                .await
-                .unwrap()
-                .as_deref(),
+            renewed(store.as_ref(), "j1", &b).await.as_deref(),
             Some("cancelled")
         );
         assert!(matches!(

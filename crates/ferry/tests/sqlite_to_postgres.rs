@@ -471,7 +471,9 @@ async fn a_killed_connection_mid_copy_is_retried_and_the_copy_completes() {
     assert!(stats.retries >= 1, "{}", report.render());
     assert!(report.verify["big"].ok(), "{}", report.render());
     assert!(
-        report.render().contains("retried writes after transient faults: big: "),
+        report
+            .render()
+            .contains("retried writes after transient faults: big: "),
         "{}",
         report.render()
     );
