@@ -23,6 +23,7 @@ use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
 use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
+use crate::retry::{self, Policy};
 use crate::value::Batch;
 use crate::verify;
 
@@ -878,6 +879,53 @@ async fn copy_table(
 /// Copies one chunk in one transaction of the target, committed together with its ledger row:
 /// a kill before the commit leaves nothing of it, after it the chunk is done and counted.
 async fn copy_chunk(
+    run: &Run,
+    table: &Arc<TablePlan>,
+    index: u64,
+    cancel: &CancellationToken,
+    rejects: &Rejects,
+    stats: &mut TableStats,
+) -> Result<()> {
+    // The chunk is the unit that is atomic in the target, so it is what a transient fault (a
+    // restart, a lost connection, a deadlock) makes us redo, on a new connection: an attempt
+    // cut off left nothing behind, and the ledger's claim keeps a chunk from counting twice
+    // when a commit did land but its answer was lost.
+    let policy = Policy::default();
+    let mut retries = 0;
+    let on_retry = |n: u32, e: &Error| {
+        retries += 1;
+        run.observer.event(&Event::Warning(format!(
+            "table \"{}\", chunk {index}: {e}; copying the chunk again ({n} of {}) on a new connection",
+            table.source_name, policy.retries
+        )));
+    };
+    let copied = retry::retrying(&policy, cancel, on_retry, || async {
+        let mut attempt = TableStats::default();
+        let result = copy_chunk_once(run, table, index, cancel, rejects, &mut attempt).await;
+        match result {
+            Ok(()) => Ok(Ok(attempt)),
+            // Only a transient error is retried; any other keeps the attempt's counts.
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => Ok(Err((attempt, e))),
+        }
+    })
+    .await;
+    stats.retries += retries;
+    match copied? {
+        Ok(attempt) => {
+            stats.merge(&attempt);
+            Ok(())
+        }
+        Err((attempt, e)) => {
+            stats.merge(&attempt);
+            Err(e)
+        }
+    }
+}
+
+/// One attempt at a chunk, in one transaction of the target committed together with its
+/// ledger row.
+async fn copy_chunk_once(
     run: &Run,
     table: &Arc<TablePlan>,
     index: u64,

@@ -20,6 +20,10 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// Set by the backend that raised it: a fault that a retry after a pause, on a new
+    /// connection, may not meet again (a connection reset, a server restart, a serialization
+    /// failure, a deadlock). See `crate::retry`.
+    transient: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,6 +33,7 @@ impl Error {
         Self {
             kind: ErrorKind::Input,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -36,6 +41,7 @@ impl Error {
         Self {
             kind: ErrorKind::Run,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -43,7 +49,21 @@ impl Error {
         Self {
             kind: ErrorKind::Cancelled,
             message: "cancelled by the operator".into(),
+            transient: false,
         }
+    }
+
+    /// Marks the error transient when `transient` (see [`Error::is_transient`]).
+    #[must_use]
+    pub fn transient_if(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
+    }
+
+    /// Whether the backend that raised it classified it transient: the unit of work that
+    /// failed may be retried on a new connection (`crate::retry`).
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod registration;
 pub mod rejects;
 pub mod report;
+pub mod retry;
 pub mod schema;
 pub mod session;
 pub mod sqltext;
