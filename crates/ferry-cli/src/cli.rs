@@ -120,6 +120,21 @@ pub struct CopyArgs {
     /// Refuse, before writing, a run with any lossy step, translation or object not copied.
     #[arg(long)]
     pub strict: bool,
+    /// Continue the copy recorded in the target's ledger (a killed run): skip its done chunks
+    /// and steps, redo the rest, then keys, indexes, foreign keys and verification.
+    #[arg(long)]
+    pub resume: bool,
+    /// Copy only the chunks numbered K modulo N (one of N workers on one copy); run --finish
+    /// once after every shard.
+    #[arg(long, value_name = "K/N", conflicts_with = "finish")]
+    pub shard: Option<String>,
+    /// After all shards: check every chunk is done, then build keys, indexes and foreign keys,
+    /// reset counters and verify.
+    #[arg(long)]
+    pub finish: bool,
+    /// Rows per chunk, the unit a copy commits, resumes and shards.
+    #[arg(long, default_value_t = ferry::spec::DEFAULT_CHUNK_ROWS, value_name = "N")]
+    pub chunk_rows: u64,
     /// How SQLite column types are chosen: from a sample of each large table, every value
     /// then checked as it is copied (a table that does not fit is profiled and copied again),
     /// or from every value before copying (full; what --dry-run and --strict do).
@@ -175,6 +190,10 @@ impl CopyArgs {
             },
             ignore_missing_columns: self.ignore_missing_columns,
             strict: self.strict,
+            resume: self.resume,
+            shard: self.shard.clone(),
+            finish: self.finish,
+            chunk_rows: Some(self.chunk_rows),
             profile: match self.profile {
                 ProfileArg::Sample => ferry::spec::Profiling::Sample,
                 ProfileArg::Full => ferry::spec::Profiling::Full,

@@ -45,7 +45,7 @@ pub struct CutoverArgs {
     #[arg(
         long,
         value_name = "VAR",
-        default_value = "FERRY_CUTOVER_ADMIN_PASSWORD"
+        default_value = cutover::preset::PASSWORD_ENV
     )]
     pub admin_password_env: String,
     /// A pg_dump archive of the source, for the backup check.
@@ -134,6 +134,10 @@ pub async fn run(command: CutoverCommand, bars: bool) -> i32 {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            // The files asked for still say why, so a CI system shows the error.
+            if let Err(w) = write_files(args, &Outcome::error(&e.to_string())) {
+                eprintln!("error: {w}");
+            }
             e.exit_code().max(1)
         }
     }

@@ -47,6 +47,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub media_target: Option<String>,
+    /// How long a running job's lease lasts without renewal, in seconds (at least 3). Servers
+    /// sharing a job store take over the jobs of a server that stopped renewing (killed,
+    /// crashed, cut off) this long after its last renewal.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(3..))]
+    pub job_lease: u64,
     /// Tests only: the login slow-down's first delay, in milliseconds (default 500).
     #[arg(long, hide = true, value_name = "MS")]
     pub login_delay_ms: Option<u64>,
@@ -148,6 +153,7 @@ pub async fn run(args: ServeArgs) -> i32 {
             media: args.media_target,
         },
         login_slow_down,
+        job_lease: std::time::Duration::from_secs(args.job_lease),
     };
     match ferry_serve::serve(config, stop_signal()).await {
         Ok(()) => 0,

@@ -30,16 +30,53 @@ struct Fixture {
     serve: Server,
 }
 
-fn ffmpeg_video(path: &Path, seconds: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+/// `ffmpeg` encoding a test pattern of `seconds` into `out` with the output options `options`.
+fn ffmpeg(seconds: u32, options: &[&str], out: &Path) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc=duration={seconds}:size=64x48:rate=10"))
-        .args(["-pix_fmt", "yuv420p", "-c:v", "mpeg4"])
-        .arg(path)
+        .args(["-pix_fmt", "yuv420p"])
+        .args(options)
+        .arg(out)
         .status()
         .expect("ffmpeg is installed (Debian/Ubuntu: apt-get install ffmpeg); the playable check is tested with real videos");
-    assert!(status.success(), "ffmpeg failed for {}", path.display());
+    assert!(status.success(), "ffmpeg failed for {}", out.display());
+}
+
+fn ffmpeg_video(path: &Path, seconds: u32) {
+    ffmpeg(seconds, &["-c:v", "mpeg4"], path);
+}
+
+/// An HLS set as PeerTube keeps one: a variant playlist with its segments, and the master
+/// playlist naming it (written here, as PeerTube writes its own).
+fn ffmpeg_hls(dir: &Path, seconds: u32) {
+    let segments = dir.join("240-%d.ts");
+    ffmpeg(
+        seconds,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "10",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_filename",
+            segments.to_str().unwrap(),
+        ],
+        &dir.join("240.m3u8"),
+    );
+    std::fs::write(
+        dir.join("master.m3u8"),
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=64x48\n240.m3u8\n",
+    )
+    .unwrap();
 }
 
 /// Serves `root` under /static/, a 500 at /broken and a wrong-shaped JSON answer at /shape.
@@ -281,6 +318,34 @@ files_sql = "SELECT json_build_object('file', file_path, 'duration', duration_s)
         ferry(self.dir.path(), &all)
     }
 
+    /// `ferry cutover COMMAND --spec SPEC` writing every output file; the run and the files
+    /// (summary, JUnit, HTML).
+    fn cutover_with_files(&self, command: &str, spec: &str) -> (Run, [PathBuf; 3]) {
+        let files = ["summary.json", "junit.xml", "report.html"].map(|n| self.path(n));
+        let mut args = vec![command, "--spec", spec];
+        for (flag, file) in ["--summary", "--junit", "--html"].iter().zip(&files) {
+            args.extend([*flag, file.to_str().unwrap()]);
+        }
+        (self.cutover(&args), files)
+    }
+
+    /// `ferry cutover COMMAND --spec SPEC --only ONLY --summary …`, exiting `code`; the summary.
+    fn only(&self, command: &str, spec: &str, only: &str, code: i32) -> Value {
+        let summary = self.path("summary.json");
+        let summary = summary.to_str().unwrap();
+        self.cutover(&[
+            command,
+            "--spec",
+            spec,
+            "--only",
+            only,
+            "--summary",
+            summary,
+        ])
+        .expect_code(code);
+        self.summary()
+    }
+
     fn summary(&self) -> Value {
         let text = std::fs::read_to_string(self.path("summary.json")).unwrap();
         serde_json::from_str(&text).unwrap()
@@ -325,22 +390,7 @@ fn sync_then_check_is_go_with_every_output_and_no_secret() {
     let f = Fixture::new();
     let spec = f.spec("");
     let spec = spec.to_str().unwrap();
-    let (summary, junit, html) = (
-        f.path("summary.json"),
-        f.path("junit.xml"),
-        f.path("report.html"),
-    );
-    let run = f.cutover(&[
-        "sync",
-        "--spec",
-        spec,
-        "--summary",
-        summary.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let (run, [summary, junit, html]) = f.cutover_with_files("sync", spec);
     run.expect_code(0);
     assert!(
         run.stdout.contains("GO: 11 checks, 0 failed, 0 skipped"),
@@ -608,6 +658,52 @@ fn a_corrupted_video_is_not_playable() {
 }
 
 #[test]
+fn playable_probes_hls_master_playlists_and_a_broken_one_fails() {
+    let f = Fixture::new();
+    for id in 1..=4u32 {
+        let uuid = f
+            .source
+            .scalar(&format!("SELECT uuid FROM videos WHERE id = {id}"))
+            .unwrap();
+        ffmpeg_hls(
+            &f.media_from.join(format!("streaming-playlists/hls/{uuid}")),
+            id % 3 + 1,
+        );
+    }
+    let hls = "[[check]]\nname = \"hls\"\nkind = \"playable\"\nsample = 4\n\
+               files_sql = \"SELECT json_build_object('file', file_path, 'duration', duration_s, \
+               'hls', 'streaming-playlists/hls/' || uuid || '/master.m3u8')::text FROM videos\"\n";
+    let spec = f.spec(hls);
+    let spec = spec.to_str().unwrap();
+    // The final pass copies the playlists and segments with the other files.
+    let (status, evidence) = status_of(&f.only("sync", spec, "hls", 0), "hls");
+    assert_eq!(status, "pass");
+    assert!(
+        evidence
+            .contains("8 files of 4 sampled videos (of 4) decode (4 of them HLS master playlists)"),
+        "{evidence}"
+    );
+    // One video's segments broken in the target: its playlist no longer plays.
+    let uuid = f
+        .source
+        .scalar("SELECT uuid FROM videos WHERE id = 2")
+        .unwrap();
+    let dir = f.media_to.join(format!("streaming-playlists/hls/{uuid}"));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ts") {
+            std::fs::write(&path, b"not a video segment").unwrap();
+        }
+    }
+    let (status, evidence) = status_of(&f.only("check", spec, "hls", 1), "hls");
+    assert_eq!(status, "fail");
+    assert!(
+        evidence.contains(&format!("{uuid}/master.m3u8: ffprobe cannot read it")),
+        "{evidence}"
+    );
+}
+
+#[test]
 fn skipped_blockers_bad_specs_and_unreachable_services() {
     let f = Fixture::new();
     // No platform URL and no dump: those checks are skipped with the reason, and a skipped
@@ -730,6 +826,17 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
             "{entity}: {s:#}"
         );
     }
+    // A row deleted in the target after the sync: reconcile verifies again now and says so.
+    target.query("DELETE FROM comments WHERE id = (SELECT id FROM comments ORDER BY id LIMIT 1)");
+    let run = ferry(dir.path(), &args("check", "reconcile"));
+    run.expect_code(1);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let (status, evidence) = status_of(&s, "rows");
+    assert_eq!(status, "fail", "{s:#}");
+    assert!(
+        evidence.starts_with("comments: ") && evidence.contains("1 missing"),
+        "{evidence}"
+    );
     // A PeerTube write after the sync: frozen and rollback say so.
     source.query(
         "UPDATE video SET name = 'renamed after the sync', \"updatedAt\" = now() WHERE id = 1",
@@ -741,6 +848,21 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
         "{}",
         run.show()
     );
+    // playable probes each video's web video and its HLS master playlist (the streaming
+    // playlist the import carried); the fixture has no files on disk, so both fail, by name.
+    let mut playable = args("check", "playable");
+    playable.extend([
+        "--media-to".into(),
+        format!("file://{}", dir.path().display()),
+    ]);
+    ferry(dir.path(), &playable).expect_code(1);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let details = s["checks"][0]["details"].to_string();
+    assert!(
+        details.contains("-master.m3u8: ffprobe cannot read it")
+            && details.contains(".mp4: ffprobe cannot read it"),
+        "{s:#}"
+    );
     // Without a platform URL the http checks are skipped, so NO-GO until left out.
     let run = ferry(dir.path(), &args("check", "health"));
     run.expect_code(1);
@@ -748,5 +870,266 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
         run.stdout.contains("skipped: no platform URL"),
         "{}",
         run.show()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same checklist as a `ferry serve` job
+
+/// An admin session on the fixture's `ferry serve`; remembers every answer for the leak check.
+struct Admin {
+    base: String,
+    http: reqwest::blocking::Client,
+    token: String,
+    seen: std::cell::RefCell<String>,
+}
+
+impl Admin {
+    fn login(serve: &Server) -> Self {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let base = serve.base();
+        let answer: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": ADMIN, "password": ADMIN_PW}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let token = answer["data"]["access_token"].as_str().unwrap().to_string();
+        Self {
+            base,
+            http,
+            token,
+            seen: std::cell::RefCell::new(String::new()),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        self.seen.borrow_mut().push_str(&text);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Starts a cutover job (`step`: check or sync); its id.
+    fn start(&self, step: &str, body: &Value) -> String {
+        let (status, answer) =
+            self.call("POST", &format!("/api/v1/admin/cutover/{step}"), Some(body));
+        assert_eq!(status, 201, "{answer:#}");
+        assert_eq!(answer["data"]["kind"], format!("cutover-{step}"));
+        answer["data"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a job until it is finished; the job.
+    fn finished(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (_, job) = self.call("GET", &format!("/api/v1/admin/migrations/{id}"), None);
+            let job = job["data"].clone();
+            if ["completed", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} did not finish: {job:#}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+/// The fixture's spec as the JSON the API takes (the `cutover.toml` structure), without its
+/// `state` (the server keeps it).
+fn spec_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let spec: toml::Value = toml::from_str(&text).unwrap();
+    serde_json::to_value(spec).unwrap()
+}
+
+#[test]
+fn serve_jobs_sync_and_check_go_then_no_go_without_leaking_the_password() {
+    let f = Fixture::new();
+    let spec = spec_json(&f.spec(""));
+    let api = Admin::login(&f.serve);
+    let secrets = serde_json::json!({ PW_ENV: ADMIN_PW });
+
+    // sync of a copy spec erases the target's tables: refused without force.
+    let (status, answer) = api.call(
+        "POST",
+        "/api/v1/admin/cutover/sync",
+        Some(&serde_json::json!({"spec": spec, "secrets": secrets})),
+    );
+    assert_eq!(status, 400, "{answer:#}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("force:"),
+        "{answer:#}"
+    );
+    // A bad spec is a 400 naming the check and the parameter, before any job exists.
+    let mut bad = spec.clone();
+    bad["check"][2]["watch_seconds"] = serde_json::json!(1);
+    let (status, answer) = api.call(
+        "POST",
+        "/api/v1/admin/cutover/check",
+        Some(&serde_json::json!({"spec": bad})),
+    );
+    assert_eq!(status, 400);
+    let e = answer["error"].as_str().unwrap();
+    assert!(
+        e.contains("check 'source-frozen'") && e.contains("watch_seconds"),
+        "{e}"
+    );
+    let (status, _) = api.call(
+        "POST",
+        "/api/v1/admin/cutover/nope",
+        Some(&serde_json::json!({"spec": spec})),
+    );
+    assert_eq!(status, 404);
+
+    // The final pass, then every check: GO, with the window.
+    let id = api.start(
+        "sync",
+        &serde_json::json!({"spec": spec, "secrets": secrets, "force": true}),
+    );
+    let job = api.finished(&id);
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let s = &job["cutover"];
+    assert_eq!(s["verdict"], "GO", "{s:#}");
+    assert!(s["window_s"].as_f64().unwrap() > 0.0, "{s:#}");
+    assert_eq!(s["sync"]["files"], 8, "{s:#}");
+    assert_eq!(s["checks"].as_array().unwrap().len(), 11);
+    for c in s["checks"].as_array().unwrap() {
+        assert_eq!(c["status"], "pass", "{c:#}");
+        for field in ["name", "kind", "severity", "evidence", "duration_s"] {
+            assert!(!c[field].is_null(), "{field} in {c:#}");
+        }
+    }
+    assert!(job["error_message"].is_null(), "{job:#}");
+
+    // A check job reads the state the sync job recorded (frozen, rollback): still GO.
+    let id = api.start(
+        "check",
+        &serde_json::json!({"spec": spec, "secrets": secrets}),
+    );
+    let job = api.finished(&id);
+    assert_eq!(job["cutover"]["verdict"], "GO", "{job:#}");
+    assert_eq!(status_of(&job["cutover"], "source-frozen").0, "pass");
+
+    // One row deleted in the target: NO-GO, the evidence says which, the message names it.
+    f.target.query("DELETE FROM videos WHERE id = 3");
+    let id = api.start(
+        "check",
+        &serde_json::json!({"spec": spec, "only": ["reconcile", "http"], "secrets": secrets}),
+    );
+    let job = api.finished(&id);
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let s = &job["cutover"];
+    assert_eq!(s["verdict"], "NO-GO", "{s:#}");
+    let (status, evidence) = status_of(s, "rows");
+    assert_eq!(status, "fail");
+    assert!(
+        evidence.contains("videos: 4 rows in the source, 3 in the target; 1 missing"),
+        "{evidence}"
+    );
+    assert_eq!(status_of(s, "login").0, "pass", "{s:#}");
+    assert_eq!(job["error_message"], "NO-GO: rows failed", "{job:#}");
+    assert_eq!(s["excluded"].as_array().unwrap().len(), 5, "{s:#}");
+
+    // A job reads only its own secrets and the server's FERRY_CUTOVER_* variables: a
+    // placeholder naming another server variable is not filled (the check is skipped).
+    let mut other = spec.clone();
+    other["check"][5]["json_body"]["password"] = serde_json::json!("{env.HOME}");
+    let id = api.start(
+        "check",
+        &serde_json::json!({"spec": other, "only": ["login"]}),
+    );
+    let job = api.finished(&id);
+    let (status, evidence) = status_of(&job["cutover"], "login");
+    assert_eq!(status, "skipped", "{job:#}");
+    assert!(evidence.contains("FERRY_CUTOVER_*"), "{evidence}");
+
+    // The password, and the token the login returned, appear in no answer and no log line.
+    let (_, list) = api.call("GET", "/api/v1/admin/migrations", None);
+    let everything = format!("{}{list}{}", api.seen.borrow(), f.serve.output());
+    assert!(!everything.contains(ADMIN_PW), "the admin password leaked");
+    assert!(!everything.contains("access_token\":") && !everything.contains(&api.token));
+}
+
+#[test]
+fn a_serve_cutover_job_can_be_cancelled() {
+    let f = Fixture::new();
+    let mut spec = spec_json(&f.spec(""));
+    // The frozen check watches the source for a minute: long enough to cancel it.
+    spec["check"][2]["watch_s"] = serde_json::json!(60);
+    let api = Admin::login(&f.serve);
+    let id = api.start(
+        "check",
+        &serde_json::json!({"spec": spec, "only": ["frozen"]}),
+    );
+    let started = std::time::Instant::now();
+    assert!(ferry_testkit::poll_until(
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(100),
+        || api
+            .call("GET", &format!("/api/v1/admin/migrations/{id}"), None)
+            .1["data"]["status"]
+            == "running"
+    ));
+    let (status, _) = api.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
+    assert_eq!(status, 204);
+    let job = api.finished(&id);
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the watch was not cut short"
+    );
+}
+
+#[test]
+fn a_bad_spec_still_writes_the_files_asked_for_with_the_error() {
+    let f = Fixture::new();
+    let spec = std::fs::read_to_string(f.spec(""))
+        .unwrap()
+        .replace("kind = \"media\"", "kind = \"medias\"");
+    let bad = f.path("bad.toml");
+    std::fs::write(&bad, spec).unwrap();
+    let (run, [_, junit, html]) = f.cutover_with_files("check", bad.to_str().unwrap());
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("unknown kind 'medias'"),
+        "{}",
+        run.show()
+    );
+    let s = f.summary();
+    assert_eq!(s["verdict"], "NO-GO", "{s:#}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown kind 'medias'"),
+        "{s:#}"
+    );
+    let (status, evidence) = status_of(&s, "spec");
+    assert_eq!(status, "fail");
+    assert!(evidence.contains("medias"), "{evidence}");
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    let names = parse_xml(&junit);
+    assert!(names.contains(&"failure".to_string()), "{junit}");
+    assert!(junit.contains("medias"), "{junit}");
+    let html = std::fs::read_to_string(&html).unwrap();
+    parse_xml(html.trim_start_matches("<!DOCTYPE html>\n"));
+    assert!(
+        html.contains("id=\"verdict\">NO-GO<") && html.contains("medias"),
+        "{html}"
     );
 }

@@ -225,6 +225,14 @@ fn start_slow_copy(api: &Api, source: &Path, target: &PgDb) -> Value {
     )
 }
 
+/// [`start_slow_copy`], returning the job's id.
+fn slow_copy_id(api: &Api, source: &Path, target: &PgDb) -> String {
+    start_slow_copy(api, source, target)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A server on `store` running a slow copy of a big SQLite source into a throwaway PostgreSQL
 /// database: where the lifecycle, cancel, kill and shutdown tests start. Fields drop in the
 /// order the tests' own variables did (the job's handles first, the databases last).
@@ -266,28 +274,7 @@ fn wait_copying(api: &Api, id: &str) -> Value {
 
 /// An SQLite file with `rows` rows in `items`.
 fn big_source(path: &Path, rows: i64) -> PathBuf {
-    let mut conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, note TEXT);",
-    )
-    .unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare("INSERT INTO items (id, name, qty, note) VALUES (?1, ?2, ?3, ?4)")
-            .unwrap();
-        for i in 1..=rows {
-            stmt.execute(rusqlite::params![
-                i,
-                format!("item number {i}"),
-                i % 97,
-                "some words to make the row a bit wider than tiny"
-            ])
-            .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    path.to_path_buf()
+    ferry_testkit::sqlite::items_db(path, rows)
 }
 
 struct Setup {
@@ -725,37 +712,203 @@ fn bad_requests_get_4xx_with_a_message() {
     }
 }
 
+/// Short job leases, so the tests that kill a server see its jobs taken over in seconds.
+const SHORT_LEASE: [&str; 2] = ["--job-lease", "3"];
+
+/// The target holds exactly the source's `items`: every row once, with its values.
+fn assert_target_equal(target: &PgDb) {
+    let want = ferry_testkit::sqlite::items_sums(BIG)
+        .map(|n| n.to_string())
+        .join(",");
+    assert_eq!(
+        target.scalar(ferry_testkit::sqlite::ITEMS_SUMS_SQL),
+        Some(want),
+        "the target's items differ from the source's"
+    );
+}
+
+/// Waits for job `id` to end, asserting on the way that it is never shown failed or finished
+/// before it is; returns it, completed, with every row counted and verified.
+fn wait_completed_after_takeover(api: &Api, id: &str) -> Value {
+    let job = api.wait(id, Duration::from_secs(300), |j| {
+        assert_ne!(j["status"], "failed", "{j}");
+        assert!(finished(j) || j["finished_at"].is_null(), "{j}");
+        finished(j)
+    });
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["error_message"], Value::Null, "{job}");
+    let items = &job["stats"]["items"];
+    assert_eq!(
+        (
+            items["total"].as_i64(),
+            items["migrated"].as_i64(),
+            items["failed"].as_i64()
+        ),
+        (Some(BIG), Some(BIG), Some(0)),
+        "{job}"
+    );
+    job
+}
+
 #[test]
-fn a_job_running_when_the_server_is_killed_is_failed_on_restart() {
+fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
     let s = setup();
     let store = s.sqlite_store();
-    let SlowJob {
-        source,
-        target,
-        mut server,
-        api,
-        job: _job,
-        id,
-    } = slow_job(&s, &store);
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let mut server = start(s.dir.path(), &store, &s.key, &SHORT_LEASE);
+    let api = Api::login(&server);
+    let id = slow_copy_id(&api, &source, &target);
     let running = wait_copying(&api, &id);
     assert_eq!(running["status"], "running", "{running}");
     server.kill9();
 
-    let server = start(s.dir.path(), &store, &s.key, &[]);
+    let server = start(s.dir.path(), &store, &s.key, &SHORT_LEASE);
     let api = Api::login(&server);
-    let after = api.job(&id);
-    assert_eq!(after["status"], "failed", "{after}");
-    let reason = after["error_message"].as_str().unwrap();
+    // The last change the killed server made: the job's end must come after it.
+    let killed_at = api.job(&id)["updated_at"].as_str().unwrap().to_string();
+    let done = wait_completed_after_takeover(&api, &id);
     assert!(
-        reason.contains("server stopped") && reason.contains("running"),
-        "{reason}"
+        server.output().contains(&format!("Took over job {id}")),
+        "{}",
+        server.output()
     );
+    assert_eq!(done["started_at"], running["started_at"]);
+    assert!(
+        done["finished_at"].as_str().unwrap() > killed_at.as_str(),
+        "{done}"
+    );
+    assert_target_equal(&target);
+}
+
+/// Three servers on one PostgreSQL store: a server starting while another runs a job leaves it
+/// alone; a second writer into the job's target is refused on every server; after the server
+/// running the job is killed, another takes it over once the lease expires, and the job ends
+/// completed and verified, with its stats and finish time right.
+#[test]
+fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
+    let s = setup();
+    let store = PgDb::new();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let mut a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let on_a = Api::login(&a);
+    let id = slow_copy_id(&on_a, &source, &target);
+    let running = wait_copying(&on_a, &id);
+    assert_eq!(running["status"], "running", "{running}");
+    // C starts while A runs the job: it does not touch it, for longer than a lease.
+    let c = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let on_c = Api::login(&c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let job = on_c.job(&id);
+        assert_eq!(job["status"], "running", "{job}");
+        assert!(job["finished_at"].is_null(), "{job}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!c.output().contains("Took over"), "{}", c.output());
+    // The one-job-per-target guard holds on every server.
+    let (status, body) = on_c.call(
+        "POST",
+        "/api/v1/admin/migrations/copy",
+        Some(json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true})),
+    );
+    assert_eq!(status, 409, "{body}");
+    let owner = store
+        .scalar(&format!("SELECT owner FROM ferry_jobs WHERE id = '{id}'"))
+        .unwrap();
+
+    a.kill9();
+    let on_b = Api::login(&b);
+    let killed_at = on_b.job(&id)["updated_at"].as_str().unwrap().to_string();
+    let done = wait_completed_after_takeover(&on_b, &id);
+    let took_over = [&b, &c]
+        .iter()
+        .filter(|server| server.output().contains(&format!("Took over job {id}")))
+        .count();
+    assert_eq!(took_over, 1, "B:\n{}\nC:\n{}", b.output(), c.output());
+    assert_eq!(done["started_at"], running["started_at"]);
+    assert!(
+        done["finished_at"].as_str().unwrap() > killed_at.as_str(),
+        "{done}"
+    );
+    assert_eq!(on_c.job(&id), done, "the servers show one job");
+    assert_target_equal(&target);
+    // Released: no owner any more (A's was replaced, then cleared at the end).
+    assert_ne!(owner, "");
+    assert_eq!(
+        store.scalar(&format!(
+            "SELECT coalesce(owner, '-') FROM ferry_jobs WHERE id = '{id}'"
+        )),
+        Some("-".to_string())
+    );
+}
+
+/// A cancel sent to server B stops the job server A runs, within seconds, and the target stays
+/// guarded until A's work has stopped.
+#[test]
+fn a_cancel_sent_to_another_server_stops_the_job() {
+    let s = setup();
+    let store = PgDb::new();
+    let source = big_source(&s.path("src.db"), BIG);
+    let target = PgDb::new();
+    let a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let on_a = Api::login(&a);
+    let on_b = Api::login(&b);
+    let id = slow_copy_id(&on_a, &source, &target);
+    wait_copying(&on_a, &id);
+    let (status, body) = on_b.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(on_a.job(&id)["status"], "cancelled");
+    assert!(
+        a.wait_for_log(
+            &format!("Job {id} ended: cancelled"),
+            Duration::from_secs(10)
+        ),
+        "A did not stop the work within 10 s of the cancel sent to B:\n{}",
+        a.output()
+    );
+    let n = target_count(&target);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        target_count(&target),
+        n,
+        "rows still arriving after the cancel"
+    );
+    assert!(
+        n < BIG,
+        "the whole table was copied before the cancel landed"
+    );
+    let after = on_b.job(&id);
+    assert_eq!(after["status"], "cancelled", "{after}");
     assert!(after["finished_at"].is_string());
-    // The target is free for a new job.
-    api.start(
-        "copy",
-        json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true}),
+    let (status, body) = on_b.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("already cancelled"),
+        "{body}"
     );
+    // The work has stopped: the target is free again, on any server.
+    on_b.start(
+        "copy/dry-run",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url}),
+    );
+    let again = on_b.start(
+        "copy",
+        json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true, "batch_size": 10000}),
+    );
+    let done = on_a.wait(
+        again["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+        finished,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_target_equal(&target);
 }
 
 #[test]

@@ -236,6 +236,12 @@ pub trait Dialect: Send + Sync {
     fn exact_text_type(&self, _native_type: &str) -> Option<String> {
         None
     }
+    /// Whether `error`, from a DDL statement a resumed run repeats, says that the statement
+    /// took effect before the interruption (an index or key that already exists): where DDL
+    /// is not transactional, a kill between a statement and its ledger mark leaves that.
+    fn already_applied(&self, _error: &str) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -338,6 +344,48 @@ pub trait TableWriter: Send {
     /// # Errors
     /// See `WriteError`.
     async fn write(&mut self, batch: &Batch) -> Result<(), WriteError>;
+
+    /// Runs one statement on the writer's connection and returns the rows it changed: what
+    /// the chunk methods below are built on.
+    ///
+    /// # Errors
+    /// The statement's error; a target whose writers cannot run statements.
+    async fn run_sql(&mut self, _sql: &str) -> Result<u64> {
+        Err(Error::run(
+            "this target cannot write a chunk in one transaction",
+        ))
+    }
+
+    /// Tells the writer it is inside a chunk's transaction (`Some`: whether each batch runs
+    /// under a savepoint, so a rejected one leaves the chunk's other batches in place, for
+    /// `--ignore-errors`) or not (`None`): a batch then is not its own transaction.
+    fn set_chunk(&mut self, _isolate_batches: Option<bool>) {}
+
+    /// Starts a chunk: every batch written until [`TableWriter::commit_chunk`] joins one
+    /// transaction, so the chunk lands whole or not at all. Dropping the writer in a chunk
+    /// rolls it back (its connection closes).
+    ///
+    /// # Errors
+    /// When the transaction cannot start.
+    async fn begin_chunk(&mut self, isolate_batches: bool) -> Result<()> {
+        self.run_sql("BEGIN").await?;
+        self.set_chunk(Some(isolate_batches));
+        Ok(())
+    }
+
+    /// Runs `claim` (the ledger's `UPDATE` marking the chunk done) in the chunk's transaction
+    /// and commits when it changed exactly one row; otherwise rolls the chunk back (another
+    /// worker committed it first). Returns whether this writer's chunk was committed.
+    ///
+    /// # Errors
+    /// When the statement or the commit fails (then nothing of the chunk was committed).
+    async fn commit_chunk(&mut self, claim: &str) -> Result<bool> {
+        self.set_chunk(None);
+        let claimed = self.run_sql(claim).await? == 1;
+        self.run_sql(if claimed { "COMMIT" } else { "ROLLBACK" })
+            .await?;
+        Ok(claimed)
+    }
 }
 
 /// Cuts a reader's rows into batches of `rows` and sends each full one, checking for

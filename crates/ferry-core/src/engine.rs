@@ -12,15 +12,19 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{SchemaOptions, Source, Target};
+use crate::chunks::{self, Chunk};
+use crate::connector::{SchemaOptions, Source, TableWriter, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
+use crate::killpoint;
+use crate::ledger::{self, Ledger};
 use crate::orphans;
 use crate::plan::{self, Plan, SchemaMode, TablePlan};
 use crate::preflight;
 use crate::progress::{Confirm, Event, Observer};
 use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
+use crate::retry::{self, Policy};
 use crate::value::Batch;
 use crate::verify;
 use crate::widen;
@@ -47,6 +51,16 @@ pub struct CopyOptions {
     /// Refuse (exit 2, before writing) a run with any lossy step, translation or object not
     /// copied, listing them all.
     pub strict: bool,
+    /// Continue the copy recorded in the target's ledger: skip its done chunks and steps.
+    pub resume: bool,
+    /// `(k, n)`: copy only the chunks whose number is k modulo n (resuming like `resume`), and
+    /// leave keys, foreign keys and verification to `finish`.
+    pub shard: Option<(u64, u64)>,
+    /// After every shard: check all chunks are done, then build keys, indexes and foreign
+    /// keys, reset counters and verify.
+    pub finish: bool,
+    /// Rows per chunk (see `chunks`).
+    pub chunk_rows: u64,
 }
 
 impl Default for CopyOptions {
@@ -67,6 +81,10 @@ impl Default for CopyOptions {
             schema_mode: SchemaMode::Auto,
             ignore_missing_columns: false,
             strict: false,
+            resume: false,
+            shard: None,
+            finish: false,
+            chunk_rows: crate::chunks::DEFAULT_CHUNK_ROWS,
         }
     }
 }
@@ -109,9 +127,15 @@ pub async fn copy(
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
     source.expect_readers(options.workers);
-    // Dry runs and --strict name every change before writing: they profile every value.
+    // Dry runs and --strict name every change before writing: they profile every value. So do
+    // shards and --finish: a shard cannot retype and recreate a table that other shards fill
+    // (`widen`), and every shard and the finish must plan alike (the ledger's fingerprint).
     let schema_options = SchemaOptions {
-        sample: options.schema.sample && !options.dry_run && !options.strict,
+        sample: options.schema.sample
+            && !options.dry_run
+            && !options.strict
+            && options.shard.is_none()
+            && !options.finish,
         ..options.schema.clone()
     };
     let schema = source.schema(&schema_options).await?;
@@ -131,16 +155,8 @@ pub async fn copy(
         Vec::new()
     };
     existing.retain(|(n, _)| !n.eq_ignore_ascii_case(UNFINISHED));
-    if !unfinished.is_empty() {
-        plan.warnings.push(format!(
-            "{} left by an interrupted ferry run (created, keys and indexes not yet added): they are dropped and copied again",
-            unfinished
-                .iter()
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    let has_ledger = existing.iter().any(|(n, _)| ledger::is_ledger(n));
+    existing.retain(|(n, _)| !ledger::is_ledger(n));
     let fold = target.dialect().capabilities().folds_case;
     let same = |a: &str, b: &str| a == b || (fold && a.eq_ignore_ascii_case(b));
     let overlaps = existing.iter().any(|(name, _)| {
@@ -185,8 +201,16 @@ pub async fn copy(
         })
         .cloned()
         .collect();
-    let erase = !conflicts.is_empty();
-    let orphans_in_target = orphans::deferred(&plan, options, target.dialect(), erase);
+    // Orphans are looked for in the target unless this run erases tables first (`orphans`). A
+    // run continuing a recorded copy erases nothing (its tables are its own), so it decides as
+    // the run that wrote the ledger did and plans the same foreign keys (the fingerprint).
+    let continues = has_ledger && mode(options).continues();
+    let orphans_in_target = orphans::deferred(
+        &plan,
+        options,
+        target.dialect(),
+        !conflicts.is_empty() && !continues,
+    );
     if !orphans_in_target {
         orphans::in_source(
             source.as_ref(),
@@ -199,6 +223,55 @@ pub async fn copy(
         .await?;
     }
     preflight::scan_values(source.as_ref(), &mut plan, target.dialect(), options, cx).await?;
+    // The plan is final: is this the copy a ledger in the target records?
+    let this_run = ledger::RunInfo::new(
+        source.identity().await?,
+        source.locator().redacted(),
+        &plan,
+        options.chunk_rows,
+    );
+    let continued = if options.dry_run {
+        if has_ledger {
+            plan.warnings.push(format!(
+                "the target holds the ledger of an unfinished ferry copy ({}): a real run needs --resume or --force",
+                ledger::LEDGER
+            ));
+        }
+        None
+    } else {
+        ledger::find(target.as_ref(), has_ledger, &this_run, mode(options), cx).await?
+    };
+    if continued.is_none() && !unfinished.is_empty() {
+        plan.warnings.push(format!(
+            "{} left by an interrupted ferry run (created, keys and indexes not yet added): they are dropped and copied again",
+            unfinished
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let (fresh_chunks, chunk_notes) = chunks::plan_chunks(&plan, options.chunk_rows);
+    plan.warnings.extend(chunk_notes);
+    if let Some(l) = &continued {
+        if options.finish {
+            l.check_finished(None)?;
+        }
+        plan.warnings.push(format!(
+            "resuming the copy recorded in the target's ledger: {} of {} chunks and {} of {} steps were done and are skipped",
+            l.done_chunks(),
+            l.chunks.len(),
+            l.steps.iter().filter(|d| **d).count(),
+            l.steps.len()
+        ));
+    }
+    // A recorded copy's tables are its own: continuing fills them, erasing nothing.
+    let conflicts = if continued.is_some() {
+        Vec::new()
+    } else {
+        conflicts
+    };
+    let erase = !conflicts.is_empty();
     report.not_copied = plan.skipped.clone();
     report.recreated = plan.objects.iter().map(|o| o.label()).collect();
     report.warnings = plan.warnings.clone();
@@ -248,9 +321,12 @@ pub async fn copy(
             )));
         }
     }
-    let notes =
-        preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
-    report.warnings.extend(notes);
+    // A recorded copy whose tables exist proved its DDL when it created them.
+    if continued.as_ref().is_none_or(|l| !l.steps[0]) {
+        let notes =
+            preflight::check(source.as_ref(), target.as_ref(), &plan, erase, options, cx).await?;
+        report.warnings.extend(notes);
+    }
     if erase {
         cx.observer.event(&Event::Phase(format!(
             "Erasing {}",
@@ -259,11 +335,18 @@ pub async fn copy(
         target.execute(&plan.ddl.drop).await?;
     }
 
+    let ledger = continued.unwrap_or_else(|| Ledger::new(this_run, fresh_chunks, &plan));
+    for c in ledger.chunks.iter().filter(|c| c.done) {
+        let entry = report.stats.entry(c.chunk.table.clone()).or_default();
+        entry.migrated += c.rows;
+        entry.failed += c.failed;
+    }
     let mut refused = None;
     let result = run_plan(
         &source,
         &target,
         &mut plan,
+        &ledger,
         options,
         cx,
         &mut report,
@@ -280,6 +363,10 @@ pub async fn copy(
             Status::Failed
         };
         report.error = Some(e.to_string());
+    } else if let Some((k, n)) = options.shard {
+        report.warnings.push(format!(
+            "shard {k}/{n}: its chunks are copied; once every shard is done, run --finish once (keys, indexes, foreign keys, counters, verification)"
+        ));
     } else if options.verify {
         cx.observer.event(&Event::Phase("Verifying".into()));
         match async {
@@ -305,9 +392,38 @@ pub async fn copy(
             }
         }
     }
+    // The copy is complete (verified, or verification not asked): its ledger goes, with the
+    // unfinished-tables marker. A failed, cancelled or sharded run keeps both for --resume.
+    if report.status == Status::Completed && options.shard.is_none() {
+        killpoint::point("before-ledger-drop");
+        let statements = vec![
+            ledger::drop_statement(),
+            format!("DROP TABLE IF EXISTS {UNFINISHED}"),
+        ];
+        let transactional = target.dialect().capabilities().transactional_ddl;
+        if let Err(e) = target
+            .execute(&ledger::atomic(statements, transactional))
+            .await
+        {
+            report.warnings.push(format!(
+                "the copy is complete but its ledger could not be dropped ({e}): drop the target's {} and {UNFINISHED} tables",
+                ledger::LEDGER
+            ));
+        }
+    }
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
     Ok(report)
+}
+
+/// What the options ask of a ledger the target holds.
+fn mode(options: &CopyOptions) -> ledger::Mode {
+    ledger::Mode {
+        resume: options.resume,
+        shard: options.shard,
+        finish: options.finish,
+        force: options.force,
+    }
 }
 
 /// `--strict`: a plan with any change (lossy step, translation, object not copied) is refused
@@ -342,51 +458,174 @@ fn describe_tables(tables: &[(String, u64)]) -> String {
     )
 }
 
+/// Creates the tables, copies the chunks, then runs the ledger's remaining DDL steps, with
+/// the orphan check in the target before the first foreign key (`orphans_in_target`; a
+/// refusal is left in `refused`, the run's own tables, marker and ledger dropped).
+#[allow(clippy::too_many_arguments)]
 async fn run_plan(
     source: &Arc<dyn Source>,
     target: &Arc<dyn Target>,
     plan: &mut Plan,
+    ledger: &Ledger,
     options: &CopyOptions,
     cx: &Context,
     report: &mut Report,
     (orphans_in_target, refused): (bool, &mut Option<Error>),
 ) -> Result<()> {
-    cx.observer.event(&Event::Phase("Creating tables".into()));
-    let created: Vec<String> = plan
-        .tables
-        .iter()
-        .filter(|t| !t.existing)
-        .map(|t| format!("('{}')", t.target_name.replace('\'', "''")))
-        .collect();
-    if !created.is_empty() {
-        target
-            .execute(&[
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {UNFINISHED} (table_name varchar(255) NOT NULL)"
-                ),
-                format!(
-                    "INSERT INTO {UNFINISHED} (table_name) VALUES {}",
-                    created.join(", ")
-                ),
-            ])
-            .await?;
+    let transactional = target.dialect().capabilities().transactional_ddl;
+    if !ledger.recorded {
+        // A ledger left without its run row by a kill while it was written goes first.
+        let mut statements = vec![ledger::drop_statement()];
+        statements.extend(ledger.create_statements(transactional));
+        target.execute(&statements).await?;
+        killpoint::point("ledger-written");
     }
-    target.execute(&plan.ddl.create).await?;
+    if !ledger.steps[0] {
+        cx.observer.event(&Event::Phase("Creating tables".into()));
+        let mut statements = Vec::new();
+        if ledger.recorded && !transactional {
+            // DDL that commits per statement may have created some tables before a kill:
+            // they are ferry's (no chunk is done before this step), dropped and created again.
+            statements.extend(
+                plan.ddl
+                    .drop
+                    .iter()
+                    .filter(|s| !s.starts_with("DELETE"))
+                    .cloned(),
+            );
+        }
+        let created: Vec<String> = plan
+            .tables
+            .iter()
+            .filter(|t| !t.existing)
+            .map(|t| format!("('{}')", t.target_name.replace('\'', "''")))
+            .collect();
+        if !created.is_empty() {
+            statements.push(format!(
+                "CREATE TABLE IF NOT EXISTS {UNFINISHED} (table_name varchar(255) NOT NULL)"
+            ));
+            statements.push(format!(
+                "INSERT INTO {UNFINISHED} (table_name) VALUES {}",
+                created.join(", ")
+            ));
+        }
+        statements.extend(plan.ddl.create.iter().cloned());
+        statements.push(ledger::mark_step(0));
+        target
+            .execute(&ledger::atomic(statements, transactional))
+            .await?;
+        killpoint::point("tables-created");
+    }
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
-    let workers = options.workers.clamp(
-        1,
-        target.dialect().capabilities().max_parallel_writers.max(1),
-    );
-    let permits = Arc::new(Semaphore::new(workers));
     let run = Run {
         source: source.clone(),
         target: target.clone(),
         options: Arc::new(options.clone()),
         observer: cx.observer.clone(),
     };
+    copy_chunks(&run, plan, ledger, cx, report).await?;
+    if options.shard.is_some() {
+        return Ok(());
+    }
+
+    // Each statement after the rows is a ledger step, marked in its own transaction where DDL
+    // is transactional; elsewhere a kill between a statement and its mark leaves the statement
+    // applied, which the resumed run recognises (`Dialect::already_applied`).
+    let mut phase = "";
+    let mut first_pending = true;
+    // Foreign keys the orphan check leaves out (`--ignore-errors`): their steps are marked done
+    // without running, so a resumed run does not add them either.
+    let mut left_out: Vec<usize> = Vec::new();
+    let mut orphans_checked = !orphans_in_target;
+    let steps = ledger::post_steps(plan);
+    for (i, &(name, statement)) in steps.iter().enumerate() {
+        let step = i + 1;
+        if ledger.steps.get(step) == Some(&true) || left_out.contains(&step) {
+            continue;
+        }
+        if name == ledger::FOREIGN_KEYS && !orphans_checked {
+            // Just before the first foreign key not yet added: the rows are in and keyed.
+            orphans_checked = true;
+            let kept = match orphans::after_load(target.as_ref(), plan, options, cx, report).await {
+                Ok(statements) => statements,
+                Err(e) => {
+                    *refused = Some(e);
+                    return Err(Error::run("orphan rows"));
+                }
+            };
+            left_out = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, s))| *n == ledger::FOREIGN_KEYS && !kept.contains(s))
+                .map(|(j, _)| j + 1)
+                .collect();
+            if !left_out.is_empty() {
+                let marks = left_out.iter().map(|&j| ledger::mark_step(j)).collect();
+                target
+                    .execute(&ledger::atomic(marks, transactional))
+                    .await?;
+            }
+            if left_out.contains(&step) {
+                continue;
+            }
+        }
+        if name != phase {
+            phase = name;
+            cx.observer.event(&Event::Phase(name.into()));
+        }
+        if transactional {
+            let statements = vec![statement.clone(), ledger::mark_step(step)];
+            target.execute(&ledger::atomic(statements, true)).await?;
+        } else {
+            match target.execute(std::slice::from_ref(statement)).await {
+                Err(e)
+                    if ledger.recorded
+                        && first_pending
+                        && target.dialect().already_applied(&e.to_string()) => {}
+                result => result?,
+            }
+            killpoint::point("step-before-mark");
+            target.execute(&[ledger::mark_step(step)]).await?;
+        }
+        first_pending = false;
+        killpoint::point("step-done");
+        if cx.cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+    }
+    Ok(())
+}
+
+/// Copies this run's chunks (all those not done, or a shard's), tables in plan order on
+/// `workers` chunk tasks at once.
+async fn copy_chunks(
+    run: &Run,
+    plan: &mut Plan,
+    ledger: &Ledger,
+    cx: &Context,
+    report: &mut Report,
+) -> Result<()> {
+    let cancel = &cx.cancel;
+    let options = &run.options;
+    let workers = options.workers.clamp(
+        1,
+        run.target
+            .dialect()
+            .capabilities()
+            .max_parallel_writers
+            .max(1),
+    );
+    let permits = Arc::new(Semaphore::new(workers));
+    let all: Arc<Vec<Chunk>> = Arc::new(ledger.chunks.iter().map(|c| c.chunk.clone()).collect());
+    let mine = |c: &ledger::ChunkState| {
+        !c.done
+            && options
+                .shard
+                .is_none_or(|(k, n)| c.chunk.index % n.max(1) == k)
+    };
     // One failing table stops the others (without --ignore-errors a failure ends the run).
-    let stop = cx.cancel.child_token();
+    let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut first_error: Option<Error> = None;
     // Tables whose sampled types a value did not fit, with why: copied again after the others.
@@ -396,6 +635,16 @@ async fn run_plan(
     let ordered = plan.tables.iter().any(|t| t.existing);
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     for table in &plan.tables {
+        let pending: Vec<Chunk> = ledger
+            .chunks
+            .iter()
+            .filter(|c| c.chunk.table == table.source_name && mine(c))
+            .map(|c| c.chunk.clone())
+            .collect();
+        if pending.is_empty() {
+            finished.insert(table.source_name.clone());
+            continue;
+        }
         while ordered && !tasks.is_empty() && !table.depends_on.iter().all(|d| finished.contains(d))
         {
             if let Some(joined) = tasks.join_next().await {
@@ -403,30 +652,39 @@ async fn run_plan(
                 finished.insert(name);
             }
         }
-        let chunks = chunks(table, workers);
         let permit = tokio::select! {
-            p = permits.clone().acquire_many_owned(chunks.len() as u32) => p.expect("semaphore is never closed"),
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
-        let (run, table, stop) = (run.clone(), Arc::new(table.clone()), stop.clone());
+        let done = report
+            .stats
+            .get(&table.source_name)
+            .map_or((0, 0), |s| (s.migrated, s.failed));
+        let job = TableJob {
+            table: Arc::new(table.clone()),
+            chunks: pending,
+            siblings: all.clone(),
+            permits: permits.clone(),
+            done,
+        };
+        let (run, stop) = (run.clone(), stop.clone());
         tasks.spawn(async move {
-            let name = table.source_name.clone();
-            let result = copy_table(run, table, chunks, stop.clone()).await;
+            let name = job.table.source_name.clone();
+            let result = copy_table(run, job, permit, stop.clone()).await;
             // A table sent back for a full profile stops only itself (see `widen.rs`).
             if result.as_ref().is_err_and(|(_, e)| !widen::is_misfit(e)) {
                 stop.cancel();
             }
-            drop(permit);
             (name, result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
         record(joined, report, &mut first_error, &mut widened)?;
     }
-    if first_error.is_none() && !cx.cancel.is_cancelled() {
+    if first_error.is_none() && !cancel.is_cancelled() {
         for (name, why) in std::mem::take(&mut widened) {
             let (table, ddl) =
-                widen::replan(source.as_ref(), plan, &name, target.dialect()).await?;
+                widen::replan(run.source.as_ref(), plan, &name, run.target.dialect()).await?;
             let note = format!(
                 "{why}: the table's column types were chosen again from every value and it was copied again"
             );
@@ -438,9 +696,45 @@ async fn run_plan(
                     .lossy
                     .extend(lossy.map(|n| format!("{name}.{}: {n}", c.source_name)));
             }
-            target.execute(&ddl).await?;
-            let chunks = chunks(&table, workers);
-            let result = copy_table(run.clone(), Arc::new(table), chunks, stop.clone()).await;
+            // Recreating the table drops the rows of its chunks already committed: the ledger
+            // forgets them in the same transaction (first, where DDL commits per statement, so
+            // a kill in between redoes chunks rather than trusting rows that are gone).
+            let mut statements = vec![ledger::reset_table_statement(&name)];
+            statements.extend(ddl);
+            let transactional = run.target.dialect().capabilities().transactional_ddl;
+            run.target
+                .execute(&ledger::atomic(statements, transactional))
+                .await?;
+            // Copied again from the start: its earlier counts would count rows twice.
+            if let Some(entry) = report.stats.get_mut(&name) {
+                *entry = TableStats {
+                    total: entry.total,
+                    ..Default::default()
+                };
+            }
+            let chunks: Vec<Chunk> = ledger
+                .chunks
+                .iter()
+                .filter(|c| c.chunk.table == name)
+                .filter(|c| {
+                    options
+                        .shard
+                        .is_none_or(|(k, n)| c.chunk.index % n.max(1) == k)
+                })
+                .map(|c| c.chunk.clone())
+                .collect();
+            let job = TableJob {
+                table: Arc::new(table),
+                chunks,
+                siblings: all.clone(),
+                permits: permits.clone(),
+                done: (0, 0),
+            };
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                () = stop.cancelled() => break,
+            };
+            let result = copy_table(run.clone(), job, permit, stop.clone()).await;
             record(Ok((name, result)), report, &mut first_error, &mut widened)?;
         }
     }
@@ -449,55 +743,13 @@ async fn run_plan(
         first_error.get_or_insert_with(|| Error::run(why.clone()));
     }
     if let Some(e) = first_error {
-        if e.kind() == ErrorKind::Cancelled && cx.cancel.is_cancelled() {
+        if e.kind() == ErrorKind::Cancelled && cancel.is_cancelled() {
             return Err(Error::cancelled());
         }
         return Err(e);
     }
-    if cx.cancel.is_cancelled() {
+    if cancel.is_cancelled() {
         return Err(Error::cancelled());
-    }
-
-    if !plan.ddl.indexes.is_empty() {
-        cx.observer
-            .event(&Event::Phase("Creating primary keys and indexes".into()));
-        target.execute(&plan.ddl.indexes).await?;
-    }
-    let foreign_keys = if orphans_in_target {
-        match orphans::after_load(target.as_ref(), plan, options, cx, report).await {
-            Ok(statements) => statements,
-            Err(e) => {
-                *refused = Some(e);
-                return Err(Error::run("orphan rows"));
-            }
-        }
-    } else {
-        plan.ddl.foreign_keys.clone()
-    };
-    for (phase, statements) in [
-        ("Adding foreign keys", &foreign_keys),
-        (
-            "Moving identity counters past the copied rows",
-            &plan.ddl.sequences,
-        ),
-        (
-            "Recreating views, triggers and other objects",
-            &plan.ddl.objects,
-        ),
-        ("Analyzing", &plan.ddl.analyze),
-    ] {
-        if !statements.is_empty() {
-            cx.observer.event(&Event::Phase(phase.into()));
-            target.execute(statements).await?;
-        }
-        if cx.cancel.is_cancelled() {
-            return Err(Error::cancelled());
-        }
-    }
-    if !created.is_empty() {
-        target
-            .execute(&[format!("DROP TABLE {UNFINISHED}")])
-            .await?;
     }
     Ok(())
 }
@@ -509,44 +761,15 @@ pub(crate) const UNFINISHED: &str = "ferry_unfinished_tables";
 
 /// The table names an interrupted run left in the target's marker table.
 async fn unfinished_tables(target: &dyn Target, cancel: &CancellationToken) -> Result<Vec<String>> {
-    let schema = target
-        .as_source()
-        .await?
-        .schema(&SchemaOptions {
-            filter: crate::filter::TableFilter::new(&[UNFINISHED.to_string()], &[])?,
-            profile: false,
-            sample: false,
-        })
-        .await?;
-    let Some(table) = schema
-        .tables
-        .iter()
-        .find(|t| t.name.eq_ignore_ascii_case(UNFINISHED))
-    else {
-        return Ok(Vec::new());
-    };
-    // Read through a second source that holds no snapshot: the first one's open transaction
-    // keeps a lock on this table, and a running job's `DROP TABLE` queued behind that lock would
-    // queue this read behind itself, so both would wait for each other forever (PostgreSQL
-    // cannot see the cycle, which runs through ferry). The first source is gone by now.
-    let reader = target.as_source().await?;
-    let (tx, mut rx) = mpsc::channel::<Batch>(2);
-    let read = {
-        let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
-        tokio::spawn(async move { reader.read(&table, 1000, tx, cancel).await })
-    };
+    let rows = ledger::read_own_table(target, UNFINISHED, &["table_name"], cancel).await?;
     let mut names = Vec::new();
-    while let Some(batch) = rx.recv().await {
-        for row in batch.rows() {
-            if let Some(crate::value::Value::Text(name)) = row.first()
-                && !names.contains(name)
-            {
-                names.push(name.clone());
-            }
+    for row in rows {
+        if let Some(crate::value::Value::Text(name)) = row.into_iter().next()
+            && !names.contains(&name)
+        {
+            names.push(name);
         }
     }
-    read.await
-        .map_err(|e| Error::run(format!("reader task failed: {e}")))??;
     Ok(names)
 }
 
@@ -615,23 +838,54 @@ struct Run {
     observer: Arc<dyn Observer>,
 }
 
+/// One table's share of a run: the chunks this run copies, and what is done already.
+struct TableJob {
+    table: Arc<TablePlan>,
+    chunks: Vec<Chunk>,
+    /// Every chunk of the plan, for the ranges at the table's ends (`chunks::read_range`).
+    siblings: Arc<Vec<Chunk>>,
+    /// The run's chunk tasks at once (`workers`).
+    permits: Arc<Semaphore>,
+    /// Rows written and rejected by chunks done before this run.
+    done: (u64, u64),
+}
+
+/// Copies a table's chunks, each on a task holding one of the run's permits (`first` for the
+/// first chunk, taken before the table started).
 async fn copy_table(
     run: Run,
-    table: Arc<TablePlan>,
-    chunks: Vec<Option<(i64, i64)>>,
+    job: TableJob,
+    first: tokio::sync::OwnedSemaphorePermit,
     cancel: CancellationToken,
 ) -> TableResult {
+    let table = job.table;
     let started = Instant::now();
     run.observer.event(&Event::TableStarted {
         table: table.source_name.clone(),
         rows: table.row_count,
     });
+    if job.done.0 + job.done.1 > 0 {
+        run.observer.event(&Event::TableProgress {
+            table: table.source_name.clone(),
+            rows: job.done.0,
+            failed: job.done.1,
+            bytes: 0,
+        });
+    }
     let rejects = Rejects::new(&run.options.reject_dir, &table.source_name);
     // A failing chunk stops the table's other chunks.
     let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
-    for range in chunks {
-        let chunk = match range {
+    let mut first = Some(first);
+    for chunk in job.chunks {
+        let permit = match first.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                p = job.permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                () = stop.cancelled() => break,
+            },
+        };
+        let part = match chunks::read_range(&chunk, &job.siblings, &table) {
             Some(r) => {
                 let mut t = (*table).clone();
                 t.source.locator_range = Some(r);
@@ -642,15 +896,18 @@ async fn copy_table(
         let (run, stop, rejects) = (run.clone(), stop.clone(), rejects.clone());
         tasks.spawn(async move {
             let mut stats = TableStats::default();
-            let result = copy_rows(&run, &chunk, &stop, &rejects, &mut stats).await;
+            let result = copy_chunk(&run, &part, chunk.index, &stop, &rejects, &mut stats).await;
             if result.is_err() {
                 stop.cancel();
             }
+            drop(permit);
             (stats, result)
         });
     }
     let mut stats = TableStats {
         total: table.row_count,
+        migrated: job.done.0,
+        failed: job.done.1,
         ..Default::default()
     };
     let mut error: Option<Error> = None;
@@ -670,6 +927,9 @@ async fn copy_table(
             error = Some(e);
         }
     }
+    if error.is_none() && cancel.is_cancelled() {
+        error = Some(Error::cancelled());
+    }
     let result = match error {
         Some(e) => Err(e),
         None => rejects.finish(),
@@ -688,14 +948,74 @@ async fn copy_table(
     }
 }
 
-/// How a table is split for parallel copying: ranges of its row locator when the source can
-/// read them and the target takes several writers, about 100,000 rows each, at most `workers`.
-fn chunks(table: &TablePlan, workers: usize) -> Vec<Option<(i64, i64)>> {
-    let parts = (table.row_count / 100_000).clamp(1, workers.max(1) as u64) as usize;
-    match table.source.locator_range {
-        Some(range) if parts > 1 => split_range(range, parts).into_iter().map(Some).collect(),
-        _ => vec![None],
+/// Copies one chunk in one transaction of the target, committed together with its ledger row:
+/// a kill before the commit leaves nothing of it, after it the chunk is done and counted.
+async fn copy_chunk(
+    run: &Run,
+    table: &Arc<TablePlan>,
+    index: u64,
+    cancel: &CancellationToken,
+    rejects: &Rejects,
+    stats: &mut TableStats,
+) -> Result<()> {
+    // The chunk is the unit that is atomic in the target, so it is what a transient fault (a
+    // restart, a lost connection, a deadlock) makes us redo, on a new connection: an attempt
+    // cut off left nothing behind, and the ledger's claim keeps a chunk from counting twice
+    // when a commit did land but its answer was lost.
+    let policy = Policy::default();
+    let mut retries = 0;
+    let on_retry = |n: u32, e: &Error| {
+        retries += 1;
+        run.observer.event(&Event::Warning(format!(
+            "table \"{}\", chunk {index}: {e}; copying the chunk again ({n} of {}) on a new connection",
+            table.source_name, policy.retries
+        )));
+    };
+    let copied = retry::retrying(&policy, cancel, on_retry, || async {
+        let mut attempt = TableStats::default();
+        let result = copy_chunk_once(run, table, index, cancel, rejects, &mut attempt).await;
+        match result {
+            Ok(()) => Ok(Ok(attempt)),
+            // Only a transient error is retried; any other keeps the attempt's counts.
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => Ok(Err((attempt, e))),
+        }
+    })
+    .await;
+    stats.retries += retries;
+    match copied? {
+        Ok(attempt) => {
+            stats.merge(&attempt);
+            Ok(())
+        }
+        Err((attempt, e)) => {
+            stats.merge(&attempt);
+            Err(e)
+        }
     }
+}
+
+/// One attempt at a chunk, in one transaction of the target committed together with its
+/// ledger row.
+async fn copy_chunk_once(
+    run: &Run,
+    table: &Arc<TablePlan>,
+    index: u64,
+    cancel: &CancellationToken,
+    rejects: &Rejects,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let mut writer = run.target.writer(table).await?;
+    writer.begin_chunk(run.options.ignore_errors).await?;
+    copy_rows(run, table, writer.as_mut(), cancel, rejects, stats).await?;
+    killpoint::point("chunk-before-commit");
+    let claim = ledger::claim_chunk(index, stats.migrated, stats.failed);
+    if !writer.commit_chunk(&claim).await? {
+        // Another worker committed this chunk first; its rows are the ones kept.
+        *stats = TableStats::default();
+    }
+    killpoint::point("chunk-committed");
+    Ok(())
 }
 
 /// Splits an inclusive range of row locators into `parts` contiguous ranges.
@@ -718,12 +1038,12 @@ pub fn split_range((lo, hi): (i64, i64), parts: usize) -> Vec<(i64, i64)> {
 async fn copy_rows(
     run: &Run,
     table: &Arc<TablePlan>,
+    writer: &mut dyn TableWriter,
     cancel: &CancellationToken,
     rejects: &Rejects,
     stats: &mut TableStats,
 ) -> Result<()> {
     let (options, observer) = (&run.options, &run.observer);
-    let mut writer = run.target.writer(table).await?;
     // Two batches in flight bound memory to about three batches per table, whatever its size.
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let reader = {
@@ -761,15 +1081,7 @@ async fn copy_rows(
                 )?;
             }
             let bytes = batch.wire_size();
-            write_splitting(
-                writer.as_mut(),
-                table,
-                batch,
-                options.ignore_errors,
-                rejects,
-                stats,
-            )
-            .await?;
+            write_splitting(writer, table, batch, options.ignore_errors, rejects, stats).await?;
             stats.bytes += bytes;
             let failed = stats.failed - failed_before;
             observer.event(&Event::TableProgress {

@@ -23,6 +23,10 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// Set by the backend that raised it: a fault that a retry after a pause, on a new
+    /// connection, may not meet again (a connection reset, a server restart, a serialization
+    /// failure, a deadlock). See `crate::retry`.
+    transient: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -32,6 +36,7 @@ impl Error {
         Self {
             kind: ErrorKind::Input,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -39,6 +44,7 @@ impl Error {
         Self {
             kind: ErrorKind::Run,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -46,6 +52,7 @@ impl Error {
         Self {
             kind: ErrorKind::Widen,
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -53,7 +60,21 @@ impl Error {
         Self {
             kind: ErrorKind::Cancelled,
             message: "cancelled by the operator".into(),
+            transient: false,
         }
+    }
+
+    /// Marks the error transient when `transient` (see [`Error::is_transient`]).
+    #[must_use]
+    pub fn transient_if(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
+    }
+
+    /// Whether the backend that raised it classified it transient: the unit of work that
+    /// failed may be retried on a new connection (`crate::retry`).
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 
     pub fn kind(&self) -> ErrorKind {

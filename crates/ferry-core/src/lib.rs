@@ -6,12 +6,15 @@
 //! written once against those traits.
 
 pub mod capabilities;
+pub mod chunks;
 pub mod connector;
 pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod hash;
+pub mod killpoint;
+pub mod ledger;
 pub mod locator;
 pub mod names;
 pub mod orphans;
@@ -21,6 +24,7 @@ pub mod progress;
 pub mod registration;
 pub mod rejects;
 pub mod report;
+pub mod retry;
 pub mod schema;
 pub mod session;
 pub mod sqltext;

@@ -273,9 +273,18 @@ pub async fn after_load(
         return Ok(plan.ddl.foreign_keys.clone());
     }
     if !options.ignore_errors {
+        // With the run's own tables go the unfinished-tables marker and the ledger: a rerun
+        // starts afresh instead of being asked to --resume a copy that was refused.
         let mut drop = plan.ddl.drop.clone();
-        drop.push(format!("DROP TABLE {}", crate::engine::UNFINISHED));
-        target.execute(&drop).await?;
+        drop.push(format!(
+            "DROP TABLE IF EXISTS {}",
+            crate::engine::UNFINISHED
+        ));
+        drop.push(crate::ledger::drop_statement());
+        let transactional = target.dialect().capabilities().transactional_ddl;
+        target
+            .execute(&crate::ledger::atomic(drop, transactional))
+            .await?;
         return Err(refusal(
             &found,
             "after loading the rows (the tables this run created were dropped again, nothing is left in the target)",

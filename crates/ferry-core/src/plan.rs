@@ -816,10 +816,10 @@ pub fn dependency_order<'a, D: IntoIterator<Item = &'a str>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tp(name: &str, deps: &[&str]) -> TablePlan {
+    pub(crate) fn tp(name: &str, deps: &[&str]) -> TablePlan {
         TablePlan {
             source: Table {
                 name: name.into(),

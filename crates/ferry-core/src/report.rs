@@ -28,6 +28,14 @@ pub struct TableStats {
     /// Per source column, values that lost non-zero sub-microsecond digits to rounding.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rounded: BTreeMap<String, u64>,
+    /// Writes retried after a transient fault (a lost connection, a server restart, a
+    /// serialization failure, a deadlock: see `crate::retry`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// At most this many error strings are kept per table.
@@ -48,6 +56,7 @@ impl TableStats {
         self.failed += part.failed;
         self.bytes += part.bytes;
         self.elapsed_s += part.elapsed_s;
+        self.retries += part.retries;
         for (column, n) in &part.rounded {
             *self.rounded.entry(column.clone()).or_default() += n;
         }
@@ -291,6 +300,19 @@ impl Report {
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
+        }
+        let retried: Vec<String> = self
+            .stats
+            .iter()
+            .filter(|(_, s)| s.retries > 0)
+            .map(|(t, s)| format!("{t}: {}", s.retries))
+            .collect();
+        if !retried.is_empty() {
+            let _ = writeln!(
+                out,
+                "retried writes after transient faults: {}",
+                retried.join(", ")
+            );
         }
         let rows: u64 = self.stats.values().map(|s| s.migrated).sum();
         let failed: u64 = self.stats.values().map(|s| s.failed).sum();

@@ -1,5 +1,6 @@
 //! The dashboard in a real headless Chromium against a real `ferry serve`: log in, start a
-//! copy from the form, watch a progress bar move, cancel, and see a finished job's summary.
+//! copy from the form, watch a progress bar move, cancel, and see a finished job's summary;
+//! start a cutover check from its form and read its checklist (GO, then NO-GO).
 //! Needs Chromium and chromedriver (`apt-get install chromium chromium-driver`), PostgreSQL
 //! (FERRY_TEST_PG_URL) and the ferry binary (`cargo build -p ferry-cli`, or FERRY_BIN).
 
@@ -80,15 +81,17 @@ async fn start_job(
             "#job-start"
         })
         .await;
+    new_job(browser, before, "#job-form-error").await
+}
+
+/// The id of the newest job once it differs from `before`; panics with the form's error
+/// (`error_css`) when the server refused the job.
+async fn new_job(browser: &Browser, before: Option<String>, error_css: &str) -> String {
     eventually(
         Duration::from_secs(15),
         "the new job in the list",
         || async {
-            if let Some(error) = browser
-                .text("#job-form-error")
-                .await
-                .filter(|t| !t.is_empty())
-            {
+            if let Some(error) = browser.text(error_css).await.filter(|t| !t.is_empty()) {
                 panic!("the server refused the job: {error}");
             }
             let id = browser.attr("[data-testid=job]", "data-job-id").await?;
@@ -96,6 +99,14 @@ async fn start_job(
         },
     )
     .await
+}
+
+/// Pastes a cutover request into the dashboard's cutover form and presses Run check.
+async fn start_cutover_check(browser: &Browser, body: &serde_json::Value) -> String {
+    let before = browser.attr("[data-testid=job]", "data-job-id").await;
+    browser.fill("#cutover-body", &body.to_string()).await;
+    browser.click("#cutover-check").await;
+    new_job(browser, before, "#cutover-form-error").await
 }
 
 fn job_css(id: &str, inner: &str) -> String {
@@ -343,6 +354,88 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
         assert_eq!(target.count("posts").await, Some(250));
 
         browser.screenshot("dashboard-completed").await;
+    })
+    .await;
+    serve.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_a_cutover_check_as_a_checklist() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures::small_source(dir.path());
+    let target = TestDb::new().await;
+    let serve = Serve::start().await;
+    let api = serve.admin().await;
+
+    with_browser(&serve, async |browser| {
+        log_in(browser, &serve).await;
+        let url = fixtures::sqlite_url(&source);
+        let copy = start_job(browser, &url, &target.url, &[], false).await;
+        wait_status(browser, &copy, "completed", Duration::from_secs(60)).await;
+
+        // A check of the copy: two passing blockers, a failing and a skipped warning.
+        let body = serde_json::json!({"spec": {
+            "source": {"database": url},
+            "target": {"database": target.url, "url": serve.base},
+            "check": [
+                {"name": "rows", "kind": "reconcile"},
+                {"name": "health", "kind": "http", "path": "/health"},
+                {"name": "old-page", "kind": "http", "path": "/no/such/page", "severity": "warning"},
+                {"name": "backup", "kind": "backup", "severity": "warning"}
+            ]
+        }});
+        let id = start_cutover_check(browser, &body).await;
+        wait_status(browser, &id, "completed", Duration::from_secs(60)).await;
+        let verdict = job_css(&id, "[data-testid=cutover-verdict]");
+        let text = browser.text(&verdict).await.unwrap_or_default();
+        println!("verdict: {text}");
+        assert!(text.starts_with("GO: 4 checks, 1 failed, 1 skipped"), "{text}");
+        assert_eq!(browser.attr(&verdict, "data-verdict").await.as_deref(), Some("GO"));
+        for (name, status, mark, evidence) in [
+            ("rows", "pass", "✓", "2 tables"),
+            ("health", "pass", "✓", "200"),
+            ("old-page", "fail", "✗", "404"),
+            ("backup", "skipped", "–", "no backup"),
+        ] {
+            let line = job_css(&id, &format!("[data-check=\"{name}\"]"));
+            assert_eq!(browser.attr(&line, "data-status").await.as_deref(), Some(status), "{name}");
+            let text = browser.text(&line).await.unwrap_or_default();
+            println!("{text}");
+            assert!(text.starts_with(mark) && text.contains(evidence), "{name}: {text}");
+        }
+        // Green, red and grey: the marks are coloured by status.
+        let colour = async |name: &str| {
+            let css = job_css(&id, &format!("[data-check=\"{name}\"] .mark"));
+            browser.find(&css).await.css_value("color").await.unwrap()
+        };
+        let (green, red, grey) = (colour("rows").await, colour("old-page").await, colour("backup").await);
+        assert!(green != red && red != grey && green != grey, "{green} {red} {grey}");
+        let scroll = format!("document.querySelector('[data-job-id=\"{id}\"]').scrollIntoView()");
+        let _ = browser.client.execute(&scroll, vec![]).await;
+        browser.screenshot("dashboard-cutover-go").await;
+
+        // A row deleted in the target: the next check is NO-GO and says which table.
+        target
+            .client()
+            .await
+            .batch_execute("DELETE FROM posts WHERE id = (SELECT min(id) FROM posts)")
+            .await
+            .unwrap();
+        let again = start_cutover_check(browser, &body).await;
+        wait_status(browser, &again, "completed", Duration::from_secs(60)).await;
+        let verdict = job_css(&again, "[data-testid=cutover-verdict]");
+        assert_eq!(browser.attr(&verdict, "data-verdict").await.as_deref(), Some("NO-GO"));
+        let rows = job_css(&again, "[data-check=\"rows\"]");
+        assert_eq!(browser.attr(&rows, "data-status").await.as_deref(), Some("fail"));
+        let text = browser.text(&rows).await.unwrap_or_default();
+        assert!(text.contains("posts: 250 rows in the source, 249 in the target"), "{text}");
+        assert_eq!(
+            browser.text(&job_css(&again, "[data-testid=job-error-message]")).await.as_deref(),
+            Some("NO-GO: rows failed")
+        );
+        let job = api.job(&again).await;
+        assert_eq!(job["cutover"]["verdict"], "NO-GO", "{job}");
+        browser.screenshot("dashboard-cutover-no-go").await;
     })
     .await;
     serve.stop().await;

@@ -238,7 +238,9 @@ fn connect_error(e: &mysql_async::Error, s: &Settings, host: &str, user: &str, d
         }
         _ => Error::input(format!(
             "cannot connect to MySQL at {host} ({e}): check that the server is running and the URL's host and port"
-        )),
+        ))
+        // Refused or reset: a server restarting looks like this for a moment.
+        .transient_if(matches!(e, mysql_async::Error::Io(_))),
     }
 }
 
@@ -289,13 +291,20 @@ pub async fn identity(conn: &mut Conn) -> Result<Identity> {
     ))
 }
 
+/// Maps an error on an open connection; marks the transient ones (`ferry_core::retry`): a
+/// deadlock, a lock wait timeout, a server shutting down, a lost connection.
 pub fn error(e: &mysql_async::Error) -> Error {
     match e {
         mysql_async::Error::Server(s) => {
             Error::run(format!("MySQL: {} (error {})", s.message, s.code))
+                .transient_if(ferry_core::retry::transient_mysql_code(s.code))
         }
         other => Error::run(format!(
             "MySQL connection failed ({other}): check the server and rerun with --force"
+        ))
+        .transient_if(matches!(
+            other,
+            mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)
         )),
     }
 }

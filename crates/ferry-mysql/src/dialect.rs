@@ -180,6 +180,20 @@ impl Dialect for MysqlDialect {
         }
     }
 
+    /// MySQL commits each DDL statement: a resumed run repeating the one a kill interrupted
+    /// before its ledger mark finds its index, key or object there already.
+    fn already_applied(&self, error: &str) -> bool {
+        [
+            "Duplicate key name",
+            "Multiple primary key defined",
+            "Duplicate foreign key constraint name",
+            "errno: 121",
+            "already exists",
+        ]
+        .iter()
+        .any(|m| error.contains(m))
+    }
+
     fn exact_text_type(&self, native_type: &str) -> Option<String> {
         let textual = [
             "varchar",

@@ -1,6 +1,8 @@
 //! Writing to MySQL: multi-row INSERTs with inline literals (the fastest portable bulk path;
 //! LOAD DATA LOCAL needs server and client opt-in), split to stay under the server's
 //! `max_allowed_packet`, inside one transaction per batch so a rejected batch leaves nothing.
+//! A chunk's batches run in one InnoDB transaction (a savepoint per batch when rejected rows
+//! are isolated), committed together with its ledger row.
 
 use async_trait::async_trait;
 use ferry_core::Result;
@@ -17,6 +19,8 @@ pub struct MysqlWriter {
     conn: Conn,
     prefix: String,
     max_statement: usize,
+    /// Inside a chunk's transaction: whether each batch runs under a savepoint.
+    chunk: Option<bool>,
 }
 
 impl MysqlWriter {
@@ -39,18 +43,35 @@ impl MysqlWriter {
             ),
             // Half the packet limit, at most 16 MiB: big enough to amortise round trips.
             max_statement: (packet.unwrap_or(4 << 20) as usize / 2).clamp(64 << 10, 16 << 20),
+            chunk: None,
         })
     }
 
     async fn run(&mut self, statements: &[String]) -> Result<(), mysql_async::Error> {
-        self.conn.query_drop("START TRANSACTION").await?;
+        // In a chunk the batch is part of the chunk's transaction (under a savepoint when its
+        // rows may be rejected and the rest kept); alone it is its own transaction.
+        let (begin, undo, end) = match self.chunk {
+            None => (Some("START TRANSACTION"), "ROLLBACK", Some("COMMIT")),
+            Some(true) => (
+                Some("SAVEPOINT ferry_batch"),
+                "ROLLBACK TO SAVEPOINT ferry_batch",
+                Some("RELEASE SAVEPOINT ferry_batch"),
+            ),
+            Some(false) => (None, "ROLLBACK", None),
+        };
+        if let Some(begin) = begin {
+            self.conn.query_drop(begin).await?;
+        }
         for s in statements {
             if let Err(e) = self.conn.query_drop(s.as_str()).await {
-                let _ = self.conn.query_drop("ROLLBACK").await;
+                let _ = self.conn.query_drop(undo).await;
                 return Err(e);
             }
         }
-        self.conn.query_drop("COMMIT").await
+        match end {
+            Some(end) => self.conn.query_drop(end).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -156,6 +177,15 @@ impl TableWriter for MysqlWriter {
             }
             Err(e) => Err(WriteError::Fatal(error(&e))),
         }
+    }
+
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        self.conn.query_drop(sql).await.map_err(|e| error(&e))?;
+        Ok(self.conn.affected_rows())
+    }
+
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        self.chunk = isolate_batches;
     }
 }
 

@@ -470,15 +470,20 @@ fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres:
             "3D000" => Error::input(format!(
                 "PostgreSQL database \"{db}\" does not exist at {host}:{port}: create it first (createdb {db})"
             )),
-            _ => Error::input(format!("PostgreSQL at {host}:{port}: {}", db_err.message())),
+            code => Error::input(format!("PostgreSQL at {host}:{port}: {}", db_err.message()))
+                .transient_if(ferry_core::retry::transient_sqlstate(code)),
         };
     }
+    // Refused, reset or timed out: a server restarting looks like this for a moment (the
+    // retry policy reads the mark; a first connection is never retried).
     Error::input(format!(
         "cannot connect to PostgreSQL at {host}:{port} ({cause}): check that the server is running and the URL's host and port"
     ))
+    .transient_if(true)
 }
 
-/// Maps an error on an open connection.
+/// Maps an error on an open connection; marks the transient ones (`ferry_core::retry`): a
+/// restart, a serialization failure, a deadlock, a lost connection.
 pub fn error(e: &tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {
@@ -486,11 +491,12 @@ pub fn error(e: &tokio_postgres::Error) -> Error {
             if let Some(d) = db.detail() {
                 msg.push_str(&format!(" ({d})"));
             }
-            Error::run(msg)
+            Error::run(msg).transient_if(ferry_core::retry::transient_sqlstate(db.code().code()))
         }
         None if e.is_closed() => Error::run(
             "the PostgreSQL connection was lost: check the server and rerun with --force",
-        ),
+        )
+        .transient_if(true),
         None => {
             let cause = std::error::Error::source(e)
                 .map(|s| format!(": {s}"))
@@ -498,6 +504,7 @@ pub fn error(e: &tokio_postgres::Error) -> Error {
             Error::run(format!(
                 "PostgreSQL connection failed ({e}{cause}): check the server and rerun with --force"
             ))
+            .transient_if(true)
         }
     }
 }

@@ -308,10 +308,12 @@ impl TableWriter for UpsertWriter {
                 self.changed += rows.len() as u64;
                 Ok(())
             }
-            Err(e) if e.as_db_error().is_some() => Err(WriteError::Rejected {
-                row: None,
-                reason: error(&e).to_string(),
-            }),
+            Err(e) if e.as_db_error().is_some() && !error(&e).is_transient() => {
+                Err(WriteError::Rejected {
+                    row: None,
+                    reason: error(&e).to_string(),
+                })
+            }
             Err(e) => Err(WriteError::Fatal(error(&e))),
         }
     }

@@ -1,5 +1,7 @@
 //! Writing to PostgreSQL with binary COPY: one COPY per batch, so each batch is atomic and a
 //! rejected one can be split by the engine; PostgreSQL's error context names the failing line.
+//! A chunk's batches run in one transaction (a savepoint per batch when rejected rows are
+//! isolated), committed together with its ledger row.
 
 use std::collections::HashMap;
 
@@ -22,6 +24,8 @@ pub struct PostgresWriter {
     sql: String,
     types: Vec<Encoding>,
     buf: BytesMut,
+    /// Inside a chunk's transaction: whether each batch runs under a savepoint.
+    chunk: Option<bool>,
 }
 
 impl PostgresWriter {
@@ -68,6 +72,7 @@ impl PostgresWriter {
             ),
             types,
             buf: BytesMut::with_capacity(1 << 20),
+            chunk: None,
         })
     }
 }
@@ -87,17 +92,37 @@ impl TableWriter for PostgresWriter {
         }
         trailer(&mut self.buf);
         let data = self.buf.split().freeze();
+        let savepoint = self.chunk == Some(true);
         let result: Result<u64, tokio_postgres::Error> = async {
+            if savepoint {
+                self.client.batch_execute("SAVEPOINT ferry_batch").await?;
+            }
             let sink = self.client.copy_in::<_, bytes::Bytes>(&self.sql).await?;
             pin_mut!(sink);
             sink.send(data).await?;
             sink.as_mut().finish().await
         }
         .await;
+        let undo = if result.is_ok() {
+            "RELEASE SAVEPOINT ferry_batch"
+        } else {
+            "ROLLBACK TO SAVEPOINT ferry_batch"
+        };
+        if savepoint && let Err(e) = self.client.batch_execute(undo).await {
+            return Err(WriteError::Fatal(error(&e)));
+        }
         match result {
             Ok(_) => Ok(()),
             Err(e) => Err(classify(&e)),
         }
+    }
+
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        self.client.execute(sql, &[]).await.map_err(|e| error(&e))
+    }
+
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        self.chunk = isolate_batches;
     }
 }
 

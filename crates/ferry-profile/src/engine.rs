@@ -254,13 +254,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     source
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    let flags: HashMap<&str, Option<String>> = HashMap::from([
-        ("include_remote", Some(options.include_remote.to_string())),
-        (
-            "require_password_reset",
-            Some(options.require_password_reset.to_string()),
-        ),
-    ]);
+    let flags = flags(options);
     for entity in &profile.entities {
         describe(&source, profile, entity, &flags).await?;
     }
@@ -297,15 +291,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
 
-    let run = Run {
-        profile,
-        options,
-        cx,
-        host: info.source_host.clone(),
-        source: &source,
-        target: &target,
-        flags,
-    };
+    let run = Run::new(profile, options, cx, &info, (&source, &target));
     let mut media_files: Vec<media::MediaFile> = Vec::new();
     let mut media_stats = TableStats::default();
     let mut pending_state: Vec<(String, Option<String>)> = Vec::new();
@@ -478,6 +464,56 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     Ok(report)
 }
 
+/// The run-wide values a profile's queries and rules may name.
+fn flags(options: &ImportOptions) -> HashMap<&'static str, Option<String>> {
+    HashMap::from([
+        ("include_remote", Some(options.include_remote.to_string())),
+        (
+            "require_password_reset",
+            Some(options.require_password_reset.to_string()),
+        ),
+    ])
+}
+
+/// Verifies an import again, now, writing nothing: per table entity, the source rows a run
+/// would not skip (one read-only snapshot) against the target rows of this source host, by
+/// count and by content: the verification [`import`] runs after each entity. `ferry
+/// cutover`'s `reconcile` uses it to catch a target (or source) changed since the last run.
+///
+/// # Errors
+/// When either database cannot be reached, the source is not the profile's application, or
+/// the target has no table of the profile.
+pub async fn verify(profile: &Profile, options: &ImportOptions, cx: &Context) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report::new(options.source.redacted(), options.target.redacted(), false);
+    let source = pg::connect(&options.source, true, "source").await?;
+    let info = check_source(profile, options, &source).await?;
+    source
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let target = pg::connect(&options.target, true, "target").await?;
+    check_target_tables(&target, profile).await?;
+    let run = Run::new(profile, options, cx, &info, (&source, &target));
+    for entity in &profile.entities {
+        let Some(table) = &entity.table else { continue };
+        if cx.cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        let what = || format!("entity {}", entity.name);
+        let counts = run
+            .count(entity, None)
+            .await
+            .map_err(|e| e.context(what()))?;
+        let v = run
+            .verify(entity, table, counts.expected)
+            .await
+            .map_err(|e| e.context(what()))?;
+        report.verify.insert(entity.name.clone(), v);
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
 /// Where an entity's numbers go: its `stats` key, or `media` for a files-only entity.
 fn report_key(entity: &Entity) -> &str {
     if entity.table.is_some() {
@@ -647,6 +683,27 @@ struct EntityOutcome {
     media_files: Vec<media::MediaFile>,
     skip_reasons: BTreeMap<String, u64>,
     cancelled: bool,
+}
+
+impl<'a> Run<'a> {
+    /// A run between two open sessions, with the options' flags.
+    fn new(
+        profile: &'a Profile,
+        options: &'a ImportOptions,
+        cx: &'a Context,
+        info: &SourceInfo,
+        (source, target): (&'a Session, &'a Session),
+    ) -> Self {
+        Self {
+            profile,
+            options,
+            cx,
+            host: info.source_host.clone(),
+            source,
+            target,
+            flags: flags(options),
+        }
+    }
 }
 
 impl Run<'_> {

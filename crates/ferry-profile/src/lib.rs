@@ -11,5 +11,5 @@ mod inventory;
 mod media;
 mod pg;
 
-pub use engine::{ImportOptions, SourceInfo, import, validate_source};
+pub use engine::{ImportOptions, SourceInfo, import, validate_source, verify};
 pub use format::{Entity, Profile, builtin_names};

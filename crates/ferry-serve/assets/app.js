@@ -1,5 +1,5 @@
-// The ferry serve dashboard: logs in, lists the jobs with live per-table progress, starts and
-// cancels jobs. Plain DOM code over the admin API; every value from the server goes through
+// The ferry serve dashboard: logs in, lists the jobs with live per-table progress (and a
+// cutover job's checklist), starts and cancels jobs. Plain DOM code over the admin API; every value from the server goes through
 // textContent, never innerHTML.
 "use strict";
 
@@ -270,8 +270,48 @@
     message.hidden = !job.error_message;
 
     updateTables(el, job, stats, active);
-    updateSummary(el, job, totals, finished);
+    updateSummary(el, job, totals, finished && !job.cutover);
     updateErrors(el, stats);
+    updateChecklist(el, job);
+  }
+
+  // A cutover job: the verdict and one line per check (✓ pass, ✗ fail, – skipped) with its
+  // kind, severity and evidence.
+  function updateChecklist(el, job) {
+    const box = el.querySelector("[data-testid=job-checklist]");
+    const summary = job.cutover && typeof job.cutover === "object" ? job.cutover : null;
+    box.hidden = !summary;
+    if (!summary) return;
+    const checks = Array.isArray(summary.checks) ? summary.checks : [];
+    const verdict = box.querySelector("[data-testid=cutover-verdict]");
+    const failed = checks.filter((c) => c.status === "fail").length;
+    const skipped = checks.filter((c) => c.status === "skipped").length;
+    verdict.dataset.verdict = String(summary.verdict);
+    let line = `${summary.verdict}: ${checks.length} checks, ${failed} failed, ${skipped} skipped`;
+    if (typeof summary.window_s === "number") line += ` · cutover window ${summary.window_s.toFixed(1)} s`;
+    verdict.textContent = line;
+    const marks = { pass: "✓", fail: "✗", skipped: "–" };
+    box.querySelector("[data-testid=cutover-checks]").replaceChildren(
+      ...checks.map((c) => {
+        const li = document.createElement("li");
+        li.setAttribute("data-testid", "cutover-check");
+        li.dataset.status = String(c.status);
+        li.dataset.check = String(c.name);
+        const mark = document.createElement("span");
+        mark.className = "mark";
+        mark.textContent = marks[c.status] || "?";
+        const name = document.createElement("b");
+        name.textContent = String(c.name);
+        const kind = document.createElement("span");
+        kind.className = "muted";
+        kind.textContent = ` (${c.kind}, ${c.severity}) `;
+        const evidence = document.createElement("span");
+        evidence.setAttribute("data-testid", "cutover-evidence");
+        evidence.textContent = String(c.evidence ?? "");
+        li.append(mark, " ", name, kind, evidence);
+        return li;
+      }),
+    );
   }
 
   function sumStats(stats) {
@@ -474,6 +514,33 @@
     }
   }
 
+  async function onStartCutover(event) {
+    event.preventDefault();
+    const step = event.submitter ? event.submitter.dataset.step : "check";
+    showFormError("cutover-form-error", "");
+    let body;
+    try {
+      body = JSON.parse($("cutover-body").value);
+    } catch (e) {
+      showFormError("cutover-form-error", `The request is not JSON: ${e.message}`);
+      return;
+    }
+    if (body && typeof body === "object" && !Array.isArray(body) && $("cutover-force").checked) body.force = true;
+    const buttons = [$("cutover-check"), $("cutover-sync")];
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      await api("POST", `/admin/cutover/${step === "sync" ? "sync" : "check"}`, body);
+      // Secrets should not stay on screen once the server has them.
+      if (body && body.secrets) $("cutover-body").value = "";
+      refreshNow();
+    } catch (e) {
+      if (e.status === 401) handleApiError(e, "action");
+      else showFormError("cutover-form-error", e.message);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  }
+
   function resetCancel(button) {
     clearTimeout(button._revert);
     button.dataset.confirm = "0";
@@ -512,6 +579,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", onLogin);
     $("job-form").addEventListener("submit", onStartJob);
+    $("cutover-form").addEventListener("submit", onStartCutover);
     $("logout").addEventListener("click", () => logout(""));
     $("jobs-more").addEventListener("click", onMore);
     document.addEventListener("visibilitychange", () => {

@@ -238,10 +238,36 @@ async fn create(
     } else {
         kind
     };
-    let kind = kind_of(kind)?;
+    start_job(state, admin, kind_of(kind)?, dry_run, (headers, body)).await
+}
+
+async fn start_job(
+    state: Shared,
+    admin: User,
+    kind: Kind,
+    dry_run: bool,
+    (headers, body): (HeaderMap, Result<Bytes, BytesRejection>),
+) -> Result<Response, ApiError> {
     let value = json_body(&headers, body)?;
     let job = state.jobs.create(kind, value, dry_run, &admin).await?;
     Ok(ok(StatusCode::CREATED, jobs::to_json(&job)))
+}
+
+/// `POST /api/v1/admin/cutover/{check,sync}`: a cutover job, polled as migrations are.
+async fn start_cutover(
+    State(state): State<Shared>,
+    Admin(admin): Admin,
+    Path(step): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let kind = Kind::cutover(&step).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown cutover step '{}': use check or sync",
+            step.chars().take(40).collect::<String>()
+        ))
+    })?;
+    start_job(state, admin, kind, false, (headers, body)).await
 }
 
 async fn start(
@@ -397,6 +423,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             "/api/v1/admin/migrations/{kind}/dry-run",
             post(start_dry_run),
         )
+        .route("/api/v1/admin/cutover/{step}", post(start_cutover))
         .fallback(not_found)
         .with_state(state);
     api.merge(crate::dashboard::routes())

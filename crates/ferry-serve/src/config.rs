@@ -1,5 +1,5 @@
 //! How `ferry serve` runs: listen address, job store, master key, token lifetime, login
-//! slow-down.
+//! slow-down, job lease.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +20,9 @@ pub struct ServeConfig {
     pub targets: Targets,
     /// The failed-login slow-down (tests shorten its delays).
     pub login_slow_down: crate::auth::SlowDown,
+    /// How long a running job's lease lasts without renewal: after a server dies, another
+    /// server sharing the store takes its jobs over this long after its last renewal.
+    pub job_lease: std::time::Duration,
 }
 
 /// The server's own destinations for profile imports (`--target-db`, `--media-target`).
@@ -51,6 +54,7 @@ impl Default for ServeConfig {
             body_limit: 256 * 1024,
             targets: Targets::default(),
             login_slow_down: crate::auth::SlowDown::default(),
+            job_lease: crate::lease::DEFAULT_LEASE,
         }
     }
 }

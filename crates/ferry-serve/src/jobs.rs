@@ -1,6 +1,7 @@
-//! Jobs: creation (validate, seal the body, insert), the runner (pending → validating →
-//! running | dry_run → completed | failed | cancelled, one cancellation token per job, live
-//! stats written to the store every second while they change), cancel, and shutdown.
+//! Jobs: creation (validate, seal the body, insert leased to this server), the runner (pending →
+//! validating → running | dry_run → completed | failed | cancelled, one cancellation token per
+//! job, the lease renewed every second with the live stats when they changed, see `lease.rs`),
+//! taking over jobs whose server died, cancel (from any server), and shutdown.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -16,14 +17,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::crypto::MasterKey;
-use crate::kinds::{BadRequest, Kind, RunContext};
-use crate::store::{InsertError, JobRecord, Store, User, now};
+use crate::kinds::{BadRequest, Kind, Ran, RunContext};
+use crate::lease::{Beat, Holder};
+use crate::store::{Claimed, End, InsertError, JobRecord, Store, User, now};
 
-/// How often running jobs' stats are written to the store (when they changed).
+/// How often running jobs renew their lease and write their stats (when they changed); also
+/// how soon a cancel sent to another server reaches the work.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The reason written on jobs a dead server left unfinished.
-pub const ABANDONED: &str = "the server stopped while this job was {status} (killed or crashed); its work did not finish: start the job again";
+/// The reason written on this server's jobs that did not stop within the shutdown grace.
+const STOPPED: &str = "the server stopped while this job was running";
 
 /// Per-table counters fed by the copy's (or the blob copy's) progress events.
 pub struct LiveStats {
@@ -147,10 +150,16 @@ pub struct Jobs {
     tracker: TaskTracker,
     work_root: PathBuf,
     targets: Arc<crate::config::Targets>,
+    server: Arc<crate::lease::Server>,
 }
 
 impl Jobs {
-    pub fn new(store: Arc<dyn Store>, key: MasterKey, targets: crate::config::Targets) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: MasterKey,
+        targets: crate::config::Targets,
+        server: crate::lease::Server,
+    ) -> Self {
         Self {
             store,
             key,
@@ -158,7 +167,12 @@ impl Jobs {
             tracker: TaskTracker::new(),
             work_root: std::env::temp_dir().join("ferry-serve"),
             targets: Arc::new(targets),
+            server: Arc::new(server),
         }
+    }
+
+    pub fn server(&self) -> &Arc<crate::lease::Server> {
+        &self.server
     }
 
     /// Validates, stores (body sealed) and starts a job.
@@ -193,7 +207,8 @@ impl Jobs {
             started_at: None,
             finished_at: None,
         };
-        match self.store.insert_job(&job, &sealed).await {
+        let lease = self.server.lease_from_now();
+        match self.store.insert_job(&job, &sealed, &lease).await {
             Ok(()) => {}
             Err(InsertError::Conflict) => {
                 return Err(JobError::Conflict(
@@ -202,17 +217,60 @@ impl Jobs {
             }
             Err(InsertError::Store(e)) => return Err(e.into()),
         }
+        self.spawn(kind, job.id.clone(), body, dry_run);
+        Ok(job)
+    }
+
+    /// Runs a job this server holds, on its own task.
+    fn spawn(self: &Arc<Self>, kind: Kind, id: String, body: Value, dry_run: bool) {
         let token = CancellationToken::new();
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(job.id.clone(), token.clone());
+            .insert(id.clone(), token.clone());
         let this = self.clone();
-        let id = job.id.clone();
         self.tracker.spawn(async move {
             this.run(kind, id, body, dry_run, token).await;
         });
-        Ok(job)
+    }
+
+    /// Runs again a job taken over from a server whose lease expired (see
+    /// [`crate::lease::rerun_body`]); fails it with the reason when it cannot run again.
+    pub async fn take_over(self: &Arc<Self>, job: Claimed) {
+        let id = job.id.clone();
+        let body = async {
+            let kind =
+                Kind::parse(&job.kind).ok_or_else(|| format!("unknown job kind {:?}", job.kind))?;
+            let sealed = self
+                .store
+                .job_body(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the job is gone")?;
+            let opened = self.key.open(&sealed).map_err(|e| e.to_string())?;
+            let body: Value = serde_json::from_slice(&opened).map_err(|e| e.to_string())?;
+            Ok::<_, String>((kind, body))
+        }
+        .await;
+        let reason = match body {
+            Ok((kind, body)) => match crate::lease::rerun_body(kind, body) {
+                Some(body) => {
+                    self.spawn(kind, id, body, job.dry_run);
+                    return;
+                }
+                None => crate::lease::NOT_RERUN.to_string(),
+            },
+            Err(e) => format!("the job could not be taken over from a stopped server: {e}"),
+        };
+        tracing::warn!("Job {id} failed: {reason}");
+        let end = End {
+            status: "failed",
+            stats: None,
+            error: Some(&reason),
+        };
+        if let Err(e) = self.store.finish(&id, &self.server.id, &end, &now()).await {
+            tracing::error!("Job {id}: cannot record its end: {e}");
+        }
     }
 
     async fn run(
@@ -224,7 +282,8 @@ impl Jobs {
         cancel: CancellationToken,
     ) {
         let store = self.store.clone();
-        if let Err(e) = store.advance(&id, "validating", &now(), true).await {
+        let owner = self.server.id.clone();
+        if let Err(e) = store.advance(&id, &owner, "validating", &now(), true).await {
             tracing::warn!("Job {id}: cannot record its status: {e}");
         }
         let stats = Arc::new(LiveStats::new());
@@ -237,26 +296,40 @@ impl Jobs {
             validated.clone(),
             self.targets.clone(),
         );
-        // Status and stats writers run beside the work; they stop when it ends.
+        // The lease, status and stats writer runs beside the work; it stops when the work ends.
+        // It stops the work when the job is cancelled (from any server) or the lease is lost.
         let done = CancellationToken::new();
+        let lost = Arc::new(AtomicBool::new(false));
         let writer = {
             let (store, id, done, stats) = (store.clone(), id.clone(), done.clone(), stats.clone());
+            let (cancel, lost, owner) = (cancel.clone(), lost.clone(), owner.clone());
+            let mut holder = Holder::new(store.clone(), self.server.clone(), id.clone());
             tokio::spawn(async move {
-                tokio::select! {
-                    () = validated.notified() => {
-                        let status = if dry_run { "dry_run" } else { "running" };
-                        let _ = store.advance(&id, status, &now(), true).await;
-                    }
-                    () = done.cancelled() => return,
-                }
                 let mut tick = tokio::time::interval(STATS_INTERVAL);
+                let mut running = false;
                 loop {
                     tokio::select! {
+                        () = validated.notified(), if !running => {
+                            running = true;
+                            let status = if dry_run { "dry_run" } else { "running" };
+                            let _ = store.advance(&id, &owner, status, &now(), true).await;
+                        }
                         _ = tick.tick() => {
-                            if let Some(json) = stats.take_changed()
-                                && let Err(e) = store.set_stats(&id, &json, &now()).await
-                            {
-                                tracing::warn!("Job {id}: cannot store its stats: {e}");
+                            let json = if running { stats.take_changed() } else { None };
+                            match holder.beat(json.as_deref()).await {
+                                Beat::Keep => {}
+                                Beat::Cancelled => {
+                                    if !cancel.is_cancelled() {
+                                        tracing::info!("Job {id} was cancelled: stopping its work");
+                                        cancel.cancel();
+                                    }
+                                }
+                                Beat::Lost => {
+                                    tracing::warn!("Job {id}: this server lost its lease (another server may run it now): stopping its work");
+                                    lost.store(true, Ordering::Release);
+                                    cancel.cancel();
+                                    return;
+                                }
                             }
                         }
                         () = done.cancelled() => return,
@@ -279,12 +352,23 @@ impl Jobs {
         done.cancel();
         let _ = writer.await;
         let (status, stats_json, error) = outcome(result, &stats, cancel.is_cancelled());
-        tracing::info!("Job {id} ended: {status}");
-        if let Err(e) = store
-            .finish(&id, status, stats_json.as_deref(), error.as_deref(), &now())
-            .await
-        {
-            tracing::error!("Job {id}: cannot record its end: {e}");
+        let end = End {
+            status,
+            stats: stats_json.as_deref(),
+            error: error.as_deref(),
+        };
+        if lost.load(Ordering::Acquire) {
+            tracing::warn!(
+                "Job {id}: this server's run stopped ({status}); its end is not recorded here"
+            );
+        } else {
+            match store.finish(&id, &owner, &end, &now()).await {
+                Ok(true) => tracing::info!("Job {id} ended: {status}"),
+                Ok(false) => tracing::warn!(
+                    "Job {id}: this server's run ended ({status}) after another server took the job over; its end is not recorded here"
+                ),
+                Err(e) => tracing::error!("Job {id}: cannot record its end: {e}"),
+            }
         }
         self.tokens
             .lock()
@@ -338,17 +422,28 @@ impl Jobs {
             .is_err()
         {
             tracing::warn!("Jobs still running after {grace:?}; marking them failed");
-            let _ = self
-                .store
-                .fail_unfinished("the server stopped while this job was {status}", &now())
-                .await;
+            let left: Vec<String> = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            let end = End {
+                status: "failed",
+                stats: None,
+                error: Some(STOPPED),
+            };
+            for id in left {
+                let _ = self.store.finish(&id, &self.server.id, &end, &now()).await;
+            }
         }
     }
 }
 
 /// The job's final status, stats and error message from what the run returned.
 fn outcome(
-    result: ferry_core::Result<Report>,
+    result: ferry_core::Result<Ran>,
     live: &LiveStats,
     cancelled: bool,
 ) -> (&'static str, Option<String>, Option<String>) {
@@ -357,7 +452,19 @@ fn outcome(
         serde_json::to_string(&*map).ok()
     };
     match result {
-        Ok(report) => {
+        Ok(Ran::Cutover { summary, no_go }) => {
+            // The checklist ran: the job completed, and its verdict is in the summary (a
+            // NO-GO names its blockers in the error message, as failed rows do).
+            let mut stats = live_json()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            if let Value::Object(map) = &mut stats {
+                map.insert(CUTOVER_KEY.into(), summary);
+            }
+            let status = if cancelled { "cancelled" } else { "completed" };
+            (status, Some(stats.to_string()), no_go)
+        }
+        Ok(Ran::Report(report)) => {
             let stats = stored_stats(&report);
             let status = match report.status {
                 _ if cancelled => "cancelled",
@@ -388,6 +495,9 @@ fn outcome(
 /// and bytes), beside the per-table stats; `to_json` shows it as the job's `not_copied`.
 /// Kept inside the stats text so a job store made by an earlier ferry needs no new column.
 const NOT_COPIED_KEY: &str = "$not_copied";
+
+/// Where the stored stats keep a cutover job's summary; `to_json` shows it as `cutover`.
+const CUTOVER_KEY: &str = "$cutover";
 
 /// The stats text stored for a finished run: per-table stats, plus what was not copied.
 fn stored_stats(report: &Report) -> Option<String> {
@@ -433,11 +543,12 @@ fn failure_summary(report: &Report) -> Option<String> {
 pub fn to_json(job: &JobRecord) -> Value {
     let mut stats: Value =
         serde_json::from_str(&job.stats).unwrap_or_else(|_| Value::Object(Default::default()));
-    let not_copied = match &mut stats {
-        Value::Object(map) => map.remove(NOT_COPIED_KEY),
+    let mut take = |key: &str| match &mut stats {
+        Value::Object(map) => map.remove(key),
         _ => None,
-    }
-    .unwrap_or_else(|| Value::Array(Vec::new()));
+    };
+    let not_copied = take(NOT_COPIED_KEY).unwrap_or_else(|| Value::Array(Vec::new()));
+    let cutover = take(CUTOVER_KEY).unwrap_or(Value::Null);
     serde_json::json!({
         "id": job.id,
         "admin_user_id": job.admin_user_id,
@@ -447,6 +558,7 @@ pub fn to_json(job: &JobRecord) -> Value {
         "dry_run": job.dry_run,
         "stats": stats,
         "not_copied": not_copied,
+        "cutover": cutover,
         "error_message": job.error_message,
         "created_at": job.created_at,
         "updated_at": job.updated_at,

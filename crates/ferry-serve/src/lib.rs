@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod jobs;
 pub mod kinds;
+pub mod lease;
 pub mod metrics;
 pub mod openapi;
 pub mod store;
@@ -80,19 +81,37 @@ pub async fn serve(
                 .await?
         }
     }
-    let abandoned = store
-        .fail_unfinished(jobs::ABANDONED, &store::now())
-        .await?;
-    if abandoned > 0 {
-        tracing::warn!(
-            "Marked {abandoned} job(s) failed: a previous server stopped while they ran"
-        );
-    }
     first_admin(store.as_ref()).await?;
     metrics::handle();
     auth::spawn_pruning(store.clone(), config.login_slow_down);
 
-    let jobs = Arc::new(jobs::Jobs::new(store.clone(), key, config.targets.clone()));
+    // Jobs another live server runs are left alone; those whose lease expired (their server
+    // died) are taken over, now and whenever one expires later.
+    let server = lease::Server::new(config.job_lease);
+    tracing::info!(
+        "Server id {} (job leases of {} s)",
+        server.id,
+        server.lease.as_secs()
+    );
+    let jobs = Arc::new(jobs::Jobs::new(
+        store.clone(),
+        key,
+        config.targets.clone(),
+        server,
+    ));
+    let stop_reclaim = tokio_util::sync::CancellationToken::new();
+    let reclaim = {
+        let taker = jobs.clone();
+        lease::spawn_reclaim(
+            store.clone(),
+            jobs.server().clone(),
+            stop_reclaim.clone(),
+            move |job| {
+                let taker = taker.clone();
+                tokio::spawn(async move { taker.take_over(job).await });
+            },
+        )
+    };
     let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs: jobs.clone(),
@@ -119,6 +138,8 @@ pub async fn serve(
     .await
     .map_err(|e| Error::new(format!("the server failed: {e}")))?;
     tracing::info!("Shutting down: cancelling running jobs");
+    stop_reclaim.cancel();
+    let _ = reclaim.await;
     jobs.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }

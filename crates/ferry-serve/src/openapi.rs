@@ -57,8 +57,157 @@ fn start_operation(kind: &str, schema: &str, dry_run: bool) -> Value {
     })
 }
 
+fn cutover_operation(step: &str, summary: &str) -> Value {
+    let mut created = job_response(
+        "The job, created (status pending); its `cutover` field holds the summary when it completes",
+    );
+    created["links"] = json!({
+        "GetMigration": {"operationId": "get_migration", "parameters": {"id": "$response.body#/data/id"}},
+        "CancelMigration": {"operationId": "cancel_migration", "parameters": {"id": "$response.body#/data/id"}}
+    });
+    let mut responses = json!({
+        "201": created,
+        "400": error_response("Malformed JSON, a bad spec (unknown kind or parameter, bad locator), an only/skip entry that names no check, or sync of a copy spec without force (the message names the field)"),
+        "401": error_response("No, an invalid or an expired token"),
+        "403": error_response("The token is not an admin's"),
+        "404": error_response("Not check or sync"),
+        "413": error_response("The body is larger than the server accepts"),
+        "415": error_response("The body is not sent as Content-Type: application/json")
+    });
+    if step == "sync" {
+        responses["409"] = error_response("Another job into the same target is pending or running");
+    }
+    json!({
+        "post": {
+            "summary": summary,
+            "operationId": format!("cutover_{step}"),
+            "tags": ["cutover"],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CutoverRequest"}}}
+            },
+            "responses": responses
+        }
+    })
+}
+
+/// The request and result schemas of the cutover jobs.
+fn cutover_schemas() -> Value {
+    let side = json!({
+        "type": "object", "additionalProperties": false, "required": ["database"],
+        "properties": {
+            "database": {"type": "string", "minLength": 1, "description": "a database locator"},
+            "media": {"type": "string", "minLength": 1, "description": "a storage locator (file:///…, s3://…)"},
+            "url": {"type": "string", "minLength": 1, "description": "the service's base URL: the http checks' default base"}
+        }
+    });
+    let names = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "CutoverSpec": {
+            "type": "object", "additionalProperties": false, "required": ["source", "target"],
+            "description": "cutover.toml as JSON (docs/cutover.md); state is kept by the server",
+            "properties": {
+                "source": side.clone(),
+                "target": side,
+                "job": {"type": "object", "additionalProperties": false, "properties": {
+                    "kind": {"type": "string", "enum": ["copy", "profile"]},
+                    "profile": {"type": "string"},
+                    "tables": names.clone(), "exclude": names.clone(),
+                    "manifest_sql": {"type": "string"}
+                }},
+                "vars": {"type": "object", "additionalProperties": {"type": "string"}},
+                "check": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "kind"],
+                    "description": "the kind's parameters are the other fields",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "kind": {"type": "string", "enum": ["reconcile", "media", "frozen", "http", "backup", "rollback", "playable"]},
+                        "severity": {"type": "string", "enum": ["blocker", "warning"]}
+                    }
+                }}
+            }
+        },
+        "CutoverPreset": {
+            "type": "object", "additionalProperties": false, "required": ["profile", "source", "target"],
+            "description": "the built-in preset's parameters (ferry cutover check --profile …)",
+            "properties": {
+                "profile": {"type": "string", "enum": ["peertube"]},
+                "source": {"type": "string", "minLength": 1}, "target": {"type": "string", "minLength": 1},
+                "media_from": {"type": "string"}, "media_to": {"type": "string"},
+                "platform_url": {"type": "string"}, "admin_user": {"type": "string"},
+                "admin_password_env": {"type": "string", "default": "FERRY_CUTOVER_ADMIN_PASSWORD", "description": "the secrets entry (or server variable FERRY_CUTOVER_*) holding the admin's password"},
+                "dump": {"type": "string", "description": "a pg_dump archive on the server"}
+            }
+        },
+        "CutoverRequest": {
+            "type": "object", "additionalProperties": false,
+            "description": "spec or preset (exactly one)",
+            "properties": {
+                "spec": {"$ref": "#/components/schemas/CutoverSpec"},
+                "preset": {"$ref": "#/components/schemas/CutoverPreset"},
+                "only": names.clone(), "skip": names,
+                "secrets": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "values of {env.NAME} placeholders (sealed in the job store, never shown); other names are read from the server's FERRY_CUTOVER_* variables"},
+                "force": {"type": "boolean", "description": "sync of a copy spec: confirm erasing and re-copying the target's tables"}
+            }
+        },
+        "CutoverCheck": {
+            "type": "object", "required": ["name", "kind", "severity", "status", "evidence", "duration_s"],
+            "properties": {
+                "name": {"type": "string"}, "kind": {"type": "string"},
+                "severity": {"type": "string", "enum": ["blocker", "warning"]},
+                "status": {"type": "string", "enum": ["pass", "fail", "skipped"]},
+                "evidence": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "string"}},
+                "duration_s": {"type": "number"}
+            }
+        },
+        "CutoverSummary": {
+            "type": "object", "required": ["verdict", "checks"],
+            "properties": {
+                "verdict": {"type": "string", "enum": ["GO", "NO-GO"]},
+                "source": {"type": "string"}, "target": {"type": "string"},
+                "started_at": {"type": "integer"}, "elapsed_s": {"type": "number"},
+                "window_s": {"type": "number", "description": "sync: start of the final pass to the verdict"},
+                "sync": {"type": "object"},
+                "checks": {"type": "array", "items": {"$ref": "#/components/schemas/CutoverCheck"}},
+                "excluded": {"type": "array", "items": {"type": "string"}},
+                "reconciliation": {"type": "object"},
+                "rollback_steps": {"type": "array", "items": {"type": "string"}},
+                "unreachable": {"type": "boolean"}
+            }
+        }
+    })
+}
+
 /// The OpenAPI 3.0 document.
 pub fn document() -> Value {
+    let mut doc = document_without_cutover();
+    if let (Some(schemas), Value::Object(more)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        cutover_schemas(),
+    ) {
+        schemas.extend(more);
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.insert(
+            "/api/v1/admin/cutover/check".into(),
+            cutover_operation("check", "Start a cutover check: the go/no-go checklist"),
+        );
+        paths.insert(
+            "/api/v1/admin/cutover/sync".into(),
+            cutover_operation(
+                "sync",
+                "Start a cutover sync: the final pass, then the checklist",
+            ),
+        );
+    }
+    doc
+}
+
+/// The migrations API, which the cutover routes and schemas are added to.
+fn document_without_cutover() -> Value {
     let id_param = json!({
         "name": "id", "in": "path", "required": true,
         "schema": {"type": "string", "format": "uuid"}
@@ -111,7 +260,9 @@ pub fn document() -> Value {
                         "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
                         "force": {"type": "boolean", "description": "erase target tables that already hold rows"},
                         "ignore_errors": {"type": "boolean"},
-                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"}
+                        "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"},
+                        "resume": {"type": "boolean", "description": "continue the copy recorded in the target's ferry_ledger: skip its done chunks and steps"},
+                        "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS, "description": "rows per chunk, the unit a copy commits and resumes"}
                     }
                 },
                 "MigrateRequest": {
@@ -130,7 +281,9 @@ pub fn document() -> Value {
                                 "workers": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_WORKERS},
                                 "force": {"type": "boolean"},
                                 "ignore_errors": {"type": "boolean"},
-                                "strict": {"type": "boolean"}
+                                "strict": {"type": "boolean"},
+                                "resume": {"type": "boolean"},
+                                "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS}
                             }
                         },
                         "blobs": {
@@ -198,7 +351,7 @@ pub fn document() -> Value {
                 },
                 "Job": {
                     "type": "object",
-                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "not_copied", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
+                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "not_copied", "cutover", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
                         "admin_user_id": {"type": "integer"},
@@ -211,6 +364,7 @@ pub fn document() -> Value {
                             "items": {"type": "object", "required": ["kind", "name", "reason"], "properties": {
                                 "kind": {"type": "string"}, "name": {"type": "string"}, "reason": {"type": "string"},
                                 "count": {"type": "integer"}, "bytes": {"type": "integer"}}}},
+                        "cutover": {"allOf": [{"$ref": "#/components/schemas/CutoverSummary"}], "nullable": true, "description": "cutover jobs: the summary, once the checks ran"},
                         "error_message": {"type": "string", "nullable": true},
                         "created_at": {"type": "string"},
                         "updated_at": {"type": "string"},
@@ -334,6 +488,8 @@ mod tests {
             "/api/v1/admin/migrations/migrate/dry-run",
             "/api/v1/admin/migrations/dry-run/dry-run",
             "/api/v1/admin/migrations/{id}",
+            "/api/v1/admin/cutover/check",
+            "/api/v1/admin/cutover/sync",
         ] {
             assert!(paths.contains_key(p), "{p} is not described");
         }

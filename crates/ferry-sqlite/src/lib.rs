@@ -180,6 +180,20 @@ impl SqliteTarget {
     }
 }
 
+/// A write transaction killed with its process (a chunk of a copy killed with `kill -9`) leaves
+/// a hot `-journal`, which only a read-write connection rolls back: read-only connections,
+/// which check the target, would refuse the file ("attempt to write a readonly database").
+/// One read-write open rolls it back before the target is read.
+fn recover_hot_journal(path: &Path) -> Result<()> {
+    let journal = PathBuf::from(format!("{}-journal", path.display()));
+    if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+        let conn = write::open_rw(path, &[])?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(open::sql_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Target for SqliteTarget {
     fn locator(&self) -> &Locator {
@@ -204,6 +218,7 @@ impl Target for SqliteTarget {
             return Ok(Vec::new());
         }
         blocking(move || {
+            recover_hot_journal(&path)?;
             let conn = open::read_only(&path)?;
             introspect::tables_with_counts(&conn)
         })

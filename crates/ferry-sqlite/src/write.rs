@@ -1,6 +1,8 @@
 //! Writing to SQLite: prepared INSERTs, one transaction per batch (atomic, so the engine can
 //! split a rejected batch), foreign key checks off during the load as the file has no other
 //! writer. Needs a multi-threaded tokio runtime (`block_in_place`), which the CLI and server use.
+//! A chunk's batches run in one write transaction (a savepoint each), committed together with
+//! its ledger row.
 
 use std::path::Path;
 
@@ -83,6 +85,8 @@ pub struct SqliteWriter {
     sql: String,
     /// The same insert with the source's rowid first, for tables that keep it.
     sql_with_rowid: Option<String>,
+    /// Inside a chunk's transaction: each batch is a savepoint of it.
+    in_chunk: bool,
 }
 
 impl SqliteWriter {
@@ -114,6 +118,7 @@ impl SqliteWriter {
             conn: open_rw(path, &[])?,
             sql,
             sql_with_rowid,
+            in_chunk: false,
         })
     }
 
@@ -123,51 +128,80 @@ impl SqliteWriter {
             .sql_with_rowid
             .as_ref()
             .filter(|_| batch.locators.len() == batch.len());
-        let tx = self.conn.transaction().map_err(fatal)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(rowids.unwrap_or(&self.sql))
-                .map_err(fatal)?;
-            let rowid_values: Vec<ferry_core::value::Value> = match rowids {
-                Some(_) => batch
-                    .locators
-                    .iter()
-                    .map(|&l| ferry_core::value::Value::Int(l))
-                    .collect(),
-                None => Vec::new(),
-            };
-            for (i, row) in batch.rows().enumerate() {
-                let mut params: Vec<Bind<'_>> = row.iter().map(Bind).collect();
-                if let Some(rowid) = rowid_values.get(i) {
-                    params.push(Bind(rowid));
-                }
-                if let Err(e) = stmt.execute(rusqlite::params_from_iter(params.iter())) {
-                    let rejected = matches!(
-                        e.sqlite_error_code(),
-                        Some(
-                            ErrorCode::ConstraintViolation
-                                | ErrorCode::TypeMismatch
-                                | ErrorCode::TooBig
-                        )
-                    );
-                    return Err(if rejected {
-                        WriteError::Rejected {
-                            row: Some(i),
-                            reason: e.to_string(),
-                        }
-                    } else {
-                        fatal(e)
-                    });
-                }
-            }
+        // SQLite savepoints are cheap: in a chunk every batch is one, so a rejected batch
+        // leaves the chunk's others in place.
+        if self.in_chunk {
+            let sp = self.conn.savepoint().map_err(fatal)?;
+            insert_rows(&sp, rowids.unwrap_or(&self.sql), rowids.is_some(), batch)?;
+            return sp.commit().map_err(fatal);
         }
+        let tx = self.conn.transaction().map_err(fatal)?;
+        insert_rows(&tx, rowids.unwrap_or(&self.sql), rowids.is_some(), batch)?;
         tx.commit().map_err(fatal)
     }
+}
+
+/// Inserts every row of `batch` with `sql` (the source's rowid last when `rowids`), in the
+/// caller's transaction or savepoint.
+fn insert_rows(
+    conn: &Connection,
+    sql: &str,
+    rowids: bool,
+    batch: &Batch,
+) -> Result<(), WriteError> {
+    let fatal = |e: rusqlite::Error| WriteError::Fatal(sql_err(e));
+    let mut stmt = conn.prepare_cached(sql).map_err(fatal)?;
+    let rowid_values: Vec<ferry_core::value::Value> = if rowids {
+        batch
+            .locators
+            .iter()
+            .map(|&l| ferry_core::value::Value::Int(l))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (i, row) in batch.rows().enumerate() {
+        let mut params: Vec<Bind<'_>> = row.iter().map(Bind).collect();
+        if let Some(rowid) = rowid_values.get(i) {
+            params.push(Bind(rowid));
+        }
+        if let Err(e) = stmt.execute(rusqlite::params_from_iter(params.iter())) {
+            let rejected = matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig)
+            );
+            return Err(if rejected {
+                WriteError::Rejected {
+                    row: Some(i),
+                    reason: e.to_string(),
+                }
+            } else {
+                fatal(e)
+            });
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl TableWriter for SqliteWriter {
     async fn write(&mut self, batch: &Batch) -> Result<(), WriteError> {
         tokio::task::block_in_place(|| self.write_blocking(batch))
+    }
+
+    async fn run_sql(&mut self, sql: &str) -> Result<u64> {
+        // IMMEDIATE: a chunk only writes, so it takes the file's write lock at once.
+        let sql = if sql == "BEGIN" {
+            "BEGIN IMMEDIATE"
+        } else {
+            sql
+        };
+        let changed = tokio::task::block_in_place(|| self.conn.execute(sql, []));
+        Ok(changed.map_err(sql_err)? as u64)
+    }
+
+    fn set_chunk(&mut self, isolate_batches: Option<bool>) {
+        // Every batch of a chunk is a savepoint (cheap in SQLite).
+        self.in_chunk = isolate_batches.is_some();
     }
 }

@@ -305,7 +305,9 @@ pub struct PrivatePg {
     /// A database owned by `user`.
     pub database: String,
     pg_ctl: PathBuf,
+    psql: PathBuf,
     data: PathBuf,
+    log: PathBuf,
     as_root: bool,
     _dir: tempfile::TempDir,
 }
@@ -412,7 +414,9 @@ impl PrivatePg {
             password: password.into(),
             database: user.into(),
             pg_ctl,
+            psql: psql.clone(),
             data,
+            log,
             as_root,
             _dir: dir,
         };
@@ -453,6 +457,51 @@ impl PrivatePg {
     }
 }
 
+impl PrivatePg {
+    /// `pg_ctl` as the server's OS user.
+    fn pg_ctl(&self) -> Command {
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&self.pg_ctl);
+            c
+        } else {
+            Command::new(&self.pg_ctl)
+        }
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is ended (57P01 admin_shutdown) and the
+    /// server comes back with the options it was started with; returns once it accepts
+    /// connections again. The log file is given again: without it the new server would write
+    /// into (and hold open) the pipes this call reads.
+    pub fn restart(&self) {
+        crate::run(
+            self.pg_ctl()
+                .arg("restart")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "fast", "-w", "-t", "60", "-l"])
+                .arg(&self.log),
+            "pg_ctl restart",
+        );
+    }
+
+    /// The first column of the first row of `sql`, run as the superuser in the test user's
+    /// database over the Unix socket; `None` when the query fails or returns nothing.
+    pub fn scalar(&self, sql: &str) -> Option<String> {
+        let out = Command::new(&self.psql)
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d"])
+            .arg(&self.database)
+            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next()?.trim().to_string();
+        (out.status.success() && !first.is_empty()).then_some(first)
+    }
+}
+
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 pub(crate) fn encode(s: &str) -> String {
     s.bytes()
@@ -468,14 +517,8 @@ pub(crate) fn encode(s: &str) -> String {
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        let mut c = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&self.pg_ctl);
-            c
-        } else {
-            Command::new(&self.pg_ctl)
-        };
-        let _ = c
+        let _ = self
+            .pg_ctl()
             .arg("stop")
             .arg("-D")
             .arg(&self.data)

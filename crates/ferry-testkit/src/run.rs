@@ -14,6 +14,8 @@ const FERRY_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Run {
     pub args: Vec<String>,
     pub code: i32,
+    /// The signal that ended it (9 after a `kill -9`), when one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -71,12 +73,35 @@ pub fn ferry<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Run {
 /// Runs the `ferry` binary `bin` with `args` in `cwd`, with no terminal: stdin is null, stdout
 /// and stderr are pipes. Kills it and panics if it runs longer than a few minutes.
 pub fn run_ferry<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S]) -> Run {
+    let run = run_ferry_with(bin, cwd, args, &Launch::default());
+    assert!(
+        run.signal.is_none(),
+        "ferry was killed by signal {:?}\n{}",
+        run.signal,
+        run.stderr
+    );
+    run
+}
+
+/// How [`run_ferry_with`] starts and ends a run beyond its arguments.
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    /// Extra environment variables (`FERRY_TEST_KILL_AT`).
+    pub env: Vec<(String, String)>,
+    /// Send SIGKILL after this long, if it is still running.
+    pub kill_after: Option<Duration>,
+}
+
+/// [`run_ferry`] with extra environment and an optional `kill -9` after a delay; a run ended
+/// by a signal is returned (its `signal` set, `code` -1) instead of failing the test.
+pub fn run_ferry_with<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S], launch: &Launch) -> Run {
     let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
     let mut child = Command::new(bin)
         .args(&args)
         .current_dir(cwd)
         .env_remove("FERRY_LOG")
         .env_remove("RUST_LOG")
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -94,10 +119,16 @@ pub fn run_ferry<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S]) -> Run {
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let deadline = Instant::now() + FERRY_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + FERRY_TIMEOUT;
     let status = loop {
         match child.try_wait().expect("wait for ferry") {
             Some(status) => break status,
+            None if launch.kill_after.is_some_and(|d| started.elapsed() >= d) => {
+                // `Child::kill` is SIGKILL on Unix: a real `kill -9`.
+                let _ = child.kill();
+                break child.wait().expect("wait for ferry");
+            }
             None if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -108,17 +139,16 @@ pub fn run_ferry<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S]) -> Run {
                     String::from_utf8_lossy(&stderr)
                 );
             }
-            None => std::thread::sleep(Duration::from_millis(20)),
+            None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
     let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    let code = status
-        .code()
-        .unwrap_or_else(|| panic!("ferry was killed by a signal: {status:?}\n{stderr}"));
+    use std::os::unix::process::ExitStatusExt;
     Run {
         args,
-        code,
+        code: status.code().unwrap_or(-1),
+        signal: status.signal(),
         stdout,
         stderr,
     }

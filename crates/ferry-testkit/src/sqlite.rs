@@ -21,6 +21,49 @@ pub fn make_sqlite(path: &Path, sql: &str) -> PathBuf {
     path.to_path_buf()
 }
 
+/// An SQLite file at `path` with `rows` rows in `items (id, name, qty, note)`: the large
+/// source of the tests that act while a copy runs (`qty` is `id % 97`).
+pub fn items_db(path: &Path, rows: i64) -> PathBuf {
+    let mut conn = rusqlite::Connection::open(path).expect("create the SQLite source");
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, note TEXT);",
+    )
+    .expect("create items");
+    let tx = conn.transaction().expect("begin");
+    {
+        let mut stmt = tx
+            .prepare("INSERT INTO items (id, name, qty, note) VALUES (?1, ?2, ?3, ?4)")
+            .expect("prepare");
+        for i in 1..=rows {
+            stmt.execute(rusqlite::params![
+                i,
+                format!("item number {i}"),
+                i % 97,
+                "some words to make the row a bit wider than tiny"
+            ])
+            .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+    path.to_path_buf()
+}
+
+/// The sums an independent content check of [`items_db`]'s `rows` rows compares:
+/// `count(*)`, `sum(id)`, `sum(qty)`, `sum(length(name))`.
+pub fn items_sums(rows: i64) -> [i64; 4] {
+    let ids = 1..=rows;
+    [
+        rows,
+        ids.clone().sum(),
+        ids.clone().map(|i| i % 97).sum(),
+        ids.map(|i| format!("item number {i}").len() as i64).sum(),
+    ]
+}
+
+/// The SQL giving [`items_sums`] in a copy of `items` (PostgreSQL and SQLite spelling).
+pub const ITEMS_SUMS_SQL: &str =
+    "SELECT count(*) || ',' || sum(id) || ',' || sum(qty) || ',' || sum(length(name)) FROM items";
+
 /// Runs a query on an SQLite file and returns every row with each value rendered as text
 /// (NULL as `None`).
 pub fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {

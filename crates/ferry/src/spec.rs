@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+pub use ferry_core::chunks::DEFAULT_CHUNK_ROWS;
 use ferry_core::engine::{CopyOptions, MAX_BATCH_ROWS};
 use ferry_core::filter::TableFilter;
 use ferry_core::plan::SchemaMode;
@@ -73,6 +74,21 @@ pub struct JobSpec {
     /// Refuse, before writing, a run with any lossy step, translation or object not copied.
     #[serde(default)]
     pub strict: bool,
+    /// Continue the copy recorded in the target's ledger: skip its done chunks and steps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
+    /// `K/N`: copy only the chunks numbered K modulo N into the shared ledger (no keys,
+    /// foreign keys or verification: `finish` does those once every shard is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// After every shard: check all chunks are done, then build keys, indexes and foreign
+    /// keys, reset counters and verify.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finish: bool,
+    /// Rows per chunk, the unit a copy commits, resumes and shards (default
+    /// [`DEFAULT_CHUNK_ROWS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_rows: Option<u64>,
     /// How a dynamically typed source (SQLite) gets its column types: `sample` (default)
     /// profiles a sample of each large table and checks every value as it is copied (a table
     /// a value does not fit is profiled in full and copied again, said in the report); `full`
@@ -116,6 +132,10 @@ impl Default for JobSpec {
             ignore_missing_columns: false,
             strict: false,
             profile: Profiling::Sample,
+            resume: false,
+            shard: None,
+            finish: false,
+            chunk_rows: None,
         }
     }
 }
@@ -198,7 +218,43 @@ impl JobSpec {
             schema_mode: self.schema,
             ignore_missing_columns: self.ignore_missing_columns,
             strict: self.strict,
+            resume: self.resume,
+            shard: self.shard(fields)?,
+            finish: self.finish,
+            chunk_rows: match self.chunk_rows {
+                Some(0) => {
+                    return Err(Error::input(format!(
+                        "{} must be at least 1 row",
+                        fields.name("chunk_rows")
+                    )));
+                }
+                Some(n) => n,
+                None => DEFAULT_CHUNK_ROWS,
+            },
         })
+    }
+
+    /// `shard` as `(k, n)` with k < n, refused beside `finish` (which runs once, after them).
+    fn shard(&self, fields: Fields) -> Result<Option<(u64, u64)>> {
+        let Some(text) = &self.shard else {
+            return Ok(None);
+        };
+        let name = fields.name("shard");
+        if self.finish {
+            return Err(Error::input(format!(
+                "{name} and {} do not go together: run the shards, then --finish once without {name}",
+                fields.name("finish")
+            )));
+        }
+        let parsed = text.split_once('/').and_then(|(k, n)| {
+            Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?))
+        });
+        match parsed {
+            Some((k, n)) if k < n => Ok(Some((k, n))),
+            _ => Err(Error::input(format!(
+                "{name} {text:?} is not K/N with 0 <= K < N (for example 0/3, 1/3, 2/3)"
+            ))),
+        }
     }
 
     /// `batch_size` within 1..=[`MAX_BATCH_ROWS`], or the default.
@@ -296,6 +352,35 @@ mod tests {
         let unknown: std::result::Result<JobSpec, _> =
             toml::from_str("source = \"a\"\ntarget = \"b\"\nbogus = 1");
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn shards_are_k_of_n_and_not_finish() {
+        let shard = |s: &str| JobSpec {
+            shard: Some(s.into()),
+            ..spec()
+        };
+        let o = shard("2/3").copy_options(Fields::Flags).unwrap();
+        assert_eq!(o.shard, Some((2, 3)));
+        for bad in ["3/3", "x/2", "1", "1/0"] {
+            let e = shard(bad)
+                .copy_options(Fields::Flags)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--shard"), "{e}");
+        }
+        let both = JobSpec {
+            finish: true,
+            ..shard("0/2")
+        };
+        let e = both.copy_options(Fields::Body).unwrap_err().to_string();
+        assert!(e.contains("shard and finish do not go together"), "{e}");
+        let json: JobSpec = serde_json::from_value(serde_json::json!({
+            "source": "sqlite:///s.db", "target": "sqlite:///t.db", "resume": true, "chunk_rows": 5
+        }))
+        .unwrap();
+        let o = json.copy_options(Fields::Body).unwrap();
+        assert_eq!((o.resume, o.chunk_rows), (true, 5));
     }
 
     #[test]

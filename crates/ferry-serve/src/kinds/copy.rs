@@ -11,7 +11,7 @@ use super::{BadRequest, RunContext, Validated, in_range, non_empty, parse_job};
 /// The options of a copy a request may set, besides its two endpoints: the [`JobSpec`] fields
 /// a remote caller may choose (not the server's own folders, not `dry_run`, which is the
 /// path's).
-pub const OPTIONS: [&str; 7] = [
+pub const OPTIONS: [&str; 9] = [
     "tables",
     "exclude",
     "batch_size",
@@ -19,10 +19,13 @@ pub const OPTIONS: [&str; 7] = [
     "force",
     "ignore_errors",
     "strict",
+    "resume",
+    "chunk_rows",
 ];
 
 pub const MAX_BATCH: u64 = 1_000_000;
 pub const MAX_WORKERS: u64 = 64;
+pub const MAX_CHUNK_ROWS: u64 = 1_000_000_000;
 
 pub(super) struct Checked {
     pub(super) spec: JobSpec,
@@ -49,6 +52,12 @@ pub(super) fn check_spec(
     non_empty(&target_field, &spec.target)?;
     in_range(&format!("{at}batch_size"), spec.batch_size, 1, MAX_BATCH)?;
     in_range(&format!("{at}workers"), spec.workers, 1, MAX_WORKERS)?;
+    in_range(
+        &format!("{at}chunk_rows"),
+        spec.chunk_rows,
+        1,
+        MAX_CHUNK_ROWS,
+    )?;
     let (from, to) = (
         ferry::parse_locator(&spec.source)
             .map_err(|e| super::bad_secret(&source_field, &spec.source, &e))?,

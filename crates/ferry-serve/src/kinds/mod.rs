@@ -9,6 +9,7 @@
 
 pub mod blobs;
 pub mod copy;
+pub mod cutover;
 pub mod migrate;
 pub mod peertube;
 
@@ -32,10 +33,15 @@ pub enum Kind {
     Peertube,
     /// A migrate spec (`ferry::migrate`): rows, stored file locations, files.
     Migrate,
+    /// `ferry cutover check`: the go/no-go checklist (`/api/v1/admin/cutover/check`).
+    CutoverCheck,
+    /// `ferry cutover sync`: the final pass, then the checklist (`/api/v1/admin/cutover/sync`).
+    CutoverSync,
 }
 
 impl Kind {
-    /// The kind a path segment names; `None` is a 404 ("unknown migration kind").
+    /// The kind a path segment under `/migrations/` names; `None` is a 404 ("unknown
+    /// migration kind"). Cutover kinds have their own routes ([`Kind::cutover`]).
     pub fn parse(segment: &str) -> Option<Self> {
         match segment {
             "copy" => Some(Kind::Copy),
@@ -46,12 +52,23 @@ impl Kind {
         }
     }
 
+    /// The cutover kind `/api/v1/admin/cutover/{step}` names.
+    pub fn cutover(step: &str) -> Option<Self> {
+        match step {
+            "check" => Some(Kind::CutoverCheck),
+            "sync" => Some(Kind::CutoverSync),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Copy => "copy",
             Kind::Blobs => "blobs",
             Kind::Peertube => "peertube",
             Kind::Migrate => "migrate",
+            Kind::CutoverCheck => "cutover-check",
+            Kind::CutoverSync => "cutover-sync",
         }
     }
 
@@ -65,6 +82,8 @@ impl Kind {
             Kind::Blobs => blobs::validate(body),
             Kind::Peertube => peertube::validate(body, targets),
             Kind::Migrate => migrate::validate(body),
+            Kind::CutoverCheck => cutover::validate(body, false),
+            Kind::CutoverSync => cutover::validate(body, true),
         }
     }
 
@@ -73,19 +92,33 @@ impl Kind {
     ///
     /// # Errors
     /// When the job could not run (the message never holds a credential).
-    pub async fn run(
-        self,
-        body: Value,
-        dry_run: bool,
-        cx: RunContext,
-    ) -> ferry_core::Result<Report> {
+    pub async fn run(self, body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Result<Ran> {
         match self {
-            Kind::Copy => copy::run(body, dry_run, cx).await,
-            Kind::Blobs => blobs::run(body, dry_run, cx).await,
-            Kind::Peertube => peertube::run(body, dry_run, cx).await,
-            Kind::Migrate => migrate::run(body, dry_run, cx).await,
+            Kind::Copy => copy::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Blobs => blobs::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Peertube => peertube::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::Migrate => migrate::run(body, dry_run, cx).await.map(Ran::report),
+            Kind::CutoverCheck => cutover::run(body, false, cx).await,
+            Kind::CutoverSync => cutover::run(body, true, cx).await,
         }
     }
+}
+
+impl Ran {
+    fn report(report: Report) -> Self {
+        Ran::Report(Box::new(report))
+    }
+}
+
+/// What a job's run gives back.
+pub enum Ran {
+    /// A migration's report.
+    Report(Box<Report>),
+    /// A cutover's summary (JSON, scrubbed of secrets) and, for NO-GO, one line saying why.
+    Cutover {
+        summary: Value,
+        no_go: Option<String>,
+    },
 }
 
 /// What validation gives the job store: the job's public fields and the body to seal.
@@ -188,7 +221,14 @@ impl RunContext {
 }
 
 /// Fields whose values may hold credentials: their type errors do not echo the value.
-const SECRET_FIELDS: [&str; 11] = [
+const SECRET_FIELDS: [&str; 18] = [
+    "secrets",
+    "spec.source.database",
+    "spec.source.media",
+    "spec.target.database",
+    "spec.target.media",
+    "preset.source",
+    "preset.target",
     "source_url",
     "target_url",
     "from",

@@ -1,8 +1,10 @@
 //! The job store: users, tokens and jobs, behind one trait, kept in an embedded SQLite file
 //! (the default) or PostgreSQL through the session the registry opens (`sql.rs`, the one
 //! implementation). The schema is created on open.
-//! At most one unfinished non-dry-run job per target is enforced by a partial unique index, so
-//! it holds across several servers sharing a PostgreSQL store; the login slow-down's counters
+//! At most one non-dry-run job per target that is unfinished or still has a server working on
+//! it (`owner` set: a cancelled job until its work has stopped) is enforced by a partial unique
+//! index, so it holds across several servers sharing a PostgreSQL store; the job leases
+//! (`owner`, `lease_until`, see `crate::lease`) and the login slow-down's counters
 //! (`ferry_login_slowdown`) live here for the same reason.
 
 mod postgres;
@@ -69,6 +71,31 @@ pub struct JobRecord {
     pub finished_at: Option<String>,
 }
 
+/// A server's hold on a job: who (`owner`, the server's id) and until when (unix ms).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub until_ms: i64,
+}
+
+/// How a job ended, as [`Store::finish`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct End<'a> {
+    pub status: &'a str,
+    pub stats: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// A job [`Store::claim_expired`] took over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: String,
+    pub kind: String,
+    pub dry_run: bool,
+    /// Its status when it was taken over.
+    pub status: String,
+}
+
 /// Why a job could not be inserted.
 #[derive(Debug)]
 pub enum InsertError {
@@ -101,27 +128,48 @@ pub trait Store: Send + Sync {
     /// Revokes the tokens of one user (by name) or of everyone; returns how many.
     async fn revoke_tokens(&self, username: Option<&str>) -> Result<u64>;
 
-    async fn insert_job(&self, job: &JobRecord, sealed_body: &[u8]) -> Result<(), InsertError>;
+    /// Inserts a job leased to `lease.owner` (the server that runs it) until `lease.until_ms`.
+    async fn insert_job(
+        &self,
+        job: &JobRecord,
+        sealed_body: &[u8],
+        lease: &Lease,
+    ) -> Result<(), InsertError>;
     async fn job(&self, id: &str) -> Result<Option<JobRecord>>;
     async fn job_body(&self, id: &str) -> Result<Option<Vec<u8>>>;
     /// A page of jobs, newest first, and the total count.
     async fn jobs(&self, start: u64, count: u64) -> Result<(Vec<JobRecord>, u64)>;
-    /// Moves an unfinished job to `status` (a no-op, returning false, once it is finished).
-    async fn advance(&self, id: &str, status: &str, now: &str, started: bool) -> Result<bool>;
-    async fn set_stats(&self, id: &str, stats: &str, now: &str) -> Result<()>;
-    /// Records the end of a job; a job already cancelled stays cancelled.
-    async fn finish(
+    /// Moves an unfinished job that `owner` holds to `status` (a no-op, returning false, once
+    /// it is finished or another server took it over).
+    async fn advance(
         &self,
         id: &str,
+        owner: &str,
         status: &str,
-        stats: Option<&str>,
-        error: Option<&str>,
         now: &str,
-    ) -> Result<()>;
-    /// Cancels an unfinished job; false when it had already finished.
+        started: bool,
+    ) -> Result<bool>;
+    /// Renews `lease` on a job its owner holds, storing `stats` when given. Returns the job's
+    /// status (`cancelled` when any server cancelled it), or `None` when the owner no longer
+    /// holds it (its lease expired and another server took it over).
+    async fn renew(
+        &self,
+        id: &str,
+        lease: &Lease,
+        stats: Option<&str>,
+        now: &str,
+    ) -> Result<Option<String>>;
+    /// Records the end of a job that `owner` holds and releases it (a no-op, returning false,
+    /// when another server took it over); a job already cancelled stays cancelled.
+    async fn finish(&self, id: &str, owner: &str, end: &End<'_>, now: &str) -> Result<bool>;
+    /// Cancels an unfinished job; false when it had already finished. The server running it
+    /// sees the status at its next renewal and stops the work.
     async fn cancel(&self, id: &str, now: &str) -> Result<bool>;
-    /// Marks every unfinished job failed with `reason` (a server died under them).
-    async fn fail_unfinished(&self, reason: &str, now: &str) -> Result<u64>;
+    /// Takes over the unfinished jobs whose lease expired before `now_ms` (or that have no
+    /// owner: left by a ferry without leases), one atomic update per job so two servers never
+    /// both win one, and releases the finished jobs whose owner died before it could. Returns
+    /// the jobs now leased to `lease.owner`.
+    async fn claim_expired(&self, lease: &Lease, now_ms: i64, now: &str) -> Result<Vec<Claimed>>;
     async fn status_counts(&self) -> Result<Vec<(String, u64)>>;
 
     /// A login slow-down key's next turn and last change (`next_at`, `updated_at`), if any: a
@@ -247,26 +295,38 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
     let locator =
         ferry::parse_locator(url).map_err(|e| Error::new(format!("{STORE_URLS} ({e})")))?;
-    let schema = schema(locator.backend()).ok_or_else(|| {
+    let (schema, upgrades) = schema(locator.backend()).ok_or_else(|| {
         Error::new(format!(
             "{STORE_URLS}: the job store cannot live in {}",
             locator.backend().label()
         ))
     })?;
-    Ok(Arc::new(sql::SqlStore::open(locator, &schema).await?))
+    Ok(Arc::new(
+        sql::SqlStore::open(locator, &schema, upgrades).await?,
+    ))
 }
 
-/// The store's schema in a backend's spelling (the tables' SQL is the same in all).
-fn schema(backend: ferry::Backend) -> Option<String> {
+/// The store's schema in a backend's spelling (the tables' SQL is the same in all), and the
+/// statements that upgrade a store made by an earlier ferry, run one by one after it.
+fn schema(backend: ferry::Backend) -> Option<(String, &'static [&'static str])> {
     match backend.id() {
-        "sqlite" => Some(sqlite::SCHEMA.to_string()),
-        // Two servers starting at once may race on CREATE ... IF NOT EXISTS: serialise.
-        "postgres" => Some(format!(
-            "SELECT pg_advisory_lock(7244711); {} SELECT pg_advisory_unlock(7244711);",
-            postgres::SCHEMA
+        "sqlite" => Some((sqlite::SCHEMA.to_string(), &sqlite::UPGRADES)),
+        // Two servers starting at once may race on CREATE ... IF NOT EXISTS: serialise. Its
+        // upgrades are in the schema (ADD COLUMN IF NOT EXISTS), under the same lock.
+        "postgres" => Some((
+            format!(
+                "SELECT pg_advisory_lock(7244711); {} SELECT pg_advisory_unlock(7244711);",
+                postgres::SCHEMA
+            ),
+            &[],
         )),
         _ => None,
     }
+}
+
+/// Now, in unix milliseconds: lease times.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Now, in the fixed-width UTC form the stores sort by.

@@ -1,5 +1,8 @@
 //! The PostgreSQL job store's schema: for servers that keep their records in the database they
-//! already run (one connection, ferry-postgres' `Session`, reopened when it drops).
+//! already run (one connection, ferry-postgres' `Session`, reopened when it drops). Columns
+//! added after the first release (`owner`, `lease_until`: the job leases of `lease.rs`) are
+//! added with `ADD COLUMN IF NOT EXISTS`, so a store made by an earlier ferry is upgraded in
+//! place on open.
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -32,8 +35,11 @@ CREATE TABLE IF NOT EXISTS ferry_jobs (
     finished_at TEXT,
     sealed_body BYTEA NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_per_target ON ferry_jobs (target_key)
-    WHERE NOT dry_run AND status IN ('pending', 'validating', 'running');
+ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS owner TEXT;
+ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS lease_until BIGINT;
+DROP INDEX IF EXISTS ferry_jobs_one_per_target;
+CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_writer_per_target ON ferry_jobs (target_key)
+    WHERE NOT dry_run AND (status IN ('pending', 'validating', 'running') OR owner IS NOT NULL);
 CREATE INDEX IF NOT EXISTS ferry_jobs_created ON ferry_jobs (created_at);
 CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
     key TEXT PRIMARY KEY,

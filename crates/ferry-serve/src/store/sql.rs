@@ -9,10 +9,16 @@ use async_trait::async_trait;
 use ferry::{Locator, SqlError, SqlSession};
 use ferry_core::value::Value;
 
-use super::{InsertError, JobRecord, Role, Store, Turn, TurnRule, User};
+use super::{Claimed, End, InsertError, JobRecord, Lease, Role, Store, Turn, TurnRule, User};
 use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
+
+/// A job nobody has finished.
+const UNFINISHED_SQL: &str = "status IN ('pending', 'validating', 'running', 'dry_run')";
+/// A job whose lease ran out before `$1` (unix ms), or that has no owner: a ferry before leases
+/// left it, or its owner died between inserting it and leasing it (it never does both apart).
+const EXPIRED_SQL: &str = "(owner IS NULL OR coalesce(lease_until, 0) < $1)";
 
 pub struct SqlStore {
     /// Where the store lives, to reopen its session.
@@ -120,10 +126,18 @@ fn job_row(r: &[Value]) -> Result<JobRecord> {
 
 impl SqlStore {
     /// Opens the store and creates its schema (`schema`, in the database's spelling, runs once,
-    /// on the first session).
-    pub async fn open(locator: Locator, schema: &str) -> Result<Self> {
+    /// on the first session), then runs `upgrades` one by one: one that finds its column
+    /// already there ("duplicate column", SQLite's answer to a repeated `ADD COLUMN`) is done.
+    pub async fn open(locator: Locator, schema: &str, upgrades: &[&str]) -> Result<Self> {
         let session = connect(&locator).await?;
         session.batch(schema).await.map_err(failed)?;
+        for statement in upgrades {
+            match session.execute(statement, &[]).await {
+                Ok(_) => {}
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
         Ok(Self {
             locator,
             session: tokio::sync::Mutex::new(session),
@@ -262,12 +276,17 @@ impl Store for SqlStore {
         }
     }
 
-    async fn insert_job(&self, j: &JobRecord, sealed_body: &[u8]) -> Result<(), InsertError> {
+    async fn insert_job(
+        &self,
+        j: &JobRecord,
+        sealed_body: &[u8],
+        lease: &Lease,
+    ) -> Result<(), InsertError> {
         let result = self
             .session()
             .await?
             .execute(
-                &format!("INSERT INTO ferry_jobs ({JOB_COLUMNS}, sealed_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+                &format!("INSERT INTO ferry_jobs ({JOB_COLUMNS}, sealed_body, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
                 &[
                     text(&j.id),
                     Value::Int(j.admin_user_id),
@@ -283,6 +302,8 @@ impl Store for SqlStore {
                     opt_text(j.started_at.as_deref()),
                     opt_text(j.finished_at.as_deref()),
                     Value::Bytes(sealed_body.to_vec()),
+                    text(&lease.owner),
+                    Value::Int(lease.until_ms),
                 ],
             )
             .await;
@@ -325,46 +346,78 @@ impl Store for SqlStore {
         Ok((jobs, total))
     }
 
-    async fn advance(&self, id: &str, status: &str, now: &str, started: bool) -> Result<bool> {
+    async fn advance(
+        &self,
+        id: &str,
+        owner: &str,
+        status: &str,
+        now: &str,
+        started: bool,
+    ) -> Result<bool> {
         let n = self
             .run(
-                "UPDATE ferry_jobs SET status = $2, updated_at = $3,
-                     started_at = CASE WHEN $4 THEN coalesce(started_at, $3) ELSE started_at END
-                 WHERE id = $1 AND status IN ('pending', 'validating', 'running', 'dry_run')",
-                &[text(id), text(status), text(now), Value::Bool(started)],
+                "UPDATE ferry_jobs SET status = $3, updated_at = $4,
+                     started_at = CASE WHEN $5 THEN coalesce(started_at, $4) ELSE started_at END
+                 WHERE id = $1 AND owner = $2
+                     AND status IN ('pending', 'validating', 'running', 'dry_run')",
+                &[
+                    text(id),
+                    text(owner),
+                    text(status),
+                    text(now),
+                    Value::Bool(started),
+                ],
             )
             .await?;
         Ok(n > 0)
     }
 
-    async fn set_stats(&self, id: &str, stats: &str, now: &str) -> Result<()> {
-        self.run(
-            "UPDATE ferry_jobs SET stats = $2, updated_at = $3 WHERE id = $1",
-            &[text(id), text(stats), text(now)],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn finish(
+    async fn renew(
         &self,
         id: &str,
-        status: &str,
+        lease: &Lease,
         stats: Option<&str>,
-        error: Option<&str>,
         now: &str,
-    ) -> Result<()> {
-        self.run(
-            "UPDATE ferry_jobs SET
-                 status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END,
-                 stats = coalesce($3, stats),
-                 error_message = CASE WHEN status = 'cancelled' THEN coalesce(error_message, $4) ELSE $4 END,
-                 updated_at = $5, finished_at = coalesce(finished_at, $5)
-             WHERE id = $1",
-            &[text(id), text(status), opt_text(stats), opt_text(error), text(now)],
+    ) -> Result<Option<String>> {
+        self.row(
+            "UPDATE ferry_jobs SET lease_until = $3, stats = coalesce($4, stats),
+                 updated_at = CASE WHEN $4 IS NULL THEN updated_at ELSE $5 END
+             WHERE id = $1 AND owner = $2
+             RETURNING status",
+            &[
+                text(id),
+                text(&lease.owner),
+                Value::Int(lease.until_ms),
+                opt_text(stats),
+                text(now),
+            ],
         )
-        .await
-        .map(|_| ())
+        .await?
+        .map(|r| get_text(cell(&r, 0)?))
+        .transpose()
+    }
+
+    async fn finish(&self, id: &str, owner: &str, end: &End<'_>, now: &str) -> Result<bool> {
+        let n = self
+            .run(
+                "UPDATE ferry_jobs SET
+                     status = CASE WHEN status = 'cancelled' THEN status ELSE $3 END,
+                     stats = coalesce($4, stats),
+                     error_message = CASE WHEN status = 'cancelled' THEN coalesce(error_message, $5) ELSE $5 END,
+                     updated_at = $6, finished_at = coalesce(finished_at, $6),
+                     owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND owner = $2",
+                &[
+                    text(id),
+                    text(owner),
+                    text(end.status),
+                    opt_text(end.stats),
+                    opt_text(end.error),
+                    text(now),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     async fn cancel(&self, id: &str, now: &str) -> Result<bool> {
@@ -378,14 +431,56 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
-    async fn fail_unfinished(&self, reason: &str, now: &str) -> Result<u64> {
+    async fn claim_expired(&self, lease: &Lease, now_ms: i64, now: &str) -> Result<Vec<Claimed>> {
+        // A finished job whose owner died before releasing it (cancelled under it) holds its
+        // target's one-writer slot: nothing runs it any more.
         self.run(
-            "UPDATE ferry_jobs SET error_message = replace($1, '{status}', status),
-                 status = 'failed', updated_at = $2, finished_at = $2
-             WHERE status IN ('pending', 'validating', 'running', 'dry_run')",
-            &[text(reason), text(now)],
+            "UPDATE ferry_jobs SET owner = NULL, lease_until = NULL
+             WHERE owner IS NOT NULL AND coalesce(lease_until, 0) < $1
+                 AND status NOT IN ('pending', 'validating', 'running', 'dry_run')",
+            &[Value::Int(now_ms)],
         )
-        .await
+        .await?;
+        let expired = self
+            .rows(
+                &format!(
+                    "SELECT id FROM ferry_jobs WHERE {UNFINISHED_SQL} AND {EXPIRED_SQL}
+                     ORDER BY created_at"
+                ),
+                &[Value::Int(now_ms)],
+            )
+            .await?;
+        let mut claimed = Vec::new();
+        for row in &expired {
+            let id = get_text(cell(row, 0)?)?;
+            // The same test again, in the update itself: of several servers claiming at once,
+            // the row lock (PostgreSQL) or the single writer (SQLite) lets one win.
+            let won = self
+                .row(
+                    &format!(
+                        "UPDATE ferry_jobs SET owner = $2, lease_until = $3, updated_at = $4
+                         WHERE id = $5 AND {UNFINISHED_SQL} AND {EXPIRED_SQL}
+                         RETURNING kind, dry_run, status"
+                    ),
+                    &[
+                        Value::Int(now_ms),
+                        text(&lease.owner),
+                        Value::Int(lease.until_ms),
+                        text(now),
+                        text(&id),
+                    ],
+                )
+                .await?;
+            if let Some(r) = won {
+                claimed.push(Claimed {
+                    id,
+                    kind: get_text(cell(&r, 0)?)?,
+                    dry_run: get_flag(cell(&r, 1)?)?,
+                    status: get_text(cell(&r, 2)?)?,
+                });
+            }
+        }
+        Ok(claimed)
     }
 
     async fn status_counts(&self) -> Result<Vec<(String, u64)>> {

@@ -1,6 +1,6 @@
 //! The SQLite job store's schema (the default store). ferry-sqlite's session opens the file
 //! with WAL and a busy timeout, so `ferry admin` can write while a server runs, and readable by
-//! its owner only.
+//! its owner only. Columns added after the first release are added by [`UPGRADES`].
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -33,8 +33,6 @@ CREATE TABLE IF NOT EXISTS ferry_jobs (
     finished_at TEXT,
     sealed_body BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_per_target ON ferry_jobs (target_key)
-    WHERE dry_run = 0 AND status IN ('pending', 'validating', 'running');
 CREATE INDEX IF NOT EXISTS ferry_jobs_created ON ferry_jobs (created_at);
 CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
     key TEXT PRIMARY KEY,
@@ -45,3 +43,13 @@ CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
 );
 CREATE INDEX IF NOT EXISTS ferry_login_slowdown_updated ON ferry_login_slowdown (updated_at);
 ";
+
+/// Run after [`SCHEMA`], one at a time: SQLite has no `ADD COLUMN IF NOT EXISTS`, so a
+/// "duplicate column" answer means the store already has it (see `SqlStore::open`).
+pub(super) const UPGRADES: [&str; 4] = [
+    "ALTER TABLE ferry_jobs ADD COLUMN owner TEXT",
+    "ALTER TABLE ferry_jobs ADD COLUMN lease_until INTEGER",
+    "DROP INDEX IF EXISTS ferry_jobs_one_per_target",
+    "CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_writer_per_target ON ferry_jobs (target_key)
+         WHERE dry_run = 0 AND (status IN ('pending', 'validating', 'running') OR owner IS NOT NULL)",
+];

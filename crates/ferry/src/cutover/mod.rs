@@ -117,12 +117,44 @@ pub struct Outcome {
     pub rollback_steps: Vec<String>,
     /// A check could not reach a database, storage or the platform (exit 2).
     pub unreachable: bool,
+    /// The run could not start: a bad spec, selection or state file (exit 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Outcome {
-    /// 0 GO, 1 NO-GO, 2 when a service could not be reached.
+    /// The run could not start (a bad spec, `--only`/`--skip` entry or state file): NO-GO,
+    /// with the reason as one failed blocker named `spec`, so the JSON, JUnit and HTML files
+    /// a CI system shows still say why.
+    pub fn error(message: &str) -> Self {
+        Self {
+            verdict: Verdict::NoGo,
+            source: String::new(),
+            target: String::new(),
+            started_at: unix_now(),
+            elapsed_s: 0.0,
+            window_s: None,
+            sync: None,
+            checks: vec![CheckResult {
+                name: "spec".into(),
+                kind: "spec".into(),
+                severity: Severity::Blocker,
+                status: Status::Fail,
+                evidence: message.to_string(),
+                details: Vec::new(),
+                duration_s: 0.0,
+            }],
+            excluded: Vec::new(),
+            reconciliation: BTreeMap::new(),
+            rollback_steps: Vec::new(),
+            unreachable: false,
+            error: Some(message.to_string()),
+        }
+    }
+
+    /// 0 GO, 1 NO-GO, 2 when a service could not be reached or the run could not start.
     pub fn exit_code(&self) -> i32 {
-        if self.unreachable {
+        if self.unreachable || self.error.is_some() {
             2
         } else if self.verdict == Verdict::Go {
             0
@@ -147,7 +179,10 @@ impl Selection {
     }
 
     /// Every entry names a kind or a check of `checks`.
-    fn validate(&self, checks: &[spec::Check]) -> Result<()> {
+    ///
+    /// # Errors
+    /// An input error naming the entry.
+    pub fn validate(&self, checks: &[spec::Check]) -> Result<()> {
         for (flag, list) in [("--only", &self.only), ("--skip", &self.skip)] {
             for s in list {
                 if !checks::KINDS.contains(&s.as_str()) && !checks.iter().any(|c| &c.name == s) {
@@ -227,6 +262,7 @@ async fn run_checks(
         reconciliation: BTreeMap::new(),
         rollback_steps: checks::source::steps(spec),
         unreachable: false,
+        error: None,
     };
     for c in &prepared {
         if !selection.runs(c) {
@@ -410,6 +446,28 @@ async fn profile_pass(
     options.media_from.clone_from(&spec.source.media);
     options.media_to.clone_from(&spec.target.media);
     ferry_profile::import(&profile, &options, cx).await
+}
+
+/// The profile import's verification, run again now (no import): `reconcile` of a profile job.
+///
+/// # Errors
+/// When a database cannot be reached or the target holds no import of the profile.
+#[cfg(feature = "postgres")]
+pub async fn profile_verify(spec: &CutoverSpec, cx: &crate::Context) -> Result<crate::Report> {
+    let name = spec.job.profile.as_deref().unwrap_or("peertube");
+    let profile = ferry_profile::Profile::find(name)?;
+    let options = ferry_profile::ImportOptions::new(
+        crate::parse_locator(&spec.source.database)?,
+        crate::parse_locator(&spec.target.database)?,
+    );
+    ferry_profile::verify(&profile, &options, cx).await
+}
+
+#[cfg(not(feature = "postgres"))]
+pub async fn profile_verify(_spec: &CutoverSpec, _cx: &crate::Context) -> Result<crate::Report> {
+    Err(Error::input(
+        "profile imports need PostgreSQL: this ferry was built without the postgres feature",
+    ))
 }
 
 #[cfg(not(feature = "postgres"))]

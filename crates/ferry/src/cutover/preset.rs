@@ -9,20 +9,36 @@ use ferry_core::{Error, Result};
 
 use super::spec::CutoverSpec;
 
-/// What the preset is filled with.
-#[derive(Debug, Clone, Default)]
+/// The variable the admin password is read from unless another is named.
+pub const PASSWORD_ENV: &str = "FERRY_CUTOVER_ADMIN_PASSWORD";
+
+fn password_env() -> String {
+    PASSWORD_ENV.to_string()
+}
+
+/// What the preset is filled with: the CLI's flags, or a job server's request body (the same
+/// names as JSON).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Preset {
     pub profile: String,
     pub source: String,
     pub target: String,
+    #[serde(default)]
     pub media_from: Option<String>,
+    #[serde(default)]
     pub media_to: Option<String>,
+    #[serde(default)]
     pub platform_url: Option<String>,
     /// The platform's admin account; default the target's first admin.
+    #[serde(default)]
     pub admin_user: Option<String>,
     /// The environment variable holding the admin's password.
+    #[serde(default = "password_env")]
     pub admin_password_env: String,
+    #[serde(default)]
     pub dump: Option<PathBuf>,
+    #[serde(default)]
     pub state: PathBuf,
 }
 
@@ -190,8 +206,14 @@ files_sql = {playable}
         ),
         password = s(&password),
         dump = dump,
+        // One row per video: its largest web video and its HLS master playlist, either may
+        // be missing (PeerTube can keep HLS only).
         playable = s(
-            "SELECT json_build_object('file', f->>'path', 'duration', v.duration_s)::text FROM videos v, jsonb_array_elements(v.files) f WHERE f->>'kind' = 'web_video'"
+            "SELECT json_build_object('file', w.f->>'path', 'duration', v.duration_s, 'hls', sp.master_path)::text FROM videos v \
+             LEFT JOIN LATERAL (SELECT f FROM jsonb_array_elements(v.files) f WHERE f->>'kind' = 'web_video' \
+             ORDER BY (f->>'resolution')::int DESC NULLS LAST LIMIT 1) w ON true \
+             LEFT JOIN LATERAL (SELECT master_path FROM streaming_playlists p WHERE p.video_id = v.id LIMIT 1) sp ON true \
+             WHERE w.f IS NOT NULL OR sp.master_path IS NOT NULL"
         ),
     );
     CutoverSpec::parse(&text, "the peertube cutover preset")

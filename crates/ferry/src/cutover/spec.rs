@@ -30,6 +30,65 @@ pub struct CutoverSpec {
     pub state: Option<PathBuf>,
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckSpec>,
+    /// Where `{env.NAME}` placeholders are read from (never part of the file).
+    #[serde(skip)]
+    pub environment: Environment,
+}
+
+/// Where `{env.NAME}` placeholders come from. The CLI reads its own process environment; a
+/// job server gives each job its sealed values and only the server's variables with a prefix,
+/// so a remote caller cannot send another server variable (a key, a password) to a URL of
+/// their choosing.
+#[derive(Clone, Default)]
+pub enum Environment {
+    #[default]
+    Process,
+    Job {
+        /// Values sent with the job (sealed in the server's store).
+        values: BTreeMap<String, String>,
+        /// Server variables whose name starts with this may also be read.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The values are secrets.
+        match self {
+            Environment::Process => f.write_str("Process"),
+            Environment::Job { values, prefix } => f
+                .debug_struct("Job")
+                .field("names", &values.keys().collect::<Vec<_>>())
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
+}
+
+impl Environment {
+    /// The value of `name`, or why there is none.
+    ///
+    /// # Errors
+    /// A sentence naming the variable.
+    pub fn get(&self, name: &str) -> std::result::Result<String, String> {
+        match self {
+            Environment::Process => std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} is not set")),
+            Environment::Job { values, prefix } => {
+                if let Some(v) = values.get(name) {
+                    return Ok(v.clone());
+                }
+                if !name.starts_with(prefix.as_str()) {
+                    return Err(format!(
+                        "{name} is not among the job's secrets, and only the server's variables named {prefix}* can be read"
+                    ));
+                }
+                std::env::var(name).map_err(|_| {
+                    format!("{name} is neither among the job's secrets nor set on the server")
+                })
+            }
+        }
+    }
 }
 
 /// One side of the move.

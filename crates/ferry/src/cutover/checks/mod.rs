@@ -229,11 +229,11 @@ impl<'a> Env<'a> {
     async fn resolve(&self, name: &str) -> std::result::Result<String, Missing> {
         let (head, path) = name.split_once('.').unwrap_or((name, ""));
         if head == "env" {
-            let value = std::env::var(path).map_err(|_| {
-                Missing::Input(format!(
-                    "{{{name}}}: the environment variable {path} is not set"
-                ))
-            })?;
+            let value = self
+                .spec
+                .environment
+                .get(path)
+                .map_err(|why| Missing::Input(format!("{{{name}}}: {why}")))?;
             self.secret(&value);
             return Ok(value);
         }

@@ -1,7 +1,8 @@
-//! `playable`: a sample of migrated videos decodes. `ffprobe` (FFmpeg) reads each target file
-//! (a key in the target's media, or a URL such as an HLS master playlist), decodes its first
-//! frames and reads its duration, which must be the source's (the row's `duration`, else the
-//! same file in the source's media) within `tolerance_s`.
+//! `playable`: a sample of migrated videos decodes. `ffprobe` (FFmpeg) reads each video's
+//! target file and HLS master playlist (PeerTube's streaming playlist: a key in the target's
+//! media, or a URL), decodes their first frames and reads their duration, which must be the
+//! source's (the row's `duration`, else the same file in the source's media) within
+//! `tolerance_s`. A video may have a file, a playlist, or both.
 
 use std::path::PathBuf;
 
@@ -73,24 +74,29 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
         .into_iter()
         .flatten()
         .map(|t| parse_row(&t))
-        .filter(|v| !v.file.is_empty())
+        .filter(|v| !v.file.is_empty() || v.hls.is_some())
         .collect();
     if rows.is_empty() {
         return Ok(Found::fail("files_sql returned no video in the target"));
     }
     let chosen = sample(&rows, p.sample.max(1));
     let mut problems = Vec::new();
-    let mut probed = 0;
+    let (mut probed, mut playlists) = (0, 0);
     for v in &chosen {
         let expected = match v.duration {
             Some(d) => Some(d),
+            None if v.file.is_empty() => None,
             None => match locate(env.spec.source.media.as_deref(), &v.file, env) {
                 Some(src) => probe(&src).await.ok().map(|(_, d)| d),
                 None => None,
             },
         };
-        let mut places = vec![v.file.clone()];
+        let mut places: Vec<String> = Some(v.file.clone())
+            .filter(|f| !f.is_empty())
+            .into_iter()
+            .collect();
         places.extend(v.hls.clone());
+        playlists += usize::from(v.hls.is_some());
         for place in places {
             let Some(at) = locate(env.spec.target.media.as_deref(), &place, env) else {
                 problems.push(format!(
@@ -119,9 +125,14 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
     }
     Ok(Found::judge(
         format!(
-            "{probed} files of {} sampled videos (of {}) decode, durations within {} s",
+            "{probed} files of {} sampled videos (of {}) decode{}, durations within {} s",
             chosen.len(),
             rows.len(),
+            if playlists > 0 {
+                format!(" ({playlists} of them HLS master playlists)")
+            } else {
+                String::new()
+            },
             p.tolerance_s
         ),
         problems,

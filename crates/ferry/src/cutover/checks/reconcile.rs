@@ -1,6 +1,7 @@
-//! `reconcile`: source vs target rows. A copy is compared by `ferry verify` itself (counts and
-//! content checksums per table); a profile import by pairs of count queries (one per entity);
-//! and the last run's failed rows must stay within `max_failed` and `max_failed_ratio`.
+//! `reconcile`: source vs target rows, counted now. A copy is compared by `ferry verify` itself
+//! (counts and content checksums per table); a profile import by its own verification run
+//! again (`ferry_profile::verify`), or by pairs of count queries; and the last run's failed
+//! rows must stay within `max_failed` and `max_failed_ratio`.
 
 use std::path::PathBuf;
 
@@ -134,45 +135,42 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
             report.verify.len()
         );
     } else {
-        // A profile import verifies itself (per entity: the source rows it did not skip vs the
-        // target rows of this source host): its last run's verification is the evidence.
-        let Some(summary) = last_summary(p, env)? else {
-            return Ok(Found::skipped(
-                "a profile import is reconciled from its last run's verification: run `ferry cutover sync`, name last_report, or add queries = [{ name, source, target }]",
-            ));
-        };
-        let verify = summary
-            .get("verify")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (name, v) in &verify {
-            let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let matched = v.get("checksum_match").and_then(Value::as_bool) == Some(true)
-                && n("source_rows") == n("target_rows")
-                && v.get("error").is_none();
-            if !matched {
-                problems.push(format!(
+        // A profile import is reconciled by its own verification (per entity: the source rows
+        // it would not skip vs the target rows of this source host, by count and content),
+        // run again now, so a row changed or deleted after the last run is caught.
+        let report = crate::cutover::profile_verify(env.spec, env.cx).await?;
+        for (name, v) in &report.verify {
+            if !v.ok() {
+                let mut why = format!(
                     "{name}: {} rows expected from the source, {} in the target",
-                    n("source_rows"),
-                    n("target_rows")
-                ));
+                    v.source_rows, v.target_rows
+                );
+                if v.missing_count + v.extra_count + v.different_count > 0 {
+                    why.push_str(&format!(
+                        "; {} missing, {} extra, {} different",
+                        v.missing_count, v.extra_count, v.different_count
+                    ));
+                    if let Some(k) = v.missing_keys.first().or(v.different_keys.first()) {
+                        why.push_str(&format!(" (e.g. {k})"));
+                    }
+                }
+                problems.push(why);
             }
             rows.push(ReconRow {
                 name: name.clone(),
-                source: n("source_rows"),
-                target: n("target_rows"),
-                matched,
-                note: v
-                    .get("rule")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                source: v.source_rows,
+                target: v.target_rows,
+                matched: v.ok(),
+                note: if v.counts_only {
+                    "row counts".into()
+                } else {
+                    "counts and content".into()
+                },
             });
         }
         what = format!(
-            "{} entities, the import's verification at the final pass",
-            verify.len()
+            "{} entities, the import's verification run again now",
+            report.verify.len()
         );
     }
     let failed_note = failed_rows(p, env, &mut problems)?;

@@ -177,7 +177,11 @@ pub async fn frozen(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
         compare(&first, then, what, &mut problems, &mut table);
     }
     let wait = p.watch_s.unwrap_or(2.0).clamp(0.0, 600.0);
-    tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+    // A cancelled run (a job's DELETE, Ctrl-C) does not wait out the watch.
+    tokio::select! {
+        () = tokio::time::sleep(std::time::Duration::from_secs_f64(wait)) => {}
+        () = env.cx.cancel.cancelled() => return Err(ferry_core::Error::cancelled()),
+    }
     let second = read(env.spec, db, &p.tables, &p.watermarks).await?;
     for (name, r) in &second {
         if let Some(f) = first.get(name)

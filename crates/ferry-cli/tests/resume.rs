@@ -1,0 +1,314 @@
+//! Resume and shards, black-box: the real `ferry` binary is killed with SIGKILL (a real
+//! `kill -9`, sent by the test after a delay or by the process itself at a named moment through
+//! `FERRY_TEST_KILL_AT`) in every phase of a copy of a generated multi-table database, then
+//! `--resume` finishes it and an independent `ferry verify` (and, on PostgreSQL, row counts
+//! read with SQL) finds the target equal each time, into PostgreSQL, MySQL and SQLite. Shards: three processes with `--shard K/3`
+//! at once, one of them killed and rerun, then `--finish`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Launch, PgDb, Run, ferry_bin, make_sqlite, run_ferry_with, sqlite_url};
+use tempfile::TempDir;
+
+/// Rows in each table of the generated source (200,000 in all).
+const TABLES: [(&str, u32); 5] = [
+    ("users", 20_000),
+    ("posts", 120_000),
+    ("events", 50_000),
+    ("tags", 5_000),
+    ("settings", 5_000),
+];
+
+/// An application database: integer keys (chunked by value), a keyless table (rowid ranges),
+/// a text key, a WITHOUT ROWID table (one chunk), an index, a unique key and a foreign key.
+fn generated_source(dir: &Path) -> String {
+    let n = |t: &str| TABLES.iter().find(|(n, _)| *n == t).unwrap().1;
+    let fill = |table: &str, select: &str| {
+        format!(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {}) INSERT INTO {table} {select};",
+            n(table)
+        )
+    };
+    let sql = [
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE, joined DATETIME);".to_string(),
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), title TEXT, score REAL);".into(),
+        "CREATE INDEX posts_user ON posts(user_id);".into(),
+        "CREATE TABLE events (kind TEXT, n INTEGER);".into(),
+        "CREATE TABLE tags (name TEXT PRIMARY KEY, weight REAL);".into(),
+        "CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;".into(),
+        fill("users", "SELECT i, 'user ' || i, 'u' || i || '@example.org', '2024-01-01 00:00:00' FROM c"),
+        fill("posts", &format!("SELECT i, 1 + i % {}, 'post ' || i, i * 0.25 FROM c", n("users"))),
+        fill("events", "SELECT 'kind ' || (i % 7), i FROM c"),
+        fill("tags", "SELECT 'tag ' || i, i / 3.0 FROM c"),
+        fill("settings", "SELECT 'key ' || i, 'value ' || i FROM c"),
+    ]
+    .join("\n");
+    sqlite_url(&make_sqlite(&dir.join("app.db"), &sql))
+}
+
+/// How a run is ended early.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    /// The process kills itself with SIGKILL at this `FERRY_TEST_KILL_AT` point.
+    At(&'static str),
+    /// The test sends SIGKILL after this many milliseconds (the run may finish first).
+    After(u64),
+}
+
+/// `ferry copy` from `source` to `target` with small chunks, `extra` flags, ended by `kill`.
+fn copy(dir: &Path, source: &str, target: &str, extra: &[&str], kill: Option<Kill>) -> Run {
+    let mut args = vec![
+        "copy",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--workers",
+        "2",
+        "--chunk-rows",
+        "10000",
+    ];
+    args.extend_from_slice(extra);
+    let launch = match kill {
+        Some(Kill::At(point)) => Launch {
+            env: vec![("FERRY_TEST_KILL_AT".into(), point.into())],
+            ..Launch::default()
+        },
+        Some(Kill::After(ms)) => Launch {
+            kill_after: Some(Duration::from_millis(ms)),
+            ..Launch::default()
+        },
+        None => Launch::default(),
+    };
+    run_ferry_with(&ferry_bin(), dir, &args, &launch)
+}
+
+/// Runs the copy ended by each of `kills` in turn (the first a plain run, the others
+/// `--resume`), then `--resume` to the end, then the independent check.
+fn kill_and_resume(dir: &Path, source: &str, target: &str, kills: &[Kill]) {
+    let mut started = false;
+    for kill in kills {
+        let extra: &[&str] = if started { &["--resume"] } else { &[] };
+        let run = copy(dir, source, target, extra, Some(*kill));
+        match kill {
+            Kill::At(point) => assert_eq!(
+                run.signal,
+                Some(9),
+                "the run was to be killed at {point}\n{}",
+                run.show()
+            ),
+            // Killed by the test, or done before the delay (then nothing is left to resume).
+            Kill::After(_) if run.signal.is_none() => {
+                run.expect_code(0);
+                return verify(dir, source, target);
+            }
+            Kill::After(_) => {}
+        }
+        started = true;
+    }
+    let run = copy(dir, source, target, &["--resume"], None);
+    run.expect_code(0);
+    // Every named point comes after the ledger is written (a timed kill may come before).
+    if matches!(kills.last(), Some(Kill::At(_))) {
+        assert!(run.stderr.contains("resuming the copy"), "{}", run.show());
+    }
+    verify(dir, source, target);
+}
+
+/// The independent check: a separate `ferry verify` process compares every table's rows and
+/// content checksums.
+fn verify(dir: &Path, source: &str, target: &str) {
+    let args = ["verify", "--source", source, "--target", target];
+    let run = run_ferry_with(&ferry_bin(), dir, &args, &Launch::default());
+    run.expect_code(0);
+}
+
+/// Kill moments over every phase of a SQLite → PostgreSQL copy (21 chunks, 2 workers).
+const PG_KILLS: [&[Kill]; 10] = [
+    &[Kill::After(150)],
+    &[Kill::At("ledger-written")],
+    &[Kill::At("tables-created")],
+    &[Kill::At("chunk-before-commit:1")],
+    &[Kill::At("chunk-committed:4")],
+    &[Kill::At("chunk-before-commit:15"), Kill::After(700)],
+    &[Kill::At("step-done:1")],
+    &[Kill::At("step-done:8")],
+    &[Kill::At("before-ledger-drop")],
+    &[
+        Kill::At("chunk-committed:2"),
+        Kill::At("chunk-before-commit:5"),
+    ],
+];
+
+#[test]
+fn a_copy_killed_in_any_phase_resumes_to_an_equal_postgres_target() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    // Two sequences of kills at once (each into its own databases), to stay near a minute.
+    std::thread::scope(|s| {
+        for half in PG_KILLS.chunks(PG_KILLS.len() / 2) {
+            let (dir, source) = (dir.path(), &source);
+            s.spawn(move || {
+                for kills in half {
+                    let db = PgDb::new();
+                    kill_and_resume(dir, source, &db.url, kills);
+                    for (table, rows) in TABLES {
+                        let count = db.scalar(&format!("SELECT count(*) FROM {table}"));
+                        assert_eq!(count, Some(rows.to_string()), "{table} after {kills:?}");
+                    }
+                    let left = db.scalar(
+                        "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')",
+                    );
+                    assert_eq!(left, Some("0".into()), "ferry's tables left after {kills:?}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_copy_killed_in_any_phase_resumes_to_an_equal_mysql_target() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    // MySQL commits each DDL statement: a kill between a key's statement and its ledger mark
+    // leaves the key built, which the resumed run must recognise.
+    let kills: [&[Kill]; 5] = [
+        &[Kill::At("tables-created")],
+        &[Kill::At("chunk-before-commit:3")],
+        &[Kill::At("step-before-mark:1")],
+        &[Kill::At("step-before-mark:7")],
+        &[Kill::After(1500)],
+    ];
+    for kills in kills {
+        let db = rt.block_on(common::MyDb::new());
+        kill_and_resume(dir.path(), &source, &db.url, kills);
+    }
+}
+
+#[test]
+fn a_rerun_refuses_a_ledger_and_a_changed_schema_refuses_resume() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    let db = PgDb::new();
+    let run = copy(
+        dir.path(),
+        &source,
+        &db.url,
+        &[],
+        Some(Kill::At("chunk-committed:3")),
+    );
+    assert_eq!(run.signal, Some(9), "{}", run.show());
+    let plain = copy(dir.path(), &source, &db.url, &[], None);
+    plain.expect_code(2);
+    let line = plain.stderr_lines().last().unwrap().to_string();
+    assert!(
+        line.contains("ledger of an unfinished ferry copy of this source (")
+            && line.contains(" of 21 chunks done)")
+            && line.contains("--resume")
+            && line.contains("--force"),
+        "{}",
+        plain.show()
+    );
+    // The schema changes: resume is refused with the reason, nothing written.
+    let changed = dir.path().join("app.db");
+    make_sqlite(&changed, "ALTER TABLE posts ADD COLUMN extra TEXT;");
+    let resume = copy(dir.path(), &source, &db.url, &["--resume"], None);
+    resume.expect_code(2);
+    assert!(
+        resume
+            .stderr
+            .contains("the source's schema changed since it was written: table \"posts\": its columns or types changed"),
+        "{}",
+        resume.show()
+    );
+    // --force starts over.
+    copy(dir.path(), &source, &db.url, &["--force", "--yes"], None).expect_code(0);
+    verify(dir.path(), &source, &db.url);
+}
+
+#[test]
+fn three_shards_then_finish_copy_everything_and_a_killed_shard_resumes() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    let db = PgDb::new();
+    // --finish before any shard has nothing to finish.
+    let early = copy(dir.path(), &source, &db.url, &["--finish"], None);
+    early.expect_code(2);
+    assert!(
+        early.stderr.contains("found no ferry ledger"),
+        "{}",
+        early.show()
+    );
+    // Three shards at once; shard 1 is killed after its second chunk commits.
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|k| {
+                let (dir, source, target) = (dir.path(), &source, &db.url);
+                s.spawn(move || {
+                    let shard = format!("{k}/3");
+                    let kill = (k == 1).then_some(Kill::At("chunk-committed:2"));
+                    copy(dir, source, target, &["--shard", &shard], kill)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    runs[0].expect_code(0);
+    assert_eq!(runs[1].signal, Some(9), "{}", runs[1].show());
+    runs[2].expect_code(0);
+    // Shard 1's chunks are missing: --finish names them.
+    let refused = copy(dir.path(), &source, &db.url, &["--finish"], None);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("--finish refuses:")
+            && refused.stderr.contains("are not done: chunk ")
+            && refused.stderr.contains("rerun the shards that own them"),
+        "{}",
+        refused.show()
+    );
+    // The orchestrator reruns shard 1 with the same K/N: it resumes.
+    let rerun = copy(dir.path(), &source, &db.url, &["--shard", "1/3"], None);
+    rerun.expect_code(0);
+    assert!(rerun.stderr.contains("resuming"), "{}", rerun.show());
+    let finish = copy(dir.path(), &source, &db.url, &["--finish"], None);
+    finish.expect_code(0);
+    verify(dir.path(), &source, &db.url);
+    for (table, rows) in TABLES {
+        let count = db.scalar(&format!("SELECT count(*) FROM {table}"));
+        assert_eq!(count, Some(rows.to_string()), "{table}");
+    }
+    // The keys and the foreign key exist: --finish built them.
+    let fks = db.scalar(
+        "SELECT count(*) FROM information_schema.table_constraints WHERE table_schema = 'public' AND constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')",
+    );
+    assert_eq!(
+        fks,
+        Some("5".into()),
+        "four primary keys and the foreign key"
+    );
+}
+
+#[test]
+fn a_copy_killed_mid_chunk_resumes_to_an_equal_sqlite_target() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    // A write transaction killed with its process leaves a hot journal in the target file,
+    // which the resumed run rolls back before reading the target.
+    let kills: [&[Kill]; 2] = [
+        &[Kill::At("chunk-before-commit:3")],
+        &[Kill::At("chunk-committed:7"), Kill::At("step-done:1")],
+    ];
+    for (i, kills) in kills.into_iter().enumerate() {
+        let target = dir.path().join(format!("copy-{i}.db"));
+        kill_and_resume(dir.path(), &source, &sqlite_url(&target), kills);
+        let tables = common::sqlite_rows(
+            &target,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ferry_%'",
+        );
+        assert!(tables.is_empty(), "ferry's tables left: {tables:?}");
+    }
+}
