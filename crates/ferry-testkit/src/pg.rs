@@ -159,6 +159,38 @@ impl TestDb {
         crate::job::locator_of(&self.url)
     }
 
+    /// A fresh database filled by `sql` (one or more statements): a test's source.
+    pub async fn with(sql: &str) -> Self {
+        let db = Self::new().await;
+        db.execute(sql).await;
+        db
+    }
+
+    /// Runs `sql` (one or more statements, no parameters); panics with the SQL when it fails.
+    pub async fn execute(&self, sql: &str) {
+        self.client()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// [`pg_value`] on a fresh connection to this database.
+    pub async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        pg_value(&self.client().await, sql).await
+    }
+
+    /// [`pg_column`] on a fresh connection to this database.
+    pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
+        pg_column(&self.client().await, sql).await
+    }
+
+    /// The tables of schema `public`, by name.
+    pub async fn tables(&self) -> Vec<String> {
+        self.column("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+            .await
+    }
+
     /// Rows in `table`, or `None` when the table does not exist.
     pub async fn count(&self, table: &str) -> Option<i64> {
         let client = self.client().await;
