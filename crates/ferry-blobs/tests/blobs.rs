@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{bytes, read_tree, s3, unique, write_tree};
+use common::{assert_any_line, bytes, read_tree, s3, unique, write_tree};
 use ferry_blobs::{Context, CopyOptions, Manifest, Status, Store, VerifyOptions, copy, verify};
 
 fn store(text: &str) -> Store {
