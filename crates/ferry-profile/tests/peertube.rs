@@ -47,39 +47,53 @@ async fn count(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
-fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
-    let s = r
-        .stats
-        .get(key)
-        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
-    (s.total, s.migrated, s.skipped, s.failed)
+/// Asserts each `(query, expected)`: a `count(*)` query and the count it must return.
+async fn assert_counts(c: &Client, expected: &[(&str, i64)]) {
+    for (sql, n) in expected {
+        assert_eq!(count(c, sql).await, *n, "{sql}");
+    }
+}
+
+/// Counts per entity after a first import of the fixture with its media: (total, migrated,
+/// skipped, failed).
+const FIRST_RUN: [(&str, (u64, u64, u64, u64)); 9] = [
+    ("users", (3, 3, 0, 0)),
+    ("channels", (3, 2, 1, 0)),
+    ("videos", (7, 6, 1, 0)),
+    ("captions", (3, 2, 1, 0)),
+    ("comments", (9, 6, 3, 0)),
+    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
+    ("playlists", (4, 3, 1, 0)),
+    ("playlist_items", (6, 3, 3, 0)),
+    ("subscriptions", (4, 2, 2, 0)),
+    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
+    // --media-store), 1 missing.
+    ("media", (33, 21, 11, 1)),
+];
+
+/// Asserts a completed first import: the [`FIRST_RUN`] counts, and every entity but media
+/// (one file is missing) verified.
+#[track_caller]
+fn assert_first_run(r: &Report) {
+    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
+    for (key, counts) in FIRST_RUN {
+        assert_eq!(stat(r, key), counts, "{key}");
+    }
+    for (name, v) in &r.verify {
+        if name != "media" {
+            assert!(v.ok(), "verify {name}: {v:?}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn peertube_import_maps_every_entity_field_by_field() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let o = options(&src, &dst, Some((media.path(), out.path())));
     let (cx, rec) = context();
     let r = import(&profile(), &o, &cx).await.unwrap();
-    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
-
-    // Counts per entity: (total, migrated, skipped, failed).
-    assert_eq!(stat(&r, "users"), (3, 3, 0, 0));
-    assert_eq!(stat(&r, "channels"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
-    assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
-    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
-    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
+    assert_first_run(&r);
     assert_eq!(stat(&r, "video_passwords"), (2, 2, 0, 0));
-    assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
-    // --media-store), 1 missing.
-    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
     let mut keys: Vec<_> = r.stats.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
@@ -102,11 +116,6 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "videos"
         ]
     );
-    for (name, v) in &r.verify {
-        if name != "media" {
-            assert!(v.ok(), "verify {name}: {v:?}");
-        }
-    }
     assert_any_line(&r.warnings, |w| {
         w == "playlist_items: 1 skipped (playlist element whose video was deleted)"
     });
@@ -200,10 +209,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
 
 #[tokio::test]
 async fn a_missing_media_file_is_a_failed_entry_not_a_failed_run() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let r = run(&options(&src, &dst, Some((media.path(), out.path())))).await;
     assert_eq!(r.status, Status::Completed);
     assert_eq!(r.stats["media"].failed, 1);
@@ -230,10 +236,7 @@ async fn a_missing_media_file_is_a_failed_entry_not_a_failed_run() {
 
 #[tokio::test]
 async fn dry_run_counts_and_writes_nothing() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let target_dir = out.path().join("new-storage");
     let mut o = options(&src, &dst, Some((media.path(), &target_dir)));
     o.dry_run = true;
@@ -264,10 +267,7 @@ async fn dry_run_counts_and_writes_nothing() {
 
 #[tokio::test]
 async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let o = options(&src, &dst, Some((media.path(), out.path())));
     // The missing file would keep media's watermark back; provide it.
     std::fs::write(media.path().join(missing_file()), "#EXTM3U").unwrap();
@@ -422,35 +422,20 @@ async fn password_reset_and_remote_content_options() {
     assert_eq!(stat(&r, "comments"), (9, 8, 1, 0));
     assert_eq!(r.stats["subscriptions"].migrated, 3);
     let c = dst.client().await;
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM users WHERE password_hash IS NOT NULL OR NOT must_reset_password"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM videos WHERE NOT is_local").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM videos WHERE source_host <> 'old.example'"
-        )
-        .await,
-        0
-    );
     let vid = entity_id("old.example", "videos", "1");
-    assert_eq!(
-        count(
-            &c,
-            &format!("SELECT count(*) FROM videos WHERE id = '{vid}'")
-        )
-        .await,
-        1
-    );
+    assert_counts(
+        &c,
+        &[
+            (
+                "SELECT count(*) FROM users WHERE password_hash IS NOT NULL OR NOT must_reset_password",
+                0,
+            ),
+            ("SELECT count(*) FROM videos WHERE NOT is_local", 1),
+            ("SELECT count(*) FROM videos WHERE source_host <> 'old.example'", 0),
+            (&format!("SELECT count(*) FROM videos WHERE id = '{vid}'"), 1),
+        ],
+    )
+    .await;
     assert!(
         r.warnings.iter().any(|w| w.contains("not copied")),
         "no media stores: said so"
@@ -562,45 +547,24 @@ async fn conformance_with_the_real_peertube_schema() {
     let media = media_dir();
     let out = tempfile::tempdir().unwrap();
     let r = run(&options(&src, &dst, Some((media.path(), out.path())))).await;
-    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
-    assert_eq!(stat(&r, "users"), (3, 3, 0, 0));
-    assert_eq!(stat(&r, "channels"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
-    assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
-    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
-    assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
-    // --media-store), 1 missing.
-    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
-    for (name, v) in &r.verify {
-        if name != "media" {
-            assert!(v.ok(), "verify {name}: {v:?}");
-        }
-    }
+    assert_first_run(&r);
     let t = dst.client().await;
     check_every_field(&t).await;
-    assert_eq!(
-        count(
-            &t,
-            "SELECT count(*) FROM videos WHERE tags = ARRAY['cats','funny']"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        count(&t, "SELECT count(*) FROM comments WHERE status = 'deleted'").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &t,
-            "SELECT count(*) FROM playlists WHERE kind = 'watch_later'"
-        )
-        .await,
-        2
-    );
+    assert_counts(
+        &t,
+        &[
+            (
+                "SELECT count(*) FROM videos WHERE tags = ARRAY['cats','funny']",
+                1,
+            ),
+            ("SELECT count(*) FROM comments WHERE status = 'deleted'", 1),
+            (
+                "SELECT count(*) FROM playlists WHERE kind = 'watch_later'",
+                2,
+            ),
+        ],
+    )
+    .await;
 }
 
 /// Cancels the run when the first batch of a stats key is reported.
@@ -989,17 +953,11 @@ async fn check_every_field(c: &Client) {
     assert_eq!(count(c, "SELECT count(*) FROM playlist_items").await, 3);
 
     // subscriptions
-    let rows = c
-        .query(
-            "SELECT id, user_id, channel_id FROM subscriptions ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut got: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let mut got: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = pg_rows(
+        &c,
+        "SELECT id, user_id, channel_id FROM subscriptions ORDER BY id",
+    )
+    .await;
     got.sort();
     let mut want = vec![
         (id("subscriptions", 1), id("users", 2), id("channels", 1)),

@@ -225,17 +225,11 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
 
     // Passwords and the block arrive.
     let c = dst.client().await;
-    let rows = c
-        .query(
-            "SELECT id, video_id, password, created_at::text FROM video_passwords ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut got: Vec<(uuid::Uuid, uuid::Uuid, String, String)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+    let mut got: Vec<(uuid::Uuid, uuid::Uuid, String, String)> = pg_rows(
+        &c,
+        "SELECT id, video_id, password, created_at::text FROM video_passwords ORDER BY id",
+    )
+    .await;
     got.sort_by(|a, b| a.2.cmp(&b.2));
     assert_eq!(
         got,

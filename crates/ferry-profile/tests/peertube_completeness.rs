@@ -29,14 +29,6 @@ fn id(entity: &str, n: i64) -> uuid::Uuid {
     entity_id(HOST, entity, &n.to_string())
 }
 
-fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
-    let s = r
-        .stats
-        .get(key)
-        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
-    (s.total, s.migrated, s.skipped, s.failed)
-}
-
 async fn run(o: &ImportOptions) -> Report {
     let (cx, _) = context();
     import(&profile(), o, &cx).await.expect("the import runs")
@@ -242,16 +234,11 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
 
 /// Quotas, chapters, ratings, sources, storyboards and streaming playlists, value by value.
 async fn check_values(c: &Client) {
-    let quotas: Vec<(String, i64, i64)> = c
-        .query(
-            "SELECT username, video_quota_bytes, video_quota_daily_bytes FROM users ORDER BY username",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let quotas: Vec<(String, i64, i64)> = pg_rows(
+        &c,
+        "SELECT username, video_quota_bytes, video_quota_daily_bytes FROM users ORDER BY username",
+    )
+    .await;
     assert_eq!(
         quotas,
         [
@@ -261,16 +248,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = c
-        .query(
-            "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = pg_rows(&c, "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s").await;
     let v1 = id("videos", 1);
     let at = "2024-01-03 10:00:00+00".to_string();
     assert_eq!(
@@ -288,16 +266,11 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let ratings: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String, String)> = c
-        .query(
-            "SELECT id, video_id, user_id, rating, created_at::text FROM ratings ORDER BY created_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let ratings: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String, String)> = pg_rows(
+        &c,
+        "SELECT id, video_id, user_id, rating, created_at::text FROM ratings ORDER BY created_at",
+    )
+    .await;
     assert_eq!(
         ratings,
         [
@@ -392,16 +365,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = c
-        .query(
-            "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
-        .collect();
+    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = pg_rows(&c, "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path").await;
     assert_eq!(
         boards,
         [
@@ -426,16 +390,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = c
-        .query(
-            "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect();
+    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = pg_rows(&c, "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path").await;
     let variants = |dir: &str, res: i64, fps: i64, size: i64, playlist: &str, file: &str| {
         serde_json::json!([{
             "resolution": res, "fps": fps, "size": size,
@@ -578,10 +533,7 @@ async fn object_storage_files_without_their_store_are_named_then_moved_by_a_late
 
 #[tokio::test]
 async fn media_store_mistakes_are_refused_before_any_work() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let mut o = options(&src, &dst, media.path(), out.path());
     o.media_stores.insert(
         "videos".into(),

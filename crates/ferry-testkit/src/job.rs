@@ -139,6 +139,16 @@ pub fn not_copied(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A report's counts for `key` as (total, migrated, skipped, failed); panics naming the keys
+/// there are when it has none.
+pub fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
+    let s = r
+        .stats
+        .get(key)
+        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
+    (s.total, s.migrated, s.skipped, s.failed)
+}
+
 /// Asserts that verification compared every table and found them equal.
 #[track_caller]
 pub fn assert_verified(report: &Report) {

@@ -53,13 +53,6 @@ impl MyDb {
         crate::job::locator_of(&self.url)
     }
 
-    /// A fresh database filled by `sql` (one or more statements): a test's source.
-    pub async fn with(sql: &str) -> Self {
-        let db = Self::new().await;
-        db.execute(sql).await;
-        db
-    }
-
     /// Runs `sql` (one or more statements, no parameters) on a connection of its own; panics
     /// with the SQL when it fails.
     pub async fn execute(&self, sql: &str) {
@@ -92,6 +85,16 @@ impl MyDb {
     /// The tables of this database, by name.
     pub async fn tables(&self) -> Vec<String> {
         self.rows("SHOW TABLES").await
+    }
+}
+
+impl crate::Throwaway for MyDb {
+    fn create() -> impl std::future::Future<Output = Self> + Send {
+        Self::new()
+    }
+
+    fn run(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send {
+        self.execute(sql)
     }
 }
 

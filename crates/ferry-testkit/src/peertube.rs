@@ -165,3 +165,15 @@ pub fn media_dir() -> tempfile::TempDir {
     std::fs::write(dir.path().join("torrents/x.torrent"), "t").unwrap();
     dir
 }
+
+/// What a PeerTube import test starts from, as `(src, dst, media, out)`: the minimal source,
+/// an empty target, the media folder the source's files are in, and an empty folder to copy
+/// them to.
+pub async fn fixture() -> (TestDb, TestDb, tempfile::TempDir, tempfile::TempDir) {
+    (
+        min_source().await,
+        TestDb::new().await,
+        media_dir(),
+        tempfile::tempdir().unwrap(),
+    )
+}

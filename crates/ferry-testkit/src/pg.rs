@@ -57,6 +57,40 @@ pub async fn pg_value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
         .get(0)
 }
 
+/// A row decoded as a tuple of its columns: what [`pg_rows`] returns.
+pub trait FromRow: Sized {
+    fn from_row(row: &tokio_postgres::Row) -> Self;
+}
+
+/// `FromRow` for tuples of 2 to 7 columns, each decoded by position.
+macro_rules! tuple_from_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: for<'a> tokio_postgres::types::FromSql<'a>),+> FromRow for ($($t,)+) {
+            fn from_row(row: &tokio_postgres::Row) -> Self {
+                ($(row.get($i),)+)
+            }
+        }
+    };
+}
+tuple_from_row!(A 0, B 1);
+tuple_from_row!(A 0, B 1, C 2);
+tuple_from_row!(A 0, B 1, C 2, D 3);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+
+/// Every row `sql` (no parameters) returns, decoded as the tuple `T` (2 to 7 columns); panics with the query
+/// when it fails.
+pub async fn pg_rows<T: FromRow>(client: &Client, sql: &str) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(T::from_row)
+        .collect()
+}
+
 /// `url` with its database name replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let (scheme, rest) = url
@@ -159,13 +193,6 @@ impl TestDb {
         crate::job::locator_of(&self.url)
     }
 
-    /// A fresh database filled by `sql` (one or more statements): a test's source.
-    pub async fn with(sql: &str) -> Self {
-        let db = Self::new().await;
-        db.execute(sql).await;
-        db
-    }
-
     /// Runs `sql` (one or more statements, no parameters); panics with the SQL when it fails.
     pub async fn execute(&self, sql: &str) {
         self.client()
@@ -185,6 +212,11 @@ impl TestDb {
         pg_column(&self.client().await, sql).await
     }
 
+    /// [`pg_rows`] on a fresh connection to this database.
+    pub async fn rows<T: FromRow>(&self, sql: &str) -> Vec<T> {
+        pg_rows(&self.client().await, sql).await
+    }
+
     /// The tables of schema `public`, by name.
     pub async fn tables(&self) -> Vec<String> {
         self.column("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
@@ -199,6 +231,16 @@ impl TestDb {
             .await
             .ok()
             .map(|row| row.get(0))
+    }
+}
+
+impl crate::Throwaway for TestDb {
+    fn create() -> impl std::future::Future<Output = Self> + Send {
+        Self::new()
+    }
+
+    fn run(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send {
+        self.execute(sql)
     }
 }
 

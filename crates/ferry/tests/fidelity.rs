@@ -459,18 +459,8 @@ async fn an_indexed_json_column_becomes_jsonb_in_postgres() {
         l.contains("playlists.hashes") && l.contains("jsonb")
     });
     let types: Vec<(String, String)> = db
-        .client()
-        .await
-        .query(
-            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
-             WHERE attrelid = 'playlists'::regclass AND attname IN ('meta', 'hashes') ORDER BY attname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .rows("SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'playlists'::regclass AND attname IN ('meta', 'hashes') ORDER BY attname").await;
     assert_eq!(
         types,
         [

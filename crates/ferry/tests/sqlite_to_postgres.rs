@@ -126,26 +126,16 @@ async fn every_quirk_arrives_typed_and_verified() {
     assert_eq!(data, [0, 1, 2, 0xff, 0xfe]);
     let empty: Vec<u8> = pg_value(&pg, "SELECT data FROM binaries WHERE id = 1").await;
     assert!(empty.is_empty(), "an empty blob stays empty, not NULL");
-    let nulls: Vec<(Option<String>, String)> = pg
-        .query("SELECT t, t2 FROM nulls ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let nulls: Vec<(Option<String>, String)> =
+        pg_rows(&pg, "SELECT t, t2 FROM nulls ORDER BY id").await;
     assert_eq!(nulls[0], (None, String::new()));
     assert_eq!(
         nulls[1],
         (Some(String::new()), String::new()),
         "empty string is not NULL"
     );
-    let flags: Vec<(bool, Option<bool>)> = pg
-        .query("SELECT active, verified FROM flags ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let flags: Vec<(bool, Option<bool>)> =
+        pg_rows(&pg, "SELECT active, verified FROM flags ORDER BY id").await;
     assert_eq!(
         flags,
         [
