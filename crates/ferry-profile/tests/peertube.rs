@@ -44,7 +44,7 @@ fn id(entity: &str, n: i64) -> uuid::Uuid {
 }
 
 async fn count(c: &Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
+    pg_value(&c, sql).await
 }
 
 /// Asserts each `(query, expected)`: a `count(*)` query and the count it must return.
@@ -275,7 +275,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
     assert_eq!(first.exit_code(), 0, "{}", first.render());
     let c = dst.client().await;
     let snapshot = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM (SELECT id, updated_at, xmin::text AS x FROM videos UNION ALL SELECT id, updated_at, xmin::text FROM comments UNION ALL SELECT id, updated_at, xmin::text FROM users UNION ALL SELECT id, updated_at, xmin::text FROM playlist_items UNION ALL SELECT NULL, finished_at, xmin::text FROM ferry_import_state) t";
-    let before: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, snapshot).await;
 
     let second = run(&o).await;
     assert_eq!(second.exit_code(), 0, "{}", second.render());
@@ -284,7 +284,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
         assert_eq!(s.skipped + s.failed, s.total, "{key}: the rest is skipped");
         assert_eq!(s.failed, 0, "{key}");
     }
-    let after: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let after: String = pg_value(&c, snapshot).await;
     assert_eq!(
         before, after,
         "no row rewritten (xmin and updated_at unchanged)"
@@ -348,7 +348,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
 
     // A fourth run: the fresh rows sit inside the watermark's lag and are read again, but are
     // identical, so nothing is rewritten or counted as migrated.
-    let before: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, snapshot).await;
     let fourth = run(&o).await;
     assert_eq!(fourth.exit_code(), 0, "{}", fourth.render());
     for (key, s) in &fourth.stats {
@@ -357,7 +357,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
     assert_any_line(&fourth.warnings, |w| {
         w == "videos: 1 skipped (identical in the target)"
     });
-    let after: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let after: String = pg_value(&c, snapshot).await;
     assert_eq!(before, after, "no row rewritten");
 }
 
@@ -365,11 +365,8 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
 async fn an_unsupported_version_stops_in_validating_unless_overridden() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    src.client()
-        .await
-        .batch_execute("UPDATE application SET \"migrationVersion\" = 900")
-        .await
-        .unwrap();
+    src.execute("UPDATE application SET \"migrationVersion\" = 900")
+        .await;
     let mut o = options(&src, &dst, None);
     let e = validate_source(&profile(), &o).await.unwrap_err();
     assert_eq!(e.exit_code(), 2);
@@ -652,13 +649,7 @@ fn options_print_without_secrets() {
 /// The imported fixture, entity by entity and field by field.
 async fn check_every_field(c: &Client) {
     // users
-    let rows = c
-        .query(
-            "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username").await;
     assert_eq!(rows.len(), 3);
     let alice = &rows[0];
     assert_eq!(alice.get::<_, uuid::Uuid>(0), id("users", 1));
@@ -703,10 +694,7 @@ async fn check_every_field(c: &Client) {
     assert!(dave.get::<_, bool>(10), "no password: must reset");
 
     // channels: handle from the actor, display name from the channel, owner computed.
-    let rows = c
-        .query("SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("channels", 1));
     assert_eq!(
@@ -736,13 +724,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // videos
-    let rows = c
-        .query(
-            "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid").await;
     assert_eq!(rows.len(), 6, "the remote video is not imported");
     let v1 = &rows[0];
     assert_eq!(v1.get::<_, uuid::Uuid>(0), id("videos", 1));
@@ -836,10 +818,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // captions
-    let rows = c
-        .query("SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("captions", 1));
     assert_eq!(rows[0].get::<_, uuid::Uuid>(1), id("videos", 1));
@@ -849,10 +828,7 @@ async fn check_every_field(c: &Client) {
     assert!(rows[1].get::<_, bool>(4));
 
     // comments: parent and thread kept, placeholders, pending.
-    let rows = c
-        .query("SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments").await;
     assert_eq!(rows.len(), 6);
     let com = |n: i64| {
         rows.iter()
@@ -899,10 +875,7 @@ async fn check_every_field(c: &Client) {
     assert_eq!(count(c, "SELECT count(*) FROM comments c WHERE parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM comments p WHERE p.id = c.parent_id)").await, 0);
 
     // playlists and their items
-    let rows = c
-        .query("SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&c, "SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid").await;
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("playlists", 1));
     assert_eq!(
@@ -970,12 +943,7 @@ async fn check_every_field(c: &Client) {
 #[tokio::test]
 async fn a_target_table_of_another_shape_is_refused_before_any_work() {
     let src = min_source().await;
-    let dst = TestDb::new().await;
-    dst.client()
-        .await
-        .batch_execute("CREATE TABLE videos (id uuid PRIMARY KEY, title text)")
-        .await
-        .unwrap();
+    let dst = TestDb::with("CREATE TABLE videos (id uuid PRIMARY KEY, title text)").await;
     let (cx, _) = context();
     let e = import(&profile(), &options(&src, &dst, None), &cx)
         .await

@@ -104,7 +104,7 @@ async fn no_video_is_more_visible_in_the_target_than_in_peertube() {
             }
         }
     }
-    src.client().await.batch_execute(&sql).await.unwrap();
+    src.execute(&sql).await;
     let dst = TestDb::new().await;
     let r = run_with(&profile(), &options(&src, &dst)).await;
     assert_eq!(r.status, Status::Completed, "{:?}", r.error);
@@ -211,8 +211,7 @@ fn torrents() -> Vec<(String, &'static str)> {
 async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
-    std::fs::write(media.path().join(missing_file()), "#EXTM3U").unwrap();
+    let media = complete_media_dir("#EXTM3U");
     for (path, body) in torrents() {
         std::fs::write(media.path().join(path), body).unwrap();
     }
@@ -259,14 +258,7 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     assert_eq!(row.get::<_, String>(1), "blocked");
     assert_eq!(row.get::<_, String>(2), "Copyright claim by Cat Films Ltd");
     assert_eq!(row.get::<_, String>(3), "2024-01-08 10:00:00+00");
-    let unblocked: i64 = c
-        .query_one(
-            "SELECT count(*) FROM videos WHERE moderation_state = 'none' AND blocked_reason IS NULL AND blocked_at IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let unblocked: i64 = pg_value(&c, "SELECT count(*) FROM videos WHERE moderation_state = 'none' AND blocked_reason IS NULL AND blocked_at IS NULL").await;
     assert_eq!(unblocked, 5, "the other local videos are not blocked");
 
     // What stays behind, counted: declared tables and files, nothing undeclared.
@@ -402,15 +394,12 @@ async fn every_non_empty_source_table_is_read_or_declared() {
     assert!(undeclared.is_empty(), "{undeclared:?}");
 
     // A table nobody thought of (a plugin's, say) is named with its rows.
-    src.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE \"pluginBadges\" (id integer PRIMARY KEY, label text);
+    src.execute(
+        "CREATE TABLE \"pluginBadges\" (id integer PRIMARY KEY, label text);
              INSERT INTO \"pluginBadges\" VALUES (1, 'gold'), (2, 'silver');
              CREATE TABLE \"pluginEmpty\" (id integer PRIMARY KEY);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let r = run_with(&profile(), &o).await;
     let names: Vec<_> = r
         .not_copied
@@ -433,8 +422,7 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
     let Some(schema) = real_schema() else {
         return;
     };
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(&schema).await.unwrap();
+    let src = TestDb::with(&schema).await;
     let c = src.client().await;
     c.batch_execute(FULL_FILL).await.unwrap();
     c.batch_execute(DATA).await.unwrap();
@@ -468,14 +456,11 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
         assert!(v.ok() && v.checksum_match, "{name}: {v:?}");
     }
     let t = dst.client().await;
-    let blocked: i64 = t
-        .query_one(
-            "SELECT count(*) FROM videos WHERE moderation_state = 'blocked'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let blocked: i64 = pg_value(
+        &t,
+        "SELECT count(*) FROM videos WHERE moderation_state = 'blocked'",
+    )
+    .await;
     assert_eq!(blocked, 1);
 }
 
@@ -516,7 +501,7 @@ async fn the_readme_inventory_queries_match_the_dry_run() {
     assert_eq!(keys, stats, "one query per stats key");
     let c = src.client().await;
     for (key, sql) in &queries {
-        let n: i64 = c.query_one(sql.as_str(), &[]).await.unwrap().get(0);
+        let n: i64 = pg_value(&c, sql.as_str()).await;
         assert_eq!(n as u64, r.stats[key].total, "{key}: {sql}");
     }
     assert_eq!(r.stats["playlists"].total, 4, "playlists only");

@@ -82,9 +82,8 @@ async fn referenced_paths(c: &Client) -> BTreeSet<String> {
         SELECT segments_sha256_path FROM streaming_playlists UNION ALL
         SELECT v->>'playlist_path' FROM streaming_playlists, jsonb_array_elements(variants) v UNION ALL
         SELECT v->>'file_path' FROM streaming_playlists, jsonb_array_elements(variants) v";
-    c.query(sql, &[])
+    pg_query(&c, sql)
         .await
-        .unwrap()
         .iter()
         .filter_map(|r| r.get::<_, Option<String>>(0))
         .collect()
@@ -122,13 +121,8 @@ const SNAPSHOT: &str = "SELECT string_agg(t, '|' ORDER BY t) FROM (
 async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_storage() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
     // The one file the fixture leaves missing is on the disk here: this run must be complete.
-    std::fs::write(
-        media.path().join(missing_file()),
-        "#EXTM3U\n#EXT-X-VERSION:7\n",
-    )
-    .unwrap();
+    let media = complete_media_dir("#EXTM3U\n#EXT-X-VERSION:7\n");
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&src, &dst, media.path(), out.path());
     o.media_stores = object_storage().await;
@@ -214,7 +208,7 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
     assert_eq!(unnamed, ["avatars/alice-avatar-120.png"]);
 
     // A rerun changes nothing: no row rewritten, no file copied.
-    let before: String = c.query_one(SNAPSHOT, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, SNAPSHOT).await;
     let again = run(&o).await;
     assert_eq!(again.exit_code(), 0, "{}", again.render());
     for (key, s) in &again.stats {
@@ -222,7 +216,7 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
         assert_eq!(s.failed, 0, "{key}");
         assert_eq!(s.skipped, s.total, "{key}: everything skipped");
     }
-    let after: String = c.query_one(SNAPSHOT, &[]).await.unwrap().get(0);
+    let after: String = pg_value(&c, SNAPSHOT).await;
     assert_eq!(before, after, "no row rewritten");
     // With every store given, no file is left to look at: verification says it compared no
     // file instead of reporting a match of 0 against 0.
@@ -308,13 +302,7 @@ async fn check_values(c: &Client) {
         Option<i32>,
         Option<i64>,
     );
-    let sources: Vec<Source> = c
-        .query(
-            "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at",
-            &[],
-        )
-        .await
-        .unwrap()
+    let sources: Vec<Source> = pg_query(&c, "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at").await
         .iter()
         .map(|r| {
             (
@@ -467,8 +455,7 @@ async fn check_values(c: &Client) {
 async fn object_storage_files_without_their_store_are_named_then_moved_by_a_later_run() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
-    std::fs::write(media.path().join(missing_file()), "#EXTM3U\n").unwrap();
+    let media = complete_media_dir("#EXTM3U\n");
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&src, &dst, media.path(), out.path());
 
@@ -561,12 +548,12 @@ async fn media_store_mistakes_are_refused_before_any_work() {
         "{e}"
     );
     assert!(
-        dst.client()
-            .await
-            .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
-            .await
-            .unwrap()
-            .is_empty(),
+        pg_query(
+            &dst.client().await,
+            "SELECT 1 FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .await
+        .is_empty(),
         "nothing written"
     );
 }

@@ -62,7 +62,7 @@ type Task = (
 #[tokio::test]
 async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
     let (src, dst) = (TestDb::new().await, TestDb::new().await);
-    src.client().await.batch_execute(SOURCE).await.unwrap();
+    src.execute(SOURCE).await;
     let profile = Profile::parse(PROFILE, "tasks.toml").expect("valid profile");
     let o = ImportOptions {
         source_host: Some("tasks.example".into()),

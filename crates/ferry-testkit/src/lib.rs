@@ -43,14 +43,15 @@ pub trait Throwaway: Sized + Send + Sync {
     /// A fresh, empty database.
     fn create() -> impl std::future::Future<Output = Self> + Send;
 
-    /// Runs `sql` (one or more statements), panicking when it fails.
-    fn run(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send;
+    /// Runs `sql` (one or more statements, no parameters) on a connection of its own; panics
+    /// with the SQL when it fails.
+    fn execute(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send;
 
     /// A fresh database filled by `sql` (one or more statements): a test's source.
     fn with(sql: &str) -> impl std::future::Future<Output = Self> + Send {
         async move {
             let db = Self::create().await;
-            db.run(sql).await;
+            db.execute(sql).await;
             db
         }
     }

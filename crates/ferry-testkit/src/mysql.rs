@@ -53,16 +53,6 @@ impl MyDb {
         crate::job::locator_of(&self.url)
     }
 
-    /// Runs `sql` (one or more statements, no parameters) on a connection of its own; panics
-    /// with the SQL when it fails.
-    pub async fn execute(&self, sql: &str) {
-        let mut conn = self.conn().await;
-        conn.query_drop(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let _ = conn.disconnect().await;
-    }
-
     /// Every row `sql` returns, decoded as `T`. Without `?` it is a plain text query; with
     /// them, a prepared statement with each `?` bound to this database's name (for
     /// `information_schema` queries).
@@ -93,8 +83,12 @@ impl crate::Throwaway for MyDb {
         Self::new()
     }
 
-    fn run(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send {
-        self.execute(sql)
+    async fn execute(&self, sql: &str) {
+        let mut conn = self.conn().await;
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.disconnect().await;
     }
 }
 

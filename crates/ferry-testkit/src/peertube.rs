@@ -166,6 +166,14 @@ pub fn media_dir() -> tempfile::TempDir {
     dir
 }
 
+/// [`media_dir`] with the one file the fixture leaves missing present too, holding
+/// `playlist`: a media folder every row's file can be copied from.
+pub fn complete_media_dir(playlist: &str) -> tempfile::TempDir {
+    let dir = media_dir();
+    std::fs::write(dir.path().join(missing_file()), playlist).unwrap();
+    dir
+}
+
 /// What a PeerTube import test starts from, as `(src, dst, media, out)`: the minimal source,
 /// an empty target, the media folder the source's files are in, and an empty folder to copy
 /// them to.

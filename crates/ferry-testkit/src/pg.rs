@@ -30,6 +30,14 @@ pub async fn pg_connect(url: &str) -> Client {
     client
 }
 
+/// Every row `sql` (no parameters) returns; panics with the query when it fails.
+pub async fn pg_query(client: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The first column of every row `sql` (no parameters) returns, decoded as `T`; panics with the
 /// query when it fails.
 pub async fn pg_column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
@@ -193,15 +201,6 @@ impl TestDb {
         crate::job::locator_of(&self.url)
     }
 
-    /// Runs `sql` (one or more statements, no parameters); panics with the SQL when it fails.
-    pub async fn execute(&self, sql: &str) {
-        self.client()
-            .await
-            .batch_execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
     /// [`pg_value`] on a fresh connection to this database.
     pub async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         pg_value(&self.client().await, sql).await
@@ -239,8 +238,12 @@ impl crate::Throwaway for TestDb {
         Self::new()
     }
 
-    fn run(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send {
-        self.execute(sql)
+    async fn execute(&self, sql: &str) {
+        self.client()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 

@@ -267,8 +267,8 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
                 .collect()
         };
         assert_eq!(
-            render(d.query(sql, &[]).await.unwrap()),
-            render(s.query(sql, &[]).await.unwrap())
+            render(pg_query(&d, sql).await),
+            render(pg_query(&s, sql).await)
         );
     }
     // The domain's check came along.

@@ -575,23 +575,18 @@ async fn postgres_expression_defaults_are_kept_translated_or_named() {
     };
     // now() and CURRENT_TIMESTAMP are one function to PostgreSQL (ferry models both as "the
     // current instant"); everything else is the source's text.
-    let source: Vec<(String, String)> = read(pg.client().await.query(columns, &[]).await.unwrap())
+    let source: Vec<(String, String)> = read(pg_query(&pg.client().await, columns).await)
         .into_iter()
         .map(|(c, d)| (c, d.replace("now()", "CURRENT_TIMESTAMP")))
         .collect();
-    let target = read(copy.client().await.query(columns, &[]).await.unwrap());
+    let target = read(pg_query(&copy.client().await, columns).await);
     assert_eq!(source, target);
     copy.execute("INSERT INTO tickets DEFAULT VALUES").await;
-    let comment: Option<String> = copy
-        .client()
-        .await
-        .query_one(
-            "SELECT obj_description('default_team'::regproc, 'pg_proc')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let comment: Option<String> = pg_value(
+        &copy.client().await,
+        "SELECT obj_description('default_team'::regproc, 'pg_proc')",
+    )
+    .await;
     assert_eq!(comment.as_deref(), Some("Where new tickets land"));
 
     // PostgreSQL → MySQL: the portable ones translated, the others named as dropped.

@@ -96,10 +96,7 @@ async fn every_quirk_arrives_typed_and_verified() {
     }
 
     // Values, exactly.
-    let rows = pg
-        .query("SELECT r::text FROM reals ORDER BY id", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&pg, "SELECT r::text FROM reals ORDER BY id").await;
     let reals: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         reals,

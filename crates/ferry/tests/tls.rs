@@ -59,14 +59,11 @@ async fn pg_ssl(url: &str) -> bool {
     let client = pg_open(url)
         .await
         .unwrap_or_else(|e| panic!("{url} should connect: {e}"));
-    client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    pg_value(
+        &client,
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    .await
 }
 
 /// The one-line error of a connection to `url` that must fail.
