@@ -51,6 +51,14 @@ pub async fn min_source() -> TestDb {
     db
 }
 
+/// [`min_source`] for a synchronous test (black-box tests of the `ferry` binary).
+pub fn min_source_blocking() -> crate::pg::PgDb {
+    let db = crate::pg::PgDb::new();
+    db.query(MIN_SCHEMA);
+    db.query(DATA);
+    db
+}
+
 /// The entities a PeerTube import reports, each with rows in the fixture.
 pub const ENTITIES: [&str; 8] = [
     "users",

@@ -37,6 +37,28 @@ impl Run {
         self
     }
 
+    /// Asserts that stdout contains `text`, showing the whole run when it does not.
+    #[track_caller]
+    pub fn expect_stdout(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n{}",
+            self.show()
+        );
+        self
+    }
+
+    /// Asserts that stderr contains `text`, showing the whole run when it does not.
+    #[track_caller]
+    pub fn expect_stderr(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n{}",
+            self.show()
+        );
+        self
+    }
+
     /// The lines of stderr that are not empty.
     pub fn stderr_lines(&self) -> Vec<&str> {
         self.stderr
