@@ -68,14 +68,16 @@ fn declared(conn: &rusqlite::Connection, table: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The declared type of each column of `table`, in order.
+fn declared_types(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
+    declared(conn, table).into_iter().map(|(_, t)| t).collect()
+}
+
 /// Checks the shop as it arrived in a SQLite file, from either server.
 fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     let conn = rusqlite::Connection::open(file).unwrap();
-    let types: Vec<String> = declared(&conn, "orders")
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let types = declared_types(&conn, "orders");
     assert_eq!(
         types,
         [
@@ -263,10 +265,7 @@ async fn postgres_domains_and_arrays_arrive_in_sqlite() {
     let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
     assert_domains_and_arrays_named(&report);
     let conn = rusqlite::Connection::open(&file).unwrap();
-    let types: Vec<String> = declared(&conn, "films")
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let types = declared_types(&conn, "films");
     assert_eq!(
         types,
         [
