@@ -40,20 +40,20 @@ impl Run {
     /// Asserts that stdout contains `text`, showing the whole run when it does not.
     #[track_caller]
     pub fn expect_stdout(&self, text: &str) -> &Self {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n{}",
-            self.show()
-        );
-        self
+        self.expect_in("stdout", &self.stdout, text)
     }
 
     /// Asserts that stderr contains `text`, showing the whole run when it does not.
     #[track_caller]
     pub fn expect_stderr(&self, text: &str) -> &Self {
+        self.expect_in("stderr", &self.stderr, text)
+    }
+
+    #[track_caller]
+    fn expect_in(&self, name: &str, output: &str, text: &str) -> &Self {
         assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}\n{}",
+            output.contains(text),
+            "{name} lacks {text:?}\n{}",
             self.show()
         );
         self
