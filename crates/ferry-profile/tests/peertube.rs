@@ -44,7 +44,7 @@ fn id(entity: &str, n: i64) -> uuid::Uuid {
 }
 
 async fn count(c: &Client, sql: &str) -> i64 {
-    pg_value(&c, sql).await
+    pg_value(c, sql).await
 }
 
 /// Asserts each `(query, expected)`: a `count(*)` query and the count it must return.
@@ -54,9 +54,11 @@ async fn assert_counts(c: &Client, expected: &[(&str, i64)]) {
     }
 }
 
-/// Counts per entity after a first import of the fixture with its media: (total, migrated,
-/// skipped, failed).
-const FIRST_RUN: [(&str, (u64, u64, u64, u64)); 9] = [
+/// A report's counts for one key: (total, migrated, skipped, failed).
+type Counts = (u64, u64, u64, u64);
+
+/// Counts per entity after a first import of the fixture with its media.
+const FIRST_RUN: [(&str, Counts); 9] = [
     ("users", (3, 3, 0, 0)),
     ("channels", (3, 2, 1, 0)),
     ("videos", (7, 6, 1, 0)),
@@ -649,7 +651,7 @@ fn options_print_without_secrets() {
 /// The imported fixture, entity by entity and field by field.
 async fn check_every_field(c: &Client) {
     // users
-    let rows = pg_query(&c, "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username").await;
+    let rows = pg_query(c, "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username").await;
     assert_eq!(rows.len(), 3);
     let alice = &rows[0];
     assert_eq!(alice.get::<_, uuid::Uuid>(0), id("users", 1));
@@ -694,7 +696,7 @@ async fn check_every_field(c: &Client) {
     assert!(dave.get::<_, bool>(10), "no password: must reset");
 
     // channels: handle from the actor, display name from the channel, owner computed.
-    let rows = pg_query(&c, "SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle").await;
+    let rows = pg_query(c, "SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("channels", 1));
     assert_eq!(
@@ -724,7 +726,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // videos
-    let rows = pg_query(&c, "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid").await;
+    let rows = pg_query(c, "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid").await;
     assert_eq!(rows.len(), 6, "the remote video is not imported");
     let v1 = &rows[0];
     assert_eq!(v1.get::<_, uuid::Uuid>(0), id("videos", 1));
@@ -818,7 +820,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // captions
-    let rows = pg_query(&c, "SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language").await;
+    let rows = pg_query(c, "SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("captions", 1));
     assert_eq!(rows[0].get::<_, uuid::Uuid>(1), id("videos", 1));
@@ -828,7 +830,7 @@ async fn check_every_field(c: &Client) {
     assert!(rows[1].get::<_, bool>(4));
 
     // comments: parent and thread kept, placeholders, pending.
-    let rows = pg_query(&c, "SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments").await;
+    let rows = pg_query(c, "SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments").await;
     assert_eq!(rows.len(), 6);
     let com = |n: i64| {
         rows.iter()
@@ -875,7 +877,7 @@ async fn check_every_field(c: &Client) {
     assert_eq!(count(c, "SELECT count(*) FROM comments c WHERE parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM comments p WHERE p.id = c.parent_id)").await, 0);
 
     // playlists and their items
-    let rows = pg_query(&c, "SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid").await;
+    let rows = pg_query(c, "SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid").await;
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("playlists", 1));
     assert_eq!(
@@ -927,7 +929,7 @@ async fn check_every_field(c: &Client) {
 
     // subscriptions
     let mut got: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = pg_rows(
-        &c,
+        c,
         "SELECT id, user_id, channel_id FROM subscriptions ORDER BY id",
     )
     .await;

@@ -82,7 +82,7 @@ async fn referenced_paths(c: &Client) -> BTreeSet<String> {
         SELECT segments_sha256_path FROM streaming_playlists UNION ALL
         SELECT v->>'playlist_path' FROM streaming_playlists, jsonb_array_elements(variants) v UNION ALL
         SELECT v->>'file_path' FROM streaming_playlists, jsonb_array_elements(variants) v";
-    pg_query(&c, sql)
+    pg_query(c, sql)
         .await
         .iter()
         .filter_map(|r| r.get::<_, Option<String>>(0))
@@ -229,7 +229,7 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
 /// Quotas, chapters, ratings, sources, storyboards and streaming playlists, value by value.
 async fn check_values(c: &Client) {
     let quotas: Vec<(String, i64, i64)> = pg_rows(
-        &c,
+        c,
         "SELECT username, video_quota_bytes, video_quota_daily_bytes FROM users ORDER BY username",
     )
     .await;
@@ -242,7 +242,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = pg_rows(&c, "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s").await;
+    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = pg_rows(c, "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s").await;
     let v1 = id("videos", 1);
     let at = "2024-01-03 10:00:00+00".to_string();
     assert_eq!(
@@ -261,7 +261,7 @@ async fn check_values(c: &Client) {
     );
 
     let ratings: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String, String)> = pg_rows(
-        &c,
+        c,
         "SELECT id, video_id, user_id, rating, created_at::text FROM ratings ORDER BY created_at",
     )
     .await;
@@ -302,7 +302,7 @@ async fn check_values(c: &Client) {
         Option<i32>,
         Option<i64>,
     );
-    let sources: Vec<Source> = pg_query(&c, "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at").await
+    let sources: Vec<Source> = pg_query(c, "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at").await
         .iter()
         .map(|r| {
             (
@@ -353,7 +353,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = pg_rows(&c, "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path").await;
+    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = pg_rows(c, "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path").await;
     assert_eq!(
         boards,
         [
@@ -378,7 +378,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = pg_rows(&c, "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path").await;
+    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = pg_rows(c, "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path").await;
     let variants = |dir: &str, res: i64, fps: i64, size: i64, playlist: &str, file: &str| {
         serde_json::json!([{
             "resolution": res, "fps": fps, "size": size,

@@ -222,8 +222,7 @@ const CATALOG: &str = "
 ";
 
 async fn catalog_db() -> TestDb {
-    let src = TestDb::with(CATALOG).await;
-    src
+    TestDb::with(CATALOG).await
 }
 
 fn assert_domains_and_arrays_named(report: &ferry::Report) {
