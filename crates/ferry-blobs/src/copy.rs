@@ -12,9 +12,7 @@ use opendal::Operator;
 
 use crate::store::{Kind, Store, one_line};
 use crate::transfer::{self, Side};
-use crate::{
-    BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, default_workers, local, pool,
-};
+use crate::{BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, local, pool};
 
 /// The result of one file.
 pub(crate) struct Done {
@@ -58,14 +56,7 @@ pub async fn copy(
     report.warnings.extend(resolved.warnings);
     let keys = resolved.keys;
     let source_sizes = resolved.sizes;
-    ctx.observer.event(&BlobEvent::Started {
-        files: keys.len() as u64,
-    });
-
-    let workers = options
-        .workers
-        .unwrap_or_else(|| default_workers(source, target))
-        .max(1);
+    let workers = crate::start(ctx, keys.len(), options.workers, source, target);
     let side = Side {
         kind: target.kind(),
     };

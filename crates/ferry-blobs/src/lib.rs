@@ -134,6 +134,23 @@ impl Default for VerifyOptions {
     }
 }
 
+/// Tells the observer how many `files` a run (copy or verify) goes through, and returns the
+/// parallel transfers it uses: `wanted`, else [`default_workers`]; at least one.
+pub(crate) fn start(
+    ctx: &Context,
+    files: usize,
+    wanted: Option<usize>,
+    source: &Store,
+    target: &Store,
+) -> usize {
+    ctx.observer.event(&BlobEvent::Started {
+        files: files as u64,
+    });
+    wanted
+        .unwrap_or_else(|| default_workers(source, target))
+        .max(1)
+}
+
 /// Parallel transfers by backend: local disks saturate with a few streams (more only add
 /// file-system lock contention; measured on bench/blobs), object stores need many requests
 /// in flight to hide per-request latency.

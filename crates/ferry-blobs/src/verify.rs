@@ -15,10 +15,7 @@ use crate::copy::{check_key, open_source, reachable};
 use crate::manifest::list;
 use crate::store::{Store, one_line};
 use crate::transfer;
-use crate::{
-    BlobEvent, BlobObserver, Context, Manifest, Outcome, VerifyOptions, default_workers, local,
-    pool,
-};
+use crate::{BlobEvent, BlobObserver, Context, Manifest, Outcome, VerifyOptions, local, pool};
 
 /// One file's verdict.
 pub(crate) enum Found {
@@ -64,13 +61,7 @@ pub async fn verify(
         .cloned()
         .collect();
 
-    ctx.observer.event(&BlobEvent::Started {
-        files: keys.len() as u64,
-    });
-    let workers = options
-        .workers
-        .unwrap_or_else(|| default_workers(source, target))
-        .max(1);
+    let workers = crate::start(ctx, keys.len(), options.workers, source, target);
     let roots = (
         source.local_path().and_then(|p| p.canonicalize().ok()),
         target.local_path().and_then(|p| p.canonicalize().ok()),

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{bytes, read_tree, s3, unique, write_tree};
+use common::{assert_any_line, bytes, read_tree, s3, unique, write_tree};
 use ferry_blobs::{Context, CopyOptions, Manifest, Status, Store, VerifyOptions, copy, verify};
 
 fn store(text: &str) -> Store {
@@ -113,13 +113,9 @@ async fn dry_run_writes_nothing() {
     .unwrap();
     assert!(!absent.exists(), "a dry run creates no folder");
     assert_eq!(stats(&r).migrated, 0);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("2 files (300 B) would be copied")),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w.contains("2 files (300 B) would be copied")
+    });
 
     let prefix = unique("dry");
     let remote = store(&s3.locator(&prefix));
@@ -383,11 +379,7 @@ async fn sql_manifest_round_trip(db: &str, sql: &str, write_sql: &str, refused: 
         .await
         .unwrap_or_else(|e| panic!("manifest query on {db} (is the test server reachable?): {e}"));
     assert_eq!(stats(&r).migrated, 2, "{}", r.to_json());
-    assert!(
-        r.warnings.iter().any(|w| w.contains("1 NULL")),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| w.contains("1 NULL"));
     assert_eq!(read_tree(dst.path()), read_tree(src.path()));
     let e = run(write_sql).await.unwrap_err();
     assert!(e.to_string().contains(refused), "{e}");

@@ -151,25 +151,11 @@ fn finish(
             (report, code)
         }
         Err(e) => {
-            eprintln!("error: {e}");
             let shown = |s: &str| Store::parse(s).map(|s| s.to_string()).unwrap_or_default();
-            let mut report = Report::new(shown(from), shown(to), dry_run);
-            report.status = if e.kind() == ferry_blobs::ErrorKind::Cancelled {
-                Status::Cancelled
-            } else {
-                Status::Failed
-            };
-            report.error = Some(e.to_string());
-            (report, e.exit_code())
+            crate::summary::failed(&e, shown(from), shown(to), dry_run)
         }
     };
-    if let Some(path) = summary
-        && let Err(e) = std::fs::write(path, report.to_json())
-    {
-        eprintln!("error: cannot write the summary to {}: {e}", path.display());
-        return code.max(1);
-    }
-    code
+    crate::summary::write(&report, summary, code)
 }
 
 /// The human summary of a blobs run.

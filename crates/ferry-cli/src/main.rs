@@ -6,6 +6,7 @@ mod cutover;
 mod import;
 mod migrate;
 mod serve;
+mod summary;
 mod ui;
 
 use std::io::IsTerminal;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
-use ferry::{Context, CopyOptions, Error, Fields, Observer, Report, Status};
+use ferry::{Context, CopyOptions, Error, Fields, Observer, Report};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -168,33 +169,20 @@ fn finish(
             (report, code)
         }
         Err(e) => {
-            eprintln!("error: {e}");
             let redact = |s: &str| {
                 ferry::parse_locator(s)
                     .map(|l| l.redacted())
                     .unwrap_or_default()
             };
-            let mut report = Report::new(
+            summary::failed(
+                &e,
                 redact(&endpoints.source),
                 redact(&endpoints.target),
                 dry_run,
-            );
-            report.status = if e.kind() == ferry::ErrorKind::Cancelled {
-                Status::Cancelled
-            } else {
-                Status::Failed
-            };
-            report.error = Some(e.to_string());
-            (report, e.exit_code())
+            )
         }
     };
-    if let Some(path) = summary
-        && let Err(e) = std::fs::write(path, report.to_json())
-    {
-        eprintln!("error: cannot write the summary to {}: {e}", path.display());
-        return code.max(1);
-    }
-    code
+    summary::write(&report, summary, code)
 }
 
 /// Each change of the run as one structured warning (`kind`: lossy, translation, not_copied).

@@ -76,11 +76,7 @@ fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
     // Dry run: lists each file's fate on stdout, writes nothing.
     let run = ferry(dir.path(), &args(&["--dry-run", "--ignore-errors"]));
     run.expect_code(1);
-    assert!(
-        run.stdout.contains("copy\t3000\t7/a b.png"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("copy\t3000\t7/a b.png");
     assert!(
         !dir.path().join("out").exists(),
         "a dry run creates nothing"
@@ -88,11 +84,7 @@ fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
 
     let run = ferry(dir.path(), &args(&["--ignore-errors"]));
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("7/gone: missing in the source"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("7/gone: missing in the source");
     let s = read_summary(&summary);
     let m = &s["stats"]["media"];
     assert_eq!(
@@ -139,7 +131,7 @@ fn a_target_inside_the_source_is_refused_in_one_line() {
         );
         run.expect_code(2);
         assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
-        assert!(run.stderr.contains("overlap"), "{}", run.show());
+        run.expect_stderr("overlap");
     }
     assert!(!src.join("copy").exists(), "nothing created");
 }
@@ -317,11 +309,7 @@ to = "s3://media/"
     let run = ferry(dir.path(), &["migrate", "--spec", spec_arg, "--dry-run"]);
     run.expect_code(0);
     assert!(!target_db.exists() && !out.exists(), "{}", run.show());
-    assert!(
-        run.stdout.contains("rewrite (not run, dry run): UPDATE"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("rewrite (not run, dry run): UPDATE");
 
     let summary = dir.path().join("s.json");
     let run = ferry(

@@ -113,9 +113,5 @@ fn strict_refuses_a_copy_with_changes_before_writing() {
 
     let run = strict(&sqlite_url(&dir.path().join("copy.db")));
     run.expect_code(0);
-    assert!(
-        run.stderr.contains("recreated: view in_stock"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("recreated: view in_stock");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{BAD_UTF8_SQL, PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
 use serde_json::Value;
@@ -46,6 +46,18 @@ fn app_source() -> (TempDir, String) {
     (dir, url)
 }
 
+/// `ferry copy` of [`app_source`] to `target` with `extra` flags and `--summary`: (dir, source
+/// URL, the run, the summary's path).
+fn copy_app(target: &str, extra: &[&str]) -> (TempDir, String, common::Run, PathBuf) {
+    let (dir, source) = app_source();
+    let summary = dir.path().join("summary.json");
+    let summary_arg = path_str(&summary);
+    let mut args = vec!["--summary", summary_arg.as_str()];
+    args.extend_from_slice(extra);
+    let run = ferry_copy(dir.path(), &source, target, &args);
+    (dir, source, run, summary)
+}
+
 fn s(v: &str) -> Option<String> {
     Some(v.to_string())
 }
@@ -83,16 +95,8 @@ fn assert_one_error_line(run: &common::Run) -> String {
 
 #[test]
 fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
-    let (dir, source) = app_source();
     let pg = PgDb::new();
-    let summary = dir.path().join("summary.json");
-
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        &pg.url,
-        &["--summary", &path_str(&summary)],
-    );
+    let (_dir, source, run, summary) = copy_app(&pg.url, &[]);
     run.expect_code(0);
 
     // The final table on stderr: a header and a row per table, then the result line.
@@ -115,11 +119,7 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
             "{line}"
         );
     }
-    assert!(
-        run.stderr.contains("verify: 3 tables match"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("verify: 3 tables match");
     assert!(
         run.stderr
             .lines()
@@ -263,14 +263,7 @@ fn source_db_and_target_db_aliases_work() {
 
 #[test]
 fn unknown_scheme_is_a_one_line_input_error_and_the_summary_says_failed() {
-    let (dir, source) = app_source();
-    let summary = dir.path().join("summary.json");
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        "oracle://x",
-        &["--summary", &path_str(&summary)],
-    );
+    let (dir, source, run, summary) = copy_app("oracle://x", &[]);
     run.expect_code(2);
     let line = assert_one_error_line(&run);
     assert!(
@@ -326,15 +319,8 @@ fn missing_sqlite_source_is_a_one_line_error_naming_the_path() {
 
 #[test]
 fn unreachable_server_is_a_one_line_error_without_the_password() {
-    let (dir, source) = app_source();
-    let summary = dir.path().join("summary.json");
     let target = "postgres://app:SuperSecret123@127.0.0.1:1/db";
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        target,
-        &["--summary", &path_str(&summary)],
-    );
+    let (dir, source, run, summary) = copy_app(target, &[]);
     run.expect_code(2);
     let line = assert_one_error_line(&run);
     assert!(
@@ -450,15 +436,8 @@ fn non_empty_target_needs_force_and_confirmation() {
 
 #[test]
 fn dry_run_prints_the_plan_and_writes_nothing() {
-    let (dir, source) = app_source();
     let pg = PgDb::new();
-    let summary = dir.path().join("summary.json");
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        &pg.url,
-        &["--dry-run", "--summary", &path_str(&summary)],
-    );
+    let (dir, source, run, summary) = copy_app(&pg.url, &["--dry-run"]);
     run.expect_code(0);
     let out = &run.stdout;
     assert!(out.starts_with("Plan: "), "{}", run.show());
@@ -499,7 +478,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let target = dir.path().join("new.db");
     let run = ferry_copy(dir.path(), &source, &sqlite_url(&target), &["--dry-run"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("authors: 3 rows"), "{}", run.show());
+    run.expect_stdout("authors: 3 rows");
     assert!(!target.exists(), "a dry run created {}", target.display());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -576,7 +555,7 @@ fn tables_glob_and_exclude_select_the_tables() {
         &["--tables", "nope"],
     );
     run.expect_code(2);
-    assert!(run.stderr.contains("nope"), "{}", run.show());
+    run.expect_stderr("nope");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,11 +588,7 @@ fn verify_finds_changed_and_missing_rows_by_key() {
     };
     let run = verify();
     run.expect_code(0);
-    assert!(
-        run.stderr.contains("verify: 3 tables match"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("verify: 3 tables match");
     let j = read_summary(&summary);
     assert_eq!(j["status"], "completed");
     for table in ["authors", "books", "tags"] {
@@ -868,7 +843,7 @@ fn demo_creates_a_source_and_an_identical_copy() {
         total += a[0][0].as_ref().unwrap().parse::<u64>().unwrap();
     }
     assert!(total >= 2000, "about 2000 rows expected, got {total}");
-    assert!(run.stderr.contains("verify:"), "{}", run.show());
+    run.expect_stderr("verify:");
     // Between two SQLite files the demo's view and trigger are recreated, not skipped.
     assert!(
         run.stderr.contains("recreated: view popular_posts")
@@ -1063,7 +1038,7 @@ fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_unt
         ],
     );
     run.expect_code(2);
-    assert!(run.stderr.contains("hard link"), "{}", run.show());
+    run.expect_stderr("hard link");
 
     assert!(
         std::fs::read(&app).unwrap() == before,

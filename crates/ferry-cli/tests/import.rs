@@ -6,22 +6,10 @@ mod common;
 
 use common::*;
 
-fn peertube_source() -> PgDb {
-    let db = PgDb::new();
-    let fixtures = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../ferry-profile/tests/fixtures/"
-    );
-    for file in ["peertube-min.sql", "peertube-data.sql"] {
-        db.query(&std::fs::read_to_string(format!("{fixtures}{file}")).unwrap());
-    }
-    db
-}
-
 #[test]
 fn peertube_import_by_name_then_a_rerun_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let source = peertube_source();
+    let source = min_source_blocking();
     let target = PgDb::new();
     let summary = dir.path().join("s.json");
     let args = [
@@ -138,7 +126,7 @@ fn bad_profiles_and_sources_are_one_line_errors() {
 #[test]
 fn media_store_options_are_checked_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
-    let source = peertube_source();
+    let source = min_source_blocking();
     let target = PgDb::new();
     let out = dir.path().join("out");
     let base = [
@@ -155,7 +143,7 @@ fn media_store_options_are_checked_before_any_work() {
     args.extend(["--media-store", "web_videos"]);
     let run = ferry(dir.path(), &args);
     run.expect_code(2);
-    assert!(run.stderr.contains("is not NAME=LOCATOR"), "{}", run.show());
+    run.expect_stderr("is not NAME=LOCATOR");
 
     let mut args = base.to_vec();
     args.extend([

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{BAD_UTF8_SQL, PgDb, sqlite_url, with_password};
+use common::{BAD_UTF8_SQL, PgDb, min_source_blocking, sqlite_url, with_password};
 use ferry_testkit::serve::{Launch, Server};
 use serde_json::{Value, json};
 
@@ -1417,14 +1417,7 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
 #[test]
 fn peertube_jobs_import_into_the_servers_target_database() {
     let s = setup();
-    let source = PgDb::new();
-    let fixtures = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../ferry-profile/tests/fixtures/"
-    );
-    for file in ["peertube-min.sql", "peertube-data.sql"] {
-        source.query(&std::fs::read_to_string(format!("{fixtures}{file}")).unwrap());
-    }
+    let source = min_source_blocking();
     let target = PgDb::new();
     let server = start(
         s.dir.path(),

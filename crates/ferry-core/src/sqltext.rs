@@ -85,19 +85,15 @@ pub mod ddl {
         )
     }
 
-    /// The orphans of a foreign key, in SQL PostgreSQL and MySQL both run: a count, and a
-    /// query naming each orphan's key (`id=42, ...`), to which the caller appends its LIMIT.
-    pub fn orphans(
+    /// The `FROM … WHERE …` that finds a foreign key's orphans, in SQL every backend runs:
+    /// child rows `c` whose key columns are all set and name no parent row `p` by
+    /// `parent_cols`.
+    pub fn orphans_from(
         quote: impl Fn(&str) -> String + Copy,
         table: &crate::schema::Table,
         fk: &crate::schema::ForeignKey,
-        parent_key: &[String],
-    ) -> (String, String) {
-        let parent_cols = if fk.ref_columns.is_empty() {
-            parent_key
-        } else {
-            &fk.ref_columns
-        };
+        parent_cols: &[String],
+    ) -> String {
         let mut filter: Vec<String> = fk
             .columns
             .iter()
@@ -114,11 +110,27 @@ pub mod ddl {
             quote(&fk.ref_table),
             join.join(" AND ")
         ));
-        let from = format!(
+        format!(
             "FROM {} c WHERE {}",
             quote(&table.name),
             filter.join(" AND ")
-        );
+        )
+    }
+
+    /// The orphans of a foreign key, in SQL PostgreSQL and MySQL both run: a count, and a
+    /// query naming each orphan's key (`id=42, ...`), to which the caller appends its LIMIT.
+    pub fn orphans(
+        quote: impl Fn(&str) -> String + Copy,
+        table: &crate::schema::Table,
+        fk: &crate::schema::ForeignKey,
+        parent_key: &[String],
+    ) -> (String, String) {
+        let parent_cols = if fk.ref_columns.is_empty() {
+            parent_key
+        } else {
+            &fk.ref_columns
+        };
+        let from = orphans_from(quote, table, fk, parent_cols);
         let keys = if table.primary_key.is_empty() {
             &fk.columns
         } else {

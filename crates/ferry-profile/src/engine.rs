@@ -707,6 +707,17 @@ impl<'a> Run<'a> {
 }
 
 impl Run<'_> {
+    /// Tells the observer that `rows` more of `entity` were handled, `failed` of them failed
+    /// (a server's live counts).
+    fn progress(&self, entity: &Entity, rows: u64, failed: u64) {
+        self.cx.observer.event(&Event::TableProgress {
+            table: entity.stats.clone(),
+            rows,
+            failed,
+            bytes: 0,
+        });
+    }
+
     /// An entity's counts, in the same snapshot the pages read.
     async fn count(&self, entity: &Entity, since: Option<&str>) -> Result<Counts> {
         let mut values = self.flags.clone();
@@ -779,12 +790,7 @@ impl Run<'_> {
                 .insert("unchanged since the last run".into(), unchanged);
         }
         if unchanged > 0 {
-            self.cx.observer.event(&Event::TableProgress {
-                table: entity.stats.clone(),
-                rows: unchanged,
-                failed: 0,
-                bytes: 0,
-            });
+            self.progress(entity, unchanged, 0);
         }
 
         let columns = target_columns(entity);
@@ -880,22 +886,12 @@ impl Run<'_> {
                 out.stats.migrated += migrated;
                 out.stats.skipped += skipped + unchanged;
                 out.stats.failed += failed;
-                self.cx.observer.event(&Event::TableProgress {
-                    table: entity.stats.clone(),
-                    rows: migrated + skipped + unchanged,
-                    failed,
-                    bytes: 0,
-                });
+                self.progress(entity, migrated + skipped + unchanged, failed);
             } else {
                 // Media rows: skipped ones are counted here, the rest by the file copy.
                 out.stats.skipped += skipped;
                 if skipped > 0 {
-                    self.cx.observer.event(&Event::TableProgress {
-                        table: entity.stats.clone(),
-                        rows: skipped,
-                        failed: 0,
-                        bytes: 0,
-                    });
+                    self.progress(entity, skipped, 0);
                 }
             }
             if entity.key.is_none() || n < self.options.batch_size {

@@ -74,8 +74,7 @@ INSERT INTO note VALUES
 #[tokio::test]
 async fn a_profile_for_another_application() {
     let profile = Profile::parse(PROFILE, "notes.toml").expect("valid profile");
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(SOURCE).await.unwrap();
+    let src = TestDb::with(SOURCE).await;
     let dst = TestDb::new().await;
     let files = tempfile::tempdir().unwrap();
     for f in ["files/1/list.txt", "files/2/plan.txt"] {
@@ -96,14 +95,11 @@ async fn a_profile_for_another_application() {
     assert_eq!(r.stats["notes"].failed, 1);
     assert_eq!(r.stats["media"].migrated, 2);
     let c = dst.client().await;
-    let tables: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 = pg_value(
+        &c,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .await;
     assert_eq!(tables, 0);
 
     o.dry_run = false;
@@ -159,11 +155,7 @@ async fn a_profile_for_another_application() {
     // Fix the bad row in the source: the failed entity kept its watermark back, so the next run
     // reads every note again and brings the fixed one; authors (no watermark) are re-read and
     // found identical.
-    src.client()
-        .await
-        .batch_execute("UPDATE note SET kind = 1 WHERE id = 4")
-        .await
-        .unwrap();
+    src.execute("UPDATE note SET kind = 1 WHERE id = 4").await;
     let r = import(&profile, &o, &cx).await.unwrap();
     let n = &r.stats["notes"];
     assert_eq!((n.total, n.migrated, n.skipped, n.failed), (5, 1, 4, 0));
@@ -174,11 +166,7 @@ async fn a_profile_for_another_application() {
     let r = import(&profile, &o, &cx).await.unwrap();
     let n = &r.stats["notes"];
     assert_eq!((n.total, n.migrated, n.skipped), (5, 0, 5));
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w == "notes: 5 skipped (unchanged since the last run)"),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w == "notes: 5 skipped (unchanged since the last run)"
+    });
 }

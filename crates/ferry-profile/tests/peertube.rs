@@ -44,42 +44,58 @@ fn id(entity: &str, n: i64) -> uuid::Uuid {
 }
 
 async fn count(c: &Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
+    pg_value(c, sql).await
 }
 
-fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
-    let s = r
-        .stats
-        .get(key)
-        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
-    (s.total, s.migrated, s.skipped, s.failed)
+/// Asserts each `(query, expected)`: a `count(*)` query and the count it must return.
+async fn assert_counts(c: &Client, expected: &[(&str, i64)]) {
+    for (sql, n) in expected {
+        assert_eq!(count(c, sql).await, *n, "{sql}");
+    }
+}
+
+/// A report's counts for one key: (total, migrated, skipped, failed).
+type Counts = (u64, u64, u64, u64);
+
+/// Counts per entity after a first import of the fixture with its media.
+const FIRST_RUN: [(&str, Counts); 9] = [
+    ("users", (3, 3, 0, 0)),
+    ("channels", (3, 2, 1, 0)),
+    ("videos", (7, 6, 1, 0)),
+    ("captions", (3, 2, 1, 0)),
+    ("comments", (9, 6, 3, 0)),
+    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
+    ("playlists", (4, 3, 1, 0)),
+    ("playlist_items", (6, 3, 3, 0)),
+    ("subscriptions", (4, 2, 2, 0)),
+    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
+    // --media-store), 1 missing.
+    ("media", (33, 21, 11, 1)),
+];
+
+/// Asserts a completed first import: the [`FIRST_RUN`] counts, and every entity but media
+/// (one file is missing) verified.
+#[track_caller]
+fn assert_first_run(r: &Report) {
+    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
+    for (key, counts) in FIRST_RUN {
+        assert_eq!(stat(r, key), counts, "{key}");
+    }
+    for (name, v) in &r.verify {
+        if name != "media" {
+            assert!(v.ok(), "verify {name}: {v:?}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn peertube_import_maps_every_entity_field_by_field() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let o = options(&src, &dst, Some((media.path(), out.path())));
     let (cx, rec) = context();
     let r = import(&profile(), &o, &cx).await.unwrap();
-    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
-
-    // Counts per entity: (total, migrated, skipped, failed).
-    assert_eq!(stat(&r, "users"), (3, 3, 0, 0));
-    assert_eq!(stat(&r, "channels"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
-    assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    // 4 playlists (1 remote); 6 elements (deleted video, remote video, remote playlist).
-    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
-    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
+    assert_first_run(&r);
     assert_eq!(stat(&r, "video_passwords"), (2, 2, 0, 0));
-    assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
-    // --media-store), 1 missing.
-    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
     let mut keys: Vec<_> = r.stats.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
@@ -102,18 +118,9 @@ async fn peertube_import_maps_every_entity_field_by_field() {
             "videos"
         ]
     );
-    for (name, v) in &r.verify {
-        if name != "media" {
-            assert!(v.ok(), "verify {name}: {v:?}");
-        }
-    }
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w == "playlist_items: 1 skipped (playlist element whose video was deleted)"),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w == "playlist_items: 1 skipped (playlist element whose video was deleted)"
+    });
     // Live stats a server shows: started/progress/finished per stats key.
     let events = rec.0.lock().unwrap().clone();
     for key in [
@@ -204,10 +211,7 @@ async fn peertube_import_maps_every_entity_field_by_field() {
 
 #[tokio::test]
 async fn a_missing_media_file_is_a_failed_entry_not_a_failed_run() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let r = run(&options(&src, &dst, Some((media.path(), out.path())))).await;
     assert_eq!(r.status, Status::Completed);
     assert_eq!(r.stats["media"].failed, 1);
@@ -234,10 +238,7 @@ async fn a_missing_media_file_is_a_failed_entry_not_a_failed_run() {
 
 #[tokio::test]
 async fn dry_run_counts_and_writes_nothing() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let target_dir = out.path().join("new-storage");
     let mut o = options(&src, &dst, Some((media.path(), &target_dir)));
     o.dry_run = true;
@@ -252,13 +253,9 @@ async fn dry_run_counts_and_writes_nothing() {
     assert_eq!((m.total, m.migrated, m.skipped, m.failed), (33, 21, 11, 1));
     let bytes: u64 = present_files().iter().map(|f| (f.len() * 10) as u64).sum();
     assert_eq!(m.bytes, bytes, "the inventory's bytes");
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("dry run: media inventory: 21 files")),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w.starts_with("dry run: media inventory: 21 files")
+    });
     assert!(r.verify.is_empty());
 
     let c = dst.client().await;
@@ -272,10 +269,7 @@ async fn dry_run_counts_and_writes_nothing() {
 
 #[tokio::test]
 async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let o = options(&src, &dst, Some((media.path(), out.path())));
     // The missing file would keep media's watermark back; provide it.
     std::fs::write(media.path().join(missing_file()), "#EXTM3U").unwrap();
@@ -283,7 +277,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
     assert_eq!(first.exit_code(), 0, "{}", first.render());
     let c = dst.client().await;
     let snapshot = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM (SELECT id, updated_at, xmin::text AS x FROM videos UNION ALL SELECT id, updated_at, xmin::text FROM comments UNION ALL SELECT id, updated_at, xmin::text FROM users UNION ALL SELECT id, updated_at, xmin::text FROM playlist_items UNION ALL SELECT NULL, finished_at, xmin::text FROM ferry_import_state) t";
-    let before: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, snapshot).await;
 
     let second = run(&o).await;
     assert_eq!(second.exit_code(), 0, "{}", second.render());
@@ -292,7 +286,7 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
         assert_eq!(s.skipped + s.failed, s.total, "{key}: the rest is skipped");
         assert_eq!(s.failed, 0, "{key}");
     }
-    let after: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let after: String = pg_value(&c, snapshot).await;
     assert_eq!(
         before, after,
         "no row rewritten (xmin and updated_at unchanged)"
@@ -356,21 +350,16 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
 
     // A fourth run: the fresh rows sit inside the watermark's lag and are read again, but are
     // identical, so nothing is rewritten or counted as migrated.
-    let before: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, snapshot).await;
     let fourth = run(&o).await;
     assert_eq!(fourth.exit_code(), 0, "{}", fourth.render());
     for (key, s) in &fourth.stats {
         assert_eq!(s.migrated, 0, "{key} migrated nothing");
     }
-    assert!(
-        fourth
-            .warnings
-            .iter()
-            .any(|w| w == "videos: 1 skipped (identical in the target)"),
-        "{:?}",
-        fourth.warnings
-    );
-    let after: String = c.query_one(snapshot, &[]).await.unwrap().get(0);
+    assert_any_line(&fourth.warnings, |w| {
+        w == "videos: 1 skipped (identical in the target)"
+    });
+    let after: String = pg_value(&c, snapshot).await;
     assert_eq!(before, after, "no row rewritten");
 }
 
@@ -378,11 +367,8 @@ async fn second_run_changes_nothing_and_a_third_brings_only_new_rows() {
 async fn an_unsupported_version_stops_in_validating_unless_overridden() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    src.client()
-        .await
-        .batch_execute("UPDATE application SET \"migrationVersion\" = 900")
-        .await
-        .unwrap();
+    src.execute("UPDATE application SET \"migrationVersion\" = 900")
+        .await;
     let mut o = options(&src, &dst, None);
     let e = validate_source(&profile(), &o).await.unwrap_err();
     assert_eq!(e.exit_code(), 2);
@@ -414,13 +400,9 @@ async fn an_unsupported_version_stops_in_validating_unless_overridden() {
     assert_eq!(info.source_host, HOST, "from the instance actor's URL");
     let r = run(&o).await;
     assert_eq!(r.stats["videos"].migrated, 6);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("900") && w.contains("running anyway")),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w.contains("900") && w.contains("running anyway")
+    });
 }
 
 #[tokio::test]
@@ -439,35 +421,20 @@ async fn password_reset_and_remote_content_options() {
     assert_eq!(stat(&r, "comments"), (9, 8, 1, 0));
     assert_eq!(r.stats["subscriptions"].migrated, 3);
     let c = dst.client().await;
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM users WHERE password_hash IS NOT NULL OR NOT must_reset_password"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM videos WHERE NOT is_local").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM videos WHERE source_host <> 'old.example'"
-        )
-        .await,
-        0
-    );
     let vid = entity_id("old.example", "videos", "1");
-    assert_eq!(
-        count(
-            &c,
-            &format!("SELECT count(*) FROM videos WHERE id = '{vid}'")
-        )
-        .await,
-        1
-    );
+    assert_counts(
+        &c,
+        &[
+            (
+                "SELECT count(*) FROM users WHERE password_hash IS NOT NULL OR NOT must_reset_password",
+                0,
+            ),
+            ("SELECT count(*) FROM videos WHERE NOT is_local", 1),
+            ("SELECT count(*) FROM videos WHERE source_host <> 'old.example'", 0),
+            (&format!("SELECT count(*) FROM videos WHERE id = '{vid}'"), 1),
+        ],
+    )
+    .await;
     assert!(
         r.warnings.iter().any(|w| w.contains("not copied")),
         "no media stores: said so"
@@ -579,45 +546,24 @@ async fn conformance_with_the_real_peertube_schema() {
     let media = media_dir();
     let out = tempfile::tempdir().unwrap();
     let r = run(&options(&src, &dst, Some((media.path(), out.path())))).await;
-    assert_eq!(r.status, Status::Completed, "{:?}", r.error);
-    assert_eq!(stat(&r, "users"), (3, 3, 0, 0));
-    assert_eq!(stat(&r, "channels"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "videos"), (7, 6, 1, 0));
-    assert_eq!(stat(&r, "captions"), (3, 2, 1, 0));
-    assert_eq!(stat(&r, "comments"), (9, 6, 3, 0));
-    assert_eq!(stat(&r, "playlists"), (4, 3, 1, 0));
-    assert_eq!(stat(&r, "playlist_items"), (6, 3, 3, 0));
-    assert_eq!(stat(&r, "subscriptions"), (4, 2, 2, 0));
-    // 33 files: 21 copied, 11 skipped (5 of remote content, 6 in object storage: no
-    // --media-store), 1 missing.
-    assert_eq!(stat(&r, "media"), (33, 21, 11, 1));
-    for (name, v) in &r.verify {
-        if name != "media" {
-            assert!(v.ok(), "verify {name}: {v:?}");
-        }
-    }
+    assert_first_run(&r);
     let t = dst.client().await;
     check_every_field(&t).await;
-    assert_eq!(
-        count(
-            &t,
-            "SELECT count(*) FROM videos WHERE tags = ARRAY['cats','funny']"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        count(&t, "SELECT count(*) FROM comments WHERE status = 'deleted'").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &t,
-            "SELECT count(*) FROM playlists WHERE kind = 'watch_later'"
-        )
-        .await,
-        2
-    );
+    assert_counts(
+        &t,
+        &[
+            (
+                "SELECT count(*) FROM videos WHERE tags = ARRAY['cats','funny']",
+                1,
+            ),
+            ("SELECT count(*) FROM comments WHERE status = 'deleted'", 1),
+            (
+                "SELECT count(*) FROM playlists WHERE kind = 'watch_later'",
+                2,
+            ),
+        ],
+    )
+    .await;
 }
 
 /// Cancels the run when the first batch of a stats key is reported.
@@ -705,13 +651,7 @@ fn options_print_without_secrets() {
 /// The imported fixture, entity by entity and field by field.
 async fn check_every_field(c: &Client) {
     // users
-    let rows = c
-        .query(
-            "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, source_host, username, email, email_verified, display_name, description, role, password_hash, password_scheme, must_reset_password, two_factor_enabled, blocked, avatar_path, created_at::text, updated_at::text FROM users ORDER BY username").await;
     assert_eq!(rows.len(), 3);
     let alice = &rows[0];
     assert_eq!(alice.get::<_, uuid::Uuid>(0), id("users", 1));
@@ -756,10 +696,7 @@ async fn check_every_field(c: &Client) {
     assert!(dave.get::<_, bool>(10), "no password: must reset");
 
     // channels: handle from the actor, display name from the channel, owner computed.
-    let rows = c
-        .query("SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, owner_id, handle, display_name, description, support, is_local, avatar_path, banner_path FROM channels ORDER BY handle").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("channels", 1));
     assert_eq!(
@@ -789,13 +726,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // videos
-    let rows = c
-        .query(
-            "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, uuid::text, channel_id, name, description, support, privacy, state, comments_policy, duration_s, views, likes, dislikes, language, category, licence, nsfw, is_live, download_enabled, is_local, tags, thumbnail_path, preview_path, files::text, published_at::text, originally_published_at::text FROM videos ORDER BY uuid").await;
     assert_eq!(rows.len(), 6, "the remote video is not imported");
     let v1 = &rows[0];
     assert_eq!(v1.get::<_, uuid::Uuid>(0), id("videos", 1));
@@ -889,10 +820,7 @@ async fn check_every_field(c: &Client) {
     );
 
     // captions
-    let rows = c
-        .query("SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, video_id, language, path, automatically_generated FROM captions ORDER BY language").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("captions", 1));
     assert_eq!(rows[0].get::<_, uuid::Uuid>(1), id("videos", 1));
@@ -902,10 +830,7 @@ async fn check_every_field(c: &Client) {
     assert!(rows[1].get::<_, bool>(4));
 
     // comments: parent and thread kept, placeholders, pending.
-    let rows = c
-        .query("SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, video_id, author_id, parent_id, thread_id, body, status, deleted_at IS NOT NULL FROM comments").await;
     assert_eq!(rows.len(), 6);
     let com = |n: i64| {
         rows.iter()
@@ -952,10 +877,7 @@ async fn check_every_field(c: &Client) {
     assert_eq!(count(c, "SELECT count(*) FROM comments c WHERE parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM comments p WHERE p.id = c.parent_id)").await, 0);
 
     // playlists and their items
-    let rows = c
-        .query("SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(c, "SELECT id, uuid::text, owner_id, channel_id, kind, name, description, privacy, thumbnail_path FROM playlists ORDER BY uuid").await;
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].get::<_, uuid::Uuid>(0), id("playlists", 1));
     assert_eq!(
@@ -1006,17 +928,11 @@ async fn check_every_field(c: &Client) {
     assert_eq!(count(c, "SELECT count(*) FROM playlist_items").await, 3);
 
     // subscriptions
-    let rows = c
-        .query(
-            "SELECT id, user_id, channel_id FROM subscriptions ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut got: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let mut got: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = pg_rows(
+        c,
+        "SELECT id, user_id, channel_id FROM subscriptions ORDER BY id",
+    )
+    .await;
     got.sort();
     let mut want = vec![
         (id("subscriptions", 1), id("users", 2), id("channels", 1)),
@@ -1029,12 +945,7 @@ async fn check_every_field(c: &Client) {
 #[tokio::test]
 async fn a_target_table_of_another_shape_is_refused_before_any_work() {
     let src = min_source().await;
-    let dst = TestDb::new().await;
-    dst.client()
-        .await
-        .batch_execute("CREATE TABLE videos (id uuid PRIMARY KEY, title text)")
-        .await
-        .unwrap();
+    let dst = TestDb::with("CREATE TABLE videos (id uuid PRIMARY KEY, title text)").await;
     let (cx, _) = context();
     let e = import(&profile(), &options(&src, &dst, None), &cx)
         .await

@@ -79,6 +79,16 @@ fn target_audience(privacy: &str, state: &str, moderation: &str) -> BTreeSet<Str
     }
 }
 
+/// The source tables the report names as holding rows the profile neither reads nor
+/// declares, with their row counts.
+fn undeclared(r: &Report) -> Vec<(&str, Option<u64>)> {
+    r.not_copied
+        .iter()
+        .filter(|x| x.reason.contains("neither reads nor declares"))
+        .map(|x| (x.name.as_str(), x.count))
+        .collect()
+}
+
 #[tokio::test]
 async fn no_video_is_more_visible_in_the_target_than_in_peertube() {
     let src = min_source().await;
@@ -104,7 +114,7 @@ async fn no_video_is_more_visible_in_the_target_than_in_peertube() {
             }
         }
     }
-    src.client().await.batch_execute(&sql).await.unwrap();
+    src.execute(&sql).await;
     let dst = TestDb::new().await;
     let r = run_with(&profile(), &options(&src, &dst)).await;
     assert_eq!(r.status, Status::Completed, "{:?}", r.error);
@@ -211,8 +221,7 @@ fn torrents() -> Vec<(String, &'static str)> {
 async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
-    std::fs::write(media.path().join(missing_file()), "#EXTM3U").unwrap();
+    let media = complete_media_dir("#EXTM3U");
     for (path, body) in torrents() {
         std::fs::write(media.path().join(path), body).unwrap();
     }
@@ -225,17 +234,11 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
 
     // Passwords and the block arrive.
     let c = dst.client().await;
-    let rows = c
-        .query(
-            "SELECT id, video_id, password, created_at::text FROM video_passwords ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut got: Vec<(uuid::Uuid, uuid::Uuid, String, String)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+    let mut got: Vec<(uuid::Uuid, uuid::Uuid, String, String)> = pg_rows(
+        &c,
+        "SELECT id, video_id, password, created_at::text FROM video_passwords ORDER BY id",
+    )
+    .await;
     got.sort_by(|a, b| a.2.cmp(&b.2));
     assert_eq!(
         got,
@@ -265,14 +268,7 @@ async fn passwords_blocks_not_migrated_and_what_verify_compared() {
     assert_eq!(row.get::<_, String>(1), "blocked");
     assert_eq!(row.get::<_, String>(2), "Copyright claim by Cat Films Ltd");
     assert_eq!(row.get::<_, String>(3), "2024-01-08 10:00:00+00");
-    let unblocked: i64 = c
-        .query_one(
-            "SELECT count(*) FROM videos WHERE moderation_state = 'none' AND blocked_reason IS NULL AND blocked_at IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let unblocked: i64 = pg_value(&c, "SELECT count(*) FROM videos WHERE moderation_state = 'none' AND blocked_reason IS NULL AND blocked_at IS NULL").await;
     assert_eq!(unblocked, 5, "the other local videos are not blocked");
 
     // What stays behind, counted: declared tables and files, nothing undeclared.
@@ -400,31 +396,17 @@ async fn every_non_empty_source_table_is_read_or_declared() {
     let mut o = options(&src, &dst);
     o.dry_run = true;
     let r = run_with(&profile(), &o).await;
-    let undeclared: Vec<_> = r
-        .not_copied
-        .iter()
-        .filter(|x| x.reason.contains("neither reads nor declares"))
-        .collect();
-    assert!(undeclared.is_empty(), "{undeclared:?}");
+    assert_eq!(undeclared(&r), []);
 
     // A table nobody thought of (a plugin's, say) is named with its rows.
-    src.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE \"pluginBadges\" (id integer PRIMARY KEY, label text);
+    src.execute(
+        "CREATE TABLE \"pluginBadges\" (id integer PRIMARY KEY, label text);
              INSERT INTO \"pluginBadges\" VALUES (1, 'gold'), (2, 'silver');
              CREATE TABLE \"pluginEmpty\" (id integer PRIMARY KEY);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let r = run_with(&profile(), &o).await;
-    let names: Vec<_> = r
-        .not_copied
-        .iter()
-        .filter(|x| x.reason.contains("neither reads nor declares"))
-        .map(|x| (x.name.as_str(), x.count))
-        .collect();
-    assert_eq!(names, [("pluginBadges", Some(2))]);
+    assert_eq!(undeclared(&r), [("pluginBadges", Some(2))]);
     assert!(
         r.render().contains(
             "not copied: table pluginBadges (2): holds rows that profile peertube neither reads nor declares in [[not_migrated]]"
@@ -439,8 +421,7 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
     let Some(schema) = real_schema() else {
         return;
     };
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(&schema).await.unwrap();
+    let src = TestDb::with(&schema).await;
     let c = src.client().await;
     c.batch_execute(FULL_FILL).await.unwrap();
     c.batch_execute(DATA).await.unwrap();
@@ -449,12 +430,7 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
     assert_eq!(r.status, Status::Completed, "{:?}", r.error);
     assert_eq!(r.stats["video_passwords"].migrated, 2);
     assert_eq!(r.stats["videos"].failed, 0);
-    let undeclared: Vec<_> = r
-        .not_copied
-        .iter()
-        .filter(|x| x.reason.contains("neither reads nor declares"))
-        .collect();
-    assert!(undeclared.is_empty(), "{undeclared:?}");
+    assert_eq!(undeclared(&r), []);
     let h = r
         .not_copied
         .iter()
@@ -474,14 +450,11 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
         assert!(v.ok() && v.checksum_match, "{name}: {v:?}");
     }
     let t = dst.client().await;
-    let blocked: i64 = t
-        .query_one(
-            "SELECT count(*) FROM videos WHERE moderation_state = 'blocked'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let blocked: i64 = pg_value(
+        &t,
+        "SELECT count(*) FROM videos WHERE moderation_state = 'blocked'",
+    )
+    .await;
     assert_eq!(blocked, 1);
 }
 
@@ -522,7 +495,7 @@ async fn the_readme_inventory_queries_match_the_dry_run() {
     assert_eq!(keys, stats, "one query per stats key");
     let c = src.client().await;
     for (key, sql) in &queries {
-        let n: i64 = c.query_one(sql.as_str(), &[]).await.unwrap().get(0);
+        let n: i64 = pg_value(&c, sql.as_str()).await;
         assert_eq!(n as u64, r.stats[key].total, "{key}: {sql}");
     }
     assert_eq!(r.stats["playlists"].total, 4, "playlists only");

@@ -29,14 +29,6 @@ fn id(entity: &str, n: i64) -> uuid::Uuid {
     entity_id(HOST, entity, &n.to_string())
 }
 
-fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
-    let s = r
-        .stats
-        .get(key)
-        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
-    (s.total, s.migrated, s.skipped, s.failed)
-}
-
 async fn run(o: &ImportOptions) -> Report {
     let (cx, _) = context();
     import(&profile(), o, &cx).await.expect("the import runs")
@@ -90,9 +82,8 @@ async fn referenced_paths(c: &Client) -> BTreeSet<String> {
         SELECT segments_sha256_path FROM streaming_playlists UNION ALL
         SELECT v->>'playlist_path' FROM streaming_playlists, jsonb_array_elements(variants) v UNION ALL
         SELECT v->>'file_path' FROM streaming_playlists, jsonb_array_elements(variants) v";
-    c.query(sql, &[])
+    pg_query(c, sql)
         .await
-        .unwrap()
         .iter()
         .filter_map(|r| r.get::<_, Option<String>>(0))
         .collect()
@@ -130,13 +121,8 @@ const SNAPSHOT: &str = "SELECT string_agg(t, '|' ORDER BY t) FROM (
 async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_storage() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
     // The one file the fixture leaves missing is on the disk here: this run must be complete.
-    std::fs::write(
-        media.path().join(missing_file()),
-        "#EXTM3U\n#EXT-X-VERSION:7\n",
-    )
-    .unwrap();
+    let media = complete_media_dir("#EXTM3U\n#EXT-X-VERSION:7\n");
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&src, &dst, media.path(), out.path());
     o.media_stores = object_storage().await;
@@ -161,7 +147,7 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
         "ratings: 1 skipped (rating of a remote video)",
         "storyboards: 1 skipped (storyboard of a remote video)",
     ] {
-        assert!(r.warnings.iter().any(|x| x == w), "{w}: {:?}", r.warnings);
+        assert_any_line(&r.warnings, |x| x == w);
     }
     assert!(
         !r.not_copied
@@ -222,7 +208,7 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
     assert_eq!(unnamed, ["avatars/alice-avatar-120.png"]);
 
     // A rerun changes nothing: no row rewritten, no file copied.
-    let before: String = c.query_one(SNAPSHOT, &[]).await.unwrap().get(0);
+    let before: String = pg_value(&c, SNAPSHOT).await;
     let again = run(&o).await;
     assert_eq!(again.exit_code(), 0, "{}", again.render());
     for (key, s) in &again.stats {
@@ -230,33 +216,23 @@ async fn every_file_and_value_of_a_local_video_arrives_from_disk_and_object_stor
         assert_eq!(s.failed, 0, "{key}");
         assert_eq!(s.skipped, s.total, "{key}: everything skipped");
     }
-    let after: String = c.query_one(SNAPSHOT, &[]).await.unwrap().get(0);
+    let after: String = pg_value(&c, SNAPSHOT).await;
     assert_eq!(before, after, "no row rewritten");
     // With every store given, no file is left to look at: verification says it compared no
     // file instead of reporting a match of 0 against 0.
     assert!(!again.verify.contains_key("media"), "{:?}", again.verify);
-    assert!(
-        again
-            .warnings
-            .iter()
-            .any(|w| w.starts_with("media: no file to verify")),
-        "{:?}",
-        again.warnings
-    );
+    assert_any_line(&again.warnings, |w| {
+        w.starts_with("media: no file to verify")
+    });
 }
 
 /// Quotas, chapters, ratings, sources, storyboards and streaming playlists, value by value.
 async fn check_values(c: &Client) {
-    let quotas: Vec<(String, i64, i64)> = c
-        .query(
-            "SELECT username, video_quota_bytes, video_quota_daily_bytes FROM users ORDER BY username",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let quotas: Vec<(String, i64, i64)> = pg_rows(
+        c,
+        "SELECT username, video_quota_bytes, video_quota_daily_bytes FROM users ORDER BY username",
+    )
+    .await;
     assert_eq!(
         quotas,
         [
@@ -266,16 +242,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = c
-        .query(
-            "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let chapters: Vec<(uuid::Uuid, uuid::Uuid, i32, String, String)> = pg_rows(c, "SELECT id, video_id, timecode_s, title, created_at::text FROM chapters ORDER BY timecode_s").await;
     let v1 = id("videos", 1);
     let at = "2024-01-03 10:00:00+00".to_string();
     assert_eq!(
@@ -293,16 +260,11 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let ratings: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String, String)> = c
-        .query(
-            "SELECT id, video_id, user_id, rating, created_at::text FROM ratings ORDER BY created_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let ratings: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String, String)> = pg_rows(
+        c,
+        "SELECT id, video_id, user_id, rating, created_at::text FROM ratings ORDER BY created_at",
+    )
+    .await;
     assert_eq!(
         ratings,
         [
@@ -340,13 +302,7 @@ async fn check_values(c: &Client) {
         Option<i32>,
         Option<i64>,
     );
-    let sources: Vec<Source> = c
-        .query(
-            "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at",
-            &[],
-        )
-        .await
-        .unwrap()
+    let sources: Vec<Source> = pg_query(c, "SELECT video_id, original_filename, path, resolution, width, height, fps, size_bytes FROM video_sources ORDER BY created_at").await
         .iter()
         .map(|r| {
             (
@@ -397,16 +353,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = c
-        .query(
-            "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
-        .collect();
+    let boards: Vec<(uuid::Uuid, String, i32, i32, i32, i32, i32)> = pg_rows(c, "SELECT video_id, path, total_width, total_height, sprite_width, sprite_height, sprite_duration_s FROM storyboards ORDER BY path").await;
     assert_eq!(
         boards,
         [
@@ -431,16 +378,7 @@ async fn check_values(c: &Client) {
         ]
     );
 
-    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = c
-        .query(
-            "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect();
+    let playlists: Vec<(uuid::Uuid, uuid::Uuid, String, String, Option<String>, String)> = pg_rows(c, "SELECT id, video_id, kind, master_path, segments_sha256_path, variants::text FROM streaming_playlists ORDER BY master_path").await;
     let variants = |dir: &str, res: i64, fps: i64, size: i64, playlist: &str, file: &str| {
         serde_json::json!([{
             "resolution": res, "fps": fps, "size": size,
@@ -517,8 +455,7 @@ async fn check_values(c: &Client) {
 async fn object_storage_files_without_their_store_are_named_then_moved_by_a_later_run() {
     let src = min_source().await;
     let dst = TestDb::new().await;
-    let media = media_dir();
-    std::fs::write(media.path().join(missing_file()), "#EXTM3U\n").unwrap();
+    let media = complete_media_dir("#EXTM3U\n");
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&src, &dst, media.path(), out.path());
 
@@ -548,13 +485,9 @@ async fn object_storage_files_without_their_store_are_named_then_moved_by_a_late
             "1 files not copied: give --media-store web_videos=<locator>",
         ]
     );
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("media: media store web_videos (object storage of web videos")),
-        "{:?}",
-        r.warnings
-    );
+    assert_any_line(&r.warnings, |w| {
+        w.starts_with("media: media store web_videos (object storage of web videos")
+    });
     for (_, _, path) in object_storage_files() {
         assert!(!out.path().join(&path).exists(), "{path}");
     }
@@ -587,10 +520,7 @@ async fn object_storage_files_without_their_store_are_named_then_moved_by_a_late
 
 #[tokio::test]
 async fn media_store_mistakes_are_refused_before_any_work() {
-    let src = min_source().await;
-    let dst = TestDb::new().await;
-    let media = media_dir();
-    let out = tempfile::tempdir().unwrap();
+    let (src, dst, media, out) = fixture().await;
     let mut o = options(&src, &dst, media.path(), out.path());
     o.media_stores.insert(
         "videos".into(),
@@ -618,12 +548,12 @@ async fn media_store_mistakes_are_refused_before_any_work() {
         "{e}"
     );
     assert!(
-        dst.client()
-            .await
-            .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
-            .await
-            .unwrap()
-            .is_empty(),
+        pg_query(
+            &dst.client().await,
+            "SELECT 1 FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .await
+        .is_empty(),
         "nothing written"
     );
 }

@@ -62,7 +62,7 @@ type Task = (
 #[tokio::test]
 async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
     let (src, dst) = (TestDb::new().await, TestDb::new().await);
-    src.client().await.batch_execute(SOURCE).await.unwrap();
+    src.execute(SOURCE).await;
     let profile = Profile::parse(PROFILE, "tasks.toml").expect("valid profile");
     let o = ImportOptions {
         source_host: Some("tasks.example".into()),
@@ -88,17 +88,7 @@ async fn refused_rows_fail_alone_and_the_rest_is_written_once() {
     assert_eq!(r.exit_code(), 1);
 
     let c = dst.client().await;
-    let rows = c
-        .query(
-            "SELECT id, title, estimate::text, labels::text, (done_at AT TIME ZONE 'UTC')::text FROM tasks ORDER BY title",
-            &[],
-        )
-        .await
-        .unwrap();
-    let got: Vec<Task> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let got: Vec<Task> = pg_rows(&c, "SELECT id, title, estimate::text, labels::text, (done_at AT TIME ZONE 'UTC')::text FROM tasks ORDER BY title").await;
     let id = |n: &str| entity_id("tasks.example", "tasks", n);
     let s = |v: &str| Some(v.to_string());
     assert_eq!(

@@ -722,17 +722,6 @@ pub fn orphans(
     } else {
         fk.ref_columns.clone()
     };
-    let set: Vec<String> = fk
-        .columns
-        .iter()
-        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
-        .collect();
-    let join: Vec<String> = fk
-        .columns
-        .iter()
-        .zip(&parent_cols)
-        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
-        .collect();
     let keys: Vec<String> = if table.primary_key.is_empty() {
         vec!["rowid".into()]
     } else {
@@ -742,13 +731,7 @@ pub fn orphans(
         .iter()
         .map(|k| format!("'{}=' || quote(c.{})", k.replace('\'', "''"), quote(k)))
         .collect();
-    let from = format!(
-        "FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-        quote(&table.name),
-        set.join(" AND "),
-        quote(&fk.ref_table),
-        join.join(" AND ")
-    );
+    let from = ferry_core::sqltext::ddl::orphans_from(quote, table, fk, &parent_cols);
     let count: i64 = conn
         .query_row(&format!("SELECT count(*) {from}"), [], |r| r.get(0))
         .map_err(sql_err)?;

@@ -62,6 +62,99 @@ pub fn options(dir: &Path) -> CopyOptions {
     }
 }
 
+/// `o` as a dry run: planned and proved, nothing written.
+pub fn dry_run(o: CopyOptions) -> CopyOptions {
+    CopyOptions { dry_run: true, ..o }
+}
+
+/// `o` in strict mode: any loss the scan finds refuses the run before anything is written.
+pub fn strict(o: CopyOptions) -> CopyOptions {
+    CopyOptions { strict: true, ..o }
+}
+
+/// `o` with `--ignore-errors`: a row the target refuses goes to a reject file.
+pub fn ignoring_errors(o: CopyOptions) -> CopyOptions {
+    CopyOptions {
+        ignore_errors: true,
+        ..o
+    }
+}
+
+/// `ferry::copy` with `options` and a context that answers every confirmation with `confirm`,
+/// which must fail: the error (a report instead panics with it).
+pub async fn copy_refused(
+    from: &Locator,
+    to: &Locator,
+    options: &CopyOptions,
+    confirm: bool,
+) -> ferry::Error {
+    match ferry::copy(from, to, options, &context(confirm)).await {
+        Ok(report) => panic!(
+            "copy {from} → {to} was expected to fail:\n{}",
+            report.render()
+        ),
+        Err(e) => e,
+    }
+}
+
+/// Asserts that some line of `lines` (a report's lossy steps, translations, warnings, …)
+/// satisfies `what`; shows every line when none does.
+#[track_caller]
+pub fn assert_any_line(lines: &[String], what: impl Fn(&str) -> bool) {
+    assert!(
+        lines.iter().any(|l| what(l)),
+        "no such line among {lines:#?}"
+    );
+}
+
+/// Asserts that no line of `lines` satisfies `what`; shows the lines when one does.
+#[track_caller]
+pub fn assert_no_line(lines: &[String], what: impl Fn(&str) -> bool) {
+    assert!(
+        !lines.iter().any(|l| what(l)),
+        "unexpected line among {lines:#?}"
+    );
+}
+
+/// Asserts that `item` is one of `list` (e.g. [`not_copied`], a report's recreated objects).
+#[track_caller]
+pub fn assert_listed(list: &[String], item: &str) {
+    assert!(list.iter().any(|x| x == item), "{item} not in {list:#?}");
+}
+
+/// Asserts that `text` (an error or a report) mentions every one of `words`.
+#[track_caller]
+pub fn assert_mentions(text: &str, words: &[&str]) {
+    for word in words {
+        assert!(text.contains(word), "{word}: {text}");
+    }
+}
+
+/// What a report says it did not copy, each as `"{kind} {name}"` (e.g. `view active_posts`).
+pub fn not_copied(report: &Report) -> Vec<String> {
+    report
+        .not_copied
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.name))
+        .collect()
+}
+
+/// A report's counts for `key` as (total, migrated, skipped, failed); panics naming the keys
+/// there are when it has none.
+pub fn stat(r: &Report, key: &str) -> (u64, u64, u64, u64) {
+    let s = r
+        .stats
+        .get(key)
+        .unwrap_or_else(|| panic!("no stats for {key}: {:?}", r.stats.keys()));
+    (s.total, s.migrated, s.skipped, s.failed)
+}
+
+/// Asserts that verification compared every table and found them equal.
+#[track_caller]
+pub fn assert_verified(report: &Report) {
+    assert!(report.verify.values().all(|v| v.ok()), "{report:?}");
+}
+
 /// `o` limited to the `include` tables minus the `exclude` ones (glob patterns).
 pub fn with_tables(mut o: CopyOptions, include: &[&str], exclude: &[&str]) -> CopyOptions {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

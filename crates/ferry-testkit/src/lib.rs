@@ -29,13 +29,33 @@ pub mod prelude {
     pub use crate::run::*;
     pub use crate::s3::*;
     pub use crate::sqlite::*;
-    pub use crate::{eventually, free_port, unique};
+    pub use crate::{Throwaway, eventually, free_port, unique};
 }
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A throwaway database on a shared server ([`pg::TestDb`], [`mysql::MyDb`]): what a test does
+/// with either kind, written once.
+pub trait Throwaway: Sized + Send + Sync {
+    /// A fresh, empty database.
+    fn create() -> impl std::future::Future<Output = Self> + Send;
+
+    /// Runs `sql` (one or more statements, no parameters) on a connection of its own; panics
+    /// with the SQL when it fails.
+    fn execute(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send;
+
+    /// A fresh database filled by `sql` (one or more statements): a test's source.
+    fn with(sql: &str) -> impl std::future::Future<Output = Self> + Send {
+        async move {
+            let db = Self::create().await;
+            db.execute(sql).await;
+            db
+        }
+    }
+}
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

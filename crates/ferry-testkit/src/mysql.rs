@@ -52,6 +52,44 @@ impl MyDb {
     pub fn locator(&self) -> ferry_core::Locator {
         crate::job::locator_of(&self.url)
     }
+
+    /// Every row `sql` returns, decoded as `T`. Without `?` it is a plain text query; with
+    /// them, a prepared statement with each `?` bound to this database's name (for
+    /// `information_schema` queries).
+    pub async fn rows<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &self,
+        sql: &str,
+    ) -> Vec<T> {
+        let mut conn = self.conn().await;
+        let marks = sql.matches('?').count();
+        let rows = if marks == 0 {
+            conn.query(sql).await
+        } else {
+            conn.exec(sql, vec![self.name.as_str(); marks]).await
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.disconnect().await;
+        rows
+    }
+
+    /// The tables of this database, by name.
+    pub async fn tables(&self) -> Vec<String> {
+        self.rows("SHOW TABLES").await
+    }
+}
+
+impl crate::Throwaway for MyDb {
+    fn create() -> impl std::future::Future<Output = Self> + Send {
+        Self::new()
+    }
+
+    async fn execute(&self, sql: &str) {
+        let mut conn = self.conn().await;
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.disconnect().await;
+    }
 }
 
 impl Drop for MyDb {

@@ -51,6 +51,14 @@ pub async fn min_source() -> TestDb {
     db
 }
 
+/// [`min_source`] for a synchronous test (black-box tests of the `ferry` binary).
+pub fn min_source_blocking() -> crate::pg::PgDb {
+    let db = crate::pg::PgDb::new();
+    db.query(MIN_SCHEMA);
+    db.query(DATA);
+    db
+}
+
 /// The entities a PeerTube import reports, each with rows in the fixture.
 pub const ENTITIES: [&str; 8] = [
     "users",
@@ -164,4 +172,24 @@ pub fn media_dir() -> tempfile::TempDir {
     std::fs::create_dir_all(dir.path().join("torrents")).unwrap();
     std::fs::write(dir.path().join("torrents/x.torrent"), "t").unwrap();
     dir
+}
+
+/// [`media_dir`] with the one file the fixture leaves missing present too, holding
+/// `playlist`: a media folder every row's file can be copied from.
+pub fn complete_media_dir(playlist: &str) -> tempfile::TempDir {
+    let dir = media_dir();
+    std::fs::write(dir.path().join(missing_file()), playlist).unwrap();
+    dir
+}
+
+/// What a PeerTube import test starts from, as `(src, dst, media, out)`: the minimal source,
+/// an empty target, the media folder the source's files are in, and an empty folder to copy
+/// them to.
+pub async fn fixture() -> (TestDb, TestDb, tempfile::TempDir, tempfile::TempDir) {
+    (
+        min_source().await,
+        TestDb::new().await,
+        media_dir(),
+        tempfile::tempdir().unwrap(),
+    )
 }

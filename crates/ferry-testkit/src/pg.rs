@@ -30,6 +30,14 @@ pub async fn pg_connect(url: &str) -> Client {
     client
 }
 
+/// Every row `sql` (no parameters) returns; panics with the query when it fails.
+pub async fn pg_query(client: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The first column of every row `sql` (no parameters) returns, decoded as `T`; panics with the
 /// query when it fails.
 pub async fn pg_column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
@@ -55,6 +63,40 @@ pub async fn pg_value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+/// A row decoded as a tuple of its columns: what [`pg_rows`] returns.
+pub trait FromRow: Sized {
+    fn from_row(row: &tokio_postgres::Row) -> Self;
+}
+
+/// `FromRow` for tuples of 2 to 7 columns, each decoded by position.
+macro_rules! tuple_from_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: for<'a> tokio_postgres::types::FromSql<'a>),+> FromRow for ($($t,)+) {
+            fn from_row(row: &tokio_postgres::Row) -> Self {
+                ($(row.get($i),)+)
+            }
+        }
+    };
+}
+tuple_from_row!(A 0, B 1);
+tuple_from_row!(A 0, B 1, C 2);
+tuple_from_row!(A 0, B 1, C 2, D 3);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+
+/// Every row `sql` (no parameters) returns, decoded as the tuple `T` (2 to 7 columns); panics with the query
+/// when it fails.
+pub async fn pg_rows<T: FromRow>(client: &Client, sql: &str) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(T::from_row)
+        .collect()
 }
 
 /// `url` with its database name replaced by `db`.
@@ -159,6 +201,27 @@ impl TestDb {
         crate::job::locator_of(&self.url)
     }
 
+    /// [`pg_value`] on a fresh connection to this database.
+    pub async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        pg_value(&self.client().await, sql).await
+    }
+
+    /// [`pg_column`] on a fresh connection to this database.
+    pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
+        pg_column(&self.client().await, sql).await
+    }
+
+    /// [`pg_rows`] on a fresh connection to this database.
+    pub async fn rows<T: FromRow>(&self, sql: &str) -> Vec<T> {
+        pg_rows(&self.client().await, sql).await
+    }
+
+    /// The tables of schema `public`, by name.
+    pub async fn tables(&self) -> Vec<String> {
+        self.column("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+            .await
+    }
+
     /// Rows in `table`, or `None` when the table does not exist.
     pub async fn count(&self, table: &str) -> Option<i64> {
         let client = self.client().await;
@@ -167,6 +230,20 @@ impl TestDb {
             .await
             .ok()
             .map(|row| row.get(0))
+    }
+}
+
+impl crate::Throwaway for TestDb {
+    fn create() -> impl std::future::Future<Output = Self> + Send {
+        Self::new()
+    }
+
+    async fn execute(&self, sql: &str) {
+        self.client()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 

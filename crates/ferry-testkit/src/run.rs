@@ -39,6 +39,28 @@ impl Run {
         self
     }
 
+    /// Asserts that stdout contains `text`, showing the whole run when it does not.
+    #[track_caller]
+    pub fn expect_stdout(&self, text: &str) -> &Self {
+        self.expect_in("stdout", &self.stdout, text)
+    }
+
+    /// Asserts that stderr contains `text`, showing the whole run when it does not.
+    #[track_caller]
+    pub fn expect_stderr(&self, text: &str) -> &Self {
+        self.expect_in("stderr", &self.stderr, text)
+    }
+
+    #[track_caller]
+    fn expect_in(&self, name: &str, output: &str, text: &str) -> &Self {
+        assert!(
+            output.contains(text),
+            "{name} lacks {text:?}\n{}",
+            self.show()
+        );
+        self
+    }
+
     /// The lines of stderr that are not empty.
     pub fn stderr_lines(&self) -> Vec<&str> {
         self.stderr

@@ -100,18 +100,11 @@ async fn refuses_a_second_copy(backend: &str) {
     };
     let first = copy_with(&sqlite(&src), &place.locator(), &opts).await;
     assert_eq!(first.exit_code(), 0, "{}", first.render());
-    let err = ferry::copy(&sqlite(&src), &place.locator(), &opts, &context(true))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &place.locator(), &opts, true).await;
     assert_eq!(err.exit_code(), 2, "{err}");
     let auto = with_tables(options(dir.path()), &["tree", "flags"], &[]);
-    let err = ferry::copy(&sqlite(&src), &place.locator(), &auto, &context(true))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("rows)"),
-        "filled tables are refused too: {err}"
-    );
+    let err = copy_refused(&sqlite(&src), &place.locator(), &auto, true).await;
+    assert_mentions(&err.to_string(), &["rows)"]);
     let forced = ferry::CopyOptions {
         force: true,
         ..auto
@@ -132,10 +125,7 @@ async fn dry_run_writes_nothing(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let src = quirks_db(dir.path());
     let place = Place::new(backend).await;
-    let opts = ferry::CopyOptions {
-        dry_run: true,
-        ..options(dir.path())
-    };
+    let opts = dry_run(options(dir.path()));
     let report = ferry::copy(&sqlite(&src), &place.locator(), &opts, &context(true))
         .await
         .unwrap();
@@ -154,16 +144,16 @@ async fn long_names_fit_the_limit(backend: &str) {
     const LONG: &str = "subscription_renewal_reminder_deliveries_by_customer_and_channel";
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("billing.db");
-    rusqlite::Connection::open(&src)
-        .unwrap()
-        .execute_batch(&format!(
+    make_sqlite(
+        &src,
+        &format!(
             "CREATE TABLE {LONG} (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, \
              channel TEXT NOT NULL, sent_at TEXT NOT NULL);
              CREATE INDEX idx_reminders_customer ON {LONG} (customer_id);
              INSERT INTO {LONG} VALUES (1, 4021, 'email', '2024-03-01 09:00:00'),
                  (2, 4021, 'sms', '2024-03-02 09:00:00'), (3, 977, 'email', '2024-03-02 10:30:00');"
-        ))
-        .unwrap();
+        ),
+    );
     let place = Place::new(backend).await;
     let max = place.capabilities().max_identifier_bytes;
     let report = plain_copy(&sqlite(&src), &place.locator(), dir.path()).await;

@@ -57,14 +57,7 @@ async fn fills_the_applications_schema() {
     pg.batch_execute(MIGRATION).await.unwrap();
 
     // Seeded rows make the target non-empty: refused, naming only those tables.
-    let err = ferry::copy(
-        &sqlite(&src),
-        &db.locator(),
-        &options(dir.path()),
-        &context(true),
-    )
-    .await
-    .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &db.locator(), &options(dir.path()), true).await;
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(
@@ -83,14 +76,9 @@ async fn fills_the_applications_schema() {
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(report.verify.values().all(|v| v.ok()) && report.verify.len() == 3);
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("theme") && w.contains("default")),
-        "{:?}",
-        report.warnings
-    );
+    assert_any_line(&report.warnings, |w| {
+        w.contains("theme") && w.contains("default")
+    });
 
     let roles: i64 = pg_value(&pg, "SELECT count(*) FROM roles").await;
     assert_eq!(roles, 3, "seeded rows erased, source rows loaded");
@@ -138,21 +126,17 @@ async fn fills_the_applications_schema() {
 async fn missing_columns_and_tables_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path(), true);
-    let db = TestDb::new().await;
-    db.client().await.batch_execute(MIGRATION).await.unwrap();
+    let db = TestDb::with(MIGRATION).await;
     let base = ferry::CopyOptions {
         force: true,
         ..options(dir.path())
     };
 
-    let err = ferry::copy(&sqlite(&src), &db.locator(), &base, &context(true))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &db.locator(), &base, true).await;
     assert_eq!(err.exit_code(), 2);
-    assert!(
-        err.to_string().contains("\"nickname\"")
-            && err.to_string().contains("--ignore-missing-columns"),
-        "{err}"
+    assert_mentions(
+        &err.to_string(),
+        &["\"nickname\"", "--ignore-missing-columns"],
     );
 
     let opts = ferry::CopyOptions {
@@ -163,11 +147,7 @@ async fn missing_columns_and_tables_are_reported() {
         .await
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    assert!(
-        report.warnings.iter().any(|w| w.contains("nickname")),
-        "{:?}",
-        report.warnings
-    );
+    assert_any_line(&report.warnings, |w| w.contains("nickname"));
 
     // --schema existing never creates: a source table the application lacks is an error.
     make_sqlite(&src, "CREATE TABLE audit (id INTEGER PRIMARY KEY)");
@@ -176,9 +156,7 @@ async fn missing_columns_and_tables_are_reported() {
         ignore_missing_columns: true,
         ..base
     };
-    let err = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &db.locator(), &opts, true).await;
     assert!(
         err.to_string()
             .contains("\"audit\" does not exist in the target"),
@@ -234,15 +212,10 @@ async fn fills_an_existing_mysql_schema() {
 async fn fills_enum_jsonb_and_domain_columns_from_text() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typed.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, state TEXT, doc JSON, code TEXT);
+    make_sqlite(&path, "CREATE TABLE items (id INTEGER PRIMARY KEY, state TEXT, doc JSON, code TEXT);
              INSERT INTO items VALUES (1, 'open', '{\"b\": 1, \"a\": 2}', 'AB'), (2, NULL, NULL, NULL);
              CREATE TABLE lists (id INTEGER PRIMARY KEY, tags TEXT);
-             INSERT INTO lists VALUES (1, '{x,y}'), (2, NULL);",
-        )
-        .unwrap();
+             INSERT INTO lists VALUES (1, '{x,y}'), (2, NULL);");
     let db = TestDb::new().await;
     let pg = db.client().await;
     pg.batch_execute(
@@ -287,30 +260,20 @@ async fn fills_enum_jsonb_and_domain_columns_from_text() {
 async fn the_targets_foreign_keys_are_validated_after_the_load() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("loose.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+    make_sqlite(
+        &path,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
              INSERT INTO users VALUES (1, 'a@example.org');
              CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, title TEXT);
              INSERT INTO posts VALUES (1, 1, 'fine'), (2, 99, 'orphan');",
-        )
-        .unwrap();
-    let db = TestDb::new().await;
-    db.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);
-             CREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users(id), title text);",
-        )
-        .await
-        .unwrap();
+    );
+    let db = TestDb::with("CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);
+             CREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users(id), title text);").await;
     let report = plain_copy(&sqlite(&path), &db.locator(), dir.path()).await;
     assert_eq!(report.exit_code(), 1, "{}", report.render());
     let error = report.error.clone().unwrap_or_default();
-    assert!(
-        error.contains("rows of posts reference rows of users that do not exist"),
-        "{}",
-        report.render()
+    assert_mentions(
+        &error,
+        &["rows of posts reference rows of users that do not exist"],
     );
 }

@@ -68,14 +68,16 @@ fn declared(conn: &rusqlite::Connection, table: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The declared type of each column of `table`, in order.
+fn declared_types(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
+    declared(conn, table).into_iter().map(|(_, t)| t).collect()
+}
+
 /// Checks the shop as it arrived in a SQLite file, from either server.
 fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     let conn = rusqlite::Connection::open(file).unwrap();
-    let types: Vec<String> = declared(&conn, "orders")
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let types = declared_types(&conn, "orders");
     assert_eq!(
         types,
         [
@@ -135,9 +137,11 @@ fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
         .unwrap();
     assert_eq!(vip, ("BOOLEAN".to_string(), "integer".to_string()));
     let lossy = report.lossy.join("\n");
-    assert!(
-        lossy.contains("orders.ledger_units: numeric(20,4) has more digits than SQLite's NUMERIC keeps exactly (15): declared DECIMAL_TEXT(20,4)"),
-        "the text-affinity column is announced: {lossy}"
+    assert_mentions(
+        &lossy,
+        &[
+            "orders.ledger_units: numeric(20,4) has more digits than SQLite's NUMERIC keeps exactly (15): declared DECIMAL_TEXT(20,4)",
+        ],
     );
     assert!(
         report
@@ -151,8 +155,7 @@ fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(SHOP_PG).await.unwrap();
+    let src = TestDb::with(SHOP_PG).await;
     let file = dir.path().join("shop.db");
     let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
     assert_shop_in_sqlite(&file, &report);
@@ -175,7 +178,7 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
     // And back: PostgreSQL gets numeric(10,2), timestamptz and date again, verified.
     let back = TestDb::new().await;
     copied(&sqlite(&file), &back.locator(), dir.path()).await;
-    let types: Vec<String> = pg_column(&back.client().await, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 ORDER BY attnum").await;
+    let types: Vec<String> = back.column("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 ORDER BY attnum").await;
     assert_eq!(
         types,
         [
@@ -193,10 +196,7 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_shop_keeps_numbers_and_dates_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let my = MyDb::new().await;
-    let mut conn = my.conn().await;
-    conn.query_drop(SHOP_MY).await.unwrap();
-    conn.disconnect().await.unwrap();
+    let my = MyDb::with(SHOP_MY).await;
     let file = dir.path().join("shop.db");
     let report = plain_copy(&my.locator(), &sqlite(&file), dir.path()).await;
     assert_shop_in_sqlite(&file, &report);
@@ -222,9 +222,7 @@ const CATALOG: &str = "
 ";
 
 async fn catalog_db() -> TestDb {
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(CATALOG).await.unwrap();
-    src
+    TestDb::with(CATALOG).await
 }
 
 fn assert_domains_and_arrays_named(report: &ferry::Report) {
@@ -241,21 +239,20 @@ fn assert_domains_and_arrays_named(report: &ferry::Report) {
         "{not_copied:?}"
     );
     let lossy = report.lossy.join("\n");
-    assert!(
-        lossy.contains(
-            "films.special_features: text[] is copied as a JSON array (its element type is not kept)"
-        ),
-        "{lossy}"
+    assert_mentions(
+        &lossy,
+        &[
+            "films.special_features: text[] is copied as a JSON array (its element type is not kept)",
+        ],
     );
     assert!(
         !lossy.contains("films.release_year") && !lossy.contains("films.rental_rate"),
         "a domain over a portable type is that type, not text: {lossy}"
     );
     let shown = report.render();
-    assert!(
-        shown.contains("not copied: domain year:")
-            && shown.contains("lossy: films.special_features"),
-        "{shown}"
+    assert_mentions(
+        &shown,
+        &["not copied: domain year:", "lossy: films.special_features"],
     );
 }
 
@@ -267,10 +264,7 @@ async fn postgres_domains_and_arrays_arrive_in_sqlite() {
     let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
     assert_domains_and_arrays_named(&report);
     let conn = rusqlite::Connection::open(&file).unwrap();
-    let types: Vec<String> = declared(&conn, "films")
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let types = declared_types(&conn, "films");
     assert_eq!(
         types,
         [
@@ -383,10 +377,9 @@ async fn a_real_run_announces_every_change() {
     assert!(!report.dry_run);
     assert_eq!(report.lossy, [QTY_NOTE]);
     let shown = report.render();
-    assert!(
-        shown.contains(&format!("lossy: {QTY_NOTE}"))
-            && shown.contains("not copied: view in_stock:"),
-        "{shown}"
+    assert_mentions(
+        &shown,
+        &[&format!("lossy: {QTY_NOTE}"), "not copied: view in_stock:"],
     );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["lossy"][0], QTY_NOTE);
@@ -402,35 +395,30 @@ async fn strict_mode_refuses_changes_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let src = products_db(dir.path());
     let db = TestDb::new().await;
-    let strict = ferry::CopyOptions {
-        strict: true,
-        ..options(dir.path())
-    };
-    let err = ferry::copy(&sqlite(&src), &db.locator(), &strict, &context(false))
-        .await
-        .unwrap_err();
+    let strict = strict(options(dir.path()));
+    let err = copy_refused(&sqlite(&src), &db.locator(), &strict, false).await;
     assert_eq!(err.exit_code(), 2, "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&format!("lossy: {QTY_NOTE}"))
-            && msg.contains("not copied: view in_stock:")
-            && msg.contains("2 changes"),
-        "{msg}"
+    assert_mentions(
+        &msg,
+        &[
+            &format!("lossy: {QTY_NOTE}"),
+            "not copied: view in_stock:",
+            "2 changes",
+        ],
     );
-    let tables: i64 = pg_value(
-        &db.client().await,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-    )
-    .await;
+    let tables: i64 = db
+        .value("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .await;
     assert_eq!(tables, 0, "nothing was written");
 
     // Into SQLite the mixed column keeps its texts as SQLite keeps them: refused all the same
     // for the view; a table with no change copies under strict mode.
     let clean = dir.path().join("clean.db");
-    rusqlite::Connection::open(&clean)
-        .unwrap()
-        .execute_batch("CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL); INSERT INTO tags (label) VALUES ('red');")
-        .unwrap();
+    make_sqlite(
+        &clean,
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL); INSERT INTO tags (label) VALUES ('red');",
+    );
     let report = copy_with(&sqlite(&clean), &db.locator(), &strict).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert!(report.changes().is_empty());
@@ -438,14 +426,12 @@ async fn strict_mode_refuses_changes_before_writing() {
     // PostgreSQL arrays and domains into MySQL: refused too, each named.
     let src = catalog_db().await;
     let my = MyDb::new().await;
-    let err = ferry::copy(&src.locator(), &my.locator(), &strict, &context(false))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&src.locator(), &my.locator(), &strict, false).await;
     assert_eq!(err.exit_code(), 2, "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("not copied: domain year:") && msg.contains("lossy: films.special_features"),
-        "{msg}"
+    assert_mentions(
+        &msg,
+        &["not copied: domain year:", "lossy: films.special_features"],
     );
 }
 
@@ -467,27 +453,12 @@ async fn an_indexed_json_column_becomes_jsonb_in_postgres() {
     let db = TestDb::new().await;
     let report = copied(&sqlite(&file), &db.locator(), dir.path()).await;
     assert!(report.verify["playlists"].ok(), "{}", report.render());
-    assert!(
-        report
-            .lossy
-            .iter()
-            .any(|l| l.contains("playlists.hashes") && l.contains("jsonb")),
-        "{:?}",
-        report.lossy
-    );
+    assert_any_line(&report.lossy, |l| {
+        l.contains("playlists.hashes") && l.contains("jsonb")
+    });
     let types: Vec<(String, String)> = db
-        .client()
-        .await
-        .query(
-            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
-             WHERE attrelid = 'playlists'::regclass AND attname IN ('meta', 'hashes') ORDER BY attname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .rows("SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'playlists'::regclass AND attname IN ('meta', 'hashes') ORDER BY attname").await;
     assert_eq!(
         types,
         [

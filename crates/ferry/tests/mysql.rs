@@ -68,10 +68,7 @@ async fn mysql_quirks_arrive_in_postgres() {
     let report = plain_copy(&my.locator(), &pg.locator(), dir.path()).await;
     assert_eq!(report.status, Status::Failed);
     let error = report.error.unwrap();
-    assert!(
-        error.contains("accounts") && error.contains("id=7") && error.contains("zero date"),
-        "{error}"
-    );
+    assert_mentions(&error, &["accounts", "id=7", "zero date"]);
 
     // With the explicit option they become NULL, and everything verifies.
     let pg = TestDb::new().await;
@@ -84,10 +81,7 @@ async fn mysql_quirks_arrive_in_postgres() {
             .any(|s| s.kind == "view" && s.name == "pro")
     );
     let lossy = report.lossy.join("\n");
-    assert!(
-        lossy.contains("accounts.kind") && lossy.contains("accounts.tags"),
-        "ENUM and SET are named: {lossy}"
-    );
+    assert_mentions(&lossy, &["accounts.kind", "accounts.tags"]);
 
     let c = pg.client().await;
     let ty = |col: &'static str| {
@@ -191,10 +185,11 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
 
     // Values MySQL cannot hold are reported row failures, not silent changes.
     let my2 = MyDb::new().await;
-    let opts = ferry::CopyOptions {
-        ignore_errors: true,
-        ..with_tables(options(dir.path()), &["reals", "bad_text"], &[])
-    };
+    let opts = ignoring_errors(with_tables(
+        options(dir.path()),
+        &["reals", "bad_text"],
+        &[],
+    ));
     let report = copy_with(&sqlite(&src), &my2.locator(), &opts).await;
     assert_eq!(report.exit_code(), 1);
     assert_eq!(
@@ -218,33 +213,16 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_orphans_are_found_before_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let my = MyDb::new().await;
-    let mut conn = my.conn().await;
-    conn.query_drop(
-        "CREATE TABLE users (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB;
+    let my = MyDb::with("CREATE TABLE users (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB;
          CREATE TABLE posts (id INT PRIMARY KEY, user_id INT, FOREIGN KEY (user_id) REFERENCES users(id)) ENGINE=InnoDB;
          INSERT INTO users VALUES (1, 'a');
          SET foreign_key_checks = 0;
          INSERT INTO posts VALUES (10, 1), (11, 99), (12, NULL);
-         SET foreign_key_checks = 1;",
-    )
-    .await
-    .unwrap();
-    conn.disconnect().await.unwrap();
+         SET foreign_key_checks = 1;").await;
     let db = TestDb::new().await;
-    let err = ferry::copy(
-        &my.locator(),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_err();
+    let err = copy_refused(&my.locator(), &db.locator(), &options(dir.path()), false).await;
     let msg = err.to_string();
-    assert!(
-        msg.contains("1 row(s) of \"posts\"") && msg.contains("id=11"),
-        "{msg}"
-    );
+    assert_mentions(&msg, &["1 row(s) of \"posts\"", "id=11"]);
 }
 
 /// `localhost` and `127.0.0.1` are one MySQL server: copying a database into itself is refused
@@ -290,9 +268,7 @@ async fn the_same_mysql_database_under_another_spelling_is_refused() {
             force,
             ..options(dir.path())
         };
-        let err = ferry::copy(&source, &target, &o, &context(true))
-            .await
-            .unwrap_err();
+        let err = copy_refused(&source, &target, &o, true).await;
         assert_eq!(err.exit_code(), 2, "{err}");
         let msg = err.to_string();
         assert!(

@@ -70,15 +70,8 @@ async fn sqlite_objects_are_recreated_between_sqlite_files() {
             "virtual table places_rtree",
         ],
     );
-    let not_copied: Vec<String> = report
-        .not_copied
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.name))
-        .collect();
-    assert!(
-        not_copied.contains(&"virtual table tags_index".to_string()),
-        "contentless full text is named: {not_copied:?}"
-    );
+    let not_copied = not_copied(&report);
+    assert_listed(&not_copied, "virtual table tags_index");
     assert!(
         !not_copied
             .iter()
@@ -175,20 +168,11 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
     assert!(report.recreated.is_empty(), "{:?}", report.recreated);
     for table in ["notes_fts", "legacy_fts"] {
         assert!(report.verify[table].ok(), "{table}: {}", report.render());
-        assert!(
-            report
-                .translations
-                .iter()
-                .any(|w| w.contains(&format!("'{table}' is copied as a plain table"))),
-            "{table} named: {:?}",
-            report.translations
-        );
+        assert_any_line(&report.translations, |w| {
+            w.contains(&format!("'{table}' is copied as a plain table"))
+        });
     }
-    let not_copied: Vec<String> = report
-        .not_copied
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.name))
-        .collect();
+    let not_copied = not_copied(&report);
     for expected in [
         "view active_posts",
         "trigger posts_updated_at",
@@ -196,10 +180,7 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
         "virtual table places_rtree",
         "virtual table tags_index",
     ] {
-        assert!(
-            not_copied.contains(&expected.to_string()),
-            "{expected} in {not_copied:?}"
-        );
+        assert_listed(&not_copied, expected);
     }
     assert!(!report.verify.contains_key("places_rtree"));
     let pg = db.client().await;
@@ -251,8 +232,7 @@ REFRESH MATERIALIZED VIEW revenue;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_objects_are_recreated_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(PG_APP).await.unwrap();
+    let src = TestDb::with(PG_APP).await;
     let dst = TestDb::new().await;
     let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert_recreated(
@@ -350,20 +330,13 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
     .await
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    let not_copied: Vec<String> = report
-        .not_copied
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.name))
-        .collect();
+    let not_copied = not_copied(&report);
     for expected in [
         "view active_customers",
         "view active_customer_names",
         "trigger customers_touch on customers",
     ] {
-        assert!(
-            not_copied.contains(&expected.to_string()),
-            "{expected} in {not_copied:?}"
-        );
+        assert_listed(&not_copied, expected);
     }
     assert!(
         report
@@ -375,8 +348,7 @@ async fn postgres_objects_are_recreated_between_postgres_databases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_objects_are_named_not_copied_into_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(PG_APP).await.unwrap();
+    let src = TestDb::with(PG_APP).await;
     let report = copied(
         &src.locator(),
         &sqlite(&dir.path().join("billing.db")),
@@ -384,11 +356,7 @@ async fn postgres_objects_are_named_not_copied_into_sqlite() {
     )
     .await;
     assert!(report.recreated.is_empty());
-    let not_copied: Vec<String> = report
-        .not_copied
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.name))
-        .collect();
+    let not_copied = not_copied(&report);
     for expected in [
         "sequence invoice_numbers",
         "function touch_updated_at()",
@@ -396,10 +364,7 @@ async fn postgres_objects_are_named_not_copied_into_sqlite() {
         "trigger customers_touch on customers",
         "comments on customers",
     ] {
-        assert!(
-            not_copied.contains(&expected.to_string()),
-            "{expected} in {not_copied:?}"
-        );
+        assert_listed(&not_copied, expected);
     }
 }
 
@@ -494,6 +459,6 @@ fn assert_recreated_and_shown(report: &ferry::Report, objects: &[&str]) {
     assert_recreated(report, objects);
     let shown = report.render();
     for object in objects {
-        assert!(shown.contains(&format!("recreated: {object}")), "{shown}");
+        assert_mentions(&shown, &[&format!("recreated: {object}")]);
     }
 }

@@ -46,16 +46,11 @@ const APP: &str = "
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_clones_into_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(APP).await.unwrap();
+    let src = TestDb::with(APP).await;
     let dst = TestDb::new().await;
     let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert_eq!(report.verify.len(), 3);
-    assert!(
-        report.recreated.contains(&"view recent".to_string()),
-        "views are recreated between two PostgreSQL databases: {:?}",
-        report.recreated
-    );
+    assert_listed(&report.recreated, "view recent");
     let lossy = report.lossy.join("\n");
     assert!(
         !lossy.contains("authors.feeling") && !lossy.contains("books.tags"),
@@ -119,8 +114,7 @@ async fn postgres_clones_into_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hands_off_to_sqlite_and_mysql() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(APP).await.unwrap();
+    let src = TestDb::with(APP).await;
 
     let file = dir.path().join("copy.db");
     copied(&src.locator(), &sqlite(&file), dir.path()).await;
@@ -138,10 +132,7 @@ async fn postgres_hands_off_to_sqlite_and_mysql() {
 
     let my = MyDb::new().await;
     // MySQL has no NaN or infinity: book 2 is a reported row failure.
-    let opts = ferry::CopyOptions {
-        ignore_errors: true,
-        ..options(dir.path())
-    };
+    let opts = ignoring_errors(options(dir.path()));
     let report = copy_with(&src.locator(), &my.locator(), &opts).await;
     assert_eq!(report.stats["books"].failed, 1, "{}", report.render());
     assert_eq!(report.stats["authors"].migrated, 2);
@@ -151,12 +142,7 @@ async fn postgres_hands_off_to_sqlite_and_mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_schema_is_selected_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client()
-        .await
-        .batch_execute("CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY, name text); INSERT INTO app.items VALUES (1, 'x'); CREATE TABLE public.other (id int);")
-        .await
-        .unwrap();
+    let src = TestDb::with("CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY, name text); INSERT INTO app.items VALUES (1, 'x'); CREATE TABLE public.other (id int);").await;
     let loc = ferry::parse_locator(&format!("{}?schema=app", src.url)).unwrap();
     let file = dir.path().join("app.db");
     let report = copied(&loc, &sqlite(&file), dir.path()).await;
@@ -170,23 +156,15 @@ async fn another_schema_is_selected_by_name() {
     )
     .await
     .unwrap_err();
-    assert!(
-        err.to_string().contains("schema \"nope\" does not exist"),
-        "{err}"
-    );
+    assert_mentions(&err.to_string(), &["schema \"nope\" does not exist"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_tables_are_read_in_parallel_key_ranges() {
     use mysql_async::prelude::Queryable;
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client()
-        .await
-        .batch_execute("CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT i * 7, 'row ' || i FROM generate_series(1, 250000) i;
-                        CREATE TABLE logbook (at int, v text); INSERT INTO logbook SELECT i % 1000, 'entry' FROM generate_series(1, 250000) i;")
-        .await
-        .unwrap();
+    let src = TestDb::with("CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT i * 7, 'row ' || i FROM generate_series(1, 250000) i;
+                        CREATE TABLE logbook (at int, v text); INSERT INTO logbook SELECT i % 1000, 'entry' FROM generate_series(1, 250000) i;").await;
     let opts = ferry::CopyOptions {
         workers: 3,
         ..options(dir.path())
@@ -210,11 +188,7 @@ async fn large_tables_are_read_in_parallel_key_ranges() {
     // A keyless table is split by page ranges (ctid): duplicates included, every row once.
     assert_eq!(report.stats["logbook"].migrated, 250_000);
     assert!(report.verify["logbook"].ok(), "{}", report.render());
-    let per_value: i64 = pg_value(
-        &dst.client().await,
-        "SELECT count(*) FROM logbook WHERE at = 7",
-    )
-    .await;
+    let per_value: i64 = dst.value("SELECT count(*) FROM logbook WHERE at = 7").await;
     assert_eq!(per_value, 250);
 
     let my = MyDb::new().await;
@@ -260,8 +234,7 @@ const TYPES: &str = "
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_types_keep_their_types_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TestDb::new().await;
-    src.client().await.batch_execute(TYPES).await.unwrap();
+    let src = TestDb::with(TYPES).await;
     let dst = TestDb::new().await;
     let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
     assert!(report.verify["kinds"].ok(), "{}", report.render());
@@ -294,8 +267,8 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
                 .collect()
         };
         assert_eq!(
-            render(d.query(sql, &[]).await.unwrap()),
-            render(s.query(sql, &[]).await.unwrap())
+            render(pg_query(&d, sql).await),
+            render(pg_query(&s, sql).await)
         );
     }
     // The domain's check came along.
@@ -309,12 +282,12 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
     let file = dir.path().join("kinds.db");
     let report = copied(&src.locator(), &sqlite(&file), dir.path()).await;
     let lossy = report.lossy.join("\n");
-    assert!(
-        lossy.contains("kinds.ip: inet is copied as its text form")
-            && lossy.contains(
-                "kinds.ms: mood[] is copied as a JSON array (its element type is not kept)"
-            ),
-        "{lossy}"
+    assert_mentions(
+        &lossy,
+        &[
+            "kinds.ip: inet is copied as its text form",
+            "kinds.ms: mood[] is copied as a JSON array (its element type is not kept)",
+        ],
     );
     let conn = rusqlite::Connection::open(&file).unwrap();
     let (ms, ip, span): (String, String, String) = conn
@@ -333,29 +306,16 @@ async fn postgres_types_keep_their_types_between_postgres_databases() {
 async fn unvalidated_foreign_keys_are_checked_for_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::new().await;
-    src.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE users (id int PRIMARY KEY);
+    src.execute(
+        "CREATE TABLE users (id int PRIMARY KEY);
              CREATE TABLE posts (id int PRIMARY KEY, user_id int);
              INSERT INTO users VALUES (1);
              INSERT INTO posts VALUES (10, 1), (11, 99);
              ALTER TABLE posts ADD FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID;",
-        )
-        .await
-        .unwrap();
-    let dst = TestDb::new().await;
-    let err = ferry::copy(
-        &src.locator(),
-        &dst.locator(),
-        &options(dir.path()),
-        &context(false),
     )
-    .await
-    .unwrap_err();
+    .await;
+    let dst = TestDb::new().await;
+    let err = copy_refused(&src.locator(), &dst.locator(), &options(dir.path()), false).await;
     let msg = err.to_string();
-    assert!(
-        msg.contains("1 row(s) of \"posts\"") && msg.contains("id=11"),
-        "{msg}"
-    );
+    assert_mentions(&msg, &["1 row(s) of \"posts\"", "id=11"]);
 }

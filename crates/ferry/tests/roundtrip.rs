@@ -72,7 +72,7 @@ proptest! {
             let report = copied(&sqlite(&path), &db.locator(), dir.path()).await;
             assert!(report.lossy.is_empty(), "{:?}", report.lossy);
             let pg = db.client().await;
-            let back = pg.query("SELECT i, r, s, b, f FROM t ORDER BY id", &[]).await.unwrap();
+            let back = pg_query(&pg, "SELECT i, r, s, b, f FROM t ORDER BY id").await;
             for (row, r) in back.iter().zip(&rows) {
                 assert_eq!(row.get::<_, i64>(0), r.int);
                 // SQLite itself stores -0.0 as 0 (an integral real is kept as an integer).

@@ -34,27 +34,15 @@ async fn every_quirk_arrives_typed_and_verified() {
     );
 
     // Nothing skipped silently.
-    let not_copied: Vec<String> = report
-        .not_copied
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.name))
-        .collect();
+    let not_copied = not_copied(&report);
     for expected in ["view v_tree", "trigger trg_tree"] {
-        assert!(
-            not_copied.contains(&expected.to_string()),
-            "{expected} listed in {not_copied:?}"
-        );
+        assert_listed(&not_copied, expected);
     }
     // Full text holding its own text arrives as a plain table, named.
     assert!(report.verify["search"].ok(), "{}", report.render());
-    assert!(
-        report
-            .translations
-            .iter()
-            .any(|w| w.contains("'search' is copied as a plain table")),
-        "{:?}",
-        report.translations
-    );
+    assert_any_line(&report.translations, |w| {
+        w.contains("'search' is copied as a plain table")
+    });
     assert!(
         not_copied
             .iter()
@@ -64,7 +52,7 @@ async fn every_quirk_arrives_typed_and_verified() {
     // Every lossy step is named.
     let lossy = report.lossy.join("\n");
     for col in ["mixed.val", "mixed.anything", "sized.code"] {
-        assert!(lossy.contains(col), "{col} named as lossy in:\n{lossy}");
+        assert_mentions(&lossy, &[col]);
     }
     assert!(
         !lossy.contains("reals.r") && !lossy.contains("bigints.n"),
@@ -108,10 +96,7 @@ async fn every_quirk_arrives_typed_and_verified() {
     }
 
     // Values, exactly.
-    let rows = pg
-        .query("SELECT r::text FROM reals ORDER BY id", &[])
-        .await
-        .unwrap();
+    let rows = pg_query(&pg, "SELECT r::text FROM reals ORDER BY id").await;
     let reals: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         reals,
@@ -138,26 +123,16 @@ async fn every_quirk_arrives_typed_and_verified() {
     assert_eq!(data, [0, 1, 2, 0xff, 0xfe]);
     let empty: Vec<u8> = pg_value(&pg, "SELECT data FROM binaries WHERE id = 1").await;
     assert!(empty.is_empty(), "an empty blob stays empty, not NULL");
-    let nulls: Vec<(Option<String>, String)> = pg
-        .query("SELECT t, t2 FROM nulls ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let nulls: Vec<(Option<String>, String)> =
+        pg_rows(&pg, "SELECT t, t2 FROM nulls ORDER BY id").await;
     assert_eq!(nulls[0], (None, String::new()));
     assert_eq!(
         nulls[1],
         (Some(String::new()), String::new()),
         "empty string is not NULL"
     );
-    let flags: Vec<(bool, Option<bool>)> = pg
-        .query("SELECT active, verified FROM flags ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let flags: Vec<(bool, Option<bool>)> =
+        pg_rows(&pg, "SELECT active, verified FROM flags ORDER BY id").await;
     assert_eq!(
         flags,
         [
@@ -235,10 +210,7 @@ async fn every_quirk_arrives_typed_and_verified() {
     assert_eq!(next, 11, "the next id follows the copied maximum");
     let ts: bool = pg_value(&pg, "INSERT INTO events (happened_at) VALUES ('2025-01-01') RETURNING created IS NOT NULL AND epoch > 0 AND label = 'it''s'").await;
     assert!(ts, "translated defaults work");
-    assert!(
-        lossy.contains("events.weird") && lossy.contains("dropped"),
-        "an untranslatable default is dropped with a warning"
-    );
+    assert_mentions(&lossy, &["events.weird", "dropped"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,16 +223,10 @@ async fn invalid_utf8_is_a_reported_row_failure() {
     assert_eq!(report.status, Status::Failed);
     assert_eq!(report.exit_code(), 1);
     let error = report.error.clone().unwrap();
-    assert!(
-        error.contains("bad_text") && error.contains("id=2") && error.contains("UTF-8"),
-        "{error}"
-    );
+    assert_mentions(&error, &["bad_text", "id=2", "UTF-8"]);
 
     let db = TestDb::new().await;
-    let opts = ferry::CopyOptions {
-        ignore_errors: true,
-        ..with_tables(options(dir.path()), &["bad_text"], &[])
-    };
+    let opts = ignoring_errors(with_tables(options(dir.path()), &["bad_text"], &[]));
     let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
     let stats = &report.stats["bad_text"];
     assert_eq!((stats.total, stats.migrated, stats.failed), (3, 2, 1));
@@ -297,7 +263,7 @@ async fn rejected_rows_are_isolated_by_splitting_batches() {
     let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     let s = &report.stats["t"];
     assert_eq!((s.migrated, s.failed), (997, 3), "{}", report.render());
-    let count: i64 = pg_value(&db.client().await, "SELECT count(*) FROM t").await;
+    let count: i64 = db.value("SELECT count(*) FROM t").await;
     assert_eq!(count, 997, "good rows written exactly once");
     assert_eq!(report.verify["t"].missing_keys.len(), 3);
 }
@@ -320,24 +286,17 @@ async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
         ..with_tables(options(dir.path()), &["tree", "flags"], &[])
     };
 
-    let err = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &db.locator(), &opts, true).await;
     assert_eq!(err.exit_code(), 2);
-    assert!(
-        err.to_string().contains("\"tree\" (1 row)") && err.to_string().contains("--force"),
-        "{err}"
-    );
+    assert_mentions(&err.to_string(), &["\"tree\" (1 row)", "--force"]);
 
     let forced = ferry::CopyOptions {
         force: true,
         ..opts.clone()
     };
-    let err = ferry::copy(&sqlite(&src), &db.locator(), &forced, &context(false))
-        .await
-        .unwrap_err();
+    let err = copy_refused(&sqlite(&src), &db.locator(), &forced, false).await;
     assert_eq!(err.exit_code(), 2);
-    assert!(err.to_string().contains("confirmation"), "{err}");
+    assert_mentions(&err.to_string(), &["confirmation"]);
     let kept: i64 = pg_value(&pg, "SELECT count(*) FROM tree WHERE id = 99").await;
     assert_eq!(kept, 1, "nothing erased without confirmation");
 
@@ -354,10 +313,7 @@ async fn dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let src = quirks_db(dir.path());
     let db = TestDb::new().await;
-    let opts = ferry::CopyOptions {
-        dry_run: true,
-        ..options(dir.path())
-    };
+    let opts = dry_run(options(dir.path()));
     let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
         .await
         .unwrap();
@@ -367,11 +323,9 @@ async fn dry_run_writes_nothing() {
     assert!(!plan.ddl.create.is_empty());
     let order: Vec<&str> = plan.tables.iter().map(|t| t.source_name.as_str()).collect();
     assert!(order.iter().position(|&t| t == "tree").is_some());
-    let tables: i64 = pg_value(
-        &db.client().await,
-        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
-    )
-    .await;
+    let tables: i64 = db
+        .value("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")
+        .await;
     assert_eq!(tables, 0, "not even the schema is written");
 
     let target = dir.path().join("never.db");
@@ -544,49 +498,25 @@ async fn orphan_rows_are_found_before_writing() {
          INSERT INTO posts VALUES (10, 1, 'ok'), (11, 99, 'orphan'), (12, NULL, 'no author'), (13, 77, 'orphan too');");
 
     let db = TestDb::new().await;
-    let err = ferry::copy(
-        &sqlite(&path),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_err();
+    let err = copy_refused(&sqlite(&path), &db.locator(), &options(dir.path()), false).await;
     assert_eq!(err.exit_code(), 1);
     let msg = err.to_string();
-    assert!(
-        msg.contains("2 row(s) of \"posts\"")
-            && msg.contains("id=11")
-            && msg.contains("--ignore-errors"),
-        "{msg}"
-    );
-    let tables: i64 = pg_value(
-        &db.client().await,
-        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
-    )
-    .await;
+    assert_mentions(&msg, &["2 row(s) of \"posts\"", "id=11", "--ignore-errors"]);
+    let tables: i64 = db
+        .value("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")
+        .await;
     assert_eq!(tables, 0, "nothing is written when orphans stop the run");
 
-    let opts = ferry::CopyOptions {
-        ignore_errors: true,
-        ..options(dir.path())
-    };
+    let opts = ignoring_errors(options(dir.path()));
     let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("posts") && w.contains("left out")),
-        "{:?}",
-        report.warnings
-    );
+    assert_any_line(&report.warnings, |w| {
+        w.contains("posts") && w.contains("left out")
+    });
     assert_eq!(report.stats["posts"].migrated, 4);
-    let fks: i64 = pg_value(
-        &db.client().await,
-        "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
-    )
-    .await;
+    let fks: i64 = db
+        .value("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
+        .await;
     assert_eq!(fks, 0, "the foreign key the orphans break is left out");
 }
 
@@ -598,15 +528,13 @@ async fn orphan_rows_are_found_before_writing() {
 async fn an_interrupted_copy_is_redone_with_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);
+    make_sqlite(
+        &path,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);
              INSERT INTO users VALUES (1, 'a@example.org'), (2, 'b@example.org');
              CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));
              INSERT INTO posts VALUES (10, 1), (11, 2);",
-        )
-        .unwrap();
+    );
     let db = TestDb::new().await;
     let pg = db.client().await;
     pg.batch_execute(
@@ -618,16 +546,9 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
     .await
     .unwrap();
 
-    let err = ferry::copy(
-        &sqlite(&path),
-        &db.locator(),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_err();
+    let err = copy_refused(&sqlite(&path), &db.locator(), &options(dir.path()), false).await;
     assert_eq!(err.exit_code(), 2);
-    assert!(err.to_string().contains("\"users\""), "{err}");
+    assert_mentions(&err.to_string(), &["\"users\""]);
 
     let opts = ferry::CopyOptions {
         force: true,
@@ -637,14 +558,7 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
         .await
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("interrupted ferry run")),
-        "{:?}",
-        report.warnings
-    );
+    assert_any_line(&report.warnings, |w| w.contains("interrupted ferry run"));
     let count = |sql: &'static str| {
         let pg = &pg;
         async move { pg.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
