@@ -312,3 +312,68 @@ fn a_copy_killed_mid_chunk_resumes_to_an_equal_sqlite_target() {
         assert!(tables.is_empty(), "ferry's tables left: {tables:?}");
     }
 }
+
+/// Orphans (looked for in the target once its rows and keys are in) and the ledger: a copy
+/// with `--ignore-errors` killed while copying, resumed and killed again among its DDL steps,
+/// then resumed to the end, leaves out the foreign key the orphans break (its ledger step
+/// marked done without running, so no resumed run tries to add it) and keeps the other one.
+#[test]
+fn orphans_found_in_the_target_leave_their_foreign_key_out_across_resumes() {
+    let dir = TempDir::new().unwrap();
+    let path = make_sqlite(
+        &dir.path().join("orphans.db"),
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
+         CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER REFERENCES posts(id));
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 30000)
+         INSERT INTO users SELECT i, 'user ' || i FROM c;
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 30000)
+         INSERT INTO posts SELECT i, i, 'post ' || i FROM c;
+         UPDATE posts SET user_id = 99999 WHERE id IN (7, 25000);
+         INSERT INTO comments SELECT id, id FROM posts;",
+    );
+    let source = sqlite_url(&path);
+    let db = PgDb::new();
+    let flags = ["--ignore-errors"];
+    let first = copy(
+        dir.path(),
+        &source,
+        &db.url,
+        &flags,
+        Some(Kill::At("chunk-committed:2")),
+    );
+    assert_eq!(first.signal, Some(9), "{}", first.show());
+    let resumed = ["--ignore-errors", "--resume"];
+    let second = copy(
+        dir.path(),
+        &source,
+        &db.url,
+        &resumed,
+        Some(Kill::At("step-done:4")),
+    );
+    assert_eq!(second.signal, Some(9), "{}", second.show());
+    assert!(
+        second.stderr.contains("2 row(s) of \"posts\""),
+        "{}",
+        second.show()
+    );
+    let last = copy(dir.path(), &source, &db.url, &resumed, None);
+    last.expect_code(0);
+    verify(dir.path(), &source, &db.url);
+    let fks = db.scalar(
+        "SELECT string_agg(conrelid::regclass::text, ',') FROM pg_constraint WHERE contype = 'f'",
+    );
+    assert_eq!(fks.as_deref(), Some("comments"), "{}", last.show());
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM posts WHERE user_id = 99999")
+            .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ferry_%'")
+            .as_deref(),
+        Some("0"),
+        "the ledger and the marker are gone"
+    );
+}
