@@ -715,9 +715,10 @@ fn bad_requests_get_4xx_with_a_message() {
 /// Short job leases, so the tests that kill a server see its jobs taken over in seconds.
 const SHORT_LEASE: [&str; 2] = ["--job-lease", "3"];
 
-/// The target holds exactly the source's `items`: every row once, with its values.
-fn assert_target_equal(target: &PgDb) {
-    let want = ferry_testkit::sqlite::items_sums(BIG)
+/// The target holds exactly the source's `items` (`rows` of them): every row once, with its
+/// values.
+fn assert_target_equal(target: &PgDb, rows: i64) {
+    let want = ferry_testkit::sqlite::items_sums(rows)
         .map(|n| n.to_string())
         .join(",");
     assert_eq!(
@@ -728,8 +729,8 @@ fn assert_target_equal(target: &PgDb) {
 }
 
 /// Waits for job `id` to end, asserting on the way that it is never shown failed or finished
-/// before it is; returns it, completed, with every row counted and verified.
-fn wait_completed_after_takeover(api: &Api, id: &str) -> Value {
+/// before it is; returns it, completed, with every row (`rows`) counted and verified.
+fn wait_completed_after_takeover(api: &Api, id: &str, rows: i64) -> Value {
     let job = api.wait(id, Duration::from_secs(300), |j| {
         assert_ne!(j["status"], "failed", "{j}");
         assert!(finished(j) || j["finished_at"].is_null(), "{j}");
@@ -744,7 +745,7 @@ fn wait_completed_after_takeover(api: &Api, id: &str) -> Value {
             items["migrated"].as_i64(),
             items["failed"].as_i64()
         ),
-        (Some(BIG), Some(BIG), Some(0)),
+        (Some(rows), Some(rows), Some(0)),
         "{job}"
     );
     job
@@ -767,7 +768,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
     let api = Api::login(&server);
     // The last change the killed server made: the job's end must come after it.
     let killed_at = api.job(&id)["updated_at"].as_str().unwrap().to_string();
-    let done = wait_completed_after_takeover(&api, &id);
+    let done = wait_completed_after_takeover(&api, &id, BIG);
     assert!(
         server.output().contains(&format!("Took over job {id}")),
         "{}",
@@ -778,8 +779,12 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
         done["finished_at"].as_str().unwrap() > killed_at.as_str(),
         "{done}"
     );
-    assert_target_equal(&target);
+    assert_target_equal(&target, BIG);
 }
+
+/// Rows of the three-servers test: its copy must outlast a server's start, more than a lease of
+/// watching, and a kill, even on an idle machine (1,000,000 rows finished in 5 s there).
+const THREE_SERVERS_ROWS: i64 = 3 * BIG;
 
 /// Three servers on one PostgreSQL store: a server starting while another runs a job leaves it
 /// alone; a second writer into the job's target is refused on every server; after the server
@@ -789,7 +794,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
 fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
     let s = setup();
     let store = PgDb::new();
-    let source = big_source(&s.path("src.db"), BIG);
+    let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
     let target = PgDb::new();
     let mut a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
     let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
@@ -822,7 +827,7 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
     a.kill9();
     let on_b = Api::login(&b);
     let killed_at = on_b.job(&id)["updated_at"].as_str().unwrap().to_string();
-    let done = wait_completed_after_takeover(&on_b, &id);
+    let done = wait_completed_after_takeover(&on_b, &id, THREE_SERVERS_ROWS);
     let took_over = [&b, &c]
         .iter()
         .filter(|server| server.output().contains(&format!("Took over job {id}")))
@@ -834,7 +839,7 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
         "{done}"
     );
     assert_eq!(on_c.job(&id), done, "the servers show one job");
-    assert_target_equal(&target);
+    assert_target_equal(&target, THREE_SERVERS_ROWS);
     // Released: no owner any more (A's was replaced, then cleared at the end).
     assert_ne!(owner, "");
     assert_eq!(
@@ -908,7 +913,7 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         finished,
     );
     assert_eq!(done["status"], "completed", "{done}");
-    assert_target_equal(&target);
+    assert_target_equal(&target, BIG);
 }
 
 #[test]
