@@ -7,8 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Run, ferry, make_sqlite, pg_admin_url, read_summary, sqlite_url, with_database};
-use ferry_testkit::files::{bytes, write_tree};
+use common::{
+    Run, ferry, make_sqlite, pg_admin_url, read_summary, sqlite_url, temp_sqlite, with_database,
+    write_migrate_spec,
+};
+use ferry_testkit::files::{bytes, file_url, write_tree};
 use ferry_testkit::s3::s3;
 use ferry_testkit::unique;
 use tempfile::TempDir;
@@ -24,8 +27,7 @@ const APP_SQL: &str = "
 
 /// A tempdir holding `app.db` (a few pages of rows); returns (dir, its path).
 fn app() -> (TempDir, PathBuf) {
-    let dir = TempDir::new().unwrap();
-    let db = make_sqlite(&dir.path().join("app.db"), APP_SQL);
+    let (dir, db) = temp_sqlite("app.db", APP_SQL);
     (dir, db)
 }
 
@@ -200,24 +202,21 @@ fn zero_batch_size_or_workers_in_a_migrate_spec() {
         ("[database]", "workers = 0"),
         ("[blobs]", "workers = 0"),
     ] {
-        let spec = dir.path().join("move.toml");
         let (database_extra, blobs_extra) = if section == "[database]" {
             (key, "")
         } else {
             ("", key)
         };
-        std::fs::write(
-            &spec,
-            format!(
-                "[database]\nsource = \"{}\"\ntarget = \"{}\"\n{database_extra}\n\n\
-                 [blobs]\nsource = \"file://{}\"\ntarget = \"file://{}\"\n{blobs_extra}\n",
-                sqlite_url(&db),
-                sqlite_url(&target),
-                dir.path().join("files").display(),
-                dir.path().join("out").display()
+        let spec = write_migrate_spec(
+            &dir.path().join("move.toml"),
+            &sqlite_url(&db),
+            &sqlite_url(&target),
+            &format!(
+                "{database_extra}\n\n[blobs]\nsource = \"{}\"\ntarget = \"{}\"\n{blobs_extra}\n",
+                file_url(&dir.path().join("files")),
+                file_url(&dir.path().join("out"))
             ),
-        )
-        .unwrap();
+        );
         let run = ferry(dir.path(), &["migrate", "--spec", &s(&spec)]);
         let line = one_error_line(&run);
         let name = key.split(' ').next().unwrap();
@@ -229,8 +228,7 @@ fn zero_batch_size_or_workers_in_a_migrate_spec() {
 
 /// `ferry blobs copy` of a folder of one file (made in `dir/src`) to `to`.
 fn blobs_copy(dir: &Path, to: &str, extra: &[&str]) -> Run {
-    write_tree(&dir.join("src"), &[("a", bytes(1, 10))]);
-    let from = format!("file://{}", dir.join("src").display());
+    let from = file_url(&write_tree(&dir.join("src"), &[("a", bytes(1, 10))]));
     let mut args = vec!["blobs", "copy", "--from", &from, "--to", to];
     args.extend_from_slice(extra);
     ferry(dir, &args)
@@ -258,8 +256,7 @@ fn an_unreachable_s3_endpoint_is_one_line_after_a_short_retry() {
 fn s3_refusing_the_credentials_is_one_short_line() {
     let s3 = s3();
     let dir = TempDir::new().unwrap();
-    write_tree(&dir.path().join("src"), &[("a", bytes(2, 10))]);
-    let from = format!("file://{}", dir.path().join("src").display());
+    let from = file_url(&write_tree(&dir.path().join("src"), &[("a", bytes(2, 10))]));
     let good = s3.locator(&unique("auth"));
     for (bad, code) in [
         (
@@ -310,15 +307,11 @@ fn a_postgres_refusal_names_the_servers_reason_not_db_error() {
 fn a_rewrite_naming_a_missing_table_or_column_is_refused_before_writing() {
     let (dir, db) = app();
     let target = dir.path().join("new.db");
-    let spec = dir.path().join("move.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"
-[database]
-source = "{src}"
-target = "{dst}"
-
+    let spec = write_migrate_spec(
+        &dir.path().join("move.toml"),
+        &sqlite_url(&db),
+        &sqlite_url(&target),
+        r#"
 [[rewrite]]
 table = "post"
 column = "body"
@@ -331,11 +324,7 @@ column = "avatar_path"
 from = "/srv/"
 to = "s3://media/"
 "#,
-            src = sqlite_url(&db),
-            dst = sqlite_url(&target)
-        ),
-    )
-    .unwrap();
+    );
     for extra in [&[][..], &["--dry-run"][..]] {
         let mut args = vec![
             "migrate",

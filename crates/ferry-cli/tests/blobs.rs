@@ -7,8 +7,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Run, ferry, make_sqlite, read_summary, sqlite_url};
-use ferry_testkit::files::{bytes, read_tree, write_tree};
+use common::{Run, ferry, make_sqlite, read_summary, sqlite_url, write_migrate_spec};
+use ferry_testkit::files::{bytes, file_url, read_tree, write_tree};
 use ferry_testkit::s3::s3;
 use ferry_testkit::unique;
 
@@ -38,9 +38,8 @@ fn blobs(
 #[test]
 fn copy_with_a_sql_manifest_naming_a_missing_file_exits_1_and_lists_it() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("files");
-    write_tree(
-        &src,
+    let src = write_tree(
+        &dir.path().join("files"),
         &[("7/a b.png", bytes(1, 3000)), ("7/c", bytes(2, 10))],
     );
     let db = make_sqlite(
@@ -140,8 +139,10 @@ fn a_target_inside_the_source_is_refused_in_one_line() {
 fn s3_credentials_are_never_printed() {
     let s3 = s3();
     let dir = tempfile::tempdir().unwrap();
-    write_tree(&dir.path().join("src"), &[("x", bytes(3, 100))]);
-    let from = format!("file://{}", dir.path().join("src").display());
+    let from = file_url(&write_tree(
+        &dir.path().join("src"),
+        &[("x", bytes(3, 100))],
+    ));
     let summary = dir.path().join("s.json");
     let good = s3.locator(&unique("creds"));
     let run = blobs(dir.path(), "copy", &from, &good, &summary);
@@ -242,9 +243,8 @@ fn a_killed_copy_resumed_copies_only_the_rest_and_verifies() {
 #[test]
 fn migrate_spec_moves_rows_rewrites_locations_and_copies_files() {
     let dir = tempfile::tempdir().unwrap();
-    let files = dir.path().join("files");
-    write_tree(
-        &files,
+    let files = write_tree(
+        &dir.path().join("files"),
         &[
             ("u1/a.jpg", bytes(20, 5000)),
             ("u2/b c.pdf", bytes(21, 700)),
@@ -261,15 +261,12 @@ fn migrate_spec_moves_rows_rewrites_locations_and_copies_files() {
     );
     let target_db = dir.path().join("new.db");
     let out = dir.path().join("out");
-    let spec = dir.path().join("move.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"
-[database]
-source = "{src}"
-target = "{dst}"
-exclude = ["sessions"]
+    let spec = write_migrate_spec(
+        &dir.path().join("move.toml"),
+        &sqlite_url(&db),
+        &sqlite_url(&target_db),
+        &format!(
+            r#"exclude = ["sessions"]
 workers = 2
 batch_size = 500
 
@@ -284,13 +281,10 @@ column = "path"
 from = "/srv/files/"
 to = "s3://media/"
 "#,
-            src = sqlite_url(&db),
-            dst = sqlite_url(&target_db),
             files = files.display(),
             out = out.display()
         ),
-    )
-    .unwrap();
+    );
     let spec_arg = spec.to_str().unwrap();
 
     // Mutually exclusive flags: exit 2.

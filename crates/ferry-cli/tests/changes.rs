@@ -16,8 +16,7 @@ const QTY_NOTE: &str =
 
 #[test]
 fn a_real_copy_prints_its_changes_in_text_json_logs_and_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = make_sqlite(&dir.path().join("inventory.db"), INVENTORY);
+    let (dir, source) = temp_sqlite("inventory.db", INVENTORY);
     let pg = PgDb::new();
     let summary = dir.path().join("summary.json");
     let run = ferry(
@@ -84,8 +83,7 @@ fn a_real_copy_prints_its_changes_in_text_json_logs_and_the_summary() {
 /// (values pass through, the view is recreated), so strict mode lets it run.
 #[test]
 fn strict_refuses_a_copy_with_changes_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = make_sqlite(&dir.path().join("inventory.db"), INVENTORY);
+    let (dir, source) = temp_sqlite("inventory.db", INVENTORY);
     let pg = PgDb::new();
     let strict = |to: &str| {
         ferry(

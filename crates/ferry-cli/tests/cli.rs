@@ -6,7 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{BAD_UTF8_SQL, PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url};
+use common::{
+    BAD_UTF8_SQL, PgDb, ferry, make_sqlite, read_summary, sqlite_rows, sqlite_url, temp_sqlite,
+    write_migrate_spec,
+};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -40,8 +43,7 @@ const APP_SQL: &str = "
 
 /// A tempdir holding `app.db` made from `APP_SQL`; returns (dir, sqlite URL of app.db).
 fn app_source() -> (TempDir, String) {
-    let dir = TempDir::new().unwrap();
-    let db = make_sqlite(&dir.path().join("app.db"), APP_SQL);
+    let (dir, db) = temp_sqlite("app.db", APP_SQL);
     let url = sqlite_url(&db);
     (dir, url)
 }
@@ -50,12 +52,38 @@ fn app_source() -> (TempDir, String) {
 /// URL, the run, the summary's path).
 fn copy_app(target: &str, extra: &[&str]) -> (TempDir, String, common::Run, PathBuf) {
     let (dir, source) = app_source();
-    let summary = dir.path().join("summary.json");
+    let (run, summary) = copy_summarised(dir.path(), &source, target, extra);
+    (dir, source, run, summary)
+}
+
+/// [`ferry_copy`] with `--summary CWD/summary.json` added: the run and the summary's path.
+fn copy_summarised(
+    cwd: &Path,
+    source: &str,
+    target: &str,
+    extra: &[&str],
+) -> (common::Run, PathBuf) {
+    let summary = cwd.join("summary.json");
     let summary_arg = path_str(&summary);
     let mut args = vec!["--summary", summary_arg.as_str()];
     args.extend_from_slice(extra);
-    let run = ferry_copy(dir.path(), &source, target, &args);
-    (dir, source, run, summary)
+    (ferry_copy(cwd, source, target, &args), summary)
+}
+
+/// `secret` is in neither of `run`'s outputs nor in the summary it wrote at `summary`.
+fn assert_not_printed(run: &common::Run, summary: &Path, secret: &str) {
+    let text = std::fs::read_to_string(summary).unwrap();
+    for (what, out) in [
+        ("stderr", &run.stderr),
+        ("stdout", &run.stdout),
+        ("summary", &text),
+    ] {
+        assert!(
+            !out.contains(secret),
+            "the password leaked into {what}\n{}\n--- summary:\n{text}",
+            run.show()
+        );
+    }
 }
 
 fn s(v: &str) -> Option<String> {
@@ -70,6 +98,13 @@ fn path_str(p: &Path) -> String {
 /// `ferry copy --source SOURCE --target TARGET EXTRA…` in `cwd`.
 fn ferry_copy(cwd: &Path, source: &str, target: &str, extra: &[&str]) -> common::Run {
     let mut args = vec!["copy", "--source", source, "--target", target];
+    args.extend_from_slice(extra);
+    ferry(cwd, &args)
+}
+
+/// `ferry verify --source SOURCE --target TARGET EXTRA…` in `cwd`.
+fn ferry_verify(cwd: &Path, source: &str, target: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["verify", "--source", source, "--target", target];
     args.extend_from_slice(extra);
     ferry(cwd, &args)
 }
@@ -120,20 +155,8 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
         );
     }
     run.expect_stderr("verify: 3 tables match");
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l == "source read: SQLite shared lock (writers wait)"),
-        "{}",
-        run.show()
-    );
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with("completed: 9 rows copied, 0 failed")),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr_line(|l| l == "source read: SQLite shared lock (writers wait)");
+    run.expect_stderr_line(|l| l.starts_with("completed: 9 rows copied, 0 failed"));
     assert!(
         run.stdout.trim().is_empty(),
         "nothing on stdout\n{}",
@@ -299,13 +322,8 @@ fn missing_sqlite_source_is_a_one_line_error_naming_the_path() {
     let dir = TempDir::new().unwrap();
     let missing = dir.path().join("no-such-app.db");
     let target = dir.path().join("out.db");
-    let summary = dir.path().join("summary.json");
-    let run = ferry_copy(
-        dir.path(),
-        &sqlite_url(&missing),
-        &sqlite_url(&target),
-        &["--summary", &path_str(&summary)],
-    );
+    let (run, summary) =
+        copy_summarised(dir.path(), &sqlite_url(&missing), &sqlite_url(&target), &[]);
     run.expect_code(2);
     let line = assert_one_error_line(&run);
     assert!(
@@ -328,26 +346,13 @@ fn unreachable_server_is_a_one_line_error_without_the_password() {
         "the error must say it cannot connect: {line}"
     );
     assert!(line.contains("127.0.0.1:1"), "{line}");
-    let text = std::fs::read_to_string(&summary).unwrap();
-    for (what, out) in [
-        ("stderr", &run.stderr),
-        ("stdout", &run.stdout),
-        ("summary", &text),
-    ] {
-        assert!(
-            !out.contains("SuperSecret123"),
-            "the password leaked into {what}:\n{out}"
-        );
-    }
+    assert_not_printed(&run, &summary, "SuperSecret123");
     let j = read_summary(&summary);
     assert_eq!(j["status"], "failed");
     assert_eq!(j["target"], "postgres://app:***@127.0.0.1:1/db");
 
     // verify fails the same way.
-    let run = ferry(
-        dir.path(),
-        &["verify", "--source", &source, "--target", target],
-    );
+    let run = ferry_verify(dir.path(), &source, target, &[]);
     run.expect_code(2);
     let line = assert_one_error_line(&run);
     assert!(line.to_lowercase().contains("cannot connect"), "{line}");
@@ -359,9 +364,8 @@ fn unreachable_server_is_a_one_line_error_without_the_password() {
 
 #[test]
 fn non_empty_target_needs_force_and_confirmation() {
-    let dir = TempDir::new().unwrap();
-    let src = make_sqlite(
-        &dir.path().join("items.db"),
+    let (dir, src) = temp_sqlite(
+        "items.db",
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
          INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three');",
     );
@@ -383,13 +387,7 @@ fn non_empty_target_needs_force_and_confirmation() {
     assert_eq!(existing(), [[s("99"), s("old")]]);
 
     // No --force: refused, naming the table.
-    let summary = dir.path().join("summary.json");
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        &pg.url,
-        &["--summary", &path_str(&summary)],
-    );
+    let (run, summary) = copy_summarised(dir.path(), &source, &pg.url, &[]);
     run.expect_code(2);
     // Without a terminal, progress is logged on stderr; the error is the last line.
     let line = run.stderr_lines().last().copied().unwrap_or_default();
@@ -493,9 +491,8 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 
 #[test]
 fn tables_glob_and_exclude_select_the_tables() {
-    let dir = TempDir::new().unwrap();
-    let src = make_sqlite(
-        &dir.path().join("many.db"),
+    let (dir, src) = temp_sqlite(
+        "many.db",
         "CREATE TABLE app_users (id INTEGER PRIMARY KEY, name TEXT);
          CREATE TABLE app_posts (id INTEGER PRIMARY KEY, title TEXT);
          CREATE TABLE app_logs (id INTEGER PRIMARY KEY, line TEXT);
@@ -507,21 +504,13 @@ fn tables_glob_and_exclude_select_the_tables() {
     );
     let source = sqlite_url(&src);
     let pg = PgDb::new();
-    let summary = dir.path().join("summary.json");
-    ferry_copy(
+    let (run, summary) = copy_summarised(
         dir.path(),
         &source,
         &pg.url,
-        &[
-            "--tables",
-            "app_*",
-            "--exclude",
-            "app_logs",
-            "--summary",
-            &path_str(&summary),
-        ],
-    )
-    .expect_code(0);
+        &["--tables", "app_*", "--exclude", "app_logs"],
+    );
+    run.expect_code(0);
     assert_eq!(pg.tables(), ["app_posts", "app_users"]);
     assert_eq!(pg.scalar("SELECT count(*) FROM app_users"), s("2"));
     let j = read_summary(&summary);
@@ -573,17 +562,11 @@ fn verify_finds_changed_and_missing_rows_by_key() {
 
     let summary = dir.path().join("verify.json");
     let verify = || {
-        ferry(
+        ferry_verify(
             dir.path(),
-            &[
-                "verify",
-                "--source",
-                &source,
-                "--target",
-                &pg.url,
-                "--summary",
-                &path_str(&summary),
-            ],
+            &source,
+            &pg.url,
+            &["--summary", &path_str(&summary)],
         )
     };
     let run = verify();
@@ -638,13 +621,7 @@ fn verify_finds_changed_and_missing_rows_by_key() {
     pg.query("DROP TABLE tags");
     let run = verify();
     run.expect_code(1);
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with("verify: tags: ") && l.contains("missing")),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr_line(|l| l.starts_with("verify: tags: ") && l.contains("missing"));
     let j = read_summary(&summary);
     assert_eq!(j["status"], "completed", "{j:#}");
     assert!(
@@ -656,13 +633,7 @@ fn verify_finds_changed_and_missing_rows_by_key() {
     assert_eq!(j["verify"]["tags"]["target_rows"], 0, "{j:#}");
 
     // --tables narrows verify as it narrows copy.
-    ferry(
-        dir.path(),
-        &[
-            "verify", "--source", &source, "--target", &pg.url, "--tables", "auth*",
-        ],
-    )
-    .expect_code(0);
+    ferry_verify(dir.path(), &source, &pg.url, &["--tables", "auth*"]).expect_code(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,13 +644,7 @@ fn invalid_utf8_stops_the_copy_and_names_the_row() {
     let dir = TempDir::new().unwrap();
     let source = sqlite_url(&make_sqlite(&dir.path().join("bad.db"), BAD_UTF8_SQL));
     let pg = PgDb::new();
-    let summary = dir.path().join("summary.json");
-    let run = ferry_copy(
-        dir.path(),
-        &source,
-        &pg.url,
-        &["--summary", &path_str(&summary)],
-    );
+    let (run, summary) = copy_summarised(dir.path(), &source, &pg.url, &[]);
     run.expect_code(1);
     let err = &run.stderr;
     assert!(err.contains("notes"), "must name the table\n{}", run.show());
@@ -713,19 +678,12 @@ fn ignore_errors_copies_the_rest_and_writes_the_reject_file() {
     let dir = TempDir::new().unwrap();
     let source = sqlite_url(&make_sqlite(&dir.path().join("bad.db"), BAD_UTF8_SQL));
     let pg = PgDb::new();
-    let summary = dir.path().join("summary.json");
     let rejects = dir.path().join("rejected");
-    let run = ferry_copy(
+    let (run, summary) = copy_summarised(
         dir.path(),
         &source,
         &pg.url,
-        &[
-            "--ignore-errors",
-            "--reject-dir",
-            &path_str(&rejects),
-            "--summary",
-            &path_str(&summary),
-        ],
+        &["--ignore-errors", "--reject-dir", &path_str(&rejects)],
     );
     run.expect_code(1);
     assert_eq!(
@@ -774,13 +732,7 @@ fn ignore_errors_copies_the_rest_and_writes_the_reject_file() {
         serde_json::json!(["id=2"]),
         "{j:#}"
     );
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with("finished with failures")),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr_line(|l| l.starts_with("finished with failures"));
 }
 
 #[test]
@@ -879,17 +831,7 @@ fn copy_sqlite_to_sqlite_and_verify() {
             [s("3"), s("Cleo"), s("1"), None],
         ]
     );
-    ferry(
-        dir.path(),
-        &[
-            "verify",
-            "--source",
-            &source,
-            "--target",
-            &sqlite_url(&target),
-        ],
-    )
-    .expect_code(0);
+    ferry_verify(dir.path(), &source, &sqlite_url(&target), &[]).expect_code(0);
 
     // Relative sqlite paths are relative to the working directory.
     let run = ferry_copy(dir.path(), "sqlite://app.db", "sqlite:relative.db", &[]);
@@ -928,18 +870,7 @@ fn a_password_in_a_working_url_is_printed_nowhere() {
         args.extend(["--summary", &summary_path]);
         let run = ferry(dir.path(), &args);
         run.expect_code(code);
-        let text = std::fs::read_to_string(&summary).unwrap();
-        for (what, out) in [
-            ("stderr", &run.stderr),
-            ("stdout", &run.stdout),
-            ("summary", &text),
-        ] {
-            assert!(
-                !out.contains(&password),
-                "the password leaked into {what}\n{}\n--- summary:\n{text}",
-                run.show()
-            );
-        }
+        assert_not_printed(&run, &summary, &password);
         let j = read_summary(&summary);
         assert!(
             j["target"].as_str().is_some_and(|t| t.contains(":***@")),
@@ -1017,15 +948,12 @@ fn a_hard_or_symbolic_link_to_the_sqlite_source_is_refused_and_the_source_is_unt
     );
 
     // ferry migrate writes through the same door.
-    let spec = dir.path().join("move.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            "[database]\nsource = \"{source}\"\ntarget = \"{}\"\n",
-            sqlite_url(&dir.path().join("hard.db"))
-        ),
-    )
-    .unwrap();
+    let spec = write_migrate_spec(
+        &dir.path().join("move.toml"),
+        &source,
+        &sqlite_url(&dir.path().join("hard.db")),
+        "",
+    );
     let run = ferry(
         dir.path(),
         &[

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ferry_testkit::job::assert_mentions;
 use ferry_testkit::pg::PgDb;
 use ferry_testkit::run::{Run, ferry};
 use ferry_testkit::serve::{Launch, Server};
@@ -331,8 +332,13 @@ files_sql = "SELECT json_build_object('file', file_path, 'duration', duration_s)
 
     /// `ferry cutover COMMAND --spec SPEC --only ONLY --summary …`, exiting `code`; the summary.
     fn only(&self, command: &str, spec: &str, only: &str, code: i32) -> Value {
+        self.run_only(command, spec, only).expect_code(code);
+        self.summary()
+    }
+
+    /// `ferry cutover COMMAND --spec SPEC --only ONLY --summary` to the fixture's summary file.
+    fn run_only(&self, command: &str, spec: &str, only: &str) -> Run {
         let summary = self.path("summary.json");
-        let summary = summary.to_str().unwrap();
         self.cutover(&[
             command,
             "--spec",
@@ -340,10 +346,20 @@ files_sql = "SELECT json_build_object('file', file_path, 'duration', duration_s)
             "--only",
             only,
             "--summary",
-            summary,
+            summary.to_str().unwrap(),
         ])
-        .expect_code(code);
-        self.summary()
+    }
+
+    /// The text of the fixture's spec with no extra checks, for a test to alter.
+    fn spec_text(&self) -> String {
+        std::fs::read_to_string(self.spec("")).unwrap()
+    }
+
+    /// Writes `text` as the spec file `name` in the fixture's folder; returns its path.
+    fn write_spec(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     fn summary(&self) -> Value {
@@ -392,17 +408,9 @@ fn sync_then_check_is_go_with_every_output_and_no_secret() {
     let spec = spec.to_str().unwrap();
     let (run, [summary, junit, html]) = f.cutover_with_files("sync", spec);
     run.expect_code(0);
-    assert!(
-        run.stdout.contains("GO: 11 checks, 0 failed, 0 skipped"),
-        "{}",
-        run.show()
-    );
-    assert!(run.stdout.contains("cutover window"), "{}", run.show());
-    assert!(
-        run.stdout.contains("✓ rows (reconcile, blocker)"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("GO: 11 checks, 0 failed, 0 skipped");
+    run.expect_stdout("cutover window");
+    run.expect_stdout("✓ rows (reconcile, blocker)");
     assert!(
         f.path("cutover.toml.state.json").is_file(),
         "sync records the source's state"
@@ -463,7 +471,7 @@ fn sync_then_check_is_go_with_every_output_and_no_secret() {
     // terminal to ask on, it is refused and the target keeps its rows.
     let refused = ferry(f.dir.path(), &["cutover", "sync", "--spec", spec]);
     assert_ne!(refused.code, 0, "{}", refused.show());
-    assert!(refused.stderr.contains("--yes"), "{}", refused.show());
+    refused.expect_stderr("--yes");
     f.cutover(&["check", "--spec", spec, "--only", "reconcile"])
         .expect_code(0);
 }
@@ -474,22 +482,12 @@ fn no_go_on_a_deleted_row_a_changed_byte_and_a_source_write() {
     let spec = f.spec("");
     let spec = spec.to_str().unwrap();
     f.cutover(&["sync", "--spec", spec]).expect_code(0);
-    let summary = f.path("summary.json");
-    let summary = summary.to_str().unwrap();
 
     f.target.query("DELETE FROM videos WHERE id = 3");
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "rows",
-        "--summary",
-        summary,
-    ]);
+    let run = f.run_only("check", spec, "rows");
     run.expect_code(1);
-    assert!(run.stdout.contains("✗ rows"), "{}", run.show());
-    assert!(run.stdout.contains("NO-GO"), "{}", run.show());
+    run.expect_stdout("✗ rows");
+    run.expect_stdout("NO-GO");
     let (status, evidence) = status_of(&f.summary(), "rows");
     assert_eq!(status, "fail");
     assert!(
@@ -505,33 +503,14 @@ fn no_go_on_a_deleted_row_a_changed_byte_and_a_source_write() {
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&file, bytes).unwrap();
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "media",
-        "--summary",
-        summary,
-    ]);
-    run.expect_code(1);
-    let (status, evidence) = status_of(&f.summary(), "files");
+    let s = f.only("check", spec, "media", 1);
+    let (status, evidence) = status_of(&s, "files");
     assert_eq!(status, "fail");
     assert!(evidence.contains("1 files differ"), "{evidence}");
 
     f.source
         .query("UPDATE users SET email = 'bob@example.net', updated_at = now() WHERE id = 2");
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "frozen,rollback",
-        "--summary",
-        summary,
-    ]);
-    run.expect_code(1);
-    let s = f.summary();
+    let s = f.only("check", spec, "frozen,rollback", 1);
     let (status, evidence) = status_of(&s, "source-frozen");
     assert_eq!(status, "fail");
     assert!(evidence.contains("users: last written"), "{evidence}");
@@ -540,18 +519,9 @@ fn no_go_on_a_deleted_row_a_changed_byte_and_a_source_write() {
 
     f.source
         .query("INSERT INTO users VALUES (4, 'dan', 'dan@example.org', 'user', now())");
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "source-frozen",
-        "--summary",
-        summary,
-    ]);
-    run.expect_code(1);
+    let s = f.only("check", spec, "source-frozen", 1);
     assert!(
-        status_of(&f.summary(), "source-frozen")
+        status_of(&s, "source-frozen")
             .1
             .contains("users: 4 rows now, 3 in the last sync")
     );
@@ -570,19 +540,7 @@ fn http_500_and_wrong_shape_fail_blockers_and_a_warning_keeps_go() {
     let spec = spec.to_str().unwrap();
     f.cutover(&["sync", "--spec", spec, "--only", "reconcile"])
         .expect_code(0);
-    let summary = f.path("summary.json");
-    let summary = summary.to_str().unwrap();
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "broken,shape",
-        "--summary",
-        summary,
-    ]);
-    run.expect_code(1);
-    let s = f.summary();
+    let s = f.only("check", spec, "broken,shape", 1);
     let (status, evidence) = status_of(&s, "broken");
     assert_eq!(status, "fail");
     assert!(
@@ -604,8 +562,7 @@ fn http_500_and_wrong_shape_fail_blockers_and_a_warning_keeps_go() {
             "path = \"/shape\"",
             "path = \"/shape\"\nseverity = \"warning\"",
         );
-    let warned_path = f.path("warned.toml");
-    std::fs::write(&warned_path, warned).unwrap();
+    let warned_path = f.write_spec("warned.toml", &warned);
     let run = f.cutover(&[
         "check",
         "--spec",
@@ -614,16 +571,8 @@ fn http_500_and_wrong_shape_fail_blockers_and_a_warning_keeps_go() {
         "broken,shape",
     ]);
     run.expect_code(0);
-    assert!(
-        run.stdout.contains("✗ broken (http, warning)"),
-        "{}",
-        run.show()
-    );
-    assert!(
-        run.stdout.contains("GO: 2 checks, 2 failed"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("✗ broken (http, warning)");
+    run.expect_stdout("GO: 2 checks, 2 failed");
 }
 
 #[test]
@@ -641,18 +590,8 @@ fn a_corrupted_video_is_not_playable() {
         );
         std::fs::write(&file, b"this is not a video at all, just text").unwrap();
     }
-    let summary = f.path("summary.json");
-    let run = f.cutover(&[
-        "check",
-        "--spec",
-        spec,
-        "--only",
-        "playable",
-        "--summary",
-        summary.to_str().unwrap(),
-    ]);
-    run.expect_code(1);
-    let (status, evidence) = status_of(&f.summary(), "playable");
+    let s = f.only("check", spec, "playable", 1);
+    let (status, evidence) = status_of(&s, "playable");
     assert_eq!(status, "fail");
     assert!(evidence.contains("ffprobe cannot read it"), "{evidence}");
 }
@@ -708,8 +647,8 @@ fn skipped_blockers_bad_specs_and_unreachable_services() {
     let f = Fixture::new();
     // No platform URL and no dump: those checks are skipped with the reason, and a skipped
     // blocker is NO-GO unless it is left out.
-    let spec = std::fs::read_to_string(f.spec(""))
-        .unwrap()
+    let spec = f
+        .spec_text()
         .lines()
         .filter(|l| {
             !l.starts_with("url = ")
@@ -718,25 +657,14 @@ fn skipped_blockers_bad_specs_and_unreachable_services() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let bare = f.path("bare.toml");
-    std::fs::write(&bare, &spec).unwrap();
+    let bare = f.write_spec("bare.toml", &spec);
     let bare = bare.to_str().unwrap();
     f.cutover(&["sync", "--spec", bare, "--only", "reconcile"])
         .expect_code(0);
     let run = f.cutover(&["check", "--spec", bare, "--only", "health,backup,reconcile"]);
     run.expect_code(1);
-    assert!(
-        run.stdout
-            .contains("- health (http, blocker): skipped: no platform URL"),
-        "{}",
-        run.show()
-    );
-    assert!(
-        run.stdout
-            .contains("- backup (backup, blocker): skipped: no backup named"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("- health (http, blocker): skipped: no platform URL");
+    run.expect_stdout("- backup (backup, blocker): skipped: no backup named");
     f.cutover(&[
         "check",
         "--spec",
@@ -749,8 +677,10 @@ fn skipped_blockers_bad_specs_and_unreachable_services() {
     .expect_code(0);
 
     // Bad specs: exit 2 before connecting, naming the problem.
-    let bad = f.path("bad.toml");
-    std::fs::write(&bad, spec.replace("watch_s = 0.3", "watch_seconds = 0.3")).unwrap();
+    let bad = f.write_spec(
+        "bad.toml",
+        &spec.replace("watch_s = 0.3", "watch_seconds = 0.3"),
+    );
     let run = f.cutover(&["check", "--spec", bad.to_str().unwrap()]);
     run.expect_code(2);
     assert!(
@@ -760,12 +690,11 @@ fn skipped_blockers_bad_specs_and_unreachable_services() {
     );
     let run = f.cutover(&["check", "--spec", bare, "--only", "nonsense"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("--only nonsense"), "{}", run.show());
+    run.expect_stderr("--only nonsense");
 
     // A platform that does not answer: exit 2.
     let port = ferry_testkit::ports::free_port();
-    let down = f.path("down.toml");
-    std::fs::write(&down, format!("{spec}\n[[check]]\nname = \"down\"\nkind = \"http\"\nbase = \"http://127.0.0.1:{port}\"\npath = \"/health\"\n")).unwrap();
+    let down = f.write_spec("down.toml", &format!("{spec}\n[[check]]\nname = \"down\"\nkind = \"http\"\nbase = \"http://127.0.0.1:{port}\"\npath = \"/health\"\n"));
     let run = f.cutover(&["check", "--spec", down.to_str().unwrap(), "--only", "down"]);
     run.expect_code(2);
     assert!(
@@ -804,11 +733,7 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
     };
     let run = ferry(dir.path(), &args("sync", "reconcile,frozen,rollback"));
     run.expect_code(0);
-    assert!(
-        run.stdout.contains("final pass: profile import"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("final pass: profile import");
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let (status, evidence) = status_of(&s, "rows");
     assert_eq!(status, "pass", "{s:#}");
@@ -866,11 +791,7 @@ fn the_peertube_preset_syncs_the_profile_import_and_reconciles_it() {
     // Without a platform URL the http checks are skipped, so NO-GO until left out.
     let run = ferry(dir.path(), &args("check", "health"));
     run.expect_code(1);
-    assert!(
-        run.stdout.contains("skipped: no platform URL"),
-        "{}",
-        run.show()
-    );
+    run.expect_stdout("skipped: no platform URL");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -985,10 +906,7 @@ fn serve_jobs_sync_and_check_go_then_no_go_without_leaking_the_password() {
     );
     assert_eq!(status, 400);
     let e = answer["error"].as_str().unwrap();
-    assert!(
-        e.contains("check 'source-frozen'") && e.contains("watch_seconds"),
-        "{e}"
-    );
+    assert_mentions(&e, &["check 'source-frozen'", "watch_seconds"]);
     let (status, _) = api.call(
         "POST",
         "/api/v1/admin/cutover/nope",
@@ -1098,18 +1016,14 @@ fn a_serve_cutover_job_can_be_cancelled() {
 #[test]
 fn a_bad_spec_still_writes_the_files_asked_for_with_the_error() {
     let f = Fixture::new();
-    let spec = std::fs::read_to_string(f.spec(""))
-        .unwrap()
-        .replace("kind = \"media\"", "kind = \"medias\"");
-    let bad = f.path("bad.toml");
-    std::fs::write(&bad, spec).unwrap();
+    let bad = f.write_spec(
+        "bad.toml",
+        &f.spec_text()
+            .replace("kind = \"media\"", "kind = \"medias\""),
+    );
     let (run, [_, junit, html]) = f.cutover_with_files("check", bad.to_str().unwrap());
     run.expect_code(2);
-    assert!(
-        run.stderr.contains("unknown kind 'medias'"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("unknown kind 'medias'");
     let s = f.summary();
     assert_eq!(s["verdict"], "NO-GO", "{s:#}");
     assert!(

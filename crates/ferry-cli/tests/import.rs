@@ -6,27 +6,31 @@ mod common;
 
 use common::*;
 
+/// A temp dir, the small PeerTube source and an empty target: (dir, source, target).
+fn peertube_databases() -> (tempfile::TempDir, PgDb, PgDb) {
+    let dir = tempfile::tempdir().unwrap();
+    (dir, min_source_blocking(), PgDb::new())
+}
+
+/// `ferry import PROFILE --source SOURCE --target TARGET`, for a test to add options to.
+fn import_args<'a>(profile: &'a str, source: &'a str, target: &'a str) -> Vec<&'a str> {
+    vec!["import", profile, "--source", source, "--target", target]
+}
+
 #[test]
 fn peertube_import_by_name_then_a_rerun_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = min_source_blocking();
-    let target = PgDb::new();
+    let (dir, source, target) = peertube_databases();
     let summary = dir.path().join("s.json");
-    let args = [
-        "import",
-        "peertube",
-        "--source",
-        &source.url,
-        "--target",
-        &target.url,
+    let mut args = import_args("peertube", &source.url, &target.url);
+    args.extend([
         "--source-host",
         "pt.example",
         "--summary",
         summary.to_str().unwrap(),
-    ];
+    ]);
 
     let dry = dir.path().join("dry.json");
-    let mut dry_args = args.to_vec();
+    let mut dry_args = args.clone();
     dry_args.extend(["--dry-run"]);
     *dry_args.iter_mut().find(|a| a.ends_with("s.json")).unwrap() = dry.to_str().unwrap();
     ferry(dir.path(), &dry_args).expect_code(0);
@@ -74,14 +78,7 @@ fn bad_profiles_and_sources_are_one_line_errors() {
     let target = PgDb::new();
     let run = ferry(
         dir.path(),
-        &[
-            "import",
-            "no-such-app",
-            "--source",
-            &target.url,
-            "--target",
-            &target.url,
-        ],
+        &import_args("no-such-app", &target.url, &target.url),
     );
     run.expect_code(2);
     assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
@@ -90,14 +87,7 @@ fn bad_profiles_and_sources_are_one_line_errors() {
     std::fs::write(&broken, "[profile]\nname = \"x\"\nversion = [\n").unwrap();
     let run = ferry(
         dir.path(),
-        &[
-            "import",
-            broken.to_str().unwrap(),
-            "--source",
-            &target.url,
-            "--target",
-            &target.url,
-        ],
+        &import_args(broken.to_str().unwrap(), &target.url, &target.url),
     );
     run.expect_code(2);
     assert!(
@@ -108,14 +98,11 @@ fn bad_profiles_and_sources_are_one_line_errors() {
 
     let run = ferry(
         dir.path(),
-        &[
-            "import",
+        &import_args(
             "peertube",
-            "--source",
             "postgres://pt:hunter2secret@127.0.0.1:1/nowhere",
-            "--target",
             &target.url,
-        ],
+        ),
     );
     run.expect_code(2);
     assert!(!run.stderr.contains("hunter2secret"), "{}", run.show());
@@ -125,27 +112,17 @@ fn bad_profiles_and_sources_are_one_line_errors() {
 /// not declare is one line naming the stores it has; neither writes anything.
 #[test]
 fn media_store_options_are_checked_before_any_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = min_source_blocking();
-    let target = PgDb::new();
+    let (dir, source, target) = peertube_databases();
     let out = dir.path().join("out");
-    let base = [
-        "import",
-        "peertube",
-        "--source",
-        &source.url,
-        "--target",
-        &target.url,
-        "--media-to",
-        out.to_str().unwrap(),
-    ];
-    let mut args = base.to_vec();
+    let mut base = import_args("peertube", &source.url, &target.url);
+    base.extend(["--media-to", out.to_str().unwrap()]);
+    let mut args = base.clone();
     args.extend(["--media-store", "web_videos"]);
     let run = ferry(dir.path(), &args);
     run.expect_code(2);
     run.expect_stderr("is not NAME=LOCATOR");
 
-    let mut args = base.to_vec();
+    let mut args = base.clone();
     args.extend([
         "--media-store",
         "videos=s3://bucket/x?endpoint=http://127.0.0.1:1",
@@ -153,13 +130,7 @@ fn media_store_options_are_checked_before_any_work() {
     let run = ferry(dir.path(), &args);
     run.expect_code(2);
     assert_eq!(run.stderr_lines().len(), 1, "{}", run.show());
-    assert!(
-        run.stderr.contains(
-            "profile peertube has no media store 'videos' (it has: original_video_files, streaming_playlists, web_videos)"
-        ),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("profile peertube has no media store 'videos' (it has: original_video_files, streaming_playlists, web_videos)");
     assert!(target.tables().is_empty(), "nothing written");
     assert!(!out.exists(), "no media folder created");
 }

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Launch, PgDb, Run, ferry_bin, make_sqlite, run_ferry_with, sqlite_url};
+use common::{Launch, PgDb, Run, ferry_bin, make_sqlite, run_ferry_with, sqlite_url, temp_sqlite};
 use tempfile::TempDir;
 
 /// Rows in each table of the generated source (200,000 in all).
@@ -86,6 +86,18 @@ fn copy(dir: &Path, source: &str, target: &str, extra: &[&str], kill: Option<Kil
     run_ferry_with(&ferry_bin(), dir, &args, &launch)
 }
 
+/// [`copy`] killed at the named `point`; asserts it was.
+fn killed_at(dir: &Path, source: &str, target: &str, extra: &[&str], point: &'static str) -> Run {
+    let run = copy(dir, source, target, extra, Some(Kill::At(point)));
+    assert_eq!(
+        run.signal,
+        Some(9),
+        "the run was to be killed at {point}\n{}",
+        run.show()
+    );
+    run
+}
+
 /// Runs the copy ended by each of `kills` in turn (the first a plain run, the others
 /// `--resume`), then `--resume` to the end, then the independent check.
 fn kill_and_resume(dir: &Path, source: &str, target: &str, kills: &[Kill]) {
@@ -113,7 +125,7 @@ fn kill_and_resume(dir: &Path, source: &str, target: &str, kills: &[Kill]) {
     run.expect_code(0);
     // Every named point comes after the ledger is written (a timed kill may come before).
     if matches!(kills.last(), Some(Kill::At(_))) {
-        assert!(run.stderr.contains("resuming the copy"), "{}", run.show());
+        run.expect_stderr("resuming the copy");
     }
     verify(dir, source, target);
 }
@@ -194,14 +206,7 @@ fn a_rerun_refuses_a_ledger_and_a_changed_schema_refuses_resume() {
     let dir = TempDir::new().unwrap();
     let source = generated_source(dir.path());
     let db = PgDb::new();
-    let run = copy(
-        dir.path(),
-        &source,
-        &db.url,
-        &[],
-        Some(Kill::At("chunk-committed:3")),
-    );
-    assert_eq!(run.signal, Some(9), "{}", run.show());
+    let run = killed_at(dir.path(), &source, &db.url, &[], "chunk-committed:3");
     let plain = copy(dir.path(), &source, &db.url, &[], None);
     plain.expect_code(2);
     let line = plain.stderr_lines().last().unwrap().to_string();
@@ -238,11 +243,7 @@ fn three_shards_then_finish_copy_everything_and_a_killed_shard_resumes() {
     // --finish before any shard has nothing to finish.
     let early = copy(dir.path(), &source, &db.url, &["--finish"], None);
     early.expect_code(2);
-    assert!(
-        early.stderr.contains("found no ferry ledger"),
-        "{}",
-        early.show()
-    );
+    early.expect_stderr("found no ferry ledger");
     // Three shards at once; shard 1 is killed after its second chunk commits.
     let runs: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3)
@@ -273,7 +274,7 @@ fn three_shards_then_finish_copy_everything_and_a_killed_shard_resumes() {
     // The orchestrator reruns shard 1 with the same K/N: it resumes.
     let rerun = copy(dir.path(), &source, &db.url, &["--shard", "1/3"], None);
     rerun.expect_code(0);
-    assert!(rerun.stderr.contains("resuming"), "{}", rerun.show());
+    rerun.expect_stderr("resuming");
     let finish = copy(dir.path(), &source, &db.url, &["--finish"], None);
     finish.expect_code(0);
     verify(dir.path(), &source, &db.url);
@@ -319,10 +320,7 @@ fn a_copy_killed_mid_chunk_resumes_to_an_equal_sqlite_target() {
 /// marked done without running, so no resumed run tries to add it) and keeps the other one.
 #[test]
 fn orphans_found_in_the_target_leave_their_foreign_key_out_across_resumes() {
-    let dir = TempDir::new().unwrap();
-    let path = make_sqlite(
-        &dir.path().join("orphans.db"),
-        "PRAGMA foreign_keys = OFF;
+    let (dir, path) = temp_sqlite("orphans.db", "PRAGMA foreign_keys = OFF;
          CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
          CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
          CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER REFERENCES posts(id));
@@ -331,33 +329,14 @@ fn orphans_found_in_the_target_leave_their_foreign_key_out_across_resumes() {
          WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 30000)
          INSERT INTO posts SELECT i, i, 'post ' || i FROM c;
          UPDATE posts SET user_id = 99999 WHERE id IN (7, 25000);
-         INSERT INTO comments SELECT id, id FROM posts;",
-    );
+         INSERT INTO comments SELECT id, id FROM posts;");
     let source = sqlite_url(&path);
     let db = PgDb::new();
     let flags = ["--ignore-errors"];
-    let first = copy(
-        dir.path(),
-        &source,
-        &db.url,
-        &flags,
-        Some(Kill::At("chunk-committed:2")),
-    );
-    assert_eq!(first.signal, Some(9), "{}", first.show());
+    killed_at(dir.path(), &source, &db.url, &flags, "chunk-committed:2");
     let resumed = ["--ignore-errors", "--resume"];
-    let second = copy(
-        dir.path(),
-        &source,
-        &db.url,
-        &resumed,
-        Some(Kill::At("step-done:4")),
-    );
-    assert_eq!(second.signal, Some(9), "{}", second.show());
-    assert!(
-        second.stderr.contains("2 row(s) of \"posts\""),
-        "{}",
-        second.show()
-    );
+    let second = killed_at(dir.path(), &source, &db.url, &resumed, "step-done:4");
+    second.expect_stderr("2 row(s) of \"posts\"");
     let last = copy(dir.path(), &source, &db.url, &resumed, None);
     last.expect_code(0);
     verify(dir.path(), &source, &db.url);

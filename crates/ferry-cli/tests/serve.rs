@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{BAD_UTF8_SQL, PgDb, min_source_blocking, sqlite_url, with_password};
+use common::{
+    BAD_UTF8_SQL, PgDb, assert_mentions, min_source_blocking, sqlite_url, with_password, write_tree,
+};
 use ferry_testkit::serve::{Launch, Server};
 use serde_json::{Value, json};
 
@@ -188,6 +190,18 @@ impl Api {
         resp["data"].clone()
     }
 
+    /// Waits for `job` (as [`Api::start`] returned it) to end; returns it.
+    fn finish(&self, job: &Value, within: Duration) -> Value {
+        self.wait(job["id"].as_str().unwrap(), within, finished)
+    }
+
+    /// [`Api::finish`], asserting the job completed.
+    fn complete(&self, job: &Value, within: Duration) -> Value {
+        let done = self.finish(job, within);
+        assert_eq!(done["status"], "completed", "{done}");
+        done
+    }
+
     /// Polls a job until `done` says so; panics after `within`.
     fn wait(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + within;
@@ -203,6 +217,19 @@ impl Api {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Runs a `ferry admin` command; asserts it succeeded.
+fn admin_command(cmd: &mut Command) {
+    assert_succeeded(&cmd.output().unwrap());
+}
+
+fn assert_succeeded(run: &std::process::Output) {
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
 fn finished(job: &Value) -> bool {
@@ -380,19 +407,13 @@ fn lifecycle(store: &str, s: &Setup) {
         growing.len() >= 2 && growing.windows(2).all(|w| w[0] < w[1]),
         "stats did not grow while running: {growing:?}"
     );
-    assert_eq!(last["status"], "completed", "{last}");
-    assert_eq!(last["error_message"], Value::Null);
-    let items = &last["stats"]["items"];
-    assert_eq!(
-        (
-            items["total"].as_i64(),
-            items["migrated"].as_i64(),
-            items["failed"].as_i64()
-        ),
-        (Some(BIG), Some(BIG), Some(0)),
-        "{last}"
+    assert_all_items_copied(&last, BIG);
+    assert!(
+        last["stats"]["items"]["errors"]
+            .as_array()
+            .unwrap()
+            .is_empty()
     );
-    assert!(items["errors"].as_array().unwrap().is_empty());
     assert!(last["started_at"].is_string() && last["finished_at"].is_string());
     assert_eq!(target_count(&target), BIG);
 
@@ -441,9 +462,7 @@ fn dry_run_writes_nothing_and_reports_counts() {
         json!({"source_url": sqlite_url(&source), "target_url": target.url}),
     );
     assert_eq!(job["dry_run"], true);
-    let id = job["id"].as_str().unwrap();
-    let done = api.wait(id, Duration::from_secs(60), finished);
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = api.complete(&job, Duration::from_secs(60));
     assert_eq!(done["dry_run"], true);
     assert_eq!(done["stats"]["items"]["total"], 1234, "{done}");
     assert!(
@@ -517,24 +536,11 @@ fn bad_requests_get_4xx_with_a_message() {
     assert_eq!((status, &body["success"]), (401, &json!(false)), "{body}");
 
     // 403: a user that is not an admin.
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "admin",
-            "create-user",
-            "--store",
-            &s.sqlite_store(),
-            "--username",
-            "viewer",
-            "--role",
-            "user",
-        ])
-        .env("FERRY_NEW_PASSWORD", "viewer-password")
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    admin_command(
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["admin", "create-user", "--store", &s.sqlite_store()])
+            .args(["--username", "viewer", "--role", "user"])
+            .env("FERRY_NEW_PASSWORD", "viewer-password"),
     );
     api.login_as("viewer", "viewer-password");
     let (status, body) = api.call("GET", "/api/v1/admin/migrations", None);
@@ -577,20 +583,18 @@ fn bad_requests_get_4xx_with_a_message() {
         400,
         "source_url",
     );
-    let (status, text) = api.raw(
-        "POST",
-        "/api/v1/admin/migrations/copy",
-        api.token.as_deref(),
-        Some(b"{\"source_url\": ".to_vec()),
-    );
+    let copy_bytes = |body: &[u8]| {
+        api.raw(
+            "POST",
+            "/api/v1/admin/migrations/copy",
+            api.token.as_deref(),
+            Some(body.to_vec()),
+        )
+    };
+    let (status, text) = copy_bytes(b"{\"source_url\": ");
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("malformed JSON"), "{text}");
-    let (status, text) = api.raw(
-        "POST",
-        "/api/v1/admin/migrations/copy",
-        api.token.as_deref(),
-        Some(b"[1, 2]".to_vec()),
-    );
+    let (status, text) = copy_bytes(b"[1, 2]");
     assert_eq!(status, 400, "{text}");
     // A huge body: 413, and the server lives on.
     let huge = format!("{{\"source_url\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
@@ -702,14 +706,15 @@ fn bad_requests_get_4xx_with_a_message() {
     assert!(doc["paths"]["/api/v1/admin/migrations/{id}"]["delete"].is_object());
     let (status, metrics) = api.raw("GET", "/metrics", None, None);
     assert_eq!(status, 200);
-    for m in [
-        "ferry_jobs{status=\"cancelled\"} 1",
-        "ferry_rows_migrated_total",
-        "ferry_bytes_migrated_total",
-        "ferry_http_request_duration_seconds_bucket",
-    ] {
-        assert!(metrics.contains(m), "metrics lack {m}:\n{metrics}");
-    }
+    assert_mentions(
+        &metrics,
+        &[
+            "ferry_jobs{status=\"cancelled\"} 1",
+            "ferry_rows_migrated_total",
+            "ferry_bytes_migrated_total",
+            "ferry_http_request_duration_seconds_bucket",
+        ],
+    );
 }
 
 /// Short job leases, so the tests that kill a server see its jobs taken over in seconds.
@@ -736,6 +741,13 @@ fn wait_completed_after_takeover(api: &Api, id: &str, rows: i64) -> Value {
         assert!(finished(j) || j["finished_at"].is_null(), "{j}");
         finished(j)
     });
+    assert_all_items_copied(&job, rows);
+    job
+}
+
+/// `job` completed without an error, every one of the `rows` rows of `items` counted and
+/// migrated, none failed.
+fn assert_all_items_copied(job: &Value, rows: i64) {
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["error_message"], Value::Null, "{job}");
     let items = &job["stats"]["items"];
@@ -748,7 +760,6 @@ fn wait_completed_after_takeover(api: &Api, id: &str, rows: i64) -> Value {
         (Some(rows), Some(rows), Some(0)),
         "{job}"
     );
-    job
 }
 
 #[test]
@@ -782,6 +793,17 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
     assert_target_equal(&target, BIG);
 }
 
+/// Two servers A and B (short leases) sharing a fresh PostgreSQL store, and a source of `rows`
+/// rows with an empty target for their job: the store, source, target, A and B.
+fn two_servers(s: &Setup, rows: i64) -> (PgDb, PathBuf, PgDb, Server, Server) {
+    let store = PgDb::new();
+    let source = big_source(&s.path("src.db"), rows);
+    let target = PgDb::new();
+    let a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    (store, source, target, a, b)
+}
+
 /// Rows of the three-servers test: its copy must outlast a server's start, more than a lease of
 /// watching, and a kill, even on an idle machine (1,000,000 rows finished in 5 s there).
 const THREE_SERVERS_ROWS: i64 = 3 * BIG;
@@ -793,11 +815,7 @@ const THREE_SERVERS_ROWS: i64 = 3 * BIG;
 #[test]
 fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
     let s = setup();
-    let store = PgDb::new();
-    let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
-    let target = PgDb::new();
-    let mut a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let (store, source, target, mut a, b) = two_servers(&s, THREE_SERVERS_ROWS);
     let on_a = Api::login(&a);
     let id = slow_copy_id(&on_a, &source, &target);
     let running = wait_copying(&on_a, &id);
@@ -855,11 +873,7 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
 #[test]
 fn a_cancel_sent_to_another_server_stops_the_job() {
     let s = setup();
-    let store = PgDb::new();
-    let source = big_source(&s.path("src.db"), BIG);
-    let target = PgDb::new();
-    let a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let (store, source, target, a, b) = two_servers(&s, BIG);
     let on_a = Api::login(&a);
     let on_b = Api::login(&b);
     let id = slow_copy_id(&on_a, &source, &target);
@@ -907,12 +921,7 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         "copy",
         json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true, "batch_size": 10000}),
     );
-    let done = on_a.wait(
-        again["id"].as_str().unwrap(),
-        Duration::from_secs(300),
-        finished,
-    );
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = on_a.complete(&again, Duration::from_secs(300));
     assert_target_equal(&target, BIG);
 }
 
@@ -964,10 +973,7 @@ fn a_different_or_malformed_master_key_is_a_clear_startup_error() {
         Err(e) => e,
     };
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("master key") && err.contains("differs"),
-        "{err}"
-    );
+    assert_mentions(&err, &["master key", "differs"]);
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),
         1,
@@ -981,7 +987,7 @@ fn a_different_or_malformed_master_key_is_a_clear_startup_error() {
         Err(e) => e,
     };
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("malformed") && err.contains("64 hex"), "{err}");
+    assert_mentions(&err, &["malformed", "64 hex"]);
     assert!(!err.contains("not hex at all"), "{err}");
 }
 
@@ -1133,22 +1139,14 @@ fn tokens_expire_and_can_be_revoked() {
 
     let api = Api::login(&server);
     assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 200);
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "admin",
-            "revoke-tokens",
-            "--store",
-            &store,
-            "--username",
-            ADMIN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    admin_command(Command::new(env!("CARGO_BIN_EXE_ferry")).args([
+        "admin",
+        "revoke-tokens",
+        "--store",
+        &store,
+        "--username",
+        ADMIN,
+    ]));
     assert_eq!(api.call("GET", "/api/v1/admin/migrations", None).0, 401);
 
     // A second admin, password from standard input; a name already taken is refused.
@@ -1177,12 +1175,7 @@ fn tokens_expire_and_can_be_revoked() {
             .unwrap();
         child.wait_with_output().unwrap()
     };
-    let run = create("second");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_succeeded(&create("second"));
     let mut second = Api::new(&server);
     second.login_as("second", "stdin-password-9");
     assert_eq!(second.call("GET", "/api/v1/admin/migrations", None).0, 200);
@@ -1203,12 +1196,7 @@ fn failed_rows_complete_with_a_summary_or_fail_the_job_with_the_reason() {
         "copy",
         json!({"source_url": sqlite_url(&source), "target_url": target.url, "ignore_errors": true}),
     );
-    let done = api.wait(
-        job["id"].as_str().unwrap(),
-        Duration::from_secs(60),
-        finished,
-    );
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = api.complete(&job, Duration::from_secs(60));
     assert_eq!(done["stats"]["notes"]["failed"], 1, "{done}");
     assert_eq!(done["stats"]["notes"]["migrated"], 2, "{done}");
     let errors = done["stats"]["notes"]["errors"].as_array().unwrap();
@@ -1227,11 +1215,7 @@ fn failed_rows_complete_with_a_summary_or_fail_the_job_with_the_reason() {
         "copy",
         json!({"source_url": sqlite_url(&source), "target_url": target.url}),
     );
-    let done = api.wait(
-        job["id"].as_str().unwrap(),
-        Duration::from_secs(60),
-        finished,
-    );
+    let done = api.finish(&job, Duration::from_secs(60));
     assert_eq!(done["status"], "failed", "{done}");
     let reason = done["error_message"].as_str().unwrap_or_default();
     assert!(
@@ -1243,34 +1227,22 @@ fn failed_rows_complete_with_a_summary_or_fail_the_job_with_the_reason() {
 #[test]
 fn blobs_job_copies_files_and_counts_them() {
     let s = setup();
-    let from = s.path("files");
-    std::fs::create_dir_all(from.join("a")).unwrap();
-    std::fs::write(from.join("a/one.txt"), b"one").unwrap();
-    std::fs::write(from.join("two.bin"), vec![7u8; 5000]).unwrap();
+    let tree = [("a/one.txt", b"one".to_vec()), ("two.bin", vec![7u8; 5000])];
+    let from = write_tree(&s.path("files"), &tree);
     let to = s.path("copied");
     let server = start(s.dir.path(), &s.sqlite_store(), &s.key, &[]);
     let api = Api::login(&server);
     let body = json!({"from": format!("file://{}", from.display()), "to": format!("file://{}", to.display())});
 
     let dry = api.start("blobs/dry-run", body.clone());
-    let dry = api.wait(
-        dry["id"].as_str().unwrap(),
-        Duration::from_secs(60),
-        finished,
-    );
-    assert_eq!(dry["status"], "completed", "{dry}");
+    let dry = api.complete(&dry, Duration::from_secs(60));
     assert_eq!(dry["stats"]["media"]["total"], 2, "{dry}");
     assert!(!to.join("two.bin").exists(), "a dry run copied files");
 
     let job = api.start("blobs", body);
     assert_eq!(job["kind"], "blobs");
     assert_eq!(job["source_host"], from.display().to_string());
-    let done = api.wait(
-        job["id"].as_str().unwrap(),
-        Duration::from_secs(60),
-        finished,
-    );
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = api.complete(&job, Duration::from_secs(60));
     assert_eq!(done["stats"]["media"]["migrated"], 2, "{done}");
     assert_eq!(std::fs::read(to.join("a/one.txt")).unwrap(), b"one");
 
@@ -1303,11 +1275,13 @@ fn blobs_job_copies_files_and_counts_them() {
 #[test]
 fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
     let s = setup();
-    let files = s.path("files");
-    std::fs::create_dir_all(files.join("u1")).unwrap();
-    std::fs::create_dir_all(files.join("u2")).unwrap();
-    std::fs::write(files.join("u1/a.jpg"), vec![3u8; 5000]).unwrap();
-    std::fs::write(files.join("u2/b c.pdf"), b"%PDF-1.4 minimal").unwrap();
+    let files = write_tree(
+        &s.path("files"),
+        &[
+            ("u1/a.jpg", vec![3u8; 5000]),
+            ("u2/b c.pdf", b"%PDF-1.4 minimal".to_vec()),
+        ],
+    );
     let app = s.path("app.db");
     rusqlite::Connection::open(&app)
         .unwrap()
@@ -1340,12 +1314,7 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
         (&dry["kind"], &dry["dry_run"]),
         (&json!("migrate"), &json!(true))
     );
-    let dry = api.wait(
-        dry["id"].as_str().unwrap(),
-        Duration::from_secs(60),
-        finished,
-    );
-    assert_eq!(dry["status"], "completed", "{dry}");
+    let dry = api.complete(&dry, Duration::from_secs(60));
     assert_eq!(dry["stats"]["media"]["total"], 2, "{dry}");
     assert!(!out.exists(), "a dry run copied files");
     assert!(target.tables().is_empty(), "a dry run wrote rows");
@@ -1353,12 +1322,7 @@ fn migrate_job_moves_rows_rewrites_locations_and_copies_files() {
     let job = api.start("migrate", body);
     assert_eq!(job["kind"], "migrate");
     assert_eq!(job["source_host"], app.display().to_string());
-    let done = api.wait(
-        job["id"].as_str().unwrap(),
-        Duration::from_secs(120),
-        finished,
-    );
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = api.complete(&job, Duration::from_secs(120));
     assert_eq!(migrated(&done, "attachments"), 3, "{done}");
     assert_eq!(migrated(&done, "media"), 2, "{done}");
     assert!(done["stats"].get("sessions").is_none(), "excluded: {done}");
@@ -1444,12 +1408,7 @@ fn peertube_jobs_import_into_the_servers_target_database() {
     let dry = api.start("dry-run/dry-run", body.clone());
     assert_eq!(dry["kind"], "peertube", "{dry}");
     assert_eq!(dry["dry_run"], true, "{dry}");
-    let dry = api.wait(
-        dry["id"].as_str().unwrap(),
-        Duration::from_secs(120),
-        finished,
-    );
-    assert_eq!(dry["status"], "completed", "{dry}");
+    let dry = api.complete(&dry, Duration::from_secs(120));
     assert!(
         dry["stats"]["users"]["total"].as_i64().unwrap() > 0,
         "{dry}"
@@ -1458,12 +1417,7 @@ fn peertube_jobs_import_into_the_servers_target_database() {
 
     let job = api.start("peertube", body);
     assert_eq!(job["source_host"], "pt.example");
-    let done = api.wait(
-        job["id"].as_str().unwrap(),
-        Duration::from_secs(120),
-        finished,
-    );
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = api.complete(&job, Duration::from_secs(120));
     for entity in ferry_testkit::peertube::ENTITIES {
         assert!(
             done["stats"][entity]["migrated"].as_i64().unwrap_or(0) > 0,

@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ferry, make_sqlite, read_summary, sqlite_url};
+use common::{assert_mentions, ferry, make_sqlite, read_summary, sqlite_url};
 use tempfile::TempDir;
 
 /// Keys listed per kind of difference.
@@ -30,6 +30,17 @@ fn verify(dir: &Path, src: &Path, dst: &Path, summary: &Path) -> common::Run {
     )
 }
 
+/// A temp dir holding the SQLite source `names.0` made by `sql` and its copy `names.1`: a
+/// SQLite → SQLite copy replays the source's DDL and values, so the file itself is one (once
+/// the last connection closed, a WAL source is checkpointed into the file). (dir, source, copy)
+fn source_and_copy(names: (&str, &str), sql: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let (src, dst) = (dir.path().join(names.0), dir.path().join(names.1));
+    make_sqlite(&src, sql);
+    std::fs::copy(&src, &dst).unwrap();
+    (dir, src, dst)
+}
+
 fn ids(keys: &serde_json::Value) -> Vec<i64> {
     keys.as_array()
         .unwrap_or_else(|| panic!("not a list: {keys}"))
@@ -45,16 +56,12 @@ fn ids(keys: &serde_json::Value) -> Vec<i64> {
 
 #[test]
 fn a_tenth_of_a_million_rows_changed_is_counted_exactly_in_bounded_memory() {
-    let dir = TempDir::new().unwrap();
-    let (src, dst) = (dir.path().join("src.db"), dir.path().join("dst.db"));
-    make_sqlite(
-        &src,
+    let (dir, src, dst) = source_and_copy(
+        ("src.db", "dst.db"),
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
          INSERT INTO items SELECT i, 'item number ' || i, i % 97 FROM n;",
     );
-    // A SQLite → SQLite copy replays the source's DDL and values: the file itself is one.
-    std::fs::copy(&src, &dst).unwrap();
     // 100,000 rows (10 %) changed, spread over every key bucket: 40,000 different, 40,000
     // missing, 20,000 extra.
     make_sqlite(
@@ -108,20 +115,13 @@ fn a_tenth_of_a_million_rows_changed_is_counted_exactly_in_bounded_memory() {
         "ferry verify peaked at {rss:.0} MB (limit 100)"
     );
 
-    assert!(
-        run.stderr
-            .contains("40000 missing in target, 20000 extra, 40000 different"),
-        "{}",
-        run.show()
-    );
+    run.expect_stderr("40000 missing in target, 20000 extra, 40000 different");
 }
 
 #[test]
 fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
-    let dir = TempDir::new().unwrap();
-    let (src, dst) = (dir.path().join("live.db"), dir.path().join("copy.db"));
-    make_sqlite(
-        &src,
+    let (dir, src, dst) = source_and_copy(
+        ("live.db", "copy.db"),
         "PRAGMA journal_mode = WAL;
          CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
          CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT);
@@ -129,8 +129,6 @@ fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
          INSERT INTO events SELECT i, 'event ' || i FROM n;",
     );
-    // The last connection closed: the WAL is checkpointed into the file, which is the copy.
-    std::fs::copy(&src, &dst).unwrap();
 
     // The application keeps writing while ferry verifies.
     let stop = Arc::new(AtomicBool::new(false));
@@ -175,8 +173,5 @@ fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
         .lines()
         .find(|l| l.contains("the source changed while verifying"))
         .unwrap_or_else(|| panic!("no line about the live source\n{}", run.show()));
-    assert!(
-        line.contains("events") && line.contains("not a failed copy"),
-        "{line}"
-    );
+    assert_mentions(&line, &["events", "not a failed copy"]);
 }

@@ -5,6 +5,7 @@
 //! (FERRY_TEST_PG_URL) and the ferry binary (`cargo build -p ferry-cli`, or FERRY_BIN).
 
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferry_e2e::browser::Browser;
@@ -31,6 +32,14 @@ where
         eprintln!("--- ferry serve output ---\n{}", serve.output());
         std::panic::resume_unwind(panic);
     }
+}
+
+/// What the small-source tests start from: a temp dir holding the small SQLite source, an
+/// empty PostgreSQL target and a running `ferry serve`.
+async fn small_setup() -> (tempfile::TempDir, PathBuf, TestDb, Serve) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures::small_source(dir.path());
+    (dir, source, TestDb::new().await, Serve::start().await)
 }
 
 /// Opens the dashboard and submits the login form as the admin with `password`.
@@ -245,10 +254,7 @@ async fn dashboard_starts_watches_and_cancels_a_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_finished_job_and_api_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = fixtures::small_source(dir.path());
-    let target = TestDb::new().await;
-    let serve = Serve::start().await;
+    let (_dir, source, target, serve) = small_setup().await;
 
     with_browser(&serve, async |browser| {
         // A wrong password: the envelope's error is on the page, and we stay on the login.
@@ -361,10 +367,7 @@ async fn dashboard_shows_a_finished_job_and_api_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_cutover_check_as_a_checklist() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = fixtures::small_source(dir.path());
-    let target = TestDb::new().await;
-    let serve = Serve::start().await;
+    let (_dir, source, target, serve) = small_setup().await;
     let api = serve.admin().await;
 
     with_browser(&serve, async |browser| {

@@ -95,11 +95,9 @@ async fn a_profile_for_another_application() {
     assert_eq!(r.stats["notes"].failed, 1);
     assert_eq!(r.stats["media"].migrated, 2);
     let c = dst.client().await;
-    let tables: i64 = pg_value(
-        &c,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-    )
-    .await;
+    let tables: i64 = dst
+        .value("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .await;
     assert_eq!(tables, 0);
 
     o.dry_run = false;

@@ -187,15 +187,12 @@ async fn the_engine_refuses_a_row_that_would_widen_access() {
     let r = run_with(&p, &o).await;
     assert_eq!(r.stats["videos"].failed, 1);
     assert_eq!(r.exit_code(), 1);
-    let c = dst.client().await;
-    let n: i64 = c
-        .query_one(
-            "SELECT count(*) FROM videos WHERE id = $1",
-            &[&id("videos", 1)],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = dst
+        .value(&format!(
+            "SELECT count(*) FROM videos WHERE id = '{}'",
+            id("videos", 1)
+        ))
+        .await;
     assert_eq!(n, 0, "the refused video is not written");
 }
 
@@ -449,12 +446,9 @@ async fn the_real_peertube_schema_is_read_or_declared_and_never_widened() {
     for (name, v) in &r.verify {
         assert!(v.ok() && v.checksum_match, "{name}: {v:?}");
     }
-    let t = dst.client().await;
-    let blocked: i64 = pg_value(
-        &t,
-        "SELECT count(*) FROM videos WHERE moderation_state = 'blocked'",
-    )
-    .await;
+    let blocked: i64 = dst
+        .value("SELECT count(*) FROM videos WHERE moderation_state = 'blocked'")
+        .await;
     assert_eq!(blocked, 1);
 }
 

@@ -1,6 +1,6 @@
 //! File trees for tests: deterministic content, writing a tree, reading one back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Deterministic pseudo-random bytes (xorshift), so tests need no rand crate.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -16,13 +16,26 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Writes `files` (relative path, content) under `root`.
-pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) {
+/// Writes `files` (relative path, content) under `root`; returns `root`.
+pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) -> PathBuf {
     for (rel, content) in files {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+    root.to_path_buf()
+}
+
+/// A temp dir holding `files` (relative path, content).
+pub fn temp_tree(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), files);
+    dir
+}
+
+/// `file://PATH`: a folder as a blob store locator.
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
 }
 
 /// Every file under `root` as (relative path, content), sorted.

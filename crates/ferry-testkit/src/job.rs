@@ -44,6 +44,34 @@ pub async fn copied(from: &Locator, to: &Locator, dir: &Path) -> Report {
     report
 }
 
+/// `ferry::copy` with `force` (a target that already holds the tables) and a context that
+/// confirms, which must succeed with exit code 0: the report.
+pub async fn forced_copy(from: &Locator, to: &Locator, dir: &Path) -> Report {
+    let opts = CopyOptions {
+        force: true,
+        ..options(dir)
+    };
+    let report = ferry::copy(from, to, &opts, &context(true))
+        .await
+        .unwrap_or_else(|e| panic!("copy {from} → {to}: {e}"));
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    report
+}
+
+/// [`plain_copy`] into a fresh database of kind `T`: the database and the report.
+pub async fn plain_copy_to_new<T: crate::Throwaway>(from: &Locator, dir: &Path) -> (T, Report) {
+    let db = T::create().await;
+    let report = plain_copy(from, &db.locator(), dir).await;
+    (db, report)
+}
+
+/// [`copied`] (exit code 0) into a fresh database of kind `T`: the database and the report.
+pub async fn copied_to_new<T: crate::Throwaway>(from: &Locator, dir: &Path) -> (T, Report) {
+    let db = T::create().await;
+    let report = copied(from, &db.locator(), dir).await;
+    (db, report)
+}
+
 /// A context with no output that answers every confirmation with `confirm`.
 pub fn context(confirm: bool) -> Context {
     Context {
@@ -120,6 +148,14 @@ pub fn assert_no_line(lines: &[String], what: impl Fn(&str) -> bool) {
 #[track_caller]
 pub fn assert_listed(list: &[String], item: &str) {
     assert!(list.iter().any(|x| x == item), "{item} not in {list:#?}");
+}
+
+/// Asserts that each of `items` is one of `list` ([`assert_listed`] for several).
+#[track_caller]
+pub fn assert_all_listed(list: &[String], items: &[&str]) {
+    for item in items {
+        assert_listed(list, item);
+    }
 }
 
 /// Asserts that `text` (an error or a report) mentions every one of `words`.

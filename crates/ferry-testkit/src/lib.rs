@@ -43,6 +43,9 @@ pub trait Throwaway: Sized + Send + Sync {
     /// A fresh, empty database.
     fn create() -> impl std::future::Future<Output = Self> + Send;
 
+    /// The database as ferry's source or target.
+    fn locator(&self) -> ferry_core::Locator;
+
     /// Runs `sql` (one or more statements, no parameters) on a connection of its own; panics
     /// with the SQL when it fails.
     fn execute(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send;

@@ -23,6 +23,18 @@ pub async fn my_connect(url: &str) -> mysql_async::Conn {
     })
 }
 
+/// The first row `sql` returns on `conn`, decoded as `T` (one value or a tuple); panics with the
+/// query when it fails or returns no row.
+pub async fn my_first<T: mysql_async::prelude::FromRow + Send + 'static>(
+    conn: &mut mysql_async::Conn,
+    sql: &str,
+) -> T {
+    conn.query_first(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
 /// A MySQL database created for one test and dropped when it ends.
 pub struct MyDb {
     pub name: String,
@@ -89,6 +101,10 @@ impl crate::Throwaway for MyDb {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let _ = conn.disconnect().await;
+    }
+
+    fn locator(&self) -> ferry_core::Locator {
+        MyDb::locator(self)
     }
 }
 

@@ -186,10 +186,23 @@ pub fn complete_media_dir(playlist: &str) -> tempfile::TempDir {
 /// an empty target, the media folder the source's files are in, and an empty folder to copy
 /// them to.
 pub async fn fixture() -> (TestDb, TestDb, tempfile::TempDir, tempfile::TempDir) {
+    with_media(media_dir()).await
+}
+
+/// [`fixture`] with a [`complete_media_dir`] holding `playlist`: a run that must be complete.
+pub async fn complete_fixture(
+    playlist: &str,
+) -> (TestDb, TestDb, tempfile::TempDir, tempfile::TempDir) {
+    with_media(complete_media_dir(playlist)).await
+}
+
+async fn with_media(
+    media: tempfile::TempDir,
+) -> (TestDb, TestDb, tempfile::TempDir, tempfile::TempDir) {
     (
         min_source().await,
         TestDb::new().await,
-        media_dir(),
+        media,
         tempfile::tempdir().unwrap(),
     )
 }

@@ -99,6 +99,17 @@ pub async fn pg_rows<T: FromRow>(client: &Client, sql: &str) -> Vec<T> {
         .collect()
 }
 
+/// The one row `sql` (no parameters) returns, decoded as the tuple `T`; panics with the query
+/// when it fails or does not return exactly one row.
+pub async fn pg_row<T: FromRow>(client: &Client, sql: &str) -> T {
+    T::from_row(
+        &client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    )
+}
+
 /// `url` with its database name replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let (scheme, rest) = url
@@ -211,6 +222,24 @@ impl TestDb {
         pg_column(&self.client().await, sql).await
     }
 
+    /// [`pg_row`] on a fresh connection to this database.
+    pub async fn row<T: FromRow>(&self, sql: &str) -> T {
+        pg_row(&self.client().await, sql).await
+    }
+
+    /// Asserts `table` holds `rows` rows with as many distinct ids: every row exactly once, as a
+    /// copy in parallel chunks must leave it.
+    pub async fn assert_each_id_once(&self, table: &str, rows: i64) {
+        let counts: (i64, i64) = self
+            .row(&format!("SELECT count(*), count(DISTINCT id) FROM {table}"))
+            .await;
+        assert_eq!(
+            counts,
+            (rows, rows),
+            "{table}: every row exactly once across the chunks"
+        );
+    }
+
     /// [`pg_rows`] on a fresh connection to this database.
     pub async fn rows<T: FromRow>(&self, sql: &str) -> Vec<T> {
         pg_rows(&self.client().await, sql).await
@@ -244,6 +273,10 @@ impl crate::Throwaway for TestDb {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn locator(&self) -> ferry_core::Locator {
+        TestDb::locator(self)
     }
 }
 

@@ -51,6 +51,17 @@ impl Run {
         self.expect_in("stderr", &self.stderr, text)
     }
 
+    /// Asserts that some line of stderr satisfies `what`, showing the whole run when none does.
+    #[track_caller]
+    pub fn expect_stderr_line(&self, what: impl Fn(&str) -> bool) -> &Self {
+        assert!(
+            self.stderr.lines().any(what),
+            "no such line on stderr\n{}",
+            self.show()
+        );
+        self
+    }
+
     #[track_caller]
     fn expect_in(&self, name: &str, output: &str, text: &str) -> &Self {
         assert!(
@@ -68,6 +79,15 @@ impl Run {
             .filter(|l| !l.trim().is_empty())
             .collect()
     }
+}
+
+/// Writes a `ferry migrate` spec to `path`: a `[database]` section copying `source` into
+/// `target` (URLs), then `rest` (more keys of that section, `[blobs]`, `[[rewrite]]`, …);
+/// returns `path`.
+pub fn write_migrate_spec(path: &Path, source: &str, target: &str, rest: &str) -> PathBuf {
+    let spec = format!("[database]\nsource = \"{source}\"\ntarget = \"{target}\"\n{rest}");
+    std::fs::write(path, spec).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path.to_path_buf()
 }
 
 /// The `ferry` binary Cargo built for this package's integration tests: it sits in the folder

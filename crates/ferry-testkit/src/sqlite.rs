@@ -91,15 +91,38 @@ pub fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// A closed WAL-mode file `path` with table `t (id INTEGER PRIMARY KEY, v TEXT)` holding rows
-/// (1, 'a') and (2, 'b'). Closing checkpoints and removes -wal/-shm, so only `path` is left: the
-/// file an application leaves behind when it stops.
-pub fn closed_wal_db(path: &Path) -> PathBuf {
-    make_sqlite(
-        path,
+/// Column `index` of every row `sql` returns on `conn`, decoded as `T`; panics with the query
+/// when it fails.
+pub fn sqlite_column<T: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    index: usize,
+) -> Vec<T> {
+    conn.prepare(sql)
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(index))?.collect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A temp dir holding the SQLite file `name` made by `sql`: (dir, file).
+pub fn temp_sqlite(name: &str, sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_sqlite(&dir.path().join(name), sql);
+    (dir, path)
+}
+
+/// A temp dir holding `name`, a closed WAL-mode file with table `t (id INTEGER PRIMARY KEY,
+/// v TEXT)` holding rows (1, 'a') and (2, 'b'). Closing checkpoints and removes -wal/-shm
+/// (asserted), so only the file is left: what an application leaves behind when it stops.
+/// (dir, file)
+pub fn closed_wal_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = temp_sqlite(
+        name,
         "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
          INSERT INTO t VALUES (1, 'a'), (2, 'b');",
-    )
+    );
+    let wal = dir.path().join(format!("{name}-wal"));
+    assert!(!wal.exists(), "{} is left after closing", wal.display());
+    (dir, path)
 }
 
 /// Builds the quirks fixture (crates/ferry/tests/fixtures/quirks.sql: every storage-class and
@@ -116,6 +139,13 @@ pub fn quirks_db(dir: &Path) -> PathBuf {
         .unwrap();
     drop(conn);
     path
+}
+
+/// A temp dir holding [`quirks_db`]: (dir, file).
+pub fn temp_quirks_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = quirks_db(dir.path());
+    (dir, path)
 }
 
 /// A source whose `notes` row id=2 holds invalid UTF-8 in a TEXT column (what SQLite lets an

@@ -52,8 +52,7 @@ fn not_portable(caps: &ferry::Capabilities) -> &'static [&'static str] {
 }
 
 async fn round_trip(backend: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let place = Place::new(backend).await;
     let skipped = not_portable(&place.capabilities());
     let opts = with_tables(options(dir.path()), &[], skipped);
@@ -91,8 +90,7 @@ async fn round_trip(backend: &str) {
 }
 
 async fn refuses_a_second_copy(backend: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let place = Place::new(backend).await;
     let opts = ferry::CopyOptions {
         schema_mode: ferry::SchemaMode::Create,
@@ -122,8 +120,7 @@ async fn refuses_a_second_copy(backend: &str) {
 }
 
 async fn dry_run_writes_nothing(backend: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let place = Place::new(backend).await;
     let opts = dry_run(options(dir.path()));
     let report = ferry::copy(&sqlite(&src), &place.locator(), &opts, &context(true))

@@ -67,14 +67,7 @@ async fn fills_the_applications_schema() {
         "{msg}"
     );
 
-    let opts = ferry::CopyOptions {
-        force: true,
-        ..options(dir.path())
-    };
-    let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
-        .await
-        .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = forced_copy(&sqlite(&src), &db.locator(), dir.path()).await;
     assert!(report.verify.values().all(|v| v.ok()) && report.verify.len() == 3);
     assert_any_line(&report.warnings, |w| {
         w.contains("theme") && w.contains("default")
@@ -102,11 +95,9 @@ async fn fills_the_applications_schema() {
         "light",
         "a target-only column takes its default"
     );
-    let next_user: i64 = pg_value(
-        &pg,
-        "INSERT INTO users (email) VALUES ('new@example.org') RETURNING id",
-    )
-    .await;
+    let next_user: i64 = db
+        .value("INSERT INTO users (email) VALUES ('new@example.org') RETURNING id")
+        .await;
     assert_eq!(next_user, 6, "bigserial moved past the copied maximum");
     let next_post: i32 = pg_value(
         &pg,
@@ -181,13 +172,11 @@ async fn fills_an_existing_mysql_schema() {
     .await
     .unwrap();
     copied(&sqlite(&src), &my.locator(), dir.path()).await;
-    let (admin, at): (i64, String) = conn
-        .query_first(
-            "SELECT is_admin, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') FROM users WHERE id = 5",
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let (admin, at): (i64, String) = my_first(
+        &mut conn,
+        "SELECT is_admin, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') FROM users WHERE id = 5",
+    )
+    .await;
     assert_eq!(
         (admin, at.as_str()),
         (0, "2024-03-04 03:06:07"),
@@ -196,11 +185,7 @@ async fn fills_an_existing_mysql_schema() {
     conn.query_drop("INSERT INTO users (email, created_at) VALUES ('n@example.org', NOW())")
         .await
         .unwrap();
-    let id: u64 = conn
-        .query_first("SELECT LAST_INSERT_ID()")
-        .await
-        .unwrap()
-        .unwrap();
+    let id: u64 = my_first(&mut conn, "SELECT LAST_INSERT_ID()").await;
     assert_eq!(id, 6);
     conn.disconnect().await.unwrap();
 }
@@ -210,9 +195,7 @@ async fn fills_an_existing_mysql_schema() {
 /// bound for an array column is a reported row failure, not a crash or a silent loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fills_enum_jsonb_and_domain_columns_from_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("typed.db");
-    make_sqlite(&path, "CREATE TABLE items (id INTEGER PRIMARY KEY, state TEXT, doc JSON, code TEXT);
+    let (dir, path) = temp_sqlite("typed.db", "CREATE TABLE items (id INTEGER PRIMARY KEY, state TEXT, doc JSON, code TEXT);
              INSERT INTO items VALUES (1, 'open', '{\"b\": 1, \"a\": 2}', 'AB'), (2, NULL, NULL, NULL);
              CREATE TABLE lists (id INTEGER PRIMARY KEY, tags TEXT);
              INSERT INTO lists VALUES (1, '{x,y}'), (2, NULL);");
@@ -234,16 +217,12 @@ async fn fills_enum_jsonb_and_domain_columns_from_text() {
     let report = copy_with(&sqlite(&path), &db.locator(), &opts).await;
     assert_eq!(report.stats["items"].migrated, 2, "{}", report.render());
     assert!(report.verify["items"].ok(), "{}", report.render());
-    let row = pg
-        .query_one(
-            "SELECT state::text, doc->>'a', code::text FROM items WHERE id = 1",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "open");
-    assert_eq!(row.get::<_, String>(1), "2");
-    assert_eq!(row.get::<_, String>(2), "AB");
+    let row: (String, String, String) = pg_row(
+        &pg,
+        "SELECT state::text, doc->>'a', code::text FROM items WHERE id = 1",
+    )
+    .await;
+    assert_eq!(row, ("open".into(), "2".into(), "AB".into()));
     assert_eq!(report.stats["lists"].migrated, 1, "{}", report.render());
     assert_eq!(report.stats["lists"].failed, 1);
     assert!(
@@ -258,10 +237,8 @@ async fn fills_enum_jsonb_and_domain_columns_from_text() {
 /// mode): a source without declared foreign keys cannot slip orphans past the target's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_targets_foreign_keys_are_validated_after_the_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("loose.db");
-    make_sqlite(
-        &path,
+    let (dir, path) = temp_sqlite(
+        "loose.db",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
              INSERT INTO users VALUES (1, 'a@example.org');
              CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, title TEXT);

@@ -73,6 +73,15 @@ fn declared_types(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
     declared(conn, table).into_iter().map(|(_, t)| t).collect()
 }
 
+/// Copies the shop from `src` (either server) into `dir/shop.db` and checks it as it arrived;
+/// returns the file.
+async fn shop_copied_to_sqlite(src: &ferry::Locator, dir: &Path) -> PathBuf {
+    let file = dir.join("shop.db");
+    let report = plain_copy(src, &sqlite(&file), dir).await;
+    assert_shop_in_sqlite(&file, &report);
+    file
+}
+
 /// Checks the shop as it arrived in a SQLite file, from either server.
 fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
     assert_eq!(report.exit_code(), 0, "{}", report.render());
@@ -156,9 +165,7 @@ fn assert_shop_in_sqlite(file: &Path, report: &ferry::Report) {
 async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::with(SHOP_PG).await;
-    let file = dir.path().join("shop.db");
-    let report = plain_copy(&src.locator(), &sqlite(&file), dir.path()).await;
-    assert_shop_in_sqlite(&file, &report);
+    let file = shop_copied_to_sqlite(&src.locator(), dir.path()).await;
     let conn = rusqlite::Connection::open(&file).unwrap();
     let created: (String, String) = conn
         .query_row(
@@ -197,9 +204,7 @@ async fn postgres_shop_keeps_numbers_and_dates_in_sqlite() {
 async fn mysql_shop_keeps_numbers_and_dates_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let my = MyDb::with(SHOP_MY).await;
-    let file = dir.path().join("shop.db");
-    let report = plain_copy(&my.locator(), &sqlite(&file), dir.path()).await;
-    assert_shop_in_sqlite(&file, &report);
+    shop_copied_to_sqlite(&my.locator(), dir.path()).await;
 }
 
 /// A PostgreSQL application with domains (a `year` over integer with its CHECK) and `text[]`
@@ -303,8 +308,7 @@ async fn postgres_domains_and_arrays_arrive_in_sqlite() {
 async fn postgres_domains_and_arrays_arrive_in_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let src = catalog_db().await;
-    let my = MyDb::new().await;
-    let report = plain_copy(&src.locator(), &my.locator(), dir.path()).await;
+    let (my, report) = plain_copy_to_new::<MyDb>(&src.locator(), dir.path()).await;
     assert_domains_and_arrays_named(&report);
     let mut conn = my.conn().await;
     let types: Vec<(String, String)> = conn
@@ -318,11 +322,7 @@ async fn postgres_domains_and_arrays_arrive_in_mysql() {
             || types == ["int", "longtext", "int", "decimal", "longtext", "longtext"],
         "{types:?}"
     );
-    let (year, first): (i64, String) = conn
-        .query_first("SELECT release_year, JSON_UNQUOTE(JSON_EXTRACT(special_features, '$[0]')) FROM films WHERE id = 1")
-        .await
-        .unwrap()
-        .unwrap();
+    let (year, first): (i64, String) = my_first(&mut conn, "SELECT release_year, JSON_UNQUOTE(JSON_EXTRACT(special_features, '$[0]')) FROM films WHERE id = 1").await;
     assert_eq!((year, first.as_str()), (2006, "Deleted Scenes"));
     conn.disconnect().await.unwrap();
 }
@@ -332,8 +332,7 @@ async fn postgres_domains_and_arrays_arrive_in_mysql() {
 async fn postgres_domains_stay_domains_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
     let src = catalog_db().await;
-    let dst = TestDb::new().await;
-    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
+    let (dst, report) = copied_to_new::<TestDb>(&src.locator(), dir.path()).await;
     assert!(
         report.not_copied.is_empty() && report.lossy.is_empty(),
         "{}",
@@ -372,8 +371,7 @@ const QTY_NOTE: &str =
 async fn a_real_run_announces_every_change() {
     let dir = tempfile::tempdir().unwrap();
     let src = products_db(dir.path());
-    let db = TestDb::new().await;
-    let report = copied(&sqlite(&src), &db.locator(), dir.path()).await;
+    let (_db, report) = copied_to_new::<TestDb>(&sqlite(&src), dir.path()).await;
     assert!(!report.dry_run);
     assert_eq!(report.lossy, [QTY_NOTE]);
     let shown = report.render();
@@ -441,17 +439,14 @@ async fn strict_mode_refuses_changes_before_writing() {
 /// nothing to refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexed_json_column_becomes_jsonb_in_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("app.db");
-    make_sqlite(
-        &file,
+    let (dir, file) = temp_sqlite(
+        "app.db",
         r#"CREATE TABLE playlists (id INTEGER PRIMARY KEY, meta JSON, hashes JSON NOT NULL);
            CREATE INDEX playlists_hashes ON playlists (hashes);
            INSERT INTO playlists (meta, hashes) VALUES
              ('{"b": 1, "a": [1, 2]}', '["ab12", "cd34"]'), (NULL, '[]');"#,
     );
-    let db = TestDb::new().await;
-    let report = copied(&sqlite(&file), &db.locator(), dir.path()).await;
+    let (db, report) = copied_to_new::<TestDb>(&sqlite(&file), dir.path()).await;
     assert!(report.verify["playlists"].ok(), "{}", report.render());
     assert_any_line(&report.lossy, |l| {
         l.contains("playlists.hashes") && l.contains("jsonb")

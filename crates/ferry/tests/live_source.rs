@@ -33,6 +33,12 @@ impl Tally {
         assert!(during > 0, "the writer committed during the copy");
     }
 
+    /// Tells the writer to stop and waits until it has.
+    fn stop_writer(&self, writer: std::thread::JoinHandle<()>) {
+        self.stop.store(true, Ordering::SeqCst);
+        writer.join().unwrap();
+    }
+
     fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
     }
@@ -122,6 +128,24 @@ fn sqlite_writer(path: &std::path::Path, tally: &Tally) -> std::thread::JoinHand
     })
 }
 
+/// A temp dir holding `app.db`, made in `journal` mode, and a writer thread writing it:
+/// (dir, file, the writer's tally, the writer).
+fn written_sqlite_source(
+    journal: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Tally,
+    std::thread::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app.db");
+    sqlite_source(&src, journal);
+    let tally = Tally::default();
+    let writer = sqlite_writer(&src, &tally);
+    (dir, src, tally, writer)
+}
+
 fn copy_options(dir: &std::path::Path) -> ferry::CopyOptions {
     ferry::CopyOptions {
         batch_rows: 500,
@@ -185,33 +209,23 @@ async fn assert_consistent(report: &ferry::Report, pg: &TestDb, how: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_source_copied_while_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    sqlite_source(&src, "WAL");
-    let tally = Tally::default();
-    let writer = sqlite_writer(&src, &tally);
+    let (dir, src, tally, writer) = written_sqlite_source("WAL");
     let (report, pg, during) = copy_during_writes(&sqlite(&src), &tally, dir.path()).await;
-    tally.stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
+    tally.stop_writer(writer);
     tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "SQLite WAL snapshot").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_rollback_journal_source_makes_writers_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    sqlite_source(&src, "DELETE");
-    let tally = Tally::default();
-    let writer = sqlite_writer(&src, &tally);
+    let (dir, src, tally, writer) = written_sqlite_source("DELETE");
     tally.wait_for_commits(5).await;
     let pg = TestDb::new().await;
     let report = copy_with(&sqlite(&src), &pg.locator(), &copy_options(dir.path())).await;
     // The shared lock is gone with the source: the writer, which waited, goes on.
     let after = tally.commits();
     tally.wait_for_commits(after + 5).await;
-    tally.stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
+    tally.stop_writer(writer);
     assert!(tally.errors.lock().unwrap().is_empty());
     assert_consistent(&report, &pg, "SQLite shared lock (writers wait)").await;
     assert!(
@@ -222,11 +236,7 @@ async fn sqlite_rollback_journal_source_makes_writers_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    sqlite_source(&src, "WAL");
-    let tally = Tally::default();
-    let writer = sqlite_writer(&src, &tally);
+    let (dir, src, tally, writer) = written_sqlite_source("WAL");
     tally.wait_for_commits(5).await;
     let files_before: Vec<String> = snapshot(dir.path()).into_iter().map(|(n, _)| n).collect();
     let pg = TestDb::new().await;
@@ -243,8 +253,7 @@ async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
     .unwrap();
     let during = tally.commits() - before;
     let files_after: Vec<String> = snapshot(dir.path()).into_iter().map(|(n, _)| n).collect();
-    tally.stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
+    tally.stop_writer(writer);
     tally.worked_during_copy(during);
     assert_consistent(&report, &pg, "SQLite online backup copy").await;
     assert_eq!(
@@ -257,9 +266,7 @@ async fn sqlite_backup_snapshot_of_a_wal_file_being_written() {
 /// application opens and writes it meanwhile, the next read fails instead of mixing pictures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_immutable_read_is_guarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = closed_wal_db(&dir.path().join("app.db"));
-    assert!(!dir.path().join("app.db-wal").exists());
+    let (dir, src) = closed_wal_db("app.db");
     let before = snapshot(dir.path());
 
     // Open in another handle (here this process's, as /proc shows it): refused, untouched.

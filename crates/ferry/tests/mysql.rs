@@ -64,15 +64,13 @@ async fn mysql_quirks_arrive_in_postgres() {
     load_fixture(&my).await;
 
     // Zero dates are row failures by default, named by key.
-    let pg = TestDb::new().await;
-    let report = plain_copy(&my.locator(), &pg.locator(), dir.path()).await;
+    let (_pg, report) = plain_copy_to_new::<TestDb>(&my.locator(), dir.path()).await;
     assert_eq!(report.status, Status::Failed);
     let error = report.error.unwrap();
     assert_mentions(&error, &["accounts", "id=7", "zero date"]);
 
     // With the explicit option they become NULL, and everything verifies.
-    let pg = TestDb::new().await;
-    let report = copied(&with_zero_dates_null(&my), &pg.locator(), dir.path()).await;
+    let (pg, report) = copied_to_new::<TestDb>(&with_zero_dates_null(&my), dir.path()).await;
     assert_eq!(report.verify.len(), 3);
     assert!(
         report
@@ -151,8 +149,7 @@ async fn mysql_quirks_arrive_in_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let my = MyDb::new().await;
     // MySQL stores neither invalid UTF-8 nor infinities: those tables are checked below.
     let opts = with_tables(options(dir.path()), &[], &["bad_text", "reals"]);
@@ -161,17 +158,13 @@ async fn sqlite_quirks_arrive_in_mysql_and_come_back() {
     assert!(report.verify.values().all(|v| v.ok()));
 
     let mut conn = my.conn().await;
-    let (flag, meta): (i64, String) = conn
-        .query_first("SELECT active, meta FROM flags, docs WHERE flags.id = 1 AND docs.id = 1")
-        .await
-        .unwrap()
-        .unwrap();
+    let (flag, meta): (i64, String) = my_first(
+        &mut conn,
+        "SELECT active, meta FROM flags, docs WHERE flags.id = 1 AND docs.id = 1",
+    )
+    .await;
     assert_eq!((flag, meta.as_str()), (1, r#"{"b": 1, "a": [1, 2]}"#));
-    let name: String = conn
-        .query_first("SELECT name FROM tree WHERE id = 10")
-        .await
-        .unwrap()
-        .unwrap();
+    let name: String = my_first(&mut conn, "SELECT name FROM tree WHERE id = 10").await;
     assert_eq!(name, "Ünïcödé ✓");
     let long: Vec<String> = conn.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'a_table%'").await.unwrap();
     assert_eq!(long.len(), 2);

@@ -163,8 +163,7 @@ async fn sqlite_objects_are_recreated_between_sqlite_files() {
 async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let src = sqlite_app(dir.path());
-    let db = TestDb::new().await;
-    let report = copied(&sqlite(&src), &db.locator(), dir.path()).await;
+    let (db, report) = copied_to_new::<TestDb>(&sqlite(&src), dir.path()).await;
     assert!(report.recreated.is_empty(), "{:?}", report.recreated);
     for table in ["notes_fts", "legacy_fts"] {
         assert!(report.verify[table].ok(), "{table}: {}", report.render());
@@ -173,15 +172,16 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
         });
     }
     let not_copied = not_copied(&report);
-    for expected in [
-        "view active_posts",
-        "trigger posts_updated_at",
-        "virtual table posts_fts",
-        "virtual table places_rtree",
-        "virtual table tags_index",
-    ] {
-        assert_listed(&not_copied, expected);
-    }
+    assert_all_listed(
+        &not_copied,
+        &[
+            "view active_posts",
+            "trigger posts_updated_at",
+            "virtual table posts_fts",
+            "virtual table places_rtree",
+            "virtual table tags_index",
+        ],
+    );
     assert!(!report.verify.contains_key("places_rtree"));
     let pg = db.client().await;
     let bodies: Vec<String> = pg_column(&pg, "SELECT body FROM notes_fts ORDER BY body").await;
@@ -193,12 +193,12 @@ async fn sqlite_full_text_with_its_own_text_reaches_postgres_as_a_table() {
             "ship the ferry release"
         ]
     );
-    let shadows: i64 = pg_value(
-        &pg,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%fts\\_%'",
-    )
-    .await;
-    assert_eq!(shadows, 0, "shadow tables are never copied as tables");
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%fts\\_%'")
+            .await,
+        0,
+        "shadow tables are never copied as tables"
+    );
 }
 
 /// A billing application's PostgreSQL schema: a plpgsql `updated_at` trigger function, a view
@@ -233,8 +233,7 @@ REFRESH MATERIALIZED VIEW revenue;
 async fn postgres_objects_are_recreated_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::with(PG_APP).await;
-    let dst = TestDb::new().await;
-    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
+    let (dst, report) = copied_to_new::<TestDb>(&src.locator(), dir.path()).await;
     assert_recreated(
         &report,
         &[

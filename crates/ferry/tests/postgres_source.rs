@@ -47,8 +47,7 @@ const APP: &str = "
 async fn postgres_clones_into_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::with(APP).await;
-    let dst = TestDb::new().await;
-    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
+    let (dst, report) = copied_to_new::<TestDb>(&src.locator(), dir.path()).await;
     assert_eq!(report.verify.len(), 3);
     assert_listed(&report.recreated, "view recent");
     let lossy = report.lossy.join("\n");
@@ -148,20 +147,18 @@ async fn another_schema_is_selected_by_name() {
     let report = copied(&loc, &sqlite(&file), dir.path()).await;
     assert_eq!(report.stats.keys().collect::<Vec<_>>(), ["items"]);
     let missing = ferry::parse_locator(&format!("{}?schema=nope", src.url)).unwrap();
-    let err = ferry::copy(
+    let err = copy_refused(
         &missing,
         &sqlite(&dir.path().join("n.db")),
         &options(dir.path()),
-        &context(false),
+        false,
     )
-    .await
-    .unwrap_err();
+    .await;
     assert_mentions(&err.to_string(), &["schema \"nope\" does not exist"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_tables_are_read_in_parallel_key_ranges() {
-    use mysql_async::prelude::Queryable;
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::with("CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT i * 7, 'row ' || i FROM generate_series(1, 250000) i;
                         CREATE TABLE logbook (at int, v text); INSERT INTO logbook SELECT i % 1000, 'entry' FROM generate_series(1, 250000) i;").await;
@@ -173,18 +170,7 @@ async fn large_tables_are_read_in_parallel_key_ranges() {
     let report = copy_with(&src.locator(), &dst.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.stats["big"].migrated, 250_000);
-    let (n, d): (i64, i64) = dst
-        .client()
-        .await
-        .query_one("SELECT count(*), count(DISTINCT id) FROM big", &[])
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
-    assert_eq!(
-        (n, d),
-        (250_000, 250_000),
-        "each row once across the chunks"
-    );
+    dst.assert_each_id_once("big", 250_000).await;
     // A keyless table is split by page ranges (ctid): duplicates included, every row once.
     assert_eq!(report.stats["logbook"].migrated, 250_000);
     assert!(report.verify["logbook"].ok(), "{}", report.render());
@@ -198,14 +184,8 @@ async fn large_tables_are_read_in_parallel_key_ranges() {
     let report = copy_with(&my.locator(), &back.locator(), &opts).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
     assert_eq!(report.stats["big"].migrated, 250_000);
-    let mut conn = my.conn().await;
-    let n: i64 = conn
-        .query_first("SELECT COUNT(*) FROM big")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(n, 250_000);
-    conn.disconnect().await.unwrap();
+    let n: Vec<i64> = my.rows("SELECT COUNT(*) FROM big").await;
+    assert_eq!(n, [250_000]);
 }
 
 /// Types ferry does not model as portable values travel in PostgreSQL's own binary form between
@@ -235,8 +215,7 @@ const TYPES: &str = "
 async fn postgres_types_keep_their_types_between_postgres_databases() {
     let dir = tempfile::tempdir().unwrap();
     let src = TestDb::with(TYPES).await;
-    let dst = TestDb::new().await;
-    let report = copied(&src.locator(), &dst.locator(), dir.path()).await;
+    let (dst, report) = copied_to_new::<TestDb>(&src.locator(), dir.path()).await;
     assert!(report.verify["kinds"].ok(), "{}", report.render());
     // Only the composite type is read as text (its binary form names per-database type ids).
     assert_eq!(

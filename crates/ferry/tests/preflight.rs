@@ -171,21 +171,23 @@ INSERT INTO user_settings VALUES (1, 7, 'theme'), (2, 8, NULL);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_key_holding_nulls_becomes_unique_in_postgres_and_mysql() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    make_sqlite(&src, NULL_KEYS);
+    let (dir, src) = temp_sqlite("app.db", NULL_KEYS);
     let named = |r: &Report| {
         r.lossy
             .iter()
             .any(|l| l.starts_with("settings.key:") && l.contains("created as UNIQUE"))
     };
+    // A copy into `target` names the change and verifies.
+    let copy_into = async |target: &ferry::Locator| {
+        let report = checked(&sqlite(&src), target, &options(dir.path()))
+            .await
+            .unwrap();
+        assert!(named(&report), "{:?}", report.lossy);
+        assert_verified(&report);
+    };
 
     let pg = TestDb::new().await;
-    let report = checked(&sqlite(&src), &pg.locator(), &options(dir.path()))
-        .await
-        .unwrap();
-    assert!(named(&report), "{:?}", report.lossy);
-    assert_verified(&report);
+    copy_into(&pg.locator()).await;
     let kinds: Vec<String> = pg.column("SELECT contype::text FROM pg_constraint WHERE conrelid = 'settings'::regclass ORDER BY 1").await;
     assert_eq!(kinds, ["u"]);
     let rows: i64 = pg
@@ -194,11 +196,7 @@ async fn a_sqlite_key_holding_nulls_becomes_unique_in_postgres_and_mysql() {
     assert_eq!(rows, 2);
 
     let my = MyDb::new().await;
-    let report = checked(&sqlite(&src), &my.locator(), &options(dir.path()))
-        .await
-        .unwrap();
-    assert!(named(&report), "{:?}", report.lossy);
-    assert_verified(&report);
+    copy_into(&my.locator()).await;
     let kinds: Vec<String> = my
         .rows("SELECT constraint_type FROM information_schema.table_constraints WHERE table_schema = ? AND table_name = 'settings'")
         .await;
@@ -398,9 +396,7 @@ async fn key_values_differing_by_trailing_spaces_or_case_stay_distinct_in_mysql(
 /// real run counts the rounded values as it copies; strict mode finds them before writing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mode_refuses_sub_microsecond_rounding_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("gorm.db");
-    make_sqlite(&src, "CREATE TABLE `events` (`id` integer PRIMARY KEY AUTOINCREMENT,`name` text,`created_at` datetime);
+    let (dir, src) = temp_sqlite("gorm.db", "CREATE TABLE `events` (`id` integer PRIMARY KEY AUTOINCREMENT,`name` text,`created_at` datetime);
              INSERT INTO events VALUES (1, 'signup', '2026-07-08 12:00:28.111135256'),
                (2, 'login', '2026-07-08 12:01:02.5'), (3, 'logout', '2026-07-08 12:03:00.000001000');");
     let pg = TestDb::new().await;
@@ -630,9 +626,7 @@ async fn postgres_expression_defaults_are_kept_translated_or_named() {
 /// constraint not copied, which strict mode refuses before writing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mode_refuses_a_foreign_key_left_out_for_orphans() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("blog.db");
-    make_sqlite(&src, "PRAGMA foreign_keys = OFF;
+    let (dir, src) = temp_sqlite("blog.db", "PRAGMA foreign_keys = OFF;
              CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
              CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES authors(id), title TEXT NOT NULL);
              INSERT INTO authors VALUES (1, 'Ann');

@@ -68,8 +68,7 @@ proptest! {
                 ).unwrap();
             }
             drop(conn);
-            let db = TestDb::new().await;
-            let report = copied(&sqlite(&path), &db.locator(), dir.path()).await;
+            let (db, report) = copied_to_new::<TestDb>(&sqlite(&path), dir.path()).await;
             assert!(report.lossy.is_empty(), "{:?}", report.lossy);
             let pg = db.client().await;
             let back = pg_query(&pg, "SELECT i, r, s, b, f FROM t ORDER BY id").await;
@@ -115,14 +114,9 @@ fn classes_and_values(path: &std::path::Path) -> Vec<String> {
         .iter()
         .map(|c| format!("typeof({c}) || ':' || quote({c})"))
         .collect();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {} FROM t ORDER BY id",
-            exprs.join(" || ' ' || ")
-        ))
-        .unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    sqlite_column(
+        &conn,
+        &format!("SELECT {} FROM t ORDER BY id", exprs.join(" || ' ' || ")),
+        0,
+    )
 }

@@ -50,8 +50,7 @@ async fn peertube_schema_round_trips_through_sqlite() {
     assert_eq!(report.verify.len(), 63);
     assert_eq!(report.stats["tag"].migrated, 3);
 
-    let again = TestDb::new().await;
-    let report = copied(&sqlite(&file), &again.locator(), dir.path()).await;
+    let (again, report) = copied_to_new::<TestDb>(&sqlite(&file), dir.path()).await;
     assert_eq!(report.verify.len(), 63);
     let pg2 = again.client().await;
     let version: i64 = pg_value(&pg2, "SELECT \"migrationVersion\" FROM application").await;

@@ -8,8 +8,7 @@ use ferry::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_quirk_arrives_typed_and_verified() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let before = snapshot(dir.path());
     let db = TestDb::new().await;
 
@@ -215,8 +214,7 @@ async fn every_quirk_arrives_typed_and_verified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_is_a_reported_row_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let db = TestDb::new().await;
     let opts = with_tables(options(dir.path()), &["bad_text"], &[]);
     let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
@@ -249,9 +247,7 @@ async fn invalid_utf8_is_a_reported_row_failure() {
 async fn rejected_rows_are_isolated_by_splitting_batches() {
     // PostgreSQL rejects what SQLite accepted: text with a NUL character, and a varchar limit is
     // not at play; use NUL in a text column, spread over several batches.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nul.db");
-    make_sqlite(&path, "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+    let (dir, path) = temp_sqlite("nul.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
          INSERT INTO t SELECT i, CASE WHEN i IN (17, 500, 999) THEN 'a' || char(0) || 'b' ELSE 'row ' || i END FROM n;");
     let db = TestDb::new().await;
@@ -270,8 +266,7 @@ async fn rejected_rows_are_isolated_by_splitting_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let db = TestDb::new().await;
     let pg = db.client().await;
     pg.batch_execute(
@@ -304,14 +299,12 @@ async fn a_non_empty_target_is_refused_unless_forced_and_confirmed() {
         .await
         .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.render());
-    let count: i64 = pg_value(&pg, "SELECT count(*) FROM tree").await;
-    assert_eq!(count, 4);
+    assert_eq!(db.count("tree").await, Some(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let db = TestDb::new().await;
     let opts = dry_run(options(dir.path()));
     let report = ferry::copy(&sqlite(&src), &db.locator(), &opts, &context(true))
@@ -341,8 +334,7 @@ async fn dry_run_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_names_the_keys_that_differ() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let db = TestDb::new().await;
     let opts = with_tables(options(dir.path()), &["tree", "composite", "nokey"], &[]);
     let report = copy_with(&sqlite(&src), &db.locator(), &opts).await;
@@ -380,10 +372,8 @@ async fn verify_names_the_keys_that_differ() {
 /// `pg_terminate_backend` on the copy's connection (57P01, as a server restart does): the batch
 /// cut off is written again on a new connection, and the copy completes, verified equal.
 async fn a_killed_connection_mid_copy_is_retried_and_the_copy_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.db");
-    make_sqlite(
-        &path,
+    let (dir, path) = temp_sqlite(
+        "big.db",
         "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
          INSERT INTO big SELECT i, hex(randomblob(40)) FROM n;",
@@ -435,9 +425,7 @@ async fn a_killed_connection_mid_copy_is_retried_and_the_copy_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_tables_are_copied_in_parallel_chunks() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chunks.db");
-    make_sqlite(&path, "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
+    let (dir, path) = temp_sqlite("chunks.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
          INSERT INTO t SELECT i * 3, CASE WHEN i IN (10, 290000) THEN 'a' || char(0) ELSE 'row ' || i END FROM n;");
     let db = TestDb::new().await;
@@ -474,24 +462,12 @@ async fn large_tables_are_copied_in_parallel_chunks() {
     let v = &report.verify["t"];
     assert_eq!((v.source_rows, v.target_rows), (300_000, 299_998));
     assert_eq!(v.missing_keys, ["id=30", "id=870000"]);
-    let pg = db.client().await;
-    let (count, distinct): (i64, i64) = pg
-        .query_one("SELECT count(*), count(DISTINCT id) FROM t", &[])
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
-    assert_eq!(
-        (count, distinct),
-        (299_998, 299_998),
-        "every row exactly once across chunks"
-    );
+    db.assert_each_id_once("t", 299_998).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_rows_are_found_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("orphans.db");
-    make_sqlite(&path, "PRAGMA foreign_keys = OFF;
+    let (dir, path) = temp_sqlite("orphans.db", "PRAGMA foreign_keys = OFF;
          CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
          CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
          INSERT INTO users VALUES (1, 'a'), (2, 'b');
@@ -526,10 +502,8 @@ async fn orphan_rows_are_found_before_writing() {
 /// --force, drops and copies them again with everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_copy_is_redone_with_its_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
-    make_sqlite(
-        &path,
+    let (dir, path) = temp_sqlite(
+        "app.db",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);
              INSERT INTO users VALUES (1, 'a@example.org'), (2, 'b@example.org');
              CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));
@@ -550,14 +524,7 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
     assert_eq!(err.exit_code(), 2);
     assert_mentions(&err.to_string(), &["\"users\""]);
 
-    let opts = ferry::CopyOptions {
-        force: true,
-        ..options(dir.path())
-    };
-    let report = ferry::copy(&sqlite(&path), &db.locator(), &opts, &context(true))
-        .await
-        .unwrap();
-    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    let report = forced_copy(&sqlite(&path), &db.locator(), dir.path()).await;
     assert_any_line(&report.warnings, |w| w.contains("interrupted ferry run"));
     let count = |sql: &'static str| {
         let pg = &pg;
@@ -583,11 +550,7 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
 /// same types without the second copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.db");
-    make_sqlite(
-        &path,
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price DECIMAL(10,2), day DATE);
+    let (dir, path) = temp_sqlite("big.db", "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price DECIMAL(10,2), day DATE);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
          INSERT INTO items SELECT i, i % 100, (i % 1000) / 4.0, date('2020-01-01', '+' || (i % 365) || ' days') FROM n;
          UPDATE items SET qty = 'many' WHERE id = 7000;
@@ -595,8 +558,7 @@ async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
          INSERT INTO visits SELECT id, day FROM items;
          UPDATE visits SET day = '2020-05-05 10:30:00' WHERE id = 100000;
          CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO tags VALUES (1, 'a'), (2, 'b');",
-    );
+         INSERT INTO tags VALUES (1, 'a'), (2, 'b');");
     let widened = TestDb::new().await;
     let report = copy_with(&sqlite(&path), &widened.locator(), &options(dir.path())).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());

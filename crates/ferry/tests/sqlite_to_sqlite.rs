@@ -13,37 +13,26 @@ fn dump(path: &std::path::Path) -> Vec<String> {
             .unwrap();
     conn.create_collation("unicode_nocase", |a: &str, b: &str| a.cmp(b))
         .unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'search%' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let tables: Vec<String> = sqlite_column(
+        &conn,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'search%' ORDER BY name",
+        0,
+    );
     let mut out = Vec::new();
     for t in tables {
-        let cols: Vec<String> = conn
-            .prepare(&format!("PRAGMA table_info(\"{t}\")"))
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(1))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let cols: Vec<String> = sqlite_column(&conn, &format!("PRAGMA table_info(\"{t}\")"), 1);
         let exprs: Vec<String> = cols
             .iter()
             .map(|c| format!("typeof(\"{c}\") || ':' || coalesce(hex(\"{c}\"), '')"))
             .collect();
-        let mut stmt = conn
-            .prepare(&format!(
+        let rows: Vec<String> = sqlite_column(
+            &conn,
+            &format!(
                 "SELECT {} FROM \"{t}\" ORDER BY 1",
                 exprs.join(" || '|' || ")
-            ))
-            .unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+            ),
+            0,
+        );
         out.push(format!("{t}: {}", rows.join(" ; ")));
     }
     out
@@ -51,8 +40,7 @@ fn dump(path: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_are_byte_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = quirks_db(dir.path());
+    let (dir, src) = temp_quirks_db();
     let before = snapshot(dir.path());
     let out = tempfile::tempdir().unwrap();
     let dst = out.path().join("copy.db");
@@ -93,9 +81,7 @@ async fn copies_are_byte_identical() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wal_source_is_read_without_creating_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = closed_wal_db(&dir.path().join("wal.db"));
-    assert!(!dir.path().join("wal.db-wal").exists());
+    let (dir, src) = closed_wal_db("wal.db");
     let before = snapshot(dir.path());
     let out = tempfile::tempdir().unwrap();
     let report = copied(&sqlite(&src), &sqlite(&out.path().join("t.db")), out.path()).await;
@@ -111,27 +97,17 @@ async fn a_wal_source_is_read_without_creating_files() {
 async fn missing_and_foreign_files_are_input_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.db");
-    let err = ferry::copy(
-        &sqlite(&missing),
-        &sqlite(&dir.path().join("t.db")),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.exit_code(), 2);
-    assert_mentions(&err.to_string(), &["does not exist"]);
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "hello, not a database").unwrap();
-    let err = ferry::copy(
-        &sqlite(&text),
-        &sqlite(&dir.path().join("t.db")),
-        &options(dir.path()),
-        &context(false),
-    )
-    .await
-    .unwrap_err();
-    assert_mentions(&err.to_string(), &["is not a SQLite database"]);
+    let (target, opts) = (sqlite(&dir.path().join("t.db")), options(dir.path()));
+    for (source, why) in [
+        (missing, "does not exist"),
+        (text, "is not a SQLite database"),
+    ] {
+        let err = copy_refused(&sqlite(&source), &target, &opts, false).await;
+        assert_eq!(err.exit_code(), 2, "{err}");
+        assert_mentions(&err.to_string(), &[why]);
+    }
     let src = quirks_db(dir.path());
     let err = copy_refused(&sqlite(&src), &sqlite(&src), &options(dir.path()), false).await;
     assert_mentions(&err.to_string(), &["same database"]);

@@ -12,6 +12,8 @@ use ferry_testkit::mysql::PrivateMariadb;
 use ferry_testkit::pg::PrivatePg;
 
 const PASSWORD: &str = "tls:Secret-1";
+/// The password in a URL that carries one.
+const PW: Option<&str> = Some(PASSWORD);
 
 fn small_sqlite(dir: &Path) -> PathBuf {
     let path = dir.join("small.db");
@@ -22,6 +24,16 @@ fn small_sqlite(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// A private server made by `start` with fresh certificates (user `ferry_tls`, [`PASSWORD`]):
+/// the temp dir holding them, the server, the CA that signed its certificate and another CA.
+fn private_server<S>(start: fn(&Certs, &str, &str) -> S) -> (tempfile::TempDir, S, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(dir.path());
+    let server = start(&certs, "ferry_tls", PASSWORD);
+    let (ca, other) = (certs.ca.display(), certs.other_ca.display());
+    (dir, server, ca.to_string(), other.to_string())
 }
 
 /// Copies the three-row SQLite table into `url` with `ferry::copy` (a real run, over whatever
@@ -38,6 +50,17 @@ fn locator(url: &str) -> ferry::Locator {
     ferry::parse_locator(url).unwrap()
 }
 
+/// `err` is the refusal of `server` at 127.0.0.1:`port` whose certificate the CA file `ca`,
+/// given as `param` (libpq's sslrootcert, MySQL's ssl-ca), did not sign.
+fn assert_wrong_ca(err: &str, server: &str, port: u16, param: &str, ca: &str) {
+    assert!(
+        err.starts_with(&format!(
+            "TLS handshake with {server} at 127.0.0.1:{port} failed: certificate not signed by the CA in {param} {ca}"
+        )),
+        "{err}"
+    );
+}
+
 /// Sets or clears an environment variable. Sound here: nextest runs each test in its own
 /// process, and no other thread of this test reads the environment at the same time.
 fn set_env(key: &str, value: Option<&str>) {
@@ -52,6 +75,10 @@ fn set_env(key: &str, value: Option<&str>) {
 async fn pg_open(url: &str) -> ferry::Result<tokio_postgres::Client> {
     let endpoint = ferry_postgres::connect::endpoint(&locator(url))?;
     ferry_postgres::connect::open(&endpoint).await
+}
+
+async fn pg_refused(url: &str) -> String {
+    refused(pg_open(url).await, url)
 }
 
 /// Connects and proves the session is encrypted (or not, over the Unix socket).
@@ -77,18 +104,10 @@ fn refused<T>(opened: ferry::Result<T>, url: &str) -> String {
     err
 }
 
-async fn pg_refused(url: &str) -> String {
-    refused(pg_open(url).await, url)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_tls_modes_and_passwords() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::generate(dir.path());
-    let pg = PrivatePg::start(&certs, "ferry_tls", PASSWORD);
-    let (ca, other) = (certs.ca.display(), certs.other_ca.display());
+    let (dir, pg, ca, other) = private_server(PrivatePg::start);
     let port = pg.port;
-    let pw = Some(PASSWORD);
     set_env("PGPASSWORD", None);
     set_env(
         "PGPASSFILE",
@@ -96,42 +115,27 @@ async fn postgres_tls_modes_and_passwords() {
     );
 
     // verify-full with the right CA: a real copy into the server.
-    let full = pg.url(
-        "127.0.0.1",
-        pw,
-        &format!("sslmode=verify-full&sslrootcert={ca}"),
-    );
+    let verify_full = format!("sslmode=verify-full&sslrootcert={ca}");
+    let full = pg.url("127.0.0.1", PW, &verify_full);
     copy_three_rows(dir.path(), &full, "verify-full TLS").await;
     let client = pg_open(&full).await.unwrap();
     let n: i64 = pg_value(&client, "SELECT count(*) FROM items").await;
     assert_eq!(n, 3);
     assert!(pg_ssl(&full).await);
-    assert!(
-        pg_ssl(&pg.url(
-            "localhost",
-            pw,
-            &format!("sslmode=verify-full&sslrootcert={ca}")
-        ))
-        .await
-    );
+    assert!(pg_ssl(&pg.url("localhost", PW, &verify_full)).await);
 
     // The wrong CA is refused, naming TLS and the file; so is require with a CA (libpq checks
     // the chain then).
     let err = pg_refused(&pg.url(
         "127.0.0.1",
-        pw,
+        PW,
         &format!("sslmode=verify-full&sslrootcert={other}"),
     ))
     .await;
-    assert!(
-        err.starts_with(&format!(
-            "TLS handshake with PostgreSQL at 127.0.0.1:{port} failed: certificate not signed by the CA in sslrootcert {other}"
-        )),
-        "{err}"
-    );
+    assert_wrong_ca(&err, "PostgreSQL", port, "sslrootcert", &other);
     let err = pg_refused(&pg.url(
         "127.0.0.1",
-        pw,
+        PW,
         &format!("sslmode=require&sslrootcert={other}"),
     ))
     .await;
@@ -141,7 +145,7 @@ async fn postgres_tls_modes_and_passwords() {
     let elsewhere = |mode: &str| {
         pg.url(
             "not-in-the-cert.test",
-            pw,
+            PW,
             &format!("sslmode={mode}&sslrootcert={ca}&hostaddr=127.0.0.1"),
         )
     };
@@ -153,14 +157,14 @@ async fn postgres_tls_modes_and_passwords() {
     assert!(pg_ssl(&elsewhere("verify-ca")).await);
 
     // require without a CA encrypts without checking; prefer (the default) encrypts too.
-    assert!(pg_ssl(&pg.url("127.0.0.1", pw, "sslmode=require")).await);
-    assert!(pg_ssl(&pg.url("127.0.0.1", pw, "")).await);
+    assert!(pg_ssl(&pg.url("127.0.0.1", PW, "sslmode=require")).await);
+    assert!(pg_ssl(&pg.url("127.0.0.1", PW, "")).await);
     // verify-full without a CA is an input error before any connection.
-    let err = pg_refused(&pg.url("127.0.0.1", pw, "sslmode=verify-full")).await;
+    let err = pg_refused(&pg.url("127.0.0.1", PW, "sslmode=verify-full")).await;
     assert_mentions(&err, &["add sslrootcert="]);
 
     // The server takes TCP only over TLS.
-    let err = pg_refused(&pg.url("127.0.0.1", pw, "sslmode=disable")).await;
+    let err = pg_refused(&pg.url("127.0.0.1", PW, "sslmode=disable")).await;
     assert_mentions(
         &err,
         &[&format!(
@@ -169,11 +173,7 @@ async fn postgres_tls_modes_and_passwords() {
     );
 
     // Passwords from the environment: PGPASSWORD, then the password file (0600 only).
-    let no_pw = pg.url(
-        "127.0.0.1",
-        None,
-        &format!("sslmode=verify-full&sslrootcert={ca}"),
-    );
+    let no_pw = pg.url("127.0.0.1", None, &verify_full);
     let err = pg_refused(&no_pw).await;
     assert_mentions(&err, &["asks for a password"]);
     set_env("PGPASSWORD", Some(PASSWORD));
@@ -216,6 +216,10 @@ async fn my_open(url: &str) -> ferry::Result<mysql_async::Conn> {
     ferry_mysql::connect::open(url).await
 }
 
+async fn my_refused(url: &str) -> String {
+    refused(my_open(url).await, url)
+}
+
 /// Connects and returns the session's TLS cipher ("" when not encrypted).
 async fn my_cipher(url: &str) -> String {
     use mysql_async::prelude::Queryable;
@@ -230,32 +234,21 @@ async fn my_cipher(url: &str) -> String {
     row.map(|r| r.1).unwrap_or_default()
 }
 
-async fn my_refused(url: &str) -> String {
-    refused(my_open(url).await, url)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_tls_modes_and_passwords() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::generate(dir.path());
-    let my = PrivateMariadb::start(&certs, "ferry_tls", PASSWORD);
-    let (ca, other) = (certs.ca.display(), certs.other_ca.display());
+    let (dir, my, ca, other) = private_server(PrivateMariadb::start);
     let port = my.port;
-    let pw = Some(PASSWORD);
     set_env("MYSQL_PWD", None);
 
     // VERIFY_IDENTITY with the right CA: a real copy into the server.
-    let full = my.url(
-        "127.0.0.1",
-        pw,
-        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
-    );
+    let verify_identity = format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}");
+    let full = my.url("127.0.0.1", PW, &verify_identity);
     copy_three_rows(dir.path(), &full, "VERIFY_IDENTITY TLS").await;
     assert!(!my_cipher(&full).await.is_empty());
     assert!(
         !my_cipher(&my.url(
             "localhost",
-            pw,
+            PW,
             &format!("ssl-mode=verify_identity&ssl-ca={ca}")
         ))
         .await
@@ -265,26 +258,21 @@ async fn mariadb_tls_modes_and_passwords() {
     // The wrong CA is refused, naming TLS and the file.
     let err = my_refused(&my.url(
         "127.0.0.1",
-        pw,
+        PW,
         &format!("ssl-mode=VERIFY_CA&ssl-ca={other}"),
     ))
     .await;
-    assert!(
-        err.starts_with(&format!(
-            "TLS handshake with MySQL at 127.0.0.1:{port} failed: certificate not signed by the CA in ssl-ca {other}"
-        )),
-        "{err}"
-    );
+    assert_wrong_ca(&err, "MySQL", port, "ssl-ca", &other);
     // REQUIRED encrypts without checking; PREFERRED (the default) encrypts when it can.
     assert!(
-        !my_cipher(&my.url("127.0.0.1", pw, "ssl-mode=REQUIRED"))
+        !my_cipher(&my.url("127.0.0.1", PW, "ssl-mode=REQUIRED"))
             .await
             .is_empty()
     );
-    assert!(!my_cipher(&my.url("127.0.0.1", pw, "")).await.is_empty());
+    assert!(!my_cipher(&my.url("127.0.0.1", PW, "")).await.is_empty());
 
     // The server takes TCP only over TLS (MariaDB says "access denied" then).
-    let err = my_refused(&my.url("127.0.0.1", pw, "ssl-mode=DISABLED")).await;
+    let err = my_refused(&my.url("127.0.0.1", PW, "ssl-mode=DISABLED")).await;
     assert_mentions(
         &err,
         &[
@@ -294,11 +282,7 @@ async fn mariadb_tls_modes_and_passwords() {
     );
 
     // MYSQL_PWD when the URL has no password.
-    let no_pw = my.url(
-        "127.0.0.1",
-        None,
-        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
-    );
+    let no_pw = my.url("127.0.0.1", None, &verify_identity);
     let err = my_refused(&no_pw).await;
     assert_mentions(&err, &["refused user \"ferry_tls\""]);
     set_env("MYSQL_PWD", Some(PASSWORD));
@@ -309,7 +293,7 @@ async fn mariadb_tls_modes_and_passwords() {
     set_env("MYSQL_PWD", None);
 
     // The Unix socket.
-    let socket = my.url("localhost", pw, &format!("socket={}", my.socket.display()));
+    let socket = my.url("localhost", PW, &format!("socket={}", my.socket.display()));
     my_cipher(&socket).await;
     let err = my_refused(&my.url(
         "localhost",
