@@ -419,26 +419,17 @@ fn quoted_field(text: &str, name: &str) -> Option<String> {
 
 /// The optional OpenDAL services compiled into this build.
 fn built_services() -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if cfg!(feature = "gcs") {
-        v.push("gcs");
-    }
-    if cfg!(feature = "azblob") {
-        v.push("azblob");
-    }
-    if cfg!(feature = "webdav") {
-        v.push("webdav");
-    }
-    if cfg!(feature = "sftp") {
-        v.push("sftp");
-    }
-    if cfg!(feature = "oss") {
-        v.push("oss");
-    }
-    if cfg!(feature = "b2") {
-        v.push("b2");
-    }
-    v
+    [
+        ("gcs", cfg!(feature = "gcs")),
+        ("azblob", cfg!(feature = "azblob")),
+        ("webdav", cfg!(feature = "webdav")),
+        ("sftp", cfg!(feature = "sftp")),
+        ("oss", cfg!(feature = "oss")),
+        ("b2", cfg!(feature = "b2")),
+    ]
+    .into_iter()
+    .filter_map(|(service, built)| built.then_some(service))
+    .collect()
 }
 
 fn known_service(scheme: &str) -> bool {

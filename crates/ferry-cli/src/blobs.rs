@@ -1,7 +1,6 @@
 //! `ferry blobs copy|verify`: arguments, the progress bar (files, bytes, MB/s), the dry-run
 //! listing and the summary. The work itself is in the ferry-blobs library.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,9 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use ferry_blobs::{BlobEvent, BlobObserver, Confirm, Manifest, Outcome, Report, Status, Store};
+use ferry_blobs::{BlobEvent, BlobObserver, Confirm, Manifest, Outcome, Report, Store};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Subcommand)]
 pub enum BlobsCommand {
@@ -121,14 +119,7 @@ pub async fn run(command: BlobsCommand, bars: bool) -> i32 {
 }
 
 fn context(bars: bool, dry_run: bool, yes: bool) -> ferry_blobs::Context {
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("cancelling: letting the transfers in flight finish");
-            on_signal.cancel();
-        }
-    });
+    let cancel = crate::ui::cancel_on_ctrl_c("letting the transfers in flight finish");
     ferry_blobs::Context {
         observer: Arc::new(Progress::new(bars, dry_run)),
         confirm: Arc::new(AskDelete { yes }),
@@ -213,23 +204,7 @@ fn render(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "{w}");
     }
-    let _ = writeln!(
-        out,
-        "{} in {:.2}s{}",
-        match r.status {
-            Status::Completed if r.has_failures() => "finished with failures",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-        },
-        r.elapsed_s,
-        r.peak_rss_mb
-            .map(|m| format!(", peak RSS {m:.0} MB"))
-            .unwrap_or_default()
-    );
-    if let Some(e) = &r.error {
-        let _ = writeln!(out, "error: {e}");
-    }
+    r.render_end(&mut out, "");
     out
 }
 
@@ -348,24 +323,15 @@ struct AskDelete {
 
 impl Confirm for AskDelete {
     fn confirm_erase(&self, keys: &[String]) -> bool {
-        if self.yes {
-            return true;
-        }
-        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-            return false;
-        }
         let shown: Vec<&str> = keys.iter().take(10).map(String::as_str).collect();
-        eprint!(
-            "ferry will delete {} extra file(s) at the target: {}{}. Continue? [y/N] ",
-            keys.len(),
-            shown.join(", "),
-            if keys.len() > 10 { ", …" } else { "" }
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
-            return false;
-        }
-        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        crate::ui::ask(
+            self.yes,
+            format_args!(
+                "ferry will delete {} extra file(s) at the target: {}{}.",
+                keys.len(),
+                shown.join(", "),
+                if keys.len() > 10 { ", …" } else { "" }
+            ),
+        )
     }
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
 use ferry::{Context, CopyOptions, Error, Fields, Observer, Report};
-use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -65,14 +64,7 @@ fn context(bars: bool, yes: bool) -> Context {
     } else {
         Arc::new(ui::Logs::new())
     };
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("cancelling: stopping after the batches in flight");
-            on_signal.cancel();
-        }
-    });
+    let cancel = ui::cancel_on_ctrl_c("stopping after the batches in flight");
     Context {
         observer,
         confirm: Arc::new(ui::Ask { yes }),

@@ -8,18 +8,14 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Args)]
+// The store argument is `ferry admin`'s, with the help `ferry serve` has always printed.
+#[command(mut_arg("store", |a| a.help("Job store: sqlite://ferry.db (default) or postgres://user@host/db")))]
 pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the real address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Job store: sqlite://ferry.db (default) or postgres://user@host/db.
-    #[arg(
-        long,
-        env = "FERRY_STORE",
-        default_value = "sqlite://ferry.db",
-        value_name = "URL"
-    )]
-    pub store: String,
+    #[command(flatten)]
+    pub store: StoreArg,
     /// File holding the master key (64 hex characters); created (mode 0600) when missing.
     /// Without it: FERRY_MASTER_KEY, else ./ferry-master.key.
     #[arg(long, value_name = "PATH")]
@@ -144,7 +140,7 @@ pub async fn run(args: ServeArgs) -> i32 {
     }
     let config = ferry_serve::ServeConfig {
         listen: args.listen,
-        store: args.store,
+        store: args.store.store,
         master_key_file: args.master_key_file,
         token_ttl_s: args.token_ttl,
         body_limit: args.max_body,

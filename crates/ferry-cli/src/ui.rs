@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ferry::{Confirm, Event, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
 pub struct Bars {
     multi: MultiProgress,
@@ -164,22 +165,45 @@ pub struct Ask {
 
 impl Confirm for Ask {
     fn confirm_erase(&self, tables: &[String]) -> bool {
-        if self.yes {
-            return true;
-        }
-        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-            return false;
-        }
-        eprint!(
-            "ferry will erase {} table(s) in the target: {}. Continue? [y/N] ",
-            tables.len(),
-            tables.join(", ")
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
-            return false;
-        }
-        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        ask(
+            self.yes,
+            format_args!(
+                "ferry will erase {} table(s) in the target: {}.",
+                tables.len(),
+                tables.join(", ")
+            ),
+        )
     }
+}
+
+/// A yes/no question on the terminal, `Continue? [y/N]` after `question`: `yes` (the --yes
+/// flag) answers for scripts, and without a terminal ferry refuses rather than waits.
+pub fn ask(yes: bool, question: std::fmt::Arguments<'_>) -> bool {
+    if yes {
+        return true;
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question} Continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// A token cancelled on Ctrl-C, after saying what happens to the work in flight (`cancelling:
+/// {what}`).
+pub fn cancel_on_ctrl_c(what: &'static str) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("cancelling: {what}");
+            on_signal.cancel();
+        }
+    });
+    cancel
 }

@@ -258,6 +258,32 @@ pub fn redact_free_text(text: &str) -> String {
     text.to_string()
 }
 
+/// Takes ferry's own parameters out of a server URL's query, so that the driver sees only its
+/// own: `take` is given each parameter and its value, and answers whether it was ferry's.
+///
+/// # Errors
+/// The first error `take` returns (a value ferry does not understand).
+pub fn take_query(
+    url: &mut url::Url,
+    mut take: impl FnMut(&str, &str) -> Result<bool>,
+) -> Result<()> {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut kept = Vec::new();
+    for (k, v) in pairs {
+        if !take(&k, &v)? {
+            kept.push((k, v));
+        }
+    }
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    Ok(())
+}
+
 /// `%20` and friends decoded, `+` kept as is (a path, not a form value).
 pub fn percent_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())

@@ -440,6 +440,11 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
             } else {
                 &fk.ref_columns
             };
+            // ON DELETE and ON UPDATE, as the target can express them.
+            let mut action = |action: Option<&String>, what| {
+                let (columns, notes) = (&fk.columns, &mut translations);
+                crate::preflight::fk_action(action, what, table, columns, dialect, notes)
+            };
             foreign_keys.push(ForeignKeyPlan {
                 columns: fk.columns.iter().map(rename).collect(),
                 ref_table: table_names[parent.name.as_str()].to_string(),
@@ -447,22 +452,8 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     .iter()
                     .map(|c| parent_map.get(c).cloned().unwrap_or_else(|| c.clone()))
                     .collect(),
-                on_delete: crate::preflight::fk_action(
-                    fk.on_delete.as_ref(),
-                    "DELETE",
-                    table,
-                    &fk.columns,
-                    dialect,
-                    &mut translations,
-                ),
-                on_update: crate::preflight::fk_action(
-                    fk.on_update.as_ref(),
-                    "UPDATE",
-                    table,
-                    &fk.columns,
-                    dialect,
-                    &mut translations,
-                ),
+                on_delete: action(fk.on_delete.as_ref(), "DELETE"),
+                on_update: action(fk.on_update.as_ref(), "UPDATE"),
             });
         }
         let mut tp = TablePlan {

@@ -250,27 +250,20 @@ async fn scan_table(
 ) -> Result<Vec<String>> {
     // Per checked column: how many values do not fit, and the first few, with their reason.
     let mut found: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); checked.len()];
-    let (tx, mut rx) = mpsc::channel::<Batch>(2);
-    let read = source.read(&table.source, batch_rows, tx, cancel.clone());
-    let consume = async {
-        while let Some(batch) = rx.recv().await {
-            for row in 0..batch.len() {
-                let values = batch.row(row);
-                for (k, (i, to)) in checked.iter().enumerate() {
-                    if let Err(reason) = convert(values[*i].clone(), to) {
-                        found[k].0 += 1;
-                        if found[k].1.len() < 3 {
-                            found[k]
-                                .1
-                                .push(format!("{}: {reason}", table.describe_row(&batch, row)));
-                        }
-                    }
+    each_row(source, table, batch_rows, cancel, |batch, row| {
+        let values = batch.row(row);
+        for (k, (i, to)) in checked.iter().enumerate() {
+            if let Err(reason) = convert(values[*i].clone(), to) {
+                found[k].0 += 1;
+                if found[k].1.len() < 3 {
+                    found[k]
+                        .1
+                        .push(format!("{}: {reason}", table.describe_row(batch, row)));
                 }
             }
         }
-    };
-    let (read, ()) = tokio::join!(read, consume);
-    read?;
+    })
+    .await?;
     Ok(checked
         .iter()
         .zip(found)
@@ -470,68 +463,81 @@ async fn scan_rows(
         collisions: vec![(0, Vec::new()); keys.len()],
     };
     let mut seen: Vec<KeysSeen> = vec![HashMap::new(); keys.len()];
+    each_row(source, table, batch_rows, cancel, |batch, row| {
+        let values = batch.row(row);
+        for (k, &i) in times.iter().enumerate() {
+            let Some(to) = &table.columns[i].convert_to else {
+                continue;
+            };
+            if let Ok((v, true)) = crate::convert::convert_noting_rounding(values[i].clone(), to) {
+                found.rounded[k].0 += 1;
+                if found.rounded[k].1.len() < 3 {
+                    found.rounded[k].1.push(format!(
+                        "{}: {} became {}",
+                        table.describe_row(batch, row),
+                        values[i].render(),
+                        v.render()
+                    ));
+                }
+            }
+        }
+        for (k, key) in keys.iter().enumerate() {
+            // NULLs never collide in a unique key.
+            if key.iter().any(|&i| values[i].is_null()) {
+                continue;
+            }
+            let raw: Vec<String> = key.iter().map(|&i| values[i].render()).collect();
+            let trimmed: Vec<String> = key
+                .iter()
+                .zip(&raw)
+                .map(|(&i, r)| match &values[i] {
+                    Value::Text(t) => t.trim_end_matches(' ').to_string(),
+                    _ => r.clone(),
+                })
+                .collect();
+            match seen[k].get(&trimmed) {
+                Some((first, at)) if *first != raw => {
+                    found.collisions[k].0 += 1;
+                    if found.collisions[k].1.len() < 3 {
+                        found.collisions[k].1.push(format!(
+                            "{at}: {} and {}: {}",
+                            first.join(", "),
+                            table.describe_row(batch, row),
+                            raw.join(", ")
+                        ));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    seen[k].insert(trimmed, (raw, table.describe_row(batch, row)));
+                }
+            }
+        }
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Reads every row of a planned table from the source, giving `each` its batch and its index
+/// in the batch.
+async fn each_row(
+    source: &dyn Source,
+    table: &TablePlan,
+    batch_rows: usize,
+    cancel: &CancellationToken,
+    mut each: impl FnMut(&Batch, usize),
+) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = source.read(&table.source, batch_rows, tx, cancel.clone());
     let consume = async {
         while let Some(batch) = rx.recv().await {
             for row in 0..batch.len() {
-                let values = batch.row(row);
-                for (k, &i) in times.iter().enumerate() {
-                    let Some(to) = &table.columns[i].convert_to else {
-                        continue;
-                    };
-                    if let Ok((v, true)) =
-                        crate::convert::convert_noting_rounding(values[i].clone(), to)
-                    {
-                        found.rounded[k].0 += 1;
-                        if found.rounded[k].1.len() < 3 {
-                            found.rounded[k].1.push(format!(
-                                "{}: {} became {}",
-                                table.describe_row(&batch, row),
-                                values[i].render(),
-                                v.render()
-                            ));
-                        }
-                    }
-                }
-                for (k, key) in keys.iter().enumerate() {
-                    // NULLs never collide in a unique key.
-                    if key.iter().any(|&i| values[i].is_null()) {
-                        continue;
-                    }
-                    let raw: Vec<String> = key.iter().map(|&i| values[i].render()).collect();
-                    let trimmed: Vec<String> = key
-                        .iter()
-                        .zip(&raw)
-                        .map(|(&i, r)| match &values[i] {
-                            Value::Text(t) => t.trim_end_matches(' ').to_string(),
-                            _ => r.clone(),
-                        })
-                        .collect();
-                    match seen[k].get(&trimmed) {
-                        Some((first, at)) if *first != raw => {
-                            found.collisions[k].0 += 1;
-                            if found.collisions[k].1.len() < 3 {
-                                found.collisions[k].1.push(format!(
-                                    "{at}: {} and {}: {}",
-                                    first.join(", "),
-                                    table.describe_row(&batch, row),
-                                    raw.join(", ")
-                                ));
-                            }
-                        }
-                        Some(_) => {}
-                        None => {
-                            seen[k].insert(trimmed, (raw, table.describe_row(&batch, row)));
-                        }
-                    }
-                }
+                each(&batch, row);
             }
         }
     };
     let (read, ()) = tokio::join!(read, consume);
-    read?;
-    Ok(found)
+    read
 }
 
 /// The advice that ends a refusal for values that do not fit.

@@ -301,12 +301,7 @@ impl Report {
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
         }
-        let retried: Vec<String> = self
-            .stats
-            .iter()
-            .filter(|(_, s)| s.retries > 0)
-            .map(|(t, s)| format!("{t}: {}", s.retries))
-            .collect();
+        let retried = self.per_table(|s| s.retries);
         if !retried.is_empty() {
             let _ = writeln!(
                 out,
@@ -316,9 +311,17 @@ impl Report {
         }
         let rows: u64 = self.stats.values().map(|s| s.migrated).sum();
         let failed: u64 = self.stats.values().map(|s| s.failed).sum();
+        self.render_end(&mut out, &format!(": {rows} rows copied, {failed} failed,"));
+        out
+    }
+
+    /// The last lines of a rendered report: how the run ended (`completed`, `finished with
+    /// failures`...), then `counts`, the time and the memory it took; then its error, if any.
+    pub fn render_end(&self, out: &mut String, counts: &str) {
+        use std::fmt::Write;
         let _ = writeln!(
             out,
-            "{}: {rows} rows copied, {failed} failed, in {:.2}s{}",
+            "{}{counts} in {:.2}s{}",
             match self.status {
                 Status::Completed if self.has_failures() => "finished with failures",
                 Status::Completed => "completed",
@@ -333,7 +336,15 @@ impl Report {
         if let Some(e) = &self.error {
             let _ = writeln!(out, "error: {e}");
         }
-        out
+    }
+
+    /// `table: n` for each table whose `count` (failed rows, retries...) is not zero.
+    pub fn per_table(&self, count: impl Fn(&TableStats) -> u64) -> Vec<String> {
+        self.stats
+            .iter()
+            .filter(|(_, s)| count(s) > 0)
+            .map(|(t, s)| format!("{t}: {}", count(s)))
+            .collect()
     }
 }
 

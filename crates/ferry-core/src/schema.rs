@@ -193,6 +193,17 @@ pub enum Paging {
     PrimaryKey,
 }
 
+impl Paging {
+    /// How a server's table is read: by its primary key, or by the row locator without one.
+    pub fn by_key(primary_key: &[String]) -> Self {
+        if primary_key.is_empty() {
+            Paging::RowLocator
+        } else {
+            Paging::PrimaryKey
+        }
+    }
+}
+
 impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
@@ -216,6 +227,17 @@ pub struct SkippedObject {
     /// Their size in bytes, when known (files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+}
+
+impl SkippedObject {
+    pub fn new(kind: &str, name: &str, reason: String) -> Self {
+        Self {
+            kind: kind.into(),
+            name: name.into(),
+            reason,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,6 +312,27 @@ pub struct NativeObject {
 }
 
 impl NativeObject {
+    /// An object created by its own statements, holding no rows of the copy (all but SQLite's
+    /// virtual tables).
+    pub fn new(
+        kind: &str,
+        name: &str,
+        table: Option<String>,
+        phase: ObjectPhase,
+        create: Vec<String>,
+        drop: Vec<String>,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            name: name.into(),
+            table,
+            phase,
+            create,
+            drop,
+            rows: ObjectRows::None,
+        }
+    }
+
     /// `view popular_posts`, for reports.
     pub fn label(&self) -> String {
         format!("{} {}", self.kind, self.name)

@@ -43,7 +43,7 @@ mod tests {
 /// The standard-SQL pieces of DDL that PostgreSQL, MySQL and SQLite share, written once with
 /// each backend's identifier quoting.
 pub mod ddl {
-    use crate::plan::{ForeignKeyPlan, IndexPlan};
+    use crate::plan::{ForeignKeyPlan, IndexPlan, TablePlan};
 
     /// `"a", "b"` with the backend's quoting.
     pub fn list(quote: impl Fn(&str) -> String, columns: &[String]) -> String {
@@ -70,6 +70,35 @@ pub mod ddl {
         s
     }
 
+    /// A table's keys, added once its rows are in: `ALTER TABLE t ADD PRIMARY KEY (..)` (unless
+    /// `primary_key` is false: the table was created with it), then one `ADD UNIQUE (..)` per
+    /// unique constraint.
+    pub fn add_keys(
+        quote: impl Fn(&str) -> String + Copy,
+        t: &TablePlan,
+        primary_key: bool,
+    ) -> Vec<String> {
+        let table = quote(&t.target_name);
+        let pk = (primary_key && !t.primary_key.is_empty()).then_some(&t.primary_key);
+        pk.into_iter()
+            .map(|pk| format!("ALTER TABLE {table} ADD PRIMARY KEY ({})", list(quote, pk)))
+            .chain(
+                t.uniques
+                    .iter()
+                    .map(|u| format!("ALTER TABLE {table} ADD UNIQUE ({})", list(quote, u))),
+            )
+            .collect()
+    }
+
+    /// `ALTER TABLE t ADD FOREIGN KEY ..`, for each foreign key of a table.
+    pub fn add_foreign_keys(quote: impl Fn(&str) -> String + Copy, t: &TablePlan) -> Vec<String> {
+        let table = quote(&t.target_name);
+        t.foreign_keys
+            .iter()
+            .map(|fk| format!("ALTER TABLE {table} ADD {}", foreign_key(quote, fk)))
+            .collect()
+    }
+
     /// `CREATE [UNIQUE] INDEX name ON table (..)` for a plain-column index.
     pub fn create_index(
         quote: impl Fn(&str) -> String + Copy,
@@ -86,35 +115,30 @@ pub mod ddl {
     }
 
     /// The `FROM … WHERE …` that finds a foreign key's orphans, in SQL every backend runs:
-    /// child rows `c` whose key columns are all set and name no parent row `p` by
-    /// `parent_cols`.
+    /// rows `c` of `table` whose key `columns` are all set and name no row `p` of `ref_table`
+    /// by `parent_cols`.
     pub fn orphans_from(
         quote: impl Fn(&str) -> String + Copy,
-        table: &crate::schema::Table,
-        fk: &crate::schema::ForeignKey,
+        table: &str,
+        columns: &[String],
+        ref_table: &str,
         parent_cols: &[String],
     ) -> String {
-        let mut filter: Vec<String> = fk
-            .columns
+        let mut filter: Vec<String> = columns
             .iter()
             .map(|c| format!("c.{} IS NOT NULL", quote(c)))
             .collect();
-        let join: Vec<String> = fk
-            .columns
+        let join: Vec<String> = columns
             .iter()
             .zip(parent_cols)
             .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
             .collect();
         filter.push(format!(
             "NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-            quote(&fk.ref_table),
+            quote(ref_table),
             join.join(" AND ")
         ));
-        format!(
-            "FROM {} c WHERE {}",
-            quote(&table.name),
-            filter.join(" AND ")
-        )
+        format!("FROM {} c WHERE {}", quote(table), filter.join(" AND "))
     }
 
     /// The orphans of a foreign key, in SQL PostgreSQL and MySQL both run: a count, and a
@@ -130,7 +154,7 @@ pub mod ddl {
         } else {
             &fk.ref_columns
         };
-        let from = orphans_from(quote, table, fk, parent_cols);
+        let from = orphans_from(quote, &table.name, &fk.columns, &fk.ref_table, parent_cols);
         let keys = if table.primary_key.is_empty() {
             &fk.columns
         } else {

@@ -20,30 +20,21 @@ pub enum ZeroDates {
 pub fn parse(locator: &Locator) -> Result<(String, ZeroDates)> {
     let mut url = crate::locator::url(locator)?.clone();
     let mut zero = ZeroDates::Fail;
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut kept = Vec::new();
-    for (k, v) in pairs {
-        if k == "zero_dates" {
-            zero = match v.as_str() {
-                "null" => ZeroDates::Null,
-                "fail" => ZeroDates::Fail,
-                other => {
-                    return Err(Error::input(format!(
-                        "zero_dates={other} is not understood: use zero_dates=null or zero_dates=fail"
-                    )));
-                }
-            };
-        } else {
-            kept.push((k, v));
+    ferry_core::locator::take_query(&mut url, |k, v| {
+        if k != "zero_dates" {
+            return Ok(false);
         }
-    }
-    url.set_query(None);
-    if !kept.is_empty() {
-        url.query_pairs_mut().extend_pairs(kept);
-    }
+        zero = match v {
+            "null" => ZeroDates::Null,
+            "fail" => ZeroDates::Fail,
+            other => {
+                return Err(Error::input(format!(
+                    "zero_dates={other} is not understood: use zero_dates=null or zero_dates=fail"
+                )));
+            }
+        };
+        Ok(true)
+    })?;
     let _ = url.set_scheme("mysql");
     if url.path().trim_matches('/').is_empty() {
         return Err(Error::input(format!(
@@ -77,9 +68,8 @@ struct Settings {
 fn settings(url: &str) -> Result<Settings> {
     let mut url = url::Url::parse(url).map_err(|e| Error::input(format!("bad MySQL URL: {e}")))?;
     let (mut mode, mut ca, mut cert, mut key) = (SslMode::Preferred, None, None, None);
-    let mut kept = Vec::new();
-    for (k, v) in url.query_pairs() {
-        match &*k {
+    ferry_core::locator::take_query(&mut url, |k, v| {
+        match k {
             "ssl-mode" => {
                 mode = match v.to_ascii_uppercase().as_str() {
                     "DISABLED" => SslMode::Disabled,
@@ -94,13 +84,14 @@ fn settings(url: &str) -> Result<Settings> {
                     }
                 }
             }
-            "ssl-ca" => ca = Some(v.into_owned().into()),
-            "ssl-cert" => cert = Some(v.into_owned().into()),
-            "ssl-key" => key = Some(v.into_owned().into()),
+            "ssl-ca" => ca = Some(v.into()),
+            "ssl-cert" => cert = Some(v.into()),
+            "ssl-key" => key = Some(v.into()),
             "zero_dates" => {}
-            _ => kept.push((k.into_owned(), v.into_owned())),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if cert.is_some() != key.is_some() {
         return Err(Error::input(
             "ssl-cert and ssl-key go together: give both the client certificate and its key",
@@ -109,10 +100,6 @@ fn settings(url: &str) -> Result<Settings> {
     // As the mysql client does: REQUIRED with a CA checks the CA.
     if mode == SslMode::Required && ca.is_some() {
         mode = SslMode::VerifyCa;
-    }
-    url.set_query(None);
-    if !kept.is_empty() {
-        url.query_pairs_mut().extend_pairs(kept);
     }
     Ok(Settings {
         url: url.to_string(),

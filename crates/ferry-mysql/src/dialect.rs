@@ -270,16 +270,7 @@ impl Dialect for MysqlDialect {
                 "CREATE TABLE {table} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
                 parts.join(",\n  ")
             ));
-            if !in_pk && !t.primary_key.is_empty() {
-                ddl.indexes.push(format!(
-                    "ALTER TABLE {table} ADD PRIMARY KEY ({})",
-                    list(&t.primary_key)
-                ));
-            }
-            for u in &t.uniques {
-                ddl.indexes
-                    .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
-            }
+            ddl.indexes.extend(sql::add_keys(quote, t, !in_pk));
             for (i, idx) in t.indexes.iter().enumerate() {
                 if inline_index == Some(i) {
                     continue;
@@ -287,12 +278,7 @@ impl Dialect for MysqlDialect {
                 ddl.indexes
                     .push(sql::create_index(quote, &t.target_name, idx));
             }
-            for fk in &t.foreign_keys {
-                ddl.foreign_keys.push(format!(
-                    "ALTER TABLE {table} ADD {}",
-                    sql::foreign_key(quote, fk)
-                ));
-            }
+            ddl.foreign_keys.extend(sql::add_foreign_keys(quote, t));
             ddl.analyze.push(format!("ANALYZE TABLE {table}"));
         }
         ddl.objects = plan.object_sql(ObjectPhase::AfterData);

@@ -179,11 +179,7 @@ async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {
         _ => None,
     };
     Ok(Table {
-        paging: if primary_key.is_empty() {
-            Paging::RowLocator
-        } else {
-            Paging::PrimaryKey
-        },
+        paging: Paging::by_key(&primary_key),
         name,
         columns,
         primary_key,

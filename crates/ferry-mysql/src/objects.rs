@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 
 use ferry_core::Result;
-use ferry_core::schema::{NativeObject, ObjectPhase, ObjectRows, SkippedObject};
+use ferry_core::schema::{NativeObject, ObjectPhase, SkippedObject};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::connect::{error, quote};
 
+/// A view or trigger, recreated from its statement after the data.
 fn object(
     kind: &str,
     name: &str,
@@ -21,15 +22,14 @@ fn object(
     create: String,
     drop: Vec<String>,
 ) -> NativeObject {
-    NativeObject {
-        kind: kind.into(),
-        name: name.into(),
+    NativeObject::new(
+        kind,
+        name,
         table,
-        phase: ObjectPhase::AfterData,
-        create: vec![create],
+        ObjectPhase::AfterData,
+        vec![create],
         drop,
-        rows: ObjectRows::None,
-    }
+    )
 }
 
 /// Views and triggers of the connection's database; `copied` are the tables copied, `all`
@@ -82,12 +82,11 @@ pub async fn discover(
             .chain(reads(def, &mut skipped_views.iter()))
             .next();
         if let Some(missing) = missing {
-            skipped.push(SkippedObject {
-                kind: "view".into(),
-                name: name.clone(),
-                reason: format!("it reads \"{missing}\", which is not copied"),
-                ..Default::default()
-            });
+            skipped.push(SkippedObject::new(
+                "view",
+                &name,
+                format!("it reads \"{missing}\", which is not copied"),
+            ));
             skipped_views.push(name);
             continue;
         }

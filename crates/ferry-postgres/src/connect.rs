@@ -50,13 +50,11 @@ pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
     let mut url = crate::locator::url(locator)?.clone();
     let mut schema = None;
     let mut tls = Tls::default();
-    let mut kept = Vec::new();
-    for (k, v) in url.query_pairs() {
-        let v = v.into_owned();
-        match &*k {
-            "schema" => schema = Some(v),
+    ferry_core::locator::take_query(&mut url, |k, v| {
+        match k {
+            "schema" => schema = Some(v.to_string()),
             "sslmode" => {
-                tls.mode = match v.as_str() {
+                tls.mode = match v {
                     "disable" => Mode::Disable,
                     "prefer" => Mode::Prefer,
                     "require" => Mode::Require,
@@ -69,20 +67,17 @@ pub fn endpoint(locator: &Locator) -> Result<Endpoint> {
                     }
                 }
             }
-            "sslrootcert" => tls.root_cert = Some(v),
+            "sslrootcert" => tls.root_cert = Some(v.to_string()),
             "sslcert" => tls.cert = Some(v.into()),
             "sslkey" => tls.key = Some(v.into()),
-            _ => kept.push((k.into_owned(), v)),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(Error::input(
             "sslcert and sslkey go together: give both the client certificate and its key",
         ));
-    }
-    url.set_query(None);
-    if !kept.is_empty() {
-        url.query_pairs_mut().extend_pairs(kept);
     }
     Ok(Endpoint {
         url: url.to_string(),
@@ -315,7 +310,7 @@ pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
         // reported failed, so waiting for each WAL flush buys nothing.
         "SET synchronous_commit = off; SET client_min_messages = warning"
     };
-    client.batch_execute(setup).await.map_err(|e| error(&e))?;
+    batch(&client, setup).await?;
     if let Some(schema) = &endpoint.schema {
         let exists: bool = client
             .query_one(
@@ -330,13 +325,11 @@ pub async fn connect(endpoint: &Endpoint, read_only: bool) -> Result<Client> {
                 "PostgreSQL schema \"{schema}\" does not exist: check --schema-name (CREATE SCHEMA to make it)"
             )));
         }
-        client
-            .batch_execute(&format!(
-                "SET search_path = {}",
-                crate::dialect::quote(schema)
-            ))
-            .await
-            .map_err(|e| error(&e))?;
+        batch(
+            &client,
+            &format!("SET search_path = {}", crate::dialect::quote(schema)),
+        )
+        .await?;
     }
     Ok(client)
 }
@@ -480,6 +473,14 @@ fn connect_error(config: &tokio_postgres::Config, tls: &Tls, e: &tokio_postgres:
         "cannot connect to PostgreSQL at {host}:{port} ({cause}): check that the server is running and the URL's host and port"
     ))
     .transient_if(true)
+}
+
+/// Runs `sql` (one or more statements), PostgreSQL's error as ferry's.
+///
+/// # Errors
+/// See [`error`].
+pub async fn batch(client: &tokio_postgres::Client, sql: &str) -> Result<()> {
+    client.batch_execute(sql).await.map_err(|e| error(&e))
 }
 
 /// Maps an error on an open connection; marks the transient ones (`ferry_core::retry`): a

@@ -24,17 +24,6 @@ pub fn quote(name: &str) -> String {
 
 /// A statement that fails, naming the foreign key, when loaded rows reference missing parents.
 fn validate_foreign_key(table: &str, fk: &ForeignKeyPlan) -> String {
-    let not_null: Vec<String> = fk
-        .columns
-        .iter()
-        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
-        .collect();
-    let joins: Vec<String> = fk
-        .columns
-        .iter()
-        .zip(&fk.ref_columns)
-        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
-        .collect();
     let message = format!(
         "rows of {table} reference rows of {} that do not exist (foreign key {table}({}) to {}({})): remove the orphans from the source, then copy again with --force",
         fk.ref_table,
@@ -44,11 +33,8 @@ fn validate_foreign_key(table: &str, fk: &ForeignKeyPlan) -> String {
     )
     .replace('%', "%%");
     format!(
-        "DO $ferry$ BEGIN IF EXISTS (SELECT 1 FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})) THEN RAISE EXCEPTION {}; END IF; END $ferry$",
-        quote(table),
-        not_null.join(" AND "),
-        quote(&fk.ref_table),
-        joins.join(" AND "),
+        "DO $ferry$ BEGIN IF EXISTS (SELECT 1 {}) THEN RAISE EXCEPTION {}; END IF; END $ferry$",
+        sql::orphans_from(quote, table, &fk.columns, &fk.ref_table, &fk.ref_columns),
         literal(&message)
     )
 }
@@ -163,17 +149,7 @@ impl Dialect for PostgresDialect {
                 "CREATE TABLE {table} (\n  {}\n)",
                 cols.join(",\n  ")
             ));
-            let list = |cols: &[String]| sql::list(quote, cols);
-            if !t.primary_key.is_empty() {
-                ddl.indexes.push(format!(
-                    "ALTER TABLE {table} ADD PRIMARY KEY ({})",
-                    list(&t.primary_key)
-                ));
-            }
-            for u in &t.uniques {
-                ddl.indexes
-                    .push(format!("ALTER TABLE {table} ADD UNIQUE ({})", list(u)));
-            }
+            ddl.indexes.extend(sql::add_keys(quote, t, true));
             for idx in &t.indexes {
                 if !idx.portable {
                     // Expression and partial indexes come only from PostgreSQL itself: replay
@@ -190,12 +166,7 @@ impl Dialect for PostgresDialect {
                 ddl.indexes
                     .push(sql::create_index(quote, &t.target_name, idx));
             }
-            for fk in &t.foreign_keys {
-                ddl.foreign_keys.push(format!(
-                    "ALTER TABLE {table} ADD {}",
-                    sql::foreign_key(quote, fk)
-                ));
-            }
+            ddl.foreign_keys.extend(sql::add_foreign_keys(quote, t));
             ddl.sequences.extend(sequence_resets(t));
             ddl.analyze.push(format!("ANALYZE {table}"));
         }

@@ -135,11 +135,7 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
             .collect();
         let locator_range = integer_key_range(client, &table_name, &pk, &columns).await?;
         tables.push(Table {
-            paging: if pk.is_empty() {
-                Paging::RowLocator
-            } else {
-                Paging::PrimaryKey
-            },
+            paging: Paging::by_key(&pk),
             name,
             columns,
             primary_key: pk,

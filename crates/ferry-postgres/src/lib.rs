@@ -41,6 +41,11 @@ pub struct PostgresSource {
     snapshot: tokio::sync::Mutex<Option<(tokio_postgres::Client, String)>>,
 }
 
+async fn identity(endpoint: &connect::Endpoint) -> Result<Option<Identity>> {
+    let client = connect::connect(endpoint, true).await?;
+    connect::identity(&client).await.map(Some)
+}
+
 impl PostgresSource {
     /// Checks that the server answers and the credentials work, before any work is planned.
     ///
@@ -64,8 +69,7 @@ impl Source for PostgresSource {
     }
 
     async fn identity(&self) -> Result<Option<Identity>> {
-        let client = connect::connect(&self.endpoint, true).await?;
-        connect::identity(&client).await.map(Some)
+        identity(&self.endpoint).await
     }
 
     fn snapshot_method(&self) -> Option<String> {
@@ -81,10 +85,7 @@ impl Source for PostgresSource {
         let mut snapshot = self.snapshot.lock().await;
         if snapshot.is_none() {
             let client = connect::connect(&self.endpoint, true).await?;
-            client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map_err(|e| connect::error(&e))?;
+            connect::batch(&client, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
             let id: String = client
                 .query_one("SELECT pg_export_snapshot()", &[])
                 .await
@@ -105,13 +106,10 @@ impl Source for PostgresSource {
     ) -> Result<()> {
         let client = connect::connect(&self.endpoint, true).await?;
         if let Some((_, id)) = self.snapshot.lock().await.as_ref() {
-            client
-                .batch_execute(&format!(
+            connect::batch(&client, &format!(
                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
                     id.replace('\'', "''")
-                ))
-                .await
-                .map_err(|e| connect::error(&e))?;
+                )).await?;
         }
         read::read_table(&client, table, batch_rows, tx, &cancel).await
     }
@@ -191,8 +189,7 @@ impl Target for PostgresTarget {
     }
 
     async fn identity(&self) -> Result<Option<Identity>> {
-        let client = connect::connect(&self.endpoint, true).await?;
-        connect::identity(&client).await.map(Some)
+        identity(&self.endpoint).await
     }
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
@@ -213,17 +210,11 @@ impl Target for PostgresTarget {
     async fn preflight(&self, ddl: &Ddl, erase: bool, _existing: &[String]) -> Result<Proof> {
         let client = connect::connect(&self.endpoint, false).await?;
         // Dropping the tables to erase waits for the application's locks on them: not forever.
-        client
-            .batch_execute("BEGIN; SET LOCAL lock_timeout = '10s'")
-            .await
-            .map_err(|e| connect::error(&e))?;
+        connect::batch(&client, "BEGIN; SET LOCAL lock_timeout = '10s'").await?;
         let erased = if erase { ddl.drop.as_slice() } else { &[] };
         let mut proof = Proof::default();
         for s in erased.iter().chain(ddl.proved()) {
-            client
-                .batch_execute("SAVEPOINT ferry_preflight")
-                .await
-                .map_err(|e| connect::error(&e))?;
+            connect::batch(&client, "SAVEPOINT ferry_preflight").await?;
             let undo = match client.batch_execute(s).await {
                 Ok(()) => "RELEASE SAVEPOINT ferry_preflight",
                 Err(e) => {
@@ -233,15 +224,9 @@ impl Target for PostgresTarget {
                     "ROLLBACK TO SAVEPOINT ferry_preflight"
                 }
             };
-            client
-                .batch_execute(undo)
-                .await
-                .map_err(|e| connect::error(&e))?;
+            connect::batch(&client, undo).await?;
         }
-        client
-            .batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| connect::error(&e))?;
+        connect::batch(&client, "ROLLBACK").await?;
         Ok(proof)
     }
 
@@ -265,9 +250,6 @@ struct Statements<'a>(&'a tokio_postgres::Client);
 #[async_trait]
 impl StatementRunner for Statements<'_> {
     async fn run(&mut self, statement: &str) -> Result<()> {
-        self.0
-            .batch_execute(statement)
-            .await
-            .map_err(|e| connect::error(&e))
+        connect::batch(self.0, statement).await
     }
 }

@@ -14,39 +14,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use ferry_core::Result;
-use ferry_core::schema::{NativeObject, ObjectPhase, ObjectRows, SkippedObject};
+use ferry_core::schema::{NativeObject, ObjectPhase, SkippedObject};
 use tokio_postgres::Client;
 
 use crate::connect::error;
 use crate::dialect::{literal, quote};
-
-fn object(
-    kind: &str,
-    name: &str,
-    table: Option<String>,
-    phase: ObjectPhase,
-    create: Vec<String>,
-    drop: Vec<String>,
-) -> NativeObject {
-    NativeObject {
-        kind: kind.into(),
-        name: name.into(),
-        table,
-        phase,
-        create,
-        drop,
-        rows: ObjectRows::None,
-    }
-}
-
-fn skip(kind: &str, name: &str, reason: String) -> SkippedObject {
-    SkippedObject {
-        kind: kind.into(),
-        name: name.into(),
-        reason,
-        ..Default::default()
-    }
-}
 
 /// Drops `schema.` after `keyword` (the catalogs qualify names outside the search path, and
 /// the target's schema may be another): `ON public.t` → `ON t`.
@@ -106,7 +78,7 @@ pub async fn discover(
                 literal(&quote(&name))
             ));
         }
-        before.push(object(
+        before.push(NativeObject::new(
             "sequence",
             &name,
             None,
@@ -142,7 +114,7 @@ pub async fn discover(
             "p" => ("procedure", "PROCEDURE"),
             other => {
                 let what = if other == "a" { "aggregate" } else { "window function" };
-                skipped.push(skip(
+                skipped.push(SkippedObject::new(
                     what,
                     &label,
                     "aggregates and window functions are not recreated; create them on the target".into(),
@@ -165,7 +137,7 @@ pub async fn discover(
             )
         });
         if r.get(4) {
-            late_functions.push(object(
+            late_functions.push(NativeObject::new(
                 kind,
                 &label,
                 None,
@@ -174,7 +146,7 @@ pub async fn discover(
                 drop,
             ));
         } else {
-            before.push(object(
+            before.push(NativeObject::new(
                 kind,
                 &label,
                 None,
@@ -257,7 +229,7 @@ pub async fn discover(
             "view"
         };
         if let Some(missing) = v.reads.iter().find(|r| !present.contains(*r)) {
-            skipped.push(skip(
+            skipped.push(SkippedObject::new(
                 kind,
                 &name,
                 format!("it reads \"{missing}\", which is not copied"),
@@ -276,7 +248,7 @@ pub async fn discover(
             kind.to_uppercase(),
             quote(&name)
         );
-        after.push(object(
+        after.push(NativeObject::new(
             kind,
             &name,
             None,
@@ -300,7 +272,7 @@ pub async fn discover(
         let (name, on): (String, String) = (r.get(0), r.get(1));
         let label = format!("{name} on {on}");
         if !present.contains(&on) {
-            skipped.push(skip(
+            skipped.push(SkippedObject::new(
                 "trigger",
                 &label,
                 format!("its table \"{on}\" is not copied"),
@@ -320,7 +292,7 @@ pub async fn discover(
         }
         // A trigger on a view goes with the view; on a table, with the table's filter.
         let table = (r.get::<_, String>(2) != "v" && r.get::<_, String>(2) != "m").then_some(on);
-        after.push(object(
+        after.push(NativeObject::new(
             "trigger",
             &label,
             table,
@@ -364,7 +336,7 @@ pub async fn discover(
         entry.1.push(sql);
     }
     for (rel, (is_table, create)) in comments {
-        after.push(object(
+        after.push(NativeObject::new(
             "comments",
             &format!("on {rel}"),
             is_table.then(|| rel.clone()),

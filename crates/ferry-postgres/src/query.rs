@@ -39,10 +39,7 @@ impl Session {
         let client = connect::connect(&endpoint, read_only).await?;
         // No JIT: callers run many small queries, and a costly-looking plan (a correlated
         // subquery that rarely runs) made PostgreSQL spend ~0.4 s compiling each one.
-        client
-            .batch_execute("SET jit = off")
-            .await
-            .map_err(|e| error(&e))?;
+        crate::connect::batch(&client, "SET jit = off").await?;
         Ok(Self {
             client: Arc::new(client),
         })

@@ -498,20 +498,11 @@
       const raw = $(id).value.trim();
       if (raw) body[field] = Number(raw);
     }
-    const buttons = [$("job-start"), $("job-dry-run")];
-    buttons.forEach((b) => (b.disabled = true));
     showFormError("job-form-error", "");
-    try {
-      await api("POST", `/admin/migrations/copy${dryRun ? "/dry-run" : ""}`, body);
+    await submitJob([$("job-start"), $("job-dry-run")], "job-form-error", `/admin/migrations/copy${dryRun ? "/dry-run" : ""}`, body, () => {
       // A URL with a password should not stay on screen once the server has it.
       for (const id of ["job-source", "job-target"]) if (hasPassword($(id).value)) $(id).value = "";
-      refreshNow();
-    } catch (e) {
-      if (e.status === 401) handleApiError(e, "action");
-      else showFormError("job-form-error", e.message);
-    } finally {
-      buttons.forEach((b) => (b.disabled = false));
-    }
+    });
   }
 
   async function onStartCutover(event) {
@@ -526,16 +517,23 @@
       return;
     }
     if (body && typeof body === "object" && !Array.isArray(body) && $("cutover-force").checked) body.force = true;
-    const buttons = [$("cutover-check"), $("cutover-sync")];
-    buttons.forEach((b) => (b.disabled = true));
-    try {
-      await api("POST", `/admin/cutover/${step === "sync" ? "sync" : "check"}`, body);
+    await submitJob([$("cutover-check"), $("cutover-sync")], "cutover-form-error", `/admin/cutover/${step === "sync" ? "sync" : "check"}`, body, () => {
       // Secrets should not stay on screen once the server has them.
       if (body && body.secrets) $("cutover-body").value = "";
+    });
+  }
+
+  // Posts a form's job with its buttons disabled meanwhile; `sent` runs once the server has
+  // the request, before the list is refreshed.
+  async function submitJob(buttons, errorId, path, body, sent) {
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      await api("POST", path, body);
+      sent();
       refreshNow();
     } catch (e) {
       if (e.status === 401) handleApiError(e, "action");
-      else showFormError("cutover-form-error", e.message);
+      else showFormError(errorId, e.message);
     } finally {
       buttons.forEach((b) => (b.disabled = false));
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -225,69 +227,69 @@ fn kind_of(segment: &str) -> Result<Kind, ApiError> {
     })
 }
 
-async fn create(
+/// What the routes that start a job take, extracted in the order they always were (the admin's
+/// token first): the path's one segment (a kind or a cutover step), and the headers and body
+/// read as JSON only once the segment is known to name something.
+struct JobPost {
     state: Shared,
     admin: User,
-    kind: &str,
-    dry_run: bool,
-    (headers, body): (HeaderMap, Result<Bytes, BytesRejection>),
-) -> Result<Response, ApiError> {
-    // Existing scripts start a PeerTube dry run as `/migrations/dry-run/dry-run`.
-    let kind = if dry_run && kind == "dry-run" {
-        "peertube"
-    } else {
-        kind
-    };
-    start_job(state, admin, kind_of(kind)?, dry_run, (headers, body)).await
+    segment: String,
+    body: (HeaderMap, Result<Bytes, BytesRejection>),
 }
 
-async fn start_job(
-    state: Shared,
-    admin: User,
-    kind: Kind,
-    dry_run: bool,
-    (headers, body): (HeaderMap, Result<Bytes, BytesRejection>),
-) -> Result<Response, ApiError> {
+impl FromRequest<Shared> for JobPost {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Admin(admin) = Admin::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(segment) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        Ok(Self {
+            state: state.clone(),
+            admin,
+            segment,
+            body: (headers, body),
+        })
+    }
+}
+
+/// `POST /api/v1/admin/migrations/{kind}` and `…/{kind}/dry-run`.
+async fn create(post: JobPost, dry_run: bool) -> Result<Response, ApiError> {
+    // Existing scripts start a PeerTube dry run as `/migrations/dry-run/dry-run`.
+    let kind = match post.segment.as_str() {
+        "dry-run" if dry_run => "peertube",
+        kind => kind,
+    };
+    let kind = kind_of(kind)?;
+    start_job(post, kind, dry_run).await
+}
+
+async fn start_job(post: JobPost, kind: Kind, dry_run: bool) -> Result<Response, ApiError> {
+    let (headers, body) = post.body;
     let value = json_body(&headers, body)?;
-    let job = state.jobs.create(kind, value, dry_run, &admin).await?;
+    let job = post
+        .state
+        .jobs
+        .create(kind, value, dry_run, &post.admin)
+        .await?;
     Ok(ok(StatusCode::CREATED, jobs::to_json(&job)))
 }
 
 /// `POST /api/v1/admin/cutover/{check,sync}`: a cutover job, polled as migrations are.
-async fn start_cutover(
-    State(state): State<Shared>,
-    Admin(admin): Admin,
-    Path(step): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let kind = Kind::cutover(&step).ok_or_else(|| {
+async fn start_cutover(post: JobPost) -> Result<Response, ApiError> {
+    let kind = Kind::cutover(&post.segment).ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown cutover step '{}': use check or sync",
-            step.chars().take(40).collect::<String>()
+            post.segment.chars().take(40).collect::<String>()
         ))
     })?;
-    start_job(state, admin, kind, false, (headers, body)).await
-}
-
-async fn start(
-    State(state): State<Shared>,
-    Admin(admin): Admin,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    create(state, admin, &kind, false, (headers, body)).await
-}
-
-async fn start_dry_run(
-    State(state): State<Shared>,
-    Admin(admin): Admin,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    create(state, admin, &kind, true, (headers, body)).await
+    start_job(post, kind, false).await
 }
 
 /// Job ids are UUIDs; anything else cannot name a job.
@@ -417,11 +419,13 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/api/v1/admin/migrations", get(list_jobs))
         .route(
             "/api/v1/admin/migrations/{key}",
-            post(start).get(get_job).delete(cancel_job),
+            post(|job: JobPost| create(job, false))
+                .get(get_job)
+                .delete(cancel_job),
         )
         .route(
             "/api/v1/admin/migrations/{kind}/dry-run",
-            post(start_dry_run),
+            post(|job: JobPost| create(job, true)),
         )
         .route("/api/v1/admin/cutover/{step}", post(start_cutover))
         .fallback(not_found)

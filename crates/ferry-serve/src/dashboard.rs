@@ -21,24 +21,20 @@ pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
-        .route(
-            "/assets/favicon.svg",
-            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
-        )
+    ASSETS
+        .into_iter()
+        .fold(Router::new(), |router, (path, content_type, body)| {
+            router.route(path, get(move || async move { asset(content_type, body) }))
+        })
 }
+
+/// Each asset's path, content type and body.
+const ASSETS: [(&str, &str, &str); 4] = [
+    ("/", "text/html; charset=utf-8", INDEX_HTML),
+    ("/assets/app.js", "text/javascript; charset=utf-8", APP_JS),
+    ("/assets/app.css", "text/css; charset=utf-8", APP_CSS),
+    ("/assets/favicon.svg", "image/svg+xml", FAVICON_SVG),
+];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -513,12 +513,7 @@ fn stored_stats(report: &Report) -> Option<String> {
 
 /// One sentence on a completed run's failed rows and verification differences, if any.
 fn failure_summary(report: &Report) -> Option<String> {
-    let failed: Vec<String> = report
-        .stats
-        .iter()
-        .filter(|(_, s)| s.failed > 0)
-        .map(|(t, s)| format!("{t}: {}", s.failed))
-        .collect();
+    let failed = report.per_table(|s| s.failed);
     let differ: Vec<&str> = report
         .verify
         .iter()

@@ -731,7 +731,13 @@ pub fn orphans(
         .iter()
         .map(|k| format!("'{}=' || quote(c.{})", k.replace('\'', "''"), quote(k)))
         .collect();
-    let from = ferry_core::sqltext::ddl::orphans_from(quote, table, fk, &parent_cols);
+    let from = ferry_core::sqltext::ddl::orphans_from(
+        quote,
+        &table.name,
+        &fk.columns,
+        &fk.ref_table,
+        &parent_cols,
+    );
     let count: i64 = conn
         .query_row(&format!("SELECT count(*) {from}"), [], |r| r.get(0))
         .map_err(sql_err)?;

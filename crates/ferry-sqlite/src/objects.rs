@@ -175,15 +175,14 @@ pub fn plain(kind: &str, name: &str, table: Option<&str>, sql: &str) -> NativeOb
         "view" => format!("DROP VIEW IF EXISTS {}", quote(name)),
         _ => format!("DROP TRIGGER IF EXISTS {}", quote(name)),
     };
-    NativeObject {
-        kind: kind.to_string(),
-        name: name.to_string(),
-        table: table.map(str::to_string),
-        phase: ObjectPhase::AfterData,
-        create: vec![sql.to_string()],
-        drop: vec![drop],
-        rows: ObjectRows::None,
-    }
+    NativeObject::new(
+        kind,
+        name,
+        table.map(str::to_string),
+        ObjectPhase::AfterData,
+        vec![sql.to_string()],
+        vec![drop],
+    )
 }
 
 #[cfg(test)]

@@ -412,42 +412,36 @@ mod tests {
 
     #[test]
     fn affinity_rules() {
-        assert_eq!(classify("INTEGER"), Declared::Int);
-        assert_eq!(classify("UNSIGNED BIG INT"), Declared::Int);
-        assert_eq!(classify("INTEGER_OR_TEXT"), Declared::Int);
-        assert_eq!(classify("LONGVARCHAR"), Declared::Text { max_chars: None });
-        assert_eq!(
-            classify("varchar(20)"),
-            Declared::Text {
-                max_chars: Some(20)
-            }
-        );
-        assert_eq!(classify("text nocase"), Declared::Text { max_chars: None });
-        assert_eq!(
-            classify("BLOB SUB_TYPE TEXT"),
-            Declared::Text { max_chars: None }
-        );
-        assert_eq!(classify(""), Declared::Any);
-        assert_eq!(classify("DOUBLE PRECISION"), Declared::Real);
-        assert_eq!(
-            classify("numeric(10,2)"),
-            Declared::Decimal {
-                precision: 10,
-                scale: 2
-            }
-        );
-        assert_eq!(classify("DATETIME"), Declared::DateTime);
-        assert_eq!(classify("boolean"), Declared::Bool);
-        assert_eq!(classify("MONEY"), Declared::Numeric);
-        assert_eq!(
-            classify("DECIMAL_TEXT(10,2)"),
-            Declared::Decimal {
-                precision: 10,
-                scale: 2
-            }
-        );
-        assert_eq!(classify("TIMESTAMPTZ_TEXT"), Declared::DateTimeTz);
-        assert_eq!(classify("JSON_TEXT"), Declared::Json);
+        let text = Declared::Text { max_chars: None };
+        let decimal = Declared::Decimal {
+            precision: 10,
+            scale: 2,
+        };
+        for (declaration, declared) in [
+            ("INTEGER", Declared::Int),
+            ("UNSIGNED BIG INT", Declared::Int),
+            ("INTEGER_OR_TEXT", Declared::Int),
+            ("LONGVARCHAR", text.clone()),
+            (
+                "varchar(20)",
+                Declared::Text {
+                    max_chars: Some(20),
+                },
+            ),
+            ("text nocase", text.clone()),
+            ("BLOB SUB_TYPE TEXT", text),
+            ("", Declared::Any),
+            ("DOUBLE PRECISION", Declared::Real),
+            ("numeric(10,2)", decimal.clone()),
+            ("DATETIME", Declared::DateTime),
+            ("boolean", Declared::Bool),
+            ("MONEY", Declared::Numeric),
+            ("DECIMAL_TEXT(10,2)", decimal),
+            ("TIMESTAMPTZ_TEXT", Declared::DateTimeTz),
+            ("JSON_TEXT", Declared::Json),
+        ] {
+            assert_eq!(classify(declaration), declared, "{declaration}");
+        }
     }
 
     #[test]

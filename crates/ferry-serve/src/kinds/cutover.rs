@@ -27,26 +27,20 @@ use super::{BadRequest, Ran, RunContext, Validated, parse_body};
 pub const ENV_PREFIX: &str = "FERRY_CUTOVER_";
 
 /// The request body of `POST /api/v1/admin/cutover/{check,sync}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CutoverBody {
     /// The cutover, as `cutover.toml` has it, in JSON (`check` is the list of checks).
-    #[serde(default)]
     pub spec: Option<CutoverSpec>,
     /// Or the built-in preset's parameters (`profile = "peertube"`, `source`, `target`, …).
-    #[serde(default)]
     pub preset: Option<Preset>,
     /// Run only these checks (kinds or check names).
-    #[serde(default)]
     pub only: Vec<String>,
     /// Leave these checks out.
-    #[serde(default)]
     pub skip: Vec<String>,
     /// Values of `{env.NAME}` placeholders, e.g. the platform admin's password.
-    #[serde(default)]
     pub secrets: BTreeMap<String, Secret>,
     /// `sync` of a copy spec erases and re-copies the target's tables: the confirmation.
-    #[serde(default)]
     pub force: bool,
 }
 

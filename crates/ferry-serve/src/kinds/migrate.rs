@@ -12,24 +12,18 @@ use serde_json::Value;
 use super::{BadRequest, RunContext, Validated, copy, in_range, only_fields, parse_body};
 
 /// The request body of `POST /api/v1/admin/migrations/migrate`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MigrateBody {
     pub database: Option<JobSpec>,
     pub blobs: Option<BlobsSpec>,
-    #[serde(default)]
     pub rewrite: Vec<Rewrite>,
     /// Rows only (no files).
-    #[serde(default)]
     pub metadata_only: bool,
     /// Files only (no rows).
-    #[serde(default)]
     pub data_only: bool,
-    #[serde(default)]
     pub force: bool,
-    #[serde(default)]
     pub ignore_errors: bool,
-    #[serde(default)]
     pub strict: bool,
 }
 

@@ -306,17 +306,82 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     ))
 }
 
-/// The store's schema in a backend's spelling (the tables' SQL is the same in all), and the
-/// statements that upgrade a store made by an earlier ferry, run one by one after it.
+/// The store's tables, the same in every backend but for the types, written as `{key}` (an
+/// integer key the database assigns), `{int}` (64 bits), `{bool}` (and `{false}`), `{bytes}`.
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value {bytes} NOT NULL);
+CREATE TABLE IF NOT EXISTS ferry_users (
+    id {key},
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ferry_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id {int} NOT NULL REFERENCES ferry_users(id),
+    expires_at {int} NOT NULL,
+    revoked {bool} NOT NULL DEFAULT {false}
+);
+CREATE TABLE IF NOT EXISTS ferry_jobs (
+    id TEXT PRIMARY KEY,
+    admin_user_id {int} NOT NULL,
+    kind TEXT NOT NULL,
+    source_host TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dry_run {bool} NOT NULL,
+    stats TEXT NOT NULL,
+    error_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    sealed_body {bytes} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ferry_jobs_created ON ferry_jobs (created_at);
+CREATE TABLE IF NOT EXISTS ferry_login_slowdown (
+    key TEXT PRIMARY KEY,
+    failures {int} NOT NULL,
+    next_at {int} NOT NULL,
+    updated_at {int} NOT NULL,
+    last_wait {int} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ferry_login_slowdown_updated ON ferry_login_slowdown (updated_at);
+";
+
+/// A backend's names for the types of [`TABLES`].
+struct Spelling {
+    key: &'static str,
+    int: &'static str,
+    bool: &'static str,
+    r#false: &'static str,
+    bytes: &'static str,
+}
+
+impl Spelling {
+    fn tables(&self) -> String {
+        TABLES
+            .replace("{key}", self.key)
+            .replace("{int}", self.int)
+            .replace("{bool}", self.bool)
+            .replace("{false}", self.r#false)
+            .replace("{bytes}", self.bytes)
+    }
+}
+
+/// The store's schema in a backend's spelling, and the statements that upgrade a store made
+/// by an earlier ferry, run one by one after it.
 fn schema(backend: ferry::Backend) -> Option<(String, &'static [&'static str])> {
     match backend.id() {
-        "sqlite" => Some((sqlite::SCHEMA.to_string(), &sqlite::UPGRADES)),
+        "sqlite" => Some((sqlite::SPELLING.tables(), &sqlite::UPGRADES)),
         // Two servers starting at once may race on CREATE ... IF NOT EXISTS: serialise. Its
         // upgrades are in the schema (ADD COLUMN IF NOT EXISTS), under the same lock.
         "postgres" => Some((
             format!(
-                "SELECT pg_advisory_lock(7244711); {} SELECT pg_advisory_unlock(7244711);",
-                postgres::SCHEMA
+                "SELECT pg_advisory_lock(7244711); {}{} SELECT pg_advisory_unlock(7244711);",
+                postgres::SPELLING.tables(),
+                postgres::UPGRADES
             ),
             &[],
         )),

@@ -56,6 +56,30 @@ pub struct ReconRow {
     pub note: String,
 }
 
+impl ReconRow {
+    /// `wanted` things expected on the target, of which `absent` are not there.
+    fn present(name: &str, wanted: usize, absent: usize, note: &str) -> Self {
+        Self {
+            name: name.into(),
+            source: wanted as u64,
+            target: (wanted - absent) as u64,
+            matched: absent == 0,
+            note: note.into(),
+        }
+    }
+
+    /// A table or entity as verification compared it.
+    fn verified(name: &str, v: &ferry_core::report::VerifyTable, note: String) -> Self {
+        Self {
+            name: name.into(),
+            source: v.source_rows,
+            target: v.target_rows,
+            matched: v.ok(),
+            note,
+        }
+    }
+}
+
 /// A table's row count and watermark, as `sync` records them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
@@ -433,51 +457,56 @@ pub async fn sync(
     run_checks(spec, selection, Some(state), cx, started, Some(summary)).await
 }
 
-#[cfg(feature = "postgres")]
 async fn profile_pass(
     spec: &CutoverSpec,
     source: crate::Locator,
     target: crate::Locator,
     cx: &crate::Context,
 ) -> Result<crate::Report> {
-    let name = spec.job.profile.as_deref().unwrap_or("peertube");
-    let profile = ferry_profile::Profile::find(name)?;
-    let mut options = ferry_profile::ImportOptions::new(source, target);
-    options.media_from.clone_from(&spec.source.media);
-    options.media_to.clone_from(&spec.target.media);
-    ferry_profile::import(&profile, &options, cx).await
+    #[cfg(feature = "postgres")]
+    {
+        let profile = ferry_profile::Profile::find(profile_name(spec))?;
+        let mut options = ferry_profile::ImportOptions::new(source, target);
+        options.media_from.clone_from(&spec.source.media);
+        options.media_to.clone_from(&spec.target.media);
+        ferry_profile::import(&profile, &options, cx).await
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (spec, source, target, cx);
+        Err(without_postgres())
+    }
 }
 
 /// The profile import's verification, run again now (no import): `reconcile` of a profile job.
 ///
 /// # Errors
 /// When a database cannot be reached or the target holds no import of the profile.
-#[cfg(feature = "postgres")]
 pub async fn profile_verify(spec: &CutoverSpec, cx: &crate::Context) -> Result<crate::Report> {
-    let name = spec.job.profile.as_deref().unwrap_or("peertube");
-    let profile = ferry_profile::Profile::find(name)?;
-    let options = ferry_profile::ImportOptions::new(
-        crate::parse_locator(&spec.source.database)?,
-        crate::parse_locator(&spec.target.database)?,
-    );
-    ferry_profile::verify(&profile, &options, cx).await
+    #[cfg(feature = "postgres")]
+    {
+        let profile = ferry_profile::Profile::find(profile_name(spec))?;
+        let options = ferry_profile::ImportOptions::new(
+            crate::parse_locator(&spec.source.database)?,
+            crate::parse_locator(&spec.target.database)?,
+        );
+        ferry_profile::verify(&profile, &options, cx).await
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (spec, cx);
+        Err(without_postgres())
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn profile_name(spec: &CutoverSpec) -> &str {
+    spec.job.profile.as_deref().unwrap_or("peertube")
 }
 
 #[cfg(not(feature = "postgres"))]
-pub async fn profile_verify(_spec: &CutoverSpec, _cx: &crate::Context) -> Result<crate::Report> {
-    Err(Error::input(
+fn without_postgres() -> Error {
+    Error::input(
         "profile imports need PostgreSQL: this ferry was built without the postgres feature",
-    ))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn profile_pass(
-    _spec: &CutoverSpec,
-    _source: crate::Locator,
-    _target: crate::Locator,
-    _cx: &crate::Context,
-) -> Result<crate::Report> {
-    Err(Error::input(
-        "profile imports need PostgreSQL: this ferry was built without the postgres feature",
-    ))
+    )
 }

@@ -107,21 +107,16 @@ pub struct Side {
 
 /// The move the cutover validates.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Job {
     /// `copy` (default) or `profile`.
-    #[serde(default)]
     pub kind: JobKind,
     /// A built-in profile name or a profile file, for `kind = "profile"`.
-    #[serde(default)]
     pub profile: Option<String>,
     /// Tables the copy covered (names or globs; default all), for `reconcile` and `sync`.
-    #[serde(default)]
     pub tables: Vec<String>,
-    #[serde(default)]
     pub exclude: Vec<String>,
     /// Keys of the files `sync` copies: SQL run on the source database (default: a listing).
-    #[serde(default)]
     pub manifest_sql: Option<String>,
 }
 

@@ -11,16 +11,13 @@ use super::{Env, Found, source};
 use crate::cutover::ReconRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// A `pg_dump -Fc` (or `-Fd`, `-Ft`) archive of the source.
-    #[serde(default)]
     pub dump: Option<PathBuf>,
     /// A storage locator holding a copy of the source's files.
-    #[serde(default)]
     pub media_backup: Option<String>,
     /// Tables the dump must hold (default: every table of the job in the source).
-    #[serde(default)]
     pub tables: Vec<String>,
 }
 
@@ -61,13 +58,12 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
                     .join(", ")
             ));
         }
-        table.push(ReconRow {
-            name: "tables in the dump".into(),
-            source: wanted.len() as u64,
-            target: (wanted.len() - absent.len()) as u64,
-            matched: absent.is_empty(),
-            note: "pg_restore --list".into(),
-        });
+        table.push(ReconRow::present(
+            "tables in the dump",
+            wanted.len(),
+            absent.len(),
+            "pg_restore --list",
+        ));
         said.push(format!(
             "the dump lists {} of {} source tables",
             wanted.len() - absent.len(),

@@ -56,19 +56,14 @@ fn default_status() -> u16 {
 
 /// One assertion on the JSON answer, at `at` (a JSON Pointer or a dotted path; "" is the whole
 /// answer).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Assertion {
-    #[serde(default)]
     pub at: String,
-    #[serde(default)]
     pub exists: Option<bool>,
-    #[serde(default)]
     pub equals: Option<toml::Value>,
-    #[serde(default)]
     pub non_empty: Option<bool>,
     /// An array or object with at least this many items.
-    #[serde(default)]
     pub min_count: Option<usize>,
 }
 

@@ -11,20 +11,16 @@ use serde::{Deserialize, Serialize};
 use super::{Env, Found, column, sample};
 use crate::cutover::ReconRow;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// `"all"` (default) or a number of files compared by content, picked at random.
-    #[serde(default)]
     pub sample: Sample,
     /// The files that should be there: SQL on the source database (default the job's
     /// `manifest_sql`, else every file under the source).
-    #[serde(default)]
     pub manifest_sql: Option<String>,
     /// SQL on the target database returning the key of every file a migrated row points at.
-    #[serde(default)]
     pub referenced_sql: Option<String>,
-    #[serde(default)]
     pub workers: Option<usize>,
 }
 
@@ -183,13 +179,12 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
                 wanted.len()
             ));
         }
-        table.push(ReconRow {
-            name: "files rows point at".into(),
-            source: wanted.len() as u64,
-            target: (wanted.len() - absent.len()) as u64,
-            matched: absent.is_empty(),
-            note: "present in the target storage".into(),
-        });
+        table.push(ReconRow::present(
+            "files rows point at",
+            wanted.len(),
+            absent.len(),
+            "present in the target storage",
+        ));
         referenced_note = format!("; all {} files rows point at exist", wanted.len());
     }
     let how = if sampled {

@@ -14,31 +14,34 @@ use crate::cutover::spec::JobKind;
 use crate::{TableFilter, parse_locator};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// Tables to compare (names or globs); default the job's.
-    #[serde(default)]
     pub tables: Vec<String>,
-    #[serde(default)]
     pub exclude: Vec<String>,
     /// Count pairs, for a profile import (or anything a table comparison cannot express).
-    #[serde(default)]
     pub queries: Vec<CountPair>,
     /// The last run's JSON summary (`--summary FILE` of copy, migrate or import); default the
     /// one `cutover sync` recorded.
-    #[serde(default)]
     pub last_report: Option<PathBuf>,
-    #[serde(default)]
     pub max_failed: u64,
-    #[serde(default = "default_ratio")]
     pub max_failed_ratio: f64,
     /// Tables compared at once (default: the number of cores).
-    #[serde(default)]
     pub workers: Option<usize>,
 }
 
-fn default_ratio() -> f64 {
-    0.001
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            tables: Vec::new(),
+            exclude: Vec::new(),
+            queries: Vec::new(),
+            last_report: None,
+            max_failed: 0,
+            max_failed_ratio: 0.001,
+            workers: None,
+        }
+    }
 }
 
 /// Two queries that each return one number, expected equal.
@@ -115,20 +118,15 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
                 }
                 problems.push(why);
             }
-            rows.push(ReconRow {
-                name: name.clone(),
-                source: v.source_rows,
-                target: v.target_rows,
-                matched: v.ok(),
-                note: if v.checksum_match {
-                    "counts and content checksums".into()
-                } else {
-                    format!(
-                        "{} missing, {} extra, {} different",
-                        v.missing_count, v.extra_count, v.different_count
-                    )
-                },
-            });
+            let note = if v.checksum_match {
+                "counts and content checksums".into()
+            } else {
+                format!(
+                    "{} missing, {} extra, {} different",
+                    v.missing_count, v.extra_count, v.different_count
+                )
+            };
+            rows.push(ReconRow::verified(name, v, note));
         }
         what = format!(
             "{} tables, counts and content checksums",
@@ -156,17 +154,12 @@ pub async fn run(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
                 }
                 problems.push(why);
             }
-            rows.push(ReconRow {
-                name: name.clone(),
-                source: v.source_rows,
-                target: v.target_rows,
-                matched: v.ok(),
-                note: if v.counts_only {
-                    "row counts".into()
-                } else {
-                    "counts and content".into()
-                },
-            });
+            let note = if v.counts_only {
+                "row counts"
+            } else {
+                "counts and content"
+            };
+            rows.push(ReconRow::verified(name, v, note.into()));
         }
         what = format!(
             "{} entities, the import's verification run again now",

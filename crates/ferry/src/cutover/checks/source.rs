@@ -13,16 +13,13 @@ use crate::cutover::{Reading, ReconRow};
 use crate::{SchemaOptions, TableFilter, parse_locator};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// Tables watched (default: every table of the copy, or of the source).
-    #[serde(default)]
     pub tables: Vec<String>,
     /// Table → the column whose maximum says when it was last written (`updatedAt`).
-    #[serde(default)]
     pub watermarks: BTreeMap<String, String>,
     /// Seconds between the two reads of `frozen` (default 2).
-    #[serde(default)]
     pub watch_s: Option<f64>,
 }
 
@@ -102,6 +99,15 @@ pub async fn table_names(spec: &CutoverSpec, db: &str) -> ferry_core::Result<Vec
     Ok(schema.tables.iter().map(|t| t.name.clone()).collect())
 }
 
+/// [`read`] of the tables and watermarks a check's parameters name.
+async fn read_params(
+    p: &Params,
+    env: &Env<'_>,
+    db: &str,
+) -> ferry_core::Result<BTreeMap<String, Reading>> {
+    read(env.spec, db, &p.tables, &p.watermarks).await
+}
+
 /// What the source is compared with, and how that is named in the evidence.
 async fn baseline(
     p: &Params,
@@ -111,13 +117,7 @@ async fn baseline(
         return Ok(Some((state.source.clone(), "the last sync".into())));
     }
     if env.spec.job.kind == JobKind::Copy {
-        let target = read(
-            env.spec,
-            &env.spec.target.database,
-            &p.tables,
-            &p.watermarks,
-        )
-        .await?;
+        let target = read_params(p, env, &env.spec.target.database).await?;
         return Ok(Some((target, "the target".into())));
     }
     Ok(None)
@@ -169,7 +169,7 @@ fn with_marks(p: &Params, env: &Env<'_>) -> ferry_core::Result<Params> {
 pub async fn frozen(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
     let p = &with_marks(p, env)?;
     let db = &env.spec.source.database;
-    let first = read(env.spec, db, &p.tables, &p.watermarks).await?;
+    let first = read_params(p, env, db).await?;
     let mut problems = Vec::new();
     let mut table = Vec::new();
     let base = baseline(p, env).await?;
@@ -182,7 +182,7 @@ pub async fn frozen(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
         () = tokio::time::sleep(std::time::Duration::from_secs_f64(wait)) => {}
         () = env.cx.cancel.cancelled() => return Err(ferry_core::Error::cancelled()),
     }
-    let second = read(env.spec, db, &p.tables, &p.watermarks).await?;
+    let second = read_params(p, env, db).await?;
     for (name, r) in &second {
         if let Some(f) = first.get(name)
             && f != r
@@ -215,13 +215,7 @@ pub async fn frozen(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
 
 pub async fn rollback(p: &Params, env: &Env<'_>) -> ferry_core::Result<Found> {
     let p = &with_marks(p, env)?;
-    let now = read(
-        env.spec,
-        &env.spec.source.database,
-        &p.tables,
-        &p.watermarks,
-    )
-    .await?;
+    let now = read_params(p, env, &env.spec.source.database).await?;
     let mut problems = Vec::new();
     let mut table = Vec::new();
     let base = baseline(p, env).await?;
