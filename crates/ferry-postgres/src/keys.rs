@@ -24,13 +24,13 @@ pub async fn first_column(client: &Client, sql: &str) -> Result<Vec<Option<Strin
 /// The same inside the source's snapshot transaction, under a savepoint so that a failing
 /// query does not end the transaction every later read of the snapshot needs.
 pub async fn first_column_in_snapshot(client: &Client, sql: &str) -> Result<Vec<Option<String>>> {
-    connect::batch(&client, "SAVEPOINT ferry_query_keys").await?;
+    connect::batch(client, "SAVEPOINT ferry_query_keys").await?;
     let keys = first_column(client, sql).await;
     let end = if keys.is_ok() {
         "RELEASE SAVEPOINT ferry_query_keys"
     } else {
         "ROLLBACK TO SAVEPOINT ferry_query_keys"
     };
-    connect::batch(&client, end).await?;
+    connect::batch(client, end).await?;
     keys
 }
