@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    Run, ferry, make_sqlite, pg_admin_url, read_summary, sqlite_url, temp_sqlite, with_database,
+    Run, ferry, pg_admin_url, read_summary, sqlite_url, temp_sqlite, with_database,
     write_migrate_spec,
 };
 use ferry_testkit::files::{bytes, file_url, write_tree};

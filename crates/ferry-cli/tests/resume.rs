@@ -206,7 +206,7 @@ fn a_rerun_refuses_a_ledger_and_a_changed_schema_refuses_resume() {
     let dir = TempDir::new().unwrap();
     let source = generated_source(dir.path());
     let db = PgDb::new();
-    let run = killed_at(dir.path(), &source, &db.url, &[], "chunk-committed:3");
+    killed_at(dir.path(), &source, &db.url, &[], "chunk-committed:3");
     let plain = copy(dir.path(), &source, &db.url, &[], None);
     plain.expect_code(2);
     let line = plain.stderr_lines().last().unwrap().to_string();

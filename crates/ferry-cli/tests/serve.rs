@@ -873,7 +873,7 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
 #[test]
 fn a_cancel_sent_to_another_server_stops_the_job() {
     let s = setup();
-    let (store, source, target, a, b) = two_servers(&s, BIG);
+    let (_store, source, target, a, b) = two_servers(&s, BIG);
     let on_a = Api::login(&a);
     let on_b = Api::login(&b);
     let id = slow_copy_id(&on_a, &source, &target);
@@ -921,7 +921,7 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         "copy",
         json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true, "batch_size": 10000}),
     );
-    let done = on_a.complete(&again, Duration::from_secs(300));
+    on_a.complete(&again, Duration::from_secs(300));
     assert_target_equal(&target, BIG);
 }
 
