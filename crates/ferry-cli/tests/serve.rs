@@ -881,6 +881,11 @@ fn ledger_servers(target: &PgDb, which: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Three servers with short leases on the PostgreSQL store `store`.
+fn three_servers(s: &Setup, store: &PgDb) -> [Server; 3] {
+    [(); 3].map(|()| start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE))
+}
+
 /// Chunks of the target's ledger committed so far (`None`: no ledger).
 fn done_chunks(target: &PgDb) -> Option<i64> {
     ferry_testkit::pg::pg_try_query(
@@ -947,9 +952,7 @@ fn three_servers_share_one_jobs_chunks_and_finish_those_of_a_killed_helper() {
     let store = PgDb::new();
     let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
     let target = PgDb::new();
-    let a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let mut c = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let [a, b, mut c] = three_servers(&s, &store);
     let (a_id, b_id, c_id) = (server_id(&a), server_id(&b), server_id(&c));
     let on_a = Api::login(&a);
     let id = shared_copy_id(&on_a, &source, &target);
@@ -987,9 +990,7 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
     let store = PgDb::new();
     let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
     let target = PgDb::new();
-    let a = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let b = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
-    let c = start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE);
+    let [a, b, c] = three_servers(&s, &store);
     let (b_id, c_id) = (server_id(&b), server_id(&c));
     let on_a = Api::login(&a);
     let on_b = Api::login(&b);

@@ -698,10 +698,7 @@ async fn copy_chunks(
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
-        let done = report
-            .stats
-            .get(&table.source_name)
-            .map_or((0, 0), |s| (s.migrated, s.failed));
+        let done = done_before(report, &table.source_name);
         let job = TableJob {
             table: Arc::new(table.clone()),
             chunks: ChunkSource::new(pending, claims.as_ref()),
@@ -873,6 +870,14 @@ impl ChunkSource {
     }
 }
 
+/// The rows written and rejected in `table` so far, as the report counts them.
+fn done_before(report: &Report, table: &str) -> (u64, u64) {
+    report
+        .stats
+        .get(table)
+        .map_or((0, 0), |s| (s.migrated, s.failed))
+}
+
 /// How often a run whose claims ran dry looks at the ledger for chunks left undone.
 const DRAIN_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -937,10 +942,7 @@ async fn drain(
                 p = shared.permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
                 () = shared.stop.cancelled() => return Ok(()),
             };
-            let done = report
-                .stats
-                .get(&table.source_name)
-                .map_or((0, 0), |s| (s.migrated, s.failed));
+            let done = done_before(report, &table.source_name);
             let job = TableJob {
                 table: Arc::new(table.clone()),
                 chunks: source,
