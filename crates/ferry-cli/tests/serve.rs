@@ -1,5 +1,6 @@
 //! HTTP-level tests of `ferry serve` against the real binary, a real PostgreSQL and real
-//! SQLite files: a copy job's whole lifecycle (with both job stores), a migrate job, dry run, cancel, the
+//! SQLite files: a copy job's whole lifecycle (with both job stores), three servers sharing one
+//! job's chunks, a migrate job, dry run, cancel, the
 //! 400/401/403/404/409/413/415 paths, restart after kill -9, SIGTERM, wrong master key, the
 //! login slow-down (parallel guesses, many names, two servers sharing a store), token expiry and
 //! revocation, private store files, and credentials never leaked.
@@ -868,16 +869,152 @@ fn three_servers_sharing_a_postgres_store_finish_the_job_of_a_killed_one() {
     );
 }
 
-/// A cancel sent to server B stops the job server A runs, within seconds, and the target stays
-/// guarded until A's work has stopped.
+/// A server's id, as it logs it at start-up (`host:pid:random`).
+fn server_id(server: &Server) -> String {
+    assert!(
+        server.wait_for_log("Server id ", Duration::from_secs(30)),
+        "{}",
+        server.output()
+    );
+    let output = server.output();
+    let rest = &output[output.find("Server id ").unwrap() + "Server id ".len()..];
+    rest.split_whitespace().next().unwrap().to_string()
+}
+
+/// The servers (ids) with chunks of the target's ledger committed (`done`) or claimed now
+/// (`claimed`: a claim not run out); none when the ledger is not (or no longer) there.
+fn ledger_servers(target: &PgDb, which: &str) -> Vec<String> {
+    let filter = match which {
+        "done" => "state = 'done'",
+        _ => {
+            "state = 'pending' AND claim_until > (extract(epoch from clock_timestamp()) * 1000)::bigint"
+        }
+    };
+    let sql = format!(
+        "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM ferry_ledger
+         WHERE kind = 'chunk' AND claimed_by IS NOT NULL AND {filter}"
+    );
+    ferry_testkit::pg::pg_try_query(&target.url, &sql)
+        .map(|rows| rows.into_iter().filter_map(|r| r[0].clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Three servers with short leases on the PostgreSQL store `store`.
+fn three_servers(s: &Setup, store: &PgDb) -> [Server; 3] {
+    [(); 3].map(|()| start(s.dir.path(), &store.url, &s.key, &SHORT_LEASE))
+}
+
+/// Chunks of the target's ledger committed so far (`None`: no ledger).
+fn done_chunks(target: &PgDb) -> Option<i64> {
+    ferry_testkit::pg::pg_try_query(
+        &target.url,
+        "SELECT count(*) FROM ferry_ledger WHERE kind = 'chunk' AND state = 'done'",
+    )
+    .ok()
+    .and_then(|rows| rows[0][0].as_deref()?.parse().ok())
+}
+
+/// Starts a copy job of `source` into `target` on `api` in small chunks (one worker per
+/// server), for servers to share; returns its id.
+fn shared_copy_id(api: &Api, source: &Path, target: &PgDb) -> String {
+    api.start(
+        "copy",
+        json!({"source_url": sqlite_url(source), "target_url": target.url, "batch_size": 1000, "workers": 1, "chunk_rows": 20000}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the servers `helpers` have joined job `id` and the ledger shows chunks
+/// committed by at least two servers and a live claim of each server in `claiming`.
+fn wait_shared(api: &Api, target: &PgDb, id: &str, helpers: &[&str], claiming: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let job = api.job(id);
+        assert!(
+            !finished(&job),
+            "the job ended before the servers shared it: {job}"
+        );
+        let joined: Vec<&str> = job["helpers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let (done, claimed) = (
+            ledger_servers(target, "done"),
+            ledger_servers(target, "claimed"),
+        );
+        if helpers.iter().all(|h| joined.contains(h))
+            && done.len() >= 2
+            && claiming.iter().all(|c| claimed.iter().any(|s| s == c))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the servers did not share the job: {job}; committed by {done:?}, claimed by {claimed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Three servers on one PostgreSQL store copy one job's chunks together: the two that did not
+/// create it join it and commit chunks beside its owner; one of them is killed with its claims
+/// held, which run out and are copied by the others; the job ends completed and verified, its
+/// rows counted exactly once, its helpers listed.
+#[test]
+fn three_servers_share_one_jobs_chunks_and_finish_those_of_a_killed_helper() {
+    let s = setup();
+    let store = PgDb::new();
+    let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
+    let target = PgDb::new();
+    let [a, b, mut c] = three_servers(&s, &store);
+    let (a_id, b_id, c_id) = (server_id(&a), server_id(&b), server_id(&c));
+    let on_a = Api::login(&a);
+    let id = shared_copy_id(&on_a, &source, &target);
+    wait_shared(&on_a, &target, &id, &[&b_id, &c_id], &[&c_id]);
+    c.kill9();
+    let done = wait_completed_after_takeover(&on_a, &id, THREE_SERVERS_ROWS);
+    // The owner lived: nobody took the job over; the killed helper's chunks were claimed again.
+    for server in [&a, &b] {
+        assert!(
+            !server.output().contains("Took over"),
+            "{}",
+            server.output()
+        );
+    }
+    let helpers = done["helpers"].as_array().unwrap();
+    assert!(
+        helpers.contains(&json!(b_id))
+            && helpers.contains(&json!(c_id))
+            && !helpers.contains(&json!(a_id)),
+        "{done}"
+    );
+    assert_target_equal(&target, THREE_SERVERS_ROWS);
+    assert_eq!(
+        done_chunks(&target),
+        None,
+        "the ledger of a completed copy is dropped"
+    );
+}
+
+/// A cancel sent to server B stops the job server A runs and B and C help with, within
+/// seconds (no chunk commits after), and the target stays guarded until A's work has stopped.
 #[test]
 fn a_cancel_sent_to_another_server_stops_the_job() {
     let s = setup();
-    let (_store, source, target, a, b) = two_servers(&s, BIG);
+    let store = PgDb::new();
+    let source = big_source(&s.path("src.db"), THREE_SERVERS_ROWS);
+    let target = PgDb::new();
+    let [a, b, c] = three_servers(&s, &store);
+    let (b_id, c_id) = (server_id(&b), server_id(&c));
     let on_a = Api::login(&a);
     let on_b = Api::login(&b);
-    let id = slow_copy_id(&on_a, &source, &target);
-    wait_copying(&on_a, &id);
+    let id = shared_copy_id(&on_a, &source, &target);
+    // B and C help A with the job's chunks: the cancel must stop all three.
+    wait_shared(&on_a, &target, &id, &[&b_id, &c_id], &[&c_id]);
     let (status, body) = on_b.call("DELETE", &format!("/api/v1/admin/migrations/{id}"), None);
     assert_eq!(status, 204, "{body}");
     assert_eq!(on_a.job(&id)["status"], "cancelled");
@@ -889,15 +1026,25 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         "A did not stop the work within 10 s of the cancel sent to B:\n{}",
         a.output()
     );
-    let n = target_count(&target);
-    std::thread::sleep(Duration::from_secs(2));
+    for (name, helper) in [("B", &b), ("C", &c)] {
+        assert!(
+            helper.wait_for_log(
+                &format!("Stopped helping job {id}"),
+                Duration::from_secs(10)
+            ),
+            "{name} did not stop helping within 10 s of the cancel:\n{}",
+            helper.output()
+        );
+    }
+    let (n, chunks) = (target_count(&target), done_chunks(&target));
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        target_count(&target),
-        n,
-        "rows still arriving after the cancel"
+        (target_count(&target), done_chunks(&target)),
+        (n, chunks),
+        "rows or chunks still committed after the cancel"
     );
     assert!(
-        n < BIG,
+        n < THREE_SERVERS_ROWS,
         "the whole table was copied before the cancel landed"
     );
     let after = on_b.job(&id);
@@ -922,7 +1069,7 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
         json!({"source_url": sqlite_url(&source), "target_url": target.url, "force": true, "batch_size": 10000}),
     );
     on_a.complete(&again, Duration::from_secs(300));
-    assert_target_equal(&target, BIG);
+    assert_target_equal(&target, THREE_SERVERS_ROWS);
 }
 
 #[test]

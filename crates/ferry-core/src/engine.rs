@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::chunks::{self, Chunk};
+use crate::claims::{ClaimOptions, Claims};
 use crate::connector::{SchemaOptions, Source, TableWriter, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
@@ -61,6 +62,10 @@ pub struct CopyOptions {
     pub finish: bool,
     /// Rows per chunk (see `chunks`).
     pub chunk_rows: u64,
+    /// Chunks are claimed with leases in the ledger instead of taken from a fixed list, so
+    /// other processes can copy this copy's chunks at once (`ferry serve` instances sharing a
+    /// job store); with `join`, this run is such a helper (see `claims`).
+    pub claims: Option<ClaimOptions>,
 }
 
 impl Default for CopyOptions {
@@ -85,6 +90,7 @@ impl Default for CopyOptions {
             shard: None,
             finish: false,
             chunk_rows: crate::chunks::DEFAULT_CHUNK_ROWS,
+            claims: None,
         }
     }
 }
@@ -135,7 +141,8 @@ pub async fn copy(
             && !options.dry_run
             && !options.strict
             && options.shard.is_none()
-            && !options.finish,
+            && !options.finish
+            && options.claims.is_none(),
         ..options.schema.clone()
     };
     let schema = source.schema(&schema_options).await?;
@@ -257,6 +264,11 @@ pub async fn copy(
         if options.finish {
             l.check_finished(None)?;
         }
+        if joins(options) && l.steps.first() != Some(&true) {
+            return Err(Error::input(
+                "the copy to help has not created its tables yet: join it later",
+            ));
+        }
         plan.warnings.push(format!(
             "resuming the copy recorded in the target's ledger: {} of {} chunks and {} of {} steps were done and are skipped",
             l.done_chunks(),
@@ -367,6 +379,8 @@ pub async fn copy(
         report.warnings.push(format!(
             "shard {k}/{n}: its chunks are copied; once every shard is done, run --finish once (keys, indexes, foreign keys, counters, verification)"
         ));
+    } else if joins(options) {
+        // The run it helps builds keys, indexes and foreign keys and verifies.
     } else if options.verify {
         cx.observer.event(&Event::Phase("Verifying".into()));
         match async {
@@ -394,7 +408,7 @@ pub async fn copy(
     }
     // The copy is complete (verified, or verification not asked): its ledger goes, with the
     // unfinished-tables marker. A failed, cancelled or sharded run keeps both for --resume.
-    if report.status == Status::Completed && options.shard.is_none() {
+    if report.status == Status::Completed && options.shard.is_none() && !joins(options) {
         killpoint::point("before-ledger-drop");
         let statements = vec![
             ledger::drop_statement(),
@@ -422,8 +436,15 @@ fn mode(options: &CopyOptions) -> ledger::Mode {
         resume: options.resume,
         shard: options.shard,
         finish: options.finish,
-        force: options.force,
+        // A helper never erases: the tables are the run's it helps.
+        force: options.force && !joins(options),
+        join: joins(options),
     }
+}
+
+/// Whether this run helps another with its chunks (`ClaimOptions::join`).
+fn joins(options: &CopyOptions) -> bool {
+    options.claims.as_ref().is_some_and(|c| c.join)
 }
 
 /// `--strict`: a plan with any change (lossy step, translation, object not copied) is refused
@@ -525,7 +546,7 @@ async fn run_plan(
         observer: cx.observer.clone(),
     };
     copy_chunks(&run, plan, ledger, cx, report).await?;
-    if options.shard.is_some() {
+    if options.shard.is_some() || joins(options) {
         return Ok(());
     }
 
@@ -608,14 +629,13 @@ async fn copy_chunks(
 ) -> Result<()> {
     let cancel = &cx.cancel;
     let options = &run.options;
-    let workers = options.workers.clamp(
-        1,
-        run.target
-            .dialect()
-            .capabilities()
-            .max_parallel_writers
-            .max(1),
-    );
+    let writers = run
+        .target
+        .dialect()
+        .capabilities()
+        .max_parallel_writers
+        .max(1);
+    let workers = options.workers.clamp(1, writers);
     let permits = Arc::new(Semaphore::new(workers));
     let all: Arc<Vec<Chunk>> = Arc::new(ledger.chunks.iter().map(|c| c.chunk.clone()).collect());
     let mine = |c: &ledger::ChunkState| {
@@ -633,6 +653,28 @@ async fn copy_chunks(
     // Tables the application created keep their foreign keys during the load, so parents are
     // loaded before their children (ferry's own tables get their foreign keys afterwards).
     let ordered = plan.tables.iter().any(|t| t.existing);
+    let claims = match (&options.claims, plan.tables.first()) {
+        // Other workers could load a child's rows before its parents', and a target with one
+        // writer gains nothing from helpers: this run copies its chunks alone.
+        (Some(c), Some(first)) if !ordered && writers > 1 => Some(Arc::new(Claims::new(
+            c.clone(),
+            run.target.clone(),
+            first.clone(),
+        ))),
+        (Some(c), _) if c.join => {
+            report.warnings.push(
+                "this copy's chunks cannot be shared (its tables keep foreign keys during the load, or the target has one writer): nothing to help with".into(),
+            );
+            return Ok(());
+        }
+        _ => None,
+    };
+    // The claims' heartbeat stops however this function returns.
+    let heartbeat_stop = CancellationToken::new();
+    let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
+    let heartbeat = claims
+        .as_ref()
+        .map(|c| c.spawn_heartbeat(heartbeat_stop.clone()));
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     for table in &plan.tables {
         let pending: Vec<Chunk> = ledger
@@ -656,13 +698,10 @@ async fn copy_chunks(
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
-        let done = report
-            .stats
-            .get(&table.source_name)
-            .map_or((0, 0), |s| (s.migrated, s.failed));
+        let done = done_before(report, &table.source_name);
         let job = TableJob {
             table: Arc::new(table.clone()),
-            chunks: pending,
+            chunks: ChunkSource::new(pending, claims.as_ref()),
             siblings: all.clone(),
             permits: permits.clone(),
             done,
@@ -680,6 +719,35 @@ async fn copy_chunks(
     }
     while let Some(joined) = tasks.join_next().await {
         record(joined, report, &mut first_error, &mut widened)?;
+    }
+    if let Some(claims) = &claims {
+        let shared = Shared {
+            claims,
+            all: &all,
+            permits: &permits,
+            stop: &stop,
+        };
+        let drained = if first_error.is_none() && !cancel.is_cancelled() {
+            drain(
+                run,
+                plan,
+                &shared,
+                cx,
+                report,
+                &mut first_error,
+                &mut widened,
+            )
+            .await
+        } else {
+            Ok(())
+        };
+        heartbeat_stop.cancel();
+        if let Some(h) = heartbeat {
+            let _ = h.await;
+        }
+        // Claims on chunks not committed (a stop, a failure) go back at once.
+        claims.release().await;
+        drained?;
     }
     if first_error.is_none() && !cancel.is_cancelled() {
         for (name, why) in std::mem::take(&mut widened) {
@@ -725,7 +793,7 @@ async fn copy_chunks(
                 .collect();
             let job = TableJob {
                 table: Arc::new(table),
-                chunks,
+                chunks: ChunkSource::new(chunks, None),
                 siblings: all.clone(),
                 permits: permits.clone(),
                 done: (0, 0),
@@ -752,6 +820,150 @@ async fn copy_chunks(
         return Err(Error::cancelled());
     }
     Ok(())
+}
+
+/// Where a table's chunks come from: a fixed list (a run alone, a `--shard`), or claims with
+/// leases in the ledger (`CopyOptions::claims`), tried in order, a chunk held by another live
+/// worker or done skipped.
+enum ChunkSource {
+    Fixed(std::vec::IntoIter<Chunk>),
+    Claimed {
+        /// Claimed already, to copy first.
+        next: Option<Chunk>,
+        candidates: std::vec::IntoIter<Chunk>,
+        claims: Arc<Claims>,
+    },
+}
+
+impl ChunkSource {
+    fn new(chunks: Vec<Chunk>, claims: Option<&Arc<Claims>>) -> Self {
+        match claims {
+            Some(claims) => ChunkSource::Claimed {
+                next: None,
+                candidates: chunks.into_iter(),
+                claims: claims.clone(),
+            },
+            None => ChunkSource::Fixed(chunks.into_iter()),
+        }
+    }
+
+    /// The next chunk to copy; `None` when none is left (or none can be claimed now).
+    async fn next(&mut self) -> Result<Option<Chunk>> {
+        match self {
+            ChunkSource::Fixed(chunks) => Ok(chunks.next()),
+            ChunkSource::Claimed {
+                next,
+                candidates,
+                claims,
+            } => {
+                if let Some(chunk) = next.take() {
+                    return Ok(Some(chunk));
+                }
+                for chunk in candidates.by_ref() {
+                    if claims.claim(chunk.index).await? {
+                        return Ok(Some(chunk));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The rows written and rejected in `table` so far, as the report counts them.
+fn done_before(report: &Report, table: &str) -> (u64, u64) {
+    report
+        .stats
+        .get(table)
+        .map_or((0, 0), |s| (s.migrated, s.failed))
+}
+
+/// How often a run whose claims ran dry looks at the ledger for chunks left undone.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a run sharing its chunks (`Claims`) needs to copy more of them.
+struct Shared<'a> {
+    claims: &'a Arc<Claims>,
+    all: &'a Arc<Vec<Chunk>>,
+    permits: &'a Arc<Semaphore>,
+    stop: &'a CancellationToken,
+}
+
+/// After this run's claims ran dry: waits until every chunk of the ledger is done, claiming
+/// the chunks whose claims ran out (their worker died or stopped) and copying them, then takes
+/// the rows of every table from the ledger, so the rows other workers committed count once.
+async fn drain(
+    run: &Run,
+    plan: &Plan,
+    shared: &Shared<'_>,
+    cx: &Context,
+    report: &mut Report,
+    first_error: &mut Option<Error>,
+    widened: &mut Vec<(String, String)>,
+) -> Result<()> {
+    loop {
+        if shared.stop.is_cancelled() {
+            return Ok(());
+        }
+        // Gone: the run that owns the copy completed it.
+        let Some(ledger) = Ledger::read(run.target.as_ref(), &cx.cancel).await? else {
+            return Ok(());
+        };
+        let left: Vec<&ledger::ChunkState> = ledger.chunks.iter().filter(|c| !c.done).collect();
+        if left.is_empty() {
+            for table in &plan.tables {
+                let of_table = ledger
+                    .chunks
+                    .iter()
+                    .filter(|c| c.chunk.table == table.source_name);
+                let (rows, failed) = of_table.fold((0, 0), |(r, f), c| (r + c.rows, f + c.failed));
+                let entry = report.stats.entry(table.source_name.clone()).or_default();
+                entry.migrated = rows;
+                entry.failed = failed;
+            }
+            return Ok(());
+        }
+        let before = shared.claims.won();
+        for table in &plan.tables {
+            let chunks: Vec<Chunk> = left
+                .iter()
+                .filter(|c| c.chunk.table == table.source_name)
+                .map(|c| c.chunk.clone())
+                .collect();
+            let mut source = ChunkSource::new(chunks, Some(shared.claims));
+            // A table starts (and is reported) only for a chunk this run won.
+            let Some(chunk) = source.next().await? else {
+                continue;
+            };
+            if let ChunkSource::Claimed { next, .. } = &mut source {
+                *next = Some(chunk);
+            }
+            let permit = tokio::select! {
+                p = shared.permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                () = shared.stop.cancelled() => return Ok(()),
+            };
+            let done = done_before(report, &table.source_name);
+            let job = TableJob {
+                table: Arc::new(table.clone()),
+                chunks: source,
+                siblings: shared.all.clone(),
+                permits: shared.permits.clone(),
+                done,
+            };
+            let name = table.source_name.clone();
+            let result = copy_table(run.clone(), job, permit, shared.stop.clone()).await;
+            record(Ok((name, result)), report, first_error, widened)?;
+            if first_error.is_some() {
+                return Ok(());
+            }
+        }
+        if shared.claims.won() == before {
+            tokio::select! {
+                () = tokio::time::sleep(DRAIN_POLL) => {}
+                () = shared.stop.cancelled() => return Ok(()),
+            }
+        }
+    }
 }
 
 /// A table in the target naming the tables a run created and has not finished (their keys,
@@ -841,7 +1053,7 @@ struct Run {
 /// One table's share of a run: the chunks this run copies, and what is done already.
 struct TableJob {
     table: Arc<TablePlan>,
-    chunks: Vec<Chunk>,
+    chunks: ChunkSource,
     /// Every chunk of the plan, for the ranges at the table's ends (`chunks::read_range`).
     siblings: Arc<Vec<Chunk>>,
     /// The run's chunk tasks at once (`workers`).
@@ -877,13 +1089,25 @@ async fn copy_table(
     let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut first = Some(first);
-    for chunk in job.chunks {
+    let mut source = job.chunks;
+    // A chunk is taken (claimed, when claims are in use) only once a permit is free for it.
+    let mut claim_error = None;
+    loop {
         let permit = match first.take() {
             Some(p) => p,
             None => tokio::select! {
                 p = job.permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
                 () = stop.cancelled() => break,
             },
+        };
+        let chunk = match source.next().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                stop.cancel();
+                claim_error = Some(e);
+                break;
+            }
         };
         let part = match chunks::read_range(&chunk, &job.siblings, &table) {
             Some(r) => {
@@ -910,7 +1134,7 @@ async fn copy_table(
         failed: job.done.1,
         ..Default::default()
     };
-    let mut error: Option<Error> = None;
+    let mut error: Option<Error> = claim_error;
     while let Some(joined) = tasks.join_next().await {
         let (part, result) = joined.unwrap_or_else(|e| {
             (

@@ -156,12 +156,14 @@ pub struct Mode {
     pub shard: Option<(u64, u64)>,
     pub finish: bool,
     pub force: bool,
+    /// Helping the run that wrote the ledger (`CopyOptions::claims` with `join`): it must exist.
+    pub join: bool,
 }
 
 impl Mode {
     /// Whether the run continues a recorded copy rather than refusing it.
     pub fn continues(self) -> bool {
-        self.resume || self.shard.is_some() || self.finish
+        self.resume || self.shard.is_some() || self.finish || self.join
     }
 }
 
@@ -195,6 +197,11 @@ impl Ledger {
     /// An input error saying why the run cannot use what it found, and what to pass.
     pub fn decide(found: Option<Ledger>, this: &RunInfo, mode: Mode) -> Result<Option<Ledger>> {
         let Some(found) = found else {
+            if mode.join {
+                return Err(Error::input(
+                    "there is no ferry ledger in the target to help with (the copy has not written it yet, or it is complete)",
+                ));
+            }
             if mode.finish {
                 return Err(Error::input(
                     "--finish found no ferry ledger in the target: run the shards first (ferry copy --shard K/N), then --finish once",
@@ -272,7 +279,7 @@ impl Ledger {
     /// or none of its rows.
     pub fn create_statements(&self, transactional_ddl: bool) -> Vec<String> {
         let create = format!(
-            "CREATE TABLE {LEDGER} (kind varchar(16) NOT NULL, id bigint NOT NULL, table_name varchar(255), lo bigint, hi bigint, state varchar(16) NOT NULL, row_count bigint, failed bigint, info text, PRIMARY KEY (kind, id))"
+            "CREATE TABLE {LEDGER} (kind varchar(16) NOT NULL, id bigint NOT NULL, table_name varchar(255), lo bigint, hi bigint, state varchar(16) NOT NULL, row_count bigint, failed bigint, info text, claimed_by varchar(255), claim_until bigint, PRIMARY KEY (kind, id))"
         );
         let info = serde_json::to_string(&self.info).unwrap_or_default();
         let mut rows = vec![format!(
@@ -459,6 +466,37 @@ pub async fn find(
 pub fn claim_chunk(index: u64, rows: u64, failed: u64) -> String {
     format!(
         "UPDATE {LEDGER} SET state = 'done', row_count = {rows}, failed = {failed} WHERE kind = 'chunk' AND id = {index} AND state = 'pending'"
+    )
+}
+
+/// Claims pending chunk `index` for `worker` until `until_ms` (unix ms), when no one holds it
+/// or its holder's claim ran out before `now_ms`: one conditional update, committed on its own,
+/// so of several workers trying at once exactly one changes the row (the row lock, or SQLite's
+/// single writer, decides). Changing one row means the chunk is this worker's to copy; its
+/// commit is still [`claim_chunk`], so a worker whose claim ran out and was taken over cannot
+/// count the chunk twice: whichever commits first keeps it, the other rolls back.
+pub fn claim_lease(index: u64, worker: &str, until_ms: i64, now_ms: i64) -> String {
+    format!(
+        "UPDATE {LEDGER} SET claimed_by = {}, claim_until = {until_ms} WHERE kind = 'chunk' AND id = {index} AND state = 'pending' AND (claimed_by IS NULL OR claim_until IS NULL OR claim_until < {now_ms})",
+        literal(worker)
+    )
+}
+
+/// Extends every claim `worker` holds on a pending chunk to `until_ms`: the heartbeat of a
+/// worker's claims (a claim another worker took over after it ran out is not this one's).
+pub fn renew_leases(worker: &str, until_ms: i64) -> String {
+    format!(
+        "UPDATE {LEDGER} SET claim_until = {until_ms} WHERE kind = 'chunk' AND state = 'pending' AND claimed_by = {}",
+        literal(worker)
+    )
+}
+
+/// Gives back the claims `worker` holds on chunks it did not commit (it stopped: cancelled,
+/// failed), so other workers need not wait for them to run out.
+pub fn release_leases(worker: &str) -> String {
+    format!(
+        "UPDATE {LEDGER} SET claimed_by = NULL, claim_until = NULL WHERE kind = 'chunk' AND state = 'pending' AND claimed_by = {}",
+        literal(worker)
     )
 }
 

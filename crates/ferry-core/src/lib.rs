@@ -7,6 +7,7 @@
 
 pub mod capabilities;
 pub mod chunks;
+pub mod claims;
 pub mod connector;
 pub mod convert;
 pub mod engine;

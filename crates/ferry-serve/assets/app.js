@@ -448,6 +448,8 @@
     const took = duration(job.started_at, job.finished_at);
     if (job.finished_at && took) parts.push(`ran ${took}`);
     else if (job.started_at && ACTIVE.has(job.status)) parts.push(`running ${duration(job.started_at, new Date().toISOString()) || "0s"}`);
+    const helpers = job.helpers || [];
+    if (helpers.length) parts.push(`helped by ${helpers.length} other server${helpers.length === 1 ? "" : "s"}`);
     return parts.join(" · ");
   }
 

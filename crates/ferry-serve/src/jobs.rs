@@ -32,14 +32,21 @@ const STOPPED: &str = "the server stopped while this job was running";
 pub struct LiveStats {
     tables: Mutex<BTreeMap<String, TableStats>>,
     dirty: AtomicBool,
+    /// A table started copying rows: a copy's ledger and tables exist (helpers may join).
+    copying: AtomicBool,
 }
 
 impl LiveStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             tables: Mutex::new(BTreeMap::new()),
             dirty: AtomicBool::new(false),
+            copying: AtomicBool::new(false),
         }
+    }
+
+    fn copying(&self) -> bool {
+        self.copying.load(Ordering::Acquire)
     }
 
     fn update(&self, table: &str, f: impl FnOnce(&mut TableStats)) {
@@ -61,7 +68,10 @@ impl LiveStats {
 impl Observer for LiveStats {
     fn event(&self, event: &Event) {
         match event {
-            Event::TableStarted { table, rows } => self.update(table, |s| s.total = *rows),
+            Event::TableStarted { table, rows } => {
+                self.copying.store(true, Ordering::Release);
+                self.update(table, |s| s.total = *rows)
+            }
             Event::TableProgress {
                 table,
                 rows,
@@ -147,6 +157,9 @@ pub struct Jobs {
     store: Arc<dyn Store>,
     key: MasterKey,
     tokens: Mutex<HashMap<String, CancellationToken>>,
+    /// The jobs of other servers this one helps (`crate::helpers`): stopping one stops only
+    /// this server's share, never the job.
+    pub(crate) helping: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
     work_root: PathBuf,
     targets: Arc<crate::config::Targets>,
@@ -164,6 +177,7 @@ impl Jobs {
             store,
             key,
             tokens: Mutex::new(HashMap::new()),
+            helping: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             work_root: std::env::temp_dir().join("ferry-serve"),
             targets: Arc::new(targets),
@@ -173,6 +187,50 @@ impl Jobs {
 
     pub fn server(&self) -> &Arc<crate::lease::Server> {
         &self.server
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// A job's kind and request body, opened from the store.
+    pub(crate) async fn body(&self, id: &str, kind: &str) -> Result<(Kind, Value), String> {
+        let kind = Kind::parse(kind).ok_or_else(|| format!("unknown job kind {kind:?}"))?;
+        let sealed = self
+            .store
+            .job_body(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the job is gone")?;
+        let opened = self.key.open(&sealed).map_err(|e| e.to_string())?;
+        let body: Value = serde_json::from_slice(&opened).map_err(|e| e.to_string())?;
+        Ok((kind, body))
+    }
+
+    /// The context a job's work runs under: its stats, cancel, work folder and, for a copy
+    /// that shares its chunks, its claims.
+    pub(crate) fn context(
+        &self,
+        stats: &Arc<LiveStats>,
+        cancel: &CancellationToken,
+        id: &str,
+        folder: &str,
+        validated: Arc<tokio::sync::Notify>,
+        claims: Option<ferry_core::claims::ClaimOptions>,
+    ) -> RunContext {
+        RunContext::new(
+            stats.clone(),
+            cancel.clone(),
+            id.to_string(),
+            self.work_root.join(folder),
+            validated,
+            self.targets.clone(),
+        )
+        .with_claims(claims)
     }
 
     /// Validates, stores (body sealed) and starts a job.
@@ -206,6 +264,7 @@ impl Jobs {
             updated_at: at,
             started_at: None,
             finished_at: None,
+            helpers: Vec::new(),
         };
         let lease = self.server.lease_from_now();
         match self.store.insert_job(&job, &sealed, &lease).await {
@@ -238,21 +297,7 @@ impl Jobs {
     /// [`crate::lease::rerun_body`]); fails it with the reason when it cannot run again.
     pub async fn take_over(self: &Arc<Self>, job: Claimed) {
         let id = job.id.clone();
-        let body = async {
-            let kind =
-                Kind::parse(&job.kind).ok_or_else(|| format!("unknown job kind {:?}", job.kind))?;
-            let sealed = self
-                .store
-                .job_body(&id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the job is gone")?;
-            let opened = self.key.open(&sealed).map_err(|e| e.to_string())?;
-            let body: Value = serde_json::from_slice(&opened).map_err(|e| e.to_string())?;
-            Ok::<_, String>((kind, body))
-        }
-        .await;
-        let reason = match body {
+        let reason = match self.body(&id, &job.kind).await {
             Ok((kind, body)) => match crate::lease::rerun_body(kind, body) {
                 Some(body) => {
                     self.spawn(kind, id, body, job.dry_run);
@@ -288,14 +333,10 @@ impl Jobs {
         }
         let stats = Arc::new(LiveStats::new());
         let validated = Arc::new(tokio::sync::Notify::new());
-        let cx = RunContext::new(
-            stats.clone(),
-            cancel.clone(),
-            id.clone(),
-            self.work_root.join(&id),
-            validated.clone(),
-            self.targets.clone(),
-        );
+        // A copy shares its chunks with the servers of a shared store that join it.
+        let shares = kind == Kind::Copy && !dry_run && store.shared();
+        let claims = shares.then(|| crate::helpers::claim_options(&self.server, false));
+        let cx = self.context(&stats, &cancel, &id, &id, validated.clone(), claims);
         // The lease, status and stats writer runs beside the work; it stops when the work ends.
         // It stops the work when the job is cancelled (from any server) or the lease is lost.
         let done = CancellationToken::new();
@@ -307,6 +348,7 @@ impl Jobs {
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(STATS_INTERVAL);
                 let mut running = false;
+                let mut open = !shares;
                 loop {
                     tokio::select! {
                         () = validated.notified(), if !running => {
@@ -315,6 +357,10 @@ impl Jobs {
                             let _ = store.advance(&id, &owner, status, &now(), true).await;
                         }
                         _ = tick.tick() => {
+                            if running && !open && stats.copying() {
+                                // Its ledger and tables exist: other servers may join now.
+                                open = store.open_to_helpers(&id, &owner).await.is_ok();
+                            }
                             let json = if running { stats.take_changed() } else { None };
                             match holder.beat(json.as_deref()).await {
                                 Beat::Keep => {}
@@ -414,6 +460,15 @@ impl Jobs {
         for (id, token) in &running {
             tracing::info!("Cancelling job {id}: the server is stopping");
             let _ = self.store.cancel(id, &now()).await;
+            token.cancel();
+        }
+        // Helping stops; the jobs helped go on with their own servers.
+        for token in self
+            .helping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             token.cancel();
         }
         self.tracker.close();
@@ -559,5 +614,6 @@ pub fn to_json(job: &JobRecord) -> Value {
         "updated_at": job.updated_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "helpers": job.helpers,
     })
 }

@@ -198,6 +198,7 @@ mod tests {
             updated_at: now(),
             started_at: None,
             finished_at: None,
+            helpers: Vec::new(),
         }
     }
 
@@ -314,5 +315,39 @@ mod tests {
                 .is_empty()
         );
         store.insert_job(&job("j4", "t"), b"x", &b).await.unwrap();
+    }
+
+    /// A running job is joinable once its owner opens it, by live servers other than its
+    /// owner; helpers are listed in join order.
+    #[tokio::test]
+    async fn helpers_join_open_running_jobs_of_live_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = crate::store::open(&url).await.unwrap();
+        assert!(!store.shared(), "a SQLite store is one server's");
+        let a = Lease {
+            owner: "a".into(),
+            until_ms: 5_000,
+        };
+        store.insert_job(&job("j1", "t"), b"x", &a).await.unwrap();
+        assert!(store.joinable("b", 1_000).await.unwrap().is_empty());
+        assert!(!store.open_to_helpers("j1", "b").await.unwrap());
+        assert!(store.open_to_helpers("j1", "a").await.unwrap());
+        assert_eq!(
+            store.joinable("b", 1_000).await.unwrap(),
+            vec![("j1".to_string(), Vec::new())]
+        );
+        assert!(store.joinable("a", 1_000).await.unwrap().is_empty());
+        assert!(store.joinable("b", 5_001).await.unwrap().is_empty());
+        assert!(store.add_helper("j1", "b").await.unwrap());
+        assert!(store.add_helper("j1", "c").await.unwrap());
+        assert_eq!(
+            store.joinable("d", 1_000).await.unwrap(),
+            vec![("j1".to_string(), vec!["b".to_string(), "c".to_string()])]
+        );
+        assert_eq!(store.job("j1").await.unwrap().unwrap().helpers, ["b", "c"]);
+        assert!(store.cancel("j1", &now()).await.unwrap());
+        assert!(store.joinable("d", 1_000).await.unwrap().is_empty());
+        assert!(!store.add_helper("j1", "d").await.unwrap());
     }
 }

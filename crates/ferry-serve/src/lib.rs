@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod dashboard;
 pub mod error;
+pub mod helpers;
 pub mod jobs;
 pub mod kinds;
 pub mod lease;
@@ -112,6 +113,10 @@ pub async fn serve(
             },
         )
     };
+    // With a shared store, a server joins the copies other live servers run.
+    let helping = store
+        .shared()
+        .then(|| helpers::spawn(jobs.clone(), stop_reclaim.clone()));
     let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs: jobs.clone(),
@@ -140,6 +145,9 @@ pub async fn serve(
     tracing::info!("Shutting down: cancelling running jobs");
     stop_reclaim.cancel();
     let _ = reclaim.await;
+    if let Some(helping) = helping {
+        let _ = helping.await;
+    }
     jobs.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }

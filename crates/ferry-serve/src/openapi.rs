@@ -351,7 +351,7 @@ fn document_without_cutover() -> Value {
                 },
                 "Job": {
                     "type": "object",
-                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "not_copied", "cutover", "error_message", "created_at", "updated_at", "started_at", "finished_at"],
+                    "required": ["id", "admin_user_id", "kind", "source_host", "status", "dry_run", "stats", "not_copied", "cutover", "error_message", "created_at", "updated_at", "started_at", "finished_at", "helpers"],
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
                         "admin_user_id": {"type": "integer"},
@@ -369,7 +369,8 @@ fn document_without_cutover() -> Value {
                         "created_at": {"type": "string"},
                         "updated_at": {"type": "string"},
                         "started_at": {"type": "string", "nullable": true},
-                        "finished_at": {"type": "string", "nullable": true}
+                        "finished_at": {"type": "string", "nullable": true},
+                        "helpers": {"type": "array", "items": {"type": "string"}, "description": "copy jobs on a shared PostgreSQL store: the servers (ids) that joined to copy its chunks beside the one running it"}
                     }
                 },
                 "JobEnvelope": {

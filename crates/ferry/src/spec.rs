@@ -231,6 +231,8 @@ impl JobSpec {
                 Some(n) => n,
                 None => DEFAULT_CHUNK_ROWS,
             },
+            // Only the job server shares a copy's chunks (it sets them per run).
+            claims: None,
         })
     }
 

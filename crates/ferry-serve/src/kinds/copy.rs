@@ -112,6 +112,7 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     let options = CopyOptions {
         dry_run,
         reject_dir: cx.work_dir.join("rejects"),
+        claims: cx.claims.clone(),
         ..c.options
     };
     ferry::copy(&c.source, &c.target, &options, &context(&cx, c.spec.force)).await

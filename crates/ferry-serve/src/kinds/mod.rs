@@ -192,6 +192,9 @@ pub struct RunContext {
     /// The server's own destinations for profile imports.
     pub targets: Arc<Targets>,
     validated: Arc<tokio::sync::Notify>,
+    /// A copy's chunks are claimed with leases, shared with the servers that join it (or, with
+    /// `join`, this run is such a helper): see `crate::helpers`.
+    pub claims: Option<ferry_core::claims::ClaimOptions>,
 }
 
 impl RunContext {
@@ -210,7 +213,12 @@ impl RunContext {
             work_dir,
             targets,
             validated,
+            claims: None,
         }
+    }
+
+    pub fn with_claims(self, claims: Option<ferry_core::claims::ClaimOptions>) -> Self {
+        Self { claims, ..self }
     }
 
     /// The source and target answered: the job moves from `validating` to `running`

@@ -69,6 +69,8 @@ pub struct JobRecord {
     pub updated_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The servers that joined the job to copy its chunks (`crate::helpers`), in join order.
+    pub helpers: Vec<String>,
 }
 
 /// A server's hold on a job: who (`owner`, the server's id) and until when (unix ms).
@@ -170,6 +172,16 @@ pub trait Store: Send + Sync {
     /// both win one, and releases the finished jobs whose owner died before it could. Returns
     /// the jobs now leased to `lease.owner`.
     async fn claim_expired(&self, lease: &Lease, now_ms: i64, now: &str) -> Result<Vec<Claimed>>;
+    /// Whether several servers can share this store (PostgreSQL), and so share a job's chunks.
+    fn shared(&self) -> bool;
+    /// Lets other servers join a running job that `owner` holds (its chunk ledger and tables
+    /// exist); false when it no longer holds it or it is not running.
+    async fn open_to_helpers(&self, id: &str, owner: &str) -> Result<bool>;
+    /// The running jobs other servers may join: open to helpers, held by a live server other
+    /// than `server` (lease not expired at `now_ms`), oldest first, with their helpers.
+    async fn joinable(&self, server: &str, now_ms: i64) -> Result<Vec<(String, Vec<String>)>>;
+    /// Records `server` as a helper of a running job; false when the job is no longer running.
+    async fn add_helper(&self, id: &str, server: &str) -> Result<bool>;
     async fn status_counts(&self) -> Result<Vec<(String, u64)>>;
 
     /// A login slow-down key's next turn and last change (`next_at`, `updated_at`), if any: a

@@ -1,8 +1,9 @@
-//! The PostgreSQL job store's spelling of the schema: for servers that keep their records in
-//! the database they already run (one connection, ferry-postgres' `Session`, reopened when it
-//! drops). Columns added after the first release (`owner`, `lease_until`: the job leases of
-//! `lease.rs`) are added with `ADD COLUMN IF NOT EXISTS`, so a store made by an earlier ferry
-//! is upgraded in place on open.
+//! The PostgreSQL job store's schema: for servers that keep their records in the database they
+//! already run (one connection, ferry-postgres' `Session`, reopened when it drops). Columns
+//! added after the first release (`owner`, `lease_until`: the job leases of `lease.rs`;
+//! `joinable`, `helpers`: the servers sharing a copy's chunks, see `crate::helpers`) are
+//! added with `ADD COLUMN IF NOT EXISTS`, so a store made by an earlier ferry is upgraded in
+//! place on open.
 
 use super::Spelling;
 
@@ -18,6 +19,8 @@ pub(super) const SPELLING: Spelling = Spelling {
 pub(super) const UPGRADES: &str = "
 ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS owner TEXT;
 ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS lease_until BIGINT;
+ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS joinable BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE ferry_jobs ADD COLUMN IF NOT EXISTS helpers TEXT;
 DROP INDEX IF EXISTS ferry_jobs_one_per_target;
 CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_writer_per_target ON ferry_jobs (target_key)
     WHERE NOT dry_run AND (status IN ('pending', 'validating', 'running') OR owner IS NOT NULL);

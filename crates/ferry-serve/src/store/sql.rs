@@ -12,7 +12,9 @@ use ferry_core::value::Value;
 use super::{Claimed, End, InsertError, JobRecord, Lease, Role, Store, Turn, TurnRule, User};
 use crate::error::{Error, Result};
 
-const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
+const JOB_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at, helpers";
+/// The columns [`SqlStore::insert_job`] writes: all but `helpers`, which starts empty.
+const INSERT_COLUMNS: &str = "id, admin_user_id, kind, source_host, target_key, status, dry_run, stats, error_message, created_at, updated_at, started_at, finished_at";
 
 /// A job nobody has finished.
 const UNFINISHED_SQL: &str = "status IN ('pending', 'validating', 'running', 'dry_run')";
@@ -121,7 +123,17 @@ fn job_row(r: &[Value]) -> Result<JobRecord> {
         updated_at: get_text(cell(r, 10)?)?,
         started_at: get_opt_text(cell(r, 11)?)?,
         finished_at: get_opt_text(cell(r, 12)?)?,
+        helpers: helper_list(get_opt_text(cell(r, 13)?)?.as_deref()),
     })
+}
+
+/// The `helpers` column: server ids separated by commas (a server id has none).
+fn helper_list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl SqlStore {
@@ -286,7 +298,7 @@ impl Store for SqlStore {
             .session()
             .await?
             .execute(
-                &format!("INSERT INTO ferry_jobs ({JOB_COLUMNS}, sealed_body, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
+                &format!("INSERT INTO ferry_jobs ({INSERT_COLUMNS}, sealed_body, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
                 &[
                     text(&j.id),
                     Value::Int(j.admin_user_id),
@@ -481,6 +493,51 @@ impl Store for SqlStore {
             }
         }
         Ok(claimed)
+    }
+
+    fn shared(&self) -> bool {
+        self.locator.backend().id() == "postgres"
+    }
+
+    async fn open_to_helpers(&self, id: &str, owner: &str) -> Result<bool> {
+        let n = self
+            .run(
+                "UPDATE ferry_jobs SET joinable = true
+                 WHERE id = $1 AND owner = $2 AND status = 'running' AND NOT dry_run",
+                &[text(id), text(owner)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn joinable(&self, server: &str, now_ms: i64) -> Result<Vec<(String, Vec<String>)>> {
+        self.rows(
+            "SELECT id, helpers FROM ferry_jobs
+             WHERE joinable AND status = 'running' AND owner IS NOT NULL AND owner <> $1
+                 AND coalesce(lease_until, 0) >= $2
+             ORDER BY created_at",
+            &[text(server), Value::Int(now_ms)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                get_text(cell(r, 0)?)?,
+                helper_list(get_opt_text(cell(r, 1)?)?.as_deref()),
+            ))
+        })
+        .collect()
+    }
+
+    async fn add_helper(&self, id: &str, server: &str) -> Result<bool> {
+        let n = self
+            .run(
+                "UPDATE ferry_jobs SET helpers = coalesce(helpers || ',', '') || $2
+                 WHERE id = $1 AND status = 'running'",
+                &[text(id), text(server)],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     async fn status_counts(&self) -> Result<Vec<(String, u64)>> {

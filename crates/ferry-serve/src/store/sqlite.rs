@@ -15,10 +15,12 @@ pub(super) const SPELLING: Spelling = Spelling {
 
 /// Run after the tables, one at a time: SQLite has no `ADD COLUMN IF NOT EXISTS`, so a
 /// "duplicate column" answer means the store already has it (see `SqlStore::open`).
-pub(super) const UPGRADES: [&str; 4] = [
+pub(super) const UPGRADES: [&str; 6] = [
     "ALTER TABLE ferry_jobs ADD COLUMN owner TEXT",
     "ALTER TABLE ferry_jobs ADD COLUMN lease_until INTEGER",
     "DROP INDEX IF EXISTS ferry_jobs_one_per_target",
     "CREATE UNIQUE INDEX IF NOT EXISTS ferry_jobs_one_writer_per_target ON ferry_jobs (target_key)
          WHERE dry_run = 0 AND (status IN ('pending', 'validating', 'running') OR owner IS NOT NULL)",
+    "ALTER TABLE ferry_jobs ADD COLUMN joinable INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE ferry_jobs ADD COLUMN helpers TEXT",
 ];
