@@ -61,6 +61,9 @@ pub struct CopyOptions {
     pub finish: bool,
     /// Rows per chunk (see `chunks`).
     pub chunk_rows: u64,
+    /// A completed copy keeps its ledger (and unfinished-tables marker) for a caller with
+    /// more steps to record (`ferry migrate`'s rewrite), who drops them at its own end.
+    pub keep_ledger: bool,
 }
 
 impl Default for CopyOptions {
@@ -85,6 +88,7 @@ impl Default for CopyOptions {
             shard: None,
             finish: false,
             chunk_rows: crate::chunks::DEFAULT_CHUNK_ROWS,
+            keep_ledger: false,
         }
     }
 }
@@ -394,7 +398,7 @@ pub async fn copy(
     }
     // The copy is complete (verified, or verification not asked): its ledger goes, with the
     // unfinished-tables marker. A failed, cancelled or sharded run keeps both for --resume.
-    if report.status == Status::Completed && options.shard.is_none() {
+    if report.status == Status::Completed && options.shard.is_none() && !options.keep_ledger {
         killpoint::point("before-ledger-drop");
         let statements = vec![
             ledger::drop_statement(),

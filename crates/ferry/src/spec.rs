@@ -231,6 +231,7 @@ impl JobSpec {
                 Some(n) => n,
                 None => DEFAULT_CHUNK_ROWS,
             },
+            keep_ledger: false,
         })
     }
 
