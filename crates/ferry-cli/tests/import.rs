@@ -7,13 +7,9 @@ mod common;
 
 use common::*;
 
-#[test]
-fn peertube_import_by_name_then_a_rerun_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = min_source_blocking();
-    let target = PgDb::new();
-    let summary = dir.path().join("s.json");
-    let args = [
+/// `ferry import peertube` from `source` into `target` as source host `pt.example`.
+fn peertube_args<'a>(source: &'a PgDb, target: &'a PgDb) -> Vec<&'a str> {
+    vec![
         "import",
         "peertube",
         "--source",
@@ -22,9 +18,17 @@ fn peertube_import_by_name_then_a_rerun_changes_nothing() {
         &target.url,
         "--source-host",
         "pt.example",
-        "--summary",
-        summary.to_str().unwrap(),
-    ];
+    ]
+}
+
+#[test]
+fn peertube_import_by_name_then_a_rerun_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = min_source_blocking();
+    let target = PgDb::new();
+    let summary = dir.path().join("s.json");
+    let mut args = peertube_args(&source, &target);
+    args.extend(["--summary", summary.to_str().unwrap()]);
 
     let dry = dir.path().join("dry.json");
     let mut dry_args = args.to_vec();
@@ -196,15 +200,8 @@ fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
     let media_from = format!("file://{}", media.path().display());
     let import = |target: &PgDb, out: &str, extra: &[&str], kill_at: Option<&str>| {
         let summary = dir.path().join(format!("{}.json", unique("s")));
-        let mut args = vec![
-            "import",
-            "peertube",
-            "--source",
-            &source.url,
-            "--target",
-            &target.url,
-            "--source-host",
-            "pt.example",
+        let mut args = peertube_args(&source, target);
+        args.extend([
             "--media-from",
             &media_from,
             "--media-to",
@@ -213,15 +210,9 @@ fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
             "2",
             "--summary",
             summary.to_str().unwrap(),
-        ];
+        ]);
         args.extend_from_slice(extra);
-        let launch = Launch {
-            env: kill_at
-                .map(|p| vec![("FERRY_TEST_KILL_AT".to_string(), p.to_string())])
-                .unwrap_or_default(),
-            ..Launch::default()
-        };
-        let run = run_ferry_with(&ferry_bin(), dir.path(), &args, &launch);
+        let run = run_ferry_with(&ferry_bin(), dir.path(), &args, &Launch::killed_at(kill_at));
         (run, summary)
     };
     let full = PgDb::new();

@@ -90,13 +90,12 @@ to = "/srv/files/moved/"
 fn migrate(app: &App, spec: &Path, extra: &[&str], kill_at: Option<&str>) -> Run {
     let mut args = vec!["migrate", "--spec", spec.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let launch = Launch {
-        env: kill_at
-            .map(|p| vec![("FERRY_TEST_KILL_AT".to_string(), p.to_string())])
-            .unwrap_or_default(),
-        ..Launch::default()
-    };
-    run_ferry_with(&ferry_bin(), app.dir.path(), &args, &launch)
+    run_ferry_with(
+        &ferry_bin(),
+        app.dir.path(),
+        &args,
+        &Launch::killed_at(kill_at),
+    )
 }
 
 /// Runs the move killed at each of `kills` in turn (the first a plain run, the others

@@ -638,15 +638,26 @@ async fn check_target_tables(target: &Session, profile: &Profile) -> Result<()> 
     Ok(())
 }
 
+/// Whether the target has one of ferry's own tables (a dry run creates none).
+async fn has_table(target: &Session, name: &str) -> Result<bool> {
+    let exists = target
+        .query(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[Some(name.to_string())],
+        )
+        .await?;
+    Ok(matches!(
+        exists.first().map(|r| &r[0]),
+        Some(Cell::Bool(true))
+    ))
+}
+
 async fn read_state(
     target: &Session,
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, Option<String>>> {
-    let exists = target
-        .query("SELECT to_regclass('ferry_import_state') IS NOT NULL", &[])
-        .await?;
-    if !matches!(exists.first().map(|r| &r[0]), Some(Cell::Bool(true))) {
+    if !has_table(target, "ferry_import_state").await? {
         return Ok(HashMap::new());
     }
     let rows = target
@@ -668,13 +679,7 @@ async fn read_progress(
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, (i64, Option<String>)>> {
-    let exists = target
-        .query(
-            "SELECT to_regclass('ferry_import_progress') IS NOT NULL",
-            &[],
-        )
-        .await?;
-    if !matches!(exists.first().map(|r| &r[0]), Some(Cell::Bool(true))) {
+    if !has_table(target, "ferry_import_progress").await? {
         return Ok(HashMap::new());
     }
     let rows = target
