@@ -51,6 +51,10 @@ pub struct ImportArgs {
     /// Rows per page and per upsert statement.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub batch_size: usize,
+    /// Continue an import that was stopped (killed, failed, cancelled) after the last page it
+    /// wrote of each entity, instead of reading those entities again from their start.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 pub async fn run(args: ImportArgs, bars: bool) -> i32 {
@@ -68,6 +72,7 @@ pub async fn run(args: ImportArgs, bars: bool) -> i32 {
         options.allow_unsupported_version = args.allow_unsupported_version;
         options.require_password_reset = args.require_password_reset;
         options.include_remote = args.include_remote;
+        options.resume = args.resume;
         if args.batch_size == 0 {
             return Err(Error::input("--batch-size must be at least 1"));
         }

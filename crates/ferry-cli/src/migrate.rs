@@ -36,6 +36,10 @@ pub struct MigrateArgs {
     /// Refuse, before writing, a run with any lossy step, translation or object not copied.
     #[arg(long)]
     pub strict: bool,
+    /// Continue a move that was stopped (killed, failed, cancelled): the rows from the target's
+    /// ledger, the location rewrite unless it is recorded done, the files not yet copied.
+    #[arg(long)]
+    pub resume: bool,
     /// Write the JSON summary to FILE (always valid JSON, also on failure).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -50,6 +54,7 @@ impl MigrateArgs {
             ignore_errors: self.ignore_errors,
             force: self.force,
             strict: self.strict,
+            resume: self.resume,
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct CopyOptions {
     /// other processes can copy this copy's chunks at once (`ferry serve` instances sharing a
     /// job store); with `join`, this run is such a helper (see `claims`).
     pub claims: Option<ClaimOptions>,
+    /// A completed copy keeps its ledger (and unfinished-tables marker) for a caller with
+    /// more steps to record (`ferry migrate`'s rewrite), who drops them at its own end.
+    pub keep_ledger: bool,
 }
 
 impl Default for CopyOptions {
@@ -91,6 +94,7 @@ impl Default for CopyOptions {
             finish: false,
             chunk_rows: crate::chunks::DEFAULT_CHUNK_ROWS,
             claims: None,
+            keep_ledger: false,
         }
     }
 }
@@ -408,7 +412,11 @@ pub async fn copy(
     }
     // The copy is complete (verified, or verification not asked): its ledger goes, with the
     // unfinished-tables marker. A failed, cancelled or sharded run keeps both for --resume.
-    if report.status == Status::Completed && options.shard.is_none() && !joins(options) {
+    if report.status == Status::Completed
+        && options.shard.is_none()
+        && !joins(options)
+        && !options.keep_ledger
+    {
         killpoint::point("before-ledger-drop");
         let statements = vec![
             ledger::drop_statement(),

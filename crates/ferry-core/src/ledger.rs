@@ -389,6 +389,8 @@ impl Ledger {
                 "step" => {
                     steps.insert(id, done);
                 }
+                // A migrate's rewrite mark ([`mark_rewritten`]): not the copy's business.
+                "rewrite" => {}
                 _ => return Err(bad()),
             }
         }
@@ -517,6 +519,44 @@ pub fn reset_table_statement(table: &str) -> String {
 /// Drops the ledger (a completed copy, or `--force` starting over).
 pub fn drop_statement() -> String {
     format!("DROP TABLE IF EXISTS {LEDGER}")
+}
+
+/// The statements that end a copy whose ledger a caller kept ([`CopyOptions::keep_ledger`]):
+/// the ledger and the unfinished-tables marker go together, as a completed copy drops them.
+///
+/// [`CopyOptions::keep_ledger`]: crate::engine::CopyOptions::keep_ledger
+pub fn finished_statements(transactional_ddl: bool) -> Vec<String> {
+    atomic(
+        vec![
+            drop_statement(),
+            format!("DROP TABLE IF EXISTS {}", crate::engine::UNFINISHED),
+        ],
+        transactional_ddl,
+    )
+}
+
+/// Records that a migrate rewrote the stored file locations of the rows its (kept) ledger
+/// copied: `rules` identifies the rewrite. Run in the rewrite's own transaction, so a kill
+/// leaves both the rewritten rows and the mark, or neither: a resumed migrate never applies
+/// a rewrite twice (a prefix replaced twice would corrupt a location whose new prefix starts
+/// with the old one).
+pub fn mark_rewritten(rules: &str) -> String {
+    format!(
+        "INSERT INTO {LEDGER} (kind, id, table_name, lo, hi, state, row_count, failed, info) VALUES ('rewrite', 0, NULL, NULL, NULL, 'done', NULL, NULL, {})",
+        literal(rules)
+    )
+}
+
+/// The rewrite [`mark_rewritten`] recorded in the target's ledger, if any.
+///
+/// # Errors
+/// When the target cannot be read.
+pub async fn rewritten(target: &dyn Target, cancel: &CancellationToken) -> Result<Option<String>> {
+    let rows = read_own_table(target, LEDGER, &["kind", "info"], cancel).await?;
+    Ok(rows.into_iter().find_map(|row| match (&row[0], &row[1]) {
+        (Value::Text(kind), Value::Text(info)) if kind == "rewrite" => Some(info.clone()),
+        _ => None,
+    }))
 }
 
 /// The phase of [`post_steps`] adding foreign keys (the orphan check comes just before it).

@@ -4,12 +4,18 @@
 //! changed), counts per entity, remembers a watermark per entity and source host for
 //! incremental runs, copies the files rows name through ferry blobs, and verifies counts.
 //! A dry run walks the same path and writes nothing.
+//!
+//! A stopped run (killed, failed, cancelled) is continued by a rerun: entities whose state was
+//! saved read only what changed since, and every write is an upsert, so nothing is written
+//! twice. With `resume`, an entity the stopped run was in the middle of also continues after
+//! the last page it wrote (`ferry_import_progress`) instead of reading its rows again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use ferry_blobs::Store;
 use ferry_core::engine::Context;
+use ferry_core::killpoint;
 use ferry_core::progress::Event;
 use ferry_core::rejects::{Rejects, RowNames, write_splitting};
 use ferry_core::report::{Report, Status, TableStats, VerifyTable};
@@ -32,6 +38,19 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_state (
     entity text NOT NULL,
     watermark timestamptz,
     finished_at timestamptz NOT NULL,
+    PRIMARY KEY (profile, source_host, entity)
+)";
+
+/// Where an entity stopped in an unfinished run: the last key of the last page written (after
+/// its upsert committed: a kill between the two redoes that page, an upsert, the same rows),
+/// and the watermark that run would have saved. Dropped for an entity when its state is saved.
+const PROGRESS_DDL: &str = "CREATE TABLE IF NOT EXISTS ferry_import_progress (
+    profile text NOT NULL,
+    source_host text NOT NULL,
+    entity text NOT NULL,
+    after_key bigint NOT NULL,
+    watermark timestamptz,
+    updated_at timestamptz NOT NULL,
     PRIMARY KEY (profile, source_host, entity)
 )";
 
@@ -68,6 +87,9 @@ pub struct ImportOptions {
     pub include_remote: bool,
     /// Rows per page and per upsert statement.
     pub batch_size: usize,
+    /// Continue the entities a stopped run was in the middle of after the last page it wrote
+    /// (otherwise they are read again from their start, and upserted unchanged).
+    pub resume: bool,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -96,6 +118,7 @@ impl std::fmt::Debug for ImportOptions {
             .field("require_password_reset", &self.require_password_reset)
             .field("include_remote", &self.include_remote)
             .field("batch_size", &self.batch_size)
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -116,6 +139,7 @@ impl ImportOptions {
             require_password_reset: false,
             include_remote: false,
             batch_size: 1000,
+            resume: false,
         }
     }
 }
@@ -287,9 +311,31 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
             .map_err(|e| e.context("the profile's target schema"))
             .map_err(|e| Error::input(e.to_string()))?;
         target.batch_execute(STATE_DDL).await?;
+        target.batch_execute(PROGRESS_DDL).await?;
     }
     check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
+    let progress = read_progress(&target, &profile.name, &info.source_host).await?;
+    if !progress.is_empty() && !options.resume {
+        report.warnings.push(format!(
+            "the target records an import of this source stopped in {}: they are read again from their start (pass --resume to continue after the last page written)",
+            progress.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    // A run that does not resume starts every entity afresh: where a stopped run was is moot.
+    let progress = if options.resume {
+        progress
+    } else {
+        if !progress.is_empty() && !options.dry_run {
+            target
+                .execute(
+                    "DELETE FROM ferry_import_progress WHERE profile = $1 AND source_host = $2",
+                    &[Some(profile.name.clone()), Some(info.source_host.clone())],
+                )
+                .await?;
+        }
+        HashMap::new()
+    };
 
     let run = Run::new(profile, options, cx, &info, (&source, &target));
     let mut media_files: Vec<media::MediaFile> = Vec::new();
@@ -336,7 +382,11 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
             break;
         }
         let since = state.get(&entity.name).cloned().flatten();
-        let outcome = match run.entity(entity, since.as_deref(), &counts[i]).await {
+        let resumed = progress.get(&entity.name).filter(|_| resumable(entity));
+        let outcome = match run
+            .entity(entity, since.as_deref(), &counts[i], resumed)
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.kind() == ErrorKind::Cancelled => {
                 cancelled = true;
@@ -389,6 +439,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
                     failure = Some(e.context("saving the import state"));
                     break;
                 }
+                killpoint::point("import-entity-done");
             } else {
                 pending_state.push((entity.name.clone(), outcome.new_watermark.clone()));
             }
@@ -449,7 +500,7 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
     } else if cancelled {
         report.status = Status::Cancelled;
         report.error = Some(
-            "cancelled by the operator; rerun to continue (finished entities are not redone)"
+            "cancelled by the operator; rerun with --resume to continue (finished entities and written pages are not redone)"
                 .into(),
         );
     }
@@ -587,15 +638,26 @@ async fn check_target_tables(target: &Session, profile: &Profile) -> Result<()> 
     Ok(())
 }
 
+/// Whether the target has one of ferry's own tables (a dry run creates none).
+async fn has_table(target: &Session, name: &str) -> Result<bool> {
+    let exists = target
+        .query(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[Some(name.to_string())],
+        )
+        .await?;
+    Ok(matches!(
+        exists.first().map(|r| &r[0]),
+        Some(Cell::Bool(true))
+    ))
+}
+
 async fn read_state(
     target: &Session,
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, Option<String>>> {
-    let exists = target
-        .query("SELECT to_regclass('ferry_import_state') IS NOT NULL", &[])
-        .await?;
-    if !matches!(exists.first().map(|r| &r[0]), Some(Cell::Bool(true))) {
+    if !has_table(target, "ferry_import_state").await? {
         return Ok(HashMap::new());
     }
     let rows = target
@@ -608,6 +670,38 @@ async fn read_state(
         .iter()
         .map(|r| (text(&r[0]), optional_text(&r[1])))
         .collect())
+}
+
+/// Where each entity of an unfinished run stopped: its last key written and the watermark
+/// that run would have saved.
+async fn read_progress(
+    target: &Session,
+    profile: &str,
+    host: &str,
+) -> Result<HashMap<String, (i64, Option<String>)>> {
+    if !has_table(target, "ferry_import_progress").await? {
+        return Ok(HashMap::new());
+    }
+    let rows = target
+        .query(
+            "SELECT entity, after_key, watermark::text FROM ferry_import_progress WHERE profile = $1 AND source_host = $2",
+            &[Some(profile.to_string()), Some(host.to_string())],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| match &r[1] {
+            Cell::Int(after) => Some((text(&r[0]), (*after, optional_text(&r[2])))),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Whether an entity can continue after its last page written: a table read in key pages
+/// whose rows name no files (the files an entity's rows name are collected from every row, so
+/// such an entity is read again, its files already copied skipped).
+fn resumable(entity: &Entity) -> bool {
+    entity.table.is_some() && entity.key.is_some() && entity.media.is_empty()
 }
 
 /// A text (or integer) cell as text; NULL as the empty text.
@@ -631,23 +725,72 @@ pub(crate) fn count(cell: &Cell) -> u64 {
     }
 }
 
+/// Saves an entity's watermark and forgets where a stopped run was in it, in one transaction.
 async fn save_state(run: &Run<'_>, entity: &str, watermark: Option<&str>) -> Result<()> {
     if run.options.dry_run {
         return Ok(());
     }
+    let (profile, host, entity) = (
+        Some(run.profile.name.clone()),
+        Some(run.host.clone()),
+        Some(entity.to_string()),
+    );
+    run.target.batch_execute("BEGIN").await?;
+    let saved = async {
+        run.target
+            .execute(
+                "INSERT INTO ferry_import_state (profile, source_host, entity, watermark, finished_at)
+                 VALUES ($1, $2, $3, $4::text::timestamptz, now())
+                 ON CONFLICT (profile, source_host, entity)
+                 DO UPDATE SET watermark = COALESCE(EXCLUDED.watermark, ferry_import_state.watermark),
+                               finished_at = EXCLUDED.finished_at
+                 WHERE EXCLUDED.watermark IS DISTINCT FROM ferry_import_state.watermark
+                   AND EXCLUDED.watermark IS NOT NULL",
+                &[
+                    profile.clone(),
+                    host.clone(),
+                    entity.clone(),
+                    watermark.map(str::to_string),
+                ],
+            )
+            .await?;
+        run.target
+            .execute(
+                "DELETE FROM ferry_import_progress WHERE profile = $1 AND source_host = $2 AND entity = $3",
+                &[profile, host, entity],
+            )
+            .await
+    }
+    .await;
+    match saved {
+        Ok(_) => run.target.batch_execute("COMMIT").await,
+        Err(e) => {
+            let _ = run.target.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Records that `entity`'s rows up to key `after` are written (`watermark`: what this run
+/// would save; a resumed entity keeps the stopped run's, the older one, since its rows up to
+/// the key were read then).
+async fn save_progress(
+    run: &Run<'_>,
+    entity: &str,
+    after: i64,
+    watermark: Option<&str>,
+) -> Result<()> {
     run.target
         .execute(
-            "INSERT INTO ferry_import_state (profile, source_host, entity, watermark, finished_at)
-             VALUES ($1, $2, $3, $4::text::timestamptz, now())
+            "INSERT INTO ferry_import_progress (profile, source_host, entity, after_key, watermark, updated_at)
+             VALUES ($1, $2, $3, $4::text::bigint, $5::text::timestamptz, now())
              ON CONFLICT (profile, source_host, entity)
-             DO UPDATE SET watermark = COALESCE(EXCLUDED.watermark, ferry_import_state.watermark),
-                           finished_at = EXCLUDED.finished_at
-             WHERE EXCLUDED.watermark IS DISTINCT FROM ferry_import_state.watermark
-               AND EXCLUDED.watermark IS NOT NULL",
+             DO UPDATE SET after_key = EXCLUDED.after_key, updated_at = EXCLUDED.updated_at",
             &[
                 Some(run.profile.name.clone()),
                 Some(run.host.clone()),
                 Some(entity.to_string()),
+                Some(after.to_string()),
                 watermark.map(str::to_string),
             ],
         )
@@ -769,19 +912,27 @@ impl Run<'_> {
         })
     }
 
-    /// One entity: page through what changed, write, verify.
+    /// One entity: page through what changed (after the last page a stopped run wrote, when
+    /// `resumed` says where that was), write, verify.
     async fn entity(
         &self,
         entity: &Entity,
         since: Option<&str>,
         counts: &Counts,
+        resumed: Option<&(i64, Option<String>)>,
     ) -> Result<EntityOutcome> {
         let started = Instant::now();
         let mut out = EntityOutcome::default();
         let mut values = self.flags.clone();
         values.insert("since", since.map(str::to_string));
         let (total, expected) = (counts.total, counts.expected);
-        out.new_watermark = counts.new_watermark.clone();
+        // Rows up to the stopped run's key were read in its snapshot: the state saved at the
+        // end is its (older) watermark, so the next run reads again what changed since.
+        out.new_watermark = match resumed {
+            Some((_, watermark)) => watermark.clone(),
+            None => counts.new_watermark.clone(),
+        };
+        let record = resumable(entity) && !self.options.dry_run;
         out.stats.total = total;
         let unchanged = total - counts.changed;
         out.stats.skipped += unchanged;
@@ -807,7 +958,9 @@ impl Run<'_> {
             host: &self.host,
             enums: &entity.enums,
         };
-        let mut after: i64 = i64::MIN;
+        let mut after: i64 = resumed.map_or(i64::MIN, |(key, _)| *key);
+        // Rows the page queries return (what changed, past the stopped run's key).
+        let mut read = 0u64;
         loop {
             if self.cx.cancel.is_cancelled() {
                 out.cancelled = true;
@@ -819,6 +972,7 @@ impl Run<'_> {
                 break;
             }
             let n = rows.len();
+            read += n as u64;
             let mut batch = Batch::new(columns.len(), n);
             // Each row's source id, indexed by the batch's row locators.
             let mut ids: Vec<String> = Vec::with_capacity(n);
@@ -887,6 +1041,14 @@ impl Run<'_> {
                 out.stats.skipped += skipped + unchanged;
                 out.stats.failed += failed;
                 self.progress(entity, migrated + skipped + unchanged, failed);
+                // A page with a failed row is not recorded (nor any after it): the rows the
+                // target refused are read again by the next run, resumed or not.
+                if record && out.stats.failed == 0 {
+                    killpoint::point("import-page-written");
+                    let watermark = resumed.map_or(&counts.new_watermark, |(_, w)| w);
+                    save_progress(self, &entity.name, after, watermark.as_deref()).await?;
+                    killpoint::point("import-page-recorded");
+                }
             } else {
                 // Media rows: skipped ones are counted here, the rest by the file copy.
                 out.stats.skipped += skipped;
@@ -896,6 +1058,16 @@ impl Run<'_> {
             }
             if entity.key.is_none() || n < self.options.batch_size {
                 break;
+            }
+        }
+        if resumed.is_some() && !out.cancelled {
+            // The rows that changed up to the stopped run's key: written by it.
+            let before = counts.changed.saturating_sub(read);
+            if before > 0 {
+                out.stats.skipped += before;
+                out.skip_reasons
+                    .insert("written by the stopped run (--resume)".into(), before);
+                self.progress(entity, before, 0);
             }
         }
         out.stats.elapsed_s = started.elapsed().as_secs_f64();

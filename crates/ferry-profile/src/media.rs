@@ -348,6 +348,9 @@ impl BlobObserver for Tally {
                 moved,
                 ..
             } => {
+                if *outcome == Outcome::Copied {
+                    ferry_core::killpoint::point("file-copied");
+                }
                 let failed = matches!(outcome, Outcome::Failed | Outcome::Differs);
                 if !failed {
                     let mut t = self.found_bytes.lock().expect("not poisoned");

@@ -54,12 +54,14 @@ impl Server {
 
 /// The body a taken-over job runs again with: for the kinds that write database tables
 /// (`copy`, `migrate`), the job's own body with `resume` (the chunks the dead server committed
-/// are kept, the rest copied; see the ledger in `ferry_core::ledger`) and `force` (when the
-/// ledger cannot be resumed, e.g. the server died before writing it, the half-written tables
-/// are replaced), so the rerun ends verified either way; `blobs` as it was (files already
-/// copied and equal are skipped) and a cutover check as it was. `None` for a kind that cannot
-/// safely run twice (`peertube` imports into the server's own target, a cutover sync's pass):
-/// the job is then failed with a reason.
+/// are kept, the rest copied; see the ledger in `ferry_core::ledger`; a move's location
+/// rewrite recorded done there is not run again) and `force` (when the ledger cannot be
+/// resumed, e.g. the server died before writing it, the half-written tables are replaced), so
+/// the rerun ends verified either way; a `peertube` import with `resume` (its writes are
+/// upserts; each entity continues after the last page the dead server wrote); `blobs` as it
+/// was (files already copied and equal are skipped) and a cutover check as it was. `None` for
+/// a kind that cannot safely run twice (a cutover sync's pass): the job is then failed with a
+/// reason.
 pub fn rerun_body(kind: Kind, mut body: Value) -> Option<Value> {
     match kind {
         Kind::Copy => {
@@ -76,9 +78,14 @@ pub fn rerun_body(kind: Kind, mut body: Value) -> Option<Value> {
             }
             Some(body)
         }
+        Kind::Peertube => {
+            body.as_object_mut()?
+                .insert("resume".into(), Value::Bool(true));
+            Some(body)
+        }
         // A checklist only reads: it runs again as it was.
         Kind::Blobs | Kind::CutoverCheck => Some(body),
-        Kind::Peertube | Kind::CutoverSync => None,
+        Kind::CutoverSync => None,
     }
 }
 
@@ -208,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn reruns_resume_table_writers_and_refuse_profile_imports() {
+    fn reruns_resume_table_writers_and_imports_and_refuse_a_sync_pass() {
         let body = serde_json::json!({"source_url": "a", "target_url": "b"});
         let rerun = rerun_body(Kind::Copy, body.clone()).unwrap();
         assert_eq!(
@@ -226,7 +233,11 @@ mod tests {
             Some(body.clone())
         );
         assert_eq!(rerun_body(Kind::CutoverSync, body.clone()), None);
-        assert_eq!(rerun_body(Kind::Peertube, body), None);
+        let rerun = rerun_body(Kind::Peertube, body).unwrap();
+        assert_eq!(
+            (&rerun["resume"], &rerun["source_url"]),
+            (&Value::Bool(true), &"a".into())
+        );
     }
 
     /// Claims, renewals, the end and the one-writer-per-target slot, on the SQLite store (the

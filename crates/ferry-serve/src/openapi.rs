@@ -337,7 +337,8 @@ fn document_without_cutover() -> Value {
                         "source_db_user": {"type": "string", "minLength": 1},
                         "source_db_password": {"type": "string"},
                         "source_media_path": {"type": "string", "minLength": 1, "description": "PeerTube's storage directory on this server, or any blobs locator"},
-                        "source_media_stores": {"type": "object", "additionalProperties": false, "description": "PeerTube's object storage, each kind a blobs locator s3://bucket_name/prefix?endpoint=… (production.yaml object_storage.*)", "properties": {"web_videos": {"type": "string", "minLength": 1}, "streaming_playlists": {"type": "string", "minLength": 1}, "original_video_files": {"type": "string", "minLength": 1}}}
+                        "source_media_stores": {"type": "object", "additionalProperties": false, "description": "PeerTube's object storage, each kind a blobs locator s3://bucket_name/prefix?endpoint=… (production.yaml object_storage.*)", "properties": {"web_videos": {"type": "string", "minLength": 1}, "streaming_playlists": {"type": "string", "minLength": 1}, "original_video_files": {"type": "string", "minLength": 1}}},
+                        "resume": {"type": "boolean", "default": false, "description": "continue a stopped import of this source after the last page it wrote of each entity"}
                     }
                 },
                 "TableStats": {

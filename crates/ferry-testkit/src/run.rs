@@ -134,6 +134,19 @@ pub struct Launch {
     pub kill_after: Option<Duration>,
 }
 
+impl Launch {
+    /// A run that kills itself at the `FERRY_TEST_KILL_AT` point `point` (`name` or
+    /// `name:n`), when given.
+    pub fn killed_at(point: Option<&str>) -> Self {
+        Self {
+            env: point
+                .map(|p| vec![("FERRY_TEST_KILL_AT".to_string(), p.to_string())])
+                .unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+}
+
 /// [`run_ferry`] with extra environment and an optional `kill -9` after a delay; a run ended
 /// by a signal is returned (its `signal` set, `code` -1) instead of failing the test.
 pub fn run_ferry_with<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S], launch: &Launch) -> Run {

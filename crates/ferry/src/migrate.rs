@@ -2,6 +2,11 @@
 //! says), the rewrite of stored file locations in the target rows, then the files (a blobs
 //! copy with the manifest query run against the source database). One report.
 //!
+//! A move killed in any phase resumes (`resume`): the rows from the copy's chunk ledger, which
+//! the copy keeps in the target ([`CopyOptions::keep_ledger`]) until the whole move is done;
+//! the rewrite commits with a mark in that ledger ([`ledger::mark_rewritten`]), so it runs
+//! exactly once; the files skip those already copied and equal.
+//!
 //! The spec is read from TOML by `ferry migrate --spec` and from JSON by the job server's
 //! `migrate` kind; [`MigrateSpec::prepare`] checks all of it without I/O, so a typo costs
 //! nothing and the server can refuse a bad body before it creates a job.
@@ -9,10 +14,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use ferry_blobs::{BlobEvent, Outcome};
 use ferry_blobs::{BlobObserver, Manifest, Store};
 use ferry_core::engine::{Context, CopyOptions};
 use ferry_core::report::{Report, Status};
 use ferry_core::{Error, Locator, Result};
+use ferry_core::{killpoint, ledger};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{Fields, JobSpec};
@@ -79,6 +86,9 @@ pub struct MigrateOptions {
     pub force: bool,
     /// Refuse a copy with any lossy step, translation or object not copied.
     pub strict: bool,
+    /// Continue a move that was stopped: the rows from the target's ledger, the rewrite unless
+    /// it is recorded done, the files not yet copied.
+    pub resume: bool,
 }
 
 /// A checked move, ready to run: every locator parsed, every option within bounds.
@@ -163,6 +173,7 @@ impl MigrateSpec {
                     force: d.force || options.force,
                     ignore_errors: d.ignore_errors || options.ignore_errors,
                     strict: d.strict || options.strict,
+                    resume: d.resume || options.resume,
                     ..d.clone()
                 };
                 let (source, target) = d.locators(DATABASE)?;
@@ -267,14 +278,14 @@ impl Migration {
         let mut report: Option<Report> = None;
         if let Some(rows) = &self.rows {
             self.check_rewrites(rows).await?;
-            let r = crate::copy(&rows.source, &rows.target, &rows.options, cx).await?;
+            let r = self.rows_and_rewrite(rows, cx).await?;
             if r.status != Status::Completed {
                 return Ok(Migrated {
                     report: r,
                     rewrites: Vec::new(),
                 });
             }
-            report = Some(self.rewrite(r, &rows.target).await?);
+            report = Some(r);
         }
         if let Some(f) = &self.files {
             let manifest = match &f.manifest {
@@ -285,7 +296,7 @@ impl Migration {
                 None => Manifest::Listing,
             };
             let context = ferry_blobs::Context {
-                observer: files,
+                observer: Arc::new(KillPoints(files)),
                 confirm: Arc::new(ferry_core::progress::Answer(false)),
                 cancel: cx.cancel.clone(),
             };
@@ -296,7 +307,22 @@ impl Migration {
                 Some(db) => merge(db, r),
             });
         }
-        let report = report.ok_or_else(|| Error::input("nothing to do"))?;
+        let mut report = report.ok_or_else(|| Error::input("nothing to do"))?;
+        // The whole move is done: the ledger the rows kept for it goes (a failed or cancelled
+        // move keeps it, so `resume` skips its rows and rewrite).
+        if let Some(rows) = self.rows.as_ref().filter(|_| !self.dry_run)
+            && report.status == Status::Completed
+        {
+            killpoint::point("before-migrate-ledger-drop");
+            let t = crate::open_target(&rows.target).await?;
+            let transactional = t.dialect().capabilities().transactional_ddl;
+            if let Err(e) = t.execute(&ledger::finished_statements(transactional)).await {
+                report.warnings.push(format!(
+                    "the move is complete but its ledger could not be dropped ({e}): drop the target's {} table",
+                    ledger::LEDGER
+                ));
+            }
+        }
         let rewrites = match &self.rows {
             Some(_) => self.rewrites.clone(),
             None => Vec::new(),
@@ -321,19 +347,93 @@ impl Migration {
         ferry_core::preflight::check_rewrites(&schema, &self.rewritten)
     }
 
-    async fn rewrite(&self, mut report: Report, target: &Locator) -> Result<Report> {
-        if self.rewrites.is_empty() || self.dry_run {
+    /// The rows (a copy keeping its ledger), then the rewrite with its mark in that ledger,
+    /// in one transaction. A resumed move whose ledger records the rewrite done checks the
+    /// ledger is this copy's and skips both.
+    async fn rows_and_rewrite(&self, rows: &Rows, cx: &Context) -> Result<Report> {
+        if self.dry_run {
+            return crate::copy(&rows.source, &rows.target, &rows.options, cx).await;
+        }
+        let mut options = CopyOptions {
+            keep_ledger: true,
+            ..rows.options.clone()
+        };
+        let rules = self.rewrites.join(";\n");
+        let t = crate::open_target(&rows.target).await?;
+        let recorded = if t
+            .existing_tables()
+            .await?
+            .iter()
+            .any(|(n, _)| ledger::is_ledger(n))
+        {
+            ledger::rewritten(t.as_ref(), &cx.cancel).await?
+        } else {
+            None
+        };
+        let done = match recorded {
+            Some(r) if options.resume && r == rules => true,
+            Some(_) if options.resume && !options.force => {
+                return Err(Error::input(
+                    "cannot resume the move: the target's ledger records another rewrite of stored file locations than this spec's [[rewrite]] rules; use --force to erase the target's tables and move again",
+                ));
+            }
+            // Rows rewritten by other rules are never continued: --force starts over.
+            Some(_) if options.resume => {
+                options.resume = false;
+                false
+            }
+            _ => false,
+        };
+        if done {
+            // The copy checks the ledger is this source's and plan's, and finds every chunk
+            // and step done; its rows were verified before they were rewritten (they differ
+            // from the source now, by design).
+            options.verify = false;
+            let mut r = crate::copy(&rows.source, &rows.target, &options, cx).await?;
+            if r.status == Status::Completed {
+                r.warnings.push(
+                    "resumed move: its rows were copied, verified and their stored file locations rewritten by the run that stopped; skipped".into(),
+                );
+            }
+            return Ok(r);
+        }
+        let mut report = crate::copy(&rows.source, &rows.target, &options, cx).await?;
+        if report.status != Status::Completed {
             return Ok(report);
         }
-        let t = crate::open_target(target).await?;
-        t.execute(&self.rewrites)
+        killpoint::point("rewrite-start");
+        // The UPDATEs and the mark are rows (DML): one transaction on every target.
+        let mut statements = vec!["BEGIN".to_string()];
+        statements.extend(self.rewrites.iter().cloned());
+        statements.push(ledger::mark_rewritten(&rules));
+        statements.push("COMMIT".into());
+        t.execute(&statements)
             .await
             .map_err(|e| e.context("rewrite"))?;
-        report.warnings.push(format!(
-            "rewrote stored file locations: {}",
-            self.rewrites.join("; ")
-        ));
+        killpoint::point("rewrite-committed");
+        if !self.rewrites.is_empty() {
+            report.warnings.push(format!(
+                "rewrote stored file locations: {}",
+                self.rewrites.join("; ")
+            ));
+        }
         Ok(report)
+    }
+}
+
+/// Passes the files' events on, with a kill point after each file copied (the resume tests).
+struct KillPoints(Arc<dyn BlobObserver>);
+
+impl BlobObserver for KillPoints {
+    fn event(&self, event: &BlobEvent) {
+        self.0.event(event);
+        if let BlobEvent::File {
+            outcome: Outcome::Copied,
+            ..
+        } = event
+        {
+            killpoint::point("file-copied");
+        }
     }
 }
 

@@ -233,6 +233,7 @@ impl JobSpec {
             },
             // Only the job server shares a copy's chunks (it sets them per run).
             claims: None,
+            keep_ledger: false,
         })
     }
 

@@ -66,6 +66,8 @@ fn check(body: &Value, dry_run: bool) -> Result<Checked, BadRequest> {
         ignore_errors: body.ignore_errors,
         force: body.force,
         strict: body.strict,
+        // A taken-over job resumes through its database section (`crate::lease::rerun_body`).
+        resume: false,
     };
     let spec = MigrateSpec {
         database: body.database,

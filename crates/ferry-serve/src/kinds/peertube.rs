@@ -29,6 +29,10 @@ pub struct PeertubeBody {
     /// PeerTube's object storage: media store name (the profile's) → blobs locator.
     #[serde(default)]
     pub source_media_stores: BTreeMap<String, String>,
+    /// Continue a stopped import after the last page it wrote of each entity (a taken-over
+    /// job runs again with it: `crate::lease::rerun_body`).
+    #[serde(default)]
+    pub resume: bool,
 }
 
 fn default_port() -> u16 {
@@ -131,6 +135,7 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     let mut options = ferry_profile::ImportOptions::new(source, target);
     options.source_host = Some(b.source_host.clone());
     options.dry_run = dry_run;
+    options.resume = b.resume;
     if let Some(path) = &b.source_media_path {
         options.media_from = Some(media_locator(path));
     }
