@@ -173,5 +173,5 @@ fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
         .lines()
         .find(|l| l.contains("the source changed while verifying"))
         .unwrap_or_else(|| panic!("no line about the live source\n{}", run.show()));
-    assert_mentions(&line, &["events", "not a failed copy"]);
+    assert_mentions(line, &["events", "not a failed copy"]);
 }
