@@ -363,7 +363,9 @@ pub async fn copy(
     .await;
     let stage = stage.map(|(_, s)| s);
     if result.is_err() {
-        stage.map(VerifyStage::abandon);
+        if let Some(stage) = stage {
+            stage.abandon();
+        }
     } else if let Some((k, n)) = options.shard {
         report.warnings.push(format!(
             "shard {k}/{n}: its chunks are copied; once every shard is done, run --finish once (keys, indexes, foreign keys, counters, verification)"
