@@ -123,6 +123,13 @@ fn kill_and_resume(dir: &Path, source: &str, target: &str, kills: &[Kill]) {
     }
     let run = copy(dir, source, target, &["--resume"], None);
     run.expect_code(0);
+    // Every table ends verified: compared in this run or recorded as matched by a killed one.
+    let tables = format!("verify: {} tables match", TABLES.len());
+    assert!(
+        run.stdout.contains(&tables) || run.stderr.contains(&tables),
+        "{}",
+        run.show()
+    );
     // Every named point comes after the ledger is written (a timed kill may come before).
     if matches!(kills.last(), Some(Kill::At(_))) {
         run.expect_stderr("resuming the copy");
@@ -138,43 +145,91 @@ fn verify(dir: &Path, source: &str, target: &str) {
     run.expect_code(0);
 }
 
-/// Kill moments over every phase of a SQLite → PostgreSQL copy (21 chunks, 2 workers).
-const PG_KILLS: [&[Kill]; 10] = [
-    &[Kill::After(150)],
-    &[Kill::At("ledger-written")],
-    &[Kill::At("tables-created")],
-    &[Kill::At("chunk-before-commit:1")],
-    &[Kill::At("chunk-committed:4")],
-    &[Kill::At("chunk-before-commit:15"), Kill::After(700)],
-    &[Kill::At("step-done:1")],
-    &[Kill::At("step-done:8")],
-    &[Kill::At("before-ledger-drop")],
-    &[
-        Kill::At("chunk-committed:2"),
-        Kill::At("chunk-before-commit:5"),
-    ],
+/// The acceptance at test size: `kill -9` at 20 seeded-random moments across every
+/// phase of a SQLite → PostgreSQL copy (21 chunks, 2 workers), each into its own database and
+/// followed by `--resume` to the end and the independent check. Trial `i` takes phase `i` of
+/// [`PHASES`] in turn (so every phase is hit whatever the seed) at a random occurrence, or, for
+/// the wall-clock phase, a SIGKILL sent by the test at a random fraction of a full run's time
+/// (which lands in whatever phase the run is in); a third of the trials are killed a second
+/// time, by the clock, while resuming. `FERRY_TEST_SEED=n` replays another set.
+const PHASES: [(&str, u64); 8] = [
+    ("", 0),
+    ("ledger-written", 1),
+    ("tables-created", 1),
+    ("chunk-before-commit", 21),
+    ("chunk-committed", 21),
+    ("step-done", 8),
+    ("table-verified", 5),
+    ("before-ledger-drop", 1),
 ];
 
+/// splitmix64: a seeded, dependency-free random sequence.
+struct Seeded(u64);
+
+impl Seeded {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// Twenty kill sequences from `seed`; `full_ms` is an uninterrupted run's time.
+fn seeded_kills(seed: u64, full_ms: u64) -> Vec<Vec<Kill>> {
+    let mut rng = Seeded(seed);
+    let clock = |rng: &mut Seeded| Kill::After(full_ms / 20 + rng.below(full_ms * 9 / 10));
+    (0..20)
+        .map(|i| {
+            let (point, occurrences) = PHASES[i % PHASES.len()];
+            let first = if point.is_empty() {
+                clock(&mut rng)
+            } else {
+                let n = 1 + rng.below(occurrences);
+                Kill::At(Box::leak(format!("{point}:{n}").into_boxed_str()))
+            };
+            let mut kills = vec![first];
+            if rng.below(3) == 0 {
+                kills.push(clock(&mut rng));
+            }
+            kills
+        })
+        .collect()
+}
+
 #[test]
-fn a_copy_killed_in_any_phase_resumes_to_an_equal_postgres_target() {
+fn a_copy_killed_at_twenty_random_moments_resumes_to_an_equal_postgres_target_each_time() {
     let dir = TempDir::new().unwrap();
     let source = generated_source(dir.path());
-    // Two sequences of kills at once (each into its own databases), to stay near a minute.
+    let seed = std::env::var("FERRY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    // An uninterrupted run sets the clock the timed kills are drawn from.
+    let db = PgDb::new();
+    let started = std::time::Instant::now();
+    copy(dir.path(), &source, &db.url, &[], None).expect_code(0);
+    let full_ms = started.elapsed().as_millis() as u64;
+    drop(db);
+    let trials = seeded_kills(seed, full_ms);
+    // Two halves at once (each trial into its own database), to stay near a minute or two.
     std::thread::scope(|s| {
-        for half in PG_KILLS.chunks(PG_KILLS.len() / 2) {
+        for half in trials.chunks(trials.len() / 2) {
             let (dir, source) = (dir.path(), &source);
             s.spawn(move || {
                 for kills in half {
                     let db = PgDb::new();
+                    let what = format!("{kills:?} (FERRY_TEST_SEED={seed}, full run {full_ms} ms)");
                     kill_and_resume(dir, source, &db.url, kills);
                     for (table, rows) in TABLES {
                         let count = db.scalar(&format!("SELECT count(*) FROM {table}"));
-                        assert_eq!(count, Some(rows.to_string()), "{table} after {kills:?}");
+                        assert_eq!(count, Some(rows.to_string()), "{table} after {what}");
                     }
                     let left = db.scalar(
                         "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')",
                     );
-                    assert_eq!(left, Some("0".into()), "ferry's tables left after {kills:?}");
+                    assert_eq!(left, Some("0".into()), "ferry's tables left after {what}");
                 }
             });
         }

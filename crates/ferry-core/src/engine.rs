@@ -27,7 +27,7 @@ use crate::rejects::{Rejects, reject, write_splitting};
 use crate::report::{Report, Status, TableStats, peak_rss_mb};
 use crate::retry::{self, Policy};
 use crate::value::Batch;
-use crate::verify;
+use crate::verify_stage::{Notify, Stage as VerifyStage};
 use crate::widen;
 
 /// The largest batch accepted: a batch is held in memory about three times per table.
@@ -357,6 +357,17 @@ pub async fn copy(
         entry.migrated += c.rows;
         entry.failed += c.failed;
     }
+    // Verification runs beside the copy (`verify_stage`): a table is compared once its chunks
+    // are committed, on targets that can be read while they are written (not a SQLite file).
+    let stage = (options.verify && options.shard.is_none() && !joins(options)).then(|| {
+        // Early only where this run alone writes the chunks: with claims, other servers may
+        // still be copying a table this run has finished its part of.
+        let early = target.dialect().capabilities().max_parallel_writers > 1
+            && options.claims.is_none();
+        let stage = VerifyStage::start(source.clone(), target.clone(), &plan, &ledger, early, cx);
+        (stage.notify(early), stage)
+    });
+    let notify = stage.as_ref().map_or_else(Notify::none, |(n, _)| n.clone());
     let mut refused = None;
     let result = run_plan(
         &source,
@@ -366,39 +377,22 @@ pub async fn copy(
         options,
         cx,
         &mut report,
-        (orphans_in_target, &mut refused),
+        (orphans_in_target, &mut refused, notify),
     )
     .await;
-    if let Some(e) = refused {
-        return Err(e);
-    }
-    if let Err(e) = result {
-        report.status = if e.kind() == ErrorKind::Cancelled {
-            Status::Cancelled
-        } else {
-            Status::Failed
-        };
-        report.error = Some(e.to_string());
+    let stage = stage.map(|(_, s)| s);
+    if result.is_err() {
+        if let Some(stage) = stage {
+            stage.abandon();
+        }
     } else if let Some((k, n)) = options.shard {
         report.warnings.push(format!(
             "shard {k}/{n}: its chunks are copied; once every shard is done, run --finish once (keys, indexes, foreign keys, counters, verification)"
         ));
     } else if joins(options) {
         // The run it helps builds keys, indexes and foreign keys and verifies.
-    } else if options.verify {
-        cx.observer.event(&Event::Phase("Verifying".into()));
-        match async {
-            verify::verify_plan(
-                source.clone(),
-                target.as_source().await?,
-                &plan,
-                options.workers,
-                cx,
-            )
-            .await
-        }
-        .await
-        {
+    } else if let Some(stage) = stage {
+        match stage.finish(&plan, options.workers).await {
             Ok(v) => report.verify = v,
             Err(e) => {
                 report.status = if e.kind() == ErrorKind::Cancelled {
@@ -409,6 +403,17 @@ pub async fn copy(
                 report.error = Some(format!("verification could not run: {e}"));
             }
         }
+    }
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    if let Err(e) = result {
+        report.status = if e.kind() == ErrorKind::Cancelled {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        report.error = Some(e.to_string());
     }
     // The copy is complete (verified, or verification not asked): its ledger goes, with the
     // unfinished-tables marker. A failed, cancelled or sharded run keeps both for --resume.
@@ -499,7 +504,7 @@ async fn run_plan(
     options: &CopyOptions,
     cx: &Context,
     report: &mut Report,
-    (orphans_in_target, refused): (bool, &mut Option<Error>),
+    (orphans_in_target, refused, copied): (bool, &mut Option<Error>, Notify),
 ) -> Result<()> {
     let transactional = target.dialect().capabilities().transactional_ddl;
     if !ledger.recorded {
@@ -552,11 +557,13 @@ async fn run_plan(
         target: target.clone(),
         options: Arc::new(options.clone()),
         observer: cx.observer.clone(),
+        copied,
     };
     copy_chunks(&run, plan, ledger, cx, report).await?;
     if options.shard.is_some() || joins(options) {
         return Ok(());
     }
+    run.copied.pause(options.workers).await;
 
     // Each statement after the rows is a ledger step, marked in its own transaction where DDL
     // is transactional; elsewhere a kill between a statement and its mark leaves the statement
@@ -716,8 +723,12 @@ async fn copy_chunks(
         };
         let (run, stop) = (run.clone(), stop.clone());
         tasks.spawn(async move {
-            let name = job.table.source_name.clone();
+            let (name, table) = (job.table.source_name.clone(), job.table.clone());
+            let copied = run.copied.clone();
             let result = copy_table(run, job, permit, stop.clone()).await;
+            if result.is_ok() {
+                copied.copied(&table);
+            }
             // A table sent back for a full profile stops only itself (see `widen.rs`).
             if result.as_ref().is_err_and(|(_, e)| !widen::is_misfit(e)) {
                 stop.cancel();
@@ -799,8 +810,9 @@ async fn copy_chunks(
                 })
                 .map(|c| c.chunk.clone())
                 .collect();
+            let table = Arc::new(table);
             let job = TableJob {
-                table: Arc::new(table),
+                table: table.clone(),
                 chunks: ChunkSource::new(chunks, None),
                 siblings: all.clone(),
                 permits: permits.clone(),
@@ -811,6 +823,9 @@ async fn copy_chunks(
                 () = stop.cancelled() => break,
             };
             let result = copy_table(run.clone(), job, permit, stop.clone()).await;
+            if result.is_ok() {
+                run.copied.copied(&table);
+            }
             record(Ok((name, result)), report, &mut first_error, &mut widened)?;
         }
     }
@@ -1056,6 +1071,8 @@ struct Run {
     target: Arc<dyn Target>,
     options: Arc<CopyOptions>,
     observer: Arc<dyn Observer>,
+    /// Told of each table whose chunks are all committed (it may be verified then).
+    copied: Notify,
 }
 
 /// One table's share of a run: the chunks this run copies, and what is done already.

@@ -19,6 +19,7 @@ use crate::chunks::Chunk;
 use crate::connector::{Identity, SchemaOptions, Target};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::report::VerifyTable;
 use crate::value::{Batch, Value};
 
 /// The ledger table's name in the target (beside the copied tables, like the unfinished-tables
@@ -147,6 +148,8 @@ pub struct Ledger {
     pub steps: Vec<bool>,
     /// Whether it is in the target already (a resumed run) or still to be written.
     pub recorded: bool,
+    /// Tables (source names) whose verification matched, with its result ([`mark_verified`]).
+    pub verified: BTreeMap<String, VerifyTable>,
 }
 
 /// What this run was asked to do with a ledger it finds.
@@ -183,6 +186,7 @@ impl Ledger {
                 .collect(),
             steps: vec![false; 1 + post_steps(plan).len()],
             recorded: false,
+            verified: BTreeMap::new(),
         }
     }
 
@@ -365,6 +369,7 @@ impl Ledger {
         let mut info = None;
         let mut chunks = Vec::new();
         let mut steps = BTreeMap::new();
+        let mut verified = BTreeMap::new();
         for row in &rows {
             let kind = text(&row[0]).ok_or_else(bad)?;
             let id = int(&row[1]).ok_or_else(bad)?;
@@ -391,6 +396,12 @@ impl Ledger {
                 }
                 // A migrate's rewrite mark ([`mark_rewritten`]): not the copy's business.
                 "rewrite" => {}
+                "verify" => {
+                    let result =
+                        serde_json::from_str::<VerifyTable>(&text(&row[8]).ok_or_else(bad)?)
+                            .map_err(|_| bad())?;
+                    verified.insert(text(&row[2]).ok_or_else(bad)?, result);
+                }
                 _ => return Err(bad()),
             }
         }
@@ -401,6 +412,7 @@ impl Ledger {
             chunks,
             steps: steps.into_values().collect(),
             recorded: true,
+            verified,
         }))
     }
 }
@@ -499,6 +511,20 @@ pub fn release_leases(worker: &str) -> String {
     format!(
         "UPDATE {LEDGER} SET claimed_by = NULL, claim_until = NULL WHERE kind = 'chunk' AND state = 'pending' AND claimed_by = {}",
         literal(worker)
+    )
+}
+
+/// Records that `table` (source name) was verified equal, with the result a resumed run reports
+/// instead of reading the table again. Written only once every chunk of the table is committed
+/// and the comparison matched; why that is safe to trust after a kill is in `engine::verified`.
+pub fn mark_verified(table: &str, result: &VerifyTable) -> String {
+    // The row's id only has to be unique among verify rows: the table name's hash.
+    let id = xxh3_64(table.as_bytes()) >> 1;
+    let info = serde_json::to_string(result).unwrap_or_default();
+    format!(
+        "INSERT INTO {LEDGER} (kind, id, table_name, state, info) VALUES ('verify', {id}, {}, 'done', {})",
+        literal(table),
+        literal(&info)
     )
 }
 
@@ -723,6 +749,7 @@ mod tests {
             }],
             steps: vec![true],
             recorded: true,
+            verified: BTreeMap::new(),
         }
     }
 

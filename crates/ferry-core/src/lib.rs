@@ -32,6 +32,7 @@ pub mod sqltext;
 pub mod tls;
 pub mod value;
 pub mod verify;
+pub mod verify_stage;
 pub mod widen;
 
 pub use capabilities::Capabilities;

@@ -66,7 +66,9 @@ impl TableStats {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+// Deserialize: a ledger records the results of tables verified before a kill (`ledger.rs`).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VerifyTable {
     pub source_rows: u64,
     pub target_rows: u64,

@@ -202,9 +202,18 @@ async fn prepare(
     target: &dyn Source,
     plan: &Plan,
 ) -> Result<(BTreeMap<String, VerifyTable>, Vec<Pair>)> {
+    // Only the plan's tables are read and counted (a copy verifies one table at a time as its
+    // chunks complete: `verify_stage`), unless a name would read as a glob.
+    let names: Vec<String> = plan.tables.iter().map(|t| t.target_name.clone()).collect();
+    let glob = |n: &String| n.trim() != n || n.contains(['*', '?', '[', ']', '{', '}', '\\', ',']);
+    let filter = if names.iter().any(glob) {
+        TableFilter::default()
+    } else {
+        TableFilter::new(&names, &[])?
+    };
     let target_schema = target
         .schema(&SchemaOptions {
-            filter: TableFilter::default(),
+            filter,
             profile: false,
             sample: false,
         })
