@@ -906,7 +906,7 @@ fn serve_jobs_sync_and_check_go_then_no_go_without_leaking_the_password() {
     );
     assert_eq!(status, 400);
     let e = answer["error"].as_str().unwrap();
-    assert_mentions(&e, &["check 'source-frozen'", "watch_seconds"]);
+    assert_mentions(e, &["check 'source-frozen'", "watch_seconds"]);
     let (status, _) = api.call(
         "POST",
         "/api/v1/admin/cutover/nope",
