@@ -362,8 +362,8 @@ pub async fn copy(
     let stage = (options.verify && options.shard.is_none() && !joins(options)).then(|| {
         // Early only where this run alone writes the chunks: with claims, other servers may
         // still be copying a table this run has finished its part of.
-        let early = target.dialect().capabilities().max_parallel_writers > 1
-            && options.claims.is_none();
+        let early =
+            target.dialect().capabilities().max_parallel_writers > 1 && options.claims.is_none();
         let stage = VerifyStage::start(source.clone(), target.clone(), &plan, &ledger, early, cx);
         (stage.notify(early), stage)
     });
