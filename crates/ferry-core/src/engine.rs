@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
@@ -1112,6 +1113,13 @@ async fn copy_table(
     let rejects = Rejects::new(&run.options.reject_dir, &table.source_name);
     // A failing chunk stops the table's other chunks.
     let stop = cancel.child_token();
+    let shared = Arc::new(TableCopy {
+        run: run.clone(),
+        cancel: stop.clone(),
+        rejects: rejects.clone(),
+        idle: std::sync::Mutex::default(),
+        unstarted: AtomicUsize::new(job.chunks.len()),
+    });
     let mut tasks = JoinSet::new();
     let mut first = Some(first);
     let mut source = job.chunks;
@@ -1142,12 +1150,12 @@ async fn copy_table(
             }
             None => table.clone(),
         };
-        let (run, stop, rejects) = (run.clone(), stop.clone(), rejects.clone());
+        let shared = shared.clone();
         tasks.spawn(async move {
-            let mut stats = TableStats::default();
-            let result = copy_chunk(&run, &part, chunk.index, &stop, &rejects, &mut stats).await;
+            shared.unstarted.fetch_sub(1, Ordering::Relaxed);
+            let (stats, result) = copy_chunk(&shared, &part, chunk.index).await;
             if result.is_err() {
-                stop.cancel();
+                shared.cancel.cancel();
             }
             drop(permit);
             (stats, result)
@@ -1197,16 +1205,45 @@ async fn copy_table(
     }
 }
 
+/// What the chunk tasks of one table share.
+struct TableCopy {
+    run: Run,
+    /// The table's stop: a failing chunk stops the table's other chunks.
+    cancel: CancellationToken,
+    rejects: Rejects,
+    /// Writers between two chunks, each on its open connection with its session set up: a
+    /// chunk takes one (or opens one when none is idle) and gives it back once its transaction
+    /// ended, so a table's chunks share at most `workers` connections instead of each opening
+    /// its own (a TLS handshake and session setup per 100,000 rows). A writer whose chunk
+    /// failed is dropped, closing its connection, which rolls its transaction back.
+    idle: std::sync::Mutex<Vec<Box<dyn TableWriter>>>,
+    /// The table's chunks not started yet: no more writers are kept idle than will be used.
+    unstarted: AtomicUsize,
+}
+
+impl TableCopy {
+    fn take_idle(&self) -> Option<Box<dyn TableWriter>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give_back(&self, writer: Box<dyn TableWriter>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.unstarted.load(Ordering::Relaxed) {
+            idle.push(writer);
+        }
+    }
+
+    /// Closes the idle writers: after a transient fault, theirs may be cut off too (a server
+    /// restart closes every connection).
+    fn forget_idle(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// Copies one chunk in one transaction of the target, committed together with its ledger row:
 /// a kill before the commit leaves nothing of it, after it the chunk is done and counted.
-async fn copy_chunk(
-    run: &Run,
-    table: &Arc<TablePlan>,
-    index: u64,
-    cancel: &CancellationToken,
-    rejects: &Rejects,
-    stats: &mut TableStats,
-) -> Result<()> {
+/// Returns the chunk's counts (those of the attempt that ended it) with its outcome.
+async fn copy_chunk(t: &TableCopy, table: &Arc<TablePlan>, index: u64) -> (TableStats, Result<()>) {
     // The chunk is the unit that is atomic in the target, so it is what a transient fault (a
     // restart, a lost connection, a deadlock) makes us redo, on a new connection: an attempt
     // cut off left nothing behind, and the ledger's claim keeps a chunk from counting twice
@@ -1215,56 +1252,67 @@ async fn copy_chunk(
     let mut retries = 0;
     let on_retry = |n: u32, e: &Error| {
         retries += 1;
-        run.observer.event(&Event::Warning(format!(
+        t.run.observer.event(&Event::Warning(format!(
             "table \"{}\", chunk {index}: {e}; copying the chunk again ({n} of {}) on a new connection",
             table.source_name, policy.retries
         )));
     };
-    let copied = retry::retrying(&policy, cancel, on_retry, || async {
-        let mut attempt = TableStats::default();
-        let result = copy_chunk_once(run, table, index, cancel, rejects, &mut attempt).await;
-        match result {
-            Ok(()) => Ok(Ok(attempt)),
-            // Only a transient error is retried; any other keeps the attempt's counts.
-            Err(e) if e.is_transient() => Err(e),
-            Err(e) => Ok(Err((attempt, e))),
+    let mut attempts = 0;
+    let copied = retry::retrying(&policy, &t.cancel, on_retry, || {
+        attempts += 1;
+        let fresh = attempts > 1;
+        async move {
+            match copy_chunk_once(t, table, index, fresh).await {
+                (attempt, Ok(())) => Ok(Ok(attempt)),
+                (_, Err(e)) if e.is_transient() => {
+                    t.forget_idle();
+                    Err(e)
+                }
+                // Any other error is not retried, and keeps the attempt's counts.
+                (attempt, Err(e)) => Ok(Err((attempt, e))),
+            }
         }
     })
     .await;
+    let (mut stats, result) = match copied {
+        Ok(Ok(attempt)) => (attempt, Ok(())),
+        Ok(Err((attempt, e))) => (attempt, Err(e)),
+        Err(e) => (TableStats::default(), Err(e)),
+    };
     stats.retries += retries;
-    match copied? {
-        Ok(attempt) => {
-            stats.merge(&attempt);
-            Ok(())
-        }
-        Err((attempt, e)) => {
-            stats.merge(&attempt);
-            Err(e)
-        }
-    }
+    (stats, result)
 }
 
 /// One attempt at a chunk, in one transaction of the target committed together with its
-/// ledger row.
+/// ledger row, on an idle writer of the table or (none idle, or `fresh`) a new one.
 async fn copy_chunk_once(
-    run: &Run,
+    t: &TableCopy,
     table: &Arc<TablePlan>,
     index: u64,
-    cancel: &CancellationToken,
-    rejects: &Rejects,
-    stats: &mut TableStats,
-) -> Result<()> {
-    let mut writer = run.target.writer(table).await?;
-    writer.begin_chunk(run.options.ignore_errors).await?;
-    copy_rows(run, table, writer.as_mut(), cancel, rejects, stats).await?;
-    killpoint::point("chunk-before-commit");
-    let claim = ledger::claim_chunk(index, stats.migrated, stats.failed);
-    if !writer.commit_chunk(&claim).await? {
-        // Another worker committed this chunk first; its rows are the ones kept.
-        *stats = TableStats::default();
+    fresh: bool,
+) -> (TableStats, Result<()>) {
+    let mut stats = TableStats::default();
+    let result = async {
+        let idle = if fresh { None } else { t.take_idle() };
+        let mut writer = match idle {
+            Some(w) => w,
+            None => t.run.target.writer(table).await?,
+        };
+        writer.begin_chunk(t.run.options.ignore_errors).await?;
+        let (run, cancel, rejects) = (&t.run, &t.cancel, &t.rejects);
+        copy_rows(run, table, writer.as_mut(), cancel, rejects, &mut stats).await?;
+        killpoint::point("chunk-before-commit");
+        let claim = ledger::claim_chunk(index, stats.migrated, stats.failed);
+        if !writer.commit_chunk(&claim).await? {
+            // Another worker committed this chunk first; its rows are the ones kept.
+            stats = TableStats::default();
+        }
+        killpoint::point("chunk-committed");
+        t.give_back(writer);
+        Ok(())
     }
-    killpoint::point("chunk-committed");
-    Ok(())
+    .await;
+    (stats, result)
 }
 
 /// Splits an inclusive range of row locators into `parts` contiguous ranges.

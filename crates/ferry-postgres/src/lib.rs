@@ -39,6 +39,10 @@ pub struct PostgresSource {
     /// A connection holding a REPEATABLE READ READ ONLY transaction whose exported snapshot
     /// every reader joins, so all tables are read as of one instant while the application runs.
     snapshot: tokio::sync::Mutex<Option<(tokio_postgres::Client, String)>>,
+    /// Reader connections between two reads, already in the snapshot's transaction: a copy
+    /// reads a large table in many chunks, and a connection with its snapshot import per chunk
+    /// costs more than the chunk's rows.
+    idle: std::sync::Mutex<Vec<tokio_postgres::Client>>,
 }
 
 async fn identity(endpoint: &connect::Endpoint) -> Result<Option<Identity>> {
@@ -58,6 +62,7 @@ impl PostgresSource {
             locator: locator.clone(),
             endpoint,
             snapshot: Default::default(),
+            idle: Default::default(),
         })
     }
 }
@@ -104,14 +109,33 @@ impl Source for PostgresSource {
         tx: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
-        let client = connect::connect(&self.endpoint, true).await?;
-        if let Some((_, id)) = self.snapshot.lock().await.as_ref() {
-            connect::batch(&client, &format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
-                    id.replace('\'', "''")
-                )).await?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (client, in_snapshot) = match idle.filter(|c| !c.is_closed()) {
+            Some(client) => (client, true),
+            None => {
+                let client = connect::connect(&self.endpoint, true).await?;
+                let snapshot = self.snapshot.lock().await;
+                if let Some((_, id)) = snapshot.as_ref() {
+                    connect::batch(&client, &format!(
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                        id.replace('\'', "''")
+                    ))
+                    .await?;
+                }
+                (client, snapshot.is_some())
+            }
+        };
+        let whole = read::read_table(&client, table, batch_rows, tx, &cancel).await?;
+        // Kept for the next read only in the snapshot (outside one, a later read must not see
+        // another instant than its neighbours') and after a COPY read to its end: one stopped
+        // midway still has rows coming.
+        if whole && in_snapshot {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(client);
         }
-        read::read_table(&client, table, batch_rows, tx, &cancel).await
+        Ok(())
     }
 
     /// Only constraints PostgreSQL has not validated (`NOT VALID`) can have orphans; the engine
@@ -240,6 +264,7 @@ impl Target for PostgresTarget {
             locator: self.locator.clone(),
             endpoint: self.endpoint.clone(),
             snapshot: Default::default(),
+            idle: Default::default(),
         }))
     }
 }

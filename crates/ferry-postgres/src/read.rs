@@ -17,13 +17,14 @@ use crate::connect::error;
 use crate::copy_binary::{Decoded, normalize_array};
 use crate::dialect::quote;
 
+/// Returns whether every row was read (`false`: the consumer stopped first).
 pub async fn read_table(
     client: &Client,
     table: &Table,
     batch_rows: usize,
     tx: mpsc::Sender<Batch>,
     cancel: &CancellationToken,
-) -> Result<()> {
+) -> Result<bool> {
     let mut exprs = Vec::new();
     let mut types = Vec::new();
     let mut arrays = Vec::new();
@@ -91,9 +92,9 @@ pub async fn read_table(
             out.push(v);
         }
         if !out.end_row().await? {
-            return Ok(());
+            return Ok(false);
         }
     }
     out.finish().await;
-    Ok(())
+    Ok(true)
 }
