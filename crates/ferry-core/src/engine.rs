@@ -871,6 +871,17 @@ impl ChunkSource {
         }
     }
 
+    /// How many chunks may still come: exact for a fixed list, at most this many with claims
+    /// (other workers may claim some first).
+    fn remaining(&self) -> usize {
+        match self {
+            ChunkSource::Fixed(chunks) => chunks.len(),
+            ChunkSource::Claimed {
+                next, candidates, ..
+            } => candidates.len() + usize::from(next.is_some()),
+        }
+    }
+
     /// The next chunk to copy; `None` when none is left (or none can be claimed now).
     async fn next(&mut self) -> Result<Option<Chunk>> {
         match self {
@@ -1118,7 +1129,7 @@ async fn copy_table(
         cancel: stop.clone(),
         rejects: rejects.clone(),
         idle: std::sync::Mutex::default(),
-        unstarted: AtomicUsize::new(job.chunks.len()),
+        unstarted: AtomicUsize::new(job.chunks.remaining()),
     });
     let mut tasks = JoinSet::new();
     let mut first = Some(first);
