@@ -46,7 +46,8 @@ pub struct Claims {
     won: AtomicU64,
 }
 
-fn now_ms() -> i64 {
+/// Now, in unix milliseconds: claim times (and the job server's lease times).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

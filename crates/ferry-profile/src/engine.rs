@@ -652,20 +652,39 @@ async fn has_table(target: &Session, name: &str) -> Result<bool> {
     ))
 }
 
+/// `columns` of the rows of ferry's bookkeeping `table` for one profile and source host; none
+/// when the table does not exist yet (a target no import has written to).
+async fn host_rows(
+    target: &Session,
+    table: &str,
+    columns: &str,
+    profile: &str,
+    host: &str,
+) -> Result<Vec<Vec<Cell>>> {
+    if !has_table(target, table).await? {
+        return Ok(Vec::new());
+    }
+    target
+        .query(
+            &format!("SELECT {columns} FROM {table} WHERE profile = $1 AND source_host = $2"),
+            &[Some(profile.to_string()), Some(host.to_string())],
+        )
+        .await
+}
+
 async fn read_state(
     target: &Session,
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, Option<String>>> {
-    if !has_table(target, "ferry_import_state").await? {
-        return Ok(HashMap::new());
-    }
-    let rows = target
-        .query(
-            "SELECT entity, watermark::text FROM ferry_import_state WHERE profile = $1 AND source_host = $2",
-            &[Some(profile.to_string()), Some(host.to_string())],
-        )
-        .await?;
+    let rows = host_rows(
+        target,
+        "ferry_import_state",
+        "entity, watermark::text",
+        profile,
+        host,
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| (text(&r[0]), optional_text(&r[1])))
@@ -679,15 +698,14 @@ async fn read_progress(
     profile: &str,
     host: &str,
 ) -> Result<HashMap<String, (i64, Option<String>)>> {
-    if !has_table(target, "ferry_import_progress").await? {
-        return Ok(HashMap::new());
-    }
-    let rows = target
-        .query(
-            "SELECT entity, after_key, watermark::text FROM ferry_import_progress WHERE profile = $1 AND source_host = $2",
-            &[Some(profile.to_string()), Some(host.to_string())],
-        )
-        .await?;
+    let rows = host_rows(
+        target,
+        "ferry_import_progress",
+        "entity, after_key, watermark::text",
+        profile,
+        host,
+    )
+    .await?;
     Ok(rows
         .iter()
         .filter_map(|r| match &r[1] {

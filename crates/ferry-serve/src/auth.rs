@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
-use crate::store::{Role, Store, Turn, TurnRule, User};
+use crate::store::{Role, Store, Turn, TurnRule, User, now_ms};
 
 /// Hashes a password with argon2id and a random salt (slow on purpose: run it off the
 /// async threads).
@@ -164,7 +164,7 @@ pub fn spawn_pruning(store: std::sync::Arc<dyn Store>, slow: SlowDown) {
         loop {
             every.tick().await;
             let forget = slow.rule(Duration::ZERO).forget_ms;
-            if let Err(e) = store.login_prune(unix_ms() - forget).await {
+            if let Err(e) = store.login_prune(now_ms() - forget).await {
                 tracing::warn!("Cannot prune the login slow-down's counts: {e}");
             }
         }
@@ -214,12 +214,8 @@ pub fn shown_name(username: &str) -> String {
     format!("\"{shown}\"")
 }
 
-fn unix_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 async fn sleep_until_ms(at_ms: i64, limit: Duration) {
-    let wait = Duration::from_millis(u64::try_from(at_ms - unix_ms()).unwrap_or(0));
+    let wait = Duration::from_millis(u64::try_from(at_ms - now_ms()).unwrap_or(0));
     if !wait.is_zero() {
         tokio::time::sleep(wait.min(limit)).await;
     }
@@ -241,7 +237,7 @@ pub async fn attempt(
     let max_wait = slow.max_wait();
     let rule = slow.rule(max_wait);
     // A flood of attempts from a held address is refused on a read, without a write each.
-    let now = unix_ms();
+    let now = now_ms();
     let turn = match rule.busy(now, store.login_peek(&address).await?) {
         Some(busy) => busy,
         None => store.login_turn(&address, now, &rule).await?,
@@ -259,7 +255,7 @@ pub async fn attempt(
         store.login_undo(&address, next_ms, start_ms).await?;
         return Ok(Attempt::Success(user));
     }
-    let now = unix_ms();
+    let now = now_ms();
     // Never busy: the guess was made, its answer has to wait for the name's turn.
     let name_turn = store
         .login_turn(&name_key(username), now, &slow.rule(Duration::MAX))

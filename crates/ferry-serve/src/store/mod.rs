@@ -401,10 +401,8 @@ fn schema(backend: ferry::Backend) -> Option<(String, &'static [&'static str])> 
     }
 }
 
-/// Now, in unix milliseconds: lease times.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+/// Now, in unix milliseconds: lease times (the clock chunk claims use too).
+pub use ferry_core::claims::now_ms;
 
 /// Now, in the fixed-width UTC form the stores sort by.
 pub fn now() -> String {
