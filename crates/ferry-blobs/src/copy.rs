@@ -10,6 +10,7 @@ use ferry_core::error::{Error, Result};
 use ferry_core::report::{Report, Status, TableStats};
 use opendal::Operator;
 
+use crate::stamp::{self, Recorded};
 use crate::store::{Kind, Store, one_line};
 use crate::transfer::{self, Side};
 use crate::{BlobEvent, BlobObserver, Context, CopyOptions, Manifest, Outcome, local, pool};
@@ -70,8 +71,10 @@ pub async fn copy(
         Some(crate::manifest::list_sizes(target, &dst).await?)
     };
     // Local folders are read (and, both sides local, copied) straight through std::fs.
+    let record = target.kind() != Kind::Local && stamp::can_record(&dst);
     let shared = Arc::new(Shared {
         existing,
+        record,
         source_sizes,
         src,
         dst,
@@ -82,6 +85,7 @@ pub async fn copy(
         target: target.clone(),
         dry_run: options.dry_run,
         verify: options.verify,
+        read_back: options.read_back,
         observer: ctx.observer.clone(),
     });
 
@@ -194,6 +198,8 @@ fn announce(observer: &dyn BlobObserver, done: &Done, ignore_errors: bool) -> bo
 struct Shared {
     /// Sizes of what the target already holds, when listed up front.
     existing: Option<std::collections::HashMap<String, u64>>,
+    /// Objects get ferry's record (size, time, hash) and reruns decide from it.
+    record: bool,
     /// Sizes of the source's files, when an object store's listing was the manifest.
     source_sizes: Option<std::collections::HashMap<String, u64>>,
     src: Operator,
@@ -205,6 +211,9 @@ struct Shared {
     target: Store,
     dry_run: bool,
     verify: bool,
+    /// Verification reads every object back, even where the server's part checks and the
+    /// source's hash taken before the upload vouch for it.
+    read_back: bool,
     observer: Arc<dyn BlobObserver>,
 }
 
@@ -290,18 +299,24 @@ impl Shared {
             Some(listed) => listed.get(&key).copied(),
             None => transfer::size_of(&self.dst, &key).await.map_err(dst_err)?,
         };
+        let mut record = None;
+        if self.record {
+            // Read before the copy: a source written during the upload then shows a newer
+            // time than the one recorded, and the next run looks at it again.
+            let stamp = stamp::source_stamp(&self.src, self.src_root.as_ref(), &key)
+                .await
+                .map_err(|e| self.source.scrub(&format!("reading the source: {e}")))?
+                .ok_or("missing in the source")?;
+            record = Some(Recorded {
+                stamp,
+                hash: None,
+            });
+        }
         if let Some(existing) = existing
             && existing == size
+            && self.same(&key, record.as_ref()).await?
         {
-            // Same size: compare content hashes of both sides before trusting it.
-            let (a, b) = tokio::try_join!(
-                transfer::hash_side(&self.src, self.src_root.as_ref(), &key),
-                transfer::hash_side(&self.dst, self.dst_root.as_ref(), &key)
-            )
-            .map_err(|e| self.target.scrub(&self.source.scrub(&e)))?;
-            if a == b {
-                return Ok(Outcome::Skipped);
-            }
+            return Ok(Outcome::Skipped);
         }
         if self.dry_run {
             return Ok(Outcome::WouldCopy);
@@ -309,16 +324,38 @@ impl Shared {
         // Local → local returned above; here at least one side is an object store.
         let observer = &self.observer;
         let progress = |n: u64| observer.event(&BlobEvent::Bytes(n));
-        let (hash, moved) = transfer::copy_one(&self.src, &self.dst, self.side, &key, &progress)
-            .await
-            .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
+        // A local source is hashed before the upload so the object can carry its hash (object
+        // metadata is sent when the upload starts); the hash taken while streaming must agree.
+        if let (Some(rec), Some(root)) = (record.as_mut(), self.src_root.as_ref()) {
+            let (h, _) = transfer::hash_local(root.join(&key))
+                .await
+                .map_err(|e| format!("reading the source: {e}"))?;
+            rec.hash = Some(h.to_hex().to_string());
+        }
+        let metadata = record.as_ref().map(Recorded::to_metadata);
+        let (hash, moved) =
+            transfer::copy_one(&self.src, &self.dst, self.side, &key, metadata, &progress)
+                .await
+                .map_err(|e| self.target.scrub(&self.source.scrub(&one_line(&e))))?;
         done.moved = moved;
+        let before = record.as_ref().and_then(|r| r.hash.as_deref());
+        if before.is_some_and(|h| h != hash.to_hex().as_str()) {
+            // No object may carry a record that does not describe its bytes.
+            let _ = self.dst.delete(&key).await;
+            return Err(
+                "the source changed during the copy (its content hash moved); rerun to copy it again"
+                    .into(),
+            );
+        }
         if moved != size {
             return Err(format!(
                 "the source changed during the copy ({size} bytes listed, {moved} read); rerun to copy it again"
             ));
         }
-        if self.verify {
+        // The server refused any part whose CRC32C did not match, and the bytes sent hash to
+        // what the source held before the upload: the object is the source's content.
+        let vouched = before.is_some() && self.target.server_checks() && !self.read_back;
+        if self.verify && !vouched {
             let (back, len) = transfer::hash_side(&self.dst, self.dst_root.as_ref(), &key)
                 .await
                 .map_err(|e| format!("reading back: {}", self.target.scrub(&e)))?;
@@ -327,10 +364,43 @@ impl Shared {
                     "read back from the target it differs ({len} bytes, content hash mismatch)"
                 ));
             }
-        } else if transfer::size_of(&self.dst, &key).await.map_err(dst_err)? != Some(moved) {
+        } else if !vouched
+            && transfer::size_of(&self.dst, &key).await.map_err(dst_err)? != Some(moved)
+        {
             return Err("the target's size differs after the copy".into());
         }
         Ok(Outcome::Copied)
+    }
+}
+
+impl Shared {
+    /// Whether the target's `key` (already known to have the source's size) holds the source's
+    /// content. With ferry's record on the object: the same size and time as the source's now
+    /// means unchanged (no byte read); another time means hash the source alone and compare
+    /// with the recorded hash. Without a record: hash both sides.
+    async fn same(&self, key: &str, now: Option<&Recorded>) -> Result<bool, String> {
+        if let Some(now) = now {
+            let on_target = stamp::recorded(&self.dst, key)
+                .await
+                .map_err(|e| self.target.scrub(&format!("at the target: {}", one_line(&e))))?;
+            if let Some(rec) = on_target {
+                if rec.stamp == now.stamp {
+                    return Ok(true);
+                }
+                if let Some(recorded_hash) = rec.hash {
+                    let (h, _) = transfer::hash_side(&self.src, self.src_root.as_ref(), key)
+                        .await
+                        .map_err(|e| self.source.scrub(&e))?;
+                    return Ok(h.to_hex().as_str() == recorded_hash);
+                }
+            }
+        }
+        let (a, b) = tokio::try_join!(
+            transfer::hash_side(&self.src, self.src_root.as_ref(), key),
+            transfer::hash_side(&self.dst, self.dst_root.as_ref(), key)
+        )
+        .map_err(|e| self.target.scrub(&self.source.scrub(&e)))?;
+        Ok(a == b)
     }
 }
 

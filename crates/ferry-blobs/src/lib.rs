@@ -7,6 +7,7 @@ mod copy;
 mod local;
 pub mod manifest;
 mod pool;
+mod stamp;
 pub mod store;
 mod transfer;
 mod verify;
@@ -97,8 +98,12 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// Count and list failures and go on (the run still ends with exit code 1).
     pub ignore_errors: bool,
-    /// Read each copied file back from the target and compare its hash.
+    /// Check each copied file: between local folders by reading both back; into S3 with a
+    /// local source, by the server's CRC32C check of every part and the bytes sent hashed
+    /// against the source's hash; otherwise by reading the object back.
     pub verify: bool,
+    /// Read every copied object back and compare its hash, even where the server checks parts.
+    pub read_back: bool,
     /// The name of the manifest in the report's `stats` (default `media`).
     pub name: String,
 }
@@ -110,6 +115,7 @@ impl Default for CopyOptions {
             dry_run: false,
             ignore_errors: false,
             verify: true,
+            read_back: false,
             name: "media".into(),
         }
     }

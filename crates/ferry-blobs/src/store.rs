@@ -271,6 +271,13 @@ impl Store {
         Ok(op.layer(retry))
     }
 
+    /// Whether uploads carry a CRC32C of every part (`x-amz-checksum-crc32c`), which the
+    /// server checks before it accepts the part: S3 unless the URL says `checksum=none` (for
+    /// a server that does not know the header).
+    pub fn server_checks(&self) -> bool {
+        self.kind() == Kind::S3 && self.params.get("checksum").is_none_or(|v| v != "none")
+    }
+
     /// S3 (and compatible servers): options from the URL's query, else the standard AWS
     /// environment variables. Path-style addressing unless `virtual_host_style=true`.
     fn s3_builder(&self) -> opendal::services::S3 {
@@ -284,6 +291,9 @@ impl Store {
         let mut b = opendal::services::S3::default()
             .bucket(&self.place)
             .root(&format!("/{}", self.prefix));
+        if self.server_checks() {
+            b = b.checksum_algorithm("crc32c");
+        }
         if let Some(v) = get(&["endpoint"], &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
             b = b.endpoint(&v);
         }

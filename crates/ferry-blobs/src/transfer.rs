@@ -43,12 +43,14 @@ pub(crate) async fn hash(op: &Operator, key: &str) -> opendal::Result<(blake3::H
 }
 
 /// Streams `key` from `src` to `dst`, hashing on the way; returns the hash and the bytes
-/// moved. `progress` is called with each chunk's length.
+/// moved. `progress` is called with each chunk's length; `metadata` is stored with an object
+/// (ferry's record, see `stamp`).
 pub(crate) async fn copy_one(
     src: &Operator,
     dst: &Operator,
     target: Side,
     key: &str,
+    metadata: Option<Vec<(String, String)>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> opendal::Result<(blake3::Hash, u64)> {
     let mut stream = src.reader(key).await?.into_bytes_stream(..).await?;
@@ -57,10 +59,14 @@ pub(crate) async fn copy_one(
         Kind::Local => dst.writer(key).await?,
         // Object stores: multipart upload in PART-sized parts, two in flight.
         Kind::S3 | Kind::Other => {
-            dst.writer_with(key)
+            let w = dst
+                .writer_with(key)
                 .chunk(PART)
-                .concurrent(PART_CONCURRENCY)
-                .await?
+                .concurrent(PART_CONCURRENCY);
+            match metadata {
+                Some(m) => w.user_metadata(m).await?,
+                None => w.await?,
+            }
         }
     };
     let mut hasher = blake3::Hasher::new();

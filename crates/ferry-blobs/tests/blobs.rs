@@ -87,6 +87,89 @@ async fn local_to_s3_to_local_round_trip_is_byte_identical_and_rerun_copies_noth
     );
 }
 
+/// Sets a file's modification time (keeping its content), as a tool that touches files would.
+fn set_mtime(path: &std::path::Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// Reruns into S3 decide from the record ferry stores on each object at upload (the source's
+/// size and modification time, and the content's BLAKE3): the same size and time skip without
+/// reading a byte of either side (as rclone's default check does); a touched file with the
+/// same content is hashed on the source side only and skipped; new content is copied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reruns_to_s3_decide_from_the_recorded_size_time_and_hash() {
+    let s3 = s3();
+    let src = tempfile::tempdir().unwrap();
+    let back = tempfile::tempdir().unwrap();
+    write_tree(
+        src.path(),
+        &[
+            ("kept.bin", bytes(1, 9000)),
+            ("touched.bin", bytes(2, 9000)),
+            ("changed.bin", bytes(3, 9000)),
+            ("big/multipart.bin", bytes(4, 9 * 1024 * 1024 + 3)),
+        ],
+    );
+    let remote = store(&s3.locator(&unique("stamp")));
+    let ctx = Context::default();
+    let r = copy_listed(&local(src.path()), &remote, &ctx).await;
+    assert_eq!((stats(&r).migrated, stats(&r).failed), (4, 0), "{}", r.to_json());
+
+    // The same size and time as recorded: trusted without reading. Proven by rewriting the
+    // content behind an unchanged time: the old object stays.
+    let kept = src.path().join("kept.bin");
+    let kept_time = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    std::fs::write(&kept, bytes(9, 9000)).unwrap();
+    set_mtime(&kept, kept_time);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    set_mtime(&src.path().join("touched.bin"), later);
+    set_mtime(&src.path().join("big/multipart.bin"), later);
+    let changed = src.path().join("changed.bin");
+    std::fs::write(&changed, bytes(5, 9000)).unwrap();
+    set_mtime(&changed, later);
+
+    for round in 0..2 {
+        let r = copy_listed(&local(src.path()), &remote, &ctx).await;
+        let s = stats(&r);
+        let copied = if round == 0 { 1 } else { 0 };
+        assert_eq!(
+            (s.migrated, s.skipped, s.failed, s.bytes),
+            (copied, 4 - copied, 0, 9000 * copied),
+            "round {round}: {}",
+            r.to_json()
+        );
+    }
+    // --read-back reads the new object back on top of the server's part checks.
+    std::fs::write(src.path().join("new.bin"), bytes(6, 70_000)).unwrap();
+    let read_back = CopyOptions {
+        read_back: true,
+        ..CopyOptions::default()
+    };
+    let r = copy_all(&local(src.path()), &remote, &read_back, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats(&r).migrated, stats(&r).skipped, stats(&r).failed),
+        (1, 4, 0),
+        "{}",
+        r.to_json()
+    );
+    let r = copy_listed(&remote, &local(back.path()), &ctx).await;
+    assert_eq!(r.exit_code(), 0, "{}", r.to_json());
+    let got: std::collections::BTreeMap<String, Vec<u8>> =
+        read_tree(back.path()).into_iter().collect();
+    assert!(got["kept.bin"] == bytes(1, 9000), "trusted by size and time");
+    assert!(got["changed.bin"] == bytes(5, 9000), "new content copied");
+    assert!(got["touched.bin"] == bytes(2, 9000));
+    assert!(got["big/multipart.bin"] == bytes(4, 9 * 1024 * 1024 + 3));
+    assert!(got["new.bin"] == bytes(6, 70_000));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing() {
     let s3 = s3();

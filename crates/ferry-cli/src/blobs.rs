@@ -54,9 +54,13 @@ pub struct BlobsCopyArgs {
     /// Count and list failed files and go on (the exit code is still 1).
     #[arg(long)]
     pub ignore_errors: bool,
-    /// Do not read each copied file back (the size is still checked).
-    #[arg(long)]
+    /// Do not check each copied file's content (the size is still checked).
+    #[arg(long, conflicts_with = "read_back")]
     pub no_verify: bool,
+    /// Read every copied object back and compare hashes, also where the S3 server checks each
+    /// part's CRC32C (the default check for a local source).
+    #[arg(long)]
+    pub read_back: bool,
 }
 
 #[derive(Args)]
@@ -100,6 +104,7 @@ pub async fn run(command: BlobsCommand, bars: bool) -> i32 {
                     dry_run: a.dry_run,
                     ignore_errors: a.ignore_errors,
                     verify: !a.no_verify,
+                    read_back: a.read_back,
                     name: a.common.name.clone(),
                 };
                 ferry_blobs::copy(&source, &target, &manifest, &options, &ctx).await

@@ -240,6 +240,7 @@ impl MigrateSpec {
                 dry_run: options.dry_run,
                 ignore_errors: options.ignore_errors,
                 verify: true,
+                read_back: false,
                 name: b.name.clone().unwrap_or_else(|| "media".into()),
             },
         })

@@ -96,6 +96,7 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
         dry_run,
         ignore_errors: c.body.ignore_errors,
         verify: true,
+        read_back: false,
         name: STATS_NAME.into(),
     };
     let observer: std::sync::Arc<dyn BlobObserver> = cx.stats.clone();
