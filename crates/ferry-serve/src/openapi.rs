@@ -262,7 +262,8 @@ fn document_without_cutover() -> Value {
                         "ignore_errors": {"type": "boolean"},
                         "strict": {"type": "boolean", "description": "refuse, before writing, a run with any lossy step, translation or object not copied"},
                         "resume": {"type": "boolean", "description": "continue the copy recorded in the target's ferry_ledger: skip its done chunks and steps"},
-                        "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS, "description": "rows per chunk, the unit a copy commits and resumes"}
+                        "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS, "description": "rows per chunk, the unit a copy commits and resumes"},
+                        "profile": {"type": "string", "enum": ["sample", "full"], "default": "sample", "description": "how a SQLite source's column types are found: a sample checked while copying, or every value before the copy"}
                     }
                 },
                 "MigrateRequest": {
@@ -283,7 +284,8 @@ fn document_without_cutover() -> Value {
                                 "ignore_errors": {"type": "boolean"},
                                 "strict": {"type": "boolean"},
                                 "resume": {"type": "boolean"},
-                                "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS}
+                                "chunk_rows": {"type": "integer", "minimum": 1, "maximum": crate::kinds::copy::MAX_CHUNK_ROWS},
+                                "profile": {"type": "string", "enum": ["sample", "full"]}
                             }
                         },
                         "blobs": {

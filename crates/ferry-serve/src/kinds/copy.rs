@@ -11,7 +11,7 @@ use super::{BadRequest, RunContext, Validated, in_range, non_empty, parse_job};
 /// The options of a copy a request may set, besides its two endpoints: the [`JobSpec`] fields
 /// a remote caller may choose (not the server's own folders, not `dry_run`, which is the
 /// path's).
-pub const OPTIONS: [&str; 9] = [
+pub const OPTIONS: [&str; 10] = [
     "tables",
     "exclude",
     "batch_size",
@@ -21,6 +21,7 @@ pub const OPTIONS: [&str; 9] = [
     "strict",
     "resume",
     "chunk_rows",
+    "profile",
 ];
 
 pub const MAX_BATCH: u64 = 1_000_000;
@@ -154,6 +155,18 @@ mod tests {
                 .starts_with("source_url")
         );
         assert!(err(json!([1])).contains("JSON object"));
+        let e = err(json!({"source_url": "sqlite:///s.db", "target_url": "sqlite:///t.db", "profile": "half"}));
+        assert!(e.starts_with("profile") && e.contains("full"), "{e}");
+    }
+
+    #[test]
+    fn profile_reaches_the_copy_options() {
+        let body = |p: &str| json!({"source_url": "sqlite:///s.db", "target_url": "sqlite:///t.db", "profile": p});
+        let full = check(&body("full")).unwrap();
+        assert_eq!(full.spec.profile, ferry::spec::Profiling::Full);
+        assert!(full.options.schema.profile && !full.options.schema.sample);
+        let sample = check(&body("sample")).unwrap();
+        assert!(sample.options.schema.sample);
     }
 
     #[test]
