@@ -404,7 +404,7 @@ impl<'a> BatchSender<'a> {
         width: usize,
         rows: usize,
     ) -> Self {
-        let rows = rows.max(1);
+        let rows = Batch::rows_for(width, rows);
         Self {
             tx,
             cancel,

@@ -19,8 +19,8 @@ pub fn read_table(
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let batch_rows = batch_rows.max(1);
     let width = table.columns.len();
+    let batch_rows = Batch::rows_for(width, batch_rows);
     let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
     let cols = if cols.is_empty() {
         "NULL".to_string()
