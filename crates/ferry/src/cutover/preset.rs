@@ -72,10 +72,7 @@ pub fn build(p: &Preset) -> Result<CutoverSpec> {
 
 /// The PeerTube preset's text, filled with `p`'s values.
 fn peertube(p: &Preset) -> String {
-    let opt = |k: &str, v: Option<&str>| {
-        v.map(|v| format!("{k} = {}\n", s(v)))
-            .unwrap_or_default()
-    };
+    let opt = |k: &str, v: Option<&str>| v.map(|v| format!("{k} = {}\n", s(v))).unwrap_or_default();
     let admin = match &p.admin_user {
         Some(u) => format!("SELECT json_build_object('username', {})::text", lit(u)),
         None => "SELECT json_build_object('username', username)::text FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1".into(),
