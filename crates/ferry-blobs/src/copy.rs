@@ -36,10 +36,7 @@ pub async fn copy(
     options: &CopyOptions,
     ctx: &Context,
 ) -> Result<Report> {
-    let started = Instant::now();
-    source.check_apart(target)?;
-    let mut report = Report::new(source.to_string(), target.to_string(), options.dry_run);
-    let src = open_source(source).await?;
+    let (started, mut report, src) = begin(source, target, options.dry_run).await?;
     // A remote target is checked before the manifest is read (fail fast); a local target
     // folder is created only once the manifest has been read (bad input writes nothing).
     if target.kind() != Kind::Local {
@@ -416,6 +413,19 @@ pub(crate) fn check_key(key: &str) -> std::result::Result<(), String> {
 /// folder stays an empty in-memory store).
 fn local_root(store: &Store) -> Option<PathBuf> {
     store.local_path().and_then(|p| p.canonicalize().ok())
+}
+
+/// What a copy and a verification start with: their clock, sides that do not overlap, their
+/// report, and the source opened.
+pub(crate) async fn begin(
+    source: &Store,
+    target: &Store,
+    dry_run: bool,
+) -> Result<(Instant, Report, Operator)> {
+    let started = Instant::now();
+    source.check_apart(target)?;
+    let report = Report::new(source.to_string(), target.to_string(), dry_run);
+    Ok((started, report, open_source(source).await?))
 }
 
 /// Opens the source: a local folder must exist (a source is never created).

@@ -5,13 +5,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ferry_core::error::{Error, Result};
 use ferry_core::report::{MAX_ERRORS_KEPT, Report, TableStats, VerifyTable};
 use opendal::Operator;
 
-use crate::copy::{check_key, open_source, reachable};
+use crate::copy::{begin, check_key, reachable};
 use crate::manifest::list;
 use crate::store::{Store, one_line};
 use crate::transfer;
@@ -37,10 +36,7 @@ pub async fn verify(
     options: &VerifyOptions,
     ctx: &Context,
 ) -> Result<Report> {
-    let started = Instant::now();
-    source.check_apart(target)?;
-    let mut report = Report::new(source.to_string(), target.to_string(), false);
-    let src = open_source(source).await?;
+    let (started, mut report, src) = begin(source, target, false).await?;
     let dst = target.operator(false)?;
     reachable(target, &dst).await?;
 

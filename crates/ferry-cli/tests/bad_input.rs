@@ -178,11 +178,7 @@ fn table_selection_mistakes() {
     );
     for run in [&copy, &verify] {
         run.expect_code(0);
-        let warning = run
-            .stderr
-            .lines()
-            .find(|l| l.starts_with("warning: --exclude"))
-            .unwrap_or_else(|| panic!("no warning\n{}", run.show()));
+        let warning = run.stderr_line("no warning", |l| l.starts_with("warning: --exclude"));
         assert_says(warning, &["sesions", "does not have"]);
     }
     assert!(target.exists());

@@ -135,18 +135,14 @@ fn copy_sqlite_to_postgres_copies_rows_types_keys_and_writes_the_summary() {
     run.expect_code(0);
 
     // The final table on stderr: a header and a row per table, then the result line.
-    let header = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("table ") && l.contains("migrated") && l.contains("failed"))
-        .unwrap_or_else(|| panic!("no final table on stderr\n{}", run.show()));
+    let header = run.stderr_line("no final table on stderr", |l| {
+        l.starts_with("table ") && l.contains("migrated") && l.contains("failed")
+    });
     assert!(header.contains("rows"), "{header}");
     for (table, rows) in [("authors", 3), ("books", 4), ("tags", 2)] {
-        let line = run
-            .stderr
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(table))
-            .unwrap_or_else(|| panic!("no row for {table} in the final table\n{}", run.show()));
+        let line = run.stderr_line(&format!("no row for {table} in the final table"), |l| {
+            l.split_whitespace().next() == Some(table)
+        });
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
             &cells[1..4],

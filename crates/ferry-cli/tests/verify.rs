@@ -168,10 +168,8 @@ fn a_source_taking_writes_is_told_apart_from_a_failed_copy() {
         "an unchanged table is not said to change: {j:#}"
     );
     assert_eq!(j["verify"]["settings"]["checksum_match"], true, "{j:#}");
-    let line = run
-        .stderr
-        .lines()
-        .find(|l| l.contains("the source changed while verifying"))
-        .unwrap_or_else(|| panic!("no line about the live source\n{}", run.show()));
+    let line = run.stderr_line("no line about the live source", |l| {
+        l.contains("the source changed while verifying")
+    });
     assert_mentions(line, &["events", "not a failed copy"]);
 }

@@ -119,12 +119,8 @@ impl Claims {
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.options.lease / 3);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = stop.cancelled() => return,
-                }
+            let mut every = crate::every::Every::new(this.options.lease / 3, stop);
+            while every.beat().await {
                 let until = now_ms() + this.options.lease.as_millis() as i64;
                 let _ = this
                     .run(&ledger::renew_leases(&this.options.worker, until))

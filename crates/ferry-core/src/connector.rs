@@ -32,6 +32,17 @@ pub struct SchemaOptions {
     pub sample: bool,
 }
 
+impl SchemaOptions {
+    /// The tables `filter` keeps, with the types their database declares (no profiling): what
+    /// checking, verifying or resuming a copy reads.
+    pub fn declared(filter: TableFilter) -> Self {
+        Self {
+            filter,
+            ..Self::default()
+        }
+    }
+}
+
 /// Which database a locator reaches, whatever its spelling (`localhost` or `127.0.0.1`, a hard
 /// link or a symbolic link to the file): two sides that share a part are the same database. It
 /// prints what an operator can check (a file's device and inode, a server's identifier, a
@@ -73,6 +84,31 @@ impl std::fmt::Display for Identity {
     }
 }
 
+/// One read of a table's rows: what [`Source::read`] streams, where to, and what stops it.
+pub struct ReadRequest<'a> {
+    pub table: &'a Table,
+    /// Rows per batch sent.
+    pub batch_rows: usize,
+    pub tx: mpsc::Sender<Batch>,
+    pub cancel: CancellationToken,
+}
+
+impl<'a> ReadRequest<'a> {
+    pub fn new(
+        table: &'a Table,
+        batch_rows: usize,
+        tx: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            table,
+            batch_rows,
+            tx,
+            cancel,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Source: Send + Sync {
     fn locator(&self) -> &Locator;
@@ -101,17 +137,11 @@ pub trait Source: Send + Sync {
     /// When the database cannot be read.
     async fn schema(&self, options: &SchemaOptions) -> Result<Schema>;
 
-    /// Streams the rows of `table` (its columns in schema order) into `tx`.
+    /// Streams the rows of `request.table` (its columns in schema order) into `request.tx`.
     ///
     /// # Errors
-    /// When reading fails, or `Error::cancelled()` when `cancel` fires.
-    async fn read(
-        &self,
-        table: &Table,
-        batch_rows: usize,
-        tx: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> Result<()>;
+    /// When reading fails, or `Error::cancelled()` when `request.cancel` fires.
+    async fn read(&self, request: ReadRequest<'_>) -> Result<()>;
 
     /// Rows of `table` whose foreign key `fk` points at no row of its parent (databases that
     /// never enforced foreign keys have them): how many, and up to `limit` of their keys.

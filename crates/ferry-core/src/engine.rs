@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chunks::{self, Chunk};
 use crate::claims::{ClaimOptions, Claims};
-use crate::connector::{SchemaOptions, Source, TableWriter, Target};
+use crate::connector::{ReadRequest, SchemaOptions, Source, TableWriter, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
 use crate::killpoint;
@@ -1361,7 +1361,11 @@ async fn copy_rows(
             cancel.clone(),
             options.batch_rows,
         );
-        tokio::spawn(async move { source.read(&table.source, batch_rows, tx, cancel).await })
+        tokio::spawn(async move {
+            source
+                .read(ReadRequest::new(&table.source, batch_rows, tx, cancel))
+                .await
+        })
     };
     let outcome: Result<()> = async {
         while let Some(batch) = rx.recv().await {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunks::Chunk;
-use crate::connector::{Identity, SchemaOptions, Target};
+use crate::connector::{Identity, ReadRequest, SchemaOptions, Target};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::report::VerifyTable;
@@ -684,7 +684,11 @@ pub async fn read_own_table(
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = {
         let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
-        tokio::spawn(async move { reader.read(&table, 1000, tx, cancel).await })
+        tokio::spawn(async move {
+            reader
+                .read(ReadRequest::new(&table, 1000, tx, cancel))
+                .await
+        })
     };
     let mut rows = Vec::new();
     while let Some(batch) = rx.recv().await {

@@ -12,6 +12,7 @@ pub mod connector;
 pub mod convert;
 pub mod engine;
 pub mod error;
+pub mod every;
 pub mod filter;
 pub mod hash;
 pub mod killpoint;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Dialect, Source, Target};
+use crate::connector::{Dialect, ReadRequest, Source, Target};
 use crate::convert::convert;
 use crate::engine::{Context, CopyOptions};
 use crate::error::{Error, Result};
@@ -528,7 +528,12 @@ async fn each_row(
     mut each: impl FnMut(&Batch, usize),
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
-    let read = source.read(&table.source, batch_rows, tx, cancel.clone());
+    let read = source.read(ReadRequest::new(
+        &table.source,
+        batch_rows,
+        tx,
+        cancel.clone(),
+    ));
     let consume = async {
         while let Some(batch) = rx.recv().await {
             for row in 0..batch.len() {

@@ -340,6 +340,25 @@ impl NativeObject {
 }
 
 impl Schema {
+    /// What a source found: its tables and what was left out; no native types (a backend
+    /// that has them sets `native_types`).
+    pub fn new(
+        backend: Backend,
+        tables: Vec<Table>,
+        filtered_out: Vec<String>,
+        skipped: Vec<SkippedObject>,
+        objects: Vec<NativeObject>,
+    ) -> Self {
+        Self {
+            backend,
+            filtered_out,
+            tables,
+            skipped,
+            native_types: Vec::new(),
+            objects,
+        }
+    }
+
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)
     }

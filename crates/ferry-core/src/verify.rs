@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Dialect, SchemaOptions, Source};
+use crate::connector::{Dialect, ReadRequest, SchemaOptions, Source};
 use crate::convert::convert;
 use crate::engine::Context;
 use crate::error::{Error, Result};
@@ -537,7 +537,11 @@ async fn digest_side(
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = {
         let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
-        tokio::spawn(async move { reader.read(&table, VERIFY_BATCH, tx, cancel).await })
+        tokio::spawn(async move {
+            reader
+                .read(ReadRequest::new(&table, VERIFY_BATCH, tx, cancel))
+                .await
+        })
     };
     let mut side = Side {
         bucket_rows: vec![0; hash::BUCKETS],

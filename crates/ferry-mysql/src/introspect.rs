@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::locator::BACKEND;
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
 use ferry_core::schema::{Column, DefaultValue, ForeignKey, Index, Paging, Schema, Table};
@@ -54,14 +55,7 @@ pub async fn schema(conn: &mut Conn, filter: &TableFilter) -> Result<Schema> {
     let copied: Vec<String> = tables.iter().map(|t: &Table| t.name.clone()).collect();
     let all: Vec<String> = copied.iter().chain(&filtered_out).cloned().collect();
     let (objects, skipped) = crate::objects::discover(conn, &copied, &all).await?;
-    Ok(Schema {
-        backend: crate::locator::BACKEND,
-        filtered_out,
-        tables,
-        skipped,
-        native_types: Vec::new(),
-        objects,
-    })
+    Ok(Schema::new(BACKEND, tables, filtered_out, skipped, objects))
 }
 
 async fn table(conn: &mut Conn, name: String, row_count: u64) -> Result<Table> {

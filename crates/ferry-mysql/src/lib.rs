@@ -16,16 +16,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, StatementRunner, TableWriter, Target,
-    execute_in_order,
+    Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, StatementRunner,
+    TableWriter, Target, execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
-use ferry_core::value::Batch;
 use ferry_core::{Locator, Result};
 use mysql_async::prelude::Queryable;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use connect::ZeroDates;
 pub use dialect::MysqlDialect;
@@ -115,22 +112,16 @@ impl Source for MysqlSource {
         schema
     }
 
-    async fn read(
-        &self,
-        table: &Table,
-        batch_rows: usize,
-        tx: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> Result<()> {
+    async fn read(&self, request: ReadRequest<'_>) -> Result<()> {
         let snapshot = self.snapshot().await?;
         let mut lease = snapshot.checkout().await?;
         let result = read::read_table(
             &mut lease.conn,
-            table,
-            batch_rows,
+            request.table,
+            request.batch_rows,
             self.zero_dates,
-            tx,
-            &cancel,
+            request.tx,
+            &request.cancel,
         )
         .await;
         snapshot.give_back(lease, result.is_ok()).await;

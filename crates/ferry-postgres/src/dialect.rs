@@ -317,55 +317,33 @@ mod tests {
     #[test]
     fn defaults_translate_or_drop() {
         let mut notes = Vec::new();
-        assert_eq!(
-            translate_default(
-                &DefaultValue::Literal("1".into()),
-                &DataType::Bool,
-                SQLITE,
-                &mut notes
-            )
-            .as_deref(),
-            Some("true")
-        );
-        assert_eq!(
-            translate_default(
-                &DefaultValue::CurrentTimestamp,
-                &DataType::Timestamp,
-                SQLITE,
-                &mut notes
-            )
-            .as_deref(),
-            Some("(now() AT TIME ZONE 'utc')")
-        );
-        assert_eq!(
-            translate_default(
-                &DefaultValue::StringLiteral("it's".into()),
-                &DataType::text(),
-                SQLITE,
-                &mut notes
-            )
-            .as_deref(),
-            Some("'it''s'")
-        );
+        let translated = [
+            (DefaultValue::Literal("1".into()), DataType::Bool, "true"),
+            (
+                DefaultValue::CurrentTimestamp,
+                DataType::Timestamp,
+                "(now() AT TIME ZONE 'utc')",
+            ),
+            (
+                DefaultValue::StringLiteral("it's".into()),
+                DataType::text(),
+                "'it''s'",
+            ),
+        ];
+        for (default, data_type, expected) in &translated {
+            let sql = translate_default(default, data_type, SQLITE, &mut notes);
+            assert_eq!(sql.as_deref(), Some(*expected), "{default:?}");
+        }
         assert!(notes.is_empty());
-        assert!(
-            translate_default(
-                &DefaultValue::Expression("random()".into()),
-                &DataType::Int64,
-                SQLITE,
-                &mut notes
-            )
-            .is_none()
-        );
-        assert!(
-            translate_default(
-                &DefaultValue::StringLiteral("abc".into()),
-                &DataType::Int64,
-                SQLITE,
-                &mut notes
-            )
-            .is_none()
-        );
+        // Each dropped default is a note.
+        let dropped = [
+            (DefaultValue::Expression("random()".into()), DataType::Int64),
+            (DefaultValue::StringLiteral("abc".into()), DataType::Int64),
+        ];
+        for (default, data_type) in &dropped {
+            let sql = translate_default(default, data_type, SQLITE, &mut notes);
+            assert!(sql.is_none(), "{default:?}");
+        }
         assert_eq!(notes.len(), 2);
     }
 }

@@ -2,6 +2,7 @@
 //! columns with portable types, primary keys. (Indexes and foreign keys as a source come with
 //! PostgreSQL as a full source.)
 
+use crate::locator::BACKEND;
 use ferry_core::Result;
 use ferry_core::filter::TableFilter;
 use ferry_core::schema::{
@@ -150,18 +151,11 @@ pub async fn schema(client: &Client, filter: &TableFilter) -> Result<Schema> {
     }
     let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
     let (objects, skipped) = crate::objects::discover(client, &names).await?;
-    Ok(Schema {
-        backend: crate::locator::BACKEND,
-        filtered_out,
-        tables,
-        skipped: {
-            let mut skipped = skipped;
-            skipped.extend(domains);
-            skipped
-        },
-        native_types: native_types(client).await?,
-        objects,
-    })
+    let mut skipped = skipped;
+    skipped.extend(domains);
+    let mut schema = Schema::new(BACKEND, tables, filtered_out, skipped, objects);
+    schema.native_types = native_types(client).await?;
+    Ok(schema)
 }
 
 /// The schema's enums and domains as idempotent DDL (a target that already has a type keeps

@@ -18,15 +18,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, StatementRunner, TableWriter, Target,
-    execute_in_order,
+    Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, StatementRunner,
+    TableWriter, Target, execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
-use ferry_core::value::Batch;
 use ferry_core::{Locator, Result};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use dialect::{PostgresDialect, quote};
 pub use locator::PostgresRegistration;
@@ -102,13 +99,7 @@ impl Source for PostgresSource {
         introspect::schema(client, &options.filter).await
     }
 
-    async fn read(
-        &self,
-        table: &Table,
-        batch_rows: usize,
-        tx: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> Result<()> {
+    async fn read(&self, request: ReadRequest<'_>) -> Result<()> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let (client, in_snapshot) = match idle.filter(|c| !c.is_closed()) {
             Some(client) => (client, true),
@@ -125,7 +116,8 @@ impl Source for PostgresSource {
                 (client, snapshot.is_some())
             }
         };
-        let whole = read::read_table(&client, table, batch_rows, tx, &cancel).await?;
+        let (table, rows) = (request.table, request.batch_rows);
+        let whole = read::read_table(&client, table, rows, request.tx, &request.cancel).await?;
         // Kept for the next read only in the snapshot (outside one, a later read must not see
         // another instant than its neighbours') and after a COPY read to its end: one stopped
         // midway still has rows coming.

@@ -1006,8 +1006,8 @@ impl Run<'_> {
                     *out.skip_reasons.entry(rule.reason.clone()).or_default() += 1;
                     continue;
                 }
-                match self.target_row(entity, &row, &source_id, &env) {
-                    Ok(cells) => {
+                match self.target_values(entity, &row, &source_id, &env) {
+                    Ok(values) => {
                         for m in &entity.media {
                             match media::locate(entity, m, &row, &env) {
                                 Ok(f) => out.media_files.extend(f),
@@ -1016,7 +1016,10 @@ impl Run<'_> {
                                     .push_error(format!("{} {source_id}: media: {e}", entity.name)),
                             }
                         }
-                        batch.values.extend(cells);
+                        // In the order of [`target_columns`].
+                        batch
+                            .values
+                            .extend(values.into_iter().map(|(_, v)| cell(v)));
                         batch.locators.push(ids.len() as i64);
                         ids.push(source_id);
                     }
@@ -1305,23 +1308,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The target row, in the order of [`target_columns`]: ferry's id and source host, then
-    /// the profile's columns.
-    fn target_row(
-        &self,
-        entity: &Entity,
-        row: &Map<String, Value>,
-        source_id: &str,
-        env: &Env<'_>,
-    ) -> std::result::Result<Vec<Cell>, String> {
-        Ok(self
-            .target_values(entity, row, source_id, env)?
-            .into_iter()
-            .map(|(_, v)| cell(v))
-            .collect())
-    }
-
-    /// The target row as values, in the order of [`target_columns`], once the entity's access
+    /// The target row as values, in the order of [`target_columns`] (ferry's id and source
+    /// host, then the profile's columns), once the entity's access
     /// declaration (if any) proves it is seen by no one the source row hides it from.
     fn target_values(
         &self,

@@ -792,28 +792,7 @@ mod tests {
         e
     }
 
-    const MINI: &str = r#"
-[profile]
-name = "mini"
-
-[target]
-schema = "CREATE TABLE IF NOT EXISTS t (id uuid PRIMARY KEY, source_host text, n text)"
-
-[[entity]]
-name = "b"
-depends_on = ["a"]
-source = "SELECT 1 AS id"
-key = "id"
-table = "t"
-columns = { n = "uuid5(a, id)" }
-
-[[entity]]
-name = "a"
-source = "SELECT 1 AS id"
-key = "id"
-table = "t"
-columns = { n = "'x'" }
-"#;
+    const MINI: &str = include_str!("../tests/fixtures/mini-profile.toml");
 
     #[test]
     fn dependencies_run_first() {
@@ -966,29 +945,7 @@ entity:
             && !n.reason.is_empty()));
     }
 
-    const GUARDED: &str = r#"
-[profile]
-name = "mini"
-
-[target]
-schema = "SELECT 1"
-
-[[entity]]
-name = "a"
-source = "SELECT 1 AS id, 1 AS p, false AS hidden"
-key = "id"
-table = "t"
-columns = { vis = "enum(vis, p)" }
-enums.vis = { 1 = "open", 2 = "closed" }
-[entity.access]
-levels = { everyone = ["anyone", "owner"], owner = ["owner"] }
-source = { p = { 1 = "everyone", "*" = "owner" }, hidden = { false = "everyone", true = "owner" } }
-target = { vis = { open = "everyone", closed = "owner" } }
-
-[[not_migrated]]
-table = "history"
-reason = "watch history"
-"#;
+    const GUARDED: &str = include_str!("../tests/fixtures/guarded-profile.toml");
 
     #[test]
     fn access_and_not_migrated_are_checked() {

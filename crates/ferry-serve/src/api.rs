@@ -292,19 +292,30 @@ async fn start_cutover(post: JobPost) -> Result<Response, ApiError> {
     start_job(post, kind, false).await
 }
 
-/// Job ids are UUIDs; anything else cannot name a job.
-fn job_id(text: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(text)
-        .map(|u| u.to_string())
-        .map_err(|_| ApiError::not_found("no migration with that id (ids are UUIDs)"))
+/// The job a request's path names. Job ids are UUIDs; anything else cannot name a job.
+struct JobId(String);
+
+impl FromRequestParts<Shared> for JobId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match uuid::Uuid::parse_str(&text) {
+            Ok(id) => Ok(Self(id.to_string())),
+            Err(_) => Err(
+                ApiError::not_found("no migration with that id (ids are UUIDs)").into_response(),
+            ),
+        }
+    }
 }
 
 async fn get_job(
     State(state): State<Shared>,
     Admin(_): Admin,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<Response, ApiError> {
-    let id = job_id(&id)?;
     let job = state
         .store
         .job(&id)
@@ -316,9 +327,8 @@ async fn get_job(
 async fn cancel_job(
     State(state): State<Shared>,
     Admin(_): Admin,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<Response, ApiError> {
-    let id = job_id(&id)?;
     state.jobs.cancel(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

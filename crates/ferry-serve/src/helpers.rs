@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::claims::ClaimOptions;
+use ferry_core::every::Every;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Jobs, LiveStats, STATS_INTERVAL};
@@ -42,12 +43,8 @@ pub fn claim_options(server: &Server, join: bool) -> ClaimOptions {
 /// Looks for copies to join every [`JOIN_INTERVAL`] until `stop`.
 pub fn spawn(jobs: Arc<Jobs>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(JOIN_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
+        let mut every = Every::new(JOIN_INTERVAL, stop);
+        while every.beat().await {
             let busy = jobs.helping.lock().unwrap_or_else(|e| e.into_inner()).len();
             if busy >= MAX_HELPING {
                 continue;
@@ -111,12 +108,8 @@ async fn help(jobs: &Arc<Jobs>, id: String) {
                 done.clone(),
             );
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(STATS_INTERVAL);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        () = done.cancelled() => return,
-                    }
+                let mut every = Every::new(STATS_INTERVAL, done);
+                while every.beat().await {
                     match store.job(&id).await {
                         Ok(Some(job)) if job.status == "running" => {}
                         Ok(_) => {

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_core::every::Every;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -157,12 +158,8 @@ pub fn spawn_reclaim(
     take: impl Fn(crate::store::Claimed) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(server.lease / 2);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
+        let mut every = Every::new(server.lease / 2, stop.clone());
+        while every.beat().await {
             let lease = server.lease_from_now();
             match store.claim_expired(&lease, now_ms(), &now()).await {
                 Ok(claimed) => {
@@ -188,7 +185,7 @@ pub fn spawn_reclaim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{End, InsertError, JobRecord};
+    use crate::store::{Claimed, End, InsertError, JobRecord};
 
     fn job(id: &str, target: &str) -> JobRecord {
         JobRecord {
@@ -212,6 +209,11 @@ mod tests {
     /// The status a renewal of `id` under `lease` reads (`None`: not held by it).
     async fn renewed(store: &dyn Store, id: &str, lease: &Lease) -> Option<String> {
         store.renew(id, lease, None, &now()).await.unwrap()
+    }
+
+    /// The jobs `lease`'s owner takes over at `now_ms`.
+    async fn claimed(store: &dyn Store, lease: &Lease, now_ms: i64) -> Vec<Claimed> {
+        store.claim_expired(lease, now_ms, &now()).await.unwrap()
     }
 
     #[test]
@@ -261,21 +263,15 @@ mod tests {
             owner: "b".into(),
             until_ms: 5_000,
         };
-        assert!(
-            store
-                .claim_expired(&b, 999, &now())
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claimed(store.as_ref(), &b, 999).await.is_empty());
         assert_eq!(
             renewed(store.as_ref(), "j1", &a).await.as_deref(),
             Some("running")
         );
-        let claimed = store.claim_expired(&b, 1_001, &now()).await.unwrap();
-        assert_eq!(claimed.len(), 1);
+        let taken = claimed(store.as_ref(), &b, 1_001).await;
+        assert_eq!(taken.len(), 1);
         assert_eq!(
-            (claimed[0].id.as_str(), claimed[0].kind.as_str()),
+            (taken[0].id.as_str(), taken[0].kind.as_str()),
             ("j1", "copy")
         );
         // The old owner is told, and can neither advance nor finish the job.
@@ -318,13 +314,7 @@ mod tests {
             store.insert_job(&job("j4", "t"), b"x", &b).await,
             Err(InsertError::Conflict)
         ));
-        assert!(
-            store
-                .claim_expired(&b, 1_001, &now())
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claimed(store.as_ref(), &b, 1_001).await.is_empty());
         store.insert_job(&job("j4", "t"), b"x", &b).await.unwrap();
     }
 

@@ -3,6 +3,7 @@
 //! virtual tables as objects another SQLite file recreates (`objects.rs`); and one profiling
 //! scan per table that counts rows and what each column really holds.
 
+use crate::locator::BACKEND;
 use ferry_core::connector::SchemaOptions;
 use ferry_core::schema::{
     Column, DefaultValue, ForeignKey, Index, Paging, Schema, SkippedObject, Table,
@@ -111,14 +112,7 @@ pub fn schema(conn: &Connection, pool: &Snapshot, options: &SchemaOptions) -> Re
             fk.ref_columns = key.clone();
         }
     }
-    Ok(Schema {
-        backend: crate::locator::BACKEND,
-        filtered_out,
-        tables,
-        skipped,
-        native_types: Vec::new(),
-        objects,
-    })
+    Ok(Schema::new(BACKEND, tables, filtered_out, skipped, objects))
 }
 
 fn skip(kind: &str, name: &str, reason: &str) -> SkippedObject {
@@ -871,16 +865,13 @@ mod scan_tests {
     /// Large tables are profiled in parallel rowid ranges; a value in any range must count.
     #[test]
     fn parallel_profile_sees_every_range() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
+        let (_dir, path, conn) = crate::test_file(
+            "big.db",
             "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, r REAL, d DECIMAL, flag BOOLEAN NOT NULL);
              WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 250000)
              INSERT INTO t SELECT i, i, i / 2.0, CASE WHEN i = 249999 THEN 0.5 ELSE i END, i % 2 FROM s;
              UPDATE t SET n = 'late text' WHERE id = 249000;",
-        )
-        .unwrap();
+        );
         drop(conn);
         assert!(split_range(Some((1, 250_000)), 250_000, 2).len() == 2);
         let pool = Snapshot::open(&path, Default::default(), false).unwrap();

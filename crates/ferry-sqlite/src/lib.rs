@@ -21,14 +21,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, SchemaOptions, Source, TableWriter, Target, execute_in_order,
+    Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, TableWriter, Target,
+    execute_in_order,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
-use ferry_core::value::Batch;
 use ferry_core::{Error, Locator, Result};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use dialect::SqliteDialect;
 pub use locator::{SqliteLocator, SqliteRegistration, SqliteSnapshot};
@@ -117,15 +115,10 @@ impl Source for SqliteSource {
             .await
     }
 
-    async fn read(
-        &self,
-        table: &Table,
-        batch_rows: usize,
-        tx: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> Result<()> {
-        let table = table.clone();
-        self.with_conn(move |conn, _| read::read_table(conn, &table, batch_rows, &tx, &cancel))
+    async fn read(&self, request: ReadRequest<'_>) -> Result<()> {
+        let table = request.table.clone();
+        let (rows, tx, cancel) = (request.batch_rows, request.tx, request.cancel);
+        self.with_conn(move |conn, _| read::read_table(conn, &table, rows, &tx, &cancel))
             .await
     }
 
@@ -251,4 +244,18 @@ impl Target for SqliteTarget {
         source.announce = false;
         Ok(Arc::new(source))
     }
+}
+
+/// Tests: a new SQLite file `name` in a fresh folder (removed when the folder is dropped),
+/// filled by `sql`, and the connection that filled it.
+#[cfg(test)]
+fn test_file(
+    name: &str,
+    sql: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    (dir, path, conn)
 }

@@ -172,19 +172,27 @@ pub fn connect(path: &Path, immutable: bool) -> Result<Connection> {
         uri_path(path),
         if immutable { "&immutable=1" } else { "" }
     );
-    let conn = Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| {
-        Error::input(format!(
-            "cannot open SQLite file {} read-only: {e}",
-            path.display()
-        ))
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    open_with(&uri, flags, 30, |e| {
+        format!("cannot open SQLite file {} read-only: {e}", path.display())
+    })
+}
+
+/// Opens `target` (a path, or a `file:` URI with `SQLITE_OPEN_URI`) with `flags`, waiting up to
+/// `busy_secs` for another connection's lock; `failed` words the input error.
+///
+/// # Errors
+/// An input error when the file cannot be opened.
+pub fn open_with(
+    target: impl AsRef<Path>,
+    flags: OpenFlags,
+    busy_secs: u64,
+    failed: impl FnOnce(rusqlite::Error) -> String,
+) -> Result<Connection> {
+    let conn = Connection::open_with_flags(target, flags).map_err(|e| Error::input(failed(e)))?;
+    conn.busy_timeout(std::time::Duration::from_secs(busy_secs))
         .map_err(sql_err)?;
     Ok(conn)
 }
@@ -224,18 +232,12 @@ pub fn register_unknown_collations(conn: &Connection, extra_sql: &[String]) -> R
     Ok(())
 }
 
+/// `path` in a `file:` URI: `%` first, so that the escapes added after stay as they are.
 fn uri_path(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '?' => out.push_str("%3f"),
-            '#' => out.push_str("%23"),
-            c => out.push(c),
-        }
-    }
-    out
+    path.to_string_lossy()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
 }
 
 pub fn sql_err(e: rusqlite::Error) -> Error {

@@ -80,13 +80,10 @@ mod tests {
     /// A second connection joins the first one's snapshot, not the data committed since.
     #[test]
     fn a_joined_connection_sees_the_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let app = Connection::open(&path).unwrap();
-        app.execute_batch(
+        let (_dir, path, app) = crate::test_file(
+            "w.db",
             "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
-        )
-        .unwrap();
+        );
         let count = |c: &Connection| -> i64 {
             c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
                 .unwrap()

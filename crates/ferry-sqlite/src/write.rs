@@ -17,20 +17,12 @@ use crate::open::{quote, sql_err};
 use crate::value_io::Bind;
 
 pub fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| {
-        Error::input(format!(
-            "cannot open or create SQLite file {}: {e}",
-            path.display()
-        ))
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = crate::open::open_with(path, flags, 60, |e| {
+        format!("cannot open or create SQLite file {}: {e}", path.display())
     })?;
-    conn.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(sql_err)?;
     // A crash mid-copy leaves a run that is reported failed and re-run with --force, so the
     // load does not pay for per-commit fsyncs.
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA synchronous = OFF;")

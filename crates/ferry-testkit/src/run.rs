@@ -62,6 +62,16 @@ impl Run {
         self
     }
 
+    /// The first line of stderr that satisfies `what`; fails saying `missing`, with the whole
+    /// run, when none does.
+    #[track_caller]
+    pub fn stderr_line(&self, missing: &str, what: impl Fn(&str) -> bool) -> &str {
+        match self.stderr.lines().find(|l| what(l)) {
+            Some(line) => line,
+            None => panic!("{missing}\n{}", self.show()),
+        }
+    }
+
     #[track_caller]
     fn expect_in(&self, name: &str, output: &str, text: &str) -> &Self {
         assert!(

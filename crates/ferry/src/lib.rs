@@ -12,7 +12,7 @@ pub use ferry_sqlite::demo;
 
 use std::sync::Arc;
 
-pub use ferry_core::connector::{Dialect, Identity, SchemaOptions, Source, Target};
+pub use ferry_core::connector::{Dialect, Identity, ReadRequest, SchemaOptions, Source, Target};
 pub use ferry_core::engine::{Context, CopyOptions};
 pub use ferry_core::filter::TableFilter;
 pub use ferry_core::plan::SchemaMode;

@@ -339,11 +339,9 @@ impl Migration {
         }
         let schema = crate::open_source(&rows.source)
             .await?
-            .schema(&crate::SchemaOptions {
-                filter: rows.options.schema.filter.clone(),
-                profile: false,
-                sample: false,
-            })
+            .schema(&crate::SchemaOptions::declared(
+                rows.options.schema.filter.clone(),
+            ))
             .await?;
         ferry_core::preflight::check_rewrites(&schema, &self.rewritten)
     }

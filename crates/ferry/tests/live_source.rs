@@ -296,12 +296,12 @@ async fn sqlite_immutable_read_is_guarded() {
         app.execute_batch("INSERT INTO t VALUES (3, 'c')").unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         let err = source
-            .read(
+            .read(ferry::ReadRequest::new(
                 &schema.tables[0],
                 100,
                 tx,
                 tokio_util::sync::CancellationToken::new(),
-            )
+            ))
             .await
             .unwrap_err();
         assert_mentions(&err.to_string(), &["changed while ferry read it"]);

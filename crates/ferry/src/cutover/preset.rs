@@ -1,6 +1,7 @@
 //! Built-in cutover specs for built-in profiles: `ferry cutover check --profile peertube
 //! --source … --target …` runs the PeerTube 6.3 checklist with no spec file. The preset is a
-//! [`CutoverSpec`] like any other (written as TOML here, so it reads like a user's spec); the
+//! [`CutoverSpec`] like any other (a TOML file, `profiles/peertube-cutover.toml`, so it reads like a
+//! user's spec); the
 //! admin password comes from an environment variable, never from a flag.
 
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ pub struct Preset {
     pub state: PathBuf,
 }
 
+/// The PeerTube preset, with `${name}` where [`build`] puts the caller's values.
+const PEERTUBE: &str = include_str!("../../../../profiles/peertube-cutover.toml");
+
 /// A TOML basic string.
 fn s(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
@@ -63,165 +67,60 @@ pub fn build(p: &Preset) -> Result<CutoverSpec> {
             p.profile
         )));
     }
-    let opt = |k: &str, v: &Option<String>| {
-        v.as_ref()
-            .map(|v| format!("{k} = {}\n", s(v)))
-            .unwrap_or_default()
-    };
+    CutoverSpec::parse(&peertube(p), "the peertube cutover preset")
+}
+
+/// The PeerTube preset's text, filled with `p`'s values.
+fn peertube(p: &Preset) -> String {
+    let opt = |k: &str, v: Option<&str>| v.map(|v| format!("{k} = {}\n", s(v))).unwrap_or_default();
     let admin = match &p.admin_user {
         Some(u) => format!("SELECT json_build_object('username', {})::text", lit(u)),
         None => "SELECT json_build_object('username', username)::text FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1".into(),
     };
-    let dump = p
-        .dump
-        .as_ref()
-        .map(|d| format!("dump = {}\n", s(&d.display().to_string())))
-        .unwrap_or_default();
-    let password = format!("{{env.{}}}", p.admin_password_env);
-    let text = format!(
-        r#"
-state = {state}
-[source]
-database = {source}
-{media_from}
-[target]
-database = {target}
-{media_to}{url}
-[job]
-kind = "profile"
-profile = "peertube"
+    let dump = p.dump.as_ref().map(|d| d.display().to_string());
+    let values = [
+        ("state", s(&p.state.display().to_string())),
+        ("source", s(&p.source)),
+        ("target", s(&p.target)),
+        ("media_from", opt("media", p.media_from.as_deref())),
+        ("media_to", opt("media", p.media_to.as_deref())),
+        ("url", opt("url", p.platform_url.as_deref())),
+        ("admin", s(&admin)),
+        ("password", s(&format!("{{env.{}}}", p.admin_password_env))),
+        ("dump", opt("dump", dump.as_deref())),
+    ];
+    fill(PEERTUBE, &values)
+}
 
-[vars]
-video = {video}
-admin = {admin}
-
-[[check]]
-name = "rows"
-kind = "reconcile"
-
-[[check]]
-name = "files"
-kind = "media"
-referenced_sql = {referenced}
-
-[[check]]
-name = "source-frozen"
-kind = "frozen"
-tables = ["user", "account", "videoChannel", "video", "videoFile", "videoComment", "videoPlaylist", "videoCaption", "actorFollow"]
-watermarks = {{ user = "updatedAt", account = "updatedAt", videoChannel = "updatedAt", video = "updatedAt", videoComment = "updatedAt", videoPlaylist = "updatedAt" }}
-
-[[check]]
-name = "health"
-kind = "http"
-path = "/health"
-
-[[check]]
-name = "ready"
-kind = "http"
-path = "/ready"
-
-[[check]]
-name = "oauth-client"
-kind = "http"
-path = "/api/v1/oauth-clients/local"
-json = [{{ at = "client_id", non_empty = true }}]
-
-[[check]]
-name = "login"
-kind = "http"
-method = "POST"
-path = "/api/v1/users/token"
-form = {{ client_id = "{{oauth-client.client_id}}", client_secret = "{{oauth-client.client_secret}}", grant_type = "password", username = "{{admin.username}}", password = {password} }}
-json = [{{ at = "access_token", non_empty = true }}]
-
-[[check]]
-name = "videos-api"
-kind = "http"
-path = "/api/v1/videos?count=5"
-json = [{{ at = "data", min_count = 1 }}, {{ at = "total", exists = true }}]
-
-[[check]]
-name = "channels-api"
-kind = "http"
-path = "/api/v1/channels?count=5"
-json = [{{ at = "data", min_count = 1 }}]
-
-[[check]]
-name = "static-video-file"
-kind = "http"
-path = "/static/{{video.path}}"
-header_equals = {{ "content-length" = "{{video.size}}" }}
-
-[[check]]
-name = "nodeinfo"
-kind = "http"
-path = "/.well-known/nodeinfo"
-json = [{{ at = "links", min_count = 1 }}]
-
-[[check]]
-name = "webfinger"
-kind = "http"
-path = "/.well-known/webfinger?resource=acct:{{admin.username}}@{{host}}"
-json = [{{ at = "links", min_count = 1 }}]
-
-[[check]]
-name = "config"
-kind = "http"
-path = "/api/v1/config"
-json = [{{ at = "instance", exists = true }}]
-
-[[check]]
-name = "feed"
-kind = "http"
-path = "/feeds/videos.xml"
-body_regex = "<(rss|feed)"
-
-[[check]]
-name = "backup"
-kind = "backup"
-{dump}
-[[check]]
-name = "rollback"
-kind = "rollback"
-tables = ["user", "video", "videoChannel", "videoComment"]
-
-[[check]]
-name = "playable"
-kind = "playable"
-sample = 5
-files_sql = {playable}
-"#,
-        state = s(&p.state.display().to_string()),
-        source = s(&p.source),
-        target = s(&p.target),
-        media_from = opt("media", &p.media_from),
-        media_to = opt("media", &p.media_to),
-        url = opt("url", &p.platform_url),
-        video = s(
-            "SELECT json_build_object('uuid', v.uuid, 'path', f->>'path', 'size', f->>'size')::text FROM videos v, jsonb_array_elements(v.files) f WHERE f->>'kind' = 'web_video' AND v.privacy = 'public' ORDER BY random() LIMIT 1"
-        ),
-        admin = s(&admin),
-        referenced = s(
-            "SELECT f->>'path' FROM videos v, jsonb_array_elements(v.files) f UNION SELECT thumbnail_path FROM videos WHERE thumbnail_path IS NOT NULL UNION SELECT preview_path FROM videos WHERE preview_path IS NOT NULL"
-        ),
-        password = s(&password),
-        dump = dump,
-        // One row per video: its largest web video and its HLS master playlist, either may
-        // be missing (PeerTube can keep HLS only).
-        playable = s(
-            "SELECT json_build_object('file', w.f->>'path', 'duration', v.duration_s, 'hls', sp.master_path)::text FROM videos v \
-             LEFT JOIN LATERAL (SELECT f FROM jsonb_array_elements(v.files) f WHERE f->>'kind' = 'web_video' \
-             ORDER BY (f->>'resolution')::int DESC NULLS LAST LIMIT 1) w ON true \
-             LEFT JOIN LATERAL (SELECT master_path FROM streaming_playlists p WHERE p.video_id = v.id LIMIT 1) sp ON true \
-             WHERE w.f IS NOT NULL OR sp.master_path IS NOT NULL"
-        ),
-    );
-    CutoverSpec::parse(&text, "the peertube cutover preset")
+/// `template` with each `${name}` replaced by its value, in one pass (a value that holds
+/// `${…}` stays as it is).
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let (name, tail) = rest[at + 2..]
+            .split_once('}')
+            .unwrap_or((&rest[at + 2..], ""));
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[at..rest.len() - tail.len()]),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_filled_in_one_pass() {
+        let values = [("x", "${y}".to_string()), ("y", "b".to_string())];
+        assert_eq!(fill("a ${x} ${y} ${z}", &values), "a ${y} b ${z}");
+    }
 
     #[test]
     fn the_peertube_preset_is_a_valid_spec_without_secrets() {

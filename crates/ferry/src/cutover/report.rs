@@ -85,6 +85,11 @@ pub fn json(o: &Outcome) -> String {
     serde_json::to_string_pretty(o).unwrap_or_default()
 }
 
+/// One line per check --only/--skip left out, `line` given the check's escaped name.
+fn left_out(o: &Outcome, line: impl Fn(&str) -> String) -> String {
+    o.excluded.iter().map(|name| line(&esc(name))).collect()
+}
+
 /// Text safe in XML (and HTML) content and attribute values.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -153,13 +158,9 @@ pub fn junit(o: &Outcome) -> String {
         }
         out.push_str("</testcase>\n");
     }
-    for name in &o.excluded {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"cutover\" name=\"{}\" time=\"0\"><skipped message=\"left out with --only/--skip\"/></testcase>",
-            esc(name)
-        );
-    }
+    out.push_str(&left_out(o, |name| {
+        format!("    <testcase classname=\"cutover\" name=\"{name}\" time=\"0\"><skipped message=\"left out with --only/--skip\"/></testcase>\n")
+    }));
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
 }
@@ -238,13 +239,9 @@ pub fn html(o: &Outcome) -> String {
             c.duration_s
         );
     }
-    for name in &o.excluded {
-        let _ = writeln!(
-            out,
-            "<tr class=\"skipped\"><td>-</td><td>{}</td><td></td><td></td><td>left out</td><td>--only/--skip</td><td></td></tr>",
-            esc(name)
-        );
-    }
+    out.push_str(&left_out(o, |name| {
+        format!("<tr class=\"skipped\"><td>-</td><td>{name}</td><td></td><td></td><td>left out</td><td>--only/--skip</td><td></td></tr>\n")
+    }));
     out.push_str("</table>\n");
     if !o.reconciliation.is_empty() {
         out.push_str("<h2>Reconciliation</h2>\n<table id=\"reconciliation\">\n<tr><th>check</th><th>what</th><th>source</th><th>target</th><th>match</th><th>how</th></tr>\n");

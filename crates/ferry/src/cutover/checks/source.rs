@@ -89,13 +89,7 @@ pub async fn read(
 pub async fn table_names(spec: &CutoverSpec, db: &str) -> ferry_core::Result<Vec<String>> {
     let source = crate::open_source(&parse_locator(db)?).await?;
     let filter = TableFilter::new(&spec.job.tables, &spec.job.exclude)?;
-    let schema = source
-        .schema(&SchemaOptions {
-            filter,
-            profile: false,
-            sample: false,
-        })
-        .await?;
+    let schema = source.schema(&SchemaOptions::declared(filter)).await?;
     Ok(schema.tables.iter().map(|t| t.name.clone()).collect())
 }
 
