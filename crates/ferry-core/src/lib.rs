@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod hash;
+pub mod keys;
 pub mod killpoint;
 pub mod ledger;
 pub mod locator;
