@@ -1,5 +1,6 @@
 //! Keys, indexes and foreign keys built table by table during a copy: a table's primary key,
-//! unique keys and indexes as soon as its chunks are all committed, and a foreign key as soon
+//! unique keys, indexes and statistics (ANALYZE) as soon as its chunks are all committed, and
+//! a foreign key as soon
 //! as both its tables have theirs (after its orphan check), each a ledger step with its mark,
 //! as the steps after the rows are. A kill late in a copy then leaves only the keys of the
 //! tables still copying to build, not every key of the database.
@@ -47,7 +48,8 @@ struct ForeignKeyStep {
 
 /// This run's early keys and foreign keys (`Keys::none` when it builds them all at the end).
 pub(crate) struct Keys {
-    /// Per table (source name): its key and index steps not done yet, with their statements.
+    /// Per table (source name): its key, index and statistics steps not done yet, with their
+    /// statements.
     tables: BTreeMap<String, Vec<(usize, String)>>,
     /// Foreign key steps not done yet.
     foreign_keys: Vec<ForeignKeyStep>,
@@ -152,8 +154,9 @@ impl Keys {
             .await
             .expect("semaphore is never closed");
         if let Some(steps) = keys {
-            cx.observer
-                .event(&Event::Phase(format!("{} of \"{name}\"", ledger::KEYS)));
+            cx.observer.event(&Event::Phase(format!(
+                "Creating the keys and indexes of \"{name}\", and its statistics"
+            )));
             for (n, (step, statement)) in steps.iter().enumerate() {
                 run_step(target, *step, statement, self.resumed && n == 0)
                     .await

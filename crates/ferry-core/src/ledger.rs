@@ -602,7 +602,7 @@ pub fn post_steps(plan: &Plan) -> Vec<(&'static str, &String)> {
             "Recreating views, triggers and other objects",
             &plan.ddl.objects,
         ),
-        ("Analyzing", &plan.ddl.analyze),
+        (ANALYZE, &plan.ddl.analyze),
     ]
     .into_iter()
     .flat_map(|(phase, statements)| statements.iter().map(move |s| (phase, s)))
@@ -612,10 +612,14 @@ pub fn post_steps(plan: &Plan) -> Vec<(&'static str, &String)> {
 /// The phase of [`post_steps`] building primary keys, unique keys and indexes.
 pub const KEYS: &str = "Creating primary keys and indexes";
 
-/// The key and index steps of each table (source name), numbered as in [`post_steps`], with
-/// their statements: those the dialect writes for that table alone. They may run as soon as
-/// the table's rows are all in, each with its mark, as the later steps do. A statement of no
-/// single table (or of two) stays with the steps run after every table's rows.
+/// The last phase of [`post_steps`]: statistics.
+pub const ANALYZE: &str = "Analyzing";
+
+/// The key, index and statistics steps of each table (source name), numbered as in
+/// [`post_steps`], with their statements: those the dialect writes for that table alone. They
+/// may run as soon as the table's rows are all in, each with its mark, as the later steps do.
+/// A statement of no single table (or of two) stays with the steps run after every table's
+/// rows.
 pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(usize, String)>> {
     let base = Plan {
         tables: Vec::new(),
@@ -631,7 +635,10 @@ pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(us
                 tables: vec![t.clone()],
                 ..base.clone()
             };
-            (t.source_name.clone(), dialect.ddl(&one).indexes)
+            let ddl = dialect.ddl(&one);
+            let mut statements = ddl.indexes;
+            statements.extend(ddl.analyze);
+            (t.source_name.clone(), statements)
         })
         .collect();
     for (table, statements) in &own {
@@ -644,7 +651,7 @@ pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(us
     }
     let mut out: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
     for (i, (phase, statement)) in post_steps(plan).into_iter().enumerate() {
-        if phase != KEYS {
+        if phase != KEYS && phase != ANALYZE {
             continue;
         }
         if let Some(Some(table)) = owner.get(statement.as_str()) {
