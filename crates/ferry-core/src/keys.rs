@@ -49,8 +49,8 @@ struct ForeignKeyStep {
 /// This run's early keys and foreign keys (`Keys::none` when it builds them all at the end).
 pub(crate) struct Keys {
     /// Per table (source name): its key, index and statistics steps not done yet, with their
-    /// statements.
-    tables: BTreeMap<String, Vec<(usize, String)>>,
+    /// phase and statement.
+    tables: BTreeMap<String, Vec<(usize, &'static str, String)>>,
     /// Foreign key steps not done yet.
     foreign_keys: Vec<ForeignKeyStep>,
     /// Whether orphans are looked for in the target before a foreign key (`orphans::deferred`).
@@ -102,7 +102,7 @@ impl Keys {
         let done = |i: usize| ledger.steps.get(i) == Some(&true);
         let tables = ledger::key_steps(plan, target.dialect())
             .into_iter()
-            .map(|(t, steps)| (t, steps.into_iter().filter(|(i, _)| !done(*i)).collect()))
+            .map(|(t, steps)| (t, steps.into_iter().filter(|(i, ..)| !done(*i)).collect()))
             .collect();
         let foreign_keys = foreign_key_steps(plan, target)
             .into_iter()
@@ -142,9 +142,9 @@ impl Keys {
         cx: &Context,
     ) -> Result<()> {
         let name = &table.source_name;
-        let keys = self.tables.get(name).filter(|s| !s.is_empty());
+        let steps = self.tables.get(name).map_or(&[][..], Vec::as_slice);
         let touches = |f: &ForeignKeyStep| &f.child == name || &f.parent == name;
-        if keys.is_none() && !self.foreign_keys.iter().any(touches) {
+        if steps.is_empty() && !self.foreign_keys.iter().any(touches) {
             self.state().keyed.insert(name.clone());
             return Ok(());
         }
@@ -153,16 +153,18 @@ impl Keys {
             .acquire_owned()
             .await
             .expect("semaphore is never closed");
-        if let Some(steps) = keys {
-            cx.observer.event(&Event::Phase(format!(
-                "Creating the keys and indexes of \"{name}\", and its statistics"
-            )));
-            for (n, (step, statement)) in steps.iter().enumerate() {
-                run_step(target, *step, statement, self.resumed && n == 0)
-                    .await
-                    .map_err(|e| e.context(format!("table \"{name}\"")))?;
-                self.state().done.insert(*step);
-            }
+        // In the order of the steps after every row: keys, foreign keys, statistics.
+        let (keys, stats): (Vec<_>, Vec<_>) =
+            steps.iter().partition(|(_, p, _)| *p == ledger::KEYS);
+        if !keys.is_empty() {
+            cx.observer
+                .event(&Event::Phase(format!("{} of \"{name}\"", ledger::KEYS)));
+        }
+        for (n, (step, _, statement)) in keys.into_iter().enumerate() {
+            run_step(target, *step, statement, self.resumed && n == 0)
+                .await
+                .map_err(|e| e.context(format!("table \"{name}\"")))?;
+            self.state().done.insert(*step);
         }
         self.state().keyed.insert(name.clone());
         for f in self.foreign_keys.iter().filter(|f| touches(f)) {
@@ -175,6 +177,12 @@ impl Keys {
             }
             let _one = self.one_fk.lock().await;
             self.foreign_key(target, f, cx).await?;
+        }
+        for (step, _, statement) in stats {
+            run_step(target, *step, statement, false)
+                .await
+                .map_err(|e| e.context(format!("table \"{name}\"")))?;
+            self.state().done.insert(*step);
         }
         Ok(())
     }

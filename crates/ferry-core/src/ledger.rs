@@ -620,7 +620,10 @@ pub const ANALYZE: &str = "Analyzing";
 /// may run as soon as the table's rows are all in, each with its mark, as the later steps do.
 /// A statement of no single table (or of two) stays with the steps run after every table's
 /// rows.
-pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(usize, String)>> {
+pub fn key_steps(
+    plan: &Plan,
+    dialect: &dyn Dialect,
+) -> BTreeMap<String, Vec<(usize, &'static str, String)>> {
     let base = Plan {
         tables: Vec::new(),
         objects: Vec::new(),
@@ -649,7 +652,7 @@ pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(us
                 .or_insert(Some(table.as_str()));
         }
     }
-    let mut out: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<(usize, &'static str, String)>> = BTreeMap::new();
     for (i, (phase, statement)) in post_steps(plan).into_iter().enumerate() {
         if phase != KEYS && phase != ANALYZE {
             continue;
@@ -657,7 +660,7 @@ pub fn key_steps(plan: &Plan, dialect: &dyn Dialect) -> BTreeMap<String, Vec<(us
         if let Some(Some(table)) = owner.get(statement.as_str()) {
             out.entry((*table).to_string())
                 .or_default()
-                .push((i + 1, statement.clone()));
+                .push((i + 1, phase, statement.clone()));
         }
     }
     out
