@@ -809,13 +809,12 @@ async fn copy_chunks(
     while let Some(joined) = keyed.join_next().await {
         let result =
             joined.unwrap_or_else(|e| Err(Error::run(format!("a key task panicked: {e}"))));
-        if let Err(e) = result {
-            if first_error
+        if let Err(e) = result
+            && first_error
                 .as_ref()
                 .is_none_or(|prev| prev.kind() == ErrorKind::Cancelled)
-            {
-                first_error = Some(e);
-            }
+        {
+            first_error = Some(e);
         }
     }
     if let Some(claims) = &claims {
