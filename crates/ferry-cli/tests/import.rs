@@ -163,6 +163,9 @@ fn content(db: &PgDb) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// What an import never stopped left: its media folder and its tables ([`content`]).
+type Full = (PathBuf, Vec<Vec<Option<String>>>);
+
 /// The small PeerTube source, its media, and the import of it every kill test runs.
 struct Imports {
     dir: tempfile::TempDir,
@@ -204,7 +207,7 @@ impl Imports {
 
     /// An import never stopped, into its own target: its out folder and its tables, and how
     /// long it took (ms).
-    fn full(&self) -> ((PathBuf, Vec<Vec<Option<String>>>), u64) {
+    fn full(&self) -> (Full, u64) {
         let full = PgDb::new();
         let full_out = self.dir.path().join(unique("full"));
         let out_url = format!("file://{}", full_out.display());
@@ -224,7 +227,7 @@ impl Imports {
 fn check_resumed_import(
     target: &PgDb,
     out: &Path,
-    (full_out, expected): &(PathBuf, Vec<Vec<Option<String>>>),
+    (full_out, expected): &Full,
     summary: &Path,
     what: &str,
 ) -> serde_json::Value {

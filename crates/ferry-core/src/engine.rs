@@ -741,15 +741,7 @@ async fn copy_chunks(
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Tables whose chunks were all committed before this run: their keys, then verification.
     let mut keyed: JoinSet<Result<()>> = JoinSet::new();
-    // Tables ferry creates get their foreign keys once every row is in, so their rows may come
-    // in any order: the largest first (longest-first scheduling), so that their keys and
-    // verification run beside the smaller tables' copy instead of trailing the run, and a kill
-    // late in the run leaves small tables to finish.
-    let mut order: Vec<&TablePlan> = plan.tables.iter().collect();
-    if !ordered {
-        order.sort_by_key(|t| std::cmp::Reverse(t.row_count));
-    }
-    for table in order {
+    for table in &plan.tables {
         let pending: Vec<Chunk> = ledger
             .chunks
             .iter()
