@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::*;
 
 /// A temp dir, the small PeerTube source and an empty target: (dir, source, target).
@@ -161,23 +163,36 @@ fn content(db: &PgDb) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-/// An import killed (SIGKILL, at named moments: after a page's upsert and before its
-/// progress mark, after the mark, after an entity's state, mid-files) then resumed with
-/// `--resume`, once or several times, ends with the same tables and files as an import never
-/// stopped, and says what it skipped; a rerun without `--resume` redoes the entity instead,
-/// to the same end.
-#[test]
-fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = min_source_blocking();
-    let media = complete_media_dir("#EXTM3U\n");
-    let media_from = format!("file://{}", media.path().display());
-    let import = |target: &PgDb, out: &str, extra: &[&str], kill_at: Option<&str>| {
-        let summary = dir.path().join(format!("{}.json", unique("s")));
-        let mut args = peertube_args(&source, target);
+/// What an import never stopped left: its media folder and its tables ([`content`]).
+type Full = (PathBuf, Vec<Vec<Option<String>>>);
+
+/// The small PeerTube source, its media, and the import of it every kill test runs.
+struct Imports {
+    dir: tempfile::TempDir,
+    source: PgDb,
+    _media: tempfile::TempDir,
+    media_from: String,
+}
+
+impl Imports {
+    fn new() -> Self {
+        let media = complete_media_dir("#EXTM3U\n");
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            source: min_source_blocking(),
+            media_from: format!("file://{}", media.path().display()),
+            _media: media,
+        }
+    }
+
+    /// `ferry import peertube` into `target`, its media into `out`, two rows a page, with
+    /// `extra` flags, launched as `launch` says; returns the run and its summary's path.
+    fn run(&self, target: &PgDb, out: &str, extra: &[&str], launch: &Launch) -> (Run, PathBuf) {
+        let summary = self.dir.path().join(format!("{}.json", unique("s")));
+        let mut args = peertube_args(&self.source, target);
         args.extend([
             "--media-from",
-            &media_from,
+            &self.media_from,
             "--media-to",
             out,
             "--batch-size",
@@ -186,16 +201,60 @@ fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
             summary.to_str().unwrap(),
         ]);
         args.extend_from_slice(extra);
-        let run = run_ferry_with(&ferry_bin(), dir.path(), &args, &Launch::killed_at(kill_at));
+        let run = run_ferry_with(&ferry_bin(), self.dir.path(), &args, launch);
         (run, summary)
-    };
-    let full = PgDb::new();
-    let full_out = dir.path().join("full");
-    let (run, _) = import(&full, &format!("file://{}", full_out.display()), &[], None);
-    run.expect_code(0);
-    let expected = content(&full);
-    assert!(expected.len() >= 8, "{expected:?}");
+    }
 
+    /// An import never stopped, into its own target: its out folder and its tables, and how
+    /// long it took (ms).
+    fn full(&self) -> (Full, u64) {
+        let full = PgDb::new();
+        let full_out = self.dir.path().join(unique("full"));
+        let out_url = format!("file://{}", full_out.display());
+        let started = std::time::Instant::now();
+        let (run, _) = self.run(&full, &out_url, &[], &Launch::default());
+        let ms = started.elapsed().as_millis() as u64;
+        run.expect_code(0);
+        let expected = content(&full);
+        assert!(expected.len() >= 8, "{expected:?}");
+        ((full_out, expected), ms)
+    }
+}
+
+/// The checks after a resumed import (`what` names its kills): completed, the same tables and
+/// files as an import never stopped, no progress left, every entity verified equal by the
+/// resumed run itself. Returns the summary.
+fn check_resumed_import(
+    target: &PgDb,
+    out: &Path,
+    (full_out, expected): &Full,
+    summary: &Path,
+    what: &str,
+) -> serde_json::Value {
+    let s = read_summary(summary);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(&content(target), expected, "tables after {what}");
+    assert!(read_tree(out) == read_tree(full_out), "files after {what}");
+    assert_eq!(
+        target.scalar("SELECT count(*) FROM ferry_import_progress"),
+        Some("0".into()),
+        "progress left after {what}"
+    );
+    for (entity, v) in s["verify"].as_object().unwrap() {
+        assert_eq!(v["checksum_match"], true, "{entity} after {what}: {s}");
+    }
+    s
+}
+
+/// An import killed (SIGKILL, at named moments: after a page's upsert and before its
+/// progress mark, after the mark, after an entity's state, mid-files) then resumed with
+/// `--resume`, once or several times, ends with the same tables and files as an import never
+/// stopped, and says what it skipped; a rerun without `--resume` redoes the entity instead,
+/// to the same end.
+#[test]
+fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
+    let imports = Imports::new();
+    let (full, _) = imports.full();
     let sequences: [(&[&str], &[&str]); 6] = [
         (&["import-page-written:3"], &["--resume"]),
         (&["import-page-recorded:4"], &["--resume"]),
@@ -214,11 +273,11 @@ fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
     ];
     for (kills, last) in sequences {
         let target = PgDb::new();
-        let out = dir.path().join(unique("out"));
+        let out = imports.dir.path().join(unique("out"));
         let out_url = format!("file://{}", out.display());
         for (i, point) in kills.iter().enumerate() {
             let extra: &[&str] = if i == 0 { &[] } else { &["--resume"] };
-            let (run, _) = import(&target, &out_url, extra, Some(point));
+            let (run, _) = imports.run(&target, &out_url, extra, &Launch::killed_at(Some(point)));
             assert_eq!(
                 run.signal,
                 Some(9),
@@ -226,32 +285,65 @@ fn a_killed_import_resumes_to_the_same_target_as_a_full_import() {
                 run.show()
             );
         }
-        let (run, summary) = import(&target, &out_url, last, None);
+        let (run, summary) = imports.run(&target, &out_url, last, &Launch::default());
         run.expect_code(0);
-        let s = read_summary(&summary);
-        assert_eq!(s["status"], "completed", "{s}");
-        let warnings = s["warnings"].to_string();
+        let what = format!("{kills:?}");
+        let s = check_resumed_import(&target, &out, &full, &summary, &what);
         if kills[kills.len() - 1].starts_with("import-page-recorded") {
             let said = if last.is_empty() {
                 "pass --resume"
             } else {
                 "written by the stopped run"
             };
-            assert!(warnings.contains(said), "after {kills:?}: {s}");
+            assert!(
+                s["warnings"].to_string().contains(said),
+                "after {kills:?}: {s}"
+            );
         }
-        assert_eq!(content(&target), expected, "tables after {kills:?}");
-        assert!(
-            read_tree(&out) == read_tree(&full_out),
-            "files after {kills:?}"
-        );
-        assert_eq!(
-            target.scalar("SELECT count(*) FROM ferry_import_progress"),
-            Some("0".into()),
-            "progress left after {kills:?}"
-        );
-        // Every entity verified equal by the resumed run itself.
-        for (entity, v) in s["verify"].as_object().unwrap() {
-            assert_eq!(v["checksum_match"], true, "{entity} after {kills:?}: {s}");
+    }
+}
+
+/// The acceptance for an import: SIGKILL sent at seeded-random moments of a PeerTube
+/// import (whatever it is doing then: an entity's pages, its state, the files), each followed
+/// by `--resume` (itself killed at another random moment in a third of the trials) to the end,
+/// which matches an import never stopped. `FERRY_TEST_SEED=n` replays another set.
+#[test]
+fn an_import_killed_at_random_moments_resumes_to_the_same_target_each_time() {
+    let imports = Imports::new();
+    let (full, full_ms) = imports.full();
+    let seed = test_seed(16);
+    let mut rng = Seeded(seed);
+    for _ in 0..6 {
+        let mut kills = vec![full_ms / 20 + rng.below(full_ms * 9 / 10)];
+        if rng.below(3) == 0 {
+            kills.push(full_ms / 20 + rng.below(full_ms / 2));
         }
+        let what = format!(
+            "SIGKILL after {kills:?} ms (FERRY_TEST_SEED={seed}, full import {full_ms} ms)"
+        );
+        let target = PgDb::new();
+        let out = imports.dir.path().join(unique("out"));
+        let out_url = format!("file://{}", out.display());
+        let mut done = None;
+        for (i, ms) in kills.iter().enumerate() {
+            let extra: &[&str] = if i == 0 { &[] } else { &["--resume"] };
+            let launch = Launch {
+                kill_after: Some(std::time::Duration::from_millis(*ms)),
+                ..Launch::default()
+            };
+            let (run, summary) = imports.run(&target, &out_url, extra, &launch);
+            // Done before the kill: nothing is left to resume.
+            if run.signal.is_none() {
+                run.expect_code(0);
+                done = Some(summary);
+                break;
+            }
+        }
+        let summary = done.unwrap_or_else(|| {
+            let (run, summary) = imports.run(&target, &out_url, &["--resume"], &Launch::default());
+            run.expect_code(0);
+            summary
+        });
+        check_resumed_import(&target, &out, &full, &summary, &what);
     }
 }

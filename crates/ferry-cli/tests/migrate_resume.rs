@@ -8,8 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use common::{Launch, PgDb, Run, ferry_bin, make_sqlite, run_ferry_with, sqlite_rows, sqlite_url};
+use common::{
+    Launch, PgDb, Run, Seeded, ferry_bin, make_sqlite, run_ferry_with, sqlite_rows, sqlite_url,
+    test_seed,
+};
 use ferry_testkit::files::{bytes, read_tree, write_tree};
 use tempfile::TempDir;
 
@@ -170,37 +174,95 @@ fn a_move_killed_in_any_phase_resumes_into_postgres() {
         let out = app.dir.path().join(format!("out{n}"));
         let spec = spec(&app, &format!("move{n}"), &db.url, &out);
         kill_and_resume(&app, &spec, kills);
-        let count = |sql: &str| db.scalar(sql).unwrap_or_default();
-        assert_eq!(
-            count("SELECT count(*) FROM attachments"),
-            ATTACHMENTS.to_string(),
-            "after {kills:?}"
-        );
-        // Every location rewritten exactly once.
-        assert_eq!(
-            count(
-                "SELECT count(*) FROM attachments WHERE path = '/srv/files/moved/u' || (id % 7) || '/f' || id || '.bin'"
-            ),
-            ATTACHMENTS.to_string(),
-            "locations after {kills:?}"
-        );
-        assert_eq!(
-            count(&format!(
-                "SELECT count(*) FROM attachments WHERE status = CASE WHEN id <= {FILES} THEN 'uploaded' ELSE 'deleted' END"
-            )),
-            ATTACHMENTS.to_string(),
-            "statuses after {kills:?}"
-        );
-        check_notes(&app, &db.url);
-        check_files(&app, &out, kills);
-        assert_eq!(
-            count(
-                "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')"
-            ),
-            "0",
-            "ferry's tables left after {kills:?}"
-        );
+        check_postgres_move(&app, &db, &out, kills);
     }
+}
+
+/// The acceptance for a move: SIGKILL sent at seeded-random moments of a move into
+/// PostgreSQL (landing in whatever phase it is in: rows, keys, rewrite, files, the end), each
+/// followed by `--resume` (itself killed at another random moment in a third of the trials)
+/// to the end, and the independent checks. `FERRY_TEST_SEED=n` replays another set.
+#[test]
+fn a_move_killed_at_random_moments_resumes_into_postgres_each_time() {
+    let app = app();
+    let seed = test_seed(16);
+    // An uninterrupted move sets the clock the kills are drawn from.
+    let db = PgDb::new();
+    let spec0 = spec(&app, "clock", &db.url, &app.dir.path().join("clock-out"));
+    let started = Instant::now();
+    migrate(&app, &spec0, &[], None).expect_code(0);
+    let full_ms = started.elapsed().as_millis() as u64;
+    drop(db);
+    let mut rng = Seeded(seed);
+    for n in 0..6 {
+        let mut kills = vec![full_ms / 20 + rng.below(full_ms * 9 / 10)];
+        if rng.below(3) == 0 {
+            kills.push(full_ms / 20 + rng.below(full_ms / 2));
+        }
+        let what =
+            format!("SIGKILL after {kills:?} ms (FERRY_TEST_SEED={seed}, full move {full_ms} ms)");
+        let db = PgDb::new();
+        let out = app.dir.path().join(format!("random-out{n}"));
+        let spec = spec(&app, &format!("random{n}"), &db.url, &out);
+        let mut finished = false;
+        for (i, ms) in kills.iter().enumerate() {
+            let mut args = vec!["migrate", "--spec", spec.to_str().unwrap()];
+            if i > 0 {
+                args.push("--resume");
+            }
+            let launch = Launch {
+                kill_after: Some(Duration::from_millis(*ms)),
+                ..Launch::default()
+            };
+            let run = run_ferry_with(&ferry_bin(), app.dir.path(), &args, &launch);
+            // Done before the kill: nothing is left to resume.
+            if run.signal.is_none() {
+                run.expect_code(0);
+                finished = true;
+                break;
+            }
+        }
+        if !finished {
+            migrate(&app, &spec, &["--resume"], None).expect_code(0);
+        }
+        check_postgres_move(&app, &db, &out, &[what.as_str()]);
+    }
+}
+
+/// The independent checks of a move into PostgreSQL: every row there, every location
+/// rewritten exactly once, the other table equal (`ferry verify`), the files equal, and
+/// ferry's own tables gone.
+fn check_postgres_move(app: &App, db: &PgDb, out: &Path, kills: &[&str]) {
+    let count = |sql: &str| db.scalar(sql).unwrap_or_default();
+    assert_eq!(
+        count("SELECT count(*) FROM attachments"),
+        ATTACHMENTS.to_string(),
+        "after {kills:?}"
+    );
+    // Every location rewritten exactly once.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM attachments WHERE path = '/srv/files/moved/u' || (id % 7) || '/f' || id || '.bin'"
+        ),
+        ATTACHMENTS.to_string(),
+        "locations after {kills:?}"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM attachments WHERE status = CASE WHEN id <= {FILES} THEN 'uploaded' ELSE 'deleted' END"
+        )),
+        ATTACHMENTS.to_string(),
+        "statuses after {kills:?}"
+    );
+    check_notes(app, &db.url);
+    check_files(app, out, kills);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('ferry_ledger', 'ferry_unfinished_tables')"
+        ),
+        "0",
+        "ferry's tables left after {kills:?}"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::claims::{ClaimOptions, Claims};
 use crate::connector::{ReadRequest, SchemaOptions, Source, TableWriter, Target};
 use crate::convert::convert_noting_rounding;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{self, Keys};
 use crate::killpoint;
 use crate::ledger::{self, Ledger};
 use crate::orphans;
@@ -553,14 +554,37 @@ async fn run_plan(
     }
 
     cx.observer.event(&Event::Phase("Copying rows".into()));
+    // A table's keys and indexes are built as soon as its rows are all in, and a foreign key
+    // once both its tables have theirs (`keys`), beside the other tables' copy, where this run
+    // alone writes every chunk into a target that takes writers at once (not a shard, a helper
+    // or a SQLite file, whose one writer they would hold off).
+    let early = target.dialect().capabilities().max_parallel_writers > 1
+        && options.shard.is_none()
+        && options.claims.is_none();
+    let keys = if early {
+        let (target, ignore) = (target.as_ref(), options.ignore_errors);
+        Keys::new(plan, ledger, target, orphans_in_target, ignore)
+    } else {
+        Keys::none()
+    };
     let run = Run {
         source: source.clone(),
         target: target.clone(),
         options: Arc::new(options.clone()),
         observer: cx.observer.clone(),
         copied,
+        keys: Arc::new(keys),
+        cx: Arc::new(Context {
+            observer: cx.observer.clone(),
+            confirm: cx.confirm.clone(),
+            cancel: cx.cancel.clone(),
+        }),
     };
-    copy_chunks(&run, plan, ledger, cx, report).await?;
+    let copied = copy_chunks(&run, plan, ledger, cx, report).await;
+    let (warnings, not_copied) = run.keys.take_notes();
+    report.warnings.extend(warnings);
+    report.not_copied.extend(not_copied);
+    copied?;
     if options.shard.is_some() || joins(options) {
         return Ok(());
     }
@@ -578,13 +602,18 @@ async fn run_plan(
     let steps = ledger::post_steps(plan);
     for (i, &(name, statement)) in steps.iter().enumerate() {
         let step = i + 1;
-        if ledger.steps.get(step) == Some(&true) || left_out.contains(&step) {
+        if ledger.steps.get(step) == Some(&true)
+            || left_out.contains(&step)
+            || run.keys.is_done(step)
+        {
             continue;
         }
         if name == ledger::FOREIGN_KEYS && !orphans_checked {
             // Just before the first foreign key not yet added: the rows are in and keyed.
             orphans_checked = true;
-            let kept = match orphans::after_load(target.as_ref(), plan, options, cx, report).await {
+            let rest = run.keys.without_handled(plan);
+            let kept = match orphans::after_load(target.as_ref(), &rest, options, cx, report).await
+            {
                 Ok(statements) => statements,
                 Err(e) => {
                     *refused = Some(e);
@@ -611,27 +640,45 @@ async fn run_plan(
             phase = name;
             cx.observer.event(&Event::Phase(name.into()));
         }
-        if transactional {
-            let statements = vec![statement.clone(), ledger::mark_step(step)];
-            target.execute(&ledger::atomic(statements, true)).await?;
-        } else {
-            match target.execute(std::slice::from_ref(statement)).await {
-                Err(e)
-                    if ledger.recorded
-                        && first_pending
-                        && target.dialect().already_applied(&e.to_string()) => {}
-                result => result?,
-            }
-            killpoint::point("step-before-mark");
-            target.execute(&[ledger::mark_step(step)]).await?;
-        }
+        keys::run_step(
+            target.as_ref(),
+            step,
+            statement,
+            ledger.recorded && first_pending,
+        )
+        .await?;
         first_pending = false;
-        killpoint::point("step-done");
         if cx.cancel.is_cancelled() {
             return Err(Error::cancelled());
         }
     }
     Ok(())
+}
+
+impl Run {
+    /// Every chunk of `table` is committed: its keys, indexes and ready foreign keys are built
+    /// (`keys`), then verification may read it (never while a key is added to it).
+    async fn table_copied(&self, table: &Arc<TablePlan>, permits: &Arc<Semaphore>) -> Result<()> {
+        self.keys
+            .table_copied(self.target.as_ref(), table, permits, &self.cx)
+            .await?;
+        self.copied.copied(table);
+        Ok(())
+    }
+
+    /// [`Run::table_copied`] after a table's copy that succeeded; its error is the table's.
+    async fn then_keys(
+        &self,
+        table: &Arc<TablePlan>,
+        permits: &Arc<Semaphore>,
+        copied: TableResult,
+    ) -> TableResult {
+        let stats = copied?;
+        match self.table_copied(table, permits).await {
+            Ok(()) => Ok(stats),
+            Err(e) => Err((stats, e)),
+        }
+    }
 }
 
 /// Copies this run's chunks (all those not done, or a shard's), tables in plan order on
@@ -692,6 +739,8 @@ async fn copy_chunks(
         .as_ref()
         .map(|c| c.spawn_heartbeat(heartbeat_stop.clone()));
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Tables whose chunks were all committed before this run: their keys, then verification.
+    let mut keyed: JoinSet<Result<()>> = JoinSet::new();
     for table in &plan.tables {
         let pending: Vec<Chunk> = ledger
             .chunks
@@ -701,6 +750,17 @@ async fn copy_chunks(
             .collect();
         if pending.is_empty() {
             finished.insert(table.source_name.clone());
+            if options.shard.is_none() && claims.is_none() {
+                let (run, table, permits) = (run.clone(), Arc::new(table.clone()), permits.clone());
+                let stop = stop.clone();
+                keyed.spawn(async move {
+                    let result = run.table_copied(&table, &permits).await;
+                    if result.is_err() {
+                        stop.cancel();
+                    }
+                    result
+                });
+            }
             continue;
         }
         while ordered && !tasks.is_empty() && !table.depends_on.iter().all(|d| finished.contains(d))
@@ -725,11 +785,9 @@ async fn copy_chunks(
         let (run, stop) = (run.clone(), stop.clone());
         tasks.spawn(async move {
             let (name, table) = (job.table.source_name.clone(), job.table.clone());
-            let copied = run.copied.clone();
-            let result = copy_table(run, job, permit, stop.clone()).await;
-            if result.is_ok() {
-                copied.copied(&table);
-            }
+            let permits = job.permits.clone();
+            let result = copy_table(run.clone(), job, permit, stop.clone()).await;
+            let result = run.then_keys(&table, &permits, result).await;
             // A table sent back for a full profile stops only itself (see `widen.rs`).
             if result.as_ref().is_err_and(|(_, e)| !widen::is_misfit(e)) {
                 stop.cancel();
@@ -739,6 +797,17 @@ async fn copy_chunks(
     }
     while let Some(joined) = tasks.join_next().await {
         record(joined, report, &mut first_error, &mut widened)?;
+    }
+    while let Some(joined) = keyed.join_next().await {
+        let result =
+            joined.unwrap_or_else(|e| Err(Error::run(format!("a key task panicked: {e}"))));
+        if let Err(e) = result
+            && first_error
+                .as_ref()
+                .is_none_or(|prev| prev.kind() == ErrorKind::Cancelled)
+        {
+            first_error = Some(e);
+        }
     }
     if let Some(claims) = &claims {
         let shared = Shared {
@@ -824,9 +893,7 @@ async fn copy_chunks(
                 () = stop.cancelled() => break,
             };
             let result = copy_table(run.clone(), job, permit, stop.clone()).await;
-            if result.is_ok() {
-                run.copied.copied(&table);
-            }
+            let result = run.then_keys(&table, &permits, result).await;
             record(Ok((name, result)), report, &mut first_error, &mut widened)?;
         }
     }
@@ -1085,6 +1152,8 @@ struct Run {
     observer: Arc<dyn Observer>,
     /// Told of each table whose chunks are all committed (it may be verified then).
     copied: Notify,
+    keys: Arc<Keys>,
+    cx: Arc<Context>,
 }
 
 /// One table's share of a run: the chunks this run copies, and what is done already.

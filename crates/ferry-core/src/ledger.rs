@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunks::Chunk;
-use crate::connector::{Identity, ReadRequest, SchemaOptions, Target};
+use crate::connector::{Dialect, Identity, ReadRequest, SchemaOptions, Target};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::report::VerifyTable;
@@ -592,7 +592,7 @@ pub const FOREIGN_KEYS: &str = "Adding foreign keys";
 /// phase each belongs to.
 pub fn post_steps(plan: &Plan) -> Vec<(&'static str, &String)> {
     [
-        ("Creating primary keys and indexes", &plan.ddl.indexes),
+        (KEYS, &plan.ddl.indexes),
         (FOREIGN_KEYS, &plan.ddl.foreign_keys),
         (
             "Moving identity counters past the copied rows",
@@ -602,11 +602,68 @@ pub fn post_steps(plan: &Plan) -> Vec<(&'static str, &String)> {
             "Recreating views, triggers and other objects",
             &plan.ddl.objects,
         ),
-        ("Analyzing", &plan.ddl.analyze),
+        (ANALYZE, &plan.ddl.analyze),
     ]
     .into_iter()
     .flat_map(|(phase, statements)| statements.iter().map(move |s| (phase, s)))
     .collect()
+}
+
+/// The phase of [`post_steps`] building primary keys, unique keys and indexes.
+pub const KEYS: &str = "Creating primary keys and indexes";
+
+/// The last phase of [`post_steps`]: statistics.
+pub const ANALYZE: &str = "Analyzing";
+
+/// The key, index and statistics steps of each table (source name), numbered as in
+/// [`post_steps`], with their statements: those the dialect writes for that table alone. They
+/// may run as soon as the table's rows are all in, each with its mark, as the later steps do.
+/// A statement of no single table (or of two) stays with the steps run after every table's
+/// rows.
+pub fn key_steps(
+    plan: &Plan,
+    dialect: &dyn Dialect,
+) -> BTreeMap<String, Vec<(usize, &'static str, String)>> {
+    let base = Plan {
+        tables: Vec::new(),
+        objects: Vec::new(),
+        ..plan.clone()
+    };
+    let mut owner: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let own: Vec<(String, Vec<String>)> = plan
+        .tables
+        .iter()
+        .map(|t| {
+            let one = Plan {
+                tables: vec![t.clone()],
+                ..base.clone()
+            };
+            let ddl = dialect.ddl(&one);
+            let mut statements = ddl.indexes;
+            statements.extend(ddl.analyze);
+            (t.source_name.clone(), statements)
+        })
+        .collect();
+    for (table, statements) in &own {
+        for s in statements {
+            owner
+                .entry(s.as_str())
+                .and_modify(|o| *o = None)
+                .or_insert(Some(table.as_str()));
+        }
+    }
+    let mut out: BTreeMap<String, Vec<(usize, &'static str, String)>> = BTreeMap::new();
+    for (i, (phase, statement)) in post_steps(plan).into_iter().enumerate() {
+        if phase != KEYS && phase != ANALYZE {
+            continue;
+        }
+        if let Some(Some(table)) = owner.get(statement.as_str()) {
+            out.entry((*table).to_string())
+                .or_default()
+                .push((i + 1, phase, statement.clone()));
+        }
+    }
+    out
 }
 
 /// `statements` as one transaction where the target's DDL is transactional (each statement

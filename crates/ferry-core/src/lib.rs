@@ -15,6 +15,7 @@ pub mod error;
 pub mod every;
 pub mod filter;
 pub mod hash;
+pub mod keys;
 pub mod killpoint;
 pub mod ledger;
 pub mod locator;

@@ -290,14 +290,25 @@ pub async fn after_load(
             "after loading the rows (the tables this run created were dropped again, nothing is left in the target)",
         ));
     }
+    let (without, warnings, not_copied) = left_out(plan, &found, cx);
+    report.warnings.extend(warnings);
+    report.not_copied.extend(not_copied);
+    Ok(target.dialect().ddl(&without).foreign_keys)
+}
+
+/// [`leave_out`] on a copy of `plan`: the plan without those foreign keys, and what leaving
+/// them out adds to a report (warnings, objects not copied).
+pub fn left_out(
+    plan: &Plan,
+    found: &[Found],
+    cx: &Context,
+) -> (Plan, Vec<String>, Vec<SkippedObject>) {
     let mut without = plan.clone();
     let (warnings, skipped) = (without.warnings.len(), without.skipped.len());
-    leave_out(&mut without, &found, cx);
-    report
-        .warnings
-        .extend_from_slice(&without.warnings[warnings..]);
-    report
-        .not_copied
-        .extend_from_slice(&without.skipped[skipped..]);
-    Ok(target.dialect().ddl(&without).foreign_keys)
+    leave_out(&mut without, found, cx);
+    let added = (
+        without.warnings[warnings..].to_vec(),
+        without.skipped[skipped..].to_vec(),
+    );
+    (without, added.0, added.1)
 }

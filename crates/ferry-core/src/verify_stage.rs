@@ -86,8 +86,9 @@ impl Notify {
 }
 
 impl Stage {
-    /// Starts the stage: tables the ledger records as verified are done; tables whose chunks
-    /// were all committed before this run are verified right away. With `early` false (a target
+    /// Starts the stage: tables the ledger records as verified are done; the copy hands over
+    /// the others as their chunks are all committed (those committed before this run too,
+    /// once their keys are built). With `early` false (a target
     /// that cannot be read while it is written: a SQLite file, whose readers would hold off the
     /// ledger's writes) nothing is verified before [`Stage::finish`] and nothing is recorded.
     pub fn start(
@@ -110,17 +111,6 @@ impl Stage {
             confirm: cx.confirm.clone(),
             cancel: cancel.clone(),
         };
-        if early {
-            for t in &plan.tables {
-                let mut chunks = ledger
-                    .chunks
-                    .iter()
-                    .filter(|c| c.chunk.table == t.source_name);
-                if chunks.all(|c| c.done) && !recorded.contains_key(&t.source_name) {
-                    let _ = tx.send(Message::Copied(Arc::new(t.clone())));
-                }
-            }
-        }
         let task = tokio::spawn(run(source, target, base, recorded, rx, cx, early));
         Self { tx, task, cancel }
     }

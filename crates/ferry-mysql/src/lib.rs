@@ -206,7 +206,7 @@ impl Target for MysqlTarget {
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
         let mut conn = connect::connect(&self.url, true).await?;
-        introspect::tables_with_counts(&mut conn).await
+        introspect::tables_with_counts(&mut conn, None).await
     }
 
     async fn execute(&self, statements: &[String]) -> Result<()> {

@@ -210,7 +210,7 @@ impl Target for PostgresTarget {
 
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>> {
         let client = connect::connect(&self.endpoint, false).await?;
-        introspect::tables_with_counts(&client).await
+        introspect::tables_with_counts(&client, None).await
     }
 
     async fn execute(&self, statements: &[String]) -> Result<()> {

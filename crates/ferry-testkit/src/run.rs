@@ -231,3 +231,27 @@ pub fn read_summary(path: &Path) -> serde_json::Value {
         )
     })
 }
+
+/// splitmix64: a seeded, dependency-free random sequence, for the tests that kill a run at
+/// random moments (replayable with their seed).
+pub struct Seeded(pub u64);
+
+impl Seeded {
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// The seed of a test's random choices: `FERRY_TEST_SEED` when set (to replay another set),
+/// else `default`.
+pub fn test_seed(default: u64) -> u64 {
+    std::env::var("FERRY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
