@@ -16,53 +16,59 @@ pub const BUCKETS: usize = 1024;
 pub fn encode_canonical(values: &[Value], buf: &mut Vec<u8>) {
     buf.clear();
     for v in values {
-        match v {
-            Value::Null => buf.push(0),
-            Value::Bool(b) => buf.extend_from_slice(&[1, *b as u8]),
-            Value::Int(i) => {
-                buf.push(2);
-                buf.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::Float(f) => {
-                buf.push(3);
-                let bits = if f.is_nan() {
-                    f64::NAN.to_bits()
-                } else {
-                    f.to_bits()
-                };
-                buf.extend_from_slice(&bits.to_le_bytes());
-            }
-            Value::Decimal(s) => tagged(buf, 4, s.as_bytes()),
-            // Text and invalid-UTF-8 text compare by their bytes.
-            Value::Text(s) => tagged(buf, 5, s.as_bytes()),
-            Value::RawText(b) => tagged(buf, 5, b),
-            Value::Bytes(b) => tagged(buf, 6, b),
-            Value::Date(d) => {
-                buf.push(7);
-                buf.extend_from_slice(&d.to_epoch_days().to_le_bytes());
-            }
-            Value::Time(t) => {
-                buf.push(8);
-                let micros = t
-                    .signed_duration_since(chrono::NaiveTime::MIN)
-                    .num_microseconds()
-                    .unwrap_or(0);
-                buf.extend_from_slice(&micros.to_le_bytes());
-            }
-            Value::Timestamp(t) => {
-                buf.push(9);
-                buf.extend_from_slice(&t.and_utc().timestamp_micros().to_le_bytes());
-            }
-            Value::TimestampTz(t) => {
-                buf.push(10);
-                buf.extend_from_slice(&t.timestamp_micros().to_le_bytes());
-            }
-            Value::Uuid(u) => {
-                buf.push(11);
-                buf.extend_from_slice(u.as_bytes());
-            }
-            Value::Json(s) => tagged(buf, 12, s.as_bytes()),
+        encode_value(v, buf);
+    }
+}
+
+/// Appends one value's canonical encoding to `buf` (see [`encode_canonical`]): a row is
+/// encoded value by value, so a key is hashed from the row's own values without copying them.
+pub fn encode_value(v: &Value, buf: &mut Vec<u8>) {
+    match v {
+        Value::Null => buf.push(0),
+        Value::Bool(b) => buf.extend_from_slice(&[1, *b as u8]),
+        Value::Int(i) => {
+            buf.push(2);
+            buf.extend_from_slice(&i.to_le_bytes());
         }
+        Value::Float(f) => {
+            buf.push(3);
+            let bits = if f.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                f.to_bits()
+            };
+            buf.extend_from_slice(&bits.to_le_bytes());
+        }
+        Value::Decimal(s) => tagged(buf, 4, s.as_bytes()),
+        // Text and invalid-UTF-8 text compare by their bytes.
+        Value::Text(s) => tagged(buf, 5, s.as_bytes()),
+        Value::RawText(b) => tagged(buf, 5, b),
+        Value::Bytes(b) => tagged(buf, 6, b),
+        Value::Date(d) => {
+            buf.push(7);
+            buf.extend_from_slice(&d.to_epoch_days().to_le_bytes());
+        }
+        Value::Time(t) => {
+            buf.push(8);
+            let micros = t
+                .signed_duration_since(chrono::NaiveTime::MIN)
+                .num_microseconds()
+                .unwrap_or(0);
+            buf.extend_from_slice(&micros.to_le_bytes());
+        }
+        Value::Timestamp(t) => {
+            buf.push(9);
+            buf.extend_from_slice(&t.and_utc().timestamp_micros().to_le_bytes());
+        }
+        Value::TimestampTz(t) => {
+            buf.push(10);
+            buf.extend_from_slice(&t.timestamp_micros().to_le_bytes());
+        }
+        Value::Uuid(u) => {
+            buf.push(11);
+            buf.extend_from_slice(u.as_bytes());
+        }
+        Value::Json(s) => tagged(buf, 12, s.as_bytes()),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{Dialect, ReadRequest, SchemaOptions, Source};
-use crate::convert::convert;
+use crate::convert::{already, convert, convert_borrowed};
 use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
@@ -28,6 +28,7 @@ use crate::progress::Event;
 use crate::report::VerifyTable;
 use crate::schema::{DataType, Table};
 use crate::value::{Batch, Value};
+use crate::widen;
 
 /// At most this many keys are listed per kind of difference.
 const MAX_KEYS: usize = 20;
@@ -59,16 +60,38 @@ pub async fn verify_only(
 ) -> Result<Verified> {
     cx.observer
         .event(&Event::Phase("Reading the source schema".into()));
+    // Types from a sample, as the copy takes them (a full profile would read the source once
+    // more before verifying reads it). Every source value is checked against the sampled types
+    // while it is hashed; a table with a value they do not hold is profiled in full and
+    // verified again with the types the copy widened it to (`widen`), so the comparison types
+    // are always those a full profile gives.
     let schema = source
         .schema(&SchemaOptions {
             filter: filter.clone(),
             profile: true,
-            sample: false,
+            sample: true,
         })
         .await?;
     let warnings = filter.check(&schema)?;
-    let plan = plan::build(&schema, dialect);
-    let tables = verify_plan(source, target, &plan, workers, cx).await?;
+    let mut plan = plan::build(&schema, dialect);
+    let (mut tables, misfits) =
+        verify_tables(source.clone(), target.clone(), &plan, workers, true, cx).await?;
+    if !misfits.is_empty() {
+        for name in &misfits {
+            widen::replan(source.as_ref(), &mut plan, name, dialect).await?;
+        }
+        let again = Plan {
+            tables: plan
+                .tables
+                .iter()
+                .filter(|t| misfits.contains(&t.source_name))
+                .cloned()
+                .collect(),
+            ..plan.clone()
+        };
+        let (more, _) = verify_tables(source, target, &again, workers, false, cx).await?;
+        tables.extend(more);
+    }
     Ok(Verified {
         tables,
         warnings,
@@ -106,7 +129,7 @@ impl Verified {
         cx.observer.event(&Event::Phase(
             "Reading the differing tables' source again (is it taking writes?)".into(),
         ));
-        let (_, pairs) = prepare(target.as_ref(), &self.plan).await?;
+        let (_, pairs) = prepare(target.as_ref(), &self.plan, false).await?;
         let mut moved = Vec::new();
         for pair in pairs.iter().filter(|p| differing.contains(&p.name)) {
             // The whole table as it is now: the first read stopped at the largest row locator
@@ -115,9 +138,16 @@ impl Verified {
                 locator_range: None,
                 ..pair.source.clone()
             };
-            let again = digest_side(&source, &whole, pair, &Pass::Digest, &cx.cancel)
-                .await
-                .map_err(|e| e.context(format!("verifying \"{}\"", pair.name)))?;
+            let again = digest_side(
+                source.clone(),
+                whole,
+                pair.clone(),
+                Pass::Digest,
+                false,
+                cx.cancel.clone(),
+            )
+            .await
+            .map_err(|e| e.context(format!("verifying \"{}\"", pair.name)))?;
             let Some(v) = self.tables.get_mut(&pair.name) else {
                 continue;
             };
@@ -144,6 +174,9 @@ struct Pair {
     /// side is jsonb, which keeps neither.
     documents: Vec<bool>,
     key: Vec<usize>,
+    /// The source's types came from a sample: every source value is checked against them, and
+    /// one they do not hold stops the table for a full profile (`widen`).
+    check_fit: bool,
 }
 
 /// Verifies every table of `plan`.
@@ -157,7 +190,22 @@ pub async fn verify_plan(
     workers: usize,
     cx: &Context,
 ) -> Result<BTreeMap<String, VerifyTable>> {
-    let (mut results, pairs) = prepare(target.as_ref(), plan).await?;
+    Ok(verify_tables(source, target, plan, workers, false, cx)
+        .await?
+        .0)
+}
+
+/// [`verify_plan`]; with `check_fit`, also the sampled tables holding a value their sampled
+/// types do not (left out of the results: they are to be profiled in full and verified again).
+async fn verify_tables(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Source>,
+    plan: &Plan,
+    workers: usize,
+    check_fit: bool,
+    cx: &Context,
+) -> Result<(BTreeMap<String, VerifyTable>, Vec<String>)> {
+    let (mut results, pairs) = prepare(target.as_ref(), plan, check_fit).await?;
     let permits = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
     let mut tasks = JoinSet::new();
     for pair in pairs {
@@ -182,18 +230,24 @@ pub async fn verify_plan(
                     matched: v.ok(),
                 });
             }
-            (pair.name, result)
+            (pair.name.clone(), result)
         });
     }
+    let mut misfits = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (name, result) =
             joined.map_err(|e| Error::run(format!("a verify task panicked: {e}")))?;
-        results.insert(
-            name.clone(),
-            result.map_err(|e| e.context(format!("verifying \"{name}\"")))?,
-        );
+        match result {
+            Err(e) if widen::is_misfit(&e) => misfits.push(name),
+            result => {
+                results.insert(
+                    name.clone(),
+                    result.map_err(|e| e.context(format!("verifying \"{name}\"")))?,
+                );
+            }
+        }
     }
-    Ok(results)
+    Ok((results, misfits))
 }
 
 /// Matches every planned table with the target's: the pairs to compare, and a result already
@@ -201,7 +255,8 @@ pub async fn verify_plan(
 async fn prepare(
     target: &dyn Source,
     plan: &Plan,
-) -> Result<(BTreeMap<String, VerifyTable>, Vec<Pair>)> {
+    check_fit: bool,
+) -> Result<(BTreeMap<String, VerifyTable>, Vec<Arc<Pair>>)> {
     // Only the plan's tables are read and counted (a copy verifies one table at a time as its
     // chunks complete: `verify_stage`), unless a name would read as a glob.
     let names: Vec<String> = plan.tables.iter().map(|t| t.target_name.clone()).collect();
@@ -283,7 +338,7 @@ async fn prepare(
             );
             continue;
         }
-        pairs.push(Pair {
+        pairs.push(Arc::new(Pair {
             name: t.source_name.clone(),
             source: t.source.clone(),
             target: Table {
@@ -293,7 +348,8 @@ async fn prepare(
             compare,
             documents,
             key: t.key_columns.clone(),
-        });
+            check_fit: check_fit && t.source.sampled && !t.existing,
+        }));
     }
 
     Ok((results, pairs))
@@ -342,13 +398,11 @@ fn rule_text(plan: &Plan) -> String {
 async fn verify_table(
     source: &Arc<dyn Source>,
     target: &Arc<dyn Source>,
-    pair: &Pair,
+    pair: &Arc<Pair>,
     cancel: &CancellationToken,
 ) -> Result<VerifyTable> {
-    let (s, t) = tokio::try_join!(
-        digest_side(source, &pair.source, pair, &Pass::Digest, cancel),
-        digest_side(target, &pair.target, pair, &Pass::Digest, cancel)
-    )?;
+    let sides = (source, target, pair, cancel);
+    let (s, t) = both(sides, Some(Pass::Digest), Some(Pass::Digest)).await?;
     let mut v = VerifyTable {
         source_rows: s.digest.rows,
         target_rows: t.digest.rows,
@@ -377,14 +431,12 @@ async fn verify_table(
         }
     }
     drop((s, t));
+    let selected: Arc<[bool]> = selected.into();
     let (s_pass, t_pass) = (
-        Pass::Collect(&selected, s_rows),
-        Pass::Collect(&selected, t_rows),
+        Pass::Collect(selected.clone(), s_rows),
+        Pass::Collect(selected.clone(), t_rows),
     );
-    let (s, t) = tokio::try_join!(
-        digest_side(source, &pair.source, pair, &s_pass, cancel),
-        digest_side(target, &pair.target, pair, &t_pass, cancel)
-    )?;
+    let (s, t) = both(sides, Some(s_pass), Some(t_pass)).await?;
     let (mut s_pairs, mut t_pairs) = (s.pairs, t.pairs);
     s_pairs.sort_unstable_by_key(|p| p.0);
     t_pairs.sort_unstable_by_key(|p| p.0);
@@ -409,22 +461,8 @@ async fn verify_table(
         .copied()
         .collect();
     let from_target: HashSet<u64> = diff.extra_keys.iter().copied().collect();
-    let (s, t) = tokio::try_join!(
-        async {
-            if from_source.is_empty() {
-                return Ok(Side::default());
-            }
-            let pass = Pass::Render(&from_source);
-            digest_side(source, &pair.source, pair, &pass, cancel).await
-        },
-        async {
-            if from_target.is_empty() {
-                return Ok(Side::default());
-            }
-            let pass = Pass::Render(&from_target);
-            digest_side(target, &pair.target, pair, &pass, cancel).await
-        }
-    )?;
+    let render = |keys: HashSet<u64>| (!keys.is_empty()).then(|| Pass::Render(Arc::new(keys)));
+    let (s, t) = both(sides, render(from_source), render(from_target)).await?;
     // A key that a live source no longer has is counted but not shown.
     let shown = |keys: &[u64], side: &Side| -> Vec<String> {
         let mut out: Vec<String> = keys
@@ -507,13 +545,14 @@ fn merge(source: &[(u64, u64)], target: &[(u64, u64)]) -> Diff {
 }
 
 /// What one read of a side does besides the digest.
-enum Pass<'a> {
+#[derive(Clone)]
+enum Pass {
     /// Only the digest (and per-bucket row counts).
     Digest,
     /// Also keep (key hash, row hash) of rows in the selected buckets (with room for this many).
-    Collect(&'a [bool], usize),
+    Collect(Arc<[bool]>, usize),
     /// Also render the keys of these key hashes, for the operator.
-    Render(&'a HashSet<u64>),
+    Render(Arc<HashSet<u64>>),
 }
 
 #[derive(Default)]
@@ -527,16 +566,66 @@ struct Side {
     shown: HashMap<u64, String>,
 }
 
+/// Reads both sides of a pair at once (`None`: that side is not read), each in a task of its
+/// own: converting and hashing a side costs about as much as reading it, so the two sides
+/// take a core each rather than sharing this task's. An error on one side stops the other.
+async fn both(
+    (source, target, pair, cancel): (
+        &Arc<dyn Source>,
+        &Arc<dyn Source>,
+        &Arc<Pair>,
+        &CancellationToken,
+    ),
+    source_pass: Option<Pass>,
+    target_pass: Option<Pass>,
+) -> Result<(Side, Side)> {
+    /// Aborts the side's task when the other side's error drops it.
+    struct Task(tokio::task::JoinHandle<Result<Side>>);
+    impl Drop for Task {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let spawn = |reader: &Arc<dyn Source>, table: &Table, pass: Option<Pass>, fit: bool| {
+        let side = pass.map(|pass| {
+            let (reader, table, pair) = (reader.clone(), table.clone(), pair.clone());
+            Task(tokio::spawn(digest_side(
+                reader,
+                table,
+                pair,
+                pass,
+                fit,
+                cancel.clone(),
+            )))
+        });
+        async move {
+            match side {
+                None => Ok(Side::default()),
+                Some(mut task) => (&mut task.0)
+                    .await
+                    .map_err(|e| Error::run(format!("a verify task failed: {e}")))?,
+            }
+        }
+    };
+    tokio::try_join!(
+        spawn(source, &pair.source, source_pass, pair.check_fit),
+        spawn(target, &pair.target, target_pass, false)
+    )
+}
+
+/// Reads one side of a pair and hashes every row in the comparison types. With `fit`, a value
+/// the source's sampled types do not hold is an error of kind `Widen`.
 async fn digest_side(
-    reader: &Arc<dyn Source>,
-    table: &Table,
-    pair: &Pair,
-    pass: &Pass<'_>,
-    cancel: &CancellationToken,
+    reader: Arc<dyn Source>,
+    table: Table,
+    pair: Arc<Pair>,
+    pass: Pass,
+    fit: bool,
+    cancel: CancellationToken,
 ) -> Result<Side> {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let read = {
-        let (reader, table, cancel) = (reader.clone(), table.clone(), cancel.clone());
+        let (reader, table) = (reader.clone(), table.clone());
         tokio::spawn(async move {
             reader
                 .read(ReadRequest::new(&table, VERIFY_BATCH, tx, cancel))
@@ -546,42 +635,43 @@ async fn digest_side(
     let mut side = Side {
         bucket_rows: vec![0; hash::BUCKETS],
         pairs: match pass {
-            Pass::Collect(_, rows) => Vec::with_capacity(*rows),
+            Pass::Collect(_, rows) => Vec::with_capacity(rows),
             _ => Vec::new(),
         },
         ..Default::default()
     };
     let mut buf = Vec::new();
     let mut key_buf = Vec::new();
-    let mut row_values: Vec<Value> = Vec::with_capacity(pair.compare.len());
-    let mut key_values: Vec<Value> = Vec::with_capacity(pair.key.len());
+    let mut row: Vec<Value> = Vec::with_capacity(pair.compare.len());
     while let Some(batch) = rx.recv().await {
-        for row in batch.rows() {
-            row_values.clear();
-            for ((v, to), document) in row.iter().zip(&pair.compare).zip(&pair.documents) {
-                // A value that does not convert is hashed as read: it cannot equal the other side.
-                let v = match to {
-                    Some(to) => convert(v.clone(), to).unwrap_or_else(|_| v.clone()),
-                    None => v.clone(),
-                };
-                row_values.push(match v {
-                    Value::Json(text) if *document => Value::Json(canonical_json(text)),
-                    v => v,
-                });
+        let width = batch.width;
+        if width == 0 {
+            continue;
+        }
+        // The batch is ours: its values move into the comparison types, uncopied.
+        let mut values = batch.values.into_iter();
+        while values.len() >= width {
+            row.clear();
+            for (i, v) in values.by_ref().take(width).enumerate() {
+                if i < pair.compare.len() {
+                    row.push(compared(v, &pair, i, fit)?);
+                }
             }
-            let row_hash = hash::hash_values(&row_values, &mut buf);
-            key_values.clear();
-            if pair.key.is_empty() {
-                key_values.extend_from_slice(&row_values);
+            let row_hash = hash::hash_values(&row, &mut buf);
+            // A keyless table's key is its whole row: the same bytes, the same hash.
+            let key_hash = if pair.key.is_empty() {
+                row_hash
             } else {
-                key_values.extend(pair.key.iter().map(|&k| row_values[k].clone()));
-            }
-            hash::encode_canonical(&key_values, &mut key_buf);
-            let key_hash = xxhash_rust::xxh3::xxh3_64(&key_buf);
+                key_buf.clear();
+                for &k in &pair.key {
+                    hash::encode_value(&row[k], &mut key_buf);
+                }
+                xxhash_rust::xxh3::xxh3_64(&key_buf)
+            };
             side.digest.add(key_hash, row_hash);
             let bucket = hash::bucket_of(key_hash);
             side.bucket_rows[bucket] = side.bucket_rows[bucket].saturating_add(1);
-            match pass {
+            match &pass {
                 Pass::Digest => {}
                 Pass::Collect(selected, _) => {
                     // The cap holds even when a live source grew since pass 1.
@@ -591,8 +681,7 @@ async fn digest_side(
                 }
                 Pass::Render(keys) => {
                     if keys.contains(&key_hash) && !side.shown.contains_key(&key_hash) {
-                        side.shown
-                            .insert(key_hash, render_key(pair, &row_values, &key_values));
+                        side.shown.insert(key_hash, render_key(&pair, &row));
                     }
                 }
             }
@@ -603,12 +692,42 @@ async fn digest_side(
     Ok(side)
 }
 
+/// Column `i`'s value in its comparison type. A value that does not convert is hashed as read:
+/// it cannot equal the other side's (with `fit`, it is a misfit of the sampled types instead).
+fn compared(v: Value, pair: &Pair, i: usize, fit: bool) -> Result<Value> {
+    let misfit = |v: &Value| widen::misfit_of(&pair.source.columns[i], v);
+    if fit && !widen::fits_before_conversion(&v, &pair.source.columns[i].data_type) {
+        return Err(misfit(&v));
+    }
+    let v = match &pair.compare[i] {
+        Some(to) if !already(&v, to) => match convert_borrowed(&v, to) {
+            Some(Ok((converted, _))) => converted,
+            Some(Err(_)) if fit => return Err(misfit(&v)),
+            Some(Err(_)) => v,
+            None => {
+                // Only a failed conversion needs the value as read (cheap but for text).
+                let read = v.clone();
+                match convert(v, to) {
+                    Ok(converted) => converted,
+                    Err(_) if fit => return Err(misfit(&read)),
+                    Err(_) => read,
+                }
+            }
+        },
+        _ => v,
+    };
+    Ok(match v {
+        Value::Json(text) if pair.documents[i] => Value::Json(canonical_json(text)),
+        v => v,
+    })
+}
+
 /// A key as the operator reads it: `id=7, lang=en`, or the whole row of a keyless table.
-fn render_key(pair: &Pair, row_values: &[Value], key_values: &[Value]) -> String {
+fn render_key(pair: &Pair, row_values: &[Value]) -> String {
     if pair.key.is_empty() {
         format!(
             "row ({})",
-            key_values
+            row_values
                 .iter()
                 .map(Value::render)
                 .collect::<Vec<_>>()

@@ -12,7 +12,7 @@ use crate::convert::{Parsed, parse_datetime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::TableFilter;
 use crate::plan::{self, Plan, TablePlan};
-use crate::schema::DataType;
+use crate::schema::{Column, DataType};
 use crate::value::{Batch, Value};
 
 /// Whether `v` is a value the sampled type `to` was predicted to hold: exactly the values a
@@ -74,8 +74,9 @@ fn decimal_literal(s: &str) -> bool {
 /// are parsed once: a date or an instant that converts fits (`to_date` refuses times of day
 /// and offsets, `to_timestamptz` text without one), and a failed conversion in a sampled table
 /// is a misfit too ([`failed_conversion`]). Timestamps without a zone convert with an offset
-/// too, so theirs is looked for here, as the profile's patterns do.
-fn fits_before_conversion(v: &Value, to: &DataType) -> bool {
+/// too, so theirs is looked for here, as the profile's patterns do. Verification checks a
+/// sampled source the same way (`verify`).
+pub fn fits_before_conversion(v: &Value, to: &DataType) -> bool {
     match (to, v) {
         (DataType::Date | DataType::TimestampTz, Value::Text(_)) => true,
         (DataType::Timestamp, Value::Text(s)) => !offset_suffix(s),
@@ -106,15 +107,21 @@ pub fn misfit(table: &TablePlan, batch: &Batch) -> Option<Error> {
     for (i, v) in batch.values.iter().enumerate() {
         let column = &table.source.columns[i % width];
         if !fits_before_conversion(v, &column.data_type) {
-            return Some(Error::widen(format!(
-                "column \"{}\" was predicted from a sample to hold {}, and {} does not fit",
-                column.name,
-                column.data_type,
-                v.render().chars().take(60).collect::<String>()
-            )));
+            return Some(misfit_of(column, v));
         }
     }
     None
+}
+
+/// The error (kind `Widen`) for a value `v` of a sampled `column` that its predicted type does
+/// not hold.
+pub fn misfit_of(column: &Column, v: &Value) -> Error {
+    Error::widen(format!(
+        "column \"{}\" was predicted from a sample to hold {}, and {} does not fit",
+        column.name,
+        column.data_type,
+        v.render().chars().take(60).collect::<String>()
+    ))
 }
 
 /// The application's own tables take their target columns' types, not the sample's.

@@ -543,6 +543,16 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
     assert_eq!(count("SELECT count(*) FROM users").await, 2);
 }
 
+/// Two tables of 120,000 rows, each with a value between two sampled slices that the sampled
+/// type does not hold: text in an INTEGER column, a time of day in a DATE column.
+const SAMPLE_MISSES: &str = "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price DECIMAL(10,2), day DATE);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
+         INSERT INTO items SELECT i, i % 100, (i % 1000) / 4.0, date('2020-01-01', '+' || (i % 365) || ' days') FROM n;
+         UPDATE items SET qty = 'many' WHERE id = 7000;
+         CREATE TABLE visits (id INTEGER PRIMARY KEY, day DATE NOT NULL);
+         INSERT INTO visits SELECT id, day FROM items;
+         UPDATE visits SET day = '2020-05-05 10:30:00' WHERE id = 100000;";
+
 /// A large table's types come from a sample of its rows (the source is read once): a value the
 /// sample did not see (text in an INTEGER column, between two sampled slices) sends that table
 /// back for a full profile; it is created and copied again with the type that holds every
@@ -550,15 +560,13 @@ async fn an_interrupted_copy_is_redone_with_its_keys() {
 /// same types without the second copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
-    let (dir, path) = temp_sqlite("big.db", "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price DECIMAL(10,2), day DATE);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
-         INSERT INTO items SELECT i, i % 100, (i % 1000) / 4.0, date('2020-01-01', '+' || (i % 365) || ' days') FROM n;
-         UPDATE items SET qty = 'many' WHERE id = 7000;
-         CREATE TABLE visits (id INTEGER PRIMARY KEY, day DATE NOT NULL);
-         INSERT INTO visits SELECT id, day FROM items;
-         UPDATE visits SET day = '2020-05-05 10:30:00' WHERE id = 100000;
-         CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO tags VALUES (1, 'a'), (2, 'b');");
+    let (dir, path) = temp_sqlite(
+        "big.db",
+        &format!(
+            "{SAMPLE_MISSES} CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             INSERT INTO tags VALUES (1, 'a'), (2, 'b');"
+        ),
+    );
     let widened = TestDb::new().await;
     let report = copy_with(&sqlite(&path), &widened.locator(), &options(dir.path())).await;
     assert_eq!(report.exit_code(), 0, "{}", report.render());
@@ -634,6 +642,76 @@ async fn a_value_the_sample_missed_widens_its_table_and_copies_it_again() {
         column_types(&chunked, "items").await,
         column_types(&full, "items").await
     );
+}
+
+/// `ferry verify` types a large SQLite table from a sample as the copy does, instead of
+/// profiling the whole file first: a table the copy widened (text in an INTEGER column, a time
+/// of day in a DATE column, both outside the sample) still verifies equal, compared in the
+/// widened types, and one changed cell in a large table, widened or not, is still found and
+/// named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_widened_table_matches_and_still_finds_one_changed_cell() {
+    let (dir, path) = temp_sqlite(
+        "big.db",
+        &format!(
+            "{SAMPLE_MISSES} CREATE TABLE plain (a INTEGER NOT NULL, b INTEGER NOT NULL, price DECIMAL(10,2), day DATE, PRIMARY KEY (a, b));
+             INSERT INTO plain SELECT id / 10, id % 10, price, day FROM items;"
+        ),
+    );
+    let db = TestDb::new().await;
+    let report = copy_with(&sqlite(&path), &db.locator(), &options(dir.path())).await;
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert_warned(&report, &["\"qty\"", "'many'", "copied again"]);
+    assert_eq!(column_types(&db, "items").await[1], "qty text");
+
+    let verify = || async {
+        ferry::verify(
+            &sqlite(&path),
+            &db.locator(),
+            ferry::TableFilter::default(),
+            2,
+            &context(false),
+        )
+        .await
+        .unwrap()
+    };
+    let report = verify().await;
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    for table in ["items", "visits", "plain"] {
+        let v = &report.verify[table];
+        assert!(v.ok(), "{table}: {}", report.render());
+        assert_eq!(
+            (v.source_rows, v.target_rows),
+            (120_000, 120_000),
+            "{table}"
+        );
+    }
+
+    db.client()
+        .await
+        .batch_execute(
+            "UPDATE items SET qty = 'few' WHERE id = 7000;
+             UPDATE visits SET day = '2020-05-05 10:30:01' WHERE id = 100000;
+             UPDATE plain SET price = price + 0.01 WHERE a = 6543 AND b = 2;",
+        )
+        .await
+        .unwrap();
+    let report = verify().await;
+    assert_eq!(report.exit_code(), 1, "{}", report.render());
+    for (table, key) in [
+        ("items", "id=7000"),
+        ("visits", "id=100000"),
+        ("plain", "a=6543, b=2"),
+    ] {
+        let v = &report.verify[table];
+        assert!(!v.checksum_match, "{table}");
+        assert_eq!(
+            (v.different_count, v.missing_count, v.extra_count),
+            (1, 0, 0),
+            "{table}"
+        );
+        assert_eq!(v.different_keys, [key], "{table}");
+    }
 }
 
 /// `name type` of each column of the target's `table`.
