@@ -304,10 +304,7 @@ impl Shared {
                 .await
                 .map_err(|e| self.source.scrub(&format!("reading the source: {e}")))?
                 .ok_or("missing in the source")?;
-            record = Some(Recorded {
-                stamp,
-                hash: None,
-            });
+            record = Some(Recorded { stamp, hash: None });
         }
         if let Some(existing) = existing
             && existing == size
@@ -377,9 +374,10 @@ impl Shared {
     /// with the recorded hash. Without a record: hash both sides.
     async fn same(&self, key: &str, now: Option<&Recorded>) -> Result<bool, String> {
         if let Some(now) = now {
-            let on_target = stamp::recorded(&self.dst, key)
-                .await
-                .map_err(|e| self.target.scrub(&format!("at the target: {}", one_line(&e))))?;
+            let on_target = stamp::recorded(&self.dst, key).await.map_err(|e| {
+                self.target
+                    .scrub(&format!("at the target: {}", one_line(&e)))
+            })?;
             if let Some(rec) = on_target {
                 if rec.stamp == now.stamp {
                     return Ok(true);

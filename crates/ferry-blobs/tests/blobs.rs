@@ -118,7 +118,12 @@ async fn reruns_to_s3_decide_from_the_recorded_size_time_and_hash() {
     let remote = store(&s3.locator(&unique("stamp")));
     let ctx = Context::default();
     let r = copy_listed(&local(src.path()), &remote, &ctx).await;
-    assert_eq!((stats(&r).migrated, stats(&r).failed), (4, 0), "{}", r.to_json());
+    assert_eq!(
+        (stats(&r).migrated, stats(&r).failed),
+        (4, 0),
+        "{}",
+        r.to_json()
+    );
 
     // The same size and time as recorded: trusted without reading. Proven by rewriting the
     // content behind an unchanged time: the old object stays.
@@ -163,7 +168,10 @@ async fn reruns_to_s3_decide_from_the_recorded_size_time_and_hash() {
     assert_eq!(r.exit_code(), 0, "{}", r.to_json());
     let got: std::collections::BTreeMap<String, Vec<u8>> =
         read_tree(back.path()).into_iter().collect();
-    assert!(got["kept.bin"] == bytes(1, 9000), "trusted by size and time");
+    assert!(
+        got["kept.bin"] == bytes(1, 9000),
+        "trusted by size and time"
+    );
     assert!(got["changed.bin"] == bytes(5, 9000), "new content copied");
     assert!(got["touched.bin"] == bytes(2, 9000));
     assert!(got["big/multipart.bin"] == bytes(4, 9 * 1024 * 1024 + 3));

@@ -155,7 +155,9 @@ mod tests {
                 .starts_with("source_url")
         );
         assert!(err(json!([1])).contains("JSON object"));
-        let e = err(json!({"source_url": "sqlite:///s.db", "target_url": "sqlite:///t.db", "profile": "half"}));
+        let e = err(
+            json!({"source_url": "sqlite:///s.db", "target_url": "sqlite:///t.db", "profile": "half"}),
+        );
         assert!(e.starts_with("profile") && e.contains("full"), "{e}");
     }
 
