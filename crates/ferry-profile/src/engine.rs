@@ -305,13 +305,18 @@ pub async fn import(profile: &Profile, options: &ImportOptions, cx: &Context) ->
         cx.observer.event(&Event::Phase(
             "Creating the target schema if missing".into(),
         ));
+        // One transaction behind a lock: the server session of a run killed while creating
+        // the schema may still be inside its CREATE TABLE when the resumed run starts, and two
+        // concurrent `CREATE TABLE IF NOT EXISTS` of one name collide in the catalog
+        // (pg_type_typname_nsp_index). The lock waits for that session's transaction to end.
         target
-            .batch_execute(&profile.target_schema)
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('ferry-profile-schema')); {}\n; {STATE_DDL}; {PROGRESS_DDL}; COMMIT;",
+                profile.target_schema
+            ))
             .await
             .map_err(|e| e.context("the profile's target schema"))
             .map_err(|e| Error::input(e.to_string()))?;
-        target.batch_execute(STATE_DDL).await?;
-        target.batch_execute(PROGRESS_DDL).await?;
     }
     check_target_tables(&target, profile).await?;
     let state = read_state(&target, &profile.name, &info.source_host).await?;
