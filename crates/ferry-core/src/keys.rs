@@ -1,8 +1,7 @@
 //! Keys, indexes and foreign keys built table by table during a copy: a table's primary key,
 //! unique keys, indexes and statistics (ANALYZE) as soon as its chunks are all committed, and
-//! a foreign key as soon
-//! as both its tables have theirs (after its orphan check), each a ledger step with its mark,
-//! as the steps after the rows are. A kill late in a copy then leaves only the keys of the
+//! a foreign key as soon as both its tables have theirs (after its orphan check), each a
+//! ledger step with its mark, as the steps after the rows are. A kill late in a copy then leaves only the keys of the
 //! tables still copying to build, not every key of the database.
 //!
 //! Why this is the same as building them after every row (docs/copy.md, "Resume"):
