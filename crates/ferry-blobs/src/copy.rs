@@ -280,22 +280,6 @@ impl Shared {
             self.target
                 .scrub(&format!("at the target: {}", one_line(&e)))
         };
-        let listed = self
-            .source_sizes
-            .as_ref()
-            .and_then(|s| s.get(&key).copied());
-        let size = match listed {
-            Some(size) => Some(size),
-            None => transfer::size_of(&self.src, &key).await.map_err(src_err)?,
-        };
-        let Some(size) = size else {
-            return Err("missing in the source".into());
-        };
-        done.size = size;
-        let existing = match &self.existing {
-            Some(listed) => listed.get(&key).copied(),
-            None => transfer::size_of(&self.dst, &key).await.map_err(dst_err)?,
-        };
         let mut record = None;
         if self.record {
             // Read before the copy: a source written during the upload then shows a newer
@@ -306,6 +290,24 @@ impl Shared {
                 .ok_or("missing in the source")?;
             record = Some(Recorded { stamp, hash: None });
         }
+        let listed = self
+            .source_sizes
+            .as_ref()
+            .and_then(|s| s.get(&key).copied());
+        // The stamp already read the source's size: no second stat.
+        let size = match (listed, &record) {
+            (Some(size), _) => Some(size),
+            (None, Some(r)) => Some(r.stamp.size),
+            (None, None) => transfer::size_of(&self.src, &key).await.map_err(src_err)?,
+        };
+        let Some(size) = size else {
+            return Err("missing in the source".into());
+        };
+        done.size = size;
+        let existing = match &self.existing {
+            Some(listed) => listed.get(&key).copied(),
+            None => transfer::size_of(&self.dst, &key).await.map_err(dst_err)?,
+        };
         if let Some(existing) = existing
             && existing == size
             && self.same(&key, record.as_ref()).await?

@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use opendal::{ErrorKind, Metadata, Operator};
+use opendal::{Metadata, Operator};
+
+use crate::transfer::stat_file;
 
 /// User-metadata keys (S3 sends them as `x-amz-meta-ferry-…`).
 const HASH: &str = "ferry-blake3";
@@ -67,12 +69,9 @@ impl Recorded {
 
 /// The record on the target object `key`, if it exists and ferry wrote one.
 pub(crate) async fn recorded(op: &Operator, key: &str) -> opendal::Result<Option<Recorded>> {
-    match op.stat(key).await {
-        Ok(m) if m.is_file() => Ok(Recorded::from_metadata(&m)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(stat_file(op, key)
+        .await?
+        .and_then(|m| Recorded::from_metadata(&m)))
 }
 
 /// The stamp of a local file.
@@ -105,15 +104,13 @@ pub(crate) async fn source_stamp(
             Err(e) => Err(e.to_string()),
         };
     }
-    match op.stat(key).await {
-        Ok(m) if m.is_file() => Ok(Some(Stamp {
-            size: m.content_length(),
-            mtime: m.last_modified().map(|t| t.to_string()).unwrap_or_default(),
-        })),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::store::one_line(&e)),
-    }
+    let meta = stat_file(op, key)
+        .await
+        .map_err(|e| crate::store::one_line(&e))?;
+    Ok(meta.map(|m| Stamp {
+        size: m.content_length(),
+        mtime: m.last_modified().map(|t| t.to_string()).unwrap_or_default(),
+    }))
 }
 
 /// Whether objects written to `op` can carry ferry's record.

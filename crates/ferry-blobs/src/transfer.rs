@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
-use opendal::{ErrorKind, Operator};
+use opendal::{ErrorKind, Metadata, Operator};
 
 use crate::store::Kind;
 
@@ -20,14 +20,19 @@ pub(crate) struct Side {
     pub kind: Kind,
 }
 
-/// Size of the file at `key`, or `None` when it does not exist.
-pub(crate) async fn size_of(op: &Operator, key: &str) -> opendal::Result<Option<u64>> {
+/// Metadata of the file at `key`, or `None` when there is no file there.
+pub(crate) async fn stat_file(op: &Operator, key: &str) -> opendal::Result<Option<Metadata>> {
     match op.stat(key).await {
-        Ok(m) if m.is_file() => Ok(Some(m.content_length())),
+        Ok(m) if m.is_file() => Ok(Some(m)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Size of the file at `key`, or `None` when it does not exist.
+pub(crate) async fn size_of(op: &Operator, key: &str) -> opendal::Result<Option<u64>> {
+    Ok(stat_file(op, key).await?.map(|m| m.content_length()))
 }
 
 /// BLAKE3 of the content at `key` and its length, read as a stream.
