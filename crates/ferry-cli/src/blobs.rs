@@ -1,7 +1,6 @@
 //! `ferry blobs copy|verify`: arguments, the progress bar (files, bytes, MB/s), the dry-run
 //! listing and the summary. The work itself is in the ferry-blobs library.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +38,8 @@ pub struct BlobsCommon {
     /// Name of the manifest in the summary's stats.
     #[arg(long, default_value = "media", value_name = "NAME")]
     pub name: String,
-    /// Write the JSON summary to FILE (always valid JSON, also on failure).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: crate::cli::SummaryFile,
 }
 
 #[derive(Args)]
@@ -80,7 +78,7 @@ pub async fn run(command: BlobsCommand, bars: bool) -> i32 {
         BlobsCommand::Copy(a) => (&a.common, a.dry_run),
         BlobsCommand::Verify(a) => (&a.common, false),
     };
-    let summary = common.summary.clone();
+    let summary = common.summary.summary.clone();
     let (from, to) = (common.from.clone(), common.to.clone());
     let result = async {
         let source = Store::parse(&common.from)?;

@@ -67,6 +67,20 @@ pub struct Endpoints {
     pub schema_name: Option<String>,
 }
 
+/// `--summary FILE`, which every command that runs work takes.
+#[derive(Args)]
+pub struct SummaryFile {
+    /// Write the JSON summary to FILE (always valid JSON, also on failure).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+}
+
+impl SummaryFile {
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.summary.as_deref()
+    }
+}
+
 #[derive(Args)]
 pub struct Selection {
     /// Only these tables: comma-separated names or globs.
@@ -78,9 +92,8 @@ pub struct Selection {
     /// Tables processed at once (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Write the JSON summary to FILE (always valid JSON, also on failure).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: SummaryFile,
 }
 
 #[derive(Args)]

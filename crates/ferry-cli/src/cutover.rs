@@ -60,9 +60,8 @@ pub struct CutoverArgs {
     /// Leave these checks out: comma-separated kinds or check names.
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub skip: Vec<String>,
-    /// Write the JSON summary to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: crate::cli::SummaryFile,
     /// Write JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -146,7 +145,7 @@ pub async fn run(command: CutoverCommand, bars: bool) -> i32 {
 fn write_files(args: &CutoverArgs, outcome: &Outcome) -> Result<(), String> {
     type Render = fn(&Outcome) -> String;
     let files: [(&Option<PathBuf>, Render); 3] = [
-        (&args.summary, cutover::report::json),
+        (&args.summary.summary, cutover::report::json),
         (&args.junit, cutover::report::junit),
         (&args.html, cutover::report::html),
     ];

@@ -2,8 +2,6 @@
 //! (a shipped name such as `peertube`, or a path to a profile file). Glue only: the work is
 //! `ferry_profile::import`.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use ferry::Error;
 use ferry_profile::{ImportOptions, Profile};
@@ -36,9 +34,8 @@ pub struct ImportArgs {
     /// Count what would be migrated and skipped and list the files (count, bytes); write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the JSON summary to FILE (always valid JSON, also on failure).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: crate::cli::SummaryFile,
     /// Run against a source version the profile does not list.
     #[arg(long)]
     pub allow_unsupported_version: bool,
@@ -97,7 +94,7 @@ pub async fn run(args: ImportArgs, bars: bool) -> i32 {
         target: args.target,
         schema_name: None,
     };
-    crate::finish(result, args.summary.as_deref(), &endpoints, args.dry_run)
+    crate::finish(result, args.summary.path(), &endpoints, args.dry_run)
 }
 
 /// `NAME=LOCATOR` of `--media-store`.

@@ -75,7 +75,7 @@ fn context(bars: bool, yes: bool) -> Context {
 async fn run(cli: Cli, bars: bool) -> i32 {
     match cli.command {
         Command::Copy(args) => {
-            let summary = args.selection.summary.clone();
+            let summary = args.selection.summary.summary.clone();
             let spec = args.spec();
             let result = async {
                 let (source, target) = spec.locators(Fields::Flags)?;
@@ -86,7 +86,7 @@ async fn run(cli: Cli, bars: bool) -> i32 {
             finish(result, summary.as_deref(), &args.endpoints, args.dry_run)
         }
         Command::Verify(args) => {
-            let summary = args.selection.summary.clone();
+            let summary = args.selection.summary.summary.clone();
             let spec = args.selection.apply(args.endpoints.spec());
             let result = async {
                 let (source, target) = spec.locators(Fields::Flags)?;

@@ -40,9 +40,8 @@ pub struct MigrateArgs {
     /// ledger, the location rewrite unless it is recorded done, the files not yet copied.
     #[arg(long)]
     pub resume: bool,
-    /// Write the JSON summary to FILE (always valid JSON, also on failure).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: crate::cli::SummaryFile,
 }
 
 impl MigrateArgs {
@@ -75,7 +74,7 @@ pub async fn run(args: MigrateArgs, bars: bool) -> i32 {
             (report, e.exit_code())
         }
     };
-    if let Some(path) = &args.summary
+    if let Some(path) = args.summary.path()
         && let Err(e) = std::fs::write(path, report.to_json())
     {
         eprintln!("error: cannot write the summary to {}: {e}", path.display());

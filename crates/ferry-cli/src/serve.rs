@@ -28,20 +28,10 @@ pub struct ServeArgs {
     pub max_body: usize,
     /// The database profile imports (`peertube` jobs) write into: postgres://…. Requests never
     /// choose it.
-    #[arg(
-        long,
-        env = "FERRY_TARGET_DB",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "FERRY_TARGET_DB", hide_env_values = true)]
     pub target_db: Option<String>,
     /// Where imported media files go (a blobs locator: file:///dir or s3://bucket/prefix?…).
-    #[arg(
-        long,
-        env = "FERRY_MEDIA_TARGET",
-        value_name = "LOCATOR",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "FERRY_MEDIA_TARGET", hide_env_values = true)]
     pub media_target: Option<String>,
     /// How long a running job's lease lasts without renewal, in seconds (at least 3). Servers
     /// sharing a job store take over the jobs of a server that stopped renewing (killed,

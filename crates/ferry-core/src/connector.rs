@@ -292,11 +292,25 @@ pub trait Target: Send + Sync {
     /// When the target cannot be queried.
     async fn existing_tables(&self) -> Result<Vec<(String, u64)>>;
 
-    /// Runs statements in order, stopping at the first failure.
+    /// Runs statements in order on one connection, stopping at the first failure.
     ///
     /// # Errors
     /// The failing statement's error, naming the statement.
-    async fn execute(&self, statements: &[String]) -> Result<()>;
+    async fn execute(&self, statements: &[String]) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut runner = self.statements(statements).await?;
+        let result = execute_in_order(runner.as_mut(), statements).await;
+        runner.close().await;
+        result
+    }
+
+    /// A connection to run `statements` on, one by one (for [`Target::execute`]).
+    ///
+    /// # Errors
+    /// When the connection cannot be opened.
+    async fn statements(&self, statements: &[String]) -> Result<Box<dyn StatementRunner>>;
 
     /// Proves a run's DDL before anything is written: runs every statement of `ddl` (tables,
     /// keys, indexes, foreign keys, counter resets) where the real target does not change (a
@@ -335,9 +349,12 @@ pub trait StatementRunner: Send {
     /// # Errors
     /// The backend's error for the statement.
     async fn run(&mut self, statement: &str) -> Result<()>;
+
+    /// Ends the connection cleanly, where dropping it would not.
+    async fn close(self: Box<Self>) {}
 }
 
-/// `Target::execute` for every backend: runs statements in order, stopping at the first
+/// What [`Target::execute`] does: runs statements in order, stopping at the first
 /// failure, whose error names the statement (its first line).
 ///
 /// # Errors

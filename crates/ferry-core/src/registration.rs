@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+pub use async_trait::async_trait;
 
 use crate::connector::{Dialect, Identity, Source, Target};
 use crate::error::{Error, Result};
@@ -26,9 +26,10 @@ pub enum Address {
     },
 }
 
-/// One backend, as the registry sees it.
+/// What every backend has alike: its names, its locator parser, how to open either side, its
+/// dialect. Written with [`crate::opening!`], one declaration per backend.
 #[async_trait]
-pub trait Registration: Send + Sync {
+pub trait Opening: Send + Sync {
     fn backend(&self) -> Backend;
 
     /// The URL schemes this backend reads, the one messages name first.
@@ -53,7 +54,58 @@ pub trait Registration: Send + Sync {
 
     /// The pure dialect, for planning without a connection.
     fn dialect(&self) -> Box<dyn Dialect>;
+}
 
+/// Declares a backend's unit struct and its [`Opening`]: the backend, its schemes, an example
+/// locator, the parser, then how to open a source and a target from a locator `l` (inside an
+/// `async fn` returning `Result`, so `.await?` works) and the dialect. A macro because these
+/// seven methods are the same in every backend but for these values.
+#[macro_export]
+macro_rules! opening {
+    (
+        $(#[$meta:meta])* $vis:vis struct $name:ident;
+        $backend:expr, $schemes:expr, $example:expr, $parse:path;
+        |$l:ident| $source:expr, |$t:ident| $target:expr, $dialect:expr $(;)?
+    ) => {
+        $(#[$meta])*
+        $vis struct $name;
+
+        #[$crate::registration::async_trait]
+        impl $crate::registration::Opening for $name {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+            fn schemes(&self) -> &'static [&'static str] {
+                $schemes
+            }
+            fn example(&self) -> &'static str {
+                $example
+            }
+            fn parse(&self, text: &str) -> $crate::Result<$crate::Locator> {
+                $parse(text)
+            }
+            async fn open_source(
+                &self,
+                $l: &$crate::Locator,
+            ) -> $crate::Result<::std::sync::Arc<dyn $crate::connector::Source>> {
+                Ok(::std::sync::Arc::new($source))
+            }
+            async fn open_target(
+                &self,
+                $t: &$crate::Locator,
+            ) -> $crate::Result<::std::sync::Arc<dyn $crate::connector::Target>> {
+                Ok(::std::sync::Arc::new($target))
+            }
+            fn dialect(&self) -> Box<dyn $crate::connector::Dialect> {
+                Box::new($dialect)
+            }
+        }
+    };
+}
+
+/// One backend, as the registry sees it: its [`Opening`], and what only some backends say.
+#[async_trait]
+pub trait Registration: Opening {
     /// A read-write session for ferry's own tables (the job store), durable and usable by
     /// another process at the same time.
     ///

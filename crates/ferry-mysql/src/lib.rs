@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::connector::{
     Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, StatementRunner,
-    TableWriter, Target, execute_in_order,
+    TableWriter, Target,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
@@ -209,14 +209,10 @@ impl Target for MysqlTarget {
         introspect::tables_with_counts(&mut conn, None).await
     }
 
-    async fn execute(&self, statements: &[String]) -> Result<()> {
-        if statements.is_empty() {
-            return Ok(());
-        }
-        let mut conn = connect::connect(&self.url, false).await?;
-        let result = execute_in_order(&mut Statements(&mut conn), statements).await;
-        let _ = conn.disconnect().await;
-        result
+    async fn statements(&self, _: &[String]) -> Result<Box<dyn StatementRunner>> {
+        Ok(Box::new(Statements(
+            connect::connect(&self.url, false).await?,
+        )))
     }
 
     /// DDL is not transactional in MySQL: the statements run in a scratch database ferry
@@ -304,15 +300,19 @@ impl Target for MysqlTarget {
     }
 }
 
-/// Runs DDL on one connection, for [`execute_in_order`].
-struct Statements<'a>(&'a mut mysql_async::Conn);
+/// Runs DDL on one connection, for [`Target::execute`].
+struct Statements(mysql_async::Conn);
 
 #[async_trait]
-impl StatementRunner for Statements<'_> {
+impl StatementRunner for Statements {
     async fn run(&mut self, statement: &str) -> Result<()> {
         self.0
             .query_drop(statement)
             .await
             .map_err(|e| connect::error(&e))
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.0.disconnect().await;
     }
 }

@@ -1,10 +1,7 @@
 //! MySQL's (and MariaDB's) locators and its registration: `mysql:` URLs (kept whole for the
 //! driver, printed without the password) and the value the registry in the `ferry` crate lists.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Source, Target};
 use ferry_core::locator::{Backend, ServerUrl};
 use ferry_core::registration::{Address, Registration};
 use ferry_core::{Error, Locator, Result};
@@ -31,39 +28,15 @@ pub fn url(locator: &Locator) -> Result<&url::Url> {
         .ok_or_else(|| Error::input(format!("{locator} is not a MySQL locator")))
 }
 
-/// MySQL and MariaDB in the registry.
-pub struct MysqlRegistration;
+ferry_core::opening! {
+    /// MySQL and MariaDB in the registry.
+    pub struct MysqlRegistration;
+    BACKEND, &["mysql", "mariadb"], "mysql://user@host/db", parse;
+    |l| MysqlSource::open(l).await?, |l| MysqlTarget::open(l).await?, MysqlDialect::default()
+}
 
 #[async_trait]
 impl Registration for MysqlRegistration {
-    fn backend(&self) -> Backend {
-        BACKEND
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["mysql", "mariadb"]
-    }
-
-    fn example(&self) -> &'static str {
-        "mysql://user@host/db"
-    }
-
-    fn parse(&self, text: &str) -> Result<Locator> {
-        parse(text)
-    }
-
-    async fn open_source(&self, locator: &Locator) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(MysqlSource::open(locator).await?))
-    }
-
-    async fn open_target(&self, locator: &Locator) -> Result<Arc<dyn Target>> {
-        Ok(Arc::new(MysqlTarget::open(locator).await?))
-    }
-
-    fn dialect(&self) -> Box<dyn Dialect> {
-        Box::new(MysqlDialect::default())
-    }
-
     /// The default port filled in.
     fn normalised_address(&self, locator: &Locator) -> Address {
         ServerUrl::of(locator, BACKEND).map_or_else(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::connector::{
     Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, StatementRunner,
-    TableWriter, Target, execute_in_order,
+    TableWriter, Target,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{Schema, Table};
@@ -213,12 +213,9 @@ impl Target for PostgresTarget {
         introspect::tables_with_counts(&client, None).await
     }
 
-    async fn execute(&self, statements: &[String]) -> Result<()> {
-        if statements.is_empty() {
-            return Ok(());
-        }
+    async fn statements(&self, _: &[String]) -> Result<Box<dyn StatementRunner>> {
         let client = connect::connect(&self.endpoint, false).await?;
-        execute_in_order(&mut Statements(&client), statements).await
+        Ok(Box::new(Statements(client)))
     }
 
     /// Runs the DDL inside one transaction on the real database and rolls it back, each
@@ -261,12 +258,12 @@ impl Target for PostgresTarget {
     }
 }
 
-/// Runs DDL on one connection, for [`execute_in_order`].
-struct Statements<'a>(&'a tokio_postgres::Client);
+/// Runs DDL on one connection, for [`Target::execute`].
+struct Statements(tokio_postgres::Client);
 
 #[async_trait]
-impl StatementRunner for Statements<'_> {
+impl StatementRunner for Statements {
     async fn run(&mut self, statement: &str) -> Result<()> {
-        connect::batch(self.0, statement).await
+        connect::batch(&self.0, statement).await
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Source, Target};
 use ferry_core::locator::{Backend, ServerUrl};
 use ferry_core::registration::{Address, Registration};
 use ferry_core::session::SqlSession;
@@ -39,39 +38,15 @@ pub fn with_schema(locator: &Locator, schema: &str) -> Option<Locator> {
     Some(Locator::new(BACKEND, place))
 }
 
-/// PostgreSQL in the registry.
-pub struct PostgresRegistration;
+ferry_core::opening! {
+    /// PostgreSQL in the registry.
+    pub struct PostgresRegistration;
+    BACKEND, &["postgres", "postgresql"], "postgres://user@host/db", parse;
+    |l| PostgresSource::open(l).await?, |l| PostgresTarget::open(l).await?, PostgresDialect
+}
 
 #[async_trait]
 impl Registration for PostgresRegistration {
-    fn backend(&self) -> Backend {
-        BACKEND
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["postgres", "postgresql"]
-    }
-
-    fn example(&self) -> &'static str {
-        "postgres://user@host/db"
-    }
-
-    fn parse(&self, text: &str) -> Result<Locator> {
-        parse(text)
-    }
-
-    async fn open_source(&self, locator: &Locator) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(PostgresSource::open(locator).await?))
-    }
-
-    async fn open_target(&self, locator: &Locator) -> Result<Arc<dyn Target>> {
-        Ok(Arc::new(PostgresTarget::open(locator).await?))
-    }
-
-    fn dialect(&self) -> Box<dyn Dialect> {
-        Box::new(PostgresDialect)
-    }
-
     async fn open_session(&self, locator: &Locator) -> Result<Arc<dyn SqlSession>> {
         Ok(Arc::new(Session::open_store(locator).await?))
     }

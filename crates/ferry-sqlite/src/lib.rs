@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::connector::{
-    Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, TableWriter, Target,
-    execute_in_order,
+    Ddl, Dialect, Identity, Proof, ReadRequest, SchemaOptions, Source, StatementRunner,
+    TableWriter, Target,
 };
 use ferry_core::plan::TablePlan;
 use ferry_core::schema::{ForeignKey, Schema, Table};
@@ -218,13 +218,10 @@ impl Target for SqliteTarget {
         .await
     }
 
-    async fn execute(&self, statements: &[String]) -> Result<()> {
-        if statements.is_empty() {
-            return Ok(());
-        }
+    async fn statements(&self, statements: &[String]) -> Result<Box<dyn StatementRunner>> {
         let (path, all) = (self.path.clone(), statements.to_vec());
         let conn = blocking(move || write::open_rw(&path, &all)).await?;
-        execute_in_order(&mut write::Statements(Some(conn)), statements).await
+        Ok(Box::new(write::Statements(Some(conn))))
     }
 
     /// Runs the DDL in an in-memory database: the file is not opened for writing.

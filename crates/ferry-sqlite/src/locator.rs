@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::connector::{Dialect, Identity, Source, Target};
+use ferry_core::connector::Identity;
 use ferry_core::locator::{Backend, Place, percent_decode};
 use ferry_core::registration::{Address, Registration};
 use ferry_core::session::SqlSession;
@@ -157,45 +157,26 @@ fn through_link(source: &Path, target: &Path, real: &Path) -> String {
     )
 }
 
-/// SQLite in the registry.
-pub struct SqliteRegistration;
+ferry_core::opening! {
+    /// SQLite in the registry.
+    pub struct SqliteRegistration;
+    BACKEND, &["sqlite", "sqlite3"], "sqlite:///path/app.db", parse;
+    |l| SqliteSource::open(l)?, |l| target(l)?, SqliteDialect
+}
+
+/// A target is a file written in place: the `?snapshot=` of a source does not apply.
+fn target(locator: &Locator) -> Result<SqliteTarget> {
+    let place = of(locator)?;
+    if place.snapshot != SqliteSnapshot::InPlace {
+        return Err(Error::input(format!(
+            "{locator}: ?snapshot= applies to a source only: remove it from the target"
+        )));
+    }
+    SqliteTarget::open(&place.path)
+}
 
 #[async_trait]
 impl Registration for SqliteRegistration {
-    fn backend(&self) -> Backend {
-        BACKEND
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["sqlite", "sqlite3"]
-    }
-
-    fn example(&self) -> &'static str {
-        "sqlite:///path/app.db"
-    }
-
-    fn parse(&self, text: &str) -> Result<Locator> {
-        parse(text)
-    }
-
-    async fn open_source(&self, locator: &Locator) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(SqliteSource::open(locator)?))
-    }
-
-    async fn open_target(&self, locator: &Locator) -> Result<Arc<dyn Target>> {
-        let place = of(locator)?;
-        if place.snapshot != SqliteSnapshot::InPlace {
-            return Err(Error::input(format!(
-                "{locator}: ?snapshot= applies to a source only: remove it from the target"
-            )));
-        }
-        Ok(Arc::new(SqliteTarget::open(&place.path)?))
-    }
-
-    fn dialect(&self) -> Box<dyn Dialect> {
-        Box::new(SqliteDialect)
-    }
-
     async fn open_session(&self, locator: &Locator) -> Result<Arc<dyn SqlSession>> {
         let path = of(locator)?.path.to_string_lossy().into_owned();
         Ok(Arc::new(SqliteSession::open_private(&path).await?))

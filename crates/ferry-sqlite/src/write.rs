@@ -31,9 +31,9 @@ pub fn open_rw(path: &Path, extra_sql: &[String]) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Runs DDL statements one at a time on the blocking pool, for [`execute_in_order`].
+/// Runs DDL statements one at a time on the blocking pool, for [`Target::execute`].
 ///
-/// [`execute_in_order`]: ferry_core::connector::execute_in_order
+/// [`Target::execute`]: ferry_core::connector::Target::execute
 pub struct Statements(pub Option<Connection>);
 
 /// Runs `statements` in a fresh in-memory database, each one whatever the others did, and
