@@ -158,6 +158,24 @@ impl ServerUrl {
         locator.place().filter(|_| locator.backend() == backend)
     }
 
+    /// `text` as a locator of `backend`, whose place is a server URL.
+    ///
+    /// # Errors
+    /// An input error, with any password hidden, when the text is not a URL.
+    pub fn locator(backend: Backend, text: &str) -> Result<Locator> {
+        Ok(Locator::new(backend, Self::parse(text)?))
+    }
+
+    /// The URL of a locator of `backend`.
+    ///
+    /// # Errors
+    /// An input error when the locator is of another backend.
+    pub fn url_of(locator: &Locator, backend: Backend) -> Result<&url::Url> {
+        Self::of(locator, backend)
+            .map(|place| &place.url)
+            .ok_or_else(|| Error::input(format!("{locator} is not a {} locator", backend.label())))
+    }
+
     /// # Errors
     /// An input error, with any password hidden, when the text is not a URL.
     pub fn parse(text: &str) -> Result<Self> {

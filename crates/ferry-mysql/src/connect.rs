@@ -4,6 +4,7 @@
 //! Also which database a connection reached (its identity).
 
 use ferry_core::connector::Identity;
+use ferry_core::locator::ServerUrl;
 use ferry_core::{Error, Locator, Result};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
@@ -18,7 +19,7 @@ pub enum ZeroDates {
 
 /// The driver URL (ferry's own parameters removed) and the zero-date rule.
 pub fn parse(locator: &Locator) -> Result<(String, ZeroDates)> {
-    let mut url = crate::locator::url(locator)?.clone();
+    let mut url = ServerUrl::url_of(locator, crate::locator::BACKEND)?.clone();
     let mut zero = ZeroDates::Fail;
     ferry_core::locator::take_query(&mut url, |k, v| {
         if k != "zero_dates" {

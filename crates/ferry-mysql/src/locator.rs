@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use ferry_core::locator::{Backend, ServerUrl};
 use ferry_core::registration::{Address, Registration};
-use ferry_core::{Error, Locator, Result};
+use ferry_core::{Locator, Result};
 
 use crate::{MysqlDialect, MysqlSource, MysqlTarget};
 
@@ -15,17 +15,7 @@ pub const BACKEND: Backend = Backend::new("mysql", "MySQL");
 /// # Errors
 /// An input error, with the password hidden, when the text is not a URL.
 pub fn parse(text: &str) -> Result<Locator> {
-    Ok(Locator::new(BACKEND, ServerUrl::parse(text)?))
-}
-
-/// The URL of a MySQL locator.
-///
-/// # Errors
-/// An input error when the locator is of another backend.
-pub fn url(locator: &Locator) -> Result<&url::Url> {
-    ServerUrl::of(locator, BACKEND)
-        .map(|place| &place.url)
-        .ok_or_else(|| Error::input(format!("{locator} is not a MySQL locator")))
+    ServerUrl::locator(BACKEND, text)
 }
 
 ferry_core::opening! {

@@ -111,22 +111,25 @@ pub async fn open(endpoint: &Endpoint) -> Result<Client> {
         Mode::Prefer => SslMode::Prefer,
         _ => SslMode::Require,
     });
-    let client = if mode == Mode::Disable {
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| connect_error(&config, &endpoint.tls, &e))?;
-        spawn(connection);
-        client
+    if mode == Mode::Disable {
+        connect_with(&config, &endpoint.tls, NoTls).await
     } else {
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&endpoint.tls)?);
-        let (client, connection) = config
-            .connect(tls)
-            .await
-            .map_err(|e| connect_error(&config, &endpoint.tls, &e))?;
-        spawn(connection);
-        client
-    };
+        connect_with(&config, &endpoint.tls, tls).await
+    }
+}
+
+/// Connects with `make` (plain or TLS) and drives the connection on its own task.
+async fn connect_with<T>(config: &tokio_postgres::Config, tls: &Tls, make: T) -> Result<Client>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config
+        .connect(make)
+        .await
+        .map_err(|e| connect_error(config, tls, &e))?;
+    spawn(connection);
     Ok(client)
 }
 

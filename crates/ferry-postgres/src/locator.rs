@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use ferry_core::locator::{Backend, ServerUrl};
 use ferry_core::registration::{Address, Registration};
 use ferry_core::session::SqlSession;
-use ferry_core::{Error, Locator, Result};
+use ferry_core::{Locator, Result};
 
 use crate::{PostgresDialect, PostgresSource, PostgresTarget, Session};
 
@@ -18,7 +18,7 @@ pub const BACKEND: Backend = Backend::new("postgres", "PostgreSQL");
 /// # Errors
 /// An input error, with the password hidden, when the text is not a URL.
 pub fn parse(text: &str) -> Result<Locator> {
-    Ok(Locator::new(BACKEND, ServerUrl::parse(text)?))
+    ServerUrl::locator(BACKEND, text)
 }
 
 /// The URL of a PostgreSQL locator.
@@ -26,9 +26,7 @@ pub fn parse(text: &str) -> Result<Locator> {
 /// # Errors
 /// An input error when the locator is of another backend.
 pub fn url(locator: &Locator) -> Result<&url::Url> {
-    ServerUrl::of(locator, BACKEND)
-        .map(|place| &place.url)
-        .ok_or_else(|| Error::input(format!("{locator} is not a PostgreSQL locator")))
+    ServerUrl::url_of(locator, BACKEND)
 }
 
 /// The locator reading `schema` (`--schema-name`), `None` when it is not PostgreSQL's.
