@@ -12,7 +12,8 @@ use crate::connector::{Ddl, Dialect};
 use crate::locator::Backend;
 use crate::names;
 use crate::schema::{
-    DataType, Index, NativeObject, ObjectPhase, ObjectRows, Schema, SkippedObject, Table,
+    DataType, ForeignKey, Index, NativeObject, ObjectPhase, ObjectRows, Schema, SkippedObject,
+    Table,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,25 +32,13 @@ pub struct ColumnPlan {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct IndexPlan {
-    pub target_name: String,
-    pub columns: Vec<String>,
-    pub unique: bool,
-    /// The source's own statement, for a same-backend copy.
-    pub native_sql: Option<String>,
-    /// Plain columns only (no expressions, no WHERE clause): any backend can build it.
-    pub portable: bool,
-}
+/// An index as the target gets it: the source's [`Index`] under its target name, on the
+/// target's column names.
+pub type IndexPlan = Index;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ForeignKeyPlan {
-    pub columns: Vec<String>,
-    pub ref_table: String,
-    pub ref_columns: Vec<String>,
-    pub on_delete: Option<String>,
-    pub on_update: Option<String>,
-}
+/// A foreign key as the target gets it: target table and column names, the referenced columns
+/// spelled out, the actions the target can express.
+pub type ForeignKeyPlan = ForeignKey;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratedColumn {
@@ -411,7 +400,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     return None;
                 }
                 Some(IndexPlan {
-                    target_name: index_names[&(ti, ii)].clone(),
+                    name: index_names[&(ti, ii)].clone(),
                     columns: idx.columns.iter().map(rename).collect(),
                     unique: idx.unique,
                     native_sql: idx.native_sql.clone(),
@@ -454,6 +443,7 @@ pub fn build(schema: &Schema, dialect: &dyn Dialect) -> Plan {
                     .collect(),
                 on_delete: action(fk.on_delete.as_ref(), "DELETE"),
                 on_update: action(fk.on_update.as_ref(), "UPDATE"),
+                enforced: fk.enforced,
             });
         }
         let mut tp = TablePlan {
@@ -659,6 +649,7 @@ pub fn adopt(
                 },
                 on_delete: fk.on_delete.clone(),
                 on_update: fk.on_update.clone(),
+                enforced: fk.enforced,
             })
             .collect();
         let mut missing = Vec::new();

@@ -108,7 +108,7 @@ pub mod ddl {
         format!(
             "CREATE {}INDEX {} ON {} ({})",
             if idx.unique { "UNIQUE " } else { "" },
-            quote(&idx.target_name),
+            quote(&idx.name),
             quote(table),
             list(quote, &idx.columns)
         )

@@ -259,7 +259,7 @@ impl Dialect for MysqlDialect {
                         format!(
                             "{}KEY {} ({})",
                             if idx.unique { "UNIQUE " } else { "" },
-                            quote(&idx.target_name),
+                            quote(&idx.name),
                             list(&idx.columns)
                         )
                     }

@@ -157,7 +157,7 @@ impl Dialect for PostgresDialect {
                     if let Some(def) = idx
                         .native_sql
                         .as_deref()
-                        .and_then(|d| retarget_index(d, &idx.target_name, &table))
+                        .and_then(|d| retarget_index(d, &idx.name, &table))
                     {
                         ddl.indexes.push(def);
                     }
