@@ -1167,20 +1167,16 @@ fn two_servers_share_a_migrate_jobs_rows_and_its_live_stats_count_both() {
         beyond_owner,
         "the live stats never counted the helper's rows (helper committed {helper_rows}): {done}"
     );
-    assert_eq!(
-        done["helpers"],
-        json!([b_id]),
+    // B is listed first; A too only if a loaded machine made it miss its lease renewals and B
+    // took the move over (it then ends just as right, which the rest checks).
+    let helpers = done["helpers"].as_array().unwrap();
+    assert_eq!(helpers.first(), Some(&json!(b_id)), "{done}");
+    assert!(
+        helpers.len() == 1 || b.output().contains(&format!("Took over job {id}")),
         "{done}\nA:\n{}\nB:\n{}",
         a.output(),
         b.output()
     );
-    for server in [&a, &b] {
-        assert!(
-            !server.output().contains("Took over"),
-            "{}",
-            server.output()
-        );
-    }
     assert!(
         b.output().contains(&format!("Helping job {id}")),
         "{}",
