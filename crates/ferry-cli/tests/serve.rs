@@ -779,9 +779,23 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
 
     let server = start(s.dir.path(), &store, &s.key, &SHORT_LEASE);
     let api = Api::login(&server);
+    completed_after_takeover_by(&server, &api, &id, &running, BIG);
+    assert_target_equal(&target, BIG);
+}
+
+/// Waits for job `id`, whose server was killed while it ran (`running`), to be taken over by
+/// `server` and to complete with every one of its `rows` rows; it keeps its start and ends
+/// after the kill.
+fn completed_after_takeover_by(
+    server: &Server,
+    api: &Api,
+    id: &str,
+    running: &Value,
+    rows: i64,
+) -> Value {
     // The last change the killed server made: the job's end must come after it.
-    let killed_at = api.job(&id)["updated_at"].as_str().unwrap().to_string();
-    let done = wait_completed_after_takeover(&api, &id, BIG);
+    let killed_at = api.job(id)["updated_at"].as_str().unwrap().to_string();
+    let done = wait_completed_after_takeover(api, id, rows);
     assert!(
         server.output().contains(&format!("Took over job {id}")),
         "{}",
@@ -792,7 +806,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
         done["finished_at"].as_str().unwrap() > killed_at.as_str(),
         "{done}"
     );
-    assert_target_equal(&target, BIG);
+    done
 }
 
 /// Two servers A and B (short leases) sharing a fresh PostgreSQL store, and a source of `rows`
@@ -1205,19 +1219,8 @@ fn a_migrate_job_of_a_killed_server_is_taken_over_and_resumed() {
     }
     a.kill9();
     let on_b = Api::login(&b);
-    let killed_at = on_b.job(&id)["updated_at"].as_str().unwrap().to_string();
-    let done = wait_completed_after_takeover(&on_b, &id, rows);
-    assert!(
-        b.output().contains(&format!("Took over job {id}")),
-        "{}",
-        b.output()
-    );
+    let done = completed_after_takeover_by(&b, &on_b, &id, &running, rows);
     assert_eq!(done["kind"], "migrate");
-    assert_eq!(done["started_at"], running["started_at"]);
-    assert!(
-        done["finished_at"].as_str().unwrap() > killed_at.as_str(),
-        "{done}"
-    );
     assert_moved(&target, rows);
 }
 
