@@ -94,6 +94,8 @@ impl Observer for Bars {
                     b.finish_with_message(if *matched { "match" } else { "DIFFERS" });
                 }
             }
+            // The bars count this run's rows; a shared copy's tally is the job server's.
+            Event::ChunkEnded { .. } | Event::CommittedByOthers { .. } => {}
         }
     }
 }
@@ -153,6 +155,7 @@ impl Observer for Logs {
             Event::VerifyFinished { table, matched } => {
                 tracing::info!(table = %table, matched, "Verified table")
             }
+            Event::ChunkEnded { .. } | Event::CommittedByOthers { .. } => {}
         }
     }
 }

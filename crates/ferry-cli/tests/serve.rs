@@ -1,6 +1,7 @@
 //! HTTP-level tests of `ferry serve` against the real binary, a real PostgreSQL and real
 //! SQLite files: a copy job's whole lifecycle (with both job stores), three servers sharing one
-//! job's chunks, a migrate job, dry run, cancel, the
+//! job's chunks, two sharing a migrate job's rows (live stats counting both) and one taking
+//! over a migrate job of a killed server, a migrate job, dry run, cancel, the
 //! 400/401/403/404/409/413/415 paths, restart after kill -9, SIGTERM, wrong master key, the
 //! login slow-down (parallel guesses, many names, two servers sharing a store), token expiry and
 //! revocation, private store files, and credentials never leaked.
@@ -778,9 +779,23 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
 
     let server = start(s.dir.path(), &store, &s.key, &SHORT_LEASE);
     let api = Api::login(&server);
+    completed_after_takeover_by(&server, &api, &id, &running, BIG);
+    assert_target_equal(&target, BIG);
+}
+
+/// Waits for job `id`, whose server was killed while it ran (`running`), to be taken over by
+/// `server` and to complete with every one of its `rows` rows; it keeps its start and ends
+/// after the kill.
+fn completed_after_takeover_by(
+    server: &Server,
+    api: &Api,
+    id: &str,
+    running: &Value,
+    rows: i64,
+) -> Value {
     // The last change the killed server made: the job's end must come after it.
-    let killed_at = api.job(&id)["updated_at"].as_str().unwrap().to_string();
-    let done = wait_completed_after_takeover(&api, &id, BIG);
+    let killed_at = api.job(id)["updated_at"].as_str().unwrap().to_string();
+    let done = wait_completed_after_takeover(api, id, rows);
     assert!(
         server.output().contains(&format!("Took over job {id}")),
         "{}",
@@ -791,7 +806,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_on_restart() {
         done["finished_at"].as_str().unwrap() > killed_at.as_str(),
         "{done}"
     );
-    assert_target_equal(&target, BIG);
+    done
 }
 
 /// Two servers A and B (short leases) sharing a fresh PostgreSQL store, and a source of `rows`
@@ -1070,6 +1085,143 @@ fn a_cancel_sent_to_another_server_stops_the_job() {
     );
     on_a.complete(&again, Duration::from_secs(300));
     assert_target_equal(&target, THREE_SERVERS_ROWS);
+}
+
+/// Rows per chunk of the shared migrate jobs: with one worker per server, the most rows a
+/// server has written and not committed at any moment.
+const SHARED_CHUNK_ROWS: i64 = 20_000;
+
+/// Starts a move of `source`'s rows into `target` on `api` (rows only, in small chunks, one
+/// worker per server) with a rewrite of every `items.note`; returns its id.
+fn shared_migrate_id(api: &Api, source: &Path, target: &PgDb) -> String {
+    api.start(
+        "migrate",
+        json!({"database": {"source": sqlite_url(source), "target": target.url,
+                            "batch_size": 1000, "workers": 1, "chunk_rows": SHARED_CHUNK_ROWS},
+               "metadata_only": true,
+               "rewrite": [{"table": "items", "column": "note", "from": "some words", "to": "other words"}]}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The rows of the chunks committed in the target's ledger by server `server` and by all
+/// (`None`: no ledger).
+fn ledger_rows(target: &PgDb, server: &str) -> Option<(i64, i64)> {
+    let sql = format!(
+        "SELECT coalesce(sum(row_count) FILTER (WHERE split_part(claimed_by, '#', 1) = '{server}'), 0),
+                coalesce(sum(row_count), 0)
+         FROM ferry_ledger WHERE kind = 'chunk' AND state = 'done'"
+    );
+    let rows = ferry_testkit::pg::pg_try_query(&target.url, &sql).ok()?;
+    let cell = |i: usize| -> Option<i64> { rows[0][i].as_deref()?.parse().ok() };
+    Some((cell(0)?, cell(1)?))
+}
+
+/// The move's rows are in the target, verified, with every `items.note` rewritten, and its
+/// ledger is gone.
+fn assert_moved(target: &PgDb, rows: i64) {
+    assert_target_equal(target, rows);
+    assert_eq!(
+        target.scalar("SELECT count(*) FROM items WHERE note LIKE 'other words%'"),
+        Some(rows.to_string()),
+        "the stored locations were not rewritten once each"
+    );
+    assert_eq!(
+        done_chunks(target),
+        None,
+        "a completed move drops its ledger"
+    );
+}
+
+/// Two servers on one PostgreSQL store move one job's rows together: the server that did not
+/// create the move joins it and commits chunks; the owner alone rewrites and verifies. While it
+/// runs, the job's live `migrated` never goes down, counts the helper's rows (it goes beyond
+/// anything the owner alone can have written), never counts a row twice (never beyond the
+/// rows committed plus the owner's one chunk in flight), and ends at the final figure.
+#[test]
+fn two_servers_share_a_migrate_jobs_rows_and_its_live_stats_count_both() {
+    let s = setup();
+    let rows = THREE_SERVERS_ROWS;
+    let (_store, source, target, a, b) = two_servers(&s, rows);
+    let (a_id, b_id) = (server_id(&a), server_id(&b));
+    let on_a = Api::login(&a);
+    let id = shared_migrate_id(&on_a, &source, &target);
+    let (mut last, mut beyond_owner, mut helper_rows) = (0, false, 0);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = loop {
+        let job = on_a.job(&id);
+        let live = migrated(&job, "items");
+        if finished(&job) {
+            break job;
+        }
+        assert!(
+            live >= last,
+            "live rows went down from {last} to {live}: {job}"
+        );
+        last = live;
+        // Read after the job: every row it shows was committed by then, or is in the owner's
+        // one chunk in flight.
+        if let Some((by_owner, all)) = ledger_rows(&target, &a_id) {
+            assert!(
+                live <= all + SHARED_CHUNK_ROWS,
+                "{live} rows shown, {all} committed: counted twice? {job}"
+            );
+            beyond_owner |= live > by_owner + SHARED_CHUNK_ROWS;
+            helper_rows = helper_rows.max(all - by_owner);
+        }
+        assert!(Instant::now() < deadline, "the move did not end: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_all_items_copied(&done, rows);
+    assert!(last <= rows, "{last}");
+    assert!(helper_rows > 0, "the helper committed no chunk: {done}");
+    assert!(
+        beyond_owner,
+        "the live stats never counted the helper's rows (helper committed {helper_rows}): {done}"
+    );
+    // B is listed first; A too only if a loaded machine made it miss its lease renewals and B
+    // took the move over (it then ends just as right, which the rest checks).
+    let helpers = done["helpers"].as_array().unwrap();
+    assert_eq!(helpers.first(), Some(&json!(b_id)), "{done}");
+    assert!(
+        helpers.len() == 1 || b.output().contains(&format!("Took over job {id}")),
+        "{done}\nA:\n{}\nB:\n{}",
+        a.output(),
+        b.output()
+    );
+    assert!(
+        b.output().contains(&format!("Helping job {id}")),
+        "{}",
+        b.output()
+    );
+    assert_moved(&target, rows);
+}
+
+/// A move whose server is killed with `kill -9` while it copies rows is taken over by the
+/// other server sharing the store once the lease expires, resumed from the ledger, and ends
+/// completed and verified, its rows counted exactly once and rewritten once.
+#[test]
+fn a_migrate_job_of_a_killed_server_is_taken_over_and_resumed() {
+    let s = setup();
+    let rows = THREE_SERVERS_ROWS;
+    let (_store, source, target, mut a, b) = two_servers(&s, rows);
+    let on_a = Api::login(&a);
+    let id = shared_migrate_id(&on_a, &source, &target);
+    let running = wait_copying(&on_a, &id);
+    assert_eq!(running["status"], "running", "{running}");
+    // Killed with chunks committed, so the server taking over resumes rather than restarts.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done_chunks(&target).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no chunk was committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.kill9();
+    let on_b = Api::login(&b);
+    let done = completed_after_takeover_by(&b, &on_b, &id, &running, rows);
+    assert_eq!(done["kind"], "migrate");
+    assert_moved(&target, rows);
 }
 
 #[test]

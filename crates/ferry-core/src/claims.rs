@@ -6,6 +6,10 @@
 //! The claims live in the target's ledger, beside the chunks they guard, so a claim and the
 //! chunk's commit are judged by the same database.
 //!
+//! The run that owns the copy also reads, every second, the rows the others committed
+//! ([`Claims::spawn_tally`]): its live stats are its own rows as it writes them plus those, each
+//! committed chunk counted once, for the worker whose claim it carries.
+//!
 //! A plain conditional `UPDATE` is all a claim needs (what queue libraries on PostgreSQL do
 //! with `FOR UPDATE SKIP LOCKED`): the ledger is already the queue, each worker knows the chunk
 //! list, and the target may be MySQL, which has no `RETURNING`.
@@ -21,6 +25,10 @@ use crate::connector::{TableWriter, Target};
 use crate::error::Result;
 use crate::ledger;
 use crate::plan::TablePlan;
+use crate::progress::{Event, Observer};
+
+/// How often the run that owns a shared copy reads the rows other workers committed.
+pub const TALLY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How a copy claims its chunks when it shares them with other processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +133,32 @@ impl Claims {
                 let _ = this
                     .run(&ledger::renew_leases(&this.options.worker, until))
                     .await;
+            }
+        })
+    }
+
+    /// Reports every [`TALLY_INTERVAL`] until `stop` the rows other workers committed, per
+    /// table ([`Event::CommittedByOthers`]), so the run that owns a shared copy shows live
+    /// stats counting every worker's rows. A read that fails is tried again at the next beat.
+    pub fn spawn_tally(
+        self: &Arc<Self>,
+        observer: Arc<dyn Observer>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut every = crate::every::Every::new(TALLY_INTERVAL, stop.clone());
+            while every.beat().await {
+                let read =
+                    ledger::committed_by_others(this.target.as_ref(), &this.options.worker, &stop);
+                let Ok(totals) = read.await else { continue };
+                for (table, (rows, failed)) in totals {
+                    observer.event(&Event::CommittedByOthers {
+                        table,
+                        rows,
+                        failed,
+                    });
+                }
             }
         })
     }

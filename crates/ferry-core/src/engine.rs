@@ -738,6 +738,22 @@ async fn copy_chunks(
     let heartbeat = claims
         .as_ref()
         .map(|c| c.spawn_heartbeat(heartbeat_stop.clone()));
+    // The run that owns a shared copy reports the chunks others committed (earlier runs, then
+    // other workers as they go), for its live stats; its own rows it reports as it writes.
+    let owns_shared = options.claims.is_some() && !joins(options);
+    if owns_shared {
+        for (table, rows, failed) in ledger::done_by_table(&ledger.chunks) {
+            cx.observer.event(&Event::CommittedByOthers {
+                table,
+                rows,
+                failed,
+            });
+        }
+    }
+    let tally = claims
+        .as_ref()
+        .filter(|_| owns_shared)
+        .map(|c| c.spawn_tally(cx.observer.clone(), heartbeat_stop.clone()));
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Tables whose chunks were all committed before this run: their keys, then verification.
     let mut keyed: JoinSet<Result<()>> = JoinSet::new();
@@ -831,8 +847,8 @@ async fn copy_chunks(
             Ok(())
         };
         heartbeat_stop.cancel();
-        if let Some(h) = heartbeat {
-            let _ = h.await;
+        for task in heartbeat.into_iter().chain(tally) {
+            let _ = task.await;
         }
         // Claims on chunks not committed (a stop, a failure) go back at once.
         claims.release().await;
@@ -1182,7 +1198,9 @@ async fn copy_table(
         table: table.source_name.clone(),
         rows: table.row_count,
     });
-    if job.done.0 + job.done.1 > 0 {
+    // A run sharing its chunks reports those done before it as other workers' instead
+    // (`Event::CommittedByOthers`), and its own as it writes them.
+    if job.done.0 + job.done.1 > 0 && run.options.claims.is_none() {
         run.observer.event(&Event::TableProgress {
             table: table.source_name.clone(),
             rows: job.done.0,
@@ -1372,6 +1390,9 @@ async fn copy_chunk_once(
     fresh: bool,
 ) -> (TableStats, Result<()>) {
     let mut stats = TableStats::default();
+    // What this attempt reported in `TableProgress`, and whether its commit kept it.
+    let mut reported = (0, 0);
+    let mut kept = false;
     let result = async {
         let idle = if fresh { None } else { t.take_idle() };
         let mut writer = match idle {
@@ -1380,10 +1401,12 @@ async fn copy_chunk_once(
         };
         writer.begin_chunk(t.run.options.ignore_errors).await?;
         let (run, cancel, rejects) = (&t.run, &t.cancel, &t.rejects);
-        copy_rows(run, table, writer.as_mut(), cancel, rejects, &mut stats).await?;
+        let copied = (&mut stats, &mut reported);
+        copy_rows(run, table, writer.as_mut(), cancel, rejects, copied).await?;
         killpoint::point("chunk-before-commit");
         let claim = ledger::claim_chunk(index, stats.migrated, stats.failed);
-        if !writer.commit_chunk(&claim).await? {
+        kept = writer.commit_chunk(&claim).await?;
+        if !kept {
             // Another worker committed this chunk first; its rows are the ones kept.
             stats = TableStats::default();
         }
@@ -1392,6 +1415,12 @@ async fn copy_chunk_once(
         Ok(())
     }
     .await;
+    t.run.observer.event(&Event::ChunkEnded {
+        table: table.source_name.clone(),
+        rows: reported.0,
+        failed: reported.1,
+        kept,
+    });
     (stats, result)
 }
 
@@ -1418,7 +1447,7 @@ async fn copy_rows(
     writer: &mut dyn TableWriter,
     cancel: &CancellationToken,
     rejects: &Rejects,
-    stats: &mut TableStats,
+    (stats, reported): (&mut TableStats, &mut (u64, u64)),
 ) -> Result<()> {
     let (options, observer) = (&run.options, &run.observer);
     // Two batches in flight bound memory to about three batches per table, whatever its size.
@@ -1465,6 +1494,8 @@ async fn copy_rows(
             write_splitting(writer, table, batch, options.ignore_errors, rejects, stats).await?;
             stats.bytes += bytes;
             let failed = stats.failed - failed_before;
+            reported.0 += rows - failed;
+            reported.1 += failed;
             observer.event(&Event::TableProgress {
                 table: table.source_name.clone(),
                 rows: rows - failed,

@@ -514,6 +514,74 @@ pub fn release_leases(worker: &str) -> String {
     )
 }
 
+/// Per table (source name, every table with chunks), the rows and failures of `chunks` done.
+pub fn done_by_table(chunks: &[ChunkState]) -> Vec<(String, u64, u64)> {
+    let mut totals: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for c in chunks {
+        let entry = totals.entry(&c.chunk.table).or_default();
+        if c.done {
+            entry.0 += c.rows;
+            entry.1 += c.failed;
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(table, (rows, failed))| (table.to_string(), rows, failed))
+        .collect()
+}
+
+/// Per table (source name), the rows and failures of the chunks committed in the target's
+/// ledger by every worker but `worker` (whose own rows its run counts as it writes them): a
+/// chunk counts for the worker whose claim it carries, so each committed chunk counts once.
+///
+/// # Errors
+/// When the target cannot be read or the ledger is not ferry's.
+pub async fn committed_by_others(
+    target: &dyn Target,
+    worker: &str,
+    cancel: &CancellationToken,
+) -> Result<BTreeMap<String, (u64, u64)>> {
+    let rows = read_own_table(
+        target,
+        LEDGER,
+        &[
+            "kind",
+            "table_name",
+            "state",
+            "row_count",
+            "failed",
+            "claimed_by",
+        ],
+        cancel,
+    )
+    .await?;
+    let text = |v: &Value| match v {
+        Value::Text(s) => Some(s.clone()),
+        Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
+        _ => None,
+    };
+    let int = |v: &Value| match v {
+        Value::Int(i) => u64::try_from(*i).unwrap_or(0),
+        Value::Decimal(s) | Value::Text(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for row in &rows {
+        let (Some(kind), Some(table)) = (text(&row[0]), text(&row[1])) else {
+            continue;
+        };
+        if kind != "chunk" {
+            continue;
+        }
+        let entry = totals.entry(table).or_default();
+        if text(&row[2]).as_deref() == Some("done") && text(&row[5]).as_deref() != Some(worker) {
+            entry.0 += int(&row[3]);
+            entry.1 += int(&row[4]);
+        }
+    }
+    Ok(totals)
+}
+
 /// Records that `table` (source name) was verified equal, with the result a resumed run reports
 /// instead of reading the table again. Written only once every chunk of the table is committed
 /// and the comparison matched; why that is safe to trust after a kill is in `engine::verified`.

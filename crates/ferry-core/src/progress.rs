@@ -24,6 +24,24 @@ pub enum Event {
         failed: u64,
         elapsed_s: f64,
     },
+    /// One attempt at one chunk of `table` ended: the rows and failures it reported in
+    /// `TableProgress` were committed with the chunk (`kept`), or rolled back (a transient
+    /// fault retried, another worker committed the chunk first, a stop).
+    ChunkEnded {
+        table: String,
+        rows: u64,
+        failed: u64,
+        kept: bool,
+    },
+    /// A run sharing its chunks with other workers (`CopyOptions::claims`), about every
+    /// second: the rows and failures of `table`'s chunks committed in the ledger by every
+    /// worker but this run (other servers, earlier runs), so a live total is this run's own
+    /// rows plus these, each committed chunk counted once.
+    CommittedByOthers {
+        table: String,
+        rows: u64,
+        failed: u64,
+    },
     /// Verification of a table began (`rows` on the source side).
     VerifyStarted {
         table: String,

@@ -1,14 +1,16 @@
-//! Servers sharing one copy job's chunks: servers on one PostgreSQL store look every
-//! [`JOIN_INTERVAL`] for running copies that other live servers own and have opened to helpers
-//! (their ledger and tables exist), and a server helping no job yet joins one: it records
-//! itself in the job's `helpers` and runs the copy as a helper (`ClaimOptions::join`), claiming
-//! chunks with leases in the target's ledger beside the owner and the other helpers (see
-//! `ferry_core::claims`). The owner creates the tables, waits for every chunk (claiming again
-//! those whose claims ran out: a helper killed with `kill -9`), takes the rows of every table
-//! from the ledger (so each committed chunk counts once, whoever copied it), then builds keys,
-//! indexes and foreign keys and verifies. A helper stops within a second once the job is no
-//! longer running (cancelled from any server, failed, completed), and its uncommitted claims go
-//! back at once.
+//! Servers sharing one job's chunks (a `copy`, or the rows of a `migrate`): servers on one
+//! PostgreSQL store look every [`JOIN_INTERVAL`] for running jobs that other live servers own
+//! and have opened to helpers (their ledger and tables exist), and a server helping no job yet
+//! joins one: it records itself in the job's `helpers` and runs the job's copy as a helper
+//! (`ClaimOptions::join`; for a move, its `database` section only), claiming chunks with leases
+//! in the target's ledger beside the owner and the other helpers (see `ferry_core::claims`).
+//! The owner creates the tables, counts the rows the others commit in its live stats (read
+//! from the ledger every second), waits for every chunk (claiming again those whose claims ran
+//! out: a helper killed with `kill -9`), takes the rows of every table from the ledger (so
+//! each committed chunk counts once, whoever copied it), then builds keys, indexes and foreign
+//! keys and verifies; a move's owner then rewrites the stored file locations and copies the
+//! files alone. A helper stops within a second once the job is no longer running (cancelled
+//! from any server, failed, completed), and its uncommitted claims go back at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +20,10 @@ use ferry_core::every::Every;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Jobs, LiveStats, STATS_INTERVAL};
-use crate::kinds::Kind;
 use crate::lease::Server;
 use crate::store::now_ms;
 
-/// How often a server looks for copies to join.
+/// How often a server looks for jobs to join.
 pub const JOIN_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Jobs a server helps at once: a helper copies with the job's own `workers`.
@@ -40,7 +41,7 @@ pub fn claim_options(server: &Server, join: bool) -> ClaimOptions {
     }
 }
 
-/// Looks for copies to join every [`JOIN_INTERVAL`] until `stop`.
+/// Looks for jobs to join every [`JOIN_INTERVAL`] until `stop`.
 pub fn spawn(jobs: Arc<Jobs>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = Every::new(JOIN_INTERVAL, stop);
@@ -53,7 +54,7 @@ pub fn spawn(jobs: Arc<Jobs>, stop: CancellationToken) -> tokio::task::JoinHandl
             let open = match jobs.store().joinable(&me, now_ms()).await {
                 Ok(open) => open,
                 Err(e) => {
-                    tracing::warn!("Cannot look for copies to help with: {e}");
+                    tracing::warn!("Cannot look for jobs to help with: {e}");
                     continue;
                 }
             };
@@ -70,10 +71,19 @@ pub fn spawn(jobs: Arc<Jobs>, stop: CancellationToken) -> tokio::task::JoinHandl
     })
 }
 
-/// Runs this server's share of copy job `id`, on its own task.
+/// Runs this server's share of job `id` (a copy, or a move's rows), on its own task.
 async fn help(jobs: &Arc<Jobs>, id: String) {
-    let (kind, body) = match jobs.body(&id, Kind::Copy.name()).await {
-        Ok(found) => found,
+    let found = match jobs.store().job(&id).await {
+        Ok(Some(job)) => jobs.body(&id, &job.kind).await,
+        Ok(None) => Err("the job is gone".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (kind, body) = match found {
+        Ok((kind, body)) if kind.shares_chunks() => (kind, body),
+        Ok((kind, _)) => {
+            tracing::warn!("Job {id}: a {} job has no chunks to share", kind.name());
+            return;
+        }
         Err(e) => {
             tracing::warn!("Job {id}: cannot join it: {e}");
             return;
@@ -84,7 +94,8 @@ async fn help(jobs: &Arc<Jobs>, id: String) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id.clone(), cancel.clone());
-    // The helper's own counters: the job's stats are its owner's, taken from the ledger.
+    // The helper's own counters, not stored: the owner counts the chunks helpers commit from
+    // the ledger, live and at the end.
     let stats = Arc::new(LiveStats::new());
     let claims = claim_options(jobs.server(), true);
     tracing::info!("Helping job {id} with its chunks (as {})", claims.worker);
@@ -134,7 +145,7 @@ async fn help(jobs: &Arc<Jobs>, id: String) {
                 Some(e) => e.clone(),
                 None => "no chunk is left to copy".into(),
             },
-            Ok(crate::kinds::Ran::Cutover { .. }) => "not a copy".into(),
+            Ok(crate::kinds::Ran::Cutover { .. }) => "no chunks to share".into(),
             Err(e) => e.to_string(),
         };
         tracing::info!("Stopped helping job {id}: {how}");

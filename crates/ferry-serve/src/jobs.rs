@@ -31,18 +31,57 @@ const STOPPED: &str = "the server stopped while this job was running";
 /// Per-table counters fed by the copy's (or the blob copy's) progress events.
 pub struct LiveStats {
     tables: Mutex<BTreeMap<String, TableStats>>,
+    /// A job sharing its chunks with helper servers: its rows and failures per table are its
+    /// own run's plus those other workers committed ([`Shared`]).
+    shared: Option<Mutex<BTreeMap<String, Shared>>>,
     dirty: AtomicBool,
     /// A table started copying rows: a copy's ledger and tables exist (helpers may join).
     copying: AtomicBool,
+}
+
+/// One table of a job sharing its chunks: the rows (and failures) its owner's run wrote,
+/// less those of chunk attempts rolled back, and those committed by every other worker
+/// (helper servers, the runs before a take-over), read from the ledger every second. A
+/// committed chunk counts for the worker whose claim it carries: once.
+#[derive(Debug, Default)]
+struct Shared {
+    own: (u64, u64),
+    others: (u64, u64),
 }
 
 impl LiveStats {
     pub(crate) fn new() -> Self {
         Self {
             tables: Mutex::new(BTreeMap::new()),
+            shared: None,
             dirty: AtomicBool::new(false),
             copying: AtomicBool::new(false),
         }
+    }
+
+    /// The stats of a job whose chunks other servers may copy too (see `crate::helpers`).
+    pub(crate) fn shared() -> Self {
+        Self {
+            shared: Some(Mutex::new(BTreeMap::new())),
+            ..Self::new()
+        }
+    }
+
+    /// Counts a shared job's rows: its own and the others'. Never shown lower than before: the
+    /// rows of a chunk attempt rolled back come back with the chunk's next attempt.
+    fn share(&self, table: &str, f: impl FnOnce(&mut Shared)) {
+        let Some(shared) = &self.shared else { return };
+        let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = shared.entry(table.to_string()).or_default();
+        f(counts);
+        let (rows, failed) = (
+            counts.own.0 + counts.others.0,
+            counts.own.1 + counts.others.1,
+        );
+        self.update(table, |s| {
+            s.migrated = s.migrated.max(rows);
+            s.failed = s.failed.max(failed);
+        });
     }
 
     fn copying(&self) -> bool {
@@ -79,22 +118,49 @@ impl Observer for LiveStats {
                 bytes,
             } => {
                 crate::metrics::rows_and_bytes(*rows, *bytes);
+                let own = self.shared.is_none();
                 self.update(table, |s| {
-                    s.migrated += rows;
-                    s.failed += failed;
+                    if own {
+                        s.migrated += rows;
+                        s.failed += failed;
+                    }
                     s.bytes += bytes;
                 });
+                self.share(table, |c| {
+                    c.own.0 += rows;
+                    c.own.1 += failed;
+                });
             }
+            Event::ChunkEnded {
+                table,
+                rows,
+                failed,
+                kept: false,
+            } => self.share(table, |c| {
+                c.own.0 = c.own.0.saturating_sub(*rows);
+                c.own.1 = c.own.1.saturating_sub(*failed);
+            }),
+            Event::CommittedByOthers {
+                table,
+                rows,
+                failed,
+            } => self.share(table, |c| c.others = (*rows, *failed)),
             Event::TableFinished {
                 table,
                 migrated,
                 failed,
                 elapsed_s,
-            } => self.update(table, |s| {
-                s.migrated = *migrated;
-                s.failed = *failed;
-                s.elapsed_s = *elapsed_s;
-            }),
+            } => {
+                // A shared job's run knows only its own share until its end (`share`).
+                let own = self.shared.is_none();
+                self.update(table, |s| {
+                    if own {
+                        s.migrated = *migrated;
+                        s.failed = *failed;
+                    }
+                    s.elapsed_s = *elapsed_s;
+                })
+            }
             _ => {}
         }
     }
@@ -331,11 +397,16 @@ impl Jobs {
         if let Err(e) = store.advance(&id, &owner, "validating", &now(), true).await {
             tracing::warn!("Job {id}: cannot record its status: {e}");
         }
-        let stats = Arc::new(LiveStats::new());
         let validated = Arc::new(tokio::sync::Notify::new());
-        // A copy shares its chunks with the servers of a shared store that join it.
-        let shares = kind == Kind::Copy && !dry_run && store.shared();
+        // A copy, and a move's rows, share their chunks with the servers of a shared store
+        // that join them.
+        let shares = kind.shares_chunks() && !dry_run && store.shared();
         let claims = shares.then(|| crate::helpers::claim_options(&self.server, false));
+        let stats = Arc::new(if shares {
+            LiveStats::shared()
+        } else {
+            LiveStats::new()
+        });
         let cx = self.context(&stats, &cancel, &id, &id, validated.clone(), claims);
         // The lease, status and stats writer runs beside the work; it stops when the work ends.
         // It stops the work when the job is cancelled (from any server) or the lease is lost.
@@ -616,4 +687,88 @@ pub fn to_json(job: &JobRecord) -> Value {
         "finished_at": job.finished_at,
         "helpers": job.helpers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated(stats: &LiveStats, table: &str) -> (u64, u64) {
+        let map = stats.tables.lock().unwrap();
+        map.get(table).map_or((0, 0), |s| (s.migrated, s.failed))
+    }
+
+    fn progress(table: &str, rows: u64, failed: u64) -> Event {
+        Event::TableProgress {
+            table: table.into(),
+            rows,
+            failed,
+            bytes: 10,
+        }
+    }
+
+    /// A shared job's rows are its owner's as written plus those the others committed, each
+    /// chunk once; a rolled-back attempt and the owner's own end never lower them.
+    #[test]
+    fn shared_stats_add_the_others_committed_rows_once() {
+        let stats = LiveStats::shared();
+        let others = |rows| Event::CommittedByOthers {
+            table: "t".into(),
+            rows,
+            failed: 0,
+        };
+        Observer::event(&stats, &others(100));
+        Observer::event(&stats, &progress("t", 30, 1));
+        assert_eq!(migrated(&stats, "t"), (130, 1));
+        Observer::event(
+            &stats,
+            &Event::ChunkEnded {
+                table: "t".into(),
+                rows: 30,
+                failed: 1,
+                kept: true,
+            },
+        );
+        Observer::event(&stats, &others(150));
+        assert_eq!(migrated(&stats, "t"), (180, 1));
+        // Attempt rolled back (another worker committed the chunk first, or a retry).
+        Observer::event(&stats, &progress("t", 20, 0));
+        Observer::event(
+            &stats,
+            &Event::ChunkEnded {
+                table: "t".into(),
+                rows: 20,
+                failed: 0,
+                kept: false,
+            },
+        );
+        assert_eq!(migrated(&stats, "t"), (200, 1), "never shown lower");
+        Observer::event(&stats, &others(200));
+        Observer::event(
+            &stats,
+            &Event::TableFinished {
+                table: "t".into(),
+                migrated: 30,
+                failed: 1,
+                elapsed_s: 1.0,
+            },
+        );
+        assert_eq!(migrated(&stats, "t"), (230, 1));
+
+        // Alone, a job counts its own events, and its table's end is the figure.
+        let alone = LiveStats::new();
+        Observer::event(&alone, &progress("t", 30, 0));
+        Observer::event(&alone, &others(100));
+        assert_eq!(migrated(&alone, "t"), (30, 0));
+        Observer::event(
+            &alone,
+            &Event::TableFinished {
+                table: "t".into(),
+                migrated: 25,
+                failed: 0,
+                elapsed_s: 1.0,
+            },
+        );
+        assert_eq!(migrated(&alone, "t"), (25, 0));
+    }
 }

@@ -7,6 +7,10 @@
 //! the rewrite commits with a mark in that ledger ([`ledger::mark_rewritten`]), so it runs
 //! exactly once; the files skip those already copied and equal.
 //!
+//! The rows' chunks may be shared with other processes ([`Migration::with_claims`]): the job
+//! servers sharing a store copy a move's rows together ([`Migration::help_rows`]); the rewrite
+//! and the files stay with the run that owns the move.
+//!
 //! The spec is read from TOML by `ferry migrate --spec` and from JSON by the job server's
 //! `migrate` kind; [`MigrateSpec::prepare`] checks all of it without I/O, so a typo costs
 //! nothing and the server can refuse a bad body before it creates a job.
@@ -16,6 +20,7 @@ use std::sync::Arc;
 
 use ferry_blobs::{BlobEvent, Outcome};
 use ferry_blobs::{BlobObserver, Manifest, Store};
+use ferry_core::claims::ClaimOptions;
 use ferry_core::engine::{Context, CopyOptions};
 use ferry_core::report::{Report, Status};
 use ferry_core::{Error, Locator, Result};
@@ -266,6 +271,35 @@ impl Migration {
     /// Where the move writes files, when it copies files.
     pub fn files_target(&self) -> Option<&Store> {
         self.files.as_ref().map(|f| &f.target)
+    }
+
+    /// The rows' chunks are claimed with leases in the target's ledger, so other processes can
+    /// copy them at once (the `ferry serve` instances sharing a job store); with `join`, this
+    /// process helps the run that owns the move ([`Migration::help_rows`]).
+    #[must_use]
+    pub fn with_claims(mut self, claims: Option<ClaimOptions>) -> Self {
+        if let Some(rows) = &mut self.rows {
+            rows.options.claims = claims;
+        }
+        self
+    }
+
+    /// Copies, as a helper of the run that owns the move (claims with `join`, see
+    /// [`Migration::with_claims`]), the chunks of its rows this process can claim: no keys,
+    /// verification, rewrite or files, which stay the owner's.
+    ///
+    /// # Errors
+    /// An input error when the move copies no rows, or the owner's ledger is not there yet.
+    pub async fn help_rows(&self, cx: &Context) -> Result<Report> {
+        let rows = self
+            .rows
+            .as_ref()
+            .ok_or_else(|| Error::input("the move copies no rows: nothing to help with"))?;
+        let options = CopyOptions {
+            keep_ledger: true,
+            ..rows.options.clone()
+        };
+        crate::copy(&rows.source, &rows.target, &options, cx).await
     }
 
     /// Runs the move: rows, rewrites, files, stopping after the rows when they did not

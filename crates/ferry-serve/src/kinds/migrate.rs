@@ -1,6 +1,7 @@
 //! The `migrate` kind: a migrate spec (`ferry migrate --spec`'s TOML, as JSON) run by
 //! `ferry::migrate`: rows, stored file locations, files. Its `database` section is a
-//! [`JobSpec`] with the same fields a `copy` body may set.
+//! [`JobSpec`] with the same fields a `copy` body may set. On a shared job store, other servers
+//! help copy the rows' chunks (`crate::helpers`); the rewrite and the files stay the owner's.
 
 use ferry::migrate::{BlobsSpec, Rewrite};
 use ferry::{JobSpec, MigrateOptions, MigrateSpec, Migration};
@@ -137,7 +138,11 @@ pub async fn run(body: Value, dry_run: bool, cx: RunContext) -> ferry_core::Resu
     if let Some(d) = spec.database.as_mut() {
         d.reject_dir = Some(cx.work_dir.join("rejects"));
     }
-    let migration = spec.prepare(&options)?;
+    let migration = spec.prepare(&options)?.with_claims(cx.claims.clone());
+    if cx.claims.as_ref().is_some_and(|c| c.join) {
+        // A helper server: the rows' chunks it can claim, nothing else (`crate::helpers`).
+        return migration.help_rows(&copy::context(&cx, force)).await;
+    }
     let files: std::sync::Arc<dyn BlobObserver> = cx.stats.clone();
     let done = migration.run(&copy::context(&cx, force), files).await?;
     Ok(done.report)

@@ -61,6 +61,12 @@ impl Kind {
         }
     }
 
+    /// Whether other servers sharing the job store may copy this kind's chunks with it (see
+    /// `crate::helpers`): a copy, and a move's rows (its rewrite and files stay its owner's).
+    pub fn shares_chunks(self) -> bool {
+        matches!(self, Kind::Copy | Kind::Migrate)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Copy => "copy",
