@@ -78,7 +78,11 @@ pub fn copy_order(tables: &[TablePlan]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| {
         let t = &tables[i];
-        (std::cmp::Reverse(weight(t)), std::cmp::Reverse(t.row_count), i)
+        (
+            std::cmp::Reverse(weight(t)),
+            std::cmp::Reverse(t.row_count),
+            i,
+        )
     });
     order
 }
