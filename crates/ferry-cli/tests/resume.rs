@@ -69,11 +69,12 @@ fn copy(dir: &Path, source: &str, target: &str, extra: &[&str], kill: Option<Kil
         source,
         "--target",
         target,
-        "--workers",
-        "2",
         "--chunk-rows",
         "10000",
     ];
+    if !extra.contains(&"--workers") {
+        args.extend(["--workers", "2"]);
+    }
     args.extend_from_slice(extra);
     let launch = match kill {
         Some(Kill::At(point)) => Launch {
@@ -400,4 +401,76 @@ fn orphans_found_in_the_target_leave_their_foreign_key_out_across_resumes() {
         Some("0"),
         "the ledger and the marker are gone"
     );
+}
+
+/// Tables are copied one after another, heaviest first (`chunks::copy_order`: `posts` and its
+/// foreign-key partner `users`, then `events`, ...): with one worker, a kill right after the
+/// twelfth chunk commits leaves `posts` (twelve chunks) complete and no chunk of another table
+/// done, and the resumed run copies only the other tables (the chunks of every table used to
+/// take turns, so every table was part-done until the end).
+#[test]
+fn the_heaviest_table_is_copied_first_so_a_resume_copies_only_the_tables_left() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    let db = PgDb::new();
+    let one = ["--workers", "1"];
+    killed_at(dir.path(), &source, &db.url, &one, "chunk-committed:12");
+    let done = db.scalar(
+        "SELECT string_agg(table_name || ':' || n, ',' ORDER BY table_name) FROM (SELECT table_name, count(*) AS n FROM ferry_ledger WHERE kind = 'chunk' AND state = 'done' GROUP BY table_name) d",
+    );
+    assert_eq!(done.as_deref(), Some("posts:12"), "chunks done per table");
+    let resumed = copy(
+        dir.path(),
+        &source,
+        &db.url,
+        &["--resume", "--workers", "1"],
+        None,
+    );
+    resumed.expect_code(0);
+    resumed.expect_stderr("12 of 21 chunks");
+    for table in ["users", "events", "tags", "settings"] {
+        resumed.expect_stderr(&format!("Copying table table={table} "));
+    }
+    assert!(
+        !resumed.stderr.contains("Copying table table=posts "),
+        "posts was copied again\n{}",
+        resumed.show()
+    );
+    verify(dir.path(), &source, &db.url);
+}
+
+/// The create-table step after a kill: the killed run's server session may still be inside its
+/// uncommitted `CREATE TABLE` transaction when the resumed run starts (the server notices the
+/// client is gone only after the statement at hand). The engine sends one statement per round
+/// trip, so that transaction can never commit once its client is dead (unlike a multi-statement
+/// batch, which the server runs to its end); the resumed run's `CREATE TABLE` waits for it to
+/// end, then creates the tables, instead of failing with "already exists".
+#[test]
+fn a_resume_waits_for_the_killed_sessions_uncommitted_create_table() {
+    let dir = TempDir::new().unwrap();
+    let source = generated_source(dir.path());
+    let db = PgDb::new();
+    killed_at(dir.path(), &source, &db.url, &[], "ledger-written");
+    // The killed run's session, still inside its transaction, holding the tables' names.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (client, conn) = rt
+        .block_on(tokio_postgres::connect(&db.url, tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(conn);
+    let creates: Vec<String> = TABLES
+        .iter()
+        .map(|(t, _)| format!("CREATE TABLE {t} (id int)"))
+        .collect();
+    rt.block_on(client.batch_execute(&format!("BEGIN; {}", creates.join("; "))))
+        .unwrap();
+    let ended = rt.spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        client.batch_execute("ROLLBACK").await
+    });
+    let resumed = copy(dir.path(), &source, &db.url, &["--resume"], None);
+    resumed.expect_code(0);
+    resumed.expect_stderr("resuming the copy");
+    // The other session's transaction was still open when the run reached its create step.
+    rt.block_on(ended).unwrap().unwrap();
+    verify(dir.path(), &source, &db.url);
 }

@@ -3,7 +3,8 @@
 //! integer primary key, PostgreSQL `ctid` pages of a keyless table) is cut by value into ranges
 //! of about `chunk_rows` rows; any other table (text or composite keys, MySQL keyless tables,
 //! WITHOUT ROWID tables) is one chunk. Chunks are numbered across the whole plan, in its order:
-//! `--shard K/N` takes those whose number is K modulo N.
+//! `--shard K/N` takes those whose number is K modulo N. A run copies them table after table,
+//! heaviest first ([`copy_order`]).
 
 use crate::plan::{Plan, TablePlan};
 
@@ -58,6 +59,34 @@ pub fn plan_chunks(plan: &Plan, chunk_rows: u64) -> (Vec<Chunk>, Vec<String>) {
     (chunks, notes)
 }
 
+/// The order in which a run copies `tables` (a plan's, as indexes into them): the
+/// heaviest first, so that its last chunk commits early and its keys, foreign keys and
+/// comparison run beside the other tables' copy, not after the last chunk (what a kill late in
+/// the copy would leave to the resumed run). A table's weight is its rows plus the rows of the
+/// tables it shares a foreign key with: the foreign key is added (reading the child's rows) once
+/// both are in, so they go next to each other, early. Ties keep the larger table, then the plan
+/// order.
+pub fn copy_order(tables: &[TablePlan]) -> Vec<usize> {
+    let linked = |a: &TablePlan, b: &TablePlan| {
+        a.source_name != b.source_name
+            && (a.depends_on.contains(&b.source_name) || b.depends_on.contains(&a.source_name))
+    };
+    let weight = |t: &TablePlan| {
+        let others = tables.iter().filter(|o| linked(t, o));
+        t.row_count + others.map(|o| o.row_count).sum::<u64>()
+    };
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| {
+        let t = &tables[i];
+        (
+            std::cmp::Reverse(weight(t)),
+            std::cmp::Reverse(t.row_count),
+            i,
+        )
+    });
+    order
+}
+
 /// The range a chunk reads in this run: the table's first chunk reaches down to the smallest
 /// locator the source has now and its last chunk up to the largest, so rows added at either end
 /// since the chunks were recorded are read too (rows changed inside done chunks are what
@@ -100,5 +129,22 @@ mod tests {
         assert_eq!(read_range(&all[1], &all, &tp), Some((51, 120)));
         tp.source.locator_range = None;
         assert_eq!(read_range(&all[1], &all, &tp), Some((51, 100)));
+    }
+
+    #[test]
+    fn the_heaviest_table_and_its_foreign_key_partner_are_copied_first() {
+        let table = |name: &str, deps: &[&str], rows: u64| {
+            let mut t = crate::plan::tests::tp(name, deps);
+            t.row_count = rows;
+            t
+        };
+        let tables = vec![
+            table("events", &[], 200),
+            table("users", &[], 100),
+            table("posts", &["users"], 700),
+            table("tags", &[], 5),
+        ];
+        // posts 800 (with users), users 800 (with posts), events 200, tags 5.
+        assert_eq!(copy_order(&tables), vec![2, 1, 0, 3]);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -757,7 +757,18 @@ async fn copy_chunks(
     let mut finished: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Tables whose chunks were all committed before this run: their keys, then verification.
     let mut keyed: JoinSet<Result<()>> = JoinSet::new();
-    for table in &plan.tables {
+    // One table after another: a table's chunks take the run's slots before the next table's
+    // (which queues for a slot once the last of them is handed out), heaviest first
+    // (`chunks::copy_order`), so a table is in, keyed and verified while later ones copy, and
+    // a kill late in the copy leaves the last tables' work, not every table's. Tables the
+    // application created load parents first: the plan's order.
+    let order = if ordered {
+        (0..plan.tables.len()).collect()
+    } else {
+        chunks::copy_order(&plan.tables)
+    };
+    let mut handing_out: Option<oneshot::Receiver<()>> = None;
+    for table in order.into_iter().map(|i| &plan.tables[i]) {
         let pending: Vec<Chunk> = ledger
             .chunks
             .iter()
@@ -786,17 +797,27 @@ async fn copy_chunks(
                 finished.insert(name);
             }
         }
+        if let Some(previous) = handing_out.take() {
+            // Ended early (failed, stopped) or every chunk handed out: either way, go on.
+            tokio::select! {
+                _ = previous => {}
+                () = stop.cancelled() => break,
+            }
+        }
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
             () = stop.cancelled() => break,
         };
         let done = done_before(report, &table.source_name);
+        let (handed_out, next_table) = oneshot::channel();
+        handing_out = Some(next_table);
         let job = TableJob {
             table: Arc::new(table.clone()),
             chunks: ChunkSource::new(pending, claims.as_ref()),
             siblings: all.clone(),
             permits: permits.clone(),
             done,
+            handed_out: Some(handed_out),
         };
         let (run, stop) = (run.clone(), stop.clone());
         tasks.spawn(async move {
@@ -903,6 +924,7 @@ async fn copy_chunks(
                 siblings: all.clone(),
                 permits: permits.clone(),
                 done: (0, 0),
+                handed_out: None,
             };
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
@@ -1067,6 +1089,7 @@ async fn drain(
                 siblings: shared.all.clone(),
                 permits: shared.permits.clone(),
                 done,
+                handed_out: None,
             };
             let name = table.source_name.clone();
             let result = copy_table(run.clone(), job, permit, shared.stop.clone()).await;
@@ -1182,6 +1205,9 @@ struct TableJob {
     permits: Arc<Semaphore>,
     /// Rows written and rejected by chunks done before this run.
     done: (u64, u64),
+    /// Told once the last of the table's chunks is handed out (or the table stopped): the
+    /// next table may take the run's slots.
+    handed_out: Option<oneshot::Sender<()>>,
 }
 
 /// Copies a table's chunks, each on a task holding one of the run's permits (`first` for the
@@ -1221,6 +1247,7 @@ async fn copy_table(
     let mut tasks = JoinSet::new();
     let mut first = Some(first);
     let mut source = job.chunks;
+    let mut handed_out = job.handed_out;
     // A chunk is taken (claimed, when claims are in use) only once a permit is free for it.
     let mut claim_error = None;
     loop {
@@ -1240,6 +1267,11 @@ async fn copy_table(
                 break;
             }
         };
+        if source.remaining() == 0
+            && let Some(tx) = handed_out.take()
+        {
+            let _ = tx.send(());
+        }
         let part = match chunks::read_range(&chunk, &job.siblings, &table) {
             Some(r) => {
                 let mut t = (*table).clone();
@@ -1259,6 +1291,8 @@ async fn copy_table(
             (stats, result)
         });
     }
+    // Stopped before its last chunk, or claims ran dry: the next table goes on anyway.
+    drop(handed_out);
     let mut stats = TableStats {
         total: table.row_count,
         migrated: job.done.0,
