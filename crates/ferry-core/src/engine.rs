@@ -1555,7 +1555,7 @@ async fn copy_rows(
 /// are counted per source column in `rounded`.
 fn convert_batch(
     table: &TablePlan,
-    batch: Batch,
+    mut batch: Batch,
     rounded: &mut BTreeMap<String, u64>,
 ) -> (Batch, Vec<(Batch, usize, String)>) {
     if table.columns.iter().all(|c| c.convert_to.is_none()) {
@@ -1563,27 +1563,19 @@ fn convert_batch(
     }
     let width = batch.width;
     let n = batch.len();
-    let mut out = Batch::new(width, n);
-    let mut failures = Vec::new();
-    let has_locators = !batch.locators.is_empty();
-    let mut values = batch.values.into_iter();
-    // One row at a time, reusing two buffers: a value already in its target form moves
-    // through untouched, and only values that really convert are copied first (the original
-    // row must stay whole for a reject file), instead of a copy of every cell.
-    let mut original: Vec<crate::value::Value> = Vec::with_capacity(width);
-    let mut converted: Vec<Option<crate::value::Value>> = Vec::with_capacity(width);
-    for row in 0..n {
-        original.clear();
-        original.extend(values.by_ref().take(width));
+    // Converted in place, one row at a time: a value already in its target form is not
+    // touched, and a row's conversions are written back only once all of them succeeded (a
+    // failed row stays whole, as read, for the reject file). Moving every value into a new
+    // batch cost more than the conversions themselves.
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut converted: Vec<(usize, crate::value::Value)> = Vec::with_capacity(width);
+    for (row, cells) in batch.values.chunks_exact_mut(width.max(1)).enumerate() {
         converted.clear();
         let mut error = None;
-        for (value, col) in original.iter().zip(&table.columns) {
+        for (i, (value, col)) in cells.iter().zip(&table.columns).enumerate() {
             let to = match &col.convert_to {
                 Some(to) if !crate::convert::already(value, to) => to,
-                _ => {
-                    converted.push(None);
-                    continue;
-                }
+                _ => continue,
             };
             let result = crate::convert::convert_borrowed(value, to)
                 .unwrap_or_else(|| convert_noting_rounding(value.clone(), to));
@@ -1592,7 +1584,7 @@ fn convert_batch(
                     if lost {
                         *rounded.entry(col.source_name.clone()).or_default() += 1;
                     }
-                    converted.push(Some(v));
+                    converted.push((i, v));
                 }
                 Err(reason) => {
                     error = Some(format!("column \"{}\": {reason}", col.source_name));
@@ -1602,25 +1594,33 @@ fn convert_batch(
         }
         match error {
             None => {
-                out.values.extend(
-                    original
-                        .drain(..)
-                        .zip(converted.drain(..))
-                        .map(|(o, c)| c.unwrap_or(o)),
-                );
-                if has_locators {
-                    out.locators.push(batch.locators[row]);
+                for (i, v) in converted.drain(..) {
+                    cells[i] = v;
                 }
             }
-            Some(reason) => {
-                let mut one = Batch::new(width, 1);
-                one.values = std::mem::take(&mut original);
-                original.reserve(width);
-                if has_locators {
-                    one.locators.push(batch.locators[row]);
-                }
-                failures.push((one, 0, reason));
+            Some(reason) => failed.push((row, reason)),
+        }
+    }
+    if failed.is_empty() {
+        return (batch, Vec::new());
+    }
+    // Rare: take the failed rows out, each as a one-row batch with its reason.
+    let has_locators = !batch.locators.is_empty();
+    let mut out = Batch::new(width, n - failed.len());
+    let mut failures = Vec::with_capacity(failed.len());
+    let mut values = std::mem::take(&mut batch.values).into_iter();
+    let mut failed = failed.into_iter().peekable();
+    for row in 0..n {
+        let target = match failed.next_if(|(r, _)| *r == row) {
+            Some((_, reason)) => {
+                failures.push((Batch::new(width, 1), 0, reason));
+                &mut failures.last_mut().expect("just pushed").0
             }
+            None => &mut out,
+        };
+        target.values.extend(values.by_ref().take(width));
+        if has_locators {
+            target.locators.push(batch.locators[row]);
         }
     }
     (out, failures)

@@ -268,41 +268,51 @@ pub fn decode_numeric(raw: &[u8]) -> Result<String, String> {
     if raw.len() < 8 + ndigits * 2 {
         return Err(bad());
     }
-    let groups: Vec<i16> = (0..ndigits).map(|i| rd(8 + i * 2)).collect();
-    let mut int = String::new();
-    for k in 0..=weight.max(-1) {
-        let g = groups.get(k as usize).copied().unwrap_or(0);
-        if int.is_empty() {
-            if g != 0 {
-                int = g.to_string();
-            }
-        } else {
-            int.push_str(&format!("{g:04}"));
-        }
-    }
-    if int.is_empty() {
-        int.push('0');
-    }
-    let mut frac = String::new();
-    let mut k = weight + 1;
-    while frac.len() < dscale {
-        let g = if k < 0 {
+    // Written digit by digit into one string: this runs for every numeric cell verify reads.
+    let group = |k: i32| -> u16 {
+        if k < 0 || k as usize >= ndigits {
             0
         } else {
-            groups.get(k as usize).copied().unwrap_or(0)
+            rd(8 + k as usize * 2) as u16
+        }
+    };
+    let four = |out: &mut String, g: u16, skip_zeros: bool| {
+        let digits = [g / 1000 % 10, g / 100 % 10, g / 10 % 10, g % 10];
+        let skip = if skip_zeros {
+            digits.iter().take_while(|&&d| d == 0).count()
+        } else {
+            0
         };
-        frac.push_str(&format!("{g:04}"));
-        k += 1;
-    }
-    frac.truncate(dscale);
-    let mut out = String::new();
+        for d in &digits[skip..] {
+            out.push((b'0' + *d as u8) as char);
+        }
+    };
+    let int_groups = (weight + 1).max(0) as usize;
+    let mut out = String::with_capacity(2 + int_groups * 4 + dscale + 4);
     if sign == 0x4000 {
         out.push('-');
     }
-    out.push_str(&int);
+    let int_start = out.len();
+    for k in 0..=weight.max(-1) {
+        let g = group(k);
+        if out.len() > int_start {
+            four(&mut out, g, false);
+        } else if g != 0 {
+            four(&mut out, g, true);
+        }
+    }
+    if out.len() == int_start {
+        out.push('0');
+    }
     if dscale > 0 {
         out.push('.');
-        out.push_str(&frac);
+        let frac_start = out.len();
+        let mut k = weight + 1;
+        while out.len() - frac_start < dscale {
+            four(&mut out, group(k), false);
+            k += 1;
+        }
+        out.truncate(frac_start + dscale);
     }
     Ok(out)
 }
