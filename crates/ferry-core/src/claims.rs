@@ -152,7 +152,7 @@ impl Claims {
                 let read =
                     ledger::committed_by_others(this.target.as_ref(), &this.options.worker, &stop);
                 let Ok(totals) = read.await else { continue };
-                for (table, (rows, failed)) in totals {
+                for (table, rows, failed) in totals {
                     observer.event(&Event::CommittedByOthers {
                         table,
                         rows,

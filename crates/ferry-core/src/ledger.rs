@@ -356,16 +356,7 @@ impl Ledger {
                 "the target's {LEDGER} table is not a ferry ledger: drop it, or use --force"
             ))
         };
-        let int = |v: &Value| match v {
-            Value::Int(i) => Some(*i),
-            Value::Decimal(s) | Value::Text(s) => s.parse().ok(),
-            _ => None,
-        };
-        let text = |v: &Value| match v {
-            Value::Text(s) => Some(s.clone()),
-            Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
-            _ => None,
-        };
+        let (int, text) = (cell_int, cell_text);
         let mut info = None;
         let mut chunks = Vec::new();
         let mut steps = BTreeMap::new();
@@ -514,20 +505,48 @@ pub fn release_leases(worker: &str) -> String {
     )
 }
 
-/// Per table (source name, every table with chunks), the rows and failures of `chunks` done.
-pub fn done_by_table(chunks: &[ChunkState]) -> Vec<(String, u64, u64)> {
+/// A ledger cell as text (MySQL may hand text columns back as bytes).
+fn cell_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Text(s) => Some(s.clone()),
+        Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
+        _ => None,
+    }
+}
+
+/// A ledger cell as an integer (as the backends hand back `bigint`).
+fn cell_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Decimal(s) | Value::Text(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Per table, in name order, the rows and failures of the chunks counted: every table with
+/// chunks is listed, at zero when none of its chunks counts.
+fn totals<'a>(chunks: impl Iterator<Item = (&'a str, bool, u64, u64)>) -> Vec<(String, u64, u64)> {
     let mut totals: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for c in chunks {
-        let entry = totals.entry(&c.chunk.table).or_default();
-        if c.done {
-            entry.0 += c.rows;
-            entry.1 += c.failed;
+    for (table, counted, rows, failed) in chunks {
+        let entry = totals.entry(table).or_default();
+        if counted {
+            entry.0 += rows;
+            entry.1 += failed;
         }
     }
     totals
         .into_iter()
         .map(|(table, (rows, failed))| (table.to_string(), rows, failed))
         .collect()
+}
+
+/// Per table (source name, every table with chunks), the rows and failures of `chunks` done.
+pub fn done_by_table(chunks: &[ChunkState]) -> Vec<(String, u64, u64)> {
+    totals(
+        chunks
+            .iter()
+            .map(|c| (c.chunk.table.as_str(), c.done, c.rows, c.failed)),
+    )
 }
 
 /// Per table (source name), the rows and failures of the chunks committed in the target's
@@ -540,46 +559,34 @@ pub async fn committed_by_others(
     target: &dyn Target,
     worker: &str,
     cancel: &CancellationToken,
-) -> Result<BTreeMap<String, (u64, u64)>> {
-    let rows = read_own_table(
-        target,
-        LEDGER,
-        &[
-            "kind",
-            "table_name",
-            "state",
-            "row_count",
-            "failed",
-            "claimed_by",
-        ],
-        cancel,
-    )
-    .await?;
-    let text = |v: &Value| match v {
-        Value::Text(s) => Some(s.clone()),
-        Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
-        _ => None,
-    };
-    let int = |v: &Value| match v {
-        Value::Int(i) => u64::try_from(*i).unwrap_or(0),
-        Value::Decimal(s) | Value::Text(s) => s.parse().unwrap_or(0),
-        _ => 0,
-    };
-    let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for row in &rows {
-        let (Some(kind), Some(table)) = (text(&row[0]), text(&row[1])) else {
-            continue;
-        };
-        if kind != "chunk" {
-            continue;
-        }
-        let entry = totals.entry(table).or_default();
-        if text(&row[2]).as_deref() == Some("done") && text(&row[5]).as_deref() != Some(worker) {
-            entry.0 += int(&row[3]);
-            entry.1 += int(&row[4]);
-        }
-    }
-    Ok(totals)
+) -> Result<Vec<(String, u64, u64)>> {
+    let columns = [
+        "kind",
+        "table_name",
+        "state",
+        "row_count",
+        "failed",
+        "claimed_by",
+    ];
+    let rows = read_own_table(target, LEDGER, &columns, cancel).await?;
+    let count = |v: &Value| cell_int(v).and_then(|i| u64::try_from(i).ok()).unwrap_or(0);
+    let chunks: Vec<(String, bool, u64, u64)> = rows
+        .iter()
+        .filter(|row| cell_text(&row[0]).as_deref() == Some("chunk"))
+        .filter_map(|row| {
+            let by_other = cell_text(&row[2]).as_deref() == Some("done")
+                && cell_text(&row[5]).as_deref() != Some(worker);
+            Some((
+                cell_text(&row[1])?,
+                by_other,
+                count(&row[3]),
+                count(&row[4]),
+            ))
+        })
+        .collect();
+    Ok(totals(
+        chunks.iter().map(|(t, c, r, f)| (t.as_str(), *c, *r, *f)),
+    ))
 }
 
 /// Records that `table` (source name) was verified equal, with the result a resumed run reports
